@@ -1,0 +1,371 @@
+//! The learning bridge: a bounded forwarding database (MAC → port, with
+//! aging) and the forwarding decision made from it. It never looks past the
+//! Ethernet header.
+//!
+//! Bounds: the table holds at most `max_entries` MACs and at most
+//! `max_per_port` learned on one port, so a container (or an uplink) that
+//! sprays random source MACs cannot grow memory or evict everyone else's
+//! entries; a refused MAC is counted and its frames are still forwarded
+//! (flooded in the other direction), as a hardware switch with a full CAM
+//! does. The hash table is sized at creation to twice the bound, so it never
+//! reallocates on the data path.
+
+use hashbrown::HashMap;
+use serde::Serialize;
+use std::time::Duration;
+
+use crate::port::PortId;
+use crate::time::Time;
+use crate::wire::MacAddr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FdbEntry {
+    pub port: PortId,
+    pub last_seen: Time,
+    /// Installed by the control plane for an endpoint's own MAC; never ages,
+    /// never moves by learning.
+    pub is_static: bool,
+}
+
+/// What learning a source MAC did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Learn {
+    /// Known on this port; its age was refreshed.
+    Refreshed,
+    /// New entry.
+    Learned,
+    /// Known on another port; moved here.
+    Moved,
+    /// Not learned: the table or the port's share of it is full.
+    Full,
+    /// The MAC is pinned to another port (an endpoint's own address): the
+    /// frame claims someone else's identity.
+    StaticConflict,
+}
+
+/// Counters of one FDB.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct FdbCounters {
+    pub learned: u64,
+    pub moved: u64,
+    pub refused_full: u64,
+    pub aged_out: u64,
+}
+
+/// Where a frame goes, decided from its destination MAC alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forward {
+    Unicast(PortId),
+    /// Broadcast, multicast or unknown unicast: every port of the network
+    /// but the ingress one.
+    Flood,
+    /// The destination sits behind the ingress port: sending it back would
+    /// hairpin, so the frame is dropped.
+    Hairpin,
+}
+
+#[derive(Debug)]
+pub struct Fdb {
+    table: HashMap<MacAddr, FdbEntry>,
+    /// Learned (non-static) entries per port, indexed by `PortId`.
+    per_port: Vec<u32>,
+    max_entries: usize,
+    max_per_port: u32,
+    aging: Duration,
+    pub counters: FdbCounters,
+}
+
+impl Fdb {
+    pub fn new(max_entries: usize, max_per_port: u32, aging: Duration) -> Fdb {
+        Fdb {
+            table: HashMap::with_capacity(max_entries.saturating_mul(2)),
+            per_port: Vec::new(),
+            max_entries,
+            max_per_port,
+            aging,
+            counters: FdbCounters::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    pub fn max_entries(&self) -> usize {
+        self.max_entries
+    }
+
+    pub fn aging(&self) -> Duration {
+        self.aging
+    }
+
+    /// Learned entries currently attributed to `port`.
+    pub fn learned_on(&self, port: PortId) -> u32 {
+        self.per_port.get(port.index()).copied().unwrap_or(0)
+    }
+
+    fn port_count(&mut self, port: PortId) -> &mut u32 {
+        let i = port.index();
+        if i >= self.per_port.len() {
+            // Control-plane growth only: called first from `add_static` or
+            // `port_added`, which the control plane runs when it adds a port.
+            self.per_port.resize(i + 1, 0);
+        }
+        &mut self.per_port[i]
+    }
+
+    /// Prepares per-port state for a new port (control plane).
+    pub fn port_added(&mut self, port: PortId) {
+        *self.port_count(port) = 0;
+    }
+
+    fn expired(&self, e: &FdbEntry, now: Time) -> bool {
+        !e.is_static && now.saturating_sub(e.last_seen) > self.aging
+    }
+
+    /// Learns `mac` as living behind `port`.
+    #[inline]
+    pub fn learn(&mut self, mac: MacAddr, port: PortId, now: Time) -> Learn {
+        let aging = self.aging;
+        if let Some(e) = self.table.get_mut(&mac) {
+            if e.port == port {
+                e.last_seen = now;
+                return Learn::Refreshed;
+            }
+            if e.is_static {
+                return Learn::StaticConflict;
+            }
+            let expired = now.saturating_sub(e.last_seen) > aging;
+            let old = e.port;
+            // Moving counts against the new port's share.
+            if self.learned_on(port) >= self.max_per_port {
+                self.counters.refused_full += 1;
+                if expired {
+                    self.table.remove(&mac);
+                    self.per_port[old.index()] -= 1;
+                    self.counters.aged_out += 1;
+                }
+                return Learn::Full;
+            }
+            let e = self.table.get_mut(&mac).expect("entry present");
+            e.port = port;
+            e.last_seen = now;
+            self.per_port[old.index()] -= 1;
+            *self.port_count(port) += 1;
+            self.counters.moved += 1;
+            return Learn::Moved;
+        }
+        if self.table.len() >= self.max_entries || self.learned_on(port) >= self.max_per_port {
+            self.counters.refused_full += 1;
+            return Learn::Full;
+        }
+        self.table.insert(
+            mac,
+            FdbEntry {
+                port,
+                last_seen: now,
+                is_static: false,
+            },
+        );
+        *self.port_count(port) += 1;
+        self.counters.learned += 1;
+        Learn::Learned
+    }
+
+    /// Pins an endpoint's own MAC to its port (control plane). Replaces a
+    /// learned entry for the same MAC. Static entries count against the
+    /// global bound but not the per-port one.
+    pub fn add_static(&mut self, mac: MacAddr, port: PortId) -> Result<(), FdbFull> {
+        self.port_count(port);
+        match self.table.get(&mac).copied() {
+            Some(e) if !e.is_static => {
+                self.per_port[e.port.index()] -= 1;
+            }
+            Some(_) => {}
+            None if self.table.len() >= self.max_entries => return Err(FdbFull),
+            None => {}
+        }
+        self.table.insert(
+            mac,
+            FdbEntry {
+                port,
+                last_seen: Time::ZERO,
+                is_static: true,
+            },
+        );
+        Ok(())
+    }
+
+    /// The port `mac` was last seen on, if the entry has not aged out.
+    #[inline]
+    pub fn lookup(&mut self, mac: &MacAddr, now: Time) -> Option<PortId> {
+        let e = *self.table.get(mac)?;
+        if self.expired(&e, now) {
+            self.table.remove(mac);
+            self.per_port[e.port.index()] -= 1;
+            self.counters.aged_out += 1;
+            return None;
+        }
+        Some(e.port)
+    }
+
+    /// Where a frame to `dst` that came in on `ingress` goes.
+    #[inline]
+    pub fn decide(&mut self, dst: &MacAddr, ingress: PortId, now: Time) -> Forward {
+        if dst.is_multicast() {
+            return Forward::Flood;
+        }
+        match self.lookup(dst, now) {
+            Some(p) if p == ingress => Forward::Hairpin,
+            Some(p) => Forward::Unicast(p),
+            None => Forward::Flood,
+        }
+    }
+
+    /// Removes aged-out entries; returns how many.
+    pub fn expire(&mut self, now: Time) -> usize {
+        let aging = self.aging;
+        let per_port = &mut self.per_port;
+        let before = self.table.len();
+        self.table.retain(|_, e| {
+            let keep = e.is_static || now.saturating_sub(e.last_seen) <= aging;
+            if !keep {
+                per_port[e.port.index()] -= 1;
+            }
+            keep
+        });
+        let n = before - self.table.len();
+        self.counters.aged_out += n as u64;
+        n
+    }
+
+    /// Forgets everything learned or pinned on `port` (the port left).
+    pub fn flush_port(&mut self, port: PortId) {
+        self.table.retain(|_, e| e.port != port);
+        if let Some(c) = self.per_port.get_mut(port.index()) {
+            *c = 0;
+        }
+    }
+
+    /// Live entries, for listing.
+    pub fn entries(&self, now: Time) -> impl Iterator<Item = (MacAddr, FdbEntry)> + '_ {
+        self.table
+            .iter()
+            .filter(move |(_, e)| !self.expired(e, now))
+            .map(|(m, e)| (*m, *e))
+    }
+}
+
+/// The table is full; the static entry was not added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FdbFull;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mac(n: u32) -> MacAddr {
+        let b = n.to_be_bytes();
+        MacAddr([2, 0, b[0], b[1], b[2], b[3]])
+    }
+
+    fn fdb() -> Fdb {
+        let mut f = Fdb::new(8, 4, Duration::from_secs(300));
+        for p in 0..4 {
+            f.port_added(PortId(p));
+        }
+        f
+    }
+
+    #[test]
+    fn learns_and_forwards() {
+        let mut f = fdb();
+        let t = Time::from_secs(1);
+        assert_eq!(f.learn(mac(1), PortId(0), t), Learn::Learned);
+        assert_eq!(f.learn(mac(1), PortId(0), t), Learn::Refreshed);
+        assert_eq!(f.decide(&mac(1), PortId(1), t), Forward::Unicast(PortId(0)));
+        assert_eq!(f.decide(&mac(1), PortId(0), t), Forward::Hairpin);
+        assert_eq!(f.decide(&mac(2), PortId(1), t), Forward::Flood);
+        assert_eq!(f.decide(&MacAddr::BROADCAST, PortId(1), t), Forward::Flood);
+    }
+
+    #[test]
+    fn ages_out_with_injected_clock() {
+        let mut f = fdb();
+        f.learn(mac(1), PortId(0), Time::from_secs(10));
+        assert_eq!(f.lookup(&mac(1), Time::from_secs(310)), Some(PortId(0)));
+        assert_eq!(f.lookup(&mac(1), Time::from_secs(311)), None);
+        assert_eq!(f.learned_on(PortId(0)), 0);
+        f.learn(mac(2), PortId(1), Time::from_secs(10));
+        f.learn(mac(3), PortId(1), Time::from_secs(200));
+        assert_eq!(f.expire(Time::from_secs(400)), 1);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f.learned_on(PortId(1)), 1);
+        assert_eq!(f.counters.aged_out, 2);
+    }
+
+    #[test]
+    fn per_port_bound_holds() {
+        let mut f = fdb();
+        let t = Time::ZERO;
+        for i in 0..4 {
+            assert_eq!(f.learn(mac(i), PortId(0), t), Learn::Learned);
+        }
+        assert_eq!(f.learn(mac(99), PortId(0), t), Learn::Full);
+        assert_eq!(f.learned_on(PortId(0)), 4);
+        // Other ports still learn.
+        assert_eq!(f.learn(mac(100), PortId(1), t), Learn::Learned);
+    }
+
+    #[test]
+    fn global_bound_holds_under_flood() {
+        let mut f = fdb();
+        let t = Time::ZERO;
+        for i in 0..1000 {
+            f.learn(mac(i), PortId(i % 4), t);
+        }
+        assert!(f.len() <= 8);
+        assert!(f.counters.refused_full > 0);
+    }
+
+    #[test]
+    fn moves_between_ports_and_keeps_counts() {
+        let mut f = fdb();
+        let t = Time::ZERO;
+        f.learn(mac(1), PortId(0), t);
+        assert_eq!(f.learn(mac(1), PortId(2), t), Learn::Moved);
+        assert_eq!(f.learned_on(PortId(0)), 0);
+        assert_eq!(f.learned_on(PortId(2)), 1);
+        assert_eq!(f.decide(&mac(1), PortId(0), t), Forward::Unicast(PortId(2)));
+    }
+
+    #[test]
+    fn static_entries_never_move_or_age() {
+        let mut f = fdb();
+        f.add_static(mac(7), PortId(3)).unwrap();
+        assert_eq!(f.learn(mac(7), PortId(1), Time::ZERO), Learn::StaticConflict);
+        assert_eq!(
+            f.lookup(&mac(7), Time::from_secs(1_000_000)),
+            Some(PortId(3))
+        );
+        assert_eq!(f.expire(Time::from_secs(1_000_000)), 0);
+        f.flush_port(PortId(3));
+        assert_eq!(f.lookup(&mac(7), Time::ZERO), None);
+    }
+
+    #[test]
+    fn flush_port_forgets_learned_entries() {
+        let mut f = fdb();
+        f.learn(mac(1), PortId(0), Time::ZERO);
+        f.learn(mac(2), PortId(0), Time::ZERO);
+        f.learn(mac(3), PortId(1), Time::ZERO);
+        f.flush_port(PortId(0));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f.learned_on(PortId(0)), 0);
+        assert_eq!(f.learn(mac(4), PortId(0), Time::ZERO), Learn::Learned);
+    }
+}

@@ -1,0 +1,461 @@
+//! Configuration: TOML, with every default stated in `configs/default.toml`
+//! (embedded in the binary). A user's file may leave out any key; unknown
+//! keys and invalid values are errors naming the field and the reason.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+use serde::Deserialize;
+
+use crate::log::Level;
+
+/// The embedded default configuration.
+pub const DEFAULT_TOML: &str = include_str!("../configs/default.toml");
+
+pub const MIN_MTU: u32 = 1280;
+pub const MAX_MTU: u32 = 65520;
+
+/// A configuration problem: which field, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+        ConfigError {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonConfig {
+    /// `None`: the per-user default path.
+    pub socket: Option<PathBuf>,
+    pub log_level: Level,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_ports: usize,
+    pub fdb_max_entries: usize,
+    pub fdb_max_per_port: u32,
+    pub batch_size: usize,
+    pub max_control_connections: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkConfig {
+    pub name: String,
+    pub subnet: Ipv4Net,
+    pub gateway: Ipv4Addr,
+    pub ip_range: Ipv4Net,
+    pub mtu: u32,
+    pub txqueuelen: u32,
+    pub mac_aging: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub daemon: DaemonConfig,
+    pub limits: Limits,
+    pub networks: Vec<NetworkConfig>,
+}
+
+// The raw, as-written form. Defaults here must equal configs/default.toml;
+// a test holds them together.
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    daemon: RawDaemon,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default, rename = "network")]
+    networks: Option<Vec<RawNetwork>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDaemon {
+    socket: String,
+    log_level: String,
+}
+
+impl Default for RawDaemon {
+    fn default() -> Self {
+        RawDaemon {
+            socket: String::new(),
+            log_level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLimits {
+    max_ports: i64,
+    fdb_max_entries: i64,
+    fdb_max_per_port: i64,
+    batch_size: i64,
+    max_control_connections: i64,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            max_ports: 1024,
+            fdb_max_entries: 8192,
+            fdb_max_per_port: 1024,
+            batch_size: 64,
+            max_control_connections: 1024,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    name: Option<String>,
+    subnet: Option<String>,
+    gateway: Option<String>,
+    ip_range: Option<String>,
+    #[serde(default = "default_mtu")]
+    mtu: i64,
+    #[serde(default = "default_txqueuelen")]
+    txqueuelen: i64,
+    #[serde(default = "default_mac_aging")]
+    mac_aging_secs: i64,
+}
+
+fn default_mtu() -> i64 {
+    65520
+}
+fn default_txqueuelen() -> i64 {
+    5000
+}
+fn default_mac_aging() -> i64 {
+    300
+}
+
+fn default_network() -> RawNetwork {
+    RawNetwork {
+        name: Some("default".into()),
+        subnet: Some("172.17.0.0/16".into()),
+        gateway: None,
+        ip_range: None,
+        mtu: default_mtu(),
+        txqueuelen: default_txqueuelen(),
+        mac_aging_secs: default_mac_aging(),
+    }
+}
+
+fn in_range(field: &str, v: i64, lo: i64, hi: i64) -> Result<i64, ConfigError> {
+    if v < lo || v > hi {
+        return Err(ConfigError::new(
+            field,
+            format!("{v} is out of range (allowed {lo}..={hi})"),
+        ));
+    }
+    Ok(v)
+}
+
+/// Docker's rule for network and container names.
+pub fn check_name(field: &str, name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
+    if !ok {
+        return Err(ConfigError::new(
+            field,
+            format!("'{name}' is not a valid name ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 64 characters)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Parses an IPv4 network in CIDR form with no host bits set.
+pub fn parse_subnet(field: &str, s: &str) -> Result<Ipv4Net, ConfigError> {
+    let net: Ipv4Net = s.parse().map_err(|_| {
+        ConfigError::new(
+            field,
+            format!("'{s}' is not an IPv4 network in CIDR form (like 172.17.0.0/16)"),
+        )
+    })?;
+    if net.trunc() != net {
+        return Err(ConfigError::new(
+            field,
+            format!("'{s}' has host bits set (did you mean {}?)", net.trunc()),
+        ));
+    }
+    Ok(net)
+}
+
+fn parse_ipv4(field: &str, s: &str) -> Result<Ipv4Addr, ConfigError> {
+    s.parse()
+        .map_err(|_| ConfigError::new(field, format!("'{s}' is not an IPv4 address")))
+}
+
+/// Checks and completes a network definition; `field` prefixes error names
+/// (`network[0]`).
+fn network_from_raw(field: &str, raw: RawNetwork) -> Result<NetworkConfig, ConfigError> {
+    let name = raw
+        .name
+        .ok_or_else(|| ConfigError::new(format!("{field}.name"), "is required"))?;
+    check_name(&format!("{field}.name"), &name)?;
+    let subnet_s = raw
+        .subnet
+        .ok_or_else(|| ConfigError::new(format!("{field}.subnet"), "is required"))?;
+    let subnet = parse_subnet(&format!("{field}.subnet"), &subnet_s)?;
+    if subnet.prefix_len() > 30 {
+        return Err(ConfigError::new(
+            format!("{field}.subnet"),
+            format!("{subnet} is too small: a network needs a prefix of /30 or shorter"),
+        ));
+    }
+    let gateway = match raw.gateway {
+        Some(g) => parse_ipv4(&format!("{field}.gateway"), &g)?,
+        None => Ipv4Addr::from(u32::from(subnet.network()) + 1),
+    };
+    if !subnet.contains(&gateway) {
+        return Err(ConfigError::new(
+            format!("{field}.gateway"),
+            format!("{gateway} is outside the subnet {subnet}"),
+        ));
+    }
+    if gateway == subnet.network() || gateway == subnet.broadcast() {
+        return Err(ConfigError::new(
+            format!("{field}.gateway"),
+            format!("{gateway} is the network or broadcast address of {subnet}"),
+        ));
+    }
+    let ip_range = match raw.ip_range {
+        Some(r) => parse_subnet(&format!("{field}.ip_range"), &r)?,
+        None => subnet,
+    };
+    if !subnet.contains(&ip_range) {
+        return Err(ConfigError::new(
+            format!("{field}.ip_range"),
+            format!("{ip_range} is not inside the subnet {subnet}"),
+        ));
+    }
+    let mtu = in_range(&format!("{field}.mtu"), raw.mtu, MIN_MTU as i64, MAX_MTU as i64)? as u32;
+    let txqueuelen = in_range(&format!("{field}.txqueuelen"), raw.txqueuelen, 1, 1_000_000)? as u32;
+    let aging = in_range(
+        &format!("{field}.mac_aging_secs"),
+        raw.mac_aging_secs,
+        1,
+        1_000_000,
+    )?;
+    Ok(NetworkConfig {
+        name,
+        subnet,
+        gateway,
+        ip_range,
+        mtu,
+        txqueuelen,
+        mac_aging: Duration::from_secs(aging as u64),
+    })
+}
+
+impl Config {
+    /// The embedded defaults.
+    pub fn embedded() -> Config {
+        Config::parse(DEFAULT_TOML).expect("the embedded default config is valid")
+    }
+
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(path.display().to_string(), format!("cannot read: {e}"))
+        })?;
+        Config::parse(&text).map_err(|e| ConfigError {
+            field: format!("{}: {}", path.display(), e.field),
+            reason: e.reason,
+        })
+    }
+
+    /// Parses and checks config text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let msg = e.message().to_string();
+            let at = e
+                .span()
+                .map(|s| {
+                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                    format!("line {line}")
+                })
+                .unwrap_or_else(|| "config".into());
+            ConfigError::new(at, msg)
+        })?;
+        let log_level = Level::parse(&raw.daemon.log_level).ok_or_else(|| {
+            ConfigError::new(
+                "daemon.log_level",
+                format!(
+                    "'{}' is not one of error, warn, info, debug",
+                    raw.daemon.log_level
+                ),
+            )
+        })?;
+        let socket = if raw.daemon.socket.is_empty() {
+            None
+        } else {
+            Some(PathBuf::from(&raw.daemon.socket))
+        };
+        let l = raw.limits;
+        let fdb_max_entries = in_range("limits.fdb_max_entries", l.fdb_max_entries, 1, 1_000_000)?;
+        let limits = Limits {
+            max_ports: in_range("limits.max_ports", l.max_ports, 1, 65_535)? as usize,
+            fdb_max_entries: fdb_max_entries as usize,
+            fdb_max_per_port: in_range(
+                "limits.fdb_max_per_port",
+                l.fdb_max_per_port,
+                1,
+                fdb_max_entries,
+            )? as u32,
+            batch_size: in_range("limits.batch_size", l.batch_size, 1, 1024)? as usize,
+            max_control_connections: in_range(
+                "limits.max_control_connections",
+                l.max_control_connections,
+                1,
+                65_536,
+            )? as usize,
+        };
+        let raw_nets = raw.networks.unwrap_or_else(|| vec![default_network()]);
+        let mut networks: Vec<NetworkConfig> = Vec::new();
+        let mut names = HashSet::new();
+        for (i, rn) in raw_nets.into_iter().enumerate() {
+            let field = format!("network[{i}]");
+            let n = network_from_raw(&field, rn)?;
+            if !names.insert(n.name.clone()) {
+                return Err(ConfigError::new(
+                    format!("{field}.name"),
+                    format!("'{}' is defined twice", n.name),
+                ));
+            }
+            if let Some(o) = networks
+                .iter()
+                .find(|o| o.subnet.contains(&n.subnet.network()) || n.subnet.contains(&o.subnet.network()))
+            {
+                return Err(ConfigError::new(
+                    format!("{field}.subnet"),
+                    format!("{} overlaps {} of network '{}'", n.subnet, o.subnet, o.name),
+                ));
+            }
+            networks.push(n);
+        }
+        Ok(Config {
+            daemon: DaemonConfig { socket, log_level },
+            limits,
+            networks,
+        })
+    }
+
+    pub fn network(&self, name: &str) -> Option<&NetworkConfig> {
+        self.networks.iter().find(|n| n.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_file_states_exactly_the_built_in_defaults() {
+        // A config that sets nothing must equal the embedded file: every
+        // default in code is written in configs/default.toml and vice versa.
+        let empty = Config::parse("").unwrap();
+        assert_eq!(empty, Config::embedded());
+        let minimal = Config::parse("[[network]]\nname = \"default\"\nsubnet = \"172.17.0.0/16\"\n")
+            .unwrap();
+        assert_eq!(minimal, Config::embedded());
+    }
+
+    #[test]
+    fn embedded_defaults_are_dockers() {
+        let c = Config::embedded();
+        let n = c.network("default").unwrap();
+        assert_eq!(n.subnet.to_string(), "172.17.0.0/16");
+        assert_eq!(n.gateway, Ipv4Addr::new(172, 17, 0, 1));
+        assert_eq!(n.mtu, 65520);
+        assert_eq!(n.mac_aging, Duration::from_secs(300));
+    }
+
+    fn err(text: &str) -> ConfigError {
+        Config::parse(text).unwrap_err()
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = err("[limits]\nmax_portz = 3\n");
+        assert!(e.reason.contains("unknown field `max_portz`"), "{e}");
+        assert_eq!(e.field, "line 2");
+
+        let e = err("[[network]]\nname = \"a\"\nsubnet = \"10.0.0.0/8\"\ngateway = \"11.0.0.1\"\n");
+        assert_eq!(e.field, "network[0].gateway");
+        assert!(e.reason.contains("outside the subnet"), "{e}");
+
+        let e = err("[[network]]\nname = \"a\"\nsubnet = \"10.0.0.1/8\"\n");
+        assert_eq!(e.field, "network[0].subnet");
+        assert!(e.reason.contains("host bits"), "{e}");
+
+        let e = err("[[network]]\nname = \"a\"\nsubnet = \"banana\"\n");
+        assert_eq!(e.field, "network[0].subnet");
+
+        let e = err(
+            "[[network]]\nname = \"a\"\nsubnet = \"10.0.0.0/8\"\n[[network]]\nname = \"b\"\nsubnet = \"10.1.0.0/16\"\n",
+        );
+        assert_eq!(e.field, "network[1].subnet");
+        assert!(e.reason.contains("overlaps"), "{e}");
+
+        let e = err("[[network]]\nname = \"a\"\nsubnet = \"10.0.0.0/8\"\nmtu = 100\n");
+        assert_eq!(e.field, "network[0].mtu");
+
+        let e = err("[[network]]\nname = \"a\"\nsubnet = \"10.0.0.0/24\"\nip_range = \"10.0.1.0/28\"\n");
+        assert_eq!(e.field, "network[0].ip_range");
+
+        let e = err("[[network]]\nname = \"a\"\nsubnet = \"10.0.0.0/24\"\ngateway = \"10.0.0.255\"\n");
+        assert_eq!(e.field, "network[0].gateway");
+
+        let e = err("[[network]]\nname = \"-bad\"\nsubnet = \"10.0.0.0/24\"\n");
+        assert_eq!(e.field, "network[0].name");
+
+        let e = err("[[network]]\nname = \"a\"\nsubnet = \"10.0.0.0/24\"\n[[network]]\nname = \"a\"\nsubnet = \"10.1.0.0/24\"\n");
+        assert_eq!(e.field, "network[1].name");
+
+        let e = err("[daemon]\nlog_level = \"loud\"\n");
+        assert_eq!(e.field, "daemon.log_level");
+
+        let e = err("[limits]\nfdb_max_entries = 0\n");
+        assert_eq!(e.field, "limits.fdb_max_entries");
+
+        let e = err("[limits]\nbatch_size = \"many\"\n");
+        assert!(e.reason.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn gateway_defaults_to_first_host() {
+        let c = Config::parse("[[network]]\nname = \"n\"\nsubnet = \"10.88.0.0/16\"\n").unwrap();
+        assert_eq!(c.networks[0].gateway, Ipv4Addr::new(10, 88, 0, 1));
+        assert_eq!(c.networks[0].ip_range, c.networks[0].subnet);
+    }
+}

@@ -1,0 +1,101 @@
+//! The client side of the control socket, used by the CLI and by
+//! `lanyard run` to hand its container's TAP to a running daemon.
+
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::proto::{ControlError, Request, Response, MAX_REQUEST_LEN};
+use crate::sys::fdpass::send_with_fds;
+
+pub struct Client {
+    stream: UnixStream,
+    pending: Vec<u8>,
+}
+
+/// Why a request did not get an answer.
+#[derive(Debug)]
+pub enum ClientError {
+    /// The connection failed or the daemon went away.
+    Io(io::Error),
+    /// The daemon answered with an error.
+    Control(ControlError),
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::Io(e) => write!(f, "control socket: {e}"),
+            ClientError::Control(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<io::Error> for ClientError {
+    fn from(e: io::Error) -> Self {
+        ClientError::Io(e)
+    }
+}
+
+impl Client {
+    pub fn connect(path: &Path) -> io::Result<Client> {
+        let stream = UnixStream::connect(path)?;
+        Ok(Client {
+            stream,
+            pending: Vec::new(),
+        })
+    }
+
+    /// Sends a request (with `fds` attached) and waits for its response.
+    pub fn request(&mut self, req: &Request, fds: &[RawFd]) -> Result<Value, ClientError> {
+        let mut line = serde_json::to_vec(req).map_err(io::Error::other)?;
+        line.push(b'\n');
+        send_with_fds(self.stream.as_raw_fd(), &line, fds)?;
+        let line = self.read_line()?;
+        match serde_json::from_slice::<Response>(&line) {
+            Ok(Response::Ok(v)) => Ok(v),
+            Ok(Response::Error(e)) => Err(ClientError::Control(ControlError {
+                kind: e.kind,
+                message: e.message,
+            })),
+            Err(e) => Err(ClientError::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("malformed response: {e}"),
+            ))),
+        }
+    }
+
+    fn read_line(&mut self) -> io::Result<Vec<u8>> {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            if let Some(pos) = self.pending.iter().position(|b| *b == b'\n') {
+                let mut line: Vec<u8> = self.pending.drain(..=pos).collect();
+                line.pop();
+                return Ok(line);
+            }
+            // Responses (inspect of a large network) may be long, but not
+            // without bound.
+            if self.pending.len() > 256 * MAX_REQUEST_LEN {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "response too long"));
+            }
+            let n = self.stream.read(&mut buf)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the daemon closed the connection",
+                ));
+            }
+            self.pending.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// Blocks until the daemon closes the connection (it stopped).
+    pub fn raw_fd(&self) -> RawFd {
+        self.stream.as_raw_fd()
+    }
+}

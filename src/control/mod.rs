@@ -1,0 +1,353 @@
+//! The control plane: the registry of networks and endpoints, the
+//! operations on it (attach a container's TAP, attach an interface, report),
+//! and the control socket that serves them. It never touches packets: it
+//! tells the data path thread what to attach, through `DataplaneHandle`.
+
+pub mod client;
+pub mod proto;
+pub mod registry;
+pub mod server;
+
+use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use serde_json::{json, Value};
+
+use crate::config::{check_name, Config, Limits, MAX_MTU, MIN_MTU};
+use crate::dataplane::{Dataplane, DataplaneHandle, NetworkSpec, PortSpec};
+use crate::ipam::Ipam;
+use crate::log;
+use crate::port::{PacketPort, TapPort};
+use crate::security::PortPolicy;
+use crate::sys::random_id;
+
+pub use proto::{AttachReply, AttachRequest, ControlError, Request, Response};
+use registry::{Endpoint, Interface, NetworkEntry, Registry};
+
+/// The switch and its control plane, in one process: what `lanyard daemon`
+/// serves on its socket and what `lanyard run` embeds when no daemon runs.
+pub struct Daemon {
+    registry: Mutex<Registry>,
+    dp: DataplaneHandle,
+    limits: Limits,
+    dataplane: Mutex<Option<Dataplane>>,
+}
+
+fn gone(e: impl std::fmt::Display) -> ControlError {
+    ControlError::failed(format!("data path unavailable: {e}"))
+}
+
+impl Daemon {
+    /// Starts the data path thread and creates the configured networks.
+    pub fn start(config: &Config) -> std::io::Result<Arc<Daemon>> {
+        let dataplane = Dataplane::start(config.limits.max_ports, config.limits.batch_size)?;
+        let dp = dataplane.handle();
+        let mut reg = Registry::default();
+        for n in &config.networks {
+            let spec = NetworkSpec {
+                name: n.name.clone(),
+                subnet: n.subnet,
+                gateway_ip: n.gateway,
+                gateway_mac: Ipam::mac_for(n.gateway),
+                fdb_max_entries: config.limits.fdb_max_entries,
+                fdb_max_per_port: config.limits.fdb_max_per_port,
+                mac_aging: n.mac_aging,
+            };
+            let id = dp
+                .add_network(spec)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            reg.networks.push(NetworkEntry {
+                config: n.clone(),
+                id: random_id(),
+                created: SystemTime::now(),
+                ipam: Ipam::new(n.subnet, n.gateway, n.ip_range),
+                dp: id,
+            });
+        }
+        Ok(Arc::new(Daemon {
+            registry: Mutex::new(reg),
+            dp,
+            limits: config.limits.clone(),
+            dataplane: Mutex::new(Some(dataplane)),
+        }))
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    fn reg(&self) -> MutexGuard<'_, Registry> {
+        // A panic while holding the lock leaves consistent data (every
+        // mutation below is complete-or-nothing), so poisoning is ignored.
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops the data path; every port is closed.
+    pub fn shutdown(&self) {
+        if let Some(dp) = self.dataplane.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            dp.stop();
+        }
+    }
+
+    /// Attaches a container's TAP. On any error nothing is changed (the
+    /// address is released, the fd closed).
+    pub fn attach_tap(&self, req: AttachRequest, tap: OwnedFd) -> Result<AttachReply, ControlError> {
+        if let Some(name) = &req.name {
+            check_name("--name", name).map_err(|e| ControlError::invalid(e.to_string()))?;
+        }
+        if let Some(mtu) = req.mtu {
+            if !(MIN_MTU..=MAX_MTU).contains(&mtu) {
+                return Err(ControlError::invalid(format!(
+                    "--mtu: {mtu} is out of range (allowed {MIN_MTU}..={MAX_MTU})"
+                )));
+            }
+        }
+        if req.container_id.is_empty()
+            || req.container_id.len() > 64
+            || !req.container_id.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(ControlError::invalid("container_id must be 1-64 alphanumerics"));
+        }
+        let mut reg = self.reg();
+        let name = req
+            .name
+            .clone()
+            .unwrap_or_else(|| req.container_id.chars().take(12).collect());
+        if reg.name_in_use(&name) {
+            return Err(ControlError::invalid(format!(
+                "--name: the name '{name}' is already in use by another container"
+            )));
+        }
+        let net = reg.network_mut(&req.network).ok_or_else(|| {
+            ControlError::invalid(format!("--network: no network named '{}'", req.network))
+        })?;
+        let ip = net
+            .ipam
+            .allocate(req.ip)
+            .map_err(|e| match req.ip {
+                Some(_) => ControlError::invalid(format!("--ip: {e}")),
+                None => ControlError::failed(format!("network '{}': {e}", req.network)),
+            })?;
+        let mac = Ipam::mac_for(ip);
+        let mtu = req.mtu.unwrap_or(net.config.mtu);
+        let (dp_net, prefix_len, gateway, txqueuelen) = (
+            net.dp,
+            net.config.subnet.prefix_len(),
+            net.config.gateway,
+            net.config.txqueuelen,
+        );
+        let release = |reg: &mut Registry| {
+            if let Some(n) = reg.network_mut(&req.network) {
+                n.ipam.release(ip);
+            }
+        };
+        let port = match TapPort::from_fd(tap) {
+            Ok(p) => p,
+            Err(e) => {
+                release(&mut reg);
+                return Err(ControlError::invalid(format!("the fd sent is not usable: {e}")));
+            }
+        };
+        let spec = PortSpec {
+            name: name.clone(),
+            network: dp_net,
+            policy: PortPolicy::endpoint(mac, ip),
+            mtu,
+        };
+        let port_id = match self.dp.add_port(Box::new(port), spec) {
+            Ok(Ok(id)) => id,
+            Ok(Err(e)) => {
+                release(&mut reg);
+                return Err(ControlError::failed(e.to_string()));
+            }
+            Err(e) => {
+                release(&mut reg);
+                return Err(gone(e));
+            }
+        };
+        let endpoint_id = random_id();
+        reg.endpoints.insert(
+            endpoint_id.clone(),
+            Endpoint {
+                id: endpoint_id.clone(),
+                container_id: req.container_id.clone(),
+                name: name.clone(),
+                network: req.network.clone(),
+                ip,
+                mac,
+                mtu,
+                port: port_id,
+            },
+        );
+        log::info!(
+            "attached {name} ({}) to {} as {ip} {mac}, port {port_id}",
+            &req.container_id[..req.container_id.len().min(12)],
+            req.network
+        );
+        Ok(AttachReply {
+            endpoint_id,
+            container_id: req.container_id,
+            name,
+            network: req.network,
+            ip,
+            prefix_len,
+            gateway,
+            mac: mac.to_string(),
+            mtu,
+            txqueuelen,
+        })
+    }
+
+    /// Detaches an endpoint and releases its address; false if unknown.
+    pub fn detach_endpoint(&self, endpoint_id: &str) -> bool {
+        let mut reg = self.reg();
+        let Some(ep) = reg.endpoints.remove(endpoint_id) else {
+            return false;
+        };
+        if let Err(e) = self.dp.remove_port(ep.port) {
+            log::warn!("detaching {}: {e}", ep.name);
+        }
+        if let Some(n) = reg.network_mut(&ep.network) {
+            n.ipam.release(ep.ip);
+        }
+        log::info!("detached {} ({}) from {}", ep.name, ep.ip, ep.network);
+        true
+    }
+
+    pub fn attach_interface(&self, network: &str, ifname: &str) -> Result<Value, ControlError> {
+        let mut reg = self.reg();
+        if reg.interfaces.contains_key(ifname) {
+            return Err(ControlError::invalid(format!(
+                "interface '{ifname}' is already attached"
+            )));
+        }
+        let net = reg
+            .network(network)
+            .ok_or_else(|| ControlError::invalid(format!("--network: no network named '{network}'")))?;
+        let (dp_net, mtu) = (net.dp, net.config.mtu);
+        let port = PacketPort::open(ifname)
+            .map_err(|e| ControlError::invalid(format!("cannot attach '{ifname}': {e}")))?;
+        let spec = PortSpec {
+            name: ifname.to_string(),
+            network: dp_net,
+            policy: PortPolicy::TRUSTED,
+            mtu,
+        };
+        let id = match self.dp.add_port(Box::new(port), spec) {
+            Ok(Ok(id)) => id,
+            Ok(Err(e)) => return Err(ControlError::failed(e.to_string())),
+            Err(e) => return Err(gone(e)),
+        };
+        reg.interfaces.insert(
+            ifname.to_string(),
+            Interface {
+                ifname: ifname.to_string(),
+                network: network.to_string(),
+                port: id,
+            },
+        );
+        log::info!("attached interface {ifname} to {network}, port {id}");
+        Ok(json!({ "ifname": ifname, "network": network, "port": id }))
+    }
+
+    pub fn detach_interface(&self, ifname: &str) -> Result<Value, ControlError> {
+        let mut reg = self.reg();
+        let Some(i) = reg.interfaces.remove(ifname) else {
+            return Err(ControlError::invalid(format!(
+                "interface '{ifname}' is not attached"
+            )));
+        };
+        self.dp.remove_port(i.port).map_err(gone)?;
+        log::info!("detached interface {ifname} from {}", i.network);
+        Ok(json!({ "ifname": ifname }))
+    }
+
+    pub fn network_ls(&self) -> Value {
+        let reg = self.reg();
+        Value::Array(
+            reg.networks
+                .iter()
+                .map(|n| {
+                    json!({
+                        "Name": n.config.name,
+                        "Id": n.id,
+                        "Driver": "bridge",
+                        "Scope": "local",
+                        "Subnet": n.config.subnet.to_string(),
+                        "Gateway": n.config.gateway.to_string(),
+                        "Containers": reg.endpoints.values().filter(|e| e.network == n.config.name).count(),
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    pub fn network_inspect(&self, name: Option<&str>) -> Result<Value, ControlError> {
+        let reg = self.reg();
+        match name {
+            Some(n) => {
+                let net = reg
+                    .network(n)
+                    .ok_or_else(|| ControlError::invalid(format!("no network named '{n}'")))?;
+                Ok(Value::Array(vec![reg.inspect(net)]))
+            }
+            None => Ok(Value::Array(
+                reg.networks.iter().map(|n| reg.inspect(n)).collect(),
+            )),
+        }
+    }
+
+    pub fn fdb(&self, network: Option<&str>) -> Result<Value, ControlError> {
+        if let Some(n) = network {
+            if self.reg().network(n).is_none() {
+                return Err(ControlError::invalid(format!("no network named '{n}'")));
+            }
+        }
+        let snap = self.dp.snapshot().map_err(gone)?;
+        let nets: Vec<_> = snap
+            .networks
+            .into_iter()
+            .filter(|n| network.is_none_or(|want| n.name == want))
+            .collect();
+        serde_json::to_value(nets).map_err(|e| ControlError::failed(e.to_string()))
+    }
+
+    pub fn stats(&self) -> Result<Value, ControlError> {
+        let snap = self.dp.snapshot().map_err(gone)?;
+        serde_json::to_value(snap).map_err(|e| ControlError::failed(e.to_string()))
+    }
+
+    /// Serves one request that came without an fd (or whose fds are
+    /// consumed by `fds`); attach requests are handled by the connection,
+    /// which ties the endpoint to its lifetime.
+    pub fn handle(&self, req: &Request) -> Result<Value, ControlError> {
+        match req {
+            Request::Attach(_) => Err(ControlError::invalid(
+                "attach must carry a TAP fd (SCM_RIGHTS)",
+            )),
+            Request::AttachInterface { network, ifname } => self.attach_interface(network, ifname),
+            Request::DetachInterface { ifname } => self.detach_interface(ifname),
+            Request::NetworkLs => Ok(self.network_ls()),
+            Request::NetworkInspect { name } => self.network_inspect(name.as_deref()),
+            Request::Fdb { network } => self.fdb(network.as_deref()),
+            Request::Stats => self.stats(),
+        }
+    }
+
+    /// The address of an endpoint, for tests and diagnostics.
+    pub fn endpoint_ip(&self, name: &str) -> Option<Ipv4Addr> {
+        self.reg()
+            .endpoints
+            .values()
+            .find(|e| e.name == name)
+            .map(|e| e.ip)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,177 @@
+//! The control protocol: one JSON object per line over a Unix stream
+//! socket. A request that hands over a TAP carries its fd in the same
+//! message (SCM_RIGHTS). Every request gets exactly one response line:
+//! `{"ok": RESULT}` or `{"error": {"kind": ..., "message": ...}}`.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+/// The longest request line accepted; longer ones close the connection.
+pub const MAX_REQUEST_LEN: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Attach the TAP whose fd comes with this message as a container's
+    /// endpoint. The endpoint lives as long as this connection.
+    Attach(AttachRequest),
+    /// Attach an interface of the daemon's namespace through AF_PACKET.
+    AttachInterface { network: String, ifname: String },
+    DetachInterface { ifname: String },
+    NetworkLs,
+    NetworkInspect {
+        #[serde(default)]
+        name: Option<String>,
+    },
+    Fdb {
+        #[serde(default)]
+        network: Option<String>,
+    },
+    Stats,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AttachRequest {
+    pub container_id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub network: String,
+    #[serde(default)]
+    pub ip: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub mtu: Option<u32>,
+}
+
+/// What the container's `eth0` must be configured with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AttachReply {
+    pub endpoint_id: String,
+    pub container_id: String,
+    pub name: String,
+    pub network: String,
+    pub ip: Ipv4Addr,
+    pub prefix_len: u8,
+    pub gateway: Ipv4Addr,
+    pub mac: String,
+    pub mtu: u32,
+    pub txqueuelen: u32,
+}
+
+/// Whether a failure is the caller's (bad argument: exit code 2) or the
+/// daemon's (could not do it: exit code 125, as `docker run` uses).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    Invalid,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum Response {
+    Ok(serde_json::Value),
+    Error(ErrorBody),
+}
+
+/// A failed control operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl ControlError {
+    pub fn invalid(message: impl Into<String>) -> ControlError {
+        ControlError {
+            kind: ErrorKind::Invalid,
+            message: message.into(),
+        }
+    }
+
+    pub fn failed(message: impl Into<String>) -> ControlError {
+        ControlError {
+            kind: ErrorKind::Failed,
+            message: message.into(),
+        }
+    }
+
+    /// The process exit code this error maps to.
+    pub fn exit_code(&self) -> i32 {
+        match self.kind {
+            ErrorKind::Invalid => 2,
+            ErrorKind::Failed => 125,
+        }
+    }
+}
+
+impl std::fmt::Display for ControlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ControlError {}
+
+impl From<ControlError> for Response {
+    fn from(e: ControlError) -> Response {
+        Response::Error(ErrorBody {
+            kind: e.kind,
+            message: e.message,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_wire_shape() {
+        let r: Request = serde_json::from_str(r#"{"op":"network_inspect","name":"default"}"#).unwrap();
+        assert_eq!(
+            r,
+            Request::NetworkInspect {
+                name: Some("default".into())
+            }
+        );
+        let r: Request = serde_json::from_str(r#"{"op":"stats"}"#).unwrap();
+        assert_eq!(r, Request::Stats);
+        let a = Request::Attach(AttachRequest {
+            container_id: "c".into(),
+            name: Some("web".into()),
+            network: "default".into(),
+            ip: None,
+            mtu: Some(1500),
+        });
+        let s = serde_json::to_string(&a).unwrap();
+        assert!(s.starts_with(r#"{"op":"attach""#), "{s}");
+        assert_eq!(serde_json::from_str::<Request>(&s).unwrap(), a);
+    }
+
+    #[test]
+    fn malformed_requests_are_errors() {
+        assert!(serde_json::from_str::<Request>(r#"{"op":"reboot"}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"op":"stats","x":1}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"op":"attach"}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"["op"]"#).is_err());
+    }
+
+    #[test]
+    fn response_wire_shape() {
+        let r: Response = ControlError::invalid("no").into();
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"error":{"kind":"invalid","message":"no"}}"#
+        );
+        let ok = Response::Ok(serde_json::json!([1]));
+        assert_eq!(serde_json::to_string(&ok).unwrap(), r#"{"ok":[1]}"#);
+    }
+}

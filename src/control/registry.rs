@@ -1,0 +1,158 @@
+//! The control plane's state: networks (config, id, address manager, data
+//! path id), container endpoints and attached interfaces. Mutated only
+//! under the daemon's lock; the data path learns of changes through
+//! commands. Every operation either completes or leaves the state as it was.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::time::SystemTime;
+
+use serde_json::{json, Value};
+
+use crate::config::NetworkConfig;
+use crate::dataplane::NetworkId;
+use crate::ipam::Ipam;
+use crate::port::PortId;
+use crate::wire::MacAddr;
+
+pub struct NetworkEntry {
+    pub config: NetworkConfig,
+    pub id: String,
+    pub created: SystemTime,
+    pub ipam: Ipam,
+    pub dp: NetworkId,
+}
+
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub id: String,
+    pub container_id: String,
+    pub name: String,
+    pub network: String,
+    pub ip: Ipv4Addr,
+    pub mac: MacAddr,
+    pub mtu: u32,
+    pub port: PortId,
+}
+
+#[derive(Debug, Clone)]
+pub struct Interface {
+    pub ifname: String,
+    pub network: String,
+    pub port: PortId,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    pub networks: Vec<NetworkEntry>,
+    /// By endpoint id.
+    pub endpoints: BTreeMap<String, Endpoint>,
+    /// By interface name.
+    pub interfaces: BTreeMap<String, Interface>,
+}
+
+impl Registry {
+    pub fn network(&self, name: &str) -> Option<&NetworkEntry> {
+        self.networks.iter().find(|n| n.config.name == name)
+    }
+
+    pub fn network_mut(&mut self, name: &str) -> Option<&mut NetworkEntry> {
+        self.networks.iter_mut().find(|n| n.config.name == name)
+    }
+
+    pub fn name_in_use(&self, name: &str) -> bool {
+        self.endpoints.values().any(|e| e.name == name)
+    }
+
+    /// `docker network inspect` for one network.
+    pub fn inspect(&self, net: &NetworkEntry) -> Value {
+        let mut containers = serde_json::Map::new();
+        for e in self.endpoints.values().filter(|e| e.network == net.config.name) {
+            containers.insert(
+                e.container_id.clone(),
+                json!({
+                    "Name": e.name,
+                    "EndpointID": e.id,
+                    "MacAddress": e.mac.to_string(),
+                    "IPv4Address": format!("{}/{}", e.ip, net.config.subnet.prefix_len()),
+                    "IPv6Address": "",
+                }),
+            );
+        }
+        let c = &net.config;
+        json!({
+            "Name": c.name,
+            "Id": net.id,
+            "Created": rfc3339(net.created),
+            "Scope": "local",
+            "Driver": "bridge",
+            "EnableIPv4": true,
+            "EnableIPv6": false,
+            "IPAM": {
+                "Driver": "default",
+                "Options": {},
+                "Config": [{
+                    "Subnet": c.subnet.to_string(),
+                    "IPRange": c.ip_range.to_string(),
+                    "Gateway": c.gateway.to_string(),
+                }],
+            },
+            "Internal": false,
+            "Attachable": false,
+            "Ingress": false,
+            "ConfigFrom": { "Network": "" },
+            "ConfigOnly": false,
+            "Containers": containers,
+            "Options": {
+                "com.docker.network.driver.mtu": c.mtu.to_string(),
+            },
+            "Labels": {},
+        })
+    }
+}
+
+/// RFC 3339 UTC timestamp with nanoseconds, as docker prints `Created`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = if month <= 2 { y + 1 } else { y };
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_nanos()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rfc3339_known_dates() {
+        assert_eq!(
+            rfc3339(SystemTime::UNIX_EPOCH),
+            "1970-01-01T00:00:00.000000000Z"
+        );
+        let t = SystemTime::UNIX_EPOCH + Duration::new(1_795_483_877, 5);
+        assert_eq!(rfc3339(t), "2026-11-24T01:31:17.000000005Z");
+        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000000000Z");
+    }
+}

@@ -1,0 +1,303 @@
+//! The data path thread: a mio poll loop that owns the [`Switch`], reads
+//! ready ports in batches, runs the timers, and takes commands from the
+//! control plane over a channel paired with a mio `Waker`. It holds no
+//! policy: what to attach and where comes from `control`.
+
+pub mod switch;
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::frame::FrameBuf;
+use crate::log;
+use crate::port::{Port, PortId};
+use crate::time::{Clock, Time};
+
+pub use switch::{NetworkId, NetworkSpec, PortSpec, Snapshot, Switch, SwitchError, Verdict};
+
+const WAKER: Token = Token(0);
+/// How often the MAC tables are swept for aged entries.
+const TICK: Duration = Duration::from_secs(1);
+
+/// A request from the control plane; each carries its reply channel.
+pub enum Command {
+    AddNetwork {
+        spec: NetworkSpec,
+        reply: Sender<NetworkId>,
+    },
+    RemoveNetwork {
+        id: NetworkId,
+        reply: Sender<Result<(), SwitchError>>,
+    },
+    AddPort {
+        port: Box<dyn Port>,
+        spec: PortSpec,
+        reply: Sender<Result<PortId, SwitchError>>,
+    },
+    RemovePort {
+        id: PortId,
+        reply: Sender<bool>,
+    },
+    Snapshot {
+        reply: Sender<Snapshot>,
+    },
+    Shutdown,
+}
+
+/// The data path thread is gone (it panicked or was shut down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataplaneGone;
+
+impl std::fmt::Display for DataplaneGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the data path thread has stopped")
+    }
+}
+
+impl std::error::Error for DataplaneGone {}
+
+/// The control plane's handle on the data path thread.
+#[derive(Clone)]
+pub struct DataplaneHandle {
+    tx: Sender<Command>,
+    waker: Arc<Waker>,
+}
+
+impl DataplaneHandle {
+    fn call<R>(&self, make: impl FnOnce(Sender<R>) -> Command) -> Result<R, DataplaneGone> {
+        let (reply, rx) = bounded(1);
+        self.tx.send(make(reply)).map_err(|_| DataplaneGone)?;
+        self.waker.wake().map_err(|_| DataplaneGone)?;
+        rx.recv().map_err(|_| DataplaneGone)
+    }
+
+    pub fn add_network(&self, spec: NetworkSpec) -> Result<NetworkId, DataplaneGone> {
+        self.call(|reply| Command::AddNetwork { spec, reply })
+    }
+
+    pub fn remove_network(&self, id: NetworkId) -> Result<Result<(), SwitchError>, DataplaneGone> {
+        self.call(|reply| Command::RemoveNetwork { id, reply })
+    }
+
+    pub fn add_port(
+        &self,
+        port: Box<dyn Port>,
+        spec: PortSpec,
+    ) -> Result<Result<PortId, SwitchError>, DataplaneGone> {
+        self.call(|reply| Command::AddPort { port, spec, reply })
+    }
+
+    pub fn remove_port(&self, id: PortId) -> Result<bool, DataplaneGone> {
+        self.call(|reply| Command::RemovePort { id, reply })
+    }
+
+    pub fn snapshot(&self) -> Result<Snapshot, DataplaneGone> {
+        self.call(|reply| Command::Snapshot { reply })
+    }
+
+    pub fn shutdown(&self) {
+        if self.tx.send(Command::Shutdown).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+/// The running data path thread.
+pub struct Dataplane {
+    handle: DataplaneHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Dataplane {
+    /// Starts the thread with an empty switch.
+    pub fn start(max_ports: usize, batch_size: usize) -> io::Result<Dataplane> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let thread = std::thread::Builder::new()
+            .name("lanyard-dataplane".into())
+            .spawn(move || {
+                let mut lp = Loop::new(poll, rx, Switch::new(max_ports), batch_size.max(1));
+                lp.run();
+            })?;
+        Ok(Dataplane {
+            handle: DataplaneHandle { tx, waker },
+            thread: Some(thread),
+        })
+    }
+
+    pub fn handle(&self) -> DataplaneHandle {
+        self.handle.clone()
+    }
+
+    /// Stops the thread and waits for it; ports are closed.
+    pub fn stop(mut self) {
+        self.handle.shutdown();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Dataplane {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.handle.shutdown();
+            let _ = t.join();
+        }
+    }
+}
+
+struct Loop {
+    poll: Poll,
+    rx: Receiver<Command>,
+    switch: Switch,
+    clock: Clock,
+    bufs: Vec<FrameBuf>,
+    /// Ports with frames possibly still waiting (read a full batch last
+    /// time, or signalled readable). Edge-triggered readiness means a port
+    /// must stay here until a read comes back short.
+    ready: Vec<PortId>,
+    is_ready: Vec<bool>,
+    next_tick: Time,
+}
+
+fn token(id: PortId) -> Token {
+    Token(id.index() + 1)
+}
+
+impl Loop {
+    fn new(poll: Poll, rx: Receiver<Command>, switch: Switch, batch: usize) -> Loop {
+        Loop {
+            poll,
+            rx,
+            switch,
+            clock: Clock::new(),
+            bufs: (0..batch).map(|_| FrameBuf::new()).collect(),
+            ready: Vec::new(),
+            is_ready: Vec::new(),
+            next_tick: Time::ZERO,
+        }
+    }
+
+    fn mark_ready(&mut self, id: PortId) {
+        let i = id.index();
+        if i >= self.is_ready.len() {
+            self.is_ready.resize(i + 1, false);
+        }
+        if !self.is_ready[i] {
+            self.is_ready[i] = true;
+            self.ready.push(id);
+        }
+    }
+
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(256);
+        let mut batch_ready: Vec<PortId> = Vec::with_capacity(64);
+        loop {
+            let now = self.clock.now();
+            let timeout = if self.ready.is_empty() {
+                self.next_tick.saturating_sub(now).max(Duration::from_millis(1))
+            } else {
+                Duration::ZERO
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("dataplane poll failed: {e}");
+                    return;
+                }
+            }
+            for ev in events.iter() {
+                if ev.token() == WAKER {
+                    continue;
+                }
+                self.mark_ready(PortId((ev.token().0 - 1) as u32));
+            }
+            // Commands first: a removal must not race a read of the port.
+            while let Ok(cmd) = self.rx.try_recv() {
+                if !self.command(cmd) {
+                    return;
+                }
+            }
+            let now = self.clock.now();
+            // One batch per ready port per round, round-robin, so a busy
+            // port cannot starve the others.
+            std::mem::swap(&mut batch_ready, &mut self.ready);
+            for &id in &batch_ready {
+                self.is_ready[id.index()] = false;
+            }
+            for &id in &batch_ready {
+                match self.switch.poll_port(id, &mut self.bufs, now) {
+                    Ok(n) if n == self.bufs.len() => self.mark_ready(id),
+                    Ok(_) => {}
+                    Err(e) => {
+                        log::warn!("port {id} stopped: {e}; it stays attached until its endpoint is removed");
+                        if let Some(fd) = self.switch.port_fd(id) {
+                            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+                        }
+                        self.switch.mark_dead(id);
+                    }
+                }
+            }
+            batch_ready.clear();
+            if now >= self.next_tick {
+                self.switch.tick(now);
+                self.next_tick = now.add(TICK);
+            }
+        }
+    }
+
+    /// Applies one command; false to stop the loop.
+    fn command(&mut self, cmd: Command) -> bool {
+        match cmd {
+            Command::AddNetwork { spec, reply } => {
+                let _ = reply.send(self.switch.add_network(spec));
+            }
+            Command::RemoveNetwork { id, reply } => {
+                let _ = reply.send(self.switch.remove_network(id));
+            }
+            Command::AddPort { port, spec, reply } => {
+                let fd: Option<RawFd> = port.raw_fd();
+                let r = self.switch.add_port(port, spec);
+                if let (Ok(id), Some(fd)) = (r, fd) {
+                    if let Err(e) =
+                        self.poll
+                            .registry()
+                            .register(&mut SourceFd(&fd), token(id), Interest::READABLE)
+                    {
+                        log::error!("cannot poll port {id}: {e}");
+                        self.switch.remove_port(id);
+                        let _ = reply.send(Err(SwitchError::TooManyPorts));
+                        return true;
+                    }
+                }
+                let _ = reply.send(r);
+            }
+            Command::RemovePort { id, reply } => {
+                if let Some(fd) = self.switch.port_fd(id) {
+                    let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+                }
+                let removed = self.switch.remove_port(id).is_some();
+                if let Some(r) = self.is_ready.get_mut(id.index()) {
+                    if *r {
+                        *r = false;
+                        self.ready.retain(|p| *p != id);
+                    }
+                }
+                let _ = reply.send(removed);
+            }
+            Command::Snapshot { reply } => {
+                let _ = reply.send(self.switch.snapshot(self.clock.now()));
+            }
+            Command::Shutdown => return false,
+        }
+        true
+    }
+}

@@ -1,0 +1,533 @@
+//! The switch: ports grouped into networks, and the path of one frame
+//! through them. Deterministic over frames and a clock passed in; the only
+//! I/O is through the `Port` trait, so memory ports make the whole pipeline
+//! testable, fuzzable and benchable without a namespace.
+//!
+//! The path: sanity checks → port security → learn the source → decide
+//! from the destination (gateway / unicast / flood / drop) → deliver, adapting
+//! offloads per egress port. Nothing here allocates per frame.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use crate::bridge::{Fdb, FdbCounters, Forward, Learn};
+use crate::frame::{FrameBuf, MAX_FRAME_LEN};
+use crate::gateway::{Gateway, GatewayCounters};
+use crate::offload::{self, Offloads};
+use crate::port::{Port, PortId, PortKind, SendError};
+use crate::security::PortPolicy;
+use crate::stats::{DropReason, PortCounters, PortCountersReport};
+use crate::time::Time;
+use crate::wire::ethernet::HEADER_LEN as ETH_LEN;
+use crate::wire::MacAddr;
+
+/// Index of a network in the switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NetworkId(pub u32);
+
+/// What the data path needs to know about a network.
+#[derive(Debug, Clone)]
+pub struct NetworkSpec {
+    pub name: String,
+    pub subnet: Ipv4Net,
+    pub gateway_ip: Ipv4Addr,
+    pub gateway_mac: MacAddr,
+    pub fdb_max_entries: usize,
+    pub fdb_max_per_port: u32,
+    pub mac_aging: Duration,
+}
+
+/// What the data path needs to know about a port.
+#[derive(Debug, Clone)]
+pub struct PortSpec {
+    pub name: String,
+    pub network: NetworkId,
+    pub policy: PortPolicy,
+    /// Largest L3 packet the port may send (its interface MTU); longer
+    /// non-GSO frames are dropped as oversize.
+    pub mtu: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwitchError {
+    TooManyPorts,
+    NoSuchNetwork,
+    NetworkHasPorts,
+    FdbFull,
+}
+
+impl std::fmt::Display for SwitchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SwitchError::TooManyPorts => "the switch has reached its port limit (limits.max_ports)",
+            SwitchError::NoSuchNetwork => "no such network in the data path",
+            SwitchError::NetworkHasPorts => "the network still has ports",
+            SwitchError::FdbFull => "the network's MAC table is full (limits.fdb_max_entries)",
+        })
+    }
+}
+
+impl std::error::Error for SwitchError {}
+
+/// Where one frame goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Drop(DropReason),
+    Unicast(PortId),
+    /// Every other port of the network; broadcast and multicast also go to
+    /// the gateway.
+    Flood { to_gateway: bool },
+    Gateway,
+}
+
+struct PortSlot {
+    port: Box<dyn Port>,
+    spec: PortSpec,
+    offloads: Offloads,
+    counters: PortCounters,
+    /// The port's device is gone (read error); it is no longer polled or
+    /// flooded to, and waits for the control plane to remove it.
+    dead: bool,
+}
+
+struct NetState {
+    spec: NetworkSpec,
+    fdb: Fdb,
+    gateway: Gateway,
+    ports: Vec<PortId>,
+}
+
+pub struct Switch {
+    ports: Vec<Option<PortSlot>>,
+    nets: Vec<Option<NetState>>,
+    max_ports: usize,
+    n_ports: usize,
+    /// Segments cut from a GSO frame for a port without offloads.
+    scratch: FrameBuf,
+    /// The gateway's reply to the frame being handled.
+    reply: FrameBuf,
+}
+
+impl Switch {
+    pub fn new(max_ports: usize) -> Switch {
+        Switch {
+            ports: Vec::new(),
+            nets: Vec::new(),
+            max_ports,
+            n_ports: 0,
+            scratch: FrameBuf::new(),
+            reply: FrameBuf::new(),
+        }
+    }
+
+    pub fn add_network(&mut self, spec: NetworkSpec) -> NetworkId {
+        let state = NetState {
+            fdb: Fdb::new(spec.fdb_max_entries, spec.fdb_max_per_port, spec.mac_aging),
+            gateway: Gateway::new(spec.gateway_ip, spec.gateway_mac, spec.subnet),
+            ports: Vec::new(),
+            spec,
+        };
+        if let Some(i) = self.nets.iter().position(|n| n.is_none()) {
+            self.nets[i] = Some(state);
+            return NetworkId(i as u32);
+        }
+        self.nets.push(Some(state));
+        NetworkId((self.nets.len() - 1) as u32)
+    }
+
+    pub fn remove_network(&mut self, id: NetworkId) -> Result<(), SwitchError> {
+        let net = self
+            .nets
+            .get(id.0 as usize)
+            .and_then(|n| n.as_ref())
+            .ok_or(SwitchError::NoSuchNetwork)?;
+        if !net.ports.is_empty() {
+            return Err(SwitchError::NetworkHasPorts);
+        }
+        self.nets[id.0 as usize] = None;
+        Ok(())
+    }
+
+    pub fn add_port(&mut self, port: Box<dyn Port>, spec: PortSpec) -> Result<PortId, SwitchError> {
+        if self.n_ports >= self.max_ports {
+            return Err(SwitchError::TooManyPorts);
+        }
+        let net = self
+            .nets
+            .get_mut(spec.network.0 as usize)
+            .and_then(|n| n.as_mut())
+            .ok_or(SwitchError::NoSuchNetwork)?;
+        let index = match self.ports.iter().position(|p| p.is_none()) {
+            Some(i) => i,
+            None => {
+                self.ports.push(None);
+                self.ports.len() - 1
+            }
+        };
+        let id = PortId(index as u32);
+        net.fdb.port_added(id);
+        if let Some(mac) = spec.policy.mac {
+            if net.fdb.add_static(mac, id).is_err() {
+                return Err(SwitchError::FdbFull);
+            }
+        }
+        net.ports.push(id);
+        self.ports[index] = Some(PortSlot {
+            offloads: port.offloads(),
+            port,
+            spec,
+            counters: PortCounters::default(),
+            dead: false,
+        });
+        self.n_ports += 1;
+        Ok(id)
+    }
+
+    /// Detaches a port and hands it back (dropping it closes its fd).
+    pub fn remove_port(&mut self, id: PortId) -> Option<Box<dyn Port>> {
+        let slot = self.ports.get_mut(id.index())?.take()?;
+        if let Some(Some(net)) = self.nets.get_mut(slot.spec.network.0 as usize) {
+            net.fdb.flush_port(id);
+            net.ports.retain(|p| *p != id);
+        }
+        self.n_ports -= 1;
+        Some(slot.port)
+    }
+
+    pub fn port_count(&self) -> usize {
+        self.n_ports
+    }
+
+    /// The fd of a live port, for the poll loop.
+    pub fn port_fd(&self, id: PortId) -> Option<std::os::fd::RawFd> {
+        self.slot(id).filter(|s| !s.dead).and_then(|s| s.port.raw_fd())
+    }
+
+    fn slot(&self, id: PortId) -> Option<&PortSlot> {
+        self.ports.get(id.index()).and_then(|s| s.as_ref())
+    }
+
+    pub fn counters(&self, id: PortId) -> Option<&PortCounters> {
+        self.slot(id).map(|s| &s.counters)
+    }
+
+    pub fn is_dead(&self, id: PortId) -> bool {
+        self.slot(id).is_some_and(|s| s.dead)
+    }
+
+    /// Marks a port whose device went away: no longer read or flooded to.
+    pub fn mark_dead(&mut self, id: PortId) {
+        if let Some(Some(s)) = self.ports.get_mut(id.index()) {
+            s.dead = true;
+        }
+    }
+
+    pub fn fdb_len(&self, net: NetworkId) -> usize {
+        self.nets
+            .get(net.0 as usize)
+            .and_then(|n| n.as_ref())
+            .map_or(0, |n| n.fdb.len())
+    }
+
+    /// Reads a batch from port `id` and switches every frame in it.
+    /// Returns how many frames were read; an error means the port is gone.
+    pub fn poll_port(&mut self, id: PortId, bufs: &mut [FrameBuf], now: Time) -> io::Result<usize> {
+        let Some(Some(slot)) = self.ports.get_mut(id.index()) else {
+            return Ok(0);
+        };
+        if slot.dead {
+            return Ok(0);
+        }
+        let n = slot.port.recv_batch(bufs)?;
+        for buf in &mut bufs[..n] {
+            self.handle_frame(id, buf, now);
+        }
+        Ok(n)
+    }
+
+    /// Switches one frame that arrived on `ingress`. The buffer may be
+    /// modified (a checksum finished for a port without offloads).
+    pub fn handle_frame(&mut self, ingress: PortId, buf: &mut FrameBuf, now: Time) {
+        let verdict = self.classify(ingress, buf, now);
+        self.execute(ingress, verdict, buf, now);
+    }
+
+    /// Decides where a frame goes: counts it, checks it, learns from it.
+    pub fn classify(&mut self, ingress: PortId, buf: &FrameBuf, now: Time) -> Verdict {
+        let Some(Some(slot)) = self.ports.get_mut(ingress.index()) else {
+            return Verdict::Drop(DropReason::TxError);
+        };
+        let frame = buf.frame();
+        slot.counters.rx_packets += 1;
+        slot.counters.rx_bytes += frame.len() as u64;
+        if frame.len() < ETH_LEN {
+            return Verdict::Drop(DropReason::Truncated);
+        }
+        if frame.len() >= MAX_FRAME_LEN {
+            return Verdict::Drop(DropReason::Oversize);
+        }
+        let vnet = buf.vnet();
+        if vnet.validate(frame.len()).is_err() {
+            return Verdict::Drop(DropReason::BadVnetHeader);
+        }
+        // Room for one VLAN tag beyond the Ethernet header.
+        if !vnet.is_gso() && frame.len() > slot.spec.mtu as usize + ETH_LEN + 4 {
+            return Verdict::Drop(DropReason::Oversize);
+        }
+        let src = MacAddr::from_slice(&frame[6..12]);
+        if !src.is_unicast() {
+            return Verdict::Drop(DropReason::InvalidSrcMac);
+        }
+        if let Err(r) = slot.spec.policy.check(frame) {
+            return Verdict::Drop(r);
+        }
+        let Some(Some(net)) = self.nets.get_mut(slot.spec.network.0 as usize) else {
+            return Verdict::Drop(DropReason::NoRoute);
+        };
+        if net.fdb.learn(src, ingress, now) == Learn::StaticConflict {
+            return Verdict::Drop(DropReason::SpoofedSrcMac);
+        }
+        let dst = MacAddr::from_slice(&frame[0..6]);
+        if dst == net.gateway.mac() {
+            return Verdict::Gateway;
+        }
+        match net.fdb.decide(&dst, ingress, now) {
+            Forward::Unicast(p) => Verdict::Unicast(p),
+            Forward::Flood => Verdict::Flood {
+                to_gateway: dst.is_multicast(),
+            },
+            Forward::Hairpin => Verdict::Drop(DropReason::DstIsIngress),
+        }
+    }
+
+    fn execute(&mut self, ingress: PortId, verdict: Verdict, buf: &mut FrameBuf, now: Time) {
+        match verdict {
+            Verdict::Drop(r) => {
+                if let Some(Some(s)) = self.ports.get_mut(ingress.index()) {
+                    s.counters.drop(r);
+                }
+            }
+            Verdict::Unicast(p) => send_to(&mut self.ports, &mut self.scratch, p, buf),
+            Verdict::Flood { to_gateway } => {
+                self.flood(ingress, buf);
+                if to_gateway {
+                    self.to_gateway(ingress, buf, now);
+                }
+            }
+            Verdict::Gateway => self.to_gateway(ingress, buf, now),
+        }
+    }
+
+    fn flood(&mut self, ingress: PortId, buf: &mut FrameBuf) {
+        let Some(Some(slot)) = self.ports.get(ingress.index()) else {
+            return;
+        };
+        let Some(Some(net)) = self.nets.get(slot.spec.network.0 as usize) else {
+            return;
+        };
+        let h = buf.vnet();
+        let members = &net.ports;
+        // Ports that take the frame as it is go first: completing a checksum
+        // in place for the others must not reach them.
+        let mut any_needs_software = false;
+        for &p in members {
+            if p == ingress {
+                continue;
+            }
+            let Some(Some(s)) = self.ports.get_mut(p.index()) else {
+                continue;
+            };
+            if s.dead {
+                continue;
+            }
+            if s.offloads.accepts(&h) {
+                transmit(s, buf);
+            } else {
+                any_needs_software = true;
+            }
+        }
+        if !any_needs_software {
+            return;
+        }
+        for &p in members {
+            if p == ingress {
+                continue;
+            }
+            let Some(Some(s)) = self.ports.get_mut(p.index()) else {
+                continue;
+            };
+            if s.dead || s.offloads.accepts(&h) {
+                continue;
+            }
+            send_software(s, &mut self.scratch, buf);
+        }
+    }
+
+    fn to_gateway(&mut self, ingress: PortId, buf: &FrameBuf, now: Time) {
+        let Some(Some(slot)) = self.ports.get(ingress.index()) else {
+            return;
+        };
+        let Some(Some(net)) = self.nets.get_mut(slot.spec.network.0 as usize) else {
+            return;
+        };
+        let outcome = net
+            .gateway
+            .handle(buf.frame(), &buf.vnet(), now, &mut self.reply);
+        if let Some(Some(s)) = self.ports.get_mut(ingress.index()) {
+            if let Some(r) = outcome.drop {
+                s.counters.drop(r);
+            }
+            if outcome.reply && !s.dead {
+                transmit(s, &self.reply);
+            }
+        }
+    }
+
+    /// Periodic work: ages the MAC tables.
+    pub fn tick(&mut self, now: Time) {
+        for net in self.nets.iter_mut().flatten() {
+            net.fdb.expire(now);
+        }
+    }
+
+    /// A copy of everything the control plane reports.
+    pub fn snapshot(&self, now: Time) -> Snapshot {
+        let mut ports = Vec::new();
+        for (i, slot) in self.ports.iter().enumerate() {
+            let Some(s) = slot else { continue };
+            let net_name = self
+                .nets
+                .get(s.spec.network.0 as usize)
+                .and_then(|n| n.as_ref())
+                .map(|n| n.spec.name.clone())
+                .unwrap_or_default();
+            ports.push(PortReport {
+                id: PortId(i as u32),
+                name: s.spec.name.clone(),
+                kind: s.port.kind(),
+                network: net_name,
+                mac: s.spec.policy.mac.map(|m| m.to_string()),
+                offloads: s.offloads.tso,
+                dead: s.dead,
+                counters: PortCountersReport::from(&s.counters),
+            });
+        }
+        let mut networks = Vec::new();
+        for net in self.nets.iter().flatten() {
+            let mut fdb: Vec<FdbRow> = net
+                .fdb
+                .entries(now)
+                .map(|(mac, e)| FdbRow {
+                    mac: mac.to_string(),
+                    port: e.port,
+                    port_name: self
+                        .slot(e.port)
+                        .map(|s| s.spec.name.clone())
+                        .unwrap_or_default(),
+                    age_secs: if e.is_static {
+                        0.0
+                    } else {
+                        now.saturating_sub(e.last_seen).as_secs_f64()
+                    },
+                    is_static: e.is_static,
+                })
+                .collect();
+            fdb.sort_by(|a, b| a.mac.cmp(&b.mac));
+            networks.push(NetworkReport {
+                name: net.spec.name.clone(),
+                fdb_max_entries: net.fdb.max_entries(),
+                fdb,
+                fdb_counters: net.fdb.counters,
+                gateway: net.gateway.counters,
+            });
+        }
+        Snapshot { ports, networks }
+    }
+}
+
+/// Sends to one port, adapting offloads to what it takes.
+fn send_to(ports: &mut [Option<PortSlot>], scratch: &mut FrameBuf, p: PortId, buf: &mut FrameBuf) {
+    let Some(Some(s)) = ports.get_mut(p.index()) else {
+        return;
+    };
+    if s.dead {
+        return;
+    }
+    if s.offloads.accepts(&buf.vnet()) {
+        transmit(s, buf);
+    } else {
+        send_software(s, scratch, buf);
+    }
+}
+
+/// Finishes in software what the port cannot take: cuts GSO frames into
+/// segments, or completes the checksum in place.
+fn send_software(s: &mut PortSlot, scratch: &mut FrameBuf, buf: &mut FrameBuf) {
+    if buf.vnet().is_gso() {
+        if offload::segment(buf, scratch, |seg| transmit(s, seg)).is_err() {
+            s.counters.drop(DropReason::SegmentationFailed);
+        }
+        return;
+    }
+    if offload::finish_checksum(buf).is_err() {
+        s.counters.drop(DropReason::SegmentationFailed);
+        return;
+    }
+    transmit(s, buf);
+}
+
+#[inline]
+fn transmit(s: &mut PortSlot, frame: &FrameBuf) {
+    match s.port.send(frame) {
+        Ok(()) => {
+            s.counters.tx_packets += 1;
+            s.counters.tx_bytes += frame.len() as u64;
+        }
+        Err(SendError::Full) => s.counters.drop(DropReason::TxQueueFull),
+        Err(SendError::Failed(_)) => s.counters.drop(DropReason::TxError),
+    }
+}
+
+/// One port in a report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PortReport {
+    pub id: PortId,
+    pub name: String,
+    pub kind: PortKind,
+    pub network: String,
+    pub mac: Option<String>,
+    /// Takes TSO/checksum offload (vnet header).
+    pub offloads: bool,
+    pub dead: bool,
+    pub counters: PortCountersReport,
+}
+
+/// One MAC table entry in a report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FdbRow {
+    pub mac: String,
+    pub port: PortId,
+    pub port_name: String,
+    pub age_secs: f64,
+    pub is_static: bool,
+}
+
+/// One network in a report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NetworkReport {
+    pub name: String,
+    pub fdb: Vec<FdbRow>,
+    pub fdb_max_entries: usize,
+    pub fdb_counters: FdbCounters,
+    pub gateway: GatewayCounters,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Snapshot {
+    pub ports: Vec<PortReport>,
+    pub networks: Vec<NetworkReport>,
+}

@@ -1,0 +1,624 @@
+//! The gateway: the router address of a network (docker0's 172.17.0.1).
+//! It answers ARP for its address and ICMP echo to it, resets TCP and
+//! returns ICMP unreachables for what it does not serve, and is where
+//! routed (off-subnet) traffic arrives. Until NAT exists, routed traffic
+//! gets an ICMP "network unreachable", so a container's connect fails at
+//! once instead of hanging.
+//!
+//! It owns no sockets and does no I/O: each call takes one frame and writes
+//! at most one reply into a caller-owned buffer, which the switch sends back
+//! out of the ingress port.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use crate::frame::FrameBuf;
+use crate::stats::DropReason;
+use crate::time::Time;
+use crate::wire::arp::{self, ArpPacket, ArpRepr};
+use crate::wire::checksum;
+use crate::wire::ethernet::{self, ethertype, EthernetFrame, MacAddr};
+use crate::wire::icmpv4::{self, msg_type, unreachable, Icmpv4Packet};
+use crate::wire::ipv4::{self, protocol, Ipv4Packet, Ipv4Repr};
+use crate::wire::tcp::{self, flags as tcpf, TcpPacket};
+use crate::wire::vnet::VnetHdr;
+
+/// Smallest Ethernet frame (without FCS); shorter replies are padded.
+const MIN_FRAME_LEN: usize = 60;
+const REPLY_TTL: u8 = 64;
+
+/// A token bucket: `rate` per second, bursts of up to `burst`.
+#[derive(Debug, Clone)]
+pub struct RateLimiter {
+    rate: u32,
+    burst: u32,
+    tokens: u32,
+    last: Time,
+}
+
+impl RateLimiter {
+    pub fn new(rate: u32, burst: u32) -> RateLimiter {
+        RateLimiter {
+            rate,
+            burst,
+            tokens: burst,
+            last: Time::ZERO,
+        }
+    }
+
+    pub fn allow(&mut self, now: Time) -> bool {
+        let elapsed = now.saturating_sub(self.last);
+        let add = (elapsed.as_nanos() * self.rate as u128 / 1_000_000_000) as u64;
+        if add > 0 {
+            self.tokens = (self.tokens as u64 + add).min(self.burst as u64) as u32;
+            self.last = now;
+        }
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
+    }
+}
+
+/// What the gateway did, counted per network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayCounters {
+    pub arp_replies: u64,
+    pub echo_replies: u64,
+    pub unreachables_sent: u64,
+    pub resets_sent: u64,
+}
+
+/// The result of handing a frame to the gateway: whether a reply was
+/// written into the output buffer, and whether the frame counts as dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Outcome {
+    pub reply: bool,
+    pub drop: Option<DropReason>,
+}
+
+impl Outcome {
+    const IGNORED: Outcome = Outcome {
+        reply: false,
+        drop: None,
+    };
+    const REPLIED: Outcome = Outcome {
+        reply: true,
+        drop: None,
+    };
+    fn drop(r: DropReason) -> Outcome {
+        Outcome {
+            reply: false,
+            drop: Some(r),
+        }
+    }
+    fn reply_and_drop(r: DropReason) -> Outcome {
+        Outcome {
+            reply: true,
+            drop: Some(r),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    ip: Ipv4Addr,
+    mac: MacAddr,
+    subnet: Ipv4Net,
+    icmp_errors: RateLimiter,
+    ident: u16,
+    pub counters: GatewayCounters,
+}
+
+impl Gateway {
+    /// ICMP errors: Linux's defaults (icmp_msgs_per_sec, icmp_msgs_burst).
+    pub const ICMP_ERRORS_PER_SEC: u32 = 1000;
+    pub const ICMP_ERRORS_BURST: u32 = 50;
+
+    pub fn new(ip: Ipv4Addr, mac: MacAddr, subnet: Ipv4Net) -> Gateway {
+        Gateway {
+            ip,
+            mac,
+            subnet,
+            icmp_errors: RateLimiter::new(Self::ICMP_ERRORS_PER_SEC, Self::ICMP_ERRORS_BURST),
+            ident: 1,
+            counters: GatewayCounters::default(),
+        }
+    }
+
+    pub fn ip(&self) -> Ipv4Addr {
+        self.ip
+    }
+
+    pub fn mac(&self) -> MacAddr {
+        self.mac
+    }
+
+    /// Handles a frame addressed to the gateway's MAC, or a broadcast or
+    /// multicast frame (which the switch also floods). `frame` is at least
+    /// an Ethernet header long.
+    pub fn handle(&mut self, frame: &[u8], vnet: &VnetHdr, now: Time, out: &mut FrameBuf) -> Outcome {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return Outcome::drop(DropReason::Truncated);
+        };
+        let to_us = eth.dst() == self.mac;
+        match eth.ethertype() {
+            ethertype::ARP => self.handle_arp(&eth, to_us, out),
+            ethertype::IPV4 if to_us => self.handle_ipv4(&eth, vnet, now, out),
+            _ if to_us => Outcome::drop(DropReason::NotServed),
+            _ => Outcome::IGNORED,
+        }
+    }
+
+    fn handle_arp(&mut self, eth: &EthernetFrame<&[u8]>, to_us: bool, out: &mut FrameBuf) -> Outcome {
+        let arp = match ArpPacket::new_checked(eth.payload()) {
+            Ok(a) => a,
+            Err(_) if to_us => return Outcome::drop(DropReason::MalformedPacket),
+            Err(_) => return Outcome::IGNORED,
+        };
+        if arp.operation() != arp::OP_REQUEST || arp.target_ip() != self.ip {
+            return Outcome::IGNORED;
+        }
+        let requester = arp.sender_mac();
+        if !requester.is_unicast() {
+            return Outcome::drop(DropReason::MalformedPacket);
+        }
+        let buf = out.read_space();
+        let mut n = ethernet::emit_header(buf, requester, self.mac, ethertype::ARP);
+        n += ArpRepr {
+            operation: arp::OP_REPLY,
+            sender_mac: self.mac,
+            sender_ip: self.ip,
+            target_mac: requester,
+            target_ip: arp.sender_ip(),
+        }
+        .emit(&mut buf[n..]);
+        self.finish_reply(out, n);
+        self.counters.arp_replies += 1;
+        Outcome::REPLIED
+    }
+
+    fn handle_ipv4(
+        &mut self,
+        eth: &EthernetFrame<&[u8]>,
+        vnet: &VnetHdr,
+        now: Time,
+        out: &mut FrameBuf,
+    ) -> Outcome {
+        let payload = eth.payload();
+        let parsed = if vnet.is_gso() {
+            Ipv4Packet::new_checked_gso(payload)
+        } else {
+            Ipv4Packet::new_checked(payload)
+        };
+        let Ok(ip) = parsed else {
+            return Outcome::drop(DropReason::MalformedPacket);
+        };
+        if !ip.verify_checksum() {
+            return Outcome::drop(DropReason::BadChecksum);
+        }
+        let dst = ip.dst();
+        if dst == self.ip {
+            return self.deliver_local(eth, &ip, vnet, now, out);
+        }
+        if dst.is_broadcast() || dst.is_multicast() || dst == self.subnet.broadcast() {
+            return Outcome::drop(DropReason::NotServed);
+        }
+        if self.subnet.contains(&dst) {
+            // On-link destinations are reached directly, never through us.
+            return Outcome::drop(DropReason::NoRoute);
+        }
+        // Routed traffic. Without an uplink (NAT comes with the egress
+        // issue) there is no route: say so rather than let the sender hang.
+        if self.icmp_error(eth, &ip, msg_type::DEST_UNREACHABLE, unreachable::NET, now, out) {
+            Outcome::reply_and_drop(DropReason::NoRoute)
+        } else {
+            Outcome::drop(DropReason::NoRoute)
+        }
+    }
+
+    fn deliver_local(
+        &mut self,
+        eth: &EthernetFrame<&[u8]>,
+        ip: &Ipv4Packet<&[u8]>,
+        vnet: &VnetHdr,
+        now: Time,
+        out: &mut FrameBuf,
+    ) -> Outcome {
+        if ip.is_fragment() {
+            return Outcome::drop(DropReason::Fragment);
+        }
+        // A GSO super-frame's IPv4 length may not describe the whole frame;
+        // the transport header and data run to the end of it.
+        let l4 = if vnet.is_gso() {
+            &eth.payload()[ip.header_len()..]
+        } else {
+            ip.payload()
+        };
+        match ip.protocol() {
+            protocol::ICMP => {
+                let Ok(icmp) = Icmpv4Packet::new_checked(l4) else {
+                    return Outcome::drop(DropReason::MalformedPacket);
+                };
+                // A partial checksum is the sender's kernel deferring the
+                // work to us; there is nothing to verify yet.
+                if !vnet.needs_csum() && !icmp.verify_checksum() {
+                    return Outcome::drop(DropReason::BadChecksum);
+                }
+                if icmp.msg_type() != msg_type::ECHO_REQUEST {
+                    return Outcome::drop(DropReason::NotServed);
+                }
+                self.echo_reply(eth, ip, icmp.echo_body(), out);
+                Outcome::REPLIED
+            }
+            protocol::TCP => {
+                let Ok(seg) = TcpPacket::new_checked(l4) else {
+                    return Outcome::drop(DropReason::MalformedPacket);
+                };
+                if seg.flags() & tcpf::RST != 0 {
+                    return Outcome::drop(DropReason::NotServed);
+                }
+                self.tcp_reset(eth, ip, &seg, out);
+                Outcome::reply_and_drop(DropReason::NotServed)
+            }
+            protocol::UDP => {
+                if self.icmp_error(eth, ip, msg_type::DEST_UNREACHABLE, unreachable::PORT, now, out) {
+                    Outcome::reply_and_drop(DropReason::NotServed)
+                } else {
+                    Outcome::drop(DropReason::NotServed)
+                }
+            }
+            _ => {
+                if self.icmp_error(
+                    eth,
+                    ip,
+                    msg_type::DEST_UNREACHABLE,
+                    unreachable::PROTOCOL,
+                    now,
+                    out,
+                ) {
+                    Outcome::reply_and_drop(DropReason::NotServed)
+                } else {
+                    Outcome::drop(DropReason::NotServed)
+                }
+            }
+        }
+    }
+
+    fn next_ident(&mut self) -> u16 {
+        self.ident = self.ident.wrapping_add(1);
+        self.ident
+    }
+
+    /// Writes Ethernet + IPv4 headers from the gateway to the sender of
+    /// `eth`/`ip`; returns the offset of the IPv4 payload.
+    fn emit_headers_to_sender(
+        &mut self,
+        buf: &mut [u8],
+        eth: &EthernetFrame<&[u8]>,
+        ip: &Ipv4Packet<&[u8]>,
+        proto: u8,
+        payload_len: usize,
+    ) -> usize {
+        let n = ethernet::emit_header(buf, eth.src(), self.mac, ethertype::IPV4);
+        let ident = self.next_ident();
+        n + Ipv4Repr {
+            src: self.ip,
+            dst: ip.src(),
+            protocol: proto,
+            payload_len,
+            ttl: REPLY_TTL,
+            ident,
+        }
+        .emit(&mut buf[n..])
+    }
+
+    fn echo_reply(
+        &mut self,
+        eth: &EthernetFrame<&[u8]>,
+        ip: &Ipv4Packet<&[u8]>,
+        body: &[u8],
+        out: &mut FrameBuf,
+    ) {
+        let icmp_len = 4 + body.len();
+        let buf = out.read_space();
+        let off = self.emit_headers_to_sender(buf, eth, ip, protocol::ICMP, icmp_len);
+        let n = icmpv4::emit_echo_reply(&mut buf[off..], body);
+        self.finish_reply(out, off + n);
+        self.counters.echo_replies += 1;
+    }
+
+    fn tcp_reset(
+        &mut self,
+        eth: &EthernetFrame<&[u8]>,
+        ip: &Ipv4Packet<&[u8]>,
+        seg: &TcpPacket<&[u8]>,
+        out: &mut FrameBuf,
+    ) {
+        // RFC 9293 3.10.7.1: answer an unacceptable segment on a closed port.
+        let (seq, ack, flags) = if seg.flags() & tcpf::ACK != 0 {
+            (seg.ack(), 0, tcpf::RST)
+        } else {
+            (0, seg.seq().wrapping_add(seg.seq_len()), tcpf::RST | tcpf::ACK)
+        };
+        let buf = out.read_space();
+        let off = self.emit_headers_to_sender(buf, eth, ip, protocol::TCP, tcp::MIN_HEADER_LEN);
+        let n = tcp::emit_header(
+            &mut buf[off..],
+            seg.dst_port(),
+            seg.src_port(),
+            seq,
+            ack,
+            flags,
+            0,
+        );
+        let pseudo = checksum::pseudo_header_v4(self.ip, ip.src(), protocol::TCP, n as u16);
+        let c = checksum::finish(checksum::sum(pseudo, &buf[off..off + n]));
+        buf[off + tcp::CHECKSUM_OFFSET..off + tcp::CHECKSUM_OFFSET + 2]
+            .copy_from_slice(&c.to_be_bytes());
+        self.finish_reply(out, off + n);
+        self.counters.resets_sent += 1;
+    }
+
+    /// Sends an ICMP error about `ip` to its sender, unless RFC 1122 3.2.2
+    /// forbids one or the rate limit is spent. Returns whether it did.
+    fn icmp_error(
+        &mut self,
+        eth: &EthernetFrame<&[u8]>,
+        ip: &Ipv4Packet<&[u8]>,
+        kind: u8,
+        code: u8,
+        now: Time,
+        out: &mut FrameBuf,
+    ) -> bool {
+        let src = ip.src();
+        if src.is_unspecified()
+            || src.is_broadcast()
+            || src.is_multicast()
+            || src.is_loopback()
+            || ip.is_later_fragment()
+        {
+            return false;
+        }
+        if ip.protocol() == protocol::ICMP {
+            match Icmpv4Packet::new_checked(ip.payload()) {
+                Ok(m) if !m.is_error() => {}
+                _ => return false,
+            }
+        }
+        if !self.icmp_errors.allow(now) {
+            return false;
+        }
+        // Quote the header plus 8 bytes of what follows (RFC 792).
+        let packet = eth.payload();
+        let quote_len = icmpv4::error_quote_len(ip.header_len(), packet.len().min(ip.total_len().max(ip.header_len())));
+        let quote = &packet[..quote_len];
+        let icmp_len = icmpv4::HEADER_LEN + quote.len();
+        let buf = out.read_space();
+        let off = self.emit_headers_to_sender(buf, eth, ip, protocol::ICMP, icmp_len);
+        let n = icmpv4::emit_error(&mut buf[off..], kind, code, quote);
+        self.finish_reply(out, off + n);
+        self.counters.unreachables_sent += 1;
+        true
+    }
+
+    /// Pads to the Ethernet minimum and marks the reply as fully checksummed.
+    fn finish_reply(&self, out: &mut FrameBuf, len: usize) {
+        let len = if len < MIN_FRAME_LEN {
+            out.read_space()[len..MIN_FRAME_LEN].fill(0);
+            MIN_FRAME_LEN
+        } else {
+            len
+        };
+        out.set_len(len);
+        out.set_vnet(VnetHdr::default());
+    }
+}
+
+/// The size of an IPv4 header the gateway writes (no options).
+pub const REPLY_IP_HEADER_LEN: usize = ipv4::MIN_HEADER_LEN;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::icmpv4::HEADER_LEN as ICMP_HDR;
+
+    const GW: Ipv4Addr = Ipv4Addr::new(172, 17, 0, 1);
+    const C1: Ipv4Addr = Ipv4Addr::new(172, 17, 0, 2);
+
+    fn gw() -> Gateway {
+        Gateway::new(
+            GW,
+            MacAddr::docker_from_ipv4(GW),
+            "172.17.0.0/16".parse().unwrap(),
+        )
+    }
+
+    fn c1_mac() -> MacAddr {
+        MacAddr::docker_from_ipv4(C1)
+    }
+
+    fn arp_request(target: Ipv4Addr) -> Vec<u8> {
+        let mut f = vec![0u8; 42];
+        ethernet::emit_header(&mut f, MacAddr::BROADCAST, c1_mac(), ethertype::ARP);
+        ArpRepr {
+            operation: arp::OP_REQUEST,
+            sender_mac: c1_mac(),
+            sender_ip: C1,
+            target_mac: MacAddr::ZERO,
+            target_ip: target,
+        }
+        .emit(&mut f[14..]);
+        f
+    }
+
+    fn ip_frame(dst: Ipv4Addr, proto: u8, l4: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 34 + l4.len()];
+        ethernet::emit_header(&mut f, MacAddr::docker_from_ipv4(GW), c1_mac(), ethertype::IPV4);
+        Ipv4Repr {
+            src: C1,
+            dst,
+            protocol: proto,
+            payload_len: l4.len(),
+            ttl: 64,
+            ident: 9,
+        }
+        .emit(&mut f[14..]);
+        f[34..].copy_from_slice(l4);
+        f
+    }
+
+    fn echo_request(data: &[u8]) -> Vec<u8> {
+        let mut m = vec![8u8, 0, 0, 0, 0x12, 0x34, 0, 7];
+        m.extend_from_slice(data);
+        let c = checksum::checksum(&m);
+        m[2..4].copy_from_slice(&c.to_be_bytes());
+        m
+    }
+
+    fn parse_reply(out: &FrameBuf) -> etherparse::SlicedPacket<'_> {
+        etherparse::SlicedPacket::from_ethernet(out.frame()).expect("reply parses")
+    }
+
+    #[test]
+    fn answers_arp_for_its_address_only() {
+        let mut g = gw();
+        let mut out = FrameBuf::new();
+        let o = g.handle(&arp_request(GW), &VnetHdr::default(), Time::ZERO, &mut out);
+        assert_eq!(o, Outcome::REPLIED);
+        let f = out.frame();
+        assert_eq!(f.len(), 60);
+        let eth = EthernetFrame::new_checked(f).unwrap();
+        assert_eq!(eth.dst(), c1_mac());
+        assert_eq!(eth.src(), g.mac());
+        let a = ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).unwrap());
+        assert_eq!(a.operation, arp::OP_REPLY);
+        assert_eq!((a.sender_mac, a.sender_ip), (g.mac(), GW));
+        assert_eq!((a.target_mac, a.target_ip), (c1_mac(), C1));
+        let o = g.handle(
+            &arp_request(Ipv4Addr::new(172, 17, 0, 9)),
+            &VnetHdr::default(),
+            Time::ZERO,
+            &mut out,
+        );
+        assert_eq!(o, Outcome::IGNORED);
+        assert_eq!(g.counters.arp_replies, 1);
+    }
+
+    #[test]
+    fn echo_reply_is_valid_and_mirrors_payload() {
+        let mut g = gw();
+        let mut out = FrameBuf::new();
+        let data: Vec<u8> = (0..100u8).collect();
+        let f = ip_frame(GW, protocol::ICMP, &echo_request(&data));
+        let o = g.handle(&f, &VnetHdr::default(), Time::ZERO, &mut out);
+        assert_eq!(o, Outcome::REPLIED);
+        let p = parse_reply(&out);
+        let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else {
+            panic!("not ipv4")
+        };
+        let h = ip.header().to_header();
+        assert_eq!(h.calc_header_checksum(), h.header_checksum);
+        assert_eq!(h.source, GW.octets());
+        assert_eq!(h.destination, C1.octets());
+        let Some(etherparse::TransportSlice::Icmpv4(icmp)) = &p.transport else {
+            panic!("not icmp")
+        };
+        assert_eq!(icmp.type_u8(), 0);
+        assert_eq!(icmp.checksum(), icmp.header().calc_checksum(icmp.payload()));
+        assert_eq!(icmp.payload(), &data[..]);
+        assert_eq!(&out.frame()[38..42], &[0x12, 0x34, 0, 7]);
+    }
+
+    #[test]
+    fn bad_icmp_checksum_is_dropped() {
+        let mut g = gw();
+        let mut out = FrameBuf::new();
+        let mut m = echo_request(b"x");
+        m[2] ^= 0xff;
+        let o = g.handle(&ip_frame(GW, protocol::ICMP, &m), &VnetHdr::default(), Time::ZERO, &mut out);
+        assert_eq!(o, Outcome::drop(DropReason::BadChecksum));
+    }
+
+    #[test]
+    fn tcp_to_gateway_gets_reset() {
+        let mut g = gw();
+        let mut out = FrameBuf::new();
+        let mut syn = [0u8; 20];
+        tcp::emit_header(&mut syn, 40000, 80, 5000, 0, tcpf::SYN, 1000);
+        let o = g.handle(&ip_frame(GW, protocol::TCP, &syn), &VnetHdr::default(), Time::ZERO, &mut out);
+        assert_eq!(o, Outcome::reply_and_drop(DropReason::NotServed));
+        let p = parse_reply(&out);
+        let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else {
+            panic!()
+        };
+        let Some(etherparse::TransportSlice::Tcp(t)) = &p.transport else {
+            panic!()
+        };
+        assert!(t.rst() && t.ack());
+        assert_eq!(t.acknowledgment_number(), 5001);
+        assert_eq!((t.source_port(), t.destination_port()), (80, 40000));
+        let want = t
+            .to_header()
+            .calc_checksum_ipv4(&ip.header().to_header(), t.payload())
+            .unwrap();
+        assert_eq!(t.checksum(), want);
+    }
+
+    #[test]
+    fn off_subnet_gets_net_unreachable_rate_limited() {
+        let mut g = gw();
+        let mut out = FrameBuf::new();
+        let f = ip_frame(Ipv4Addr::new(10, 9, 8, 7), protocol::UDP, &[0, 1, 0, 2, 0, 8, 0, 0]);
+        let o = g.handle(&f, &VnetHdr::default(), Time::ZERO, &mut out);
+        assert_eq!(o, Outcome::reply_and_drop(DropReason::NoRoute));
+        let p = parse_reply(&out);
+        let Some(etherparse::TransportSlice::Icmpv4(icmp)) = &p.transport else {
+            panic!()
+        };
+        assert_eq!((icmp.type_u8(), icmp.code_u8()), (3, 0));
+        assert_eq!(icmp.checksum(), icmp.header().calc_checksum(icmp.payload()));
+        // The quote is the original IP header plus 8 bytes.
+        assert_eq!(out.frame().len(), 14 + 20 + ICMP_HDR + 28);
+        let mut sent = 1;
+        for _ in 0..200 {
+            if g.handle(&f, &VnetHdr::default(), Time::ZERO, &mut out).reply {
+                sent += 1;
+            }
+        }
+        assert_eq!(sent, Gateway::ICMP_ERRORS_BURST);
+        // Refills with time.
+        assert!(g.handle(&f, &VnetHdr::default(), Time::from_secs(1), &mut out).reply);
+    }
+
+    #[test]
+    fn never_answers_icmp_errors_with_errors() {
+        let mut g = gw();
+        let mut out = FrameBuf::new();
+        let mut m = vec![3u8, 1, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(&[0x45; 28]);
+        let c = checksum::checksum(&m);
+        m[2..4].copy_from_slice(&c.to_be_bytes());
+        let f = ip_frame(Ipv4Addr::new(10, 0, 0, 1), protocol::ICMP, &m);
+        let o = g.handle(&f, &VnetHdr::default(), Time::ZERO, &mut out);
+        assert_eq!(o, Outcome::drop(DropReason::NoRoute));
+    }
+
+    #[test]
+    fn malformed_input_is_dropped_not_panicking() {
+        let mut g = gw();
+        let mut out = FrameBuf::new();
+        let mut f = ip_frame(GW, protocol::ICMP, &echo_request(b"abc"));
+        f[16..18].copy_from_slice(&2000u16.to_be_bytes()); // total length > frame
+        assert_eq!(
+            g.handle(&f, &VnetHdr::default(), Time::ZERO, &mut out),
+            Outcome::drop(DropReason::MalformedPacket)
+        );
+        for n in 0..f.len() {
+            let _ = g.handle(&f[..n], &VnetHdr::default(), Time::ZERO, &mut out);
+        }
+    }
+}

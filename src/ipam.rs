@@ -1,0 +1,210 @@
+//! Address management for one network: which addresses exist (subnet,
+//! gateway, ip-range), which are taken, and the MAC that goes with each.
+//! Docker's conventions: addresses handed out in order from the start of
+//! the range (lowest free first), never the network, broadcast or gateway
+//! address; MAC 02:42 + the four bytes of the address.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use crate::wire::MacAddr;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IpamError {
+    /// Every address of the range is taken.
+    Exhausted { range: Ipv4Net },
+    /// A requested address is outside the subnet.
+    OutsideSubnet { ip: Ipv4Addr, subnet: Ipv4Net },
+    /// A requested address is the network, broadcast or gateway address.
+    Reserved { ip: Ipv4Addr, what: &'static str },
+    /// A requested address is already taken.
+    InUse { ip: Ipv4Addr },
+}
+
+impl fmt::Display for IpamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IpamError::Exhausted { range } => write!(f, "no free address left in {range}"),
+            IpamError::OutsideSubnet { ip, subnet } => {
+                write!(f, "{ip} is outside the network's subnet {subnet}")
+            }
+            IpamError::Reserved { ip, what } => write!(f, "{ip} is the network's {what} address"),
+            IpamError::InUse { ip } => write!(f, "{ip} is already in use"),
+        }
+    }
+}
+
+impl std::error::Error for IpamError {}
+
+#[derive(Debug, Clone)]
+pub struct Ipam {
+    subnet: Ipv4Net,
+    gateway: Ipv4Addr,
+    range: Ipv4Net,
+    taken: BTreeSet<Ipv4Addr>,
+}
+
+impl Ipam {
+    /// The caller (config validation) guarantees the gateway and range lie
+    /// inside the subnet.
+    pub fn new(subnet: Ipv4Net, gateway: Ipv4Addr, range: Ipv4Net) -> Ipam {
+        Ipam {
+            subnet,
+            gateway,
+            range,
+            taken: BTreeSet::new(),
+        }
+    }
+
+    pub fn subnet(&self) -> Ipv4Net {
+        self.subnet
+    }
+
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.gateway
+    }
+
+    pub fn range(&self) -> Ipv4Net {
+        self.range
+    }
+
+    pub fn in_use(&self) -> usize {
+        self.taken.len()
+    }
+
+    fn reserved(&self, ip: Ipv4Addr) -> Option<&'static str> {
+        if ip == self.gateway {
+            Some("gateway")
+        } else if ip == self.subnet.network() && self.subnet.prefix_len() < 31 {
+            Some("network")
+        } else if ip == self.subnet.broadcast() && self.subnet.prefix_len() < 31 {
+            Some("broadcast")
+        } else {
+            None
+        }
+    }
+
+    /// Takes `requested`, or the lowest free address of the range.
+    pub fn allocate(&mut self, requested: Option<Ipv4Addr>) -> Result<Ipv4Addr, IpamError> {
+        if let Some(ip) = requested {
+            if !self.subnet.contains(&ip) {
+                return Err(IpamError::OutsideSubnet {
+                    ip,
+                    subnet: self.subnet,
+                });
+            }
+            if let Some(what) = self.reserved(ip) {
+                return Err(IpamError::Reserved { ip, what });
+            }
+            if !self.taken.insert(ip) {
+                return Err(IpamError::InUse { ip });
+            }
+            return Ok(ip);
+        }
+        // Every address skipped below is taken or reserved (at most three
+        // are), so the walk costs O(taken), not O(range).
+        let end = u32::from(self.range.broadcast());
+        let mut candidate = Some(u32::from(self.range.network()));
+        while let Some(c) = candidate.filter(|c| *c <= end) {
+            let ip = Ipv4Addr::from(c);
+            if self.reserved(ip).is_none() && self.taken.insert(ip) {
+                return Ok(ip);
+            }
+            candidate = c.checked_add(1);
+        }
+        Err(IpamError::Exhausted { range: self.range })
+    }
+
+    pub fn release(&mut self, ip: Ipv4Addr) -> bool {
+        self.taken.remove(&ip)
+    }
+
+    /// Docker's MAC for an address.
+    pub fn mac_for(ip: Ipv4Addr) -> MacAddr {
+        MacAddr::docker_from_ipv4(ip)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ipam() -> Ipam {
+        Ipam::new(
+            "172.17.0.0/16".parse().unwrap(),
+            Ipv4Addr::new(172, 17, 0, 1),
+            "172.17.0.0/16".parse().unwrap(),
+        )
+    }
+
+    #[test]
+    fn sequential_from_two_like_docker() {
+        let mut a = ipam();
+        assert_eq!(a.allocate(None).unwrap(), Ipv4Addr::new(172, 17, 0, 2));
+        assert_eq!(a.allocate(None).unwrap(), Ipv4Addr::new(172, 17, 0, 3));
+        assert!(a.release(Ipv4Addr::new(172, 17, 0, 2)));
+        assert_eq!(a.allocate(None).unwrap(), Ipv4Addr::new(172, 17, 0, 2));
+        assert_eq!(a.allocate(None).unwrap(), Ipv4Addr::new(172, 17, 0, 4));
+    }
+
+    #[test]
+    fn requested_addresses_are_checked() {
+        let mut a = ipam();
+        assert_eq!(
+            a.allocate(Some(Ipv4Addr::new(172, 17, 0, 1))),
+            Err(IpamError::Reserved {
+                ip: Ipv4Addr::new(172, 17, 0, 1),
+                what: "gateway"
+            })
+        );
+        assert!(matches!(
+            a.allocate(Some(Ipv4Addr::new(172, 17, 255, 255))),
+            Err(IpamError::Reserved { what: "broadcast", .. })
+        ));
+        assert!(matches!(
+            a.allocate(Some(Ipv4Addr::new(10, 0, 0, 1))),
+            Err(IpamError::OutsideSubnet { .. })
+        ));
+        assert_eq!(
+            a.allocate(Some(Ipv4Addr::new(172, 17, 0, 9))).unwrap(),
+            Ipv4Addr::new(172, 17, 0, 9)
+        );
+        assert_eq!(
+            a.allocate(Some(Ipv4Addr::new(172, 17, 0, 9))),
+            Err(IpamError::InUse {
+                ip: Ipv4Addr::new(172, 17, 0, 9)
+            })
+        );
+        // Sequential allocation skips it.
+        for i in 2..9 {
+            assert_eq!(a.allocate(None).unwrap(), Ipv4Addr::new(172, 17, 0, i));
+        }
+        assert_eq!(a.allocate(None).unwrap(), Ipv4Addr::new(172, 17, 0, 10));
+    }
+
+    #[test]
+    fn ip_range_limits_dynamic_allocation_and_exhausts() {
+        let mut a = Ipam::new(
+            "10.5.0.0/24".parse().unwrap(),
+            Ipv4Addr::new(10, 5, 0, 1),
+            "10.5.0.0/30".parse().unwrap(),
+        );
+        // .0 network, .1 gateway: .2 and .3 remain in the /30.
+        assert_eq!(a.allocate(None).unwrap(), Ipv4Addr::new(10, 5, 0, 2));
+        assert_eq!(a.allocate(None).unwrap(), Ipv4Addr::new(10, 5, 0, 3));
+        assert!(matches!(a.allocate(None), Err(IpamError::Exhausted { .. })));
+        // Static addresses outside the range but inside the subnet are fine.
+        assert!(a.allocate(Some(Ipv4Addr::new(10, 5, 0, 200))).is_ok());
+    }
+
+    #[test]
+    fn docker_mac() {
+        assert_eq!(
+            Ipam::mac_for(Ipv4Addr::new(172, 17, 0, 2)).to_string(),
+            "02:42:ac:11:00:02"
+        );
+    }
+}

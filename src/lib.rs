@@ -1,0 +1,23 @@
+//! lanyard: a userspace virtual switch for rootless containers.
+//!
+//! The library holds everything; the `lanyard` binary is a thin CLI over
+//! it, so tests, benches and fuzz targets drive the real code. Start at
+//! `docs/ARCHITECTURE.md` for the path of a frame and which module owns
+//! what.
+
+pub mod bridge;
+pub mod config;
+pub mod control;
+pub mod dataplane;
+pub mod frame;
+pub mod gateway;
+pub mod ipam;
+pub mod log;
+pub mod netns;
+pub mod offload;
+pub mod port;
+pub mod security;
+pub mod stats;
+pub mod sys;
+pub mod time;
+pub mod wire;

@@ -1,0 +1,534 @@
+//! The `lanyard` command line: argument parsing and output formatting
+//! only; every operation lives in the library.
+
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+
+use lanyard::config::{check_name, Config, MAX_MTU, MIN_MTU};
+use lanyard::control::client::{Client, ClientError};
+use lanyard::control::server::{self, default_socket_path};
+use lanyard::control::{AttachReply, AttachRequest, ControlError, Daemon, Request};
+use lanyard::log::{self, Level};
+use lanyard::netns::{self, ContainerSpec, IfConfig, EXIT_SETUP_FAILED};
+use lanyard::sys::random_id;
+
+/// Exit code for a bad argument or config (clap uses it too).
+const EXIT_USAGE: u8 = 2;
+/// Exit code for a management command that failed.
+const EXIT_FAILED: u8 = 1;
+
+#[derive(Parser)]
+#[command(
+    name = "lanyard",
+    version,
+    about = "A userspace switch for rootless containers: a learning bridge, a gateway, NAT and published ports in one unprivileged process"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a command in a new container attached to a lanyard network.
+    Run(RunArgs),
+    /// Run the switch in the foreground, serving the control socket.
+    Daemon(DaemonArgs),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(NetworkCommand),
+    /// Show the MAC table (forwarding database) of a network.
+    Fdb(FdbArgs),
+    /// Show per-port counters and drops by reason.
+    Stats(StatsArgs),
+    /// Attach an existing interface (e.g. a veth's host end) to a network through AF_PACKET.
+    Attach(AttachArgs),
+    /// Detach an interface attached with `lanyard attach`.
+    Detach(DetachArgs),
+}
+
+#[derive(Args)]
+struct SocketArg {
+    /// Control socket of the daemon [default: $XDG_RUNTIME_DIR/lanyard/lanyard.sock or /tmp/lanyard-$UID/lanyard.sock]
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Container name (unique; default: the short container id).
+    #[arg(long)]
+    name: Option<String>,
+    /// Network to attach to.
+    #[arg(long, default_value = "default")]
+    network: String,
+    /// IPv4 address to use instead of the next free one.
+    #[arg(long)]
+    ip: Option<Ipv4Addr>,
+    /// MTU of eth0 (default: the network's).
+    #[arg(long, value_parser = parse_mtu)]
+    mtu: Option<u32>,
+    /// Hostname inside the container (default: the short container id).
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Config for the embedded switch when no daemon is running.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    socket: SocketArg,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+#[derive(Args)]
+struct DaemonArgs {
+    /// Config file (default: the embedded configs/default.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    socket: SocketArg,
+}
+
+#[derive(Subcommand)]
+enum NetworkCommand {
+    /// List networks.
+    Ls {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show networks in the JSON shape of `docker network inspect`.
+    Inspect {
+        /// Network name (default: all).
+        network: Option<String>,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+}
+
+#[derive(Args)]
+struct FdbArgs {
+    /// Network name (default: all).
+    network: Option<String>,
+    #[command(flatten)]
+    socket: SocketArg,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct StatsArgs {
+    #[command(flatten)]
+    socket: SocketArg,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct AttachArgs {
+    /// Network to attach to.
+    #[arg(long, default_value = "default")]
+    network: String,
+    /// Interface name in the daemon's network namespace.
+    ifname: String,
+    #[command(flatten)]
+    socket: SocketArg,
+}
+
+#[derive(Args)]
+struct DetachArgs {
+    ifname: String,
+    #[command(flatten)]
+    socket: SocketArg,
+}
+
+fn parse_mtu(s: &str) -> Result<u32, String> {
+    let v: u32 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if !(MIN_MTU..=MAX_MTU).contains(&v) {
+        return Err(format!("{v} is out of range (allowed {MIN_MTU}..={MAX_MTU})"));
+    }
+    Ok(v)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Run(a) => return run(a),
+        Command::Daemon(a) => daemon(a),
+        Command::Network(NetworkCommand::Ls { socket, json }) => network_ls(&socket, json),
+        Command::Network(NetworkCommand::Inspect { network, socket }) => {
+            query(&socket, &Request::NetworkInspect { name: network }, |v| {
+                println!("{}", pretty(v));
+            })
+        }
+        Command::Fdb(a) => fdb(a),
+        Command::Stats(a) => stats(a),
+        Command::Attach(a) => query(
+            &a.socket,
+            &Request::AttachInterface {
+                network: a.network.clone(),
+                ifname: a.ifname.clone(),
+            },
+            |v| println!("attached {} to {} (port {})", a.ifname, a.network, v["port"]),
+        ),
+        Command::Detach(a) => query(
+            &a.socket,
+            &Request::DetachInterface {
+                ifname: a.ifname.clone(),
+            },
+            |_| println!("detached {}", a.ifname),
+        ),
+    };
+    ExitCode::from(code)
+}
+
+fn pretty(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config, u8> {
+    match path {
+        Some(p) => Config::load(p).map_err(|e| {
+            eprintln!("lanyard: config error: {e}");
+            EXIT_USAGE
+        }),
+        None => Ok(Config::embedded()),
+    }
+}
+
+fn socket_path(arg: &SocketArg, config: Option<&Config>) -> PathBuf {
+    arg.socket
+        .clone()
+        .or_else(|| config.and_then(|c| c.daemon.socket.clone()))
+        .unwrap_or_else(default_socket_path)
+}
+
+fn connect(arg: &SocketArg) -> Result<Client, u8> {
+    let path = socket_path(arg, None);
+    Client::connect(&path).map_err(|e| {
+        eprintln!(
+            "lanyard: no daemon reachable at {}: {e} (start one with `lanyard daemon`)",
+            path.display()
+        );
+        EXIT_FAILED
+    })
+}
+
+fn report_client_error(e: ClientError) -> u8 {
+    eprintln!("lanyard: {e}");
+    match e {
+        ClientError::Control(c) if c.exit_code() == 2 => EXIT_USAGE,
+        _ => EXIT_FAILED,
+    }
+}
+
+/// Sends one request to the daemon and prints the answer with `show`.
+fn query(arg: &SocketArg, req: &Request, show: impl FnOnce(&Value)) -> u8 {
+    let mut c = match connect(arg) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match c.request(req, &[]) {
+        Ok(v) => {
+            show(&v);
+            0
+        }
+        Err(e) => report_client_error(e),
+    }
+}
+
+fn daemon(a: DaemonArgs) -> u8 {
+    let config = match load_config(a.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    log::set_level(config.daemon.log_level);
+    let path = socket_path(&a.socket, Some(&config));
+    // Threads started from here on inherit the mask; the main thread waits
+    // for the signals synchronously.
+    let mut signals = nix::sys::signal::SigSet::empty();
+    for s in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGHUP,
+    ] {
+        signals.add(s);
+    }
+    let _ = signals.thread_block();
+    let listener = match server::bind(&path) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("lanyard: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    let d = match Daemon::start(&config) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("lanyard: starting the switch: {e}");
+            let _ = std::fs::remove_file(&path);
+            return EXIT_FAILED;
+        }
+    };
+    let serving = d.clone();
+    if let Err(e) = std::thread::Builder::new()
+        .name("lanyard-accept".into())
+        .spawn(move || server::serve(serving, listener))
+    {
+        eprintln!("lanyard: {e}");
+        return EXIT_FAILED;
+    }
+    log::info!(
+        "listening on {} with {} network(s): {}",
+        path.display(),
+        config.networks.len(),
+        config
+            .networks
+            .iter()
+            .map(|n| format!("{} {} gw {}", n.name, n.subnet, n.gateway))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let sig = signals.wait();
+    log::info!("{}: shutting down", sig.map(|s| s.as_str()).unwrap_or("signal"));
+    let _ = std::fs::remove_file(&path);
+    d.shutdown();
+    0
+}
+
+fn run(a: RunArgs) -> ExitCode {
+    ExitCode::from(run_inner(a).unwrap_or_else(|c| c) as u8)
+}
+
+fn run_inner(a: RunArgs) -> Result<i32, i32> {
+    if let Some(n) = &a.name {
+        check_name("--name", n).map_err(|e| {
+            eprintln!("lanyard: {e}");
+            EXIT_USAGE as i32
+        })?;
+    }
+    if let Some(h) = &a.hostname {
+        if h.is_empty() || h.len() > 64 {
+            eprintln!("lanyard: --hostname: must be 1-64 characters");
+            return Err(EXIT_USAGE as i32);
+        }
+    }
+    let explicit_socket = a.socket.socket.is_some();
+    let config = load_config(a.config.as_deref()).map_err(|c| c as i32)?;
+    let path = socket_path(&a.socket, Some(&config));
+    let client = match Client::connect(&path) {
+        Ok(c) => Some(c),
+        Err(e) if explicit_socket => {
+            eprintln!("lanyard: no daemon reachable at {}: {e}", path.display());
+            return Err(EXIT_SETUP_FAILED);
+        }
+        Err(_) => None,
+    };
+    if client.is_none() {
+        // The embedded switch: check what the daemon would check, before
+        // anything is created.
+        let Some(net) = config.network(&a.network) else {
+            eprintln!("lanyard: --network: no network named '{}'", a.network);
+            return Err(EXIT_USAGE as i32);
+        };
+        if let Some(ip) = a.ip {
+            if !net.subnet.contains(&ip) {
+                eprintln!("lanyard: --ip: {ip} is outside the network's subnet {}", net.subnet);
+                return Err(EXIT_USAGE as i32);
+            }
+        }
+    }
+    let container_id = random_id();
+    let spec = ContainerSpec {
+        argv: a.command.clone(),
+        ifname: "eth0".into(),
+        hostname: a.hostname.clone().unwrap_or_else(|| container_id[..12].to_string()),
+    };
+    // Fork before any thread exists (the embedded switch starts threads).
+    let mut container = netns::spawn(&spec).map_err(|e| {
+        eprintln!("lanyard: creating the container: {e}");
+        EXIT_SETUP_FAILED
+    })?;
+    netns::block_forwarded_signals();
+    let tap = container.take_tap().expect("spawn returns the TAP");
+    let req = AttachRequest {
+        container_id: container_id.clone(),
+        name: a.name.clone(),
+        network: a.network.clone(),
+        ip: a.ip,
+        mtu: a.mtu,
+    };
+    // Whatever keeps the endpoint alive: the daemon connection, or the
+    // embedded switch itself. Dropped only when we exit.
+    let (reply, _keep_client, _keep_daemon): (AttachReply, Option<Client>, Option<_>) = match client {
+        Some(mut c) => match c.request(&Request::Attach(req), &[tap.as_raw_fd()]) {
+            Ok(v) => match serde_json::from_value(v) {
+                Ok(r) => (r, Some(c), None),
+                Err(e) => {
+                    eprintln!("lanyard: unexpected reply from the daemon: {e}");
+                    container.abort();
+                    return Err(EXIT_SETUP_FAILED);
+                }
+            },
+            Err(e) => {
+                let code = match &e {
+                    ClientError::Control(c) => c.exit_code(),
+                    ClientError::Io(_) => EXIT_SETUP_FAILED,
+                };
+                eprintln!("lanyard: {e}");
+                container.abort();
+                return Err(code);
+            }
+        },
+        None => {
+            log::set_level(Level::Warn);
+            let d = match Daemon::start(&config) {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("lanyard: starting the embedded switch: {e}");
+                    container.abort();
+                    return Err(EXIT_SETUP_FAILED);
+                }
+            };
+            match d.attach_tap(req, tap) {
+                Ok(r) => (r, None, Some(d)),
+                Err(e) => {
+                    let ControlError { message, .. } = &e;
+                    eprintln!("lanyard: {message}");
+                    container.abort();
+                    return Err(e.exit_code());
+                }
+            }
+        }
+    };
+    let cfg = IfConfig {
+        ip: reply.ip,
+        prefix_len: reply.prefix_len,
+        gateway: reply.gateway,
+        mac: reply.mac.clone(),
+        mtu: reply.mtu,
+        txqueuelen: reply.txqueuelen,
+    };
+    if let Err(e) = container.configure(&cfg) {
+        eprintln!("lanyard: configuring the container's {}: {e}", spec.ifname);
+        let _ = nix::sys::signal::kill(container.pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(container.pid, None);
+        return Err(EXIT_SETUP_FAILED);
+    }
+    Ok(netns::supervise(container.pid))
+}
+
+fn network_ls(socket: &SocketArg, json: bool) -> u8 {
+    query(socket, &Request::NetworkLs, |v| {
+        if json {
+            println!("{}", pretty(v));
+            return;
+        }
+        println!("{:<14} {:<16} {:<8} {:<6} {:<18} CONTAINERS", "NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET");
+        for n in v.as_array().into_iter().flatten() {
+            let id = n["Id"].as_str().unwrap_or("");
+            println!(
+                "{:<14} {:<16} {:<8} {:<6} {:<18} {}",
+                &id[..id.len().min(12)],
+                n["Name"].as_str().unwrap_or(""),
+                n["Driver"].as_str().unwrap_or(""),
+                n["Scope"].as_str().unwrap_or(""),
+                n["Subnet"].as_str().unwrap_or(""),
+                n["Containers"]
+            );
+        }
+    })
+}
+
+fn fdb(a: FdbArgs) -> u8 {
+    query(&a.socket, &Request::Fdb { network: a.network.clone() }, |v| {
+        if a.json {
+            println!("{}", pretty(v));
+            return;
+        }
+        println!("{:<12} {:<19} {:<6} {:<16} {:<8} AGE", "NETWORK", "MAC", "PORT", "PORT NAME", "TYPE");
+        for n in v.as_array().into_iter().flatten() {
+            for e in n["fdb"].as_array().into_iter().flatten() {
+                let is_static = e["is_static"].as_bool().unwrap_or(false);
+                println!(
+                    "{:<12} {:<19} {:<6} {:<16} {:<8} {}",
+                    n["name"].as_str().unwrap_or(""),
+                    e["mac"].as_str().unwrap_or(""),
+                    e["port"],
+                    e["port_name"].as_str().unwrap_or(""),
+                    if is_static { "static" } else { "learned" },
+                    if is_static {
+                        "-".to_string()
+                    } else {
+                        format!("{:.1}s", e["age_secs"].as_f64().unwrap_or(0.0))
+                    }
+                );
+            }
+        }
+    })
+}
+
+fn stats(a: StatsArgs) -> u8 {
+    query(&a.socket, &Request::Stats, |v| {
+        if a.json {
+            println!("{}", pretty(v));
+            return;
+        }
+        println!(
+            "{:<5} {:<16} {:<9} {:<12} {:>12} {:>14} {:>12} {:>14} {:>9}",
+            "PORT", "NAME", "KIND", "NETWORK", "RX PKTS", "RX BYTES", "TX PKTS", "TX BYTES", "DROPS"
+        );
+        let ports = v["ports"].as_array().cloned().unwrap_or_default();
+        for p in &ports {
+            let c = &p["counters"];
+            let drops: u64 = c["drops"]
+                .as_object()
+                .map(|m| m.values().filter_map(|x| x.as_u64()).sum())
+                .unwrap_or(0);
+            println!(
+                "{:<5} {:<16} {:<9} {:<12} {:>12} {:>14} {:>12} {:>14} {:>9}{}",
+                p["id"],
+                p["name"].as_str().unwrap_or(""),
+                p["kind"].as_str().unwrap_or(""),
+                p["network"].as_str().unwrap_or(""),
+                c["rx_packets"],
+                c["rx_bytes"],
+                c["tx_packets"],
+                c["tx_bytes"],
+                drops,
+                if p["dead"].as_bool() == Some(true) { "  (gone)" } else { "" }
+            );
+        }
+        let mut any = false;
+        for p in &ports {
+            for (reason, n) in p["counters"]["drops"].as_object().into_iter().flatten() {
+                if !any {
+                    println!("\nDROPS BY REASON");
+                    any = true;
+                }
+                println!("  port {:<5} {:<16} {:<24} {}", p["id"], p["name"].as_str().unwrap_or(""), reason, n);
+            }
+        }
+        for n in v["networks"].as_array().into_iter().flatten() {
+            let g = &n["gateway"];
+            let f = &n["fdb_counters"];
+            println!(
+                "\nnetwork {}: gateway arp_replies={} echo_replies={} unreachables_sent={} resets_sent={}; fdb entries={}/{} learned={} moved={} refused_full={} aged_out={}",
+                n["name"].as_str().unwrap_or(""),
+                g["arp_replies"], g["echo_replies"], g["unreachables_sent"], g["resets_sent"],
+                n["fdb"].as_array().map_or(0, |a| a.len()), n["fdb_max_entries"],
+                f["learned"], f["moved"], f["refused_full"], f["aged_out"]
+            );
+        }
+    })
+}

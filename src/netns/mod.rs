@@ -1,0 +1,283 @@
+//! Containers' namespaces: `lanyard run` forks a child that unshares a user
+//! (when not root), network, mount and UTS namespace, creates its TAP `eth0`
+//! there, passes the fd back to the parent (SCM_RIGHTS over a socketpair),
+//! waits for its address, configures `lo` and `eth0`, and execs the command.
+//! The parent hands the TAP to the switch and then supervises the child:
+//! signals forwarded, exit code returned.
+//!
+//! Why a forked child: the kernel refuses `unshare(CLONE_NEWUSER)` (and
+//! `setns` into a user namespace) to a multi-threaded process, and the
+//! switch runs threads. The fork happens before any thread starts.
+
+pub mod supervise;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use nix::sched::{unshare, CloneFlags};
+use nix::unistd::{fork, ForkResult, Pid};
+use serde::{Deserialize, Serialize};
+
+use crate::port::tap;
+use crate::sys::fdpass::{recv_with_fds, send_with_fds};
+use crate::sys::ifreq::{add_default_route, control_socket, Interface};
+use crate::wire::MacAddr;
+
+pub use supervise::{block_forwarded_signals, supervise};
+
+/// Exit code when lanyard itself fails to set up the container (docker's).
+pub const EXIT_SETUP_FAILED: i32 = 125;
+/// Exit code when the command cannot be executed (shell convention).
+pub const EXIT_NOT_EXECUTABLE: i32 = 126;
+/// Exit code when the command is not found (shell convention).
+pub const EXIT_NOT_FOUND: i32 = 127;
+
+/// How long the parent waits for each step of the child's setup.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    pub argv: Vec<String>,
+    pub ifname: String,
+    pub hostname: String,
+}
+
+/// The interface settings the child applies to its `eth0`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IfConfig {
+    pub ip: Ipv4Addr,
+    pub prefix_len: u8,
+    pub gateway: Ipv4Addr,
+    pub mac: MacAddrString,
+    pub mtu: u32,
+    pub txqueuelen: u32,
+}
+
+/// A MAC address carried as text in the setup protocol.
+pub type MacAddrString = String;
+
+/// A forked container, stopped before exec until it is configured.
+pub struct Container {
+    pub pid: Pid,
+    sock: BufReader<UnixStream>,
+    tap: Option<OwnedFd>,
+}
+
+impl Container {
+    /// The TAP the child created; taken once, to hand to the switch.
+    pub fn take_tap(&mut self) -> Option<OwnedFd> {
+        self.tap.take()
+    }
+
+    /// Sends the interface settings, waits until the child has applied
+    /// them; the child then execs the command.
+    pub fn configure(&mut self, cfg: &IfConfig) -> Result<(), String> {
+        let mut line = serde_json::to_vec(cfg).map_err(|e| e.to_string())?;
+        line.push(b'\n');
+        self.sock
+            .get_mut()
+            .write_all(&line)
+            .map_err(|e| format!("container setup: {e}"))?;
+        let mut resp = String::new();
+        match self.sock.read_line(&mut resp) {
+            Ok(0) => Err("the container exited during setup".into()),
+            Ok(_) if resp.trim_end() == "ok" => Ok(()),
+            Ok(_) => Err(resp.trim_end().trim_start_matches("error: ").to_string()),
+            Err(e) => Err(format!("container setup: {e}")),
+        }
+    }
+
+    /// Tells the child to give up (the switch refused it) and reaps it.
+    pub fn abort(mut self) {
+        let _ = self.sock.get_mut().write_all(b"abort\n");
+        let _ = nix::sys::wait::waitpid(self.pid, None);
+    }
+}
+
+/// Forks the container child and returns once its TAP exists. Must be
+/// called while the process is single-threaded.
+pub fn spawn(spec: &ContainerSpec) -> Result<Container, String> {
+    let (parent_sock, child_sock) =
+        UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+    let uid = nix::unistd::geteuid();
+    let gid = nix::unistd::getegid();
+    let parent_pid = nix::unistd::getpid();
+    // SAFETY: the caller guarantees no other thread exists, so the child
+    // may allocate and take locks freely; it leaves through exec or _exit.
+    match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+        ForkResult::Child => {
+            drop(parent_sock);
+            let code = child_main(spec, child_sock, uid.as_raw(), gid.as_raw(), parent_pid);
+            // SAFETY: _exit skips atexit handlers and stdio flushing that
+            // belong to the parent's state.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => {
+            drop(child_sock);
+            let _ = parent_sock.set_read_timeout(Some(SETUP_TIMEOUT));
+            let mut buf = [0u8; 4096];
+            let (n, mut fds) = recv_with_fds(parent_sock.as_raw_fd(), &mut buf)
+                .map_err(|e| format!("waiting for the container's TAP: {e}"))?;
+            let msg = String::from_utf8_lossy(&buf[..n]).trim_end().to_string();
+            if msg != "tap" || fds.len() != 1 {
+                let _ = nix::sys::wait::waitpid(child, None);
+                return Err(if msg.is_empty() {
+                    "the container setup process died".to_string()
+                } else {
+                    msg.trim_start_matches("error: ").to_string()
+                });
+            }
+            Ok(Container {
+                pid: child,
+                sock: BufReader::new(parent_sock),
+                tap: fds.pop(),
+            })
+        }
+    }
+}
+
+fn child_main(spec: &ContainerSpec, sock: UnixStream, uid: u32, gid: u32, parent: Pid) -> i32 {
+    let mut sock = BufReader::new(sock);
+    let report = |sock: &mut BufReader<UnixStream>, e: &str| {
+        let _ = sock.get_mut().write_all(format!("error: {e}\n").as_bytes());
+    };
+    let tap = match enter_namespaces(spec, uid, gid, parent) {
+        Ok(t) => t,
+        Err(e) => {
+            report(&mut sock, &e);
+            return EXIT_SETUP_FAILED;
+        }
+    };
+    if let Err(e) = send_with_fds(sock.get_ref().as_raw_fd(), b"tap\n", &[tap.as_raw_fd()]) {
+        eprintln!("lanyard: passing the TAP to the switch: {e}");
+        return EXIT_SETUP_FAILED;
+    }
+    // The switch holds the device from now on; keeping our copy would keep
+    // it alive after the switch lets go.
+    drop(tap);
+    let mut line = String::new();
+    match sock.read_line(&mut line) {
+        Ok(n) if n > 0 => {}
+        _ => return EXIT_SETUP_FAILED,
+    }
+    if line.trim_end() == "abort" {
+        return EXIT_SETUP_FAILED;
+    }
+    let cfg: IfConfig = match serde_json::from_str(&line) {
+        Ok(c) => c,
+        Err(e) => {
+            report(&mut sock, &format!("bad interface config: {e}"));
+            return EXIT_SETUP_FAILED;
+        }
+    };
+    if let Err(e) = configure_interfaces(&spec.ifname, &cfg) {
+        report(&mut sock, &e);
+        return EXIT_SETUP_FAILED;
+    }
+    if sock.get_mut().write_all(b"ok\n").is_err() {
+        return EXIT_SETUP_FAILED;
+    }
+    drop(sock);
+    exec(&spec.argv)
+}
+
+fn write_file(path: &str, data: &str) -> Result<(), String> {
+    std::fs::write(path, data).map_err(|e| format!("writing {path}: {e}"))
+}
+
+/// Unshares the namespaces and creates the TAP inside them.
+fn enter_namespaces(spec: &ContainerSpec, uid: u32, gid: u32, parent: Pid) -> Result<OwnedFd, String> {
+    let rootless = uid != 0;
+    let mut flags = CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS;
+    if rootless {
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
+    unshare(flags).map_err(|e| {
+        if rootless {
+            format!("unshare(user, net, mount, uts namespaces): {e} (are unprivileged user namespaces enabled? see /proc/sys/user/max_user_namespaces)")
+        } else {
+            format!("unshare(net, mount, uts namespaces): {e}")
+        }
+    })?;
+    if rootless {
+        // Map ourselves to root inside: the container's root is the user.
+        write_file("/proc/self/setgroups", "deny")?;
+        write_file("/proc/self/uid_map", &format!("0 {uid} 1"))?;
+        write_file("/proc/self/gid_map", &format!("0 {gid} 1"))?;
+    }
+    // Die with the supervising parent. Set after unshare: gaining
+    // capabilities in a new user namespace clears the parent-death signal.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    if nix::unistd::getppid() != parent {
+        return Err("the parent exited during setup".into());
+    }
+    // Our mounts (resolv.conf, hosts) must not leak back to the host.
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("making the mount namespace private: {e}"))?;
+    nix::unistd::sethostname(&spec.hostname).map_err(|e| format!("sethostname: {e}"))?;
+    tap::create(&spec.ifname).map_err(|e| e.to_string())
+}
+
+/// Brings up `lo` and configures `eth0` (in the child's namespace).
+pub fn configure_interfaces(ifname: &str, cfg: &IfConfig) -> Result<(), String> {
+    let mac: MacAddr = cfg.mac.parse()?;
+    let sock = control_socket().map_err(|e| format!("interface config socket: {e}"))?;
+    Interface::new(&sock, "lo").set_up().map_err(|e| e.to_string())?;
+    let eth = Interface::new(&sock, ifname);
+    eth.set_mac(mac).map_err(|e| e.to_string())?;
+    eth.set_mtu(cfg.mtu).map_err(|e| e.to_string())?;
+    eth.set_txqueuelen(cfg.txqueuelen).map_err(|e| e.to_string())?;
+    eth.set_ipv4(cfg.ip, cfg.prefix_len).map_err(|e| e.to_string())?;
+    eth.set_up().map_err(|e| e.to_string())?;
+    add_default_route(&sock, cfg.gateway).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Replaces the process with the command; returns only on failure.
+fn exec(argv: &[String]) -> i32 {
+    // Rust ignores SIGPIPE in its own processes; the command must start
+    // with the default disposition, as it would from a shell.
+    // SAFETY: resetting a disposition to SIG_DFL has no handler to race.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let cargs: Result<Vec<std::ffi::CString>, _> =
+        argv.iter().map(|a| std::ffi::CString::new(a.as_bytes())).collect();
+    let Ok(cargs) = cargs else {
+        eprintln!("lanyard: a command argument contains a NUL byte");
+        return EXIT_SETUP_FAILED;
+    };
+    let Some(prog) = cargs.first() else {
+        eprintln!("lanyard: no command given");
+        return EXIT_SETUP_FAILED;
+    };
+    let e = nix::unistd::execvp(prog, &cargs).unwrap_err();
+    match e {
+        nix::errno::Errno::ENOENT => {
+            eprintln!("lanyard: {}: executable file not found in $PATH", argv[0]);
+            EXIT_NOT_FOUND
+        }
+        _ => {
+            eprintln!("lanyard: {}: cannot execute: {e}", argv[0]);
+            EXIT_NOT_EXECUTABLE
+        }
+    }
+}
+
+/// Result of waiting on a child, as a shell exit code.
+pub fn exit_code(status: nix::sys::wait::WaitStatus) -> Option<i32> {
+    use nix::sys::wait::WaitStatus;
+    match status {
+        WaitStatus::Exited(_, code) => Some(code),
+        WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
+        _ => None,
+    }
+}

@@ -1,0 +1,75 @@
+//! Supervising the container process: the signals a user sends to
+//! `lanyard run` reach the command, and the command's exit status becomes
+//! ours (128 + N when killed by signal N, as shells and docker report it).
+
+use std::time::Duration;
+
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use super::exit_code;
+
+/// Signals passed on to the container.
+const FORWARDED: [Signal; 7] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
+
+fn forwarded_set() -> SigSet {
+    let mut s = SigSet::empty();
+    for sig in FORWARDED {
+        s.add(sig);
+    }
+    s.add(Signal::SIGCHLD);
+    s
+}
+
+/// Blocks the forwarded signals (and SIGCHLD) in the calling thread, so
+/// that threads started afterwards inherit the mask and only `supervise`
+/// consumes them. Call before starting any thread.
+pub fn block_forwarded_signals() {
+    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&forwarded_set()), None);
+}
+
+/// Waits for `pid` to exit, forwarding signals to it; returns its exit code.
+pub fn supervise(pid: Pid) -> i32 {
+    let set = forwarded_set();
+    let ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: Duration::from_millis(200).as_nanos() as libc::c_long,
+    };
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(st) => {
+                if let Some(code) = exit_code(st) {
+                    return code;
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return super::EXIT_SETUP_FAILED,
+        }
+        // SAFETY: siginfo_t is plain data; sigtimedwait fills it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: valid set, info and timeout pointers for the call.
+        let sig = unsafe { libc::sigtimedwait(set.as_ref(), &mut info, &ts) };
+        if sig <= 0 || sig == libc::SIGCHLD {
+            continue;
+        }
+        // A signal from the terminal (Ctrl-C) already went to the whole
+        // foreground process group, the command included: passing it on
+        // would deliver it twice. Signals sent with kill(2) are passed on.
+        if info.si_code == libc::SI_KERNEL {
+            continue;
+        }
+        if let Ok(s) = Signal::try_from(sig) {
+            let _ = kill(pid, s);
+        }
+    }
+}

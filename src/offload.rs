@@ -1,0 +1,370 @@
+//! Software fallback for offloads a port cannot take.
+//!
+//! Frames from a TAP with `IFF_VNET_HDR` usually carry a partial checksum
+//! (`NEEDS_CSUM`) and are often GSO super-frames of up to 64 KiB. Between two
+//! vnet-capable ports they pass untouched; that is what makes a userspace
+//! switch fast. A port that cannot take them (a memory port, an AF_PACKET
+//! socket without `PACKET_VNET_HDR`, the gateway, later VXLAN and NAT
+//! rewrites) gets them finished here: the checksum completed, or the
+//! super-frame cut into MSS-sized segments with their own headers and
+//! checksums, written one by one into a caller-owned scratch buffer.
+
+use crate::frame::FrameBuf;
+use crate::wire::checksum;
+use crate::wire::ethernet::{ethertype, HEADER_LEN as ETH_LEN};
+use crate::wire::ipv4::{protocol, Ipv4Packet};
+use crate::wire::ipv6::{Ipv6Packet, HEADER_LEN as IPV6_LEN};
+use crate::wire::tcp::{flags as tcpf, TcpPacket};
+use crate::wire::udp;
+use crate::wire::vnet::{flags, gso, VnetHdr};
+use crate::wire::WireError;
+
+/// What a port accepts from the virtio-net header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Offloads {
+    /// The port reads and writes a virtio-net header at all.
+    pub vnet_hdr: bool,
+    /// Frames with a partial checksum (`NEEDS_CSUM`).
+    pub csum: bool,
+    /// TCP GSO super-frames (TSO4/TSO6, with ECN).
+    pub tso: bool,
+}
+
+impl Offloads {
+    pub const NONE: Offloads = Offloads {
+        vnet_hdr: false,
+        csum: false,
+        tso: false,
+    };
+    pub const FULL: Offloads = Offloads {
+        vnet_hdr: true,
+        csum: true,
+        tso: true,
+    };
+
+    /// Whether a frame with header `h` can go to this port unchanged.
+    #[inline]
+    pub fn accepts(&self, h: &VnetHdr) -> bool {
+        if h.is_gso() {
+            return self.tso && matches!(h.gso_kind(), gso::TCPV4 | gso::TCPV6);
+        }
+        !h.needs_csum() || self.csum
+    }
+}
+
+/// Most segments one super-frame may be cut into. A 64 KiB frame with a
+/// 64-byte MSS stays within it; a container asking for more is refusing to
+/// be cheap to serve and gets the frame dropped.
+pub const MAX_SEGMENTS: usize = 1024;
+
+/// Completes a partial checksum in place and clears `NEEDS_CSUM`.
+/// The field at `csum_start + csum_offset` holds the pseudo-header sum; the
+/// final value is the complement of the sum from `csum_start` to the end.
+pub fn finish_checksum(buf: &mut FrameBuf) -> Result<(), WireError> {
+    let mut h = buf.vnet();
+    if !h.needs_csum() {
+        return Ok(());
+    }
+    h.validate(buf.len())?;
+    let start = h.csum_start as usize;
+    let field = start + h.csum_offset as usize;
+    let frame = buf.frame_mut();
+    let mut c = checksum::finish(checksum::sum(0, &frame[start..]));
+    // A UDP checksum that computes to zero is sent as all ones (RFC 768).
+    if c == 0 && h.csum_offset as usize == udp::CHECKSUM_OFFSET {
+        c = 0xffff;
+    }
+    frame[field..field + 2].copy_from_slice(&c.to_be_bytes());
+    h.flags &= !flags::NEEDS_CSUM;
+    h.flags |= flags::DATA_VALID;
+    buf.set_vnet(h);
+    Ok(())
+}
+
+/// Where the network header of a frame begins, past one optional VLAN tag.
+fn l3_offset(frame: &[u8]) -> Result<(usize, u16), WireError> {
+    if frame.len() < ETH_LEN {
+        return Err(WireError::Truncated);
+    }
+    let et = u16::from_be_bytes([frame[12], frame[13]]);
+    if et == ethertype::VLAN || et == ethertype::QINQ {
+        if frame.len() < ETH_LEN + 4 {
+            return Err(WireError::Truncated);
+        }
+        return Ok((ETH_LEN + 4, u16::from_be_bytes([frame[16], frame[17]])));
+    }
+    Ok((ETH_LEN, et))
+}
+
+/// Cuts the GSO super-frame in `src` into segments of at most `gso_size`
+/// payload bytes, each complete (lengths, IPv4 identification, TCP sequence
+/// numbers and flags, checksums), written in turn into `scratch` and handed
+/// to `emit`. Returns the number of segments.
+pub fn segment(
+    src: &FrameBuf,
+    scratch: &mut FrameBuf,
+    mut emit: impl FnMut(&FrameBuf),
+) -> Result<usize, WireError> {
+    let h = src.vnet();
+    h.validate(src.len())?;
+    let frame = src.frame();
+    let (l3, et) = l3_offset(frame)?;
+    let l4 = h.csum_start as usize;
+    let kind = h.gso_kind();
+    let is_v4 = match (kind, et) {
+        (gso::TCPV4, ethertype::IPV4) => true,
+        (gso::TCPV6, ethertype::IPV6) => false,
+        (gso::UDP_L4, ethertype::IPV4) => true,
+        (gso::UDP_L4, ethertype::IPV6) => false,
+        _ => return Err(WireError::Malformed),
+    };
+    let is_tcp = kind != gso::UDP_L4;
+    // Validate the network header and find where the transport header must be.
+    if is_v4 {
+        let ip = Ipv4Packet::new_checked_gso(&frame[l3..])?;
+        let expected = if is_tcp { protocol::TCP } else { protocol::UDP };
+        if ip.protocol() != expected || l3 + ip.header_len() != l4 {
+            return Err(WireError::Malformed);
+        }
+    } else {
+        Ipv6Packet::new_checked(&frame[l3..])?;
+        if l4 < l3 + IPV6_LEN {
+            return Err(WireError::Malformed);
+        }
+    }
+    let l4_hdr_len = if is_tcp {
+        TcpPacket::new_checked(&frame[l4..])?.header_len()
+    } else {
+        if frame.len() < l4 + udp::HEADER_LEN {
+            return Err(WireError::Truncated);
+        }
+        udp::HEADER_LEN
+    };
+    let hdrs = l4 + l4_hdr_len;
+    let payload = &frame[hdrs..];
+    let mss = h.gso_size as usize;
+    let count = payload.len().div_ceil(mss).max(1);
+    if count > MAX_SEGMENTS {
+        return Err(WireError::Unsupported);
+    }
+
+    let (ip_id, src4, dst4) = if is_v4 {
+        let ip = Ipv4Packet::new_checked_gso(&frame[l3..])?;
+        (ip.ident(), Some(ip.src()), Some(ip.dst()))
+    } else {
+        (0, None, None)
+    };
+    let (src6, dst6) = if is_v4 {
+        (None, None)
+    } else {
+        let ip = Ipv6Packet::new_checked(&frame[l3..])?;
+        (Some(ip.src()), Some(ip.dst()))
+    };
+    let (seq, orig_flags) = if is_tcp {
+        let t = TcpPacket::new_checked(&frame[l4..])?;
+        (t.seq(), t.flags())
+    } else {
+        (0, 0)
+    };
+
+    for i in 0..count {
+        let start = i * mss;
+        let end = (start + mss).min(payload.len());
+        let chunk = &payload[start..end];
+        let seg_len = hdrs + chunk.len();
+        {
+            let out = scratch.read_space();
+            out[..hdrs].copy_from_slice(&frame[..hdrs]);
+            out[hdrs..seg_len].copy_from_slice(chunk);
+        }
+        scratch.set_len(seg_len);
+        scratch.set_vnet(VnetHdr::default());
+        let out = scratch.frame_mut();
+        let l4_len = l4_hdr_len + chunk.len();
+        if is_v4 {
+            let mut ip = Ipv4Packet::new_checked_gso(&mut out[l3..])?;
+            ip.set_total_len((l4 - l3 + l4_len) as u16);
+            ip.set_ident(ip_id.wrapping_add(i as u16));
+            ip.fill_checksum();
+        } else {
+            let mut ip = Ipv6Packet::new_checked(&mut out[l3..])?;
+            ip.set_payload_len((l4 - l3 - IPV6_LEN + l4_len) as u16);
+        }
+        let pseudo = if is_v4 {
+            let p = if is_tcp { protocol::TCP } else { protocol::UDP };
+            checksum::pseudo_header_v4(src4.unwrap(), dst4.unwrap(), p, l4_len as u16)
+        } else {
+            let p = if is_tcp { protocol::TCP } else { protocol::UDP };
+            checksum::pseudo_header_v6(src6.unwrap(), dst6.unwrap(), p, l4_len as u32)
+        };
+        if is_tcp {
+            let last = i + 1 == count;
+            let mut f = orig_flags;
+            if !last {
+                f &= !(tcpf::FIN | tcpf::PSH);
+            }
+            if i != 0 {
+                f &= !tcpf::CWR;
+            }
+            let mut t = TcpPacket::new_checked(&mut out[l4..])?;
+            t.set_seq(seq.wrapping_add(start as u32));
+            t.set_flags(f);
+            t.set_checksum(0);
+            let c = checksum::finish(checksum::sum(pseudo, &out[l4..seg_len]));
+            out[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
+        } else {
+            out[l4 + 4..l4 + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+            out[l4 + 6..l4 + 8].copy_from_slice(&[0, 0]);
+            let mut c = checksum::finish(checksum::sum(pseudo, &out[l4..seg_len]));
+            if c == 0 {
+                c = 0xffff;
+            }
+            out[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
+        }
+        emit(scratch);
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::wire::ethernet::{emit_header, MacAddr};
+    use crate::wire::ipv4::Ipv4Repr;
+    use std::net::Ipv4Addr;
+
+    /// A TCP/IPv4 GSO super-frame as a TAP hands it over: full-length IP
+    /// header, TCP checksum field holding the pseudo-header sum only.
+    pub(crate) fn tcp4_gso_frame(payload_len: usize, mss: u16, tcp_flags: u8) -> FrameBuf {
+        let mut f = vec![0u8; ETH_LEN + 20 + 20 + payload_len];
+        emit_header(
+            &mut f,
+            MacAddr([2, 0x42, 172, 17, 0, 3]),
+            MacAddr([2, 0x42, 172, 17, 0, 2]),
+            ethertype::IPV4,
+        );
+        let src = Ipv4Addr::new(172, 17, 0, 2);
+        let dst = Ipv4Addr::new(172, 17, 0, 3);
+        Ipv4Repr {
+            src,
+            dst,
+            protocol: protocol::TCP,
+            payload_len: 20 + payload_len,
+            ttl: 64,
+            ident: 100,
+        }
+        .emit(&mut f[ETH_LEN..]);
+        crate::wire::tcp::emit_header(&mut f[34..], 40000, 5201, 1_000_000, 77, tcp_flags, 502);
+        for (i, b) in f[54..].iter_mut().enumerate() {
+            *b = (i * 7 % 251) as u8;
+        }
+        let pseudo = checksum::pseudo_header_v4(src, dst, protocol::TCP, (20 + payload_len) as u16);
+        f[50..52].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
+        let gso_type = if payload_len > mss as usize { gso::TCPV4 } else { gso::NONE };
+        FrameBuf::from_frame(
+            VnetHdr {
+                flags: flags::NEEDS_CSUM,
+                gso_type,
+                hdr_len: 54,
+                gso_size: if gso_type == gso::NONE { 0 } else { mss },
+                csum_start: 34,
+                csum_offset: 16,
+            },
+            &f,
+        )
+    }
+
+    fn check_tcp4(frame: &[u8]) -> (u32, u8, usize) {
+        let p = etherparse::SlicedPacket::from_ethernet(frame).unwrap();
+        let ip = match p.net.unwrap() {
+            etherparse::NetSlice::Ipv4(ip) => ip,
+            _ => panic!("not ipv4"),
+        };
+        let hdr = ip.header().to_header();
+        assert_eq!(hdr.calc_header_checksum(), hdr.header_checksum, "ip checksum");
+        let tcp = match p.transport.unwrap() {
+            etherparse::TransportSlice::Tcp(t) => t,
+            _ => panic!("not tcp"),
+        };
+        let want = tcp
+            .to_header()
+            .calc_checksum_ipv4(&hdr, tcp.payload())
+            .unwrap();
+        assert_eq!(tcp.checksum(), want, "tcp checksum");
+        (tcp.sequence_number(), frame[47], tcp.payload().len())
+    }
+
+    #[test]
+    fn finish_checksum_matches_independent_computation() {
+        let mut f = tcp4_gso_frame(1000, 1448, tcpf::ACK | tcpf::PSH);
+        finish_checksum(&mut f).unwrap();
+        assert!(!f.vnet().needs_csum());
+        check_tcp4(f.frame());
+    }
+
+    #[test]
+    fn segments_cover_payload_with_valid_headers() {
+        let payload = 10_000;
+        let mss = 1448u16;
+        let src = tcp4_gso_frame(payload, mss, tcpf::ACK | tcpf::PSH | tcpf::FIN | tcpf::CWR);
+        let mut scratch = FrameBuf::new();
+        let mut got = Vec::new();
+        let n = segment(&src, &mut scratch, |s| got.push(s.frame().to_vec())).unwrap();
+        assert_eq!(n, payload.div_ceil(mss as usize));
+        let mut expected_seq = 1_000_000u32;
+        let mut reassembled = Vec::new();
+        for (i, s) in got.iter().enumerate() {
+            let (seq, fl, len) = check_tcp4(s);
+            assert_eq!(seq, expected_seq);
+            expected_seq += len as u32;
+            let last = i + 1 == got.len();
+            assert_eq!(fl & tcpf::FIN != 0, last);
+            assert_eq!(fl & tcpf::PSH != 0, last);
+            assert_eq!(fl & tcpf::CWR != 0, i == 0);
+            assert!(len <= mss as usize);
+            reassembled.extend_from_slice(&s[54..]);
+            let id = u16::from_be_bytes([s[18], s[19]]);
+            assert_eq!(id, 100 + i as u16);
+        }
+        assert_eq!(reassembled, src.frame()[54..].to_vec());
+    }
+
+    #[test]
+    fn malformed_headers_are_refused_not_panicking() {
+        let mut src = tcp4_gso_frame(5000, 1000, tcpf::ACK);
+        let mut h = src.vnet();
+        h.csum_start = 30; // not where the TCP header is
+        src.set_vnet(h);
+        let mut scratch = FrameBuf::new();
+        assert!(segment(&src, &mut scratch, |_| {}).is_err());
+        h.csum_start = 34;
+        h.gso_size = 1;
+        src.set_vnet(h);
+        assert_eq!(
+            segment(&src, &mut scratch, |_| {}).unwrap_err(),
+            WireError::Unsupported
+        );
+    }
+
+    #[test]
+    fn offload_acceptance() {
+        let plain = VnetHdr::default();
+        let csum = VnetHdr {
+            flags: flags::NEEDS_CSUM,
+            ..plain
+        };
+        let tso = VnetHdr {
+            gso_type: gso::TCPV4,
+            ..csum
+        };
+        assert!(Offloads::NONE.accepts(&plain));
+        assert!(!Offloads::NONE.accepts(&csum));
+        assert!(!Offloads::NONE.accepts(&tso));
+        assert!(Offloads::FULL.accepts(&tso));
+        let udp = VnetHdr {
+            gso_type: gso::UDP_L4,
+            ..csum
+        };
+        assert!(!Offloads::FULL.accepts(&udp));
+    }
+}

@@ -1,0 +1,182 @@
+//! Counters: what each port received and sent, and every frame dropped,
+//! by reason. Plain integers owned by the data path thread; the control
+//! plane reads copies of them through a snapshot.
+
+use serde::Serialize;
+
+/// Why a frame was dropped. Every drop on the data path has exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DropReason {
+    /// Shorter than an Ethernet header.
+    Truncated,
+    /// Longer than the network's MTU allows (and not a GSO super-frame), or
+    /// filled the whole read buffer.
+    Oversize,
+    /// The virtio-net header does not fit the frame it describes.
+    BadVnetHeader,
+    /// Source MAC zero or a group address.
+    InvalidSrcMac,
+    /// Source MAC other than the endpoint's own (port security).
+    SpoofedSrcMac,
+    /// Source IPv4 address other than the endpoint's own (port security).
+    SpoofedSrcIp,
+    /// ARP claiming a MAC or IPv4 address that is not the endpoint's own.
+    SpoofedArp,
+    /// An EtherType an endpoint port may not send (VLAN tags, ...).
+    EtherTypeNotAllowed,
+    /// Unicast to a MAC learned on the port it came in on: never hairpinned.
+    DstIsIngress,
+    /// An IPv4/ARP packet for the gateway that does not parse.
+    MalformedPacket,
+    /// An ICMP message for the gateway with a wrong checksum.
+    BadChecksum,
+    /// An IPv4 fragment for the gateway (it does not reassemble).
+    Fragment,
+    /// Routed to the gateway for a destination it cannot reach.
+    NoRoute,
+    /// For the gateway's address on a protocol or port it does not serve.
+    NotServed,
+    /// An ICMP error suppressed by the gateway's rate limit.
+    IcmpRateLimited,
+    /// A GSO super-frame bound for a port without offloads that could not be
+    /// cut into segments.
+    SegmentationFailed,
+    /// The egress port's queue was full.
+    TxQueueFull,
+    /// The egress port failed to send.
+    TxError,
+}
+
+impl DropReason {
+    pub const COUNT: usize = 18;
+    pub const ALL: [DropReason; DropReason::COUNT] = [
+        DropReason::Truncated,
+        DropReason::Oversize,
+        DropReason::BadVnetHeader,
+        DropReason::InvalidSrcMac,
+        DropReason::SpoofedSrcMac,
+        DropReason::SpoofedSrcIp,
+        DropReason::SpoofedArp,
+        DropReason::EtherTypeNotAllowed,
+        DropReason::DstIsIngress,
+        DropReason::MalformedPacket,
+        DropReason::BadChecksum,
+        DropReason::Fragment,
+        DropReason::NoRoute,
+        DropReason::NotServed,
+        DropReason::IcmpRateLimited,
+        DropReason::SegmentationFailed,
+        DropReason::TxQueueFull,
+        DropReason::TxError,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Truncated => "truncated",
+            DropReason::Oversize => "oversize",
+            DropReason::BadVnetHeader => "bad_vnet_header",
+            DropReason::InvalidSrcMac => "invalid_src_mac",
+            DropReason::SpoofedSrcMac => "spoofed_src_mac",
+            DropReason::SpoofedSrcIp => "spoofed_src_ip",
+            DropReason::SpoofedArp => "spoofed_arp",
+            DropReason::EtherTypeNotAllowed => "ethertype_not_allowed",
+            DropReason::DstIsIngress => "dst_is_ingress",
+            DropReason::MalformedPacket => "malformed_packet",
+            DropReason::BadChecksum => "bad_checksum",
+            DropReason::Fragment => "fragment",
+            DropReason::NoRoute => "no_route",
+            DropReason::NotServed => "not_served",
+            DropReason::IcmpRateLimited => "icmp_rate_limited",
+            DropReason::SegmentationFailed => "segmentation_failed",
+            DropReason::TxQueueFull => "tx_queue_full",
+            DropReason::TxError => "tx_error",
+        }
+    }
+}
+
+/// Counters of one port.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortCounters {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub drops: [u64; DropReason::COUNT],
+}
+
+impl PortCounters {
+    #[inline]
+    pub fn drop(&mut self, r: DropReason) {
+        self.drops[r as usize] += 1;
+    }
+
+    pub fn dropped(&self, r: DropReason) -> u64 {
+        self.drops[r as usize]
+    }
+
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    /// Non-zero drop counters by name, for reports.
+    pub fn drops_by_name(&self) -> Vec<(&'static str, u64)> {
+        DropReason::ALL
+            .iter()
+            .filter(|r| self.drops[**r as usize] != 0)
+            .map(|r| (r.name(), self.drops[*r as usize]))
+            .collect()
+    }
+}
+
+/// A port's counters as reported to the control plane and the CLI.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct PortCountersReport {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub drops: std::collections::BTreeMap<String, u64>,
+}
+
+impl From<&PortCounters> for PortCountersReport {
+    fn from(c: &PortCounters) -> Self {
+        PortCountersReport {
+            rx_packets: c.rx_packets,
+            rx_bytes: c.rx_bytes,
+            tx_packets: c.tx_packets,
+            tx_bytes: c.tx_bytes,
+            drops: c
+                .drops_by_name()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_reasons_listed_once_in_order() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{} out of order", r.name());
+        }
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+    }
+
+    #[test]
+    fn counts_by_name() {
+        let mut c = PortCounters::default();
+        c.drop(DropReason::SpoofedSrcMac);
+        c.drop(DropReason::SpoofedSrcMac);
+        assert_eq!(c.dropped(DropReason::SpoofedSrcMac), 2);
+        assert_eq!(c.drops_by_name(), vec![("spoofed_src_mac", 2)]);
+        assert_eq!(c.total_drops(), 2);
+    }
+}
