@@ -347,7 +347,10 @@ mod tests {
     fn static_entries_never_move_or_age() {
         let mut f = fdb();
         f.add_static(mac(7), PortId(3)).unwrap();
-        assert_eq!(f.learn(mac(7), PortId(1), Time::ZERO), Learn::StaticConflict);
+        assert_eq!(
+            f.learn(mac(7), PortId(1), Time::ZERO),
+            Learn::StaticConflict
+        );
         assert_eq!(
             f.lookup(&mac(7), Time::from_secs(1_000_000)),
             Some(PortId(3))

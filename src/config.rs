@@ -187,7 +187,9 @@ pub fn check_name(field: &str, name: &str) -> Result<(), ConfigError> {
     if !ok {
         return Err(ConfigError::new(
             field,
-            format!("'{name}' is not a valid name ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 64 characters)"),
+            format!(
+                "'{name}' is not a valid name ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 64 characters)"
+            ),
         ));
     }
     Ok(())
@@ -258,7 +260,12 @@ fn network_from_raw(field: &str, raw: RawNetwork) -> Result<NetworkConfig, Confi
             format!("{ip_range} is not inside the subnet {subnet}"),
         ));
     }
-    let mtu = in_range(&format!("{field}.mtu"), raw.mtu, MIN_MTU as i64, MAX_MTU as i64)? as u32;
+    let mtu = in_range(
+        &format!("{field}.mtu"),
+        raw.mtu,
+        MIN_MTU as i64,
+        MAX_MTU as i64,
+    )? as u32;
     let txqueuelen = in_range(&format!("{field}.txqueuelen"), raw.txqueuelen, 1, 1_000_000)? as u32;
     let aging = in_range(
         &format!("{field}.mac_aging_secs"),
@@ -352,10 +359,9 @@ impl Config {
                     format!("'{}' is defined twice", n.name),
                 ));
             }
-            if let Some(o) = networks
-                .iter()
-                .find(|o| o.subnet.contains(&n.subnet.network()) || n.subnet.contains(&o.subnet.network()))
-            {
+            if let Some(o) = networks.iter().find(|o| {
+                o.subnet.contains(&n.subnet.network()) || n.subnet.contains(&o.subnet.network())
+            }) {
                 return Err(ConfigError::new(
                     format!("{field}.subnet"),
                     format!("{} overlaps {} of network '{}'", n.subnet, o.subnet, o.name),
@@ -385,8 +391,8 @@ mod tests {
         // default in code is written in configs/default.toml and vice versa.
         let empty = Config::parse("").unwrap();
         assert_eq!(empty, Config::embedded());
-        let minimal = Config::parse("[[network]]\nname = \"default\"\nsubnet = \"172.17.0.0/16\"\n")
-            .unwrap();
+        let minimal =
+            Config::parse("[[network]]\nname = \"default\"\nsubnet = \"172.17.0.0/16\"\n").unwrap();
         assert_eq!(minimal, Config::embedded());
     }
 
@@ -430,10 +436,13 @@ mod tests {
         let e = err("[[network]]\nname = \"a\"\nsubnet = \"10.0.0.0/8\"\nmtu = 100\n");
         assert_eq!(e.field, "network[0].mtu");
 
-        let e = err("[[network]]\nname = \"a\"\nsubnet = \"10.0.0.0/24\"\nip_range = \"10.0.1.0/28\"\n");
+        let e = err(
+            "[[network]]\nname = \"a\"\nsubnet = \"10.0.0.0/24\"\nip_range = \"10.0.1.0/28\"\n",
+        );
         assert_eq!(e.field, "network[0].ip_range");
 
-        let e = err("[[network]]\nname = \"a\"\nsubnet = \"10.0.0.0/24\"\ngateway = \"10.0.0.255\"\n");
+        let e =
+            err("[[network]]\nname = \"a\"\nsubnet = \"10.0.0.0/24\"\ngateway = \"10.0.0.255\"\n");
         assert_eq!(e.field, "network[0].gateway");
 
         let e = err("[[network]]\nname = \"-bad\"\nsubnet = \"10.0.0.0/24\"\n");

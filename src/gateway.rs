@@ -140,7 +140,13 @@ impl Gateway {
     /// Handles a frame addressed to the gateway's MAC, or a broadcast or
     /// multicast frame (which the switch also floods). `frame` is at least
     /// an Ethernet header long.
-    pub fn handle(&mut self, frame: &[u8], vnet: &VnetHdr, now: Time, out: &mut FrameBuf) -> Outcome {
+    pub fn handle(
+        &mut self,
+        frame: &[u8],
+        vnet: &VnetHdr,
+        now: Time,
+        out: &mut FrameBuf,
+    ) -> Outcome {
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             return Outcome::drop(DropReason::Truncated);
         };
@@ -153,7 +159,12 @@ impl Gateway {
         }
     }
 
-    fn handle_arp(&mut self, eth: &EthernetFrame<&[u8]>, to_us: bool, out: &mut FrameBuf) -> Outcome {
+    fn handle_arp(
+        &mut self,
+        eth: &EthernetFrame<&[u8]>,
+        to_us: bool,
+        out: &mut FrameBuf,
+    ) -> Outcome {
         let arp = match ArpPacket::new_checked(eth.payload()) {
             Ok(a) => a,
             Err(_) if to_us => return Outcome::drop(DropReason::MalformedPacket),
@@ -213,7 +224,14 @@ impl Gateway {
         }
         // Routed traffic. Without an uplink (NAT comes with the egress
         // issue) there is no route: say so rather than let the sender hang.
-        if self.icmp_error(eth, &ip, msg_type::DEST_UNREACHABLE, unreachable::NET, now, out) {
+        if self.icmp_error(
+            eth,
+            &ip,
+            msg_type::DEST_UNREACHABLE,
+            unreachable::NET,
+            now,
+            out,
+        ) {
             Outcome::reply_and_drop(DropReason::NoRoute)
         } else {
             Outcome::drop(DropReason::NoRoute)
@@ -265,7 +283,14 @@ impl Gateway {
                 Outcome::reply_and_drop(DropReason::NotServed)
             }
             protocol::UDP => {
-                if self.icmp_error(eth, ip, msg_type::DEST_UNREACHABLE, unreachable::PORT, now, out) {
+                if self.icmp_error(
+                    eth,
+                    ip,
+                    msg_type::DEST_UNREACHABLE,
+                    unreachable::PORT,
+                    now,
+                    out,
+                ) {
                     Outcome::reply_and_drop(DropReason::NotServed)
                 } else {
                     Outcome::drop(DropReason::NotServed)
@@ -342,7 +367,11 @@ impl Gateway {
         let (seq, ack, flags) = if seg.flags() & tcpf::ACK != 0 {
             (seg.ack(), 0, tcpf::RST)
         } else {
-            (0, seg.seq().wrapping_add(seg.seq_len()), tcpf::RST | tcpf::ACK)
+            (
+                0,
+                seg.seq().wrapping_add(seg.seq_len()),
+                tcpf::RST | tcpf::ACK,
+            )
         };
         let buf = out.read_space();
         let off = self.emit_headers_to_sender(buf, eth, ip, protocol::TCP, tcp::MIN_HEADER_LEN);
@@ -394,7 +423,10 @@ impl Gateway {
         }
         // Quote the header plus 8 bytes of what follows (RFC 792).
         let packet = eth.payload();
-        let quote_len = icmpv4::error_quote_len(ip.header_len(), packet.len().min(ip.total_len().max(ip.header_len())));
+        let quote_len = icmpv4::error_quote_len(
+            ip.header_len(),
+            packet.len().min(ip.total_len().max(ip.header_len())),
+        );
         let quote = &packet[..quote_len];
         let icmp_len = icmpv4::HEADER_LEN + quote.len();
         let buf = out.read_space();
@@ -457,7 +489,12 @@ mod tests {
 
     fn ip_frame(dst: Ipv4Addr, proto: u8, l4: &[u8]) -> Vec<u8> {
         let mut f = vec![0u8; 34 + l4.len()];
-        ethernet::emit_header(&mut f, MacAddr::docker_from_ipv4(GW), c1_mac(), ethertype::IPV4);
+        ethernet::emit_header(
+            &mut f,
+            MacAddr::docker_from_ipv4(GW),
+            c1_mac(),
+            ethertype::IPV4,
+        );
         Ipv4Repr {
             src: C1,
             dst,
@@ -528,7 +565,10 @@ mod tests {
             panic!("not icmp")
         };
         assert_eq!(icmp.type_u8(), 0);
-        assert_eq!(icmp.checksum(), icmp.header().calc_checksum(icmp.payload()));
+        assert_eq!(
+            icmp.checksum(),
+            icmp.header().icmp_type.calc_checksum(icmp.payload())
+        );
         assert_eq!(icmp.payload(), &data[..]);
         assert_eq!(&out.frame()[38..42], &[0x12, 0x34, 0, 7]);
     }
@@ -539,7 +579,12 @@ mod tests {
         let mut out = FrameBuf::new();
         let mut m = echo_request(b"x");
         m[2] ^= 0xff;
-        let o = g.handle(&ip_frame(GW, protocol::ICMP, &m), &VnetHdr::default(), Time::ZERO, &mut out);
+        let o = g.handle(
+            &ip_frame(GW, protocol::ICMP, &m),
+            &VnetHdr::default(),
+            Time::ZERO,
+            &mut out,
+        );
         assert_eq!(o, Outcome::drop(DropReason::BadChecksum));
     }
 
@@ -549,7 +594,12 @@ mod tests {
         let mut out = FrameBuf::new();
         let mut syn = [0u8; 20];
         tcp::emit_header(&mut syn, 40000, 80, 5000, 0, tcpf::SYN, 1000);
-        let o = g.handle(&ip_frame(GW, protocol::TCP, &syn), &VnetHdr::default(), Time::ZERO, &mut out);
+        let o = g.handle(
+            &ip_frame(GW, protocol::TCP, &syn),
+            &VnetHdr::default(),
+            Time::ZERO,
+            &mut out,
+        );
         assert_eq!(o, Outcome::reply_and_drop(DropReason::NotServed));
         let p = parse_reply(&out);
         let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else {
@@ -572,26 +622,40 @@ mod tests {
     fn off_subnet_gets_net_unreachable_rate_limited() {
         let mut g = gw();
         let mut out = FrameBuf::new();
-        let f = ip_frame(Ipv4Addr::new(10, 9, 8, 7), protocol::UDP, &[0, 1, 0, 2, 0, 8, 0, 0]);
+        let f = ip_frame(
+            Ipv4Addr::new(10, 9, 8, 7),
+            protocol::UDP,
+            &[0, 1, 0, 2, 0, 8, 0, 0],
+        );
         let o = g.handle(&f, &VnetHdr::default(), Time::ZERO, &mut out);
         assert_eq!(o, Outcome::reply_and_drop(DropReason::NoRoute));
-        let p = parse_reply(&out);
-        let Some(etherparse::TransportSlice::Icmpv4(icmp)) = &p.transport else {
-            panic!()
-        };
-        assert_eq!((icmp.type_u8(), icmp.code_u8()), (3, 0));
-        assert_eq!(icmp.checksum(), icmp.header().calc_checksum(icmp.payload()));
+        {
+            let p = parse_reply(&out);
+            let Some(etherparse::TransportSlice::Icmpv4(icmp)) = &p.transport else {
+                panic!()
+            };
+            assert_eq!((icmp.type_u8(), icmp.code_u8()), (3, 0));
+            assert_eq!(
+                icmp.checksum(),
+                icmp.header().icmp_type.calc_checksum(icmp.payload())
+            );
+        }
         // The quote is the original IP header plus 8 bytes.
         assert_eq!(out.frame().len(), 14 + 20 + ICMP_HDR + 28);
         let mut sent = 1;
         for _ in 0..200 {
-            if g.handle(&f, &VnetHdr::default(), Time::ZERO, &mut out).reply {
+            if g.handle(&f, &VnetHdr::default(), Time::ZERO, &mut out)
+                .reply
+            {
                 sent += 1;
             }
         }
         assert_eq!(sent, Gateway::ICMP_ERRORS_BURST);
         // Refills with time.
-        assert!(g.handle(&f, &VnetHdr::default(), Time::from_secs(1), &mut out).reply);
+        assert!(
+            g.handle(&f, &VnetHdr::default(), Time::from_secs(1), &mut out)
+                .reply
+        );
     }
 
     #[test]

@@ -162,7 +162,10 @@ mod tests {
         );
         assert!(matches!(
             a.allocate(Some(Ipv4Addr::new(172, 17, 255, 255))),
-            Err(IpamError::Reserved { what: "broadcast", .. })
+            Err(IpamError::Reserved {
+                what: "broadcast",
+                ..
+            })
         ));
         assert!(matches!(
             a.allocate(Some(Ipv4Addr::new(10, 0, 0, 1))),

@@ -155,7 +155,9 @@ struct DetachArgs {
 fn parse_mtu(s: &str) -> Result<u32, String> {
     let v: u32 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
     if !(MIN_MTU..=MAX_MTU).contains(&v) {
-        return Err(format!("{v} is out of range (allowed {MIN_MTU}..={MAX_MTU})"));
+        return Err(format!(
+            "{v} is out of range (allowed {MIN_MTU}..={MAX_MTU})"
+        ));
     }
     Ok(v)
 }
@@ -179,7 +181,12 @@ fn main() -> ExitCode {
                 network: a.network.clone(),
                 ifname: a.ifname.clone(),
             },
-            |v| println!("attached {} to {} (port {})", a.ifname, a.network, v["port"]),
+            |v| {
+                println!(
+                    "attached {} to {} (port {})",
+                    a.ifname, a.network, v["port"]
+                )
+            },
         ),
         Command::Detach(a) => query(
             &a.socket,
@@ -300,7 +307,10 @@ fn daemon(a: DaemonArgs) -> u8 {
             .join(", ")
     );
     let sig = signals.wait();
-    log::info!("{}: shutting down", sig.map(|s| s.as_str()).unwrap_or("signal"));
+    log::info!(
+        "{}: shutting down",
+        sig.map(|s| s.as_str()).unwrap_or("signal")
+    );
     let _ = std::fs::remove_file(&path);
     d.shutdown();
     0
@@ -343,7 +353,10 @@ fn run_inner(a: RunArgs) -> Result<i32, i32> {
         };
         if let Some(ip) = a.ip {
             if !net.subnet.contains(&ip) {
-                eprintln!("lanyard: --ip: {ip} is outside the network's subnet {}", net.subnet);
+                eprintln!(
+                    "lanyard: --ip: {ip} is outside the network's subnet {}",
+                    net.subnet
+                );
                 return Err(EXIT_USAGE as i32);
             }
         }
@@ -352,7 +365,10 @@ fn run_inner(a: RunArgs) -> Result<i32, i32> {
     let spec = ContainerSpec {
         argv: a.command.clone(),
         ifname: "eth0".into(),
-        hostname: a.hostname.clone().unwrap_or_else(|| container_id[..12].to_string()),
+        hostname: a
+            .hostname
+            .clone()
+            .unwrap_or_else(|| container_id[..12].to_string()),
     };
     // Fork before any thread exists (the embedded switch starts threads).
     let mut container = netns::spawn(&spec).map_err(|e| {
@@ -370,7 +386,8 @@ fn run_inner(a: RunArgs) -> Result<i32, i32> {
     };
     // Whatever keeps the endpoint alive: the daemon connection, or the
     // embedded switch itself. Dropped only when we exit.
-    let (reply, _keep_client, _keep_daemon): (AttachReply, Option<Client>, Option<_>) = match client {
+    let (reply, _keep_client, _keep_daemon): (AttachReply, Option<Client>, Option<_>) = match client
+    {
         Some(mut c) => match c.request(&Request::Attach(req), &[tap.as_raw_fd()]) {
             Ok(v) => match serde_json::from_value(v) {
                 Ok(r) => (r, Some(c), None),
@@ -429,12 +446,15 @@ fn run_inner(a: RunArgs) -> Result<i32, i32> {
 }
 
 fn network_ls(socket: &SocketArg, json: bool) -> u8 {
-    query(socket, &Request::NetworkLs, |v| {
+    query(socket, &Request::NetworkLs {}, |v| {
         if json {
             println!("{}", pretty(v));
             return;
         }
-        println!("{:<14} {:<16} {:<8} {:<6} {:<18} CONTAINERS", "NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET");
+        println!(
+            "{:<14} {:<16} {:<8} {:<6} {:<18} CONTAINERS",
+            "NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET"
+        );
         for n in v.as_array().into_iter().flatten() {
             let id = n["Id"].as_str().unwrap_or("");
             println!(
@@ -451,42 +471,59 @@ fn network_ls(socket: &SocketArg, json: bool) -> u8 {
 }
 
 fn fdb(a: FdbArgs) -> u8 {
-    query(&a.socket, &Request::Fdb { network: a.network.clone() }, |v| {
-        if a.json {
-            println!("{}", pretty(v));
-            return;
-        }
-        println!("{:<12} {:<19} {:<6} {:<16} {:<8} AGE", "NETWORK", "MAC", "PORT", "PORT NAME", "TYPE");
-        for n in v.as_array().into_iter().flatten() {
-            for e in n["fdb"].as_array().into_iter().flatten() {
-                let is_static = e["is_static"].as_bool().unwrap_or(false);
-                println!(
-                    "{:<12} {:<19} {:<6} {:<16} {:<8} {}",
-                    n["name"].as_str().unwrap_or(""),
-                    e["mac"].as_str().unwrap_or(""),
-                    e["port"],
-                    e["port_name"].as_str().unwrap_or(""),
-                    if is_static { "static" } else { "learned" },
-                    if is_static {
-                        "-".to_string()
-                    } else {
-                        format!("{:.1}s", e["age_secs"].as_f64().unwrap_or(0.0))
-                    }
-                );
+    query(
+        &a.socket,
+        &Request::Fdb {
+            network: a.network.clone(),
+        },
+        |v| {
+            if a.json {
+                println!("{}", pretty(v));
+                return;
             }
-        }
-    })
+            println!(
+                "{:<12} {:<19} {:<6} {:<16} {:<8} AGE",
+                "NETWORK", "MAC", "PORT", "PORT NAME", "TYPE"
+            );
+            for n in v.as_array().into_iter().flatten() {
+                for e in n["fdb"].as_array().into_iter().flatten() {
+                    let is_static = e["is_static"].as_bool().unwrap_or(false);
+                    println!(
+                        "{:<12} {:<19} {:<6} {:<16} {:<8} {}",
+                        n["name"].as_str().unwrap_or(""),
+                        e["mac"].as_str().unwrap_or(""),
+                        e["port"],
+                        e["port_name"].as_str().unwrap_or(""),
+                        if is_static { "static" } else { "learned" },
+                        if is_static {
+                            "-".to_string()
+                        } else {
+                            format!("{:.1}s", e["age_secs"].as_f64().unwrap_or(0.0))
+                        }
+                    );
+                }
+            }
+        },
+    )
 }
 
 fn stats(a: StatsArgs) -> u8 {
-    query(&a.socket, &Request::Stats, |v| {
+    query(&a.socket, &Request::Stats {}, |v| {
         if a.json {
             println!("{}", pretty(v));
             return;
         }
         println!(
             "{:<5} {:<16} {:<9} {:<12} {:>12} {:>14} {:>12} {:>14} {:>9}",
-            "PORT", "NAME", "KIND", "NETWORK", "RX PKTS", "RX BYTES", "TX PKTS", "TX BYTES", "DROPS"
+            "PORT",
+            "NAME",
+            "KIND",
+            "NETWORK",
+            "RX PKTS",
+            "RX BYTES",
+            "TX PKTS",
+            "TX BYTES",
+            "DROPS"
         );
         let ports = v["ports"].as_array().cloned().unwrap_or_default();
         for p in &ports {
@@ -506,7 +543,11 @@ fn stats(a: StatsArgs) -> u8 {
                 c["tx_packets"],
                 c["tx_bytes"],
                 drops,
-                if p["dead"].as_bool() == Some(true) { "  (gone)" } else { "" }
+                if p["dead"].as_bool() == Some(true) {
+                    "  (gone)"
+                } else {
+                    ""
+                }
             );
         }
         let mut any = false;
@@ -516,7 +557,13 @@ fn stats(a: StatsArgs) -> u8 {
                     println!("\nDROPS BY REASON");
                     any = true;
                 }
-                println!("  port {:<5} {:<16} {:<24} {}", p["id"], p["name"].as_str().unwrap_or(""), reason, n);
+                println!(
+                    "  port {:<5} {:<16} {:<24} {}",
+                    p["id"],
+                    p["name"].as_str().unwrap_or(""),
+                    reason,
+                    n
+                );
             }
         }
         for n in v["networks"].as_array().into_iter().flatten() {

@@ -260,7 +260,11 @@ pub(crate) mod tests {
         }
         let pseudo = checksum::pseudo_header_v4(src, dst, protocol::TCP, (20 + payload_len) as u16);
         f[50..52].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
-        let gso_type = if payload_len > mss as usize { gso::TCPV4 } else { gso::NONE };
+        let gso_type = if payload_len > mss as usize {
+            gso::TCPV4
+        } else {
+            gso::NONE
+        };
         FrameBuf::from_frame(
             VnetHdr {
                 flags: flags::NEEDS_CSUM,
@@ -281,7 +285,11 @@ pub(crate) mod tests {
             _ => panic!("not ipv4"),
         };
         let hdr = ip.header().to_header();
-        assert_eq!(hdr.calc_header_checksum(), hdr.header_checksum, "ip checksum");
+        assert_eq!(
+            hdr.calc_header_checksum(),
+            hdr.header_checksum,
+            "ip checksum"
+        );
         let tcp = match p.transport.unwrap() {
             etherparse::TransportSlice::Tcp(t) => t,
             _ => panic!("not tcp"),

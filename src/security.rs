@@ -113,7 +113,12 @@ mod tests {
 
     fn arp_frame(sender_mac: MacAddr, sender_ip: Ipv4Addr) -> Vec<u8> {
         let mut f = vec![0u8; 42];
-        emit_header(&mut f, MacAddr::BROADCAST, MacAddr::docker_from_ipv4(IP), ethertype::ARP);
+        emit_header(
+            &mut f,
+            MacAddr::BROADCAST,
+            MacAddr::docker_from_ipv4(IP),
+            ethertype::ARP,
+        );
         ArpRepr {
             operation: OP_REPLY,
             sender_mac,
@@ -129,7 +134,10 @@ mod tests {
     fn own_identity_passes() {
         let own = MacAddr::docker_from_ipv4(IP);
         assert_eq!(policy().check(&ipv4_frame(own, IP)), Ok(()));
-        assert_eq!(policy().check(&ipv4_frame(own, Ipv4Addr::UNSPECIFIED)), Ok(()));
+        assert_eq!(
+            policy().check(&ipv4_frame(own, Ipv4Addr::UNSPECIFIED)),
+            Ok(())
+        );
         assert_eq!(policy().check(&arp_frame(own, IP)), Ok(()));
     }
 
@@ -147,8 +155,14 @@ mod tests {
             Err(DropReason::SpoofedSrcIp)
         );
         // Claiming the gateway's address in ARP (ARP spoofing).
-        assert_eq!(policy().check(&arp_frame(own, gw)), Err(DropReason::SpoofedArp));
-        assert_eq!(policy().check(&arp_frame(other, IP)), Err(DropReason::SpoofedArp));
+        assert_eq!(
+            policy().check(&arp_frame(own, gw)),
+            Err(DropReason::SpoofedArp)
+        );
+        assert_eq!(
+            policy().check(&arp_frame(other, IP)),
+            Err(DropReason::SpoofedArp)
+        );
         let mut vlan = ipv4_frame(own, IP);
         vlan[12..14].copy_from_slice(&ethertype::VLAN.to_be_bytes());
         assert_eq!(policy().check(&vlan), Err(DropReason::EtherTypeNotAllowed));

@@ -23,8 +23,11 @@ impl Time {
         Duration::from_nanos(self.0.saturating_sub(earlier.0))
     }
 
-    pub fn add(self, d: Duration) -> Time {
-        Time(self.0.saturating_add(d.as_nanos().min(u64::MAX as u128) as u64))
+    pub fn saturating_add(self, d: Duration) -> Time {
+        Time(
+            self.0
+                .saturating_add(d.as_nanos().min(u64::MAX as u128) as u64),
+        )
     }
 }
 

@@ -81,7 +81,10 @@ impl Client {
             // Responses (inspect of a large network) may be long, but not
             // without bound.
             if self.pending.len() > 256 * MAX_REQUEST_LEN {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "response too long"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "response too long",
+                ));
             }
             let n = self.stream.read(&mut buf)?;
             if n == 0 {

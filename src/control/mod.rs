@@ -86,14 +86,23 @@ impl Daemon {
 
     /// Stops the data path; every port is closed.
     pub fn shutdown(&self) {
-        if let Some(dp) = self.dataplane.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(dp) = self
+            .dataplane
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             dp.stop();
         }
     }
 
     /// Attaches a container's TAP. On any error nothing is changed (the
     /// address is released, the fd closed).
-    pub fn attach_tap(&self, req: AttachRequest, tap: OwnedFd) -> Result<AttachReply, ControlError> {
+    pub fn attach_tap(
+        &self,
+        req: AttachRequest,
+        tap: OwnedFd,
+    ) -> Result<AttachReply, ControlError> {
         if let Some(name) = &req.name {
             check_name("--name", name).map_err(|e| ControlError::invalid(e.to_string()))?;
         }
@@ -108,7 +117,9 @@ impl Daemon {
             || req.container_id.len() > 64
             || !req.container_id.bytes().all(|b| b.is_ascii_alphanumeric())
         {
-            return Err(ControlError::invalid("container_id must be 1-64 alphanumerics"));
+            return Err(ControlError::invalid(
+                "container_id must be 1-64 alphanumerics",
+            ));
         }
         let mut reg = self.reg();
         let name = req
@@ -123,13 +134,10 @@ impl Daemon {
         let net = reg.network_mut(&req.network).ok_or_else(|| {
             ControlError::invalid(format!("--network: no network named '{}'", req.network))
         })?;
-        let ip = net
-            .ipam
-            .allocate(req.ip)
-            .map_err(|e| match req.ip {
-                Some(_) => ControlError::invalid(format!("--ip: {e}")),
-                None => ControlError::failed(format!("network '{}': {e}", req.network)),
-            })?;
+        let ip = net.ipam.allocate(req.ip).map_err(|e| match req.ip {
+            Some(_) => ControlError::invalid(format!("--ip: {e}")),
+            None => ControlError::failed(format!("network '{}': {e}", req.network)),
+        })?;
         let mac = Ipam::mac_for(ip);
         let mtu = req.mtu.unwrap_or(net.config.mtu);
         let (dp_net, prefix_len, gateway, txqueuelen) = (
@@ -147,7 +155,9 @@ impl Daemon {
             Ok(p) => p,
             Err(e) => {
                 release(&mut reg);
-                return Err(ControlError::invalid(format!("the fd sent is not usable: {e}")));
+                return Err(ControlError::invalid(format!(
+                    "the fd sent is not usable: {e}"
+                )));
             }
         };
         let spec = PortSpec {
@@ -223,9 +233,9 @@ impl Daemon {
                 "interface '{ifname}' is already attached"
             )));
         }
-        let net = reg
-            .network(network)
-            .ok_or_else(|| ControlError::invalid(format!("--network: no network named '{network}'")))?;
+        let net = reg.network(network).ok_or_else(|| {
+            ControlError::invalid(format!("--network: no network named '{network}'"))
+        })?;
         let (dp_net, mtu) = (net.dp, net.config.mtu);
         let port = PacketPort::open(ifname)
             .map_err(|e| ControlError::invalid(format!("cannot attach '{ifname}': {e}")))?;
@@ -329,10 +339,10 @@ impl Daemon {
             )),
             Request::AttachInterface { network, ifname } => self.attach_interface(network, ifname),
             Request::DetachInterface { ifname } => self.detach_interface(ifname),
-            Request::NetworkLs => Ok(self.network_ls()),
+            Request::NetworkLs {} => Ok(self.network_ls()),
             Request::NetworkInspect { name } => self.network_inspect(name.as_deref()),
             Request::Fdb { network } => self.fdb(network.as_deref()),
-            Request::Stats => self.stats(),
+            Request::Stats {} => self.stats(),
         }
     }
 

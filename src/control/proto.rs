@@ -17,9 +17,14 @@ pub enum Request {
     /// endpoint. The endpoint lives as long as this connection.
     Attach(AttachRequest),
     /// Attach an interface of the daemon's namespace through AF_PACKET.
-    AttachInterface { network: String, ifname: String },
-    DetachInterface { ifname: String },
-    NetworkLs,
+    AttachInterface {
+        network: String,
+        ifname: String,
+    },
+    DetachInterface {
+        ifname: String,
+    },
+    NetworkLs {},
     NetworkInspect {
         #[serde(default)]
         name: Option<String>,
@@ -28,7 +33,7 @@ pub enum Request {
         #[serde(default)]
         network: Option<String>,
     },
-    Stats,
+    Stats {},
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -135,7 +140,8 @@ mod tests {
 
     #[test]
     fn request_wire_shape() {
-        let r: Request = serde_json::from_str(r#"{"op":"network_inspect","name":"default"}"#).unwrap();
+        let r: Request =
+            serde_json::from_str(r#"{"op":"network_inspect","name":"default"}"#).unwrap();
         assert_eq!(
             r,
             Request::NetworkInspect {
@@ -143,7 +149,7 @@ mod tests {
             }
         );
         let r: Request = serde_json::from_str(r#"{"op":"stats"}"#).unwrap();
-        assert_eq!(r, Request::Stats);
+        assert_eq!(r, Request::Stats {});
         let a = Request::Attach(AttachRequest {
             container_id: "c".into(),
             name: Some("web".into()),

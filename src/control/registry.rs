@@ -67,7 +67,11 @@ impl Registry {
     /// `docker network inspect` for one network.
     pub fn inspect(&self, net: &NetworkEntry) -> Value {
         let mut containers = serde_json::Map::new();
-        for e in self.endpoints.values().filter(|e| e.network == net.config.name) {
+        for e in self
+            .endpoints
+            .values()
+            .filter(|e| e.network == net.config.name)
+        {
             containers.insert(
                 e.container_id.clone(),
                 json!({
@@ -113,9 +117,7 @@ impl Registry {
 
 /// RFC 3339 UTC timestamp with nanoseconds, as docker prints `Created`.
 pub fn rfc3339(t: SystemTime) -> String {
-    let d = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);

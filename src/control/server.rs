@@ -72,7 +72,10 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
         if UnixStream::connect(path).is_ok() {
             return Err(io::Error::new(
                 io::ErrorKind::AddrInUse,
-                format!("a lanyard daemon is already listening on {}", path.display()),
+                format!(
+                    "a lanyard daemon is already listening on {}",
+                    path.display()
+                ),
             ));
         }
         std::fs::remove_file(path)?;
@@ -102,7 +105,10 @@ pub fn serve(daemon: Arc<Daemon>, listener: UnixListener) {
             Ok(uid) if uid == me || uid == 0 => {}
             Ok(uid) => {
                 log::warn!("refused control connection from uid {uid}");
-                let _ = reply(&mut stream, ControlError::failed("permission denied").into());
+                let _ = reply(
+                    &mut stream,
+                    ControlError::failed("permission denied").into(),
+                );
                 continue;
             }
             Err(e) => {
@@ -113,7 +119,10 @@ pub fn serve(daemon: Arc<Daemon>, listener: UnixListener) {
         if active.load(Ordering::Relaxed) >= daemon.limits().max_control_connections {
             let _ = reply(
                 &mut stream,
-                ControlError::failed("too many control connections (limits.max_control_connections)").into(),
+                ControlError::failed(
+                    "too many control connections (limits.max_control_connections)",
+                )
+                .into(),
             );
             continue;
         }
@@ -189,7 +198,8 @@ impl Connection {
             if self.pending.len() > MAX_REQUEST_LEN {
                 let _ = reply(
                     &mut self.stream,
-                    ControlError::invalid(format!("request longer than {MAX_REQUEST_LEN} bytes")).into(),
+                    ControlError::invalid(format!("request longer than {MAX_REQUEST_LEN} bytes"))
+                        .into(),
                 );
                 break;
             }

@@ -204,7 +204,9 @@ impl Loop {
         loop {
             let now = self.clock.now();
             let timeout = if self.ready.is_empty() {
-                self.next_tick.saturating_sub(now).max(Duration::from_millis(1))
+                self.next_tick
+                    .saturating_sub(now)
+                    .max(Duration::from_millis(1))
             } else {
                 Duration::ZERO
             };
@@ -249,7 +251,7 @@ impl Loop {
             batch_ready.clear();
             if now >= self.next_tick {
                 self.switch.tick(now);
-                self.next_tick = now.add(TICK);
+                self.next_tick = now.saturating_add(TICK);
             }
         }
     }
@@ -267,11 +269,11 @@ impl Loop {
                 let fd: Option<RawFd> = port.raw_fd();
                 let r = self.switch.add_port(port, spec);
                 if let (Ok(id), Some(fd)) = (r, fd) {
-                    if let Err(e) =
-                        self.poll
-                            .registry()
-                            .register(&mut SourceFd(&fd), token(id), Interest::READABLE)
-                    {
+                    if let Err(e) = self.poll.registry().register(
+                        &mut SourceFd(&fd),
+                        token(id),
+                        Interest::READABLE,
+                    ) {
                         log::error!("cannot poll port {id}: {e}");
                         self.switch.remove_port(id);
                         let _ = reply.send(Err(SwitchError::TooManyPorts));

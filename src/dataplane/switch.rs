@@ -80,7 +80,9 @@ pub enum Verdict {
     Unicast(PortId),
     /// Every other port of the network; broadcast and multicast also go to
     /// the gateway.
-    Flood { to_gateway: bool },
+    Flood {
+        to_gateway: bool,
+    },
     Gateway,
 }
 
@@ -204,7 +206,9 @@ impl Switch {
 
     /// The fd of a live port, for the poll loop.
     pub fn port_fd(&self, id: PortId) -> Option<std::os::fd::RawFd> {
-        self.slot(id).filter(|s| !s.dead).and_then(|s| s.port.raw_fd())
+        self.slot(id)
+            .filter(|s| !s.dead)
+            .and_then(|s| s.port.raw_fd())
     }
 
     fn slot(&self, id: PortId) -> Option<&PortSlot> {
@@ -315,10 +319,10 @@ impl Switch {
             Verdict::Flood { to_gateway } => {
                 self.flood(ingress, buf);
                 if to_gateway {
-                    self.to_gateway(ingress, buf, now);
+                    self.deliver_to_gateway(ingress, buf, now);
                 }
             }
-            Verdict::Gateway => self.to_gateway(ingress, buf, now),
+            Verdict::Gateway => self.deliver_to_gateway(ingress, buf, now),
         }
     }
 
@@ -367,7 +371,7 @@ impl Switch {
         }
     }
 
-    fn to_gateway(&mut self, ingress: PortId, buf: &FrameBuf, now: Time) {
+    fn deliver_to_gateway(&mut self, ingress: PortId, buf: &FrameBuf, now: Time) {
         let Some(Some(slot)) = self.ports.get(ingress.index()) else {
             return;
         };

@@ -100,8 +100,7 @@ impl Container {
 /// Forks the container child and returns once its TAP exists. Must be
 /// called while the process is single-threaded.
 pub fn spawn(spec: &ContainerSpec) -> Result<Container, String> {
-    let (parent_sock, child_sock) =
-        UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+    let (parent_sock, child_sock) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
     let uid = nix::unistd::geteuid();
     let gid = nix::unistd::getegid();
     let parent_pid = nix::unistd::getpid();
@@ -189,7 +188,12 @@ fn write_file(path: &str, data: &str) -> Result<(), String> {
 }
 
 /// Unshares the namespaces and creates the TAP inside them.
-fn enter_namespaces(spec: &ContainerSpec, uid: u32, gid: u32, parent: Pid) -> Result<OwnedFd, String> {
+fn enter_namespaces(
+    spec: &ContainerSpec,
+    uid: u32,
+    gid: u32,
+    parent: Pid,
+) -> Result<OwnedFd, String> {
     let rootless = uid != 0;
     let mut flags = CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS;
     if rootless {
@@ -232,12 +236,16 @@ fn enter_namespaces(spec: &ContainerSpec, uid: u32, gid: u32, parent: Pid) -> Re
 pub fn configure_interfaces(ifname: &str, cfg: &IfConfig) -> Result<(), String> {
     let mac: MacAddr = cfg.mac.parse()?;
     let sock = control_socket().map_err(|e| format!("interface config socket: {e}"))?;
-    Interface::new(&sock, "lo").set_up().map_err(|e| e.to_string())?;
+    Interface::new(&sock, "lo")
+        .set_up()
+        .map_err(|e| e.to_string())?;
     let eth = Interface::new(&sock, ifname);
     eth.set_mac(mac).map_err(|e| e.to_string())?;
     eth.set_mtu(cfg.mtu).map_err(|e| e.to_string())?;
-    eth.set_txqueuelen(cfg.txqueuelen).map_err(|e| e.to_string())?;
-    eth.set_ipv4(cfg.ip, cfg.prefix_len).map_err(|e| e.to_string())?;
+    eth.set_txqueuelen(cfg.txqueuelen)
+        .map_err(|e| e.to_string())?;
+    eth.set_ipv4(cfg.ip, cfg.prefix_len)
+        .map_err(|e| e.to_string())?;
     eth.set_up().map_err(|e| e.to_string())?;
     add_default_route(&sock, cfg.gateway).map_err(|e| e.to_string())?;
     Ok(())
@@ -249,8 +257,10 @@ fn exec(argv: &[String]) -> i32 {
     // with the default disposition, as it would from a shell.
     // SAFETY: resetting a disposition to SIG_DFL has no handler to race.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let cargs: Result<Vec<std::ffi::CString>, _> =
-        argv.iter().map(|a| std::ffi::CString::new(a.as_bytes())).collect();
+    let cargs: Result<Vec<std::ffi::CString>, _> = argv
+        .iter()
+        .map(|a| std::ffi::CString::new(a.as_bytes()))
+        .collect();
     let Ok(cargs) = cargs else {
         eprintln!("lanyard: a command argument contains a NUL byte");
         return EXIT_SETUP_FAILED;

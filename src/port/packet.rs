@@ -37,7 +37,12 @@ struct PacketMreq {
     mr_address: [u8; 8],
 }
 
-fn setsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int, v: libc::c_int) -> io::Result<()> {
+fn setsockopt_int(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    v: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: the option takes an int; we pass a pointer to one and its size.
     let r = unsafe {
         libc::setsockopt(

@@ -59,9 +59,8 @@ impl TapPort {
     pub fn from_fd(fd: OwnedFd) -> io::Result<TapPort> {
         let raw = fd.as_raw_fd();
         let mut req = IfReq::new("x")?;
-        ioctl_ifreq(raw, libc::TUNGETIFF, &mut req).map_err(|e| {
-            io::Error::new(e.kind(), format!("not a TUN/TAP fd (TUNGETIFF: {e})"))
-        })?;
+        ioctl_ifreq(raw, libc::TUNGETIFF, &mut req)
+            .map_err(|e| io::Error::new(e.kind(), format!("not a TUN/TAP fd (TUNGETIFF: {e})")))?;
         let flags = req.short() as i32;
         if flags & libc::IFF_TAP == 0 {
             return Err(io::Error::new(

@@ -17,8 +17,8 @@ pub fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<()> 
     let mut sent = 0;
     // The first sendmsg carries the descriptors; a short write (rare on a
     // Unix socket) finishes without them.
-    let n = sendmsg::<()>(sock, &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None)
-        .map_err(io::Error::from)?;
+    let n =
+        sendmsg::<()>(sock, &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None).map_err(io::Error::from)?;
     sent += n;
     while sent < data.len() {
         let iov = [IoSlice::new(&data[sent..])];
@@ -34,12 +34,7 @@ pub fn recv_with_fds(sock: RawFd, buf: &mut [u8]) -> io::Result<(usize, Vec<Owne
     let mut iov = [IoSliceMut::new(buf)];
     let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
     let msg = loop {
-        match recvmsg::<()>(
-            sock,
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
+        match recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
             Err(nix::errno::Errno::EINTR) => continue,
             r => break r.map_err(io::Error::from)?,
         }

@@ -111,13 +111,7 @@ pub fn ioctl_int_ptr(fd: RawFd, request: libc::Ioctl, value: &mut libc::c_int) -
 /// network namespace.
 pub fn control_socket() -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2); the result is checked and owned at once.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_INET,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -171,8 +165,12 @@ impl<'a> Interface<'a> {
     /// Through rtnetlink: SIOCSIFTXQLEN is refused inside a user namespace.
     pub fn set_txqueuelen(&self, len: u32) -> io::Result<()> {
         let index = if_index(&self.name)?;
-        super::rtnl::set_txqueuelen(index, len)
-            .map_err(|e| io::Error::new(e.kind(), format!("setting txqueuelen of {}: {e}", self.name)))
+        super::rtnl::set_txqueuelen(index, len).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("setting txqueuelen of {}: {e}", self.name),
+            )
+        })
     }
 
     /// Address, netmask and broadcast address.

@@ -44,13 +44,8 @@ pub fn random_bytes(buf: &mut [u8]) {
     let mut filled = 0;
     while filled < buf.len() {
         // SAFETY: getrandom writes at most the given length into the buffer.
-        let r = unsafe {
-            libc::getrandom(
-                buf[filled..].as_mut_ptr().cast(),
-                buf.len() - filled,
-                0,
-            )
-        };
+        let r =
+            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
         if r <= 0 {
             // getrandom only fails on EINTR/EAGAIN at boot; fall back to the
             // clock rather than fail an id.

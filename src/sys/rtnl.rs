@@ -57,7 +57,10 @@ fn request(msg: &[u8]) -> io::Result<()> {
     }
     let n = n as usize;
     if n < 20 || u16::from_ne_bytes([buf[4], buf[5]]) != NLMSG_ERROR {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "unexpected netlink reply"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "unexpected netlink reply",
+        ));
     }
     let err = i32::from_ne_bytes([buf[16], buf[17], buf[18], buf[19]]);
     if err != 0 {
@@ -75,14 +78,14 @@ pub fn set_txqueuelen(ifindex: u32, len: u32) -> io::Result<()> {
     m.extend_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
     m.extend_from_slice(&1u32.to_ne_bytes()); // seq
     m.extend_from_slice(&0u32.to_ne_bytes()); // pid: the kernel fills it
-    // struct ifinfomsg
+                                              // struct ifinfomsg
     m.push(libc::AF_UNSPEC as u8);
     m.push(0);
     m.extend_from_slice(&0u16.to_ne_bytes());
     m.extend_from_slice(&(ifindex as i32).to_ne_bytes());
     m.extend_from_slice(&0u32.to_ne_bytes()); // flags
     m.extend_from_slice(&0u32.to_ne_bytes()); // change
-    // struct rtattr IFLA_TXQLEN
+                                              // struct rtattr IFLA_TXQLEN
     m.extend_from_slice(&8u16.to_ne_bytes());
     m.extend_from_slice(&IFLA_TXQLEN.to_ne_bytes());
     m.extend_from_slice(&len.to_ne_bytes());

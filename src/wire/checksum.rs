@@ -146,8 +146,8 @@ mod tests {
     #[test]
     fn incremental_update_matches_recompute() {
         let mut hdr = [
-            0x45, 0x00, 0x05, 0xdc, 0xab, 0xcd, 0x40, 0x00, 0x40, 0x06, 0, 0, 10, 0, 0, 1, 172,
-            17, 0, 5,
+            0x45, 0x00, 0x05, 0xdc, 0xab, 0xcd, 0x40, 0x00, 0x40, 0x06, 0, 0, 10, 0, 0, 1, 172, 17,
+            0, 5,
         ];
         let c = checksum(&hdr);
         hdr[10..12].copy_from_slice(&c.to_be_bytes());

@@ -75,7 +75,9 @@ impl FromStr for MacAddr {
         let mut n = 0;
         for part in s.split(':') {
             if n == 6 || part.len() != 2 {
-                return Err(format!("'{s}' is not a MAC address (expected xx:xx:xx:xx:xx:xx)"));
+                return Err(format!(
+                    "'{s}' is not a MAC address (expected xx:xx:xx:xx:xx:xx)"
+                ));
             }
             out[n] = u8::from_str_radix(part, 16)
                 .map_err(|_| format!("'{s}' is not a MAC address (bad hex byte '{part}')"))?;

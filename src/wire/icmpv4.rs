@@ -117,7 +117,12 @@ mod tests {
     fn error_message_quotes_original() {
         let orig = [0x45u8; 28];
         let mut buf = [0u8; 64];
-        let n = emit_error(&mut buf, msg_type::DEST_UNREACHABLE, unreachable::PORT, &orig);
+        let n = emit_error(
+            &mut buf,
+            msg_type::DEST_UNREACHABLE,
+            unreachable::PORT,
+            &orig,
+        );
         let p = Icmpv4Packet::new_checked(&buf[..n]).unwrap();
         assert!(p.is_error());
         assert!(p.verify_checksum());

@@ -219,10 +219,7 @@ mod tests {
         // Cross-check with an independent parser.
         let e = etherparse::Ipv4HeaderSlice::from_slice(&b).unwrap();
         assert_eq!(e.header_checksum(), p.checksum_field());
-        assert_eq!(
-            e.to_header().calc_header_checksum(),
-            p.checksum_field()
-        );
+        assert_eq!(e.to_header().calc_header_checksum(), p.checksum_field());
     }
 
     #[test]

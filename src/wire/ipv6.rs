@@ -81,7 +81,13 @@ mod tests {
         assert_eq!(p.src(), "fe80::".parse::<Ipv6Addr>().unwrap());
         assert_eq!(p.dst(), "::1".parse::<Ipv6Addr>().unwrap());
         b[0] = 0x40;
-        assert_eq!(Ipv6Packet::new_checked(&b[..]).unwrap_err(), WireError::Malformed);
-        assert_eq!(Ipv6Packet::new_checked(&b[..39]).unwrap_err(), WireError::Truncated);
+        assert_eq!(
+            Ipv6Packet::new_checked(&b[..]).unwrap_err(),
+            WireError::Malformed
+        );
+        assert_eq!(
+            Ipv6Packet::new_checked(&b[..39]).unwrap_err(),
+            WireError::Truncated
+        );
     }
 }

@@ -141,8 +141,14 @@ mod tests {
     fn rejects_bad_offsets() {
         let mut b = [0u8; 20];
         b[12] = 4 << 4;
-        assert_eq!(TcpPacket::new_checked(&b[..]).unwrap_err(), WireError::Malformed);
+        assert_eq!(
+            TcpPacket::new_checked(&b[..]).unwrap_err(),
+            WireError::Malformed
+        );
         b[12] = 15 << 4;
-        assert_eq!(TcpPacket::new_checked(&b[..]).unwrap_err(), WireError::Truncated);
+        assert_eq!(
+            TcpPacket::new_checked(&b[..]).unwrap_err(),
+            WireError::Truncated
+        );
     }
 }

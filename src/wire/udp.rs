@@ -69,10 +69,19 @@ mod tests {
         b[2..4].copy_from_slice(&4000u16.to_be_bytes());
         b[4..6].copy_from_slice(&10u16.to_be_bytes());
         let u = UdpPacket::new_checked(&b[..]).unwrap();
-        assert_eq!((u.src_port(), u.dst_port(), u.payload().len()), (53, 4000, 2));
+        assert_eq!(
+            (u.src_port(), u.dst_port(), u.payload().len()),
+            (53, 4000, 2)
+        );
         b[4..6].copy_from_slice(&13u16.to_be_bytes());
-        assert_eq!(UdpPacket::new_checked(&b[..]).unwrap_err(), WireError::Truncated);
+        assert_eq!(
+            UdpPacket::new_checked(&b[..]).unwrap_err(),
+            WireError::Truncated
+        );
         b[4..6].copy_from_slice(&7u16.to_be_bytes());
-        assert_eq!(UdpPacket::new_checked(&b[..]).unwrap_err(), WireError::Malformed);
+        assert_eq!(
+            UdpPacket::new_checked(&b[..]).unwrap_err(),
+            WireError::Malformed
+        );
     }
 }
