@@ -43,6 +43,7 @@ impl fmt::Display for PortId {
 #[serde(rename_all = "snake_case")]
 pub enum PortKind {
     Tap,
+    #[serde(rename = "af_packet")]
     Packet,
     Memory,
 }
