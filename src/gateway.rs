@@ -21,7 +21,7 @@ use crate::wire::arp::{self, ArpPacket, ArpRepr};
 use crate::wire::checksum;
 use crate::wire::ethernet::{self, ethertype, EthernetFrame, MacAddr};
 use crate::wire::icmpv4::{self, msg_type, unreachable, Icmpv4Packet};
-use crate::wire::ipv4::{self, protocol, Ipv4Packet, Ipv4Repr};
+use crate::wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
 use crate::wire::tcp::{self, flags as tcpf, TcpPacket};
 use crate::wire::vnet::VnetHdr;
 
@@ -449,9 +449,6 @@ impl Gateway {
         out.set_vnet(VnetHdr::default());
     }
 }
-
-/// The size of an IPv4 header the gateway writes (no options).
-pub const REPLY_IP_HEADER_LEN: usize = ipv4::MIN_HEADER_LEN;
 
 #[cfg(test)]
 mod tests {

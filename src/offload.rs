@@ -96,18 +96,22 @@ fn l3_offset(frame: &[u8]) -> Result<(usize, u16), WireError> {
     Ok((ETH_LEN, et))
 }
 
-/// Cuts the GSO super-frame in `src` into segments of at most `gso_size`
-/// payload bytes, each complete (lengths, IPv4 identification, TCP sequence
-/// numbers and flags, checksums), written in turn into `scratch` and handed
-/// to `emit`. Returns the number of segments.
-pub fn segment(
-    src: &FrameBuf,
-    scratch: &mut FrameBuf,
-    mut emit: impl FnMut(&FrameBuf),
-) -> Result<usize, WireError> {
-    let h = src.vnet();
-    h.validate(src.len())?;
-    let frame = src.frame();
+/// Where the headers of a GSO super-frame are, once checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct GsoLayout {
+    l3: usize,
+    l4: usize,
+    /// End of the transport header: where the payload to cut begins.
+    hdrs: usize,
+    is_v4: bool,
+    is_tcp: bool,
+}
+
+/// Checks that a GSO frame's header agrees with the frame it describes
+/// (EtherType, IP version, transport protocol, where the transport header
+/// and its checksum field are) and returns the layout.
+fn gso_layout(frame: &[u8], h: &VnetHdr) -> Result<GsoLayout, WireError> {
+    h.validate(frame.len())?;
     let (l3, et) = l3_offset(frame)?;
     let l4 = h.csum_start as usize;
     let kind = h.gso_kind();
@@ -119,7 +123,14 @@ pub fn segment(
         _ => return Err(WireError::Malformed),
     };
     let is_tcp = kind != gso::UDP_L4;
-    // Validate the network header and find where the transport header must be.
+    let expected_csum = if is_tcp {
+        crate::wire::tcp::CHECKSUM_OFFSET
+    } else {
+        udp::CHECKSUM_OFFSET
+    };
+    if h.csum_offset as usize != expected_csum {
+        return Err(WireError::Malformed);
+    }
     if is_v4 {
         let ip = Ipv4Packet::new_checked_gso(&frame[l3..])?;
         let expected = if is_tcp { protocol::TCP } else { protocol::UDP };
@@ -140,7 +151,44 @@ pub fn segment(
         }
         udp::HEADER_LEN
     };
-    let hdrs = l4 + l4_hdr_len;
+    Ok(GsoLayout {
+        l3,
+        l4,
+        hdrs: l4 + l4_hdr_len,
+        is_v4,
+        is_tcp,
+    })
+}
+
+/// Checks a GSO super-frame's headers before it is switched anywhere, so a
+/// container cannot hand another one's kernel (or our segmenter) a header
+/// that lies about the frame. Plain frames pass.
+pub fn check_gso(frame: &[u8], h: &VnetHdr) -> Result<(), WireError> {
+    if !h.is_gso() {
+        return Ok(());
+    }
+    gso_layout(frame, h).map(|_| ())
+}
+
+/// Cuts the GSO super-frame in `src` into segments of at most `gso_size`
+/// payload bytes, each complete (lengths, IPv4 identification, TCP sequence
+/// numbers and flags, checksums), written in turn into `scratch` and handed
+/// to `emit`. Returns the number of segments.
+pub fn segment(
+    src: &FrameBuf,
+    scratch: &mut FrameBuf,
+    mut emit: impl FnMut(&FrameBuf),
+) -> Result<usize, WireError> {
+    let h = src.vnet();
+    let frame = src.frame();
+    let GsoLayout {
+        l3,
+        l4,
+        hdrs,
+        is_v4,
+        is_tcp,
+    } = gso_layout(frame, &h)?;
+    let l4_hdr_len = hdrs - l4;
     let payload = &frame[hdrs..];
     let mss = h.gso_size as usize;
     let count = payload.len().div_ceil(mss).max(1);

@@ -515,3 +515,27 @@ fn the_port_limit_holds() {
     assert!(add(&mut sw).is_ok());
     assert!(add(&mut sw).is_err());
 }
+
+#[test]
+fn gso_headers_that_lie_about_the_frame_are_dropped() {
+    let mut r = Rig::new();
+    let (pa, _ha) = r.endpoint(A, Offloads::FULL);
+    let (_pb, hb) = r.endpoint(B, Offloads::FULL);
+    let (h, f) = tcp_gso(A, B, 10_000, 1448);
+    // TCPv6 GSO on an IPv4 frame.
+    let mut wrong_kind = h;
+    wrong_kind.gso_type = lanyard::wire::vnet::gso::TCPV6;
+    // The checksum field announced somewhere other than TCP's.
+    let mut wrong_offset = h;
+    wrong_offset.csum_offset = 6;
+    // The transport header announced inside the IP header.
+    let mut wrong_start = h;
+    wrong_start.csum_start = 20;
+    for bad in [wrong_kind, wrong_offset, wrong_start] {
+        r.send(pa, bad, &f, Time::ZERO);
+    }
+    assert_eq!(count(&hb), 0, "a lying header reaches no other kernel");
+    assert_eq!(r.drops(pa, DropReason::BadVnetHeader), 3);
+    r.send(pa, h, &f, Time::ZERO);
+    assert_eq!(count(&hb), 1);
+}

@@ -275,7 +275,7 @@ impl Switch {
             return Verdict::Drop(DropReason::Oversize);
         }
         let vnet = buf.vnet();
-        if vnet.validate(frame.len()).is_err() {
+        if vnet.validate(frame.len()).is_err() || offload::check_gso(frame, &vnet).is_err() {
             return Verdict::Drop(DropReason::BadVnetHeader);
         }
         // Room for one VLAN tag beyond the Ethernet header.
