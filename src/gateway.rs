@@ -29,6 +29,12 @@ use crate::wire::vnet::VnetHdr;
 const MIN_FRAME_LEN: usize = 60;
 const REPLY_TTL: u8 = 64;
 
+/// A host that may be answered: not 0.0.0.0, broadcast, multicast or
+/// loopback.
+fn is_unicast_host(a: Ipv4Addr) -> bool {
+    !(a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback())
+}
+
 /// A token bucket: `rate` per second, bursts of up to `burst`.
 #[derive(Debug, Clone)]
 pub struct RateLimiter {
@@ -213,6 +219,12 @@ impl Gateway {
         }
         let dst = ip.dst();
         if dst == self.ip {
+            // Nothing is ever sent to a source that is not a unicast host
+            // (RFC 1122 3.2.1.3): 0.0.0.0 is allowed through port security
+            // for DHCP, but is no one to answer.
+            if !is_unicast_host(ip.src()) {
+                return Outcome::drop(DropReason::NotServed);
+            }
             return self.deliver_local(eth, &ip, vnet, now, out);
         }
         if dst.is_broadcast() || dst.is_multicast() || dst == self.subnet.broadcast() {
@@ -224,18 +236,15 @@ impl Gateway {
         }
         // Routed traffic. Without an uplink (NAT comes with the egress
         // issue) there is no route: say so rather than let the sender hang.
-        if self.icmp_error(
+        self.icmp_error(
             eth,
             &ip,
             msg_type::DEST_UNREACHABLE,
             unreachable::NET,
             now,
             out,
-        ) {
-            Outcome::reply_and_drop(DropReason::NoRoute)
-        } else {
-            Outcome::drop(DropReason::NoRoute)
-        }
+            DropReason::NoRoute,
+        )
     }
 
     fn deliver_local(
@@ -282,34 +291,24 @@ impl Gateway {
                 self.tcp_reset(eth, ip, &seg, out);
                 Outcome::reply_and_drop(DropReason::NotServed)
             }
-            protocol::UDP => {
-                if self.icmp_error(
-                    eth,
-                    ip,
-                    msg_type::DEST_UNREACHABLE,
-                    unreachable::PORT,
-                    now,
-                    out,
-                ) {
-                    Outcome::reply_and_drop(DropReason::NotServed)
-                } else {
-                    Outcome::drop(DropReason::NotServed)
-                }
-            }
-            _ => {
-                if self.icmp_error(
-                    eth,
-                    ip,
-                    msg_type::DEST_UNREACHABLE,
-                    unreachable::PROTOCOL,
-                    now,
-                    out,
-                ) {
-                    Outcome::reply_and_drop(DropReason::NotServed)
-                } else {
-                    Outcome::drop(DropReason::NotServed)
-                }
-            }
+            protocol::UDP => self.icmp_error(
+                eth,
+                ip,
+                msg_type::DEST_UNREACHABLE,
+                unreachable::PORT,
+                now,
+                out,
+                DropReason::NotServed,
+            ),
+            _ => self.icmp_error(
+                eth,
+                ip,
+                msg_type::DEST_UNREACHABLE,
+                unreachable::PROTOCOL,
+                now,
+                out,
+                DropReason::NotServed,
+            ),
         }
     }
 
@@ -392,8 +391,10 @@ impl Gateway {
         self.counters.resets_sent += 1;
     }
 
-    /// Sends an ICMP error about `ip` to its sender, unless RFC 1122 3.2.2
-    /// forbids one or the rate limit is spent. Returns whether it did.
+    /// Drops the packet `ip` (counted as `reason`) and tells its sender with
+    /// an ICMP error, unless RFC 1122 3.2.2 forbids one; when the rate limit
+    /// is spent the drop is counted as `IcmpRateLimited` instead.
+    #[allow(clippy::too_many_arguments)]
     fn icmp_error(
         &mut self,
         eth: &EthernetFrame<&[u8]>,
@@ -402,24 +403,19 @@ impl Gateway {
         code: u8,
         now: Time,
         out: &mut FrameBuf,
-    ) -> bool {
-        let src = ip.src();
-        if src.is_unspecified()
-            || src.is_broadcast()
-            || src.is_multicast()
-            || src.is_loopback()
-            || ip.is_later_fragment()
-        {
-            return false;
+        reason: DropReason,
+    ) -> Outcome {
+        if !is_unicast_host(ip.src()) || ip.is_later_fragment() {
+            return Outcome::drop(reason);
         }
         if ip.protocol() == protocol::ICMP {
             match Icmpv4Packet::new_checked(ip.payload()) {
                 Ok(m) if !m.is_error() => {}
-                _ => return false,
+                _ => return Outcome::drop(reason),
             }
         }
         if !self.icmp_errors.allow(now) {
-            return false;
+            return Outcome::drop(DropReason::IcmpRateLimited);
         }
         // Quote the header plus 8 bytes of what follows (RFC 792).
         let packet = eth.payload();
@@ -434,7 +430,7 @@ impl Gateway {
         let n = icmpv4::emit_error(&mut buf[off..], kind, code, quote);
         self.finish_reply(out, off + n);
         self.counters.unreachables_sent += 1;
-        true
+        Outcome::reply_and_drop(reason)
     }
 
     /// Pads to the Ethernet minimum and marks the reply as fully checksummed.
@@ -666,6 +662,19 @@ mod tests {
         let f = ip_frame(Ipv4Addr::new(10, 0, 0, 1), protocol::ICMP, &m);
         let o = g.handle(&f, &VnetHdr::default(), Time::ZERO, &mut out);
         assert_eq!(o, Outcome::drop(DropReason::NoRoute));
+    }
+
+    #[test]
+    fn never_answers_an_unspecified_source() {
+        let mut g = gw();
+        let mut out = FrameBuf::new();
+        let mut f = ip_frame(GW, protocol::ICMP, &echo_request(b"x"));
+        f[26..30].copy_from_slice(&[0, 0, 0, 0]);
+        f[24..26].copy_from_slice(&[0, 0]);
+        let c = checksum::checksum(&f[14..34]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        let o = g.handle(&f, &VnetHdr::default(), Time::ZERO, &mut out);
+        assert_eq!(o, Outcome::drop(DropReason::NotServed));
     }
 
     #[test]

@@ -51,9 +51,17 @@ pub fn enabled(level: Level) -> bool {
     level as u8 <= LEVEL.load(Ordering::Relaxed)
 }
 
+/// Writes one line; a broken stderr (a closed pipe) is ignored rather than
+/// allowed to panic the thread that logs.
 pub fn write(level: Level, args: fmt::Arguments<'_>) {
     if enabled(level) {
-        eprintln!("lanyard {}: {}", level.name(), args);
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "lanyard {}: {}",
+            level.name(),
+            args
+        );
     }
 }
 

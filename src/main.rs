@@ -272,6 +272,13 @@ fn daemon(a: DaemonArgs) -> u8 {
         signals.add(s);
     }
     let _ = signals.thread_block();
+    let fds = lanyard::sys::raise_fd_limit();
+    let needed = (config.limits.max_ports + config.limits.max_control_connections + 64) as u64;
+    if fds < needed {
+        log::warn!(
+            "open-file limit {fds} is below what limits.max_ports and limits.max_control_connections need ({needed})"
+        );
+    }
     let listener = match server::bind(&path) {
         Ok(l) => l,
         Err(e) => {
@@ -338,7 +345,7 @@ fn run_inner(a: RunArgs) -> Result<i32, i32> {
     let path = socket_path(&a.socket, Some(&config));
     let client = match Client::connect(&path) {
         Ok(c) => Some(c),
-        Err(e) if explicit_socket => {
+        Err(e) if explicit_socket || e.kind() == std::io::ErrorKind::PermissionDenied => {
             eprintln!("lanyard: no daemon reachable at {}: {e}", path.display());
             return Err(EXIT_SETUP_FAILED);
         }
@@ -371,7 +378,9 @@ fn run_inner(a: RunArgs) -> Result<i32, i32> {
             .unwrap_or_else(|| container_id[..12].to_string()),
     };
     // Fork before any thread exists (the embedded switch starts threads).
-    let mut container = netns::spawn(&spec).map_err(|e| {
+    // SAFETY: no thread has been started yet: the client is a plain socket
+    // and the embedded switch starts below.
+    let mut container = unsafe { netns::spawn(&spec) }.map_err(|e| {
         eprintln!("lanyard: creating the container: {e}");
         EXIT_SETUP_FAILED
     })?;
@@ -388,7 +397,13 @@ fn run_inner(a: RunArgs) -> Result<i32, i32> {
     // embedded switch itself. Dropped only when we exit.
     let (reply, _keep_client, _keep_daemon): (AttachReply, Option<Client>, Option<_>) = match client
     {
-        Some(mut c) => match c.request(&Request::Attach(req), &[tap.as_raw_fd()]) {
+        Some(mut c) => match {
+            let r = c.request(&Request::Attach(req), &[tap.as_raw_fd()]);
+            // The daemon holds the device now. Keeping our copy would keep
+            // eth0 alive after the daemon let go of it (or died).
+            drop(tap);
+            r
+        } {
             Ok(v) => match serde_json::from_value(v) {
                 Ok(r) => (r, Some(c), None),
                 Err(e) => {

@@ -13,13 +13,18 @@ const T: Duration = Duration::from_secs(60);
 
 #[test]
 fn embedded_switch_answers_ping_with_no_daemon_and_no_config() {
-    for who in [As::Me, As::Unprivileged] {
+    let whos: &[As] = if euid() == 0 {
+        &[As::Me, As::Unprivileged]
+    } else {
+        &[As::Me]
+    };
+    for &who in whos {
         let env = Env::new(who);
-        // No daemon on the default path: `run` embeds the switch.
-        let o = output_within(
-            env.lanyard(&["run", "--", "ping", "-c", "2", "-W", "5", "172.17.0.1"]),
-            T,
-        );
+        // The default socket path, in a runtime dir of our own where no
+        // daemon runs: `run` must embed the switch.
+        let mut c = env.lanyard(&["run", "--", "ping", "-c", "2", "-W", "5", "172.17.0.1"]);
+        c.env("XDG_RUNTIME_DIR", env.dir.join("run"));
+        let o = output_within(c, T);
         assert_ok(&o, "lanyard run -- ping 172.17.0.1");
         assert!(stdout(&o).contains("2 received"), "{}", stdout(&o));
     }
@@ -124,9 +129,12 @@ fn two_containers(who: As, mtu: &str) {
         "{received}"
     );
 
-    // Both containers are gone: their addresses are released.
-    let inspect = json(&output_within(&mut env.ctl(&["network", "inspect"]), T));
-    assert_eq!(inspect[0]["Containers"].as_object().unwrap().len(), 0);
+    // Both containers are gone: their addresses are released (the daemon
+    // notices each `run` leaving when its control connection closes).
+    wait_until(T, "both endpoints detached", || {
+        let v = json(&output_within(&mut env.ctl(&["network", "inspect"]), T));
+        v[0]["Containers"].as_object().unwrap().is_empty()
+    });
     let stats = json(&output_within(&mut env.ctl(&["stats", "--json"]), T));
     assert_eq!(stats["ports"].as_array().unwrap().len(), 0);
     let gw = &stats["networks"][0]["gateway"];
@@ -408,4 +416,113 @@ echo veth-test-done
     assert!(s.contains("udp ok"), "{s}");
     assert!(s.contains("bcast hello-bcast from 172.17.0.2"), "{s}");
     assert!(s.contains("veth-test-done"), "{s}");
+}
+
+/// A failed attach (here: an fd that is not a TAP) must leave nothing
+/// behind: the next container still gets the first address.
+#[test]
+fn a_failed_attach_changes_nothing() {
+    use lanyard::control::client::{Client, ClientError};
+    use lanyard::control::{AttachRequest, Request};
+    use std::os::fd::AsRawFd;
+    let env = Env::new(As::Me);
+    let _daemon = env.daemon();
+    let mut c = Client::connect(&env.socket).unwrap();
+    let not_a_tap = std::fs::File::open("/dev/null").unwrap();
+    for i in 0..3 {
+        let r = c.request(
+            &Request::Attach(AttachRequest {
+                container_id: format!("abc{i}"),
+                name: Some(format!("ghost{i}")),
+                network: "default".into(),
+                ip: None,
+                mtu: None,
+            }),
+            &[not_a_tap.as_raw_fd()],
+        );
+        match r {
+            Err(ClientError::Control(e)) => assert!(e.message.contains("not usable"), "{e}"),
+            other => panic!("attach with /dev/null: {other:?}"),
+        }
+    }
+    // An attach without any fd is refused too.
+    let r = c.request(
+        &Request::Attach(AttachRequest {
+            container_id: "nofd".into(),
+            name: None,
+            network: "default".into(),
+            ip: None,
+            mtu: None,
+        }),
+        &[],
+    );
+    assert!(matches!(r, Err(ClientError::Control(_))), "{r:?}");
+    let o = output_within(
+        &mut env.run_in(&["--name", "ghost0"], &["sh", "-c", "ip -o addr show eth0"]),
+        T,
+    );
+    assert_ok(&o, "run after failed attaches");
+    assert!(
+        stdout(&o).contains("172.17.0.2/16"),
+        "address leaked: {}",
+        stdout(&o)
+    );
+}
+
+/// `lanyard run` hands a container's TAP only to a daemon of its own user
+/// (or root): another user's socket is refused, whatever its path.
+#[test]
+fn run_refuses_a_daemon_of_another_user() {
+    if euid() != 0 {
+        eprintln!("skipped: needs root to run a daemon as another user");
+        return;
+    }
+    let theirs = Env::new(As::Unprivileged);
+    let _daemon = theirs.daemon();
+    let me = Env::new(As::Me);
+    let s = theirs.socket.to_str().unwrap();
+    let o = output_within(&mut me.lanyard(&["run", "--socket", s, "--", "true"]), T);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("refusing"), "{}", stderr(&o));
+    let v = json(&output_within(
+        &mut theirs.ctl(&["network", "inspect", "default"]),
+        T,
+    ));
+    assert!(v[0]["Containers"].as_object().unwrap().is_empty());
+}
+
+/// Logging to a closed pipe (`lanyard daemon 2>&1 | head -1`, a dead log
+/// collector) must not take the switch down.
+#[test]
+fn a_broken_stderr_does_not_stop_the_daemon() {
+    let env = Env::new(As::Me);
+    let mut c = env.lanyard(&["daemon", "--socket", env.socket.to_str().unwrap()]);
+    c.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    drop(child.stderr.take()); // the reader goes away
+    let mut d = Proc {
+        child,
+        name: "daemon".into(),
+        log: None,
+    };
+    wait_until(T, "daemon socket", || {
+        env.ctl(&["network", "ls"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    // Attaching and detaching a container makes the daemon log both.
+    let o = output_within(
+        &mut env.run_in(&[], &["ping", "-c", "1", "-W", "5", "172.17.0.1"]),
+        T,
+    );
+    assert_ok(&o, "container on a daemon with a broken stderr");
+    let o = output_within(
+        &mut env.run_in(&[], &["ping", "-c", "1", "-W", "5", "172.17.0.1"]),
+        T,
+    );
+    assert_ok(&o, "second container");
+    assert!(d.child.try_wait().unwrap().is_none(), "the daemon died");
 }

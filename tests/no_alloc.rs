@@ -107,6 +107,12 @@ fn switching_frames_does_not_allocate() {
         ),
         (pa.0, VnetHdr::default(), vec![1, 2, 3]),
     ];
+    let mut frames = frames;
+    // IPv6 TCP and UDP super-frames, cut in software for the plain port C.
+    for tcp in [true, false] {
+        let (h, f) = gso6(tcp, mac_of(A), mac_of(C), 20_000, 1400);
+        frames.push((pa.0, h, f));
+    }
     let mut bufs: Vec<FrameBuf> = frames
         .iter()
         .map(|(_, h, f)| FrameBuf::from_frame(*h, f))
@@ -115,14 +121,29 @@ fn switching_frames_does_not_allocate() {
     for ((p, _, _), b) in frames.iter().zip(bufs.iter_mut()) {
         sw.handle_frame(lanyard::port::PortId(*p), b, Time::ZERO);
     }
+    // MAC churn on the uplink: new MACs learned, refused at the bound,
+    // aged out and learned again as time runs far past the aging time.
+    let mut churn = FrameBuf::from_frame(
+        VnetHdr::default(),
+        &eth(MacAddr::BROADCAST, MacAddr([2, 9, 0, 0, 0, 0]), 60),
+    );
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     for round in 0..2000u64 {
+        let now = Time::from_secs(round);
         for ((p, h, f), b) in frames.iter().zip(bufs.iter_mut()) {
             b.load(*h, f);
-            sw.handle_frame(lanyard::port::PortId(*p), b, Time::from_millis(round));
+            sw.handle_frame(lanyard::port::PortId(*p), b, now);
         }
-        if round % 500 == 0 {
-            sw.tick(Time::from_millis(round));
+        for i in 0..300u16 {
+            let m = (round as u16)
+                .wrapping_mul(300)
+                .wrapping_add(i)
+                .to_be_bytes();
+            churn.frame_mut()[8..10].copy_from_slice(&m);
+            sw.handle_frame(pu, &mut churn, now);
+        }
+        if round % 100 == 0 {
+            sw.tick(now);
         }
     }
     let after = ALLOCATIONS.load(Ordering::Relaxed);

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::proto::{ControlError, Request, Response, MAX_REQUEST_LEN};
-use crate::sys::fdpass::send_with_fds;
+use crate::sys::fdpass::{peer_uid, send_with_fds};
 
 pub struct Client {
     stream: UnixStream,
@@ -43,8 +43,22 @@ impl From<io::Error> for ClientError {
 }
 
 impl Client {
+    /// Connects, and checks that the daemon at the other end runs as us (or
+    /// root): `lanyard run` hands it a container's TAP, and a socket under
+    /// /tmp could have been planted by another user to collect them.
     pub fn connect(path: &Path) -> io::Result<Client> {
         let stream = UnixStream::connect(path)?;
+        let me = nix::unistd::geteuid().as_raw();
+        let peer = peer_uid(&stream)?;
+        if peer != me && peer != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "the socket {} is served by uid {peer}, not by us (uid {me}); refusing to use it",
+                    path.display()
+                ),
+            ));
+        }
         Ok(Client {
             stream,
             pending: Vec::new(),

@@ -84,6 +84,16 @@ impl Daemon {
         self.registry.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether the data path thread is alive; a daemon whose switch died
+    /// must not go on accepting containers.
+    pub fn dataplane_running(&self) -> bool {
+        self.dataplane
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|d| d.is_running())
+    }
+
     /// Stops the data path; every port is closed.
     pub fn shutdown(&self) {
         if let Some(dp) = self

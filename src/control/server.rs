@@ -97,7 +97,10 @@ pub fn serve(daemon: Arc<Daemon>, listener: UnixListener) {
         let mut stream = match conn {
             Ok(s) => s,
             Err(e) => {
+                // EMFILE and friends repeat at once: back off instead of
+                // spinning (and flooding the log).
                 log::warn!("control socket accept: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(100));
                 continue;
             }
         };
@@ -132,8 +135,10 @@ pub fn serve(daemon: Arc<Daemon>, listener: UnixListener) {
         let spawned = std::thread::Builder::new()
             .name("lanyard-control".into())
             .spawn(move || {
-                Connection::new(d, stream).run();
-                a.fetch_sub(1, Ordering::Relaxed);
+                // The slot is given back and the endpoints detached by
+                // `Drop`, so even a panic in a handler cannot leak them.
+                let mut c = Connection::new(d, stream, a);
+                c.run();
             });
         if let Err(e) = spawned {
             active.fetch_sub(1, Ordering::Relaxed);
@@ -157,16 +162,25 @@ struct Connection {
     pending: Vec<u8>,
     fds: Vec<OwnedFd>,
     endpoints: Vec<String>,
+    active: Arc<AtomicUsize>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.cleanup();
+        self.active.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Connection {
-    fn new(daemon: Arc<Daemon>, stream: UnixStream) -> Connection {
+    fn new(daemon: Arc<Daemon>, stream: UnixStream, active: Arc<AtomicUsize>) -> Connection {
         Connection {
             daemon,
             stream,
             pending: Vec::new(),
             fds: Vec::new(),
             endpoints: Vec::new(),
+            active,
         }
     }
 
@@ -189,7 +203,6 @@ impl Connection {
                 let line: Vec<u8> = self.pending.drain(..=pos).collect();
                 let resp = self.request(&line[..line.len() - 1]);
                 if reply(&mut self.stream, resp).is_err() {
-                    self.cleanup();
                     return;
                 }
             }
@@ -204,7 +217,6 @@ impl Connection {
                 break;
             }
         }
-        self.cleanup();
     }
 
     fn request(&mut self, line: &[u8]) -> Response {

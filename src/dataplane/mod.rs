@@ -137,6 +137,11 @@ impl Dataplane {
         self.handle.clone()
     }
 
+    /// False once the thread has ended (stopped, or died of a panic).
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
     /// Stops the thread and waits for it; ports are closed.
     pub fn stop(mut self) {
         self.handle.shutdown();

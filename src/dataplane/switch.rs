@@ -275,12 +275,20 @@ impl Switch {
             return Verdict::Drop(DropReason::Oversize);
         }
         let vnet = buf.vnet();
-        if vnet.validate(frame.len()).is_err() || offload::check_gso(frame, &vnet).is_err() {
+        if vnet.validate(frame.len()).is_err() {
             return Verdict::Drop(DropReason::BadVnetHeader);
         }
-        // Room for one VLAN tag beyond the Ethernet header.
-        if !vnet.is_gso() && frame.len() > slot.spec.mtu as usize + ETH_LEN + 4 {
-            return Verdict::Drop(DropReason::Oversize);
+        match offload::check_offload(frame, &vnet) {
+            Err(_) => return Verdict::Drop(DropReason::BadVnetHeader),
+            // The segments a super-frame stands for must fit the MTU too.
+            Ok(Some(segment)) if segment > slot.spec.mtu as usize => {
+                return Verdict::Drop(DropReason::Oversize)
+            }
+            // Room for one VLAN tag beyond the Ethernet header.
+            Ok(None) if frame.len() > slot.spec.mtu as usize + ETH_LEN + 4 => {
+                return Verdict::Drop(DropReason::Oversize)
+            }
+            Ok(_) => {}
         }
         let src = MacAddr::from_slice(&frame[6..12]);
         if !src.is_unicast() {
@@ -459,6 +467,8 @@ fn send_to(ports: &mut [Option<PortSlot>], scratch: &mut FrameBuf, p: PortId, bu
         return;
     };
     if s.dead {
+        // Its device is gone: the frame has nowhere to go.
+        s.counters.drop(DropReason::TxError);
         return;
     }
     if s.offloads.accepts(&buf.vnet()) {

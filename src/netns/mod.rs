@@ -97,9 +97,13 @@ impl Container {
     }
 }
 
-/// Forks the container child and returns once its TAP exists. Must be
-/// called while the process is single-threaded.
-pub fn spawn(spec: &ContainerSpec) -> Result<Container, String> {
+/// Forks the container child and returns once its TAP exists.
+///
+/// # Safety
+/// The process must be single-threaded: the child allocates and takes locks
+/// between fork and exec, which is only sound when no other thread could
+/// have held them at the fork.
+pub unsafe fn spawn(spec: &ContainerSpec) -> Result<Container, String> {
     let (parent_sock, child_sock) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
     let uid = nix::unistd::geteuid();
     let gid = nix::unistd::getegid();
@@ -118,11 +122,20 @@ pub fn spawn(spec: &ContainerSpec) -> Result<Container, String> {
             drop(child_sock);
             let _ = parent_sock.set_read_timeout(Some(SETUP_TIMEOUT));
             let mut buf = [0u8; 4096];
-            let (n, mut fds) = recv_with_fds(parent_sock.as_raw_fd(), &mut buf)
-                .map_err(|e| format!("waiting for the container's TAP: {e}"))?;
+            let reap = || {
+                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::wait::waitpid(child, None);
+            };
+            let (n, mut fds) = match recv_with_fds(parent_sock.as_raw_fd(), &mut buf) {
+                Ok(r) => r,
+                Err(e) => {
+                    reap();
+                    return Err(format!("waiting for the container's TAP: {e}"));
+                }
+            };
             let msg = String::from_utf8_lossy(&buf[..n]).trim_end().to_string();
             if msg != "tap" || fds.len() != 1 {
-                let _ = nix::sys::wait::waitpid(child, None);
+                reap();
                 return Err(if msg.is_empty() {
                     "the container setup process died".to_string()
                 } else {
@@ -235,6 +248,13 @@ fn enter_namespaces(
 /// Brings up `lo` and configures `eth0` (in the child's namespace).
 pub fn configure_interfaces(ifname: &str, cfg: &IfConfig) -> Result<(), String> {
     let mac: MacAddr = cfg.mac.parse()?;
+    if cfg.prefix_len > 32 || !(crate::config::MIN_MTU..=crate::config::MAX_MTU).contains(&cfg.mtu)
+    {
+        return Err(format!(
+            "refusing interface settings: prefix /{} mtu {}",
+            cfg.prefix_len, cfg.mtu
+        ));
+    }
     let sock = control_socket().map_err(|e| format!("interface config socket: {e}"))?;
     Interface::new(&sock, "lo")
         .set_up()

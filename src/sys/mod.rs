@@ -68,3 +68,26 @@ pub fn random_id() -> String {
     random_bytes(&mut b);
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+/// Raises the soft limit on open files to the hard limit (each container
+/// costs the daemon a TAP fd and a control connection); returns the new
+/// soft limit.
+pub fn raise_fd_limit() -> u64 {
+    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return 0;
+        }
+        if r.rlim_cur < r.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: r.rlim_max,
+                rlim_max: r.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                return want.rlim_cur;
+            }
+        }
+        r.rlim_cur
+    }
+}

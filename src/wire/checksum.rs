@@ -82,12 +82,10 @@ pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16)
 /// Sum of the IPv6 pseudo-header (RFC 8200 section 8.1).
 #[inline]
 pub fn pseudo_header_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, length: u32) -> u32 {
-    let mut acc = sum(0, &src.octets());
-    acc = sum(acc, &dst.octets());
-    acc += length >> 16;
-    acc += length & 0xffff;
-    acc += next_header as u32;
-    acc
+    // Fold the address sum first: `sum` may return up to 0xffff_ffff, and
+    // the additions below must not overflow.
+    let addrs = fold(sum(sum(0, &src.octets()), &dst.octets())) as u32;
+    addrs + (length >> 16) + (length & 0xffff) + next_header as u32
 }
 
 /// RFC 1624 eqn. 3: the new checksum after a 16-bit field changes from `old`
@@ -141,6 +139,25 @@ mod tests {
         assert!(verify(&hdr));
         hdr[3] ^= 1;
         assert!(!verify(&hdr));
+    }
+
+    #[test]
+    fn ipv6_pseudo_header_never_overflows() {
+        // Addresses whose sum reaches 0xffff_fdff before the length is added.
+        let src: Ipv6Addr = "fe80::1:2ff:fdfc".parse().unwrap();
+        let dst: Ipv6Addr = "fe80::1".parse().unwrap();
+        let acc = pseudo_header_v6(src, dst, 17, 65_000);
+        let mut manual = 0u64;
+        for w in src.octets().chunks(2).chain(dst.octets().chunks(2)) {
+            manual += u16::from_be_bytes([w[0], w[1]]) as u64;
+        }
+        manual += 65_000 + 17;
+        while manual >> 16 != 0 {
+            manual = (manual & 0xffff) + (manual >> 16);
+        }
+        assert_eq!(fold(acc) as u64, manual);
+        let max: Ipv6Addr = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap();
+        let _ = pseudo_header_v6(max, max, 255, u32::MAX);
     }
 
     #[test]

@@ -123,18 +123,22 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     pub fn verify_checksum(&self) -> bool {
-        checksum::verify(&self.buf.as_ref()[..self.header_len()])
+        checksum::verify(self.header())
     }
 
     /// The header including options.
     pub fn header(&self) -> &[u8] {
-        &self.buf.as_ref()[..self.header_len()]
+        let b = self.buf.as_ref();
+        &b[..self.header_len().min(b.len())]
     }
 
-    /// The payload as declared by `total_length`.
+    /// The payload as declared by `total_length`, clamped to the buffer
+    /// (a GSO view does not guarantee the length field).
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        &self.buf.as_ref()[self.header_len()..self.total_len()]
+        let b = self.buf.as_ref();
+        let hl = self.header_len().min(b.len());
+        &b[hl..self.total_len().clamp(hl, b.len())]
     }
 }
 
@@ -148,8 +152,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     }
 
     pub fn fill_checksum(&mut self) {
-        let hl = self.header_len();
         let b = self.buf.as_mut();
+        let hl = (((b[0] & 0x0f) as usize) * 4).min(b.len());
         b[10..12].copy_from_slice(&[0, 0]);
         let c = checksum::checksum(&b[..hl]);
         b[10..12].copy_from_slice(&c.to_be_bytes());
@@ -246,6 +250,17 @@ mod tests {
             Ipv4Packet::new_checked(&b[..]).unwrap_err(),
             WireError::Malformed
         );
+    }
+
+    #[test]
+    fn gso_view_accessors_stay_in_bounds() {
+        let mut b = sample();
+        b[2..4].copy_from_slice(&60000u16.to_be_bytes());
+        let p = Ipv4Packet::new_checked_gso(&b[..]).unwrap();
+        assert_eq!(p.payload().len(), 8);
+        b[2..4].copy_from_slice(&3u16.to_be_bytes());
+        let p = Ipv4Packet::new_checked_gso(&b[..]).unwrap();
+        assert_eq!(p.payload().len(), 0);
     }
 
     #[test]

@@ -170,3 +170,44 @@ pub fn assert_checksums_valid(frame: &[u8]) {
         _ => {}
     }
 }
+
+/// A TCP or UDP GSO super-frame over IPv6 from `src_mac` to `dst_mac`.
+pub fn gso6(
+    tcp: bool,
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    payload_len: usize,
+    mss: u16,
+) -> (VnetHdr, Vec<u8>) {
+    let src: std::net::Ipv6Addr = "fe80::1:2ff:fdfc".parse().unwrap();
+    let dst: std::net::Ipv6Addr = "fe80::1".parse().unwrap();
+    let l4_hdr = if tcp { 20 } else { 8 };
+    let mut f = vec![0u8; 14 + 40 + l4_hdr + payload_len];
+    emit_header(&mut f, dst_mac, src_mac, ethertype::IPV6);
+    let proto = if tcp { protocol::TCP } else { protocol::UDP };
+    f[14] = 0x60;
+    f[18..20].copy_from_slice(&((l4_hdr + payload_len) as u16).to_be_bytes());
+    f[20] = proto;
+    f[21] = 64;
+    f[22..38].copy_from_slice(&src.octets());
+    f[38..54].copy_from_slice(&dst.octets());
+    if tcp {
+        tcp::emit_header(&mut f[54..], 443, 50000, 1, 1, tcp::flags::ACK, 100);
+    } else {
+        f[54..56].copy_from_slice(&443u16.to_be_bytes());
+        f[56..58].copy_from_slice(&50000u16.to_be_bytes());
+        f[58..60].copy_from_slice(&((8 + payload_len) as u16).to_be_bytes());
+    }
+    let pseudo = checksum::pseudo_header_v6(src, dst, proto, (l4_hdr + payload_len) as u32);
+    let field = 54 + if tcp { 16 } else { 6 };
+    f[field..field + 2].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
+    let h = VnetHdr {
+        flags: flags::NEEDS_CSUM,
+        gso_type: if tcp { gso::TCPV6 } else { gso::UDP_L4 },
+        hdr_len: (54 + l4_hdr) as u16,
+        gso_size: mss,
+        csum_start: 54,
+        csum_offset: if tcp { 16 } else { 6 },
+    };
+    (h, f)
+}
