@@ -395,52 +395,15 @@ fn run_inner(a: RunArgs) -> Result<i32, i32> {
     };
     // Whatever keeps the endpoint alive: the daemon connection, or the
     // embedded switch itself. Dropped only when we exit.
-    let (reply, _keep_client, _keep_daemon): (AttachReply, Option<Client>, Option<_>) = match client
-    {
-        Some(mut c) => match {
-            let r = c.request(&Request::Attach(req), &[tap.as_raw_fd()]);
-            // The daemon holds the device now. Keeping our copy would keep
-            // eth0 alive after the daemon let go of it (or died).
-            drop(tap);
-            r
-        } {
-            Ok(v) => match serde_json::from_value(v) {
-                Ok(r) => (r, Some(c), None),
-                Err(e) => {
-                    eprintln!("lanyard: unexpected reply from the daemon: {e}");
-                    container.abort();
-                    return Err(EXIT_SETUP_FAILED);
-                }
-            },
-            Err(e) => {
-                let code = match &e {
-                    ClientError::Control(c) => c.exit_code(),
-                    ClientError::Io(_) => EXIT_SETUP_FAILED,
-                };
-                eprintln!("lanyard: {e}");
-                container.abort();
-                return Err(code);
-            }
-        },
-        None => {
-            log::set_level(Level::Warn);
-            let d = match Daemon::start(&config) {
-                Ok(d) => d,
-                Err(e) => {
-                    eprintln!("lanyard: starting the embedded switch: {e}");
-                    container.abort();
-                    return Err(EXIT_SETUP_FAILED);
-                }
-            };
-            match d.attach_tap(req, tap) {
-                Ok(r) => (r, None, Some(d)),
-                Err(e) => {
-                    let ControlError { message, .. } = &e;
-                    eprintln!("lanyard: {message}");
-                    container.abort();
-                    return Err(e.exit_code());
-                }
-            }
+    let attached = match client {
+        Some(c) => attach_via_daemon(c, req, tap).map(|(r, c)| (r, Some(c), None)),
+        None => attach_embedded(&config, req, tap).map(|(r, d)| (r, None, Some(d))),
+    };
+    let (reply, _keep_client, _keep_daemon) = match attached {
+        Ok(a) => a,
+        Err(code) => {
+            container.abort();
+            return Err(code);
         }
     };
     let cfg = IfConfig {
@@ -458,6 +421,56 @@ fn run_inner(a: RunArgs) -> Result<i32, i32> {
         return Err(EXIT_SETUP_FAILED);
     }
     Ok(netns::supervise(container.pid))
+}
+
+/// Hands the TAP to a running daemon; the connection must then stay open
+/// for the container's life.
+fn attach_via_daemon(
+    mut c: Client,
+    req: AttachRequest,
+    tap: std::os::fd::OwnedFd,
+) -> Result<(AttachReply, Client), i32> {
+    let r = c.request(&Request::Attach(req), &[tap.as_raw_fd()]);
+    // The daemon holds the device now. Keeping our copy would keep eth0
+    // alive after the daemon let go of it (or died).
+    drop(tap);
+    match r {
+        Ok(v) => match serde_json::from_value(v) {
+            Ok(reply) => Ok((reply, c)),
+            Err(e) => {
+                eprintln!("lanyard: unexpected reply from the daemon: {e}");
+                Err(EXIT_SETUP_FAILED)
+            }
+        },
+        Err(e) => {
+            eprintln!("lanyard: {e}");
+            Err(match &e {
+                ClientError::Control(c) => c.exit_code(),
+                ClientError::Io(_) => EXIT_SETUP_FAILED,
+            })
+        }
+    }
+}
+
+/// Starts the switch inside this process and attaches the TAP to it.
+fn attach_embedded(
+    config: &Config,
+    req: AttachRequest,
+    tap: std::os::fd::OwnedFd,
+) -> Result<(AttachReply, std::sync::Arc<Daemon>), i32> {
+    log::set_level(Level::Warn);
+    let d = Daemon::start(config).map_err(|e| {
+        eprintln!("lanyard: starting the embedded switch: {e}");
+        EXIT_SETUP_FAILED
+    })?;
+    match d.attach_tap(req, tap) {
+        Ok(r) => Ok((r, d)),
+        Err(e) => {
+            let ControlError { message, .. } = &e;
+            eprintln!("lanyard: {message}");
+            Err(e.exit_code())
+        }
+    }
 }
 
 fn network_ls(socket: &SocketArg, json: bool) -> u8 {
