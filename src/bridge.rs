@@ -2,12 +2,14 @@
 //! aging) and the forwarding decision made from it. It never looks past the
 //! Ethernet header.
 //!
-//! Bounds: the table holds at most `max_entries` MACs and at most
+//! Bounds: the table holds at most `max_entries` learned MACs and at most
 //! `max_per_port` learned on one port, so a container (or an uplink) that
 //! sprays random source MACs cannot grow memory or evict everyone else's
 //! entries; a refused MAC is counted and its frames are still forwarded
 //! (flooded in the other direction), as a hardware switch with a full CAM
-//! does. The hash table is sized at creation to twice the bound, so it never
+//! does. Endpoints' pinned MACs are counted apart (at most one per port), so
+//! a table filled by learning never keeps a container from attaching. The
+//! hash table is sized at creation to twice both bounds, so it never
 //! reallocates on the data path.
 
 use hashbrown::HashMap;
@@ -71,17 +73,25 @@ pub struct Fdb {
     per_port: Vec<u32>,
     max_entries: usize,
     max_per_port: u32,
+    max_static: usize,
+    learned_total: usize,
+    static_total: usize,
     aging: Duration,
     pub counters: FdbCounters,
 }
 
 impl Fdb {
-    pub fn new(max_entries: usize, max_per_port: u32, aging: Duration) -> Fdb {
+    /// `max_entries` learned MACs, `max_per_port` of them per port, and up
+    /// to `max_static` pinned ones.
+    pub fn new(max_entries: usize, max_per_port: u32, max_static: usize, aging: Duration) -> Fdb {
         Fdb {
-            table: HashMap::with_capacity(max_entries.saturating_mul(2)),
+            table: HashMap::with_capacity(max_entries.saturating_add(max_static).saturating_mul(2)),
             per_port: Vec::new(),
             max_entries,
             max_per_port,
+            max_static,
+            learned_total: 0,
+            static_total: 0,
             aging,
             counters: FdbCounters::default(),
         }
@@ -147,6 +157,7 @@ impl Fdb {
                 if expired {
                     self.table.remove(&mac);
                     self.per_port[old.index()] -= 1;
+                    self.learned_total -= 1;
                     self.counters.aged_out += 1;
                 }
                 return Learn::Full;
@@ -159,7 +170,7 @@ impl Fdb {
             self.counters.moved += 1;
             return Learn::Moved;
         }
-        if self.table.len() >= self.max_entries || self.learned_on(port) >= self.max_per_port {
+        if self.learned_total >= self.max_entries || self.learned_on(port) >= self.max_per_port {
             self.counters.refused_full += 1;
             return Learn::Full;
         }
@@ -172,22 +183,28 @@ impl Fdb {
             },
         );
         *self.port_count(port) += 1;
+        self.learned_total += 1;
         self.counters.learned += 1;
         Learn::Learned
     }
 
     /// Pins an endpoint's own MAC to its port (control plane). Replaces a
-    /// learned entry for the same MAC. Static entries count against the
-    /// global bound but not the per-port one.
+    /// learned entry for the same MAC. Pinned entries have a bound of their
+    /// own, apart from the learned ones.
     pub fn add_static(&mut self, mac: MacAddr, port: PortId) -> Result<(), FdbFull> {
         self.port_count(port);
         match self.table.get(&mac).copied() {
             Some(e) if !e.is_static => {
+                if self.static_total >= self.max_static {
+                    return Err(FdbFull);
+                }
                 self.per_port[e.port.index()] -= 1;
+                self.learned_total -= 1;
+                self.static_total += 1;
             }
             Some(_) => {}
-            None if self.table.len() >= self.max_entries => return Err(FdbFull),
-            None => {}
+            None if self.static_total >= self.max_static => return Err(FdbFull),
+            None => self.static_total += 1,
         }
         self.table.insert(
             mac,
@@ -207,6 +224,7 @@ impl Fdb {
         if self.expired(&e, now) {
             self.table.remove(mac);
             self.per_port[e.port.index()] -= 1;
+            self.learned_total -= 1;
             self.counters.aged_out += 1;
             return None;
         }
@@ -239,13 +257,27 @@ impl Fdb {
             keep
         });
         let n = before - self.table.len();
+        self.learned_total -= n;
         self.counters.aged_out += n as u64;
         n
     }
 
     /// Forgets everything learned or pinned on `port` (the port left).
     pub fn flush_port(&mut self, port: PortId) {
-        self.table.retain(|_, e| e.port != port);
+        let (mut learned, mut pinned) = (0, 0);
+        self.table.retain(|_, e| {
+            if e.port != port {
+                return true;
+            }
+            if e.is_static {
+                pinned += 1;
+            } else {
+                learned += 1;
+            }
+            false
+        });
+        self.learned_total -= learned;
+        self.static_total -= pinned;
         if let Some(c) = self.per_port.get_mut(port.index()) {
             *c = 0;
         }
@@ -274,7 +306,7 @@ mod tests {
     }
 
     fn fdb() -> Fdb {
-        let mut f = Fdb::new(8, 4, Duration::from_secs(300));
+        let mut f = Fdb::new(8, 4, 4, Duration::from_secs(300));
         for p in 0..4 {
             f.port_added(PortId(p));
         }
@@ -358,6 +390,32 @@ mod tests {
         assert_eq!(f.expire(Time::from_secs(1_000_000)), 0);
         f.flush_port(PortId(3));
         assert_eq!(f.lookup(&mac(7), Time::ZERO), None);
+    }
+
+    #[test]
+    fn a_table_full_of_learned_macs_still_takes_pinned_ones() {
+        let mut f = fdb();
+        for i in 0..100 {
+            f.learn(mac(i), PortId(i % 2), Time::ZERO);
+        }
+        assert_eq!(f.len(), 8);
+        f.add_static(mac(1000), PortId(3)).unwrap();
+        assert_eq!(f.lookup(&mac(1000), Time::ZERO), Some(PortId(3)));
+        // The pinned bound holds on its own.
+        for i in 0..3 {
+            f.add_static(mac(2000 + i), PortId(3)).unwrap();
+        }
+        assert_eq!(f.add_static(mac(3000), PortId(3)), Err(FdbFull));
+        // Learning still stops at its bounds: port 0's share is freed, port
+        // 1's is full, port 2 takes up the rest of the learned total.
+        f.flush_port(PortId(0));
+        for i in 200..300 {
+            f.learn(mac(i), PortId(1), Time::ZERO);
+            f.learn(mac(i + 1000), PortId(2), Time::ZERO);
+        }
+        assert_eq!(f.learned_on(PortId(1)), 4);
+        assert_eq!(f.learned_on(PortId(2)), 4);
+        assert_eq!(f.len(), 8 + 4);
     }
 
     #[test]

@@ -539,3 +539,17 @@ fn gso_headers_that_lie_about_the_frame_are_dropped() {
     r.send(pa, h, &f, Time::ZERO);
     assert_eq!(count(&hb), 1);
 }
+
+#[test]
+fn nobody_may_send_from_the_gateway_mac() {
+    let mut r = Rig::new();
+    let (pu, _hu) = r.trusted(r.net);
+    let (_pb, hb) = r.endpoint(B, Offloads::NONE);
+    r.send_plain(pu, &eth(MacAddr::BROADCAST, gw_mac(), 60));
+    assert_eq!(count(&hb), 0);
+    assert_eq!(r.drops(pu, DropReason::SpoofedSrcMac), 1);
+    // And the gateway's MAC was not learned on the uplink.
+    let (pa, ha) = r.endpoint(A, Offloads::NONE);
+    r.send_plain(pa, &arp_request(A, GW));
+    assert_eq!(count(&ha), 1, "the gateway still answers");
+}

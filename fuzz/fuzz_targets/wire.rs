@@ -1,7 +1,9 @@
-//! `wire`: untrusted bytes through every frame view and the software offload
-//! fallback. The contract under test is the one `src/wire/mod.rs` states:
-//! once `new_checked` accepts a buffer, no accessor of the view may index
-//! outside it. Nothing here may panic.
+//! `wire`: untrusted bytes through every frame view, the offload header
+//! check the switch admits frames with, and the software offload fallback.
+//! The contract under test is the one `src/wire/mod.rs` states: once
+//! `new_checked` accepts a buffer, no accessor of the view may index outside
+//! it. Nothing here may panic, and what `check_offload` admits the fallback
+//! must be able to finish.
 //!
 //! Input layout: the first 10 bytes are a virtio-net header (as a TAP puts
 //! in front of a frame), the rest is the frame. Every view is tried both on
@@ -26,6 +28,7 @@ use lanyard::wire::ipv6::Ipv6Packet;
 use lanyard::wire::tcp::TcpPacket;
 use lanyard::wire::udp::UdpPacket;
 use lanyard::wire::vnet::{VnetHdr, HDR_LEN};
+use lanyard::wire::WireError;
 
 thread_local! {
     // FrameBufs are 66 KiB each; making two per input would dominate the
@@ -54,7 +57,14 @@ fuzz_target!(|data: &[u8]| {
         let l3 = eth.payload();
         match eth.ethertype() {
             ethertype::ARP => arp(l3),
-            ethertype::IPV6 => ipv6(l3),
+            ethertype::IPV6 => {
+                ipv6(l3);
+                // The transport header right after the fixed header, as
+                // the segmenter finds it.
+                if let Some(l4) = l3.get(40..) {
+                    transport(l4);
+                }
+            }
             _ => {
                 if let Some(l4) = ipv4(l3) {
                     transport(l4);
@@ -126,7 +136,8 @@ fn ipv4(b: &[u8]) -> Option<&[u8]> {
     m.set_ident(ip.ident());
     m.fill_checksum();
     assert!(m.verify_checksum(), "fill_checksum did not verify");
-    Some(ip.payload())
+    // The view borrows `b` through itself; hand back the same range of `b`.
+    Some(&b[ip.header_len()..ip.total_len()])
 }
 
 fn ipv4_accessors(ip: &Ipv4Packet<&[u8]>) {
@@ -192,15 +203,37 @@ fn offloads(buf: &mut FrameBuf, scratch: &mut FrameBuf, vnet: VnetHdr, frame: &[
     let res = offload::segment(buf, scratch, |seg| {
         emitted += 1;
         assert!(seg.vnet().is_plain(), "segment still carries offloads");
-        assert!(seg.len() <= frame.len(), "segment longer than its super-frame");
+        assert!(
+            seg.len() <= frame.len(),
+            "segment longer than its super-frame"
+        );
     });
     if let Ok(n) = res {
         assert_eq!(n, emitted, "segment() miscounted its segments");
         assert!(n <= offload::MAX_SEGMENTS);
     }
+    // The switch admits a frame only if `check_offload` passes its header;
+    // whatever it admits, the software fallback must then be able to
+    // finish: cut a GSO frame (or refuse it as too many segments), complete
+    // a partial checksum.
+    let admitted = offload::check_offload(frame, &vnet).is_ok();
+    if admitted && vnet.is_gso() {
+        assert!(
+            matches!(res, Ok(_) | Err(WireError::Unsupported)),
+            "check_offload() admits a GSO frame segment() refuses: {res:?}"
+        );
+    }
 
     buf.load(vnet, frame);
-    if offload::finish_checksum(buf).is_ok() {
+    let finished = offload::finish_checksum(buf);
+    if admitted && !vnet.is_gso() {
+        assert_eq!(
+            finished,
+            Ok(()),
+            "check_offload() admits a frame finish_checksum() refuses"
+        );
+    }
+    if finished.is_ok() {
         assert!(!buf.vnet().needs_csum(), "NEEDS_CSUM left after finish");
         assert_eq!(buf.len(), frame.len(), "finish_checksum changed the length");
     }

@@ -128,7 +128,13 @@ impl Switch {
 
     pub fn add_network(&mut self, spec: NetworkSpec) -> NetworkId {
         let state = NetState {
-            fdb: Fdb::new(spec.fdb_max_entries, spec.fdb_max_per_port, spec.mac_aging),
+            // Every port of the switch could sit on this network and pin one MAC.
+            fdb: Fdb::new(
+                spec.fdb_max_entries,
+                spec.fdb_max_per_port,
+                self.max_ports,
+                spec.mac_aging,
+            ),
             gateway: Gateway::new(spec.gateway_ip, spec.gateway_mac, spec.subnet),
             ports: Vec::new(),
             spec,
@@ -300,6 +306,10 @@ impl Switch {
         let Some(Some(net)) = self.nets.get_mut(slot.spec.network.0 as usize) else {
             return Verdict::Drop(DropReason::NoRoute);
         };
+        // Nobody speaks with the gateway's MAC but the gateway.
+        if src == net.gateway.mac() {
+            return Verdict::Drop(DropReason::SpoofedSrcMac);
+        }
         if net.fdb.learn(src, ingress, now) == Learn::StaticConflict {
             return Verdict::Drop(DropReason::SpoofedSrcMac);
         }

@@ -1,0 +1,1006 @@
+//! `pipeline`: the whole switch, frame after frame, with invariants checked
+//! after every frame.
+//!
+//! Topology (built fresh for every input, so a run is deterministic):
+//!
+//! | port | network          | kind     | offloads | MTU   |
+//! |------|------------------|----------|----------|-------|
+//! | 0    | A 172.17.0.0/16  | endpoint | FULL     | 65520 |
+//! | 1    | A                | endpoint | NONE     | 1500  |
+//! | 2    | A                | trusted  | FULL     | 9000  |
+//! | 3    | A                | trusted  | NONE     | 1500  |
+//! | 4    | B 10.10.0.0/24   | endpoint | FULL     | 1500  |
+//! | 5    | B                | endpoint | NONE     | 65520 |
+//! | 6    | B                | trusted  | NONE     | 1500  |
+//!
+//! Both gateways are .1. Endpoints own one MAC and IP (port security);
+//! trusted ports stand for uplinks with many hosts behind them. Only trusted
+//! ports can make the bridge learn (endpoint MACs are static), so network A
+//! has two of them, to exercise MACs moving between ports, and the FDB
+//! bounds are small enough that both the per-port and the table bound are
+//! reached: A holds 8 entries, 4 per port; B holds 4, 3 per port.
+//!
+//! Input: a sequence of steps, each
+//!
+//! ```text
+//! port:u8  clock:u8  kind:u8  vnet:[u8; 10]  len:u16be  body:[u8; len]
+//! ```
+//!
+//! * `port` (mod 7): the ingress port.
+//! * `clock`: bit 7 set, the clock moves `clock & 0x7f` seconds and the MAC
+//!   tables are swept (`tick`); clear, it moves `clock` milliseconds.
+//! * `kind & 7`: 0 the body is the frame as it is; otherwise the frame is
+//!   built from a template, with the body supplying its fields (see
+//!   [`Builder`]): 1 ARP, 2 ICMP/IPv4, 3 TCP/IPv4, 4 UDP/IPv4, 5 TCP/IPv6,
+//!   6 UDP/IPv6. Templates start from the sending port's own MAC and
+//!   address, so most of them get past port security. 7: no frame; the
+//!   port is unplugged (`remove_port`) or, if it is, plugged back in
+//!   (`add_port`), as when a container restarts. Plugging in fails if the
+//!   MAC table has no room left for an endpoint's static entry; the port
+//!   then stays out until a later step plugs it in.
+//! * `(kind >> 4) & 3`, for templates: the offload state the sender claims.
+//!   0 none (checksums complete), 1 partial checksum, 2 GSO super-frame
+//!   (`gso_size` taken from `vnet`, 1448 if zero), 3 `vnet` as given.
+//!   Raw frames always use `vnet` as given.
+//!
+//! `fuzz/make_seeds.py` writes seeds in this format. To see what an input
+//! does, run it with `LANYARD_FUZZ_TRACE=1` set: each step prints the frame,
+//! the drops it caused and what each port received.
+//!
+//! Invariants, checked after every step (a panic is what libFuzzer reports):
+//!
+//! * (a) nothing goes back out of its ingress port except what the gateway
+//!   built in reply (source MAC = gateway MAC);
+//! * (b) nothing crosses networks;
+//! * (c) the MAC table never exceeds its bound;
+//! * (d) every frame a port receives carries only offloads it accepts: a
+//!   port with `Offloads::NONE` sees plain headers only;
+//! * (e) every gateway reply parses with an independent parser (etherparse)
+//!   and has valid IPv4 and ICMP/TCP checksums;
+//! * (f) an endpoint frame with a source MAC not its own reaches nobody;
+//! * (g) a forwarded frame arrives as sent: unchanged where the egress port
+//!   takes its offloads, with only the checksum field completed where it
+//!   does not;
+//! * (h) segments cut from a GSO frame carry IP lengths that match the
+//!   segment, and valid IPv4 header and TCP/UDP checksums (verified with the
+//!   harness's own checksum code, on headers located by etherparse);
+//! * (i) an unplugged port receives nothing.
+
+#![no_main]
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+use libfuzzer_sys::fuzz_target;
+
+use lanyard::dataplane::{NetworkId, NetworkSpec, PortSpec, Switch, SwitchError};
+use lanyard::frame::FrameBuf;
+use lanyard::offload::Offloads;
+use lanyard::port::{MemoryHandle, MemoryPort, PortId};
+use lanyard::security::PortPolicy;
+use lanyard::time::Time;
+use lanyard::wire::arp::{self, ArpRepr};
+use lanyard::wire::ethernet::ethertype;
+use lanyard::wire::ipv4::protocol;
+use lanyard::wire::vnet::{flags, gso, VnetHdr, HDR_LEN};
+use lanyard::wire::MacAddr;
+
+/// Steps per input: enough for learn / move / age / refill sequences, few
+/// enough that one input stays fast.
+const MAX_STEPS: usize = 64;
+
+/// Frames a memory port queues each way. A GSO frame cut for a port without
+/// offloads can make up to `offload::MAX_SEGMENTS` (1024) frames; the
+/// queues are drained after every step, so this never drops.
+const QUEUE: usize = 4096;
+
+struct NetDef {
+    name: &'static str,
+    subnet: &'static str,
+    gateway: Ipv4Addr,
+    broadcast: Ipv4Addr,
+    fdb_max_entries: usize,
+    fdb_max_per_port: u32,
+    mac_aging: Duration,
+}
+
+const NETS: [NetDef; 2] = [
+    NetDef {
+        name: "a",
+        subnet: "172.17.0.0/16",
+        gateway: Ipv4Addr::new(172, 17, 0, 1),
+        broadcast: Ipv4Addr::new(172, 17, 255, 255),
+        fdb_max_entries: 8,
+        fdb_max_per_port: 4,
+        mac_aging: Duration::from_secs(5),
+    },
+    NetDef {
+        name: "b",
+        subnet: "10.10.0.0/24",
+        gateway: Ipv4Addr::new(10, 10, 0, 1),
+        broadcast: Ipv4Addr::new(10, 10, 0, 255),
+        fdb_max_entries: 4,
+        fdb_max_per_port: 3,
+        mac_aging: Duration::from_secs(60),
+    },
+];
+
+struct PortDef {
+    net: usize,
+    /// The endpoint's address, or for a trusted port the address of the
+    /// host behind it that templates use by default.
+    ip: Ipv4Addr,
+    trusted: bool,
+    offloads: Offloads,
+    mtu: u32,
+}
+
+const NPORTS: usize = 7;
+
+const PORTS: [PortDef; NPORTS] = [
+    PortDef {
+        net: 0,
+        ip: Ipv4Addr::new(172, 17, 0, 2),
+        trusted: false,
+        offloads: Offloads::FULL,
+        mtu: 65520,
+    },
+    PortDef {
+        net: 0,
+        ip: Ipv4Addr::new(172, 17, 0, 3),
+        trusted: false,
+        offloads: Offloads::NONE,
+        mtu: 1500,
+    },
+    PortDef {
+        net: 0,
+        ip: Ipv4Addr::new(172, 17, 0, 200),
+        trusted: true,
+        offloads: Offloads::FULL,
+        mtu: 9000,
+    },
+    PortDef {
+        net: 0,
+        ip: Ipv4Addr::new(172, 17, 0, 201),
+        trusted: true,
+        offloads: Offloads::NONE,
+        mtu: 1500,
+    },
+    PortDef {
+        net: 1,
+        ip: Ipv4Addr::new(10, 10, 0, 2),
+        trusted: false,
+        offloads: Offloads::FULL,
+        mtu: 1500,
+    },
+    PortDef {
+        net: 1,
+        ip: Ipv4Addr::new(10, 10, 0, 3),
+        trusted: false,
+        offloads: Offloads::NONE,
+        mtu: 65520,
+    },
+    PortDef {
+        net: 1,
+        ip: Ipv4Addr::new(10, 10, 0, 200),
+        trusted: true,
+        offloads: Offloads::NONE,
+        mtu: 1500,
+    },
+];
+
+fn gateway_mac(net: usize) -> MacAddr {
+    MacAddr::docker_from_ipv4(NETS[net].gateway)
+}
+
+/// A MAC of a host behind a trusted port of `net`. All trusted ports of a
+/// network draw from the same 32 addresses, so a host can move between
+/// them.
+fn uplink_host_mac(net: usize, host: u8) -> MacAddr {
+    MacAddr([0x02, 0xee, 0, 0, net as u8, host])
+}
+
+/// The MAC a port uses by default: an endpoint's own, a trusted port's
+/// first host (a different one per port).
+fn port_mac(port: usize) -> MacAddr {
+    let p = &PORTS[port];
+    if p.trusted {
+        uplink_host_mac(p.net, 0x80 + port as u8)
+    } else {
+        MacAddr::docker_from_ipv4(p.ip)
+    }
+}
+
+/// The EUI-64 link-local address of a MAC, as a host would configure.
+fn link_local(mac: MacAddr) -> Ipv6Addr {
+    let m = mac.0.map(u16::from);
+    Ipv6Addr::new(
+        0xfe80,
+        0,
+        0,
+        0,
+        (m[0] ^ 2) << 8 | m[1],
+        m[2] << 8 | 0xff,
+        0xfe << 8 | m[3],
+        m[4] << 8 | m[5],
+    )
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut h = Harness::new();
+    let mut r = Reader(data);
+    for _ in 0..MAX_STEPS {
+        if r.0.len() < 3 + HDR_LEN + 2 {
+            break;
+        }
+        let port = r.u8() as usize % NPORTS;
+        let clock = r.u8();
+        let kind = r.u8();
+        let vnet = VnetHdr::parse(&r.array());
+        let len = r.u16() as usize;
+        let body = r.take(len);
+        h.step(port, clock, kind, vnet, body);
+    }
+});
+
+struct PortState {
+    /// `None` while unplugged.
+    id: Option<PortId>,
+    /// The test's end of the port; kept after detaching, to check (i).
+    handle: MemoryHandle,
+}
+
+struct Harness {
+    switch: Switch,
+    nets: [NetworkId; 2],
+    ports: Vec<PortState>,
+    /// The frame being switched; reused, as the data path reuses its batch.
+    buf: FrameBuf,
+    /// The frame a template builds.
+    frame: Vec<u8>,
+    now: Time,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let mut switch = Switch::new(NPORTS);
+        let nets = NETS.each_ref().map(|n| {
+            switch.add_network(NetworkSpec {
+                name: n.name.into(),
+                subnet: n.subnet.parse().expect("subnet"),
+                gateway_ip: n.gateway,
+                gateway_mac: MacAddr::docker_from_ipv4(n.gateway),
+                fdb_max_entries: n.fdb_max_entries,
+                fdb_max_per_port: n.fdb_max_per_port,
+                mac_aging: n.mac_aging,
+            })
+        });
+        let ports = (0..NPORTS)
+            .map(|i| {
+                let (id, handle) = attach(&mut switch, nets, i);
+                PortState {
+                    id: Some(id.expect("an empty MAC table has room")),
+                    handle,
+                }
+            })
+            .collect();
+        Harness {
+            switch,
+            nets,
+            ports,
+            buf: FrameBuf::new(),
+            frame: Vec::new(),
+            now: Time::ZERO,
+        }
+    }
+
+    fn step(&mut self, port: usize, clock: u8, kind: u8, raw_vnet: VnetHdr, body: &[u8]) {
+        if clock & 0x80 != 0 {
+            self.now = self
+                .now
+                .saturating_add(Duration::from_secs((clock & 0x7f) as u64));
+            self.switch.tick(self.now);
+        } else {
+            self.now = self.now.saturating_add(Duration::from_millis(clock as u64));
+        }
+
+        let shape = match kind & 7 {
+            0 => None,
+            1 => Some(Shape::Arp),
+            2 => Some(Shape::Icmp4),
+            3 => Some(Shape::Tcp4),
+            4 => Some(Shape::Udp4),
+            5 => Some(Shape::Tcp6),
+            6 => Some(Shape::Udp6),
+            _ => {
+                self.replug(port);
+                return;
+            }
+        };
+        let Some(ingress) = self.ports[port].id else {
+            return; // unplugged: nothing to send from
+        };
+        let mut frame = std::mem::take(&mut self.frame);
+        let vnet = match shape {
+            Some(shape) => {
+                let mode = (kind >> 4) & 3;
+                Builder::new(port, Reader(body)).build(shape, mode, raw_vnet, &mut frame)
+            }
+            None => {
+                frame.clear();
+                frame.extend_from_slice(body);
+                raw_vnet
+            }
+        };
+
+        if trace_enabled() {
+            // Before switching, so a panic inside the switch follows it.
+            eprintln!("t={}ms port {port} sends {vnet:?}", self.now.0 / 1_000_000);
+            eprintln!("  {}", hex(&frame));
+        }
+        self.buf.load(vnet, &frame);
+        self.switch.handle_frame(ingress, &mut self.buf, self.now);
+        let sent: Vec<Vec<(VnetHdr, Vec<u8>)>> =
+            self.ports.iter().map(|p| p.handle.take_sent()).collect();
+        if trace_enabled() {
+            self.trace(&sent);
+        }
+        self.check(port, vnet, &frame, &sent);
+        self.frame = frame;
+    }
+
+    /// Unplugs port `i` if it is plugged in, plugs it back in if not.
+    fn replug(&mut self, i: usize) {
+        if let Some(id) = self.ports[i].id.take() {
+            let port = self.switch.remove_port(id);
+            assert!(port.is_some(), "remove_port({id}) found no port");
+        } else if let (Some(id), handle) = attach(&mut self.switch, self.nets, i) {
+            self.ports[i] = PortState {
+                id: Some(id),
+                handle,
+            };
+        }
+        if trace_enabled() {
+            eprintln!(
+                "t={}ms port {i} replugged: {:?}",
+                self.now.0 / 1_000_000,
+                self.ports[i].id
+            );
+        }
+    }
+
+    fn check(&self, ingress: usize, vnet: VnetHdr, frame: &[u8], sent: &[Vec<(VnetHdr, Vec<u8>)>]) {
+        let net = PORTS[ingress].net;
+        let gw_mac = gateway_mac(net);
+
+        // (c)
+        // Learned MACs are bounded by `fdb_max_entries`; pinned endpoint
+        // MACs (one per endpoint port) are counted apart.
+        for (i, id) in self.nets.iter().enumerate() {
+            let len = self.switch.fdb_len(*id);
+            let pinned = PORTS.iter().filter(|p| p.net == i && !p.trusted).count();
+            let bound = NETS[i].fdb_max_entries + pinned;
+            assert!(
+                len <= bound,
+                "(c) network {} holds {len} MACs, bound {bound}",
+                NETS[i].name,
+            );
+        }
+
+        // (f)
+        let spoofed = !PORTS[ingress].trusted
+            && frame
+                .get(6..12)
+                .is_none_or(|src| src != port_mac(ingress).0);
+        if spoofed {
+            for (j, got) in sent.iter().enumerate() {
+                assert!(
+                    got.is_empty(),
+                    "(f) port {j} received {} frames from endpoint {ingress}'s frame with a foreign source MAC",
+                    got.len()
+                );
+            }
+        }
+
+        for (j, got) in sent.iter().enumerate() {
+            let egress = &PORTS[j];
+            // (i)
+            assert!(
+                self.ports[j].id.is_some() || got.is_empty(),
+                "(i) unplugged port {j} received {} frames",
+                got.len()
+            );
+            // (b)
+            assert!(
+                egress.net == net || got.is_empty(),
+                "(b) port {j} (network {}) received {} frames from port {ingress} (network {})",
+                NETS[egress.net].name,
+                got.len(),
+                NETS[net].name
+            );
+            for (h, f) in got {
+                // (d)
+                assert!(
+                    egress.offloads.accepts(h),
+                    "(d) port {j} with {:?} received a frame with {h:?}",
+                    egress.offloads
+                );
+                if j == ingress {
+                    // (a)
+                    assert!(
+                        f.get(6..12) == Some(&gw_mac.0[..]),
+                        "(a) port {j} received its own frame back (or one not from the gateway): {}",
+                        hex(f)
+                    );
+                    // (e)
+                    check_gateway_reply(f);
+                } else {
+                    // (g)
+                    check_forwarded(j, vnet, frame, h, f);
+                }
+            }
+        }
+    }
+}
+
+/// Attaches port `i` of the topology as a new memory port. The id is `None`
+/// when the switch refuses it (no room for the endpoint's static MAC).
+fn attach(switch: &mut Switch, nets: [NetworkId; 2], i: usize) -> (Option<PortId>, MemoryHandle) {
+    let p = &PORTS[i];
+    let (port, handle) = MemoryPort::with_offloads(QUEUE, p.offloads);
+    let policy = if p.trusted {
+        PortPolicy::TRUSTED
+    } else {
+        PortPolicy::endpoint(port_mac(i), p.ip)
+    };
+    let spec = PortSpec {
+        name: format!("p{i}"),
+        network: nets[p.net],
+        policy,
+        mtu: p.mtu,
+    };
+    match switch.add_port(Box::new(port), spec) {
+        Ok(id) => (Some(id), handle),
+        Err(SwitchError::FdbFull) => (None, handle),
+        Err(e) => panic!("add_port(p{i}) failed: {e}"),
+    }
+}
+
+fn trace_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("LANYARD_FUZZ_TRACE").is_some())
+}
+
+impl Harness {
+    /// Prints what one step did, for a person reading what an input does.
+    fn trace(&self, sent: &[Vec<(VnetHdr, Vec<u8>)>]) {
+        for (j, p) in self.ports.iter().enumerate() {
+            if let Some(c) = p.id.and_then(|id| self.switch.counters(id)) {
+                if c.total_drops() > 0 {
+                    eprintln!("  port {j} drops so far: {:?}", c.drops_by_name());
+                }
+            }
+            for (h, f) in &sent[j] {
+                eprintln!("  -> port {j} {h:?}\n     {}", hex(f));
+            }
+        }
+        let fdb: Vec<usize> = self.nets.iter().map(|n| self.switch.fdb_len(*n)).collect();
+        eprintln!("  fdb sizes {fdb:?}");
+    }
+}
+
+/// (g): a frame delivered to a port other than the ingress one is the
+/// ingress frame, as the egress port's offloads allow.
+fn check_forwarded(egress: usize, vnet: VnetHdr, sent: &[u8], h: &VnetHdr, got: &[u8]) {
+    let offloads = PORTS[egress].offloads;
+    if offloads.accepts(&vnet) {
+        assert!(
+            *h == vnet && got == sent,
+            "(g) port {egress} takes {vnet:?} but received a different frame ({h:?}):\n sent {}\n got  {}",
+            hex(sent),
+            hex(got)
+        );
+        return;
+    }
+    if vnet.is_gso() {
+        check_segment(egress, vnet, got);
+        return;
+    }
+    // The partial checksum was completed in place: only those two bytes
+    // may differ.
+    let field = vnet.csum_start as usize + vnet.csum_offset as usize;
+    let same = got.len() == sent.len()
+        && got[..field] == sent[..field]
+        && got[field + 2..] == sent[field + 2..];
+    assert!(
+        same,
+        "(g) port {egress} received a frame changed beyond its checksum field at {field}:\n sent {}\n got  {}",
+        hex(sent),
+        hex(got)
+    );
+}
+
+/// (h): a segment cut from a GSO super-frame checksums correctly.
+/// Garbage in may give segments etherparse cannot parse, or whose transport
+/// header it finds elsewhere than where the sender's `csum_start` put it;
+/// only segments whose layout both agree on are checked.
+fn check_segment(egress: usize, vnet: VnetHdr, seg: &[u8]) {
+    // Lengths first, read directly: a wrong one can make etherparse refuse
+    // the segment, which would hide it from the checksum check below. The
+    // segmenter admitted the layout, so these offsets are in the segment.
+    let (l3, et) = match u16::from_be_bytes([seg[12], seg[13]]) {
+        ethertype::VLAN | ethertype::QINQ => (18, u16::from_be_bytes([seg[16], seg[17]])),
+        et => (14, et),
+    };
+    let (declared, actual) = match et {
+        ethertype::IPV4 => (be16(seg, l3 + 2), seg.len() - l3),
+        _ => (be16(seg, l3 + 4), seg.len() - l3 - 40),
+    };
+    assert_eq!(
+        declared,
+        actual,
+        "(h) segment to port {egress} declares an IP length of {declared} for {actual} bytes: {}",
+        hex(seg)
+    );
+
+    let Ok(p) = SlicedPacket::from_ethernet(seg) else {
+        return;
+    };
+    let l4: &[u8] = match &p.transport {
+        Some(TransportSlice::Tcp(t)) => t.slice(),
+        Some(TransportSlice::Udp(u)) => u.slice(),
+        _ => return,
+    };
+    let proto = match &p.transport {
+        Some(TransportSlice::Tcp(_)) => protocol::TCP,
+        _ => protocol::UDP,
+    };
+    if l4.as_ptr() as usize - seg.as_ptr() as usize != vnet.csum_start as usize {
+        return;
+    }
+    let pseudo = match &p.net {
+        Some(NetSlice::Ipv4(ip)) => {
+            let h = ip.header();
+            assert_eq!(
+                fold(ones_sum(h.slice())),
+                0xffff,
+                "(h) segment to port {egress} has a bad IPv4 header checksum: {}",
+                hex(seg)
+            );
+            ones_sum(&h.source()) + ones_sum(&h.destination()) + (l4.len() & 0xffff) as u64
+        }
+        Some(NetSlice::Ipv6(ip)) => {
+            let h = ip.header();
+            ones_sum(&h.source()) + ones_sum(&h.destination()) + l4.len() as u64
+        }
+        _ => return,
+    };
+    assert_eq!(
+        fold(pseudo + proto as u64 + ones_sum(l4)),
+        0xffff,
+        "(h) segment to port {egress} has a bad transport checksum: {}",
+        hex(seg)
+    );
+}
+
+/// (e): what the gateway builds parses, with valid checksums.
+fn check_gateway_reply(f: &[u8]) {
+    let p = SlicedPacket::from_ethernet(f)
+        .unwrap_or_else(|e| panic!("(e) gateway reply does not parse ({e:?}): {}", hex(f)));
+    match &p.net {
+        Some(NetSlice::Arp(_)) => {}
+        Some(NetSlice::Ipv4(ip)) => {
+            let hdr = ip.header().to_header();
+            assert_eq!(
+                hdr.calc_header_checksum(),
+                hdr.header_checksum,
+                "(e) gateway reply has a bad IPv4 header checksum: {}",
+                hex(f)
+            );
+            let ok = match &p.transport {
+                Some(TransportSlice::Icmpv4(icmp)) => {
+                    icmp.checksum() == icmp.icmp_type().calc_checksum(icmp.payload())
+                }
+                Some(TransportSlice::Tcp(tcp)) => {
+                    let want = tcp.calc_checksum_ipv4(hdr.source, hdr.destination);
+                    want == Ok(tcp.checksum())
+                }
+                other => panic!(
+                    "(e) gateway sent an unexpected transport {other:?}: {}",
+                    hex(f)
+                ),
+            };
+            assert!(
+                ok,
+                "(e) gateway reply has a bad ICMP/TCP checksum: {}",
+                hex(f)
+            );
+        }
+        other => panic!(
+            "(e) gateway sent an unexpected packet {other:?}: {}",
+            hex(f)
+        ),
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    // Frames can be 64 KiB; the head is what tells them apart.
+    let mut s: String = b.iter().take(128).map(|x| format!("{x:02x}")).collect();
+    if b.len() > 128 {
+        s.push_str(&format!("... ({} bytes)", b.len()));
+    }
+    s
+}
+
+fn be16(b: &[u8], at: usize) -> usize {
+    u16::from_be_bytes([b[at], b[at + 1]]) as usize
+}
+
+/// One's-complement sum of big-endian 16-bit words (RFC 1071), unfolded.
+/// The harness has its own rather than lanyard's `wire::checksum`, so a bug
+/// there shows up in what lanyard sends, not in the frames built to test it.
+fn ones_sum(data: &[u8]) -> u64 {
+    data.chunks(2)
+        .map(|w| u16::from_be_bytes([w[0], w.get(1).copied().unwrap_or(0)]) as u64)
+        .sum()
+}
+
+fn fold(mut sum: u64) -> u16 {
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// Reads fields from fuzz input; past its end every read gives zeros, so a
+/// short body still makes a complete frame (with the default choices).
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn u8(&mut self) -> u8 {
+        match self.0.split_first() {
+            Some((b, rest)) => {
+                self.0 = rest;
+                *b
+            }
+            None => 0,
+        }
+    }
+
+    fn u16(&mut self) -> u16 {
+        u16::from_be_bytes(self.array())
+    }
+
+    fn u32(&mut self) -> u32 {
+        u32::from_be_bytes(self.array())
+    }
+
+    fn array<const N: usize>(&mut self) -> [u8; N] {
+        let mut a = [0u8; N];
+        for b in &mut a {
+            *b = self.u8();
+        }
+        a
+    }
+
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let (head, rest) = self.0.split_at(n.min(self.0.len()));
+        self.0 = rest;
+        head
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Arp,
+    Icmp4,
+    Tcp4,
+    Udp4,
+    Tcp6,
+    Udp6,
+}
+
+/// `tweak` bits of IP templates: the ways a sender can get a frame wrong.
+mod tweak {
+    pub const BAD_IP_CSUM: u8 = 0x01;
+    pub const BAD_L4_CSUM: u8 = 0x02;
+    /// The IPv4 total length (IPv6 payload length) is read from the body.
+    pub const RAW_IP_LEN: u8 = 0x04;
+    pub const VLAN: u8 = 0x08;
+    /// Bits 4-5: words of IPv4 options (NOPs).
+    pub const OPTIONS_SHIFT: u8 = 4;
+    pub const MORE_FRAGMENTS: u8 = 0x40;
+}
+
+/// Builds a template frame sent by port `port`, taking its fields from the
+/// body in this order:
+///
+/// ```text
+/// dst_mac_sel src_mac_sel [tweak [vlan_tci:u16]]   Ethernet (tweak: not ARP)
+/// ARP:   op sender_ip_sel target_ip_sel target_mac:[6]
+/// IPv4:  src_ip_sel dst_ip_sel ttl^64 ident:u16 [ip_len:u16]
+/// IPv6:  src_sel dst_sel [ip_len:u16]
+/// ICMP:  type code rest:u32
+/// TCP:   sport:u16 dport:u16 seq:u32 ack:u32 flags^SYN window:u16
+/// UDP:   sport:u16 dport:u16
+/// then   payload_len:u16, payload filled with the remaining bytes, repeated
+/// ```
+///
+/// Selectors (and the few fields XORed with a default) make an all-zero
+/// body a valid frame from the port's own identity to the gateway.
+struct Builder<'a> {
+    port: usize,
+    r: Reader<'a>,
+}
+
+impl<'a> Builder<'a> {
+    fn new(port: usize, r: Reader<'a>) -> Self {
+        Builder { port, r }
+    }
+
+    fn net(&self) -> usize {
+        PORTS[self.port].net
+    }
+
+    /// 0 the gateway, 1 broadcast, 2 some port's MAC (either network), 3 any.
+    fn dst_mac(&mut self) -> MacAddr {
+        let sel = self.r.u8();
+        match sel % 4 {
+            0 => gateway_mac(self.net()),
+            1 => MacAddr::BROADCAST,
+            2 => port_mac((sel / 4) as usize % NPORTS),
+            _ => MacAddr(self.r.array()),
+        }
+    }
+
+    /// Mostly the port's own MAC (for a trusted port one of the hosts
+    /// behind it); sometimes another port's (spoofing) or anything.
+    fn src_mac(&mut self) -> MacAddr {
+        let sel = self.r.u8();
+        match sel % 8 {
+            7 => MacAddr(self.r.array()),
+            6 => port_mac((sel / 8) as usize % NPORTS),
+            _ if PORTS[self.port].trusted && sel != 0 => uplink_host_mac(self.net(), sel >> 3),
+            _ => port_mac(self.port),
+        }
+    }
+
+    /// 0 the port's own address, 1 the gateway, 2 some port's address,
+    /// 3 the subnet broadcast, 4 the limited broadcast, 5 unspecified,
+    /// 6-7 any (usually off-subnet: routed to the gateway).
+    fn ip(&mut self, sel: u8) -> Ipv4Addr {
+        let net = self.net();
+        match sel % 8 {
+            0 => PORTS[self.port].ip,
+            1 => NETS[net].gateway,
+            2 => PORTS[(sel / 8) as usize % NPORTS].ip,
+            3 => NETS[net].broadcast,
+            4 => Ipv4Addr::BROADCAST,
+            5 => Ipv4Addr::UNSPECIFIED,
+            _ => Ipv4Addr::from(self.r.array::<4>()),
+        }
+    }
+
+    fn build(mut self, shape: Shape, mode: u8, raw_vnet: VnetHdr, out: &mut Vec<u8>) -> VnetHdr {
+        out.clear();
+        let dst = self.dst_mac();
+        let src = self.src_mac();
+        out.extend_from_slice(&dst.0);
+        out.extend_from_slice(&src.0);
+        if shape == Shape::Arp {
+            out.extend_from_slice(&ethertype::ARP.to_be_bytes());
+            self.arp(src, out);
+            return if mode == 3 {
+                raw_vnet
+            } else {
+                VnetHdr::default()
+            };
+        }
+
+        let tw = self.r.u8();
+        if tw & tweak::VLAN != 0 {
+            out.extend_from_slice(&ethertype::VLAN.to_be_bytes());
+            out.extend_from_slice(&self.r.u16().to_be_bytes());
+        }
+        let v6 = matches!(shape, Shape::Tcp6 | Shape::Udp6);
+        let et = if v6 { ethertype::IPV6 } else { ethertype::IPV4 };
+        out.extend_from_slice(&et.to_be_bytes());
+
+        let proto = match shape {
+            Shape::Icmp4 => protocol::ICMP,
+            Shape::Tcp4 | Shape::Tcp6 => protocol::TCP,
+            _ => protocol::UDP,
+        };
+        let l3 = out.len();
+        let mut pseudo_v4 = None;
+        let mut pseudo_v6 = None;
+        let mut raw_len = None;
+        if v6 {
+            let src_sel = self.r.u8();
+            let dst_sel = self.r.u8();
+            let src_ip = if src_sel == 0 {
+                link_local(src)
+            } else {
+                Ipv6Addr::from(self.r.array::<16>())
+            };
+            let dst_ip = match dst_sel % 3 {
+                0 => link_local(port_mac((dst_sel / 3) as usize % NPORTS)),
+                1 => Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1),
+                _ => Ipv6Addr::from(self.r.array::<16>()),
+            };
+            if tw & tweak::RAW_IP_LEN != 0 {
+                raw_len = Some(self.r.u16());
+            }
+            out.extend_from_slice(&[0x60, 0, 0, 0, 0, 0, proto, 64]);
+            out.extend_from_slice(&src_ip.octets());
+            out.extend_from_slice(&dst_ip.octets());
+            pseudo_v6 = Some((src_ip, dst_ip));
+        } else {
+            let src_sel = self.r.u8();
+            let dst_sel = self.r.u8();
+            let src_ip = self.ip(src_sel);
+            // XOR 1: a zero selector means the gateway.
+            let dst_ip = self.ip(dst_sel ^ 1);
+            let ttl = self.r.u8() ^ 64;
+            let ident = self.r.u16();
+            if tw & tweak::RAW_IP_LEN != 0 {
+                raw_len = Some(self.r.u16());
+            }
+            let opt_words = (tw >> tweak::OPTIONS_SHIFT) & 3;
+            let frag: u16 = if tw & tweak::MORE_FRAGMENTS != 0 {
+                0x2000
+            } else {
+                0x4000
+            };
+            out.push(0x45 + opt_words);
+            out.push(0);
+            out.extend_from_slice(&[0, 0]); // total length, below
+            out.extend_from_slice(&ident.to_be_bytes());
+            out.extend_from_slice(&frag.to_be_bytes());
+            out.extend_from_slice(&[ttl, proto, 0, 0]);
+            out.extend_from_slice(&src_ip.octets());
+            out.extend_from_slice(&dst_ip.octets());
+            out.resize(out.len() + 4 * opt_words as usize, 1); // NOP options
+            pseudo_v4 = Some((src_ip, dst_ip));
+        }
+        let l4 = out.len();
+
+        let csum_offset = match shape {
+            Shape::Icmp4 => {
+                let t = self.r.u8();
+                // Mostly echo requests, which the gateway answers.
+                let ty = if t < 0xc0 { 8 } else { t & 0x3f };
+                out.extend_from_slice(&[ty, self.r.u8(), 0, 0]);
+                out.extend_from_slice(&self.r.u32().to_be_bytes());
+                2
+            }
+            Shape::Tcp4 | Shape::Tcp6 => {
+                out.extend_from_slice(&self.r.u16().to_be_bytes());
+                out.extend_from_slice(&self.r.u16().to_be_bytes());
+                out.extend_from_slice(&self.r.u32().to_be_bytes());
+                out.extend_from_slice(&self.r.u32().to_be_bytes());
+                out.extend_from_slice(&[5 << 4, self.r.u8() ^ 0x02]); // SYN by default
+                out.extend_from_slice(&self.r.u16().to_be_bytes());
+                out.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent
+                16
+            }
+            _ => {
+                out.extend_from_slice(&self.r.u16().to_be_bytes());
+                out.extend_from_slice(&self.r.u16().to_be_bytes());
+                out.extend_from_slice(&[0, 0, 0, 0]); // length, checksum
+                6
+            }
+        };
+        let l4_hdr_len = out.len() - l4;
+
+        let payload_len = self.r.u16() as usize;
+        let pattern = self.r.take(usize::MAX);
+        // Stay below MAX_FRAME_LEN, which the switch refuses outright.
+        let payload_len = payload_len.min(lanyard::frame::MAX_FRAME_LEN - 1 - out.len());
+        if pattern.is_empty() {
+            out.resize(out.len() + payload_len, 0);
+        } else {
+            out.extend(pattern.iter().cycle().take(payload_len));
+        }
+        let l4_len = out.len() - l4;
+
+        // Lengths. Ones that do not fit 16 bits become 0, as a GSO
+        // super-frame over 64 KiB carries (BIG TCP).
+        let ip_len_field = |n: usize| u16::try_from(n).unwrap_or(0);
+        if v6 {
+            let n = raw_len.unwrap_or(ip_len_field(l4_len));
+            out[l3 + 4..l3 + 6].copy_from_slice(&n.to_be_bytes());
+        } else {
+            let n = raw_len.unwrap_or(ip_len_field(out.len() - l3));
+            out[l3 + 2..l3 + 4].copy_from_slice(&n.to_be_bytes());
+            let c = !fold(ones_sum(&out[l3..l4]));
+            let c = if tw & tweak::BAD_IP_CSUM != 0 { !c } else { c };
+            out[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+        }
+        if matches!(shape, Shape::Udp4 | Shape::Udp6) {
+            let n = ip_len_field(l4_len);
+            out[l4 + 4..l4 + 6].copy_from_slice(&n.to_be_bytes());
+        }
+
+        // The transport checksum: complete, or (partial checksum and GSO)
+        // the pseudo-header sum alone, as the sender's kernel leaves it.
+        let pseudo = match (pseudo_v4, pseudo_v6) {
+            (Some((s, d)), _) => {
+                ones_sum(&s.octets())
+                    + ones_sum(&d.octets())
+                    + proto as u64
+                    + (l4_len & 0xffff) as u64
+            }
+            (_, Some((s, d))) => {
+                ones_sum(&s.octets()) + ones_sum(&d.octets()) + proto as u64 + l4_len as u64
+            }
+            _ => unreachable!(),
+        };
+        let pseudo = if shape == Shape::Icmp4 { 0 } else { pseudo };
+        let field = l4 + csum_offset;
+        let partial = mode == 1 || mode == 2;
+        let c = if partial {
+            fold(pseudo)
+        } else {
+            !fold(pseudo + ones_sum(&out[l4..]))
+        };
+        let c = if tw & tweak::BAD_L4_CSUM != 0 { !c } else { c };
+        out[field..field + 2].copy_from_slice(&c.to_be_bytes());
+
+        let needs_csum = VnetHdr {
+            flags: flags::NEEDS_CSUM,
+            csum_start: l4 as u16,
+            csum_offset: csum_offset as u16,
+            ..VnetHdr::default()
+        };
+        match mode {
+            0 => VnetHdr::default(),
+            1 => needs_csum,
+            2 => VnetHdr {
+                gso_type: match shape {
+                    Shape::Udp4 | Shape::Udp6 => gso::UDP_L4,
+                    Shape::Tcp6 => gso::TCPV6,
+                    // ICMP claiming TCP GSO: a lie the switch must survive.
+                    _ => gso::TCPV4,
+                } | (raw_vnet.gso_type & gso::ECN),
+                gso_size: if raw_vnet.gso_size == 0 {
+                    1448
+                } else {
+                    raw_vnet.gso_size
+                },
+                hdr_len: (l4 + l4_hdr_len) as u16,
+                ..needs_csum
+            },
+            _ => raw_vnet,
+        }
+    }
+
+    fn arp(&mut self, src: MacAddr, out: &mut Vec<u8>) {
+        let op = match self.r.u8() % 4 {
+            0 | 1 => arp::OP_REQUEST,
+            2 => arp::OP_REPLY,
+            _ => self.r.u16(),
+        };
+        let sender_sel = self.r.u8();
+        let target_sel = self.r.u8();
+        let sender_ip = self.ip(sender_sel);
+        // XOR 1: a zero selector asks for the gateway.
+        let target_ip = self.ip(target_sel ^ 1);
+        let target_mac = MacAddr(self.r.array());
+        let start = out.len();
+        out.resize(start + arp::PACKET_LEN, 0);
+        ArpRepr {
+            operation: op,
+            sender_mac: src,
+            sender_ip,
+            target_mac,
+            target_ip,
+        }
+        .emit(&mut out[start..]);
+        // Ethernet minimum size, as a real sender pads.
+        if out.len() < 60 {
+            out.resize(60, 0);
+        }
+    }
+}
