@@ -46,6 +46,7 @@ fn switch(n: u8, offloads: Offloads) -> (Switch, Vec<PortId>) {
         fdb_max_entries: 8192,
         fdb_max_per_port: 1024,
         mac_aging: Duration::from_secs(300),
+        nat: false,
     });
     let ports = (0..n)
         .map(|i| {
@@ -57,6 +58,7 @@ fn switch(n: u8, offloads: Offloads) -> (Switch, Vec<PortId>) {
                     network: net,
                     policy: PortPolicy::endpoint(mac(a), a),
                     mtu: 65520,
+                    allow_host_loopback: false,
                 },
             )
             .unwrap()
@@ -183,6 +185,7 @@ fn offload(c: &mut Criterion) {
         fdb_max_entries: 64,
         fdb_max_per_port: 8,
         mac_aging: Duration::from_secs(300),
+        nat: false,
     });
     let mut add = |a: Ipv4Addr, o: Offloads| {
         sw.add_port(
@@ -192,6 +195,7 @@ fn offload(c: &mut Criterion) {
                 network: net,
                 policy: PortPolicy::endpoint(mac(a), a),
                 mtu: 1500,
+                allow_host_loopback: false,
             },
         )
         .unwrap()

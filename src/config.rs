@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -60,6 +60,24 @@ pub struct Limits {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatSettings {
+    pub max_flows: usize,
+    pub max_flows_per_container: u32,
+    pub tcp_established_timeout: Duration,
+    pub tcp_transitory_timeout: Duration,
+    pub udp_timeout: Duration,
+    pub udp_stream_timeout: Duration,
+    pub icmp_timeout: Duration,
+    pub allow_host_loopback: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsSettings {
+    /// Empty: the host's resolv.conf.
+    pub upstream: Vec<SocketAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkConfig {
     pub name: String,
     pub subnet: Ipv4Net,
@@ -68,12 +86,15 @@ pub struct NetworkConfig {
     pub mtu: u32,
     pub txqueuelen: u32,
     pub mac_aging: Duration,
+    pub internal: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub daemon: DaemonConfig,
     pub limits: Limits,
+    pub nat: NatSettings,
+    pub dns: DnsSettings,
     pub networks: Vec<NetworkConfig>,
 }
 
@@ -87,6 +108,10 @@ struct RawConfig {
     daemon: RawDaemon,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    nat: RawNat,
+    #[serde(default)]
+    dns: RawDns,
     #[serde(default, rename = "network")]
     networks: Option<Vec<RawNetwork>>,
 }
@@ -130,6 +155,40 @@ impl Default for RawLimits {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawNat {
+    max_flows: i64,
+    max_flows_per_container: i64,
+    tcp_established_timeout_secs: i64,
+    tcp_transitory_timeout_secs: i64,
+    udp_timeout_secs: i64,
+    udp_stream_timeout_secs: i64,
+    icmp_timeout_secs: i64,
+    allow_host_loopback: bool,
+}
+
+impl Default for RawNat {
+    fn default() -> Self {
+        RawNat {
+            max_flows: 65536,
+            max_flows_per_container: 4096,
+            tcp_established_timeout_secs: 7440,
+            tcp_transitory_timeout_secs: 240,
+            udp_timeout_secs: 30,
+            udp_stream_timeout_secs: 180,
+            icmp_timeout_secs: 30,
+            allow_host_loopback: false,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawDns {
+    upstream: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawNetwork {
     name: Option<String>,
@@ -142,6 +201,8 @@ struct RawNetwork {
     txqueuelen: i64,
     #[serde(default = "default_mac_aging")]
     mac_aging_secs: i64,
+    #[serde(default)]
+    internal: bool,
 }
 
 fn default_mtu() -> i64 {
@@ -163,6 +224,7 @@ fn default_network() -> RawNetwork {
         mtu: default_mtu(),
         txqueuelen: default_txqueuelen(),
         mac_aging_secs: default_mac_aging(),
+        internal: false,
     }
 }
 
@@ -281,7 +343,22 @@ fn network_from_raw(field: &str, raw: RawNetwork) -> Result<NetworkConfig, Confi
         mtu,
         txqueuelen,
         mac_aging: Duration::from_secs(aging as u64),
+        internal: raw.internal,
     })
+}
+
+/// A resolver address: "IP" (port 53) or "IP:PORT".
+pub fn parse_upstream(field: &str, s: &str) -> Result<SocketAddr, ConfigError> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    Err(ConfigError::new(
+        field,
+        format!("'{s}' is not an address (IP or IP:PORT)"),
+    ))
 }
 
 impl Config {
@@ -347,6 +424,39 @@ impl Config {
                 65_536,
             )? as usize,
         };
+        let n = raw.nat;
+        let secs = |field: &str, v: i64| -> Result<Duration, ConfigError> {
+            Ok(Duration::from_secs(
+                in_range(&format!("nat.{field}"), v, 1, 30 * 86_400)? as u64,
+            ))
+        };
+        let max_flows = in_range("nat.max_flows", n.max_flows, 1, 1 << 20)?;
+        let nat = NatSettings {
+            max_flows: max_flows as usize,
+            max_flows_per_container: in_range(
+                "nat.max_flows_per_container",
+                n.max_flows_per_container,
+                1,
+                max_flows,
+            )? as u32,
+            tcp_established_timeout: secs(
+                "tcp_established_timeout_secs",
+                n.tcp_established_timeout_secs,
+            )?,
+            tcp_transitory_timeout: secs(
+                "tcp_transitory_timeout_secs",
+                n.tcp_transitory_timeout_secs,
+            )?,
+            udp_timeout: secs("udp_timeout_secs", n.udp_timeout_secs)?,
+            udp_stream_timeout: secs("udp_stream_timeout_secs", n.udp_stream_timeout_secs)?,
+            icmp_timeout: secs("icmp_timeout_secs", n.icmp_timeout_secs)?,
+            allow_host_loopback: n.allow_host_loopback,
+        };
+        let mut upstream = Vec::new();
+        for (i, u) in raw.dns.upstream.iter().enumerate() {
+            upstream.push(parse_upstream(&format!("dns.upstream[{i}]"), u)?);
+        }
+        let dns = DnsSettings { upstream };
         let raw_nets = raw.networks.unwrap_or_else(|| vec![default_network()]);
         let mut networks: Vec<NetworkConfig> = Vec::new();
         let mut names = HashSet::new();
@@ -372,6 +482,8 @@ impl Config {
         Ok(Config {
             daemon: DaemonConfig { socket, log_level },
             limits,
+            nat,
+            dns,
             networks,
         })
     }
@@ -456,6 +568,11 @@ mod tests {
 
         let e = err("[limits]\nfdb_max_entries = 0\n");
         assert_eq!(e.field, "limits.fdb_max_entries");
+
+        let e = err("[dns]\nupstream = [\"nonsense\"]\n");
+        assert_eq!(e.field, "dns.upstream[0]");
+        let e = err("[nat]\nmax_flows_per_container = 0\n");
+        assert_eq!(e.field, "nat.max_flows_per_container");
 
         let e = err("[limits]\nbatch_size = \"many\"\n");
         assert!(e.reason.contains("invalid type"), "{e}");

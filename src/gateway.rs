@@ -84,29 +84,48 @@ pub struct GatewayCounters {
 pub struct Outcome {
     pub reply: bool,
     pub drop: Option<DropReason>,
+    /// The packet is for the NAT: routed off the subnet, DNS to the
+    /// gateway, or the host's loopback through the gateway's address.
+    pub to_nat: bool,
 }
 
 impl Outcome {
     const IGNORED: Outcome = Outcome {
         reply: false,
         drop: None,
+        to_nat: false,
     };
     const REPLIED: Outcome = Outcome {
         reply: true,
         drop: None,
+        to_nat: false,
+    };
+    const NAT: Outcome = Outcome {
+        reply: false,
+        drop: None,
+        to_nat: true,
     };
     fn drop(r: DropReason) -> Outcome {
         Outcome {
             reply: false,
             drop: Some(r),
+            to_nat: false,
         }
     }
     fn reply_and_drop(r: DropReason) -> Outcome {
         Outcome {
             reply: true,
             drop: Some(r),
+            to_nat: false,
         }
     }
+}
+
+/// What the gateway needs to know about the port a frame came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ingress {
+    /// Connections to the gateway's address may reach the host's loopback.
+    pub allow_host_loopback: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +133,8 @@ pub struct Gateway {
     ip: Ipv4Addr,
     mac: MacAddr,
     subnet: Ipv4Net,
+    /// Routed traffic goes to the NAT (false: an internal network).
+    nat: bool,
     icmp_errors: RateLimiter,
     ident: u16,
     pub counters: GatewayCounters,
@@ -129,10 +150,17 @@ impl Gateway {
             ip,
             mac,
             subnet,
+            nat: false,
             icmp_errors: RateLimiter::new(Self::ICMP_ERRORS_PER_SEC, Self::ICMP_ERRORS_BURST),
             ident: 1,
             counters: GatewayCounters::default(),
         }
+    }
+
+    /// Hands routed traffic to the NAT instead of answering unreachable.
+    pub fn with_nat(mut self, nat: bool) -> Gateway {
+        self.nat = nat;
+        self
     }
 
     pub fn ip(&self) -> Ipv4Addr {
@@ -153,13 +181,25 @@ impl Gateway {
         now: Time,
         out: &mut FrameBuf,
     ) -> Outcome {
+        self.handle_from(frame, vnet, now, out, Ingress::default())
+    }
+
+    /// As [`Gateway::handle`], with what is known of the ingress port.
+    pub fn handle_from(
+        &mut self,
+        frame: &[u8],
+        vnet: &VnetHdr,
+        now: Time,
+        out: &mut FrameBuf,
+        ingress: Ingress,
+    ) -> Outcome {
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             return Outcome::drop(DropReason::Truncated);
         };
         let to_us = eth.dst() == self.mac;
         match eth.ethertype() {
             ethertype::ARP => self.handle_arp(&eth, to_us, out),
-            ethertype::IPV4 if to_us => self.handle_ipv4(&eth, vnet, now, out),
+            ethertype::IPV4 if to_us => self.handle_ipv4(&eth, vnet, now, out, ingress),
             _ if to_us => Outcome::drop(DropReason::NotServed),
             _ => Outcome::IGNORED,
         }
@@ -204,6 +244,7 @@ impl Gateway {
         vnet: &VnetHdr,
         now: Time,
         out: &mut FrameBuf,
+        ingress: Ingress,
     ) -> Outcome {
         let payload = eth.payload();
         let parsed = if vnet.is_gso() {
@@ -225,6 +266,18 @@ impl Gateway {
             if !is_unicast_host(ip.src()) {
                 return Outcome::drop(DropReason::NotServed);
             }
+            // DNS at the gateway, and (when allowed) the host's loopback
+            // behind the gateway's address, are the NAT's.
+            let proto = ip.protocol();
+            if self.nat && !ip.is_fragment() && (proto == protocol::TCP || proto == protocol::UDP) {
+                let l4 = &payload[ip.header_len()..];
+                if l4.len() >= 4 {
+                    let port = u16::from_be_bytes([l4[2], l4[3]]);
+                    if port == 53 || ingress.allow_host_loopback {
+                        return Outcome::NAT;
+                    }
+                }
+            }
             return self.deliver_local(eth, &ip, vnet, now, out);
         }
         if dst.is_broadcast() || dst.is_multicast() || dst == self.subnet.broadcast() {
@@ -234,8 +287,11 @@ impl Gateway {
             // On-link destinations are reached directly, never through us.
             return Outcome::drop(DropReason::NoRoute);
         }
-        // Routed traffic. Without an uplink (NAT comes with the egress
-        // issue) there is no route: say so rather than let the sender hang.
+        // Routed traffic: the NAT's. On a network without NAT there is no
+        // route: say so rather than let the sender hang.
+        if self.nat {
+            return Outcome::NAT;
+        }
         self.icmp_error(
             eth,
             &ip,

@@ -13,6 +13,7 @@ pub mod frame;
 pub mod gateway;
 pub mod ipam;
 pub mod log;
+pub mod nat;
 pub mod netns;
 pub mod offload;
 pub mod port;

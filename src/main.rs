@@ -46,6 +46,8 @@ enum Command {
     Fdb(FdbArgs),
     /// Show per-port counters and drops by reason.
     Stats(StatsArgs),
+    /// List NAT flows: protocol, container side, remote side, state, bytes, age.
+    Conntrack(StatsArgs),
     /// Attach an existing interface (e.g. a veth's host end) to a network through AF_PACKET.
     Attach(AttachArgs),
     /// Detach an interface attached with `lanyard attach`.
@@ -76,6 +78,9 @@ struct RunArgs {
     /// Hostname inside the container (default: the short container id).
     #[arg(long)]
     hostname: Option<String>,
+    /// Let the container reach the host's 127.0.0.1 through the gateway's address.
+    #[arg(long)]
+    allow_host_loopback: bool,
     /// Config for the embedded switch when no daemon is running.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -175,6 +180,7 @@ fn main() -> ExitCode {
         }
         Command::Fdb(a) => fdb(a),
         Command::Stats(a) => stats(a),
+        Command::Conntrack(a) => conntrack(a),
         Command::Attach(a) => query(
             &a.socket,
             &Request::AttachInterface {
@@ -392,6 +398,7 @@ fn run_inner(a: RunArgs) -> Result<i32, i32> {
         network: a.network.clone(),
         ip: a.ip,
         mtu: a.mtu,
+        allow_host_loopback: a.allow_host_loopback.then_some(true),
     };
     // Whatever keeps the endpoint alive: the daemon connection, or the
     // embedded switch itself. Dropped only when we exit.
@@ -406,6 +413,7 @@ fn run_inner(a: RunArgs) -> Result<i32, i32> {
             return Err(code);
         }
     };
+    let files = ContainerFiles::write(&container_id, &reply, &spec.hostname);
     let cfg = IfConfig {
         ip: reply.ip,
         prefix_len: reply.prefix_len,
@@ -413,6 +421,8 @@ fn run_inner(a: RunArgs) -> Result<i32, i32> {
         mac: reply.mac.clone(),
         mtu: reply.mtu,
         txqueuelen: reply.txqueuelen,
+        resolv_conf: files.as_ref().map(|f| f.dir.join("resolv.conf")),
+        hosts: files.as_ref().map(|f| f.dir.join("hosts")),
     };
     if let Err(e) = container.configure(&cfg) {
         eprintln!("lanyard: configuring the container's {}: {e}", spec.ifname);
@@ -420,7 +430,51 @@ fn run_inner(a: RunArgs) -> Result<i32, i32> {
         let _ = nix::sys::wait::waitpid(container.pid, None);
         return Err(EXIT_SETUP_FAILED);
     }
-    Ok(netns::supervise(container.pid))
+    let code = netns::supervise(container.pid);
+    drop(files);
+    Ok(code)
+}
+
+/// The container's generated resolv.conf and hosts, in a directory of the
+/// user's removed when `run` ends.
+struct ContainerFiles {
+    dir: PathBuf,
+}
+
+impl ContainerFiles {
+    fn write(id: &str, reply: &AttachReply, hostname: &str) -> Option<ContainerFiles> {
+        let base = default_socket_path().parent()?.join("containers").join(id);
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(&base)?;
+            let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            std::fs::write(
+                base.join("resolv.conf"),
+                netns::resolv_conf(reply.nameserver, &host),
+            )?;
+            std::fs::write(
+                base.join("hosts"),
+                netns::hosts_file(reply.ip, hostname, &reply.name),
+            )?;
+            Ok(())
+        };
+        match write() {
+            Ok(()) => Some(ContainerFiles { dir: base }),
+            Err(e) => {
+                log::warn!(
+                    "cannot write the container's resolv.conf and hosts in {}: {e}",
+                    base.display()
+                );
+                let _ = std::fs::remove_dir_all(&base);
+                None
+            }
+        }
+    }
+}
+
+impl Drop for ContainerFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// Hands the TAP to a running daemon; the connection must then stay open
@@ -535,6 +589,32 @@ fn fdb(a: FdbArgs) -> u8 {
     )
 }
 
+fn conntrack(a: StatsArgs) -> u8 {
+    query(&a.socket, &Request::Conntrack {}, |v| {
+        if a.json {
+            println!("{}", pretty(v));
+            return;
+        }
+        println!(
+            "{:<5} {:<22} {:<22} {:<22} {:<12} {:>12} {:>12} {:>8}",
+            "PROTO", "CONTAINER", "REMOTE", "TARGET", "STATE", "BYTES OUT", "BYTES IN", "AGE"
+        );
+        for f in v.as_array().into_iter().flatten() {
+            println!(
+                "{:<5} {:<22} {:<22} {:<22} {:<12} {:>12} {:>12} {:>7.1}s",
+                f["proto"].as_str().unwrap_or(""),
+                f["container"].as_str().unwrap_or(""),
+                f["remote"].as_str().unwrap_or(""),
+                f["target"].as_str().unwrap_or(""),
+                f["state"].as_str().unwrap_or(""),
+                f["bytes_out"],
+                f["bytes_in"],
+                f["age_secs"].as_f64().unwrap_or(0.0)
+            );
+        }
+    })
+}
+
 fn stats(a: StatsArgs) -> u8 {
     query(&a.socket, &Request::Stats {}, |v| {
         if a.json {
@@ -593,6 +673,10 @@ fn stats(a: StatsArgs) -> u8 {
                     n
                 );
             }
+        }
+        if let Some(nat) = v["nat"].as_object() {
+            let items: Vec<String> = nat.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!("\nnat: flows={} {}", v["nat_flows"], items.join(" "));
         }
         for n in v["networks"].as_array().into_iter().flatten() {
             let g = &n["gateway"];

@@ -46,10 +46,20 @@ pub enum DropReason {
     TxQueueFull,
     /// The egress port failed to send.
     TxError,
+    /// A new NAT flow over the container's flow limit.
+    FlowLimit,
+    /// A TCP segment with impossible flags or outside the connection.
+    BadSegment,
+    /// A TCP segment (not a SYN) for no known connection.
+    NoFlow,
+    /// The host refused a socket for a NAT flow.
+    HostSocketFailed,
+    /// ICMP echo to the world while the host allows no ping sockets.
+    IcmpUnavailable,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 18;
+    pub const COUNT: usize = 23;
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Truncated,
         DropReason::Oversize,
@@ -69,6 +79,11 @@ impl DropReason {
         DropReason::SegmentationFailed,
         DropReason::TxQueueFull,
         DropReason::TxError,
+        DropReason::FlowLimit,
+        DropReason::BadSegment,
+        DropReason::NoFlow,
+        DropReason::HostSocketFailed,
+        DropReason::IcmpUnavailable,
     ];
 
     pub fn name(self) -> &'static str {
@@ -91,6 +106,11 @@ impl DropReason {
             DropReason::SegmentationFailed => "segmentation_failed",
             DropReason::TxQueueFull => "tx_queue_full",
             DropReason::TxError => "tx_error",
+            DropReason::FlowLimit => "flow_limit",
+            DropReason::BadSegment => "bad_segment",
+            DropReason::NoFlow => "no_flow",
+            DropReason::HostSocketFailed => "host_socket_failed",
+            DropReason::IcmpUnavailable => "icmp_unavailable",
         }
     }
 }

@@ -437,6 +437,7 @@ fn a_failed_attach_changes_nothing() {
                 network: "default".into(),
                 ip: None,
                 mtu: None,
+                allow_host_loopback: None,
             }),
             &[not_a_tap.as_raw_fd()],
         );
@@ -453,6 +454,7 @@ fn a_failed_attach_changes_nothing() {
             network: "default".into(),
             ip: None,
             mtu: None,
+            allow_host_loopback: None,
         }),
         &[],
     );

@@ -72,6 +72,7 @@ fn switching_frames_does_not_allocate() {
         fdb_max_entries: 1024,
         fdb_max_per_port: 256,
         mac_aging: Duration::from_secs(300),
+        nat: false,
     });
     let mut add = |ip: Option<Ipv4Addr>, port: MemoryPort| {
         sw.add_port(
@@ -83,6 +84,7 @@ fn switching_frames_does_not_allocate() {
                     PortPolicy::endpoint(mac_of(ip), ip)
                 }),
                 mtu: 1500,
+                allow_host_loopback: false,
             },
         )
         .unwrap()

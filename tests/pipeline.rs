@@ -32,6 +32,7 @@ fn spec(name: &str, subnet: &str, gw: Ipv4Addr, fdb_max: usize, per_port: u32) -
         fdb_max_entries: fdb_max,
         fdb_max_per_port: per_port,
         mac_aging: Duration::from_secs(300),
+        nat: false,
     }
 }
 
@@ -58,6 +59,7 @@ impl Rig {
                     network: self.net,
                     policy: PortPolicy::endpoint(mac_of(ip), ip),
                     mtu: 1500,
+                    allow_host_loopback: false,
                 },
             )
             .unwrap();
@@ -75,6 +77,7 @@ impl Rig {
                     network: net,
                     policy: PortPolicy::TRUSTED,
                     mtu: 1500,
+                    allow_host_loopback: false,
                 },
             )
             .unwrap();
@@ -257,6 +260,7 @@ fn global_bound_holds_across_many_ports() {
                     network: net,
                     policy: PortPolicy::TRUSTED,
                     mtu: 1500,
+                    allow_host_loopback: false,
                 },
             )
             .unwrap(),
@@ -508,6 +512,7 @@ fn the_port_limit_holds() {
                 network: net,
                 policy: PortPolicy::TRUSTED,
                 mtu: 1500,
+                allow_host_loopback: false,
             },
         )
     };

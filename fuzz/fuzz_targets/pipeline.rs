@@ -274,6 +274,9 @@ impl Harness {
                 fdb_max_entries: n.fdb_max_entries,
                 fdb_max_per_port: n.fdb_max_per_port,
                 mac_aging: n.mac_aging,
+                // No NAT: without a poll registry it could open no flow, and
+                // routed traffic keeps being answered by the gateway.
+                nat: false,
             })
         });
         let ports = (0..NPORTS)
@@ -459,6 +462,7 @@ fn attach(switch: &mut Switch, nets: [NetworkId; 2], i: usize) -> (Option<PortId
         network: nets[p.net],
         policy,
         mtu: p.mtu,
+        allow_host_loopback: false,
     };
     match switch.add_port(Box::new(port), spec) {
         Ok(id) => (Some(id), handle),

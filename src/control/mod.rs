@@ -15,7 +15,7 @@ use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
-use crate::config::{check_name, Config, Limits, MAX_MTU, MIN_MTU};
+use crate::config::{check_name, Config, Limits, NatSettings, MAX_MTU, MIN_MTU};
 use crate::dataplane::{Dataplane, DataplaneHandle, NetworkSpec, PortSpec};
 use crate::ipam::Ipam;
 use crate::log;
@@ -32,7 +32,32 @@ pub struct Daemon {
     registry: Mutex<Registry>,
     dp: DataplaneHandle,
     limits: Limits,
+    nat_defaults: NatSettings,
     dataplane: Mutex<Option<Dataplane>>,
+}
+
+/// The data path's NAT settings: the config's, with the DNS upstreams from
+/// the host's resolv.conf when the config names none.
+fn nat_config(config: &Config) -> crate::nat::NatConfig {
+    let n = &config.nat;
+    let mut upstreams = config.dns.upstream.clone();
+    if upstreams.is_empty() {
+        let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        upstreams = crate::nat::dns::parse_resolv_conf(&text);
+        if upstreams.is_empty() {
+            log::warn!("no IPv4 nameserver in /etc/resolv.conf: containers' DNS queries will fail (set [dns] upstream)");
+        }
+    }
+    crate::nat::NatConfig {
+        max_flows: n.max_flows,
+        max_flows_per_container: n.max_flows_per_container,
+        tcp_established_timeout: n.tcp_established_timeout,
+        tcp_transitory_timeout: n.tcp_transitory_timeout,
+        udp_timeout: n.udp_timeout,
+        udp_stream_timeout: n.udp_stream_timeout,
+        icmp_timeout: n.icmp_timeout,
+        dns_upstreams: upstreams,
+    }
 }
 
 fn gone(e: impl std::fmt::Display) -> ControlError {
@@ -42,7 +67,11 @@ fn gone(e: impl std::fmt::Display) -> ControlError {
 impl Daemon {
     /// Starts the data path thread and creates the configured networks.
     pub fn start(config: &Config) -> std::io::Result<Arc<Daemon>> {
-        let dataplane = Dataplane::start(config.limits.max_ports, config.limits.batch_size)?;
+        let dataplane = Dataplane::start(
+            config.limits.max_ports,
+            config.limits.batch_size,
+            nat_config(config),
+        )?;
         let dp = dataplane.handle();
         let mut reg = Registry::default();
         for n in &config.networks {
@@ -54,6 +83,7 @@ impl Daemon {
                 fdb_max_entries: config.limits.fdb_max_entries,
                 fdb_max_per_port: config.limits.fdb_max_per_port,
                 mac_aging: n.mac_aging,
+                nat: !n.internal,
             };
             let id = dp
                 .add_network(spec)
@@ -70,6 +100,7 @@ impl Daemon {
             registry: Mutex::new(reg),
             dp,
             limits: config.limits.clone(),
+            nat_defaults: config.nat.clone(),
             dataplane: Mutex::new(Some(dataplane)),
         }))
     }
@@ -150,6 +181,9 @@ impl Daemon {
         })?;
         let mac = Ipam::mac_for(ip);
         let mtu = req.mtu.unwrap_or(net.config.mtu);
+        let allow_host_loopback = req
+            .allow_host_loopback
+            .unwrap_or(self.nat_defaults.allow_host_loopback);
         let (dp_net, prefix_len, gateway, txqueuelen) = (
             net.dp,
             net.config.subnet.prefix_len(),
@@ -175,6 +209,7 @@ impl Daemon {
             network: dp_net,
             policy: PortPolicy::endpoint(mac, ip),
             mtu,
+            allow_host_loopback,
         };
         let port_id = match self.dp.add_port(Box::new(port), spec) {
             Ok(Ok(id)) => id,
@@ -217,6 +252,7 @@ impl Daemon {
             mac: mac.to_string(),
             mtu,
             txqueuelen,
+            nameserver: gateway,
         })
     }
 
@@ -254,6 +290,7 @@ impl Daemon {
             network: dp_net,
             policy: PortPolicy::TRUSTED,
             mtu,
+            allow_host_loopback: false,
         };
         let id = match self.dp.add_port(Box::new(port), spec) {
             Ok(Ok(id)) => id,
@@ -353,6 +390,10 @@ impl Daemon {
             Request::NetworkInspect { name } => self.network_inspect(name.as_deref()),
             Request::Fdb { network } => self.fdb(network.as_deref()),
             Request::Stats {} => self.stats(),
+            Request::Conntrack {} => {
+                let flows = self.dp.conntrack().map_err(gone)?;
+                serde_json::to_value(flows).map_err(|e| ControlError::failed(e.to_string()))
+            }
         }
     }
 

@@ -34,6 +34,7 @@ pub enum Request {
         network: Option<String>,
     },
     Stats {},
+    Conntrack {},
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -47,6 +48,9 @@ pub struct AttachRequest {
     pub ip: Option<Ipv4Addr>,
     #[serde(default)]
     pub mtu: Option<u32>,
+    /// Reach the host's loopback through the gateway (default: config).
+    #[serde(default)]
+    pub allow_host_loopback: Option<bool>,
 }
 
 /// What the container's `eth0` must be configured with.
@@ -62,6 +66,8 @@ pub struct AttachReply {
     pub mac: String,
     pub mtu: u32,
     pub txqueuelen: u32,
+    /// Where the container's resolv.conf points (the gateway).
+    pub nameserver: Ipv4Addr,
 }
 
 /// Whether a failure is the caller's (bad argument: exit code 2) or the
@@ -156,6 +162,7 @@ mod tests {
             network: "default".into(),
             ip: None,
             mtu: Some(1500),
+            allow_host_loopback: None,
         });
         let s = serde_json::to_string(&a).unwrap();
         assert!(s.starts_with(r#"{"op":"attach""#), "{s}");

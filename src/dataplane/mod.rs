@@ -17,14 +17,16 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::frame::FrameBuf;
 use crate::log;
+use crate::nat::{NatConfig, DNS_TOKEN_BASE, FLOW_TOKEN_BASE};
 use crate::port::{Port, PortId};
 use crate::time::{Clock, Time};
 
 pub use switch::{NetworkId, NetworkSpec, PortSpec, Snapshot, Switch, SwitchError, Verdict};
 
 const WAKER: Token = Token(0);
-/// How often the MAC tables are swept for aged entries.
-const TICK: Duration = Duration::from_secs(1);
+/// How often timers run: NAT retransmissions and idle flows (the switch
+/// ages MAC tables once a second of these).
+const TICK: Duration = Duration::from_millis(50);
 
 /// A request from the control plane; each carries its reply channel.
 pub enum Command {
@@ -47,6 +49,9 @@ pub enum Command {
     },
     Snapshot {
         reply: Sender<Snapshot>,
+    },
+    Conntrack {
+        reply: Sender<Vec<crate::nat::FlowReport>>,
     },
     Shutdown,
 }
@@ -102,6 +107,10 @@ impl DataplaneHandle {
         self.call(|reply| Command::Snapshot { reply })
     }
 
+    pub fn conntrack(&self) -> Result<Vec<crate::nat::FlowReport>, DataplaneGone> {
+        self.call(|reply| Command::Conntrack { reply })
+    }
+
     pub fn shutdown(&self) {
         if self.tx.send(Command::Shutdown).is_ok() {
             let _ = self.waker.wake();
@@ -117,14 +126,16 @@ pub struct Dataplane {
 
 impl Dataplane {
     /// Starts the thread with an empty switch.
-    pub fn start(max_ports: usize, batch_size: usize) -> io::Result<Dataplane> {
+    pub fn start(max_ports: usize, batch_size: usize, nat: NatConfig) -> io::Result<Dataplane> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let mut switch = Switch::with_nat(max_ports, nat);
+        switch.set_registry(poll.registry().try_clone()?);
         let (tx, rx) = crossbeam_channel::unbounded();
         let thread = std::thread::Builder::new()
             .name("lanyard-dataplane".into())
             .spawn(move || {
-                let mut lp = Loop::new(poll, rx, Switch::new(max_ports), batch_size.max(1));
+                let mut lp = Loop::new(poll, rx, switch, batch_size.max(1));
                 lp.run();
             })?;
         Ok(Dataplane {
@@ -221,11 +232,27 @@ impl Loop {
                     return;
                 }
             }
+            let now = self.clock.now();
             for ev in events.iter() {
+                let t = ev.token().0;
                 if ev.token() == WAKER {
                     continue;
                 }
-                self.mark_ready(PortId((ev.token().0 - 1) as u32));
+                if t >= FLOW_TOKEN_BASE {
+                    // An error (a refused connect, a reset) is handled by
+                    // the read or write that reports it.
+                    let err = ev.is_error();
+                    self.switch.nat_flow_event(
+                        t,
+                        ev.is_readable() || ev.is_read_closed() || err,
+                        ev.is_writable() || err,
+                        now,
+                    );
+                } else if t >= DNS_TOKEN_BASE {
+                    self.switch.nat_dns_event(t, now);
+                } else {
+                    self.mark_ready(PortId((t - 1) as u32));
+                }
             }
             // Commands first: a removal must not race a read of the port.
             while let Ok(cmd) = self.rx.try_recv() {
@@ -302,6 +329,9 @@ impl Loop {
             }
             Command::Snapshot { reply } => {
                 let _ = reply.send(self.switch.snapshot(self.clock.now()));
+            }
+            Command::Conntrack { reply } => {
+                let _ = reply.send(self.switch.conntrack(self.clock.now()));
             }
             Command::Shutdown => return false,
         }

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::bridge::{Fdb, FdbCounters, Forward, Learn};
 use crate::frame::{FrameBuf, MAX_FRAME_LEN};
-use crate::gateway::{Gateway, GatewayCounters};
+use crate::gateway::{Gateway, GatewayCounters, Ingress};
+use crate::nat::{Emit, Endpoint, FlowReport, Nat, NatConfig, NatCounters};
 use crate::offload::{self, Offloads};
 use crate::port::{Port, PortId, PortKind, SendError};
 use crate::security::PortPolicy;
@@ -39,6 +40,8 @@ pub struct NetworkSpec {
     pub fdb_max_entries: usize,
     pub fdb_max_per_port: u32,
     pub mac_aging: Duration,
+    /// Routed traffic leaves through the NAT (false: an internal network).
+    pub nat: bool,
 }
 
 /// What the data path needs to know about a port.
@@ -50,6 +53,8 @@ pub struct PortSpec {
     /// Largest L3 packet the port may send (its interface MTU); longer
     /// non-GSO frames are dropped as oversize.
     pub mtu: u32,
+    /// Connections to the gateway's address reach the host's loopback.
+    pub allow_host_loopback: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,10 +117,29 @@ pub struct Switch {
     scratch: FrameBuf,
     /// The gateway's reply to the frame being handled.
     reply: FrameBuf,
+    nat: Nat,
+    last_fdb_sweep: Time,
+}
+
+/// Sends NAT-built frames out of ports, through the same offload fallback
+/// as switched frames.
+struct PortEmitter<'a> {
+    ports: &'a mut [Option<PortSlot>],
+    scratch: &'a mut FrameBuf,
+}
+
+impl Emit for PortEmitter<'_> {
+    fn emit(&mut self, port: PortId, frame: &mut FrameBuf) {
+        send_to(self.ports, self.scratch, port, frame);
+    }
 }
 
 impl Switch {
     pub fn new(max_ports: usize) -> Switch {
+        Switch::with_nat(max_ports, NatConfig::default())
+    }
+
+    pub fn with_nat(max_ports: usize, nat: NatConfig) -> Switch {
         Switch {
             ports: Vec::new(),
             nets: Vec::new(),
@@ -123,7 +147,42 @@ impl Switch {
             n_ports: 0,
             scratch: FrameBuf::new(),
             reply: FrameBuf::new(),
+            nat: Nat::new(nat),
+            last_fdb_sweep: Time::ZERO,
         }
+    }
+
+    /// The poll the NAT's host sockets register with.
+    pub fn set_registry(&mut self, r: mio::Registry) {
+        self.nat.set_registry(r);
+    }
+
+    pub fn nat_counters(&self) -> NatCounters {
+        self.nat.counters
+    }
+
+    /// A poll event for a NAT flow's socket.
+    pub fn nat_flow_event(&mut self, token: usize, readable: bool, writable: bool, now: Time) {
+        let mut em = PortEmitter {
+            ports: &mut self.ports,
+            scratch: &mut self.scratch,
+        };
+        self.nat
+            .on_flow_event(token, readable, writable, now, &mut em);
+    }
+
+    /// A poll event for a DNS upstream socket.
+    pub fn nat_dns_event(&mut self, token: usize, now: Time) {
+        let mut em = PortEmitter {
+            ports: &mut self.ports,
+            scratch: &mut self.scratch,
+        };
+        self.nat.on_dns_event(token, now, &mut em);
+    }
+
+    /// The NAT's flows, for `lanyard conntrack`.
+    pub fn conntrack(&self, now: Time) -> Vec<FlowReport> {
+        self.nat.report(now)
     }
 
     pub fn add_network(&mut self, spec: NetworkSpec) -> NetworkId {
@@ -135,7 +194,8 @@ impl Switch {
                 self.max_ports,
                 spec.mac_aging,
             ),
-            gateway: Gateway::new(spec.gateway_ip, spec.gateway_mac, spec.subnet),
+            gateway: Gateway::new(spec.gateway_ip, spec.gateway_mac, spec.subnet)
+                .with_nat(spec.nat),
             ports: Vec::new(),
             spec,
         };
@@ -197,6 +257,12 @@ impl Switch {
 
     /// Detaches a port and hands it back (dropping it closes its fd).
     pub fn remove_port(&mut self, id: PortId) -> Option<Box<dyn Port>> {
+        self.ports.get(id.index())?.as_ref()?;
+        let mut em = PortEmitter {
+            ports: &mut self.ports,
+            scratch: &mut self.scratch,
+        };
+        self.nat.port_removed(id, &mut em);
         let slot = self.ports.get_mut(id.index())?.take()?;
         if let Some(Some(net)) = self.nets.get_mut(slot.spec.network.0 as usize) {
             net.fdb.flush_port(id);
@@ -396,9 +462,36 @@ impl Switch {
         let Some(Some(net)) = self.nets.get_mut(slot.spec.network.0 as usize) else {
             return;
         };
-        let outcome = net
-            .gateway
-            .handle(buf.frame(), &buf.vnet(), now, &mut self.reply);
+        let ingress_info = Ingress {
+            allow_host_loopback: slot.spec.allow_host_loopback,
+        };
+        let (mtu, gateway_ip, gateway_mac) = (slot.spec.mtu, net.gateway.ip(), net.gateway.mac());
+        let outcome =
+            net.gateway
+                .handle_from(buf.frame(), &buf.vnet(), now, &mut self.reply, ingress_info);
+        if outcome.to_nat {
+            let f = buf.frame();
+            // The gateway passed it as IPv4 to its MAC: at least the headers.
+            let ep = Endpoint {
+                port: ingress,
+                mac: MacAddr::from_slice(&f[6..12]),
+                ip: std::net::Ipv4Addr::new(f[26], f[27], f[28], f[29]),
+                gateway_mac,
+                gateway_ip,
+                mtu,
+                allow_host_loopback: ingress_info.allow_host_loopback,
+            };
+            let mut em = PortEmitter {
+                ports: &mut self.ports,
+                scratch: &mut self.scratch,
+            };
+            if let Some(r) = self.nat.outbound(&ep, buf, now, &mut em) {
+                if let Some(Some(s)) = self.ports.get_mut(ingress.index()) {
+                    s.counters.drop(r);
+                }
+            }
+            return;
+        }
         if let Some(Some(s)) = self.ports.get_mut(ingress.index()) {
             if let Some(r) = outcome.drop {
                 s.counters.drop(r);
@@ -409,10 +502,21 @@ impl Switch {
         }
     }
 
-    /// Periodic work: ages the MAC tables.
+    /// Periodic work: NAT timers (call every few tens of milliseconds) and,
+    /// once a second, MAC table aging.
     pub fn tick(&mut self, now: Time) {
-        for net in self.nets.iter_mut().flatten() {
-            net.fdb.expire(now);
+        let mut em = PortEmitter {
+            ports: &mut self.ports,
+            scratch: &mut self.scratch,
+        };
+        self.nat.tick(now, &mut em);
+        if now.saturating_sub(self.last_fdb_sweep) >= Duration::from_secs(1)
+            || now < self.last_fdb_sweep
+        {
+            self.last_fdb_sweep = now;
+            for net in self.nets.iter_mut().flatten() {
+                net.fdb.expire(now);
+            }
         }
     }
 
@@ -467,7 +571,12 @@ impl Switch {
                 gateway: net.gateway.counters,
             });
         }
-        Snapshot { ports, networks }
+        Snapshot {
+            ports,
+            networks,
+            nat: self.nat.counters,
+            nat_flows: self.nat.flow_count(),
+        }
     }
 }
 
@@ -554,4 +663,6 @@ pub struct NetworkReport {
 pub struct Snapshot {
     pub ports: Vec<PortReport>,
     pub networks: Vec<NetworkReport>,
+    pub nat: NatCounters,
+    pub nat_flows: usize,
 }

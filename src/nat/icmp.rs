@@ -1,0 +1,213 @@
+//! ICMP: echo requests to the world through unprivileged ping sockets
+//! (`socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP)`), one per container echo
+//! identifier and destination, and the ICMP errors the NAT sends to
+//! containers on behalf of the host (unreachable, refused by policy).
+//!
+//! Ping sockets exist only for groups in `net.ipv4.ping_group_range`; when
+//! the host does not allow them, echo requests are answered with
+//! "administratively prohibited", logged once and counted.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+
+use mio::Interest;
+
+use super::table::{FlowId, FlowKey};
+use super::{
+    emit_ipv4_to, inside_v4, outside_v4, sock, Emit, Endpoint, Flow, FlowState, Nat, Next, Proto,
+};
+use crate::frame::FrameBuf;
+use crate::log;
+use crate::stats::DropReason;
+use crate::time::Time;
+use crate::wire::checksum;
+use crate::wire::icmpv4::{self, msg_type, unreachable, Icmpv4Packet};
+use crate::wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
+use crate::wire::vnet::VnetHdr;
+
+pub struct IcmpFlow {
+    /// The container's echo identifier (the ping socket's is another).
+    pub ident: u16,
+}
+
+/// Sends an ICMP destination unreachable to the endpoint, from the gateway,
+/// about a packet of `proto` from the container to `key.outside`, quoting
+/// a reconstructed IPv4 header and the first 8 transport bytes `l4`.
+pub(crate) fn send_unreachable(
+    tx: &mut FrameBuf,
+    ep: &Endpoint,
+    key: &FlowKey,
+    proto: u8,
+    code: u8,
+    l4: &[u8; 8],
+    emit: &mut dyn Emit,
+) {
+    let mut quote = [0u8; 28];
+    Ipv4Repr {
+        src: inside_v4(key),
+        dst: outside_v4(key),
+        protocol: proto,
+        payload_len: 8,
+        ttl: 64,
+        ident: 0,
+    }
+    .emit(&mut quote);
+    quote[20..].copy_from_slice(l4);
+    let len = icmpv4::HEADER_LEN + quote.len();
+    let off = emit_ipv4_to(tx, ep, ep.gateway_ip, protocol::ICMP, len);
+    let n = icmpv4::emit_error(
+        &mut tx.read_space()[off..],
+        msg_type::DEST_UNREACHABLE,
+        code,
+        &quote,
+    );
+    tx.set_len(off + n);
+    tx.set_vnet(VnetHdr::default());
+    emit.emit(ep.port, tx);
+}
+
+impl Nat {
+    pub(super) fn icmp_outbound(
+        &mut self,
+        ep: &Endpoint,
+        ip: &Ipv4Packet<&[u8]>,
+        l4: &[u8],
+        vnet: &VnetHdr,
+        now: Time,
+        emit: &mut dyn Emit,
+    ) -> Option<DropReason> {
+        let Ok(icmp) = Icmpv4Packet::new_checked(l4) else {
+            return Some(DropReason::MalformedPacket);
+        };
+        if !vnet.needs_csum() && !icmp.verify_checksum() {
+            return Some(DropReason::BadChecksum);
+        }
+        if icmp.msg_type() != msg_type::ECHO_REQUEST {
+            return Some(DropReason::NotServed);
+        }
+        let ident = u16::from_be_bytes([l4[4], l4[5]]);
+        let key = FlowKey {
+            proto: Proto::Icmp,
+            inside: SocketAddr::from((ip.src(), ident)),
+            outside: SocketAddr::from((ip.dst(), 0)),
+        };
+        let mut q = [0u8; 8];
+        q.copy_from_slice(&l4[..8]);
+        let id = match self.table.lookup(&key) {
+            Some(id) => id,
+            None => {
+                if self.table.flows_of(key.inside.ip()) >= self.cfg.max_flows_per_container {
+                    self.counters.flows_refused_limit += 1;
+                    send_unreachable(
+                        &mut self.tx,
+                        ep,
+                        &key,
+                        protocol::ICMP,
+                        unreachable::ADMIN_PROHIBITED,
+                        &q,
+                        emit,
+                    );
+                    return Some(DropReason::FlowLimit);
+                }
+                let sock = match sock::ping_socket() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        self.counters.icmp_unavailable += 1;
+                        if !self.icmp_warned {
+                            self.icmp_warned = true;
+                            log::warn!(
+                                "ICMP echo from containers cannot be forwarded: the host refuses ping sockets ({e}); \
+                                 allow them with sysctl net.ipv4.ping_group_range=\"0 2147483647\" (or a range holding gid {})",
+                                nix::unistd::getegid()
+                            );
+                        }
+                        send_unreachable(
+                            &mut self.tx,
+                            ep,
+                            &key,
+                            protocol::ICMP,
+                            unreachable::ADMIN_PROHIBITED,
+                            &q,
+                            emit,
+                        );
+                        return Some(DropReason::IcmpUnavailable);
+                    }
+                };
+                if let Err(e) = sock::connect(sock.as_raw_fd(), SocketAddr::from((ip.dst(), 0))) {
+                    self.counters.host_socket_failed += 1;
+                    let code = if e.raw_os_error() == Some(libc::ENETUNREACH) {
+                        unreachable::NET
+                    } else {
+                        unreachable::HOST
+                    };
+                    send_unreachable(&mut self.tx, ep, &key, protocol::ICMP, code, &q, emit);
+                    return Some(DropReason::HostSocketFailed);
+                }
+                let flow = Flow {
+                    ep: *ep,
+                    sock,
+                    target: key.outside,
+                    created: now,
+                    bytes_out: 0,
+                    bytes_in: 0,
+                    state: FlowState::Icmp(IcmpFlow { ident }),
+                };
+                match self.add_flow(key, flow, Interest::READABLE, now, emit) {
+                    Ok(id) => id,
+                    Err(r) => return Some(r),
+                }
+            }
+        };
+        self.table.touch(id, now);
+        let flow = self.table.get_mut(id)?;
+        // The kernel replaces the identifier with the socket's own and
+        // computes the checksum.
+        match sock::send(flow.sock.as_raw_fd(), l4) {
+            Ok(n) => {
+                flow.bytes_out += n as u64;
+                None
+            }
+            Err(_) => Some(DropReason::TxQueueFull),
+        }
+    }
+
+    pub(super) fn icmp_event(
+        &mut self,
+        id: FlowId,
+        key: &FlowKey,
+        now: Time,
+        emit: &mut dyn Emit,
+    ) -> Next {
+        let Some(flow) = self.table.get_mut(id) else {
+            return Next::Keep;
+        };
+        let fd = flow.sock.as_raw_fd();
+        let ep = flow.ep;
+        let FlowState::Icmp(IcmpFlow { ident }) = flow.state else {
+            return Next::Keep;
+        };
+        const OFF: usize = 14 + 20;
+        loop {
+            let space = &mut self.tx.read_space()[OFF..OFF + 65535 - 20];
+            match sock::recv(fd, space, 0) {
+                Ok(n) if n >= icmpv4::HEADER_LEN => {
+                    space[4..6].copy_from_slice(&ident.to_be_bytes());
+                    space[2..4].copy_from_slice(&[0, 0]);
+                    let c = checksum::checksum(&space[..n]);
+                    space[2..4].copy_from_slice(&c.to_be_bytes());
+                    let off = emit_ipv4_to(&mut self.tx, &ep, outside_v4(key), protocol::ICMP, n);
+                    self.tx.set_len(off + n);
+                    self.tx.set_vnet(VnetHdr::default());
+                    emit.emit(ep.port, &mut self.tx);
+                    flow.bytes_in += n as u64;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => break,
+            }
+        }
+        self.table.touch(id, now);
+        Next::Keep
+    }
+}

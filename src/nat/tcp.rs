@@ -1,0 +1,971 @@
+//! TCP translation between a container's TCP and a host stream socket,
+//! without a TCP stack of our own and without buffering.
+//!
+//! The container talks TCP to what it thinks is the remote host; lanyard
+//! answers as that host, and the host kernel's socket carries the bytes:
+//!
+//! * **Handshake.** A SYN starts a non-blocking `connect()`; the SYN-ACK
+//!   goes to the container only once the host connect succeeded, so a
+//!   refused connect is a RST and an unreachable one an ICMP error, never a
+//!   connection that opens and then dies.
+//! * **Container → host.** In-order payload is written to the socket at
+//!   once and acknowledged for exactly what the socket took. The window we
+//!   advertise is the free space of the socket's send buffer, so the
+//!   container never sends what the host cannot take; when that space is
+//!   low we ask for EPOLLOUT and send a window update when it grows.
+//! * **Host → container.** Data is *peeked* (`MSG_PEEK` with
+//!   `SO_PEEK_OFF` at the in-flight offset) and sent as one GSO super-frame
+//!   of up to 64 KiB; it stays in the kernel's receive buffer until the
+//!   container acknowledges it, when it is discarded with `MSG_TRUNC`.
+//!   The kernel buffer is the retransmission buffer, and a slow container
+//!   reader closes the window toward the remote server: flow control end to
+//!   end, with no byte buffered by lanyard.
+//! * **Loss** (rare on a TAP): three duplicate ACKs or a timer rewind the
+//!   peek offset to the first unacknowledged byte.
+//! * **Close.** A container FIN is `shutdown(SHUT_WR)`; EOF on the socket
+//!   is a FIN to the container; RSTs travel both ways (`SO_LINGER` 0).
+//!
+//! No timestamps, no SACK: the container falls back to plain TCP on its
+//! loss-free link to us, and the host socket does the real TCP.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+use mio::Interest;
+
+use super::table::{FlowId, FlowKey};
+use super::{
+    emit_ipv4_to, finish_frame, outside_v4, sock, Emit, Endpoint, Flow, FlowState, Gso, Nat, Next,
+    Proto,
+};
+use crate::frame::FrameBuf;
+use crate::stats::DropReason;
+use crate::time::Time;
+use crate::wire::checksum;
+use crate::wire::ipv4::{protocol, Ipv4Packet};
+use crate::wire::tcp::{self as tcpw, flags, TcpPacket};
+use crate::wire::vnet::{gso, VnetHdr};
+
+/// Our window scale: windows up to 8 MiB.
+const OUR_WSCALE: u8 = 7;
+/// Payload of one super-frame: the IPv4 total length (16 bits) minus the
+/// IP and TCP headers.
+const MAX_SEG_PAYLOAD: usize = 65535 - 40;
+/// Where payload sits in the frames we build (Ethernet + IPv4 + TCP).
+const PAYLOAD_OFFSET: usize = 54;
+const RTO_MIN: Duration = Duration::from_millis(200);
+const RTO_MAX: Duration = Duration::from_secs(3);
+/// Retransmissions without progress before the flow is reset (~30 s).
+const MAX_RETRIES: u8 = 12;
+
+#[inline]
+fn seq_lt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+#[inline]
+fn seq_gt(a: u32, b: u32) -> bool {
+    seq_lt(b, a)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The host connect is in progress; the container waits for SYN-ACK.
+    Connecting,
+    /// SYN-ACK sent; waiting for the container's ACK.
+    SynAckSent,
+    Established,
+}
+
+pub struct TcpConn {
+    phase: Phase,
+    /// The container's initial sequence number.
+    c_isn: u32,
+    /// Next sequence number expected from the container.
+    rcv_nxt: u32,
+    /// Our initial sequence number toward the container.
+    isn: u32,
+    /// Oldest byte sent to the container and not yet acknowledged.
+    snd_una: u32,
+    /// Next byte to send to the container.
+    snd_nxt: u32,
+    /// The container's receive window, in bytes.
+    c_wnd: u32,
+    c_wscale: u8,
+    our_wscale: u8,
+    c_mss: u16,
+    /// The container sent FIN (our socket is shut down for writing).
+    c_fin: bool,
+    /// The host side sent FIN (read EOF).
+    host_eof: bool,
+    fin_sent: bool,
+    fin_acked: bool,
+    /// EPOLLOUT is registered: waiting for send-buffer space.
+    want_write: bool,
+    /// In-order data was dropped because the socket was full: the next
+    /// window update goes out three times, so the container retransmits at
+    /// once (fast retransmit) instead of after its RTO.
+    dropped_data: bool,
+    dup_acks: u8,
+    last_progress: Time,
+    rto: Duration,
+    retries: u8,
+    /// SO_PEEK_OFF works (Linux ≥ 6.9); without it one super-frame is in
+    /// flight at a time.
+    peek_off: bool,
+    /// The window last advertised, and the send buffer it came from.
+    last_window: u32,
+    last_sndbuf: u32,
+}
+
+/// A TCP segment from the container.
+pub struct Seg<'a> {
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    pub window: u16,
+    pub payload: &'a [u8],
+    pub mss: Option<u16>,
+    pub wscale: Option<u8>,
+}
+
+impl Seg<'_> {
+    fn parse(l4: &[u8]) -> Option<Seg<'_>> {
+        let t = TcpPacket::new_checked(l4).ok()?;
+        let hl = t.header_len();
+        let mut mss = None;
+        let mut wscale = None;
+        let mut opts = &l4[tcpw::MIN_HEADER_LEN..hl];
+        while let Some(&kind) = opts.first() {
+            match kind {
+                0 => break,
+                1 => opts = &opts[1..],
+                _ => {
+                    let len = *opts.get(1)? as usize;
+                    if len < 2 || len > opts.len() {
+                        return None;
+                    }
+                    match (kind, len) {
+                        (2, 4) => mss = Some(u16::from_be_bytes([opts[2], opts[3]])),
+                        (3, 3) => wscale = Some(opts[2].min(14)),
+                        _ => {}
+                    }
+                    opts = &opts[len..];
+                }
+            }
+        }
+        Some(Seg {
+            seq: t.seq(),
+            ack: t.ack(),
+            flags: t.flags(),
+            window: u16::from_be_bytes([l4[14], l4[15]]),
+            payload: &l4[hl..],
+            mss,
+            wscale,
+        })
+    }
+
+    fn has(&self, f: u8) -> bool {
+        self.flags & f != 0
+    }
+}
+
+impl TcpConn {
+    fn new(syn: &Seg<'_>, isn: u32, now: Time, peek_off: bool) -> TcpConn {
+        let (c_wscale, our_wscale) = match syn.wscale {
+            Some(s) => (s, OUR_WSCALE),
+            None => (0, 0),
+        };
+        TcpConn {
+            phase: Phase::Connecting,
+            c_isn: syn.seq,
+            rcv_nxt: syn.seq.wrapping_add(1),
+            isn,
+            snd_una: isn,
+            snd_nxt: isn.wrapping_add(1),
+            // A SYN's window is never scaled.
+            c_wnd: syn.window as u32,
+            c_wscale,
+            our_wscale,
+            c_mss: syn.mss.unwrap_or(536).max(64),
+            c_fin: false,
+            host_eof: false,
+            fin_sent: false,
+            fin_acked: false,
+            want_write: false,
+            dropped_data: false,
+            dup_acks: 0,
+            last_progress: now,
+            rto: RTO_MIN,
+            retries: 0,
+            peek_off,
+            last_window: 0,
+            last_sndbuf: 0,
+        }
+    }
+
+    /// The container and we agree on sequence numbers (a RST would be
+    /// accepted).
+    pub fn is_synchronized(&self) -> bool {
+        self.phase != Phase::Connecting
+    }
+
+    pub fn is_established_both_ways(&self) -> bool {
+        self.phase == Phase::Established && !self.c_fin && !self.host_eof
+    }
+
+    pub fn state_name(&self) -> &'static str {
+        match self.phase {
+            Phase::Connecting => "syn_sent",
+            Phase::SynAckSent => "syn_recv",
+            Phase::Established => match (self.c_fin, self.host_eof) {
+                (false, false) => "established",
+                (true, false) => "fin_wait",
+                (false, true) => "close_wait",
+                (true, true) => "closing",
+            },
+        }
+    }
+
+    fn in_flight_data(&self) -> u32 {
+        let all = self.snd_nxt.wrapping_sub(self.snd_una);
+        all - u32::from(self.fin_sent && !self.fin_acked).min(all)
+    }
+
+    /// Bytes in flight (data and FIN), a closed window toward the
+    /// container, or a low window toward us: the timer has work.
+    fn busy(&self) -> bool {
+        self.phase == Phase::Established
+            && (self.snd_nxt != self.snd_una || self.c_wnd == 0 || self.want_write)
+    }
+
+    /// The window we advertised is low: the socket's buffer must tell us
+    /// when it drains. The kernel wakes a writer only once its queue is
+    /// below two thirds of the buffer, and only a writer that found it full
+    /// (SOCK_NOSPACE, which re-arming EPOLLOUT on a full socket sets; the
+    /// buffer's autotuning also waits for that flag).
+    fn window_is_low(&self) -> bool {
+        !self.c_fin && self.last_window < self.last_sndbuf / 3
+    }
+}
+
+/// The socket's free send-buffer space and its size: our receive window
+/// toward the container is the free space, so the container never sends
+/// more than the host socket can take.
+fn socket_window(fd: RawFd) -> (u32, u32) {
+    let (buf, queued) = match sock::send_buffer(fd) {
+        Ok(b) => b,
+        Err(_) => (sock::sndbuf(fd).unwrap_or(0), sock::outq(fd).unwrap_or(0)),
+    };
+    // The kernel counts buffer overhead against the limit as well (a few
+    // per cent for large writes): keep a margin so a write of a full window
+    // is taken whole.
+    let free = buf.saturating_sub(queued) / 16 * 15;
+    let clamp = |v: usize| v.min(u32::MAX as usize) as u32;
+    (clamp(free), clamp(buf))
+}
+
+/// Builds a segment to the container whose payload (if any) is already in
+/// `tx` at [`PAYLOAD_OFFSET`], and emits it.
+#[allow(clippy::too_many_arguments)]
+fn emit_segment(
+    tx: &mut FrameBuf,
+    ep: &Endpoint,
+    key: &FlowKey,
+    seq: u32,
+    ack: u32,
+    fl: u8,
+    window: u16,
+    payload_len: usize,
+    mss: u16,
+    emit: &mut dyn Emit,
+) {
+    let remote = outside_v4(key);
+    let l4_len = tcpw::MIN_HEADER_LEN + payload_len;
+    let off = emit_ipv4_to(tx, ep, remote, protocol::TCP, l4_len);
+    let buf = tx.read_space();
+    tcpw::emit_header(
+        &mut buf[off..],
+        key.outside.port(),
+        key.inside.port(),
+        seq,
+        ack,
+        fl,
+        window,
+    );
+    let pseudo = checksum::pseudo_header_v4(remote, ep.ip, protocol::TCP, l4_len as u16);
+    buf[off + 16..off + 18].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
+    let gso = (payload_len > mss as usize).then_some(Gso {
+        kind: gso::TCPV4,
+        size: mss,
+        hdr_len: PAYLOAD_OFFSET as u16,
+    });
+    finish_frame(tx, off + l4_len, tcpw::CHECKSUM_OFFSET as u16, gso);
+    emit.emit(ep.port, tx);
+}
+
+/// A RST to the container for a synchronized connection.
+pub fn send_reset(
+    c: &TcpConn,
+    key: &FlowKey,
+    ep: &Endpoint,
+    tx: &mut FrameBuf,
+    emit: &mut dyn Emit,
+) {
+    emit_segment(
+        tx,
+        ep,
+        key,
+        c.snd_nxt,
+        c.rcv_nxt,
+        flags::RST | flags::ACK,
+        0,
+        0,
+        c.c_mss,
+        emit,
+    );
+}
+
+/// A RST answering a segment that belongs to no connection (RFC 9293
+/// 3.10.7.1), e.g. a refused connect or a flow over its limit.
+fn reset_for(seg: &Seg<'_>, key: &FlowKey, ep: &Endpoint, tx: &mut FrameBuf, emit: &mut dyn Emit) {
+    if seg.has(flags::RST) {
+        return;
+    }
+    let seg_len =
+        seg.payload.len() as u32 + u32::from(seg.has(flags::SYN)) + u32::from(seg.has(flags::FIN));
+    if seg.has(flags::ACK) {
+        emit_segment(tx, ep, key, seg.ack, 0, flags::RST, 0, 0, 536, emit);
+    } else {
+        emit_segment(
+            tx,
+            ep,
+            key,
+            0,
+            seg.seq.wrapping_add(seg_len),
+            flags::RST | flags::ACK,
+            0,
+            0,
+            536,
+            emit,
+        );
+    }
+}
+
+fn window_field(c: &mut TcpConn, fd: RawFd) -> u16 {
+    let (free, size) = if c.c_fin { (0, 0) } else { socket_window(fd) };
+    c.last_window = free;
+    c.last_sndbuf = size;
+    (free >> c.our_wscale).min(u16::MAX as u32) as u16
+}
+
+/// Arms or disarms EPOLLOUT on the flow's socket as its window requires.
+fn arm_write(
+    c: &mut TcpConn,
+    want: bool,
+    fd: RawFd,
+    token: usize,
+    registry: Option<&mio::Registry>,
+) {
+    // Re-arming while still low is what sets SOCK_NOSPACE again after a
+    // wake-up cleared it, so it is done even when `want` did not change.
+    if want || want != c.want_write {
+        c.want_write = want;
+        let interest = if want {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        if let Some(r) = registry {
+            let _ = r.reregister(&mut mio::unix::SourceFd(&fd), mio::Token(token), interest);
+        }
+    }
+}
+
+fn send_ack(
+    c: &mut TcpConn,
+    fd: RawFd,
+    key: &FlowKey,
+    ep: &Endpoint,
+    tx: &mut FrameBuf,
+    emit: &mut dyn Emit,
+) {
+    let w = window_field(c, fd);
+    emit_segment(
+        tx,
+        ep,
+        key,
+        c.snd_nxt,
+        c.rcv_nxt,
+        flags::ACK,
+        w,
+        0,
+        c.c_mss,
+        emit,
+    );
+}
+
+fn send_syn_ack(c: &TcpConn, key: &FlowKey, ep: &Endpoint, tx: &mut FrameBuf, emit: &mut dyn Emit) {
+    let remote = outside_v4(key);
+    let our_mss = (ep.mtu.saturating_sub(40)).min(u16::MAX as u32) as u16;
+    let mut opts = [0u8; 8];
+    opts[0..4].copy_from_slice(&[2, 4, (our_mss >> 8) as u8, our_mss as u8]);
+    let opt_len = if c.our_wscale > 0 {
+        opts[4..8].copy_from_slice(&[1, 3, 3, c.our_wscale]);
+        8
+    } else {
+        4
+    };
+    let l4_len = tcpw::MIN_HEADER_LEN + opt_len;
+    let off = emit_ipv4_to(tx, ep, remote, protocol::TCP, l4_len);
+    let buf = tx.read_space();
+    tcpw::emit_header(
+        &mut buf[off..],
+        key.outside.port(),
+        key.inside.port(),
+        c.isn,
+        c.rcv_nxt,
+        flags::SYN | flags::ACK,
+        u16::MAX,
+    );
+    buf[off + 12] = ((l4_len / 4) as u8) << 4;
+    buf[off + 20..off + 20 + opt_len].copy_from_slice(&opts[..opt_len]);
+    let pseudo = checksum::pseudo_header_v4(remote, ep.ip, protocol::TCP, l4_len as u16);
+    buf[off + 16..off + 18].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
+    finish_frame(tx, off + l4_len, tcpw::CHECKSUM_OFFSET as u16, None);
+    emit.emit(ep.port, tx);
+}
+
+/// Discards `n` acknowledged bytes from the socket's receive buffer.
+fn discard(fd: RawFd, mut n: usize, tx: &mut FrameBuf) -> io::Result<()> {
+    while n > 0 {
+        // With MSG_TRUNC the kernel drops the bytes without copying them;
+        // the buffer only bounds the request.
+        let space = tx.read_space();
+        let want = n.min(space.len());
+        let got = sock::recv(fd, &mut space[..want], libc::MSG_TRUNC)?;
+        if got == 0 {
+            break;
+        }
+        n -= got.min(n);
+    }
+    Ok(())
+}
+
+/// Rewinds to the first unacknowledged byte: the next send starts there.
+fn rewind(c: &mut TcpConn, fd: RawFd) {
+    c.snd_nxt = c.snd_una;
+    if c.fin_sent && !c.fin_acked {
+        c.fin_sent = false;
+    }
+    if c.peek_off {
+        sock::set_peek_off(fd, 0);
+    }
+}
+
+/// Sends what the host has and the container's window allows.
+fn send_host_data(
+    c: &mut TcpConn,
+    f_bytes_in: &mut u64,
+    fd: RawFd,
+    key: &FlowKey,
+    ep: &Endpoint,
+    tx: &mut FrameBuf,
+    emit: &mut dyn Emit,
+) -> Next {
+    if c.phase != Phase::Established || c.fin_sent {
+        return Next::Keep;
+    }
+    loop {
+        let in_flight = c.snd_nxt.wrapping_sub(c.snd_una);
+        if !c.peek_off && in_flight > 0 {
+            break;
+        }
+        if c.c_wnd <= in_flight {
+            break;
+        }
+        let max = ((c.c_wnd - in_flight) as usize).min(MAX_SEG_PAYLOAD);
+        let space = &mut tx.read_space()[PAYLOAD_OFFSET..PAYLOAD_OFFSET + max];
+        match sock::recv(fd, space, libc::MSG_PEEK) {
+            Ok(0) => {
+                c.host_eof = true;
+                let w = window_field(c, fd);
+                emit_segment(
+                    tx,
+                    ep,
+                    key,
+                    c.snd_nxt,
+                    c.rcv_nxt,
+                    flags::FIN | flags::ACK,
+                    w,
+                    0,
+                    c.c_mss,
+                    emit,
+                );
+                c.snd_nxt = c.snd_nxt.wrapping_add(1);
+                c.fin_sent = true;
+                break;
+            }
+            Ok(n) => {
+                let w = window_field(c, fd);
+                emit_segment(
+                    tx,
+                    ep,
+                    key,
+                    c.snd_nxt,
+                    c.rcv_nxt,
+                    flags::ACK | flags::PSH,
+                    w,
+                    n,
+                    c.c_mss,
+                    emit,
+                );
+                c.snd_nxt = c.snd_nxt.wrapping_add(n as u32);
+                *f_bytes_in += n as u64;
+                if n < max {
+                    // The socket is drained; the next readable event brings more.
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(_) => return Next::Abort,
+        }
+    }
+    Next::Keep
+}
+
+impl Nat {
+    /// A TCP segment from a container.
+    pub(super) fn tcp_outbound(
+        &mut self,
+        ep: &Endpoint,
+        ip: &Ipv4Packet<&[u8]>,
+        l4: &[u8],
+        vnet: &VnetHdr,
+        now: Time,
+        emit: &mut dyn Emit,
+    ) -> Option<DropReason> {
+        let Some(seg) = Seg::parse(l4) else {
+            self.counters.tcp_bad_segments += 1;
+            return Some(DropReason::MalformedPacket);
+        };
+        if !vnet.needs_csum() {
+            let pseudo =
+                checksum::pseudo_header_v4(ip.src(), ip.dst(), protocol::TCP, l4.len() as u16);
+            if checksum::fold(checksum::sum(pseudo, l4)) != 0xffff {
+                self.counters.tcp_bad_segments += 1;
+                return Some(DropReason::BadChecksum);
+            }
+        }
+        let f = seg.flags;
+        let impossible = (f & flags::SYN != 0 && f & (flags::FIN | flags::RST) != 0)
+            || f & (flags::SYN | flags::ACK | flags::RST) == 0;
+        if impossible {
+            self.counters.tcp_bad_segments += 1;
+            return Some(DropReason::BadSegment);
+        }
+        let key = FlowKey {
+            proto: Proto::Tcp,
+            inside: SocketAddr::from((ip.src(), u16::from_be_bytes([l4[0], l4[1]]))),
+            outside: SocketAddr::from((ip.dst(), u16::from_be_bytes([l4[2], l4[3]]))),
+        };
+        if let Some(id) = self.table.lookup(&key) {
+            // A new SYN on a tuple whose old connection is still here: the
+            // container reused the port; the old flow goes.
+            let fresh_syn = seg.has(flags::SYN)
+                && !seg.has(flags::ACK)
+                && matches!(self.table.get(id), Some(Flow { state: FlowState::Tcp(c), .. }) if c.c_isn != seg.seq);
+            if !fresh_syn {
+                self.table.touch(id, now);
+                let next = self.tcp_segment(id, &key, &seg, now, emit);
+                if next != Next::Keep {
+                    self.remove_flow(id, next, emit);
+                }
+                return None;
+            }
+            self.remove_flow(id, Next::Abort, emit);
+        }
+        if seg.has(flags::RST) {
+            return Some(DropReason::NoFlow);
+        }
+        if !seg.has(flags::SYN) || seg.has(flags::ACK) {
+            reset_for(&seg, &key, ep, &mut self.tx, emit);
+            return Some(DropReason::NoFlow);
+        }
+        let Some(target) = self.target_for(ep, ip.dst(), key.outside.port()) else {
+            // The gateway's own address with host loopback off.
+            reset_for(&seg, &key, ep, &mut self.tx, emit);
+            return Some(DropReason::NotServed);
+        };
+        if self.table.flows_of(key.inside.ip()) >= self.cfg.max_flows_per_container {
+            self.counters.flows_refused_limit += 1;
+            reset_for(&seg, &key, ep, &mut self.tx, emit);
+            return Some(DropReason::FlowLimit);
+        }
+        let sock = match sock::tcp_connect(target) {
+            Ok(s) => s,
+            Err(e) => {
+                self.counters.tcp_connect_failed += 1;
+                self.connect_failed(&key, ep, seg.seq, &e, emit);
+                return None;
+            }
+        };
+        let peek_off = sock::set_peek_off(sock.as_raw_fd(), 0);
+        let isn = self.next_isn();
+        let conn = TcpConn::new(&seg, isn, now, peek_off);
+        let flow = Flow {
+            ep: *ep,
+            sock,
+            target,
+            created: now,
+            bytes_out: 0,
+            bytes_in: 0,
+            state: FlowState::Tcp(conn),
+        };
+        match self.add_flow(
+            key,
+            flow,
+            Interest::READABLE | Interest::WRITABLE,
+            now,
+            emit,
+        ) {
+            Ok(_) => None,
+            Err(r) => {
+                reset_for(&seg, &key, ep, &mut self.tx, emit);
+                Some(r)
+            }
+        }
+    }
+
+    /// Tells the container its connect failed: RST for refused, ICMP
+    /// unreachable for unreachable.
+    fn connect_failed(
+        &mut self,
+        key: &FlowKey,
+        ep: &Endpoint,
+        c_isn: u32,
+        e: &io::Error,
+        emit: &mut dyn Emit,
+    ) {
+        use crate::wire::icmpv4::unreachable;
+        let code = match e.raw_os_error() {
+            Some(libc::ECONNREFUSED) | None => None,
+            Some(libc::ENETUNREACH) => Some(unreachable::NET),
+            Some(libc::EHOSTUNREACH) | Some(libc::ETIMEDOUT) | Some(libc::EHOSTDOWN) => {
+                Some(unreachable::HOST)
+            }
+            Some(libc::EACCES) | Some(libc::EPERM) => Some(unreachable::ADMIN_PROHIBITED),
+            Some(_) => None,
+        };
+        match code {
+            Some(code) => {
+                let mut l4 = [0u8; 8];
+                l4[0..2].copy_from_slice(&key.inside.port().to_be_bytes());
+                l4[2..4].copy_from_slice(&key.outside.port().to_be_bytes());
+                l4[4..8].copy_from_slice(&c_isn.to_be_bytes());
+                super::icmp::send_unreachable(
+                    &mut self.tx,
+                    ep,
+                    key,
+                    protocol::TCP,
+                    code,
+                    &l4,
+                    emit,
+                );
+            }
+            None => {
+                let seg = Seg {
+                    seq: c_isn,
+                    ack: 0,
+                    flags: flags::SYN,
+                    window: 0,
+                    payload: &[],
+                    mss: None,
+                    wscale: None,
+                };
+                reset_for(&seg, key, ep, &mut self.tx, emit);
+                self.counters.tcp_resets_to_container += 1;
+            }
+        }
+    }
+
+    /// A segment of a known connection.
+    fn tcp_segment(
+        &mut self,
+        id: FlowId,
+        key: &FlowKey,
+        seg: &Seg<'_>,
+        now: Time,
+        emit: &mut dyn Emit,
+    ) -> Next {
+        let Some(flow) = self.table.get_mut(id) else {
+            return Next::Keep;
+        };
+        let fd = flow.sock.as_raw_fd();
+        let ep = flow.ep;
+        let FlowState::Tcp(c) = &mut flow.state else {
+            return Next::Keep;
+        };
+        let tx = &mut self.tx;
+        if seg.has(flags::RST) {
+            // RFC 5961 3.2: only a RST at exactly the expected sequence
+            // number resets (others could be blind injection).
+            if !c.is_synchronized() || seg.seq == c.rcv_nxt {
+                sock::set_linger_zero(fd);
+                return Next::Close;
+            }
+            return Next::Keep;
+        }
+        match c.phase {
+            Phase::Connecting => return Next::Keep,
+            Phase::SynAckSent => {
+                if seg.has(flags::SYN) {
+                    if seg.seq == c.c_isn {
+                        send_syn_ack(c, key, &ep, tx, emit);
+                    }
+                    return Next::Keep;
+                }
+                if !seg.has(flags::ACK) || seg.ack != c.isn.wrapping_add(1) {
+                    self.counters.tcp_bad_segments += 1;
+                    return Next::Keep;
+                }
+                c.phase = Phase::Established;
+                c.snd_una = seg.ack;
+                c.last_progress = now;
+            }
+            Phase::Established => {}
+        }
+        // Acknowledgements of what we sent.
+        if seg.has(flags::ACK) {
+            if seq_gt(seg.ack, c.snd_nxt) {
+                // Acknowledges data never sent: out of window.
+                self.counters.tcp_bad_segments += 1;
+                send_ack(c, fd, key, &ep, tx, emit);
+                return Next::Keep;
+            }
+            let new_wnd = (seg.window as u32) << c.c_wscale;
+            if seq_gt(seg.ack, c.snd_una) {
+                let acked = seg.ack.wrapping_sub(c.snd_una);
+                let data = acked.min(c.in_flight_data());
+                if discard(fd, data as usize, tx).is_err() {
+                    return Next::Abort;
+                }
+                if c.fin_sent && seg.ack == c.snd_nxt {
+                    c.fin_acked = true;
+                }
+                c.snd_una = seg.ack;
+                c.last_progress = now;
+                c.dup_acks = 0;
+                c.rto = RTO_MIN;
+                c.retries = 0;
+            } else if seg.ack == c.snd_una
+                && seg.payload.is_empty()
+                && !seg.has(flags::FIN)
+                && new_wnd == c.c_wnd
+                && c.snd_nxt != c.snd_una
+            {
+                c.dup_acks += 1;
+                if c.dup_acks == 3 {
+                    rewind(c, fd);
+                    self.counters.tcp_retransmits += 1;
+                }
+            }
+            c.c_wnd = new_wnd;
+        }
+        // Data from the container.
+        let mut need_ack = false;
+        let mut all_taken = true;
+        if !seg.payload.is_empty() && !c.c_fin {
+            let len = seg.payload.len() as u32;
+            if seq_gt(seg.seq, c.rcv_nxt) {
+                need_ack = true; // a gap: ask for what is missing
+                all_taken = false;
+            } else {
+                let skip = c.rcv_nxt.wrapping_sub(seg.seq);
+                if skip < len {
+                    let data = &seg.payload[skip as usize..];
+                    match sock::send(fd, data) {
+                        Ok(n) => {
+                            c.rcv_nxt = c.rcv_nxt.wrapping_add(n as u32);
+                            flow.bytes_out += n as u64;
+                            all_taken = n == data.len();
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => all_taken = false,
+                        Err(_) => return Next::Abort,
+                    }
+                }
+                need_ack = true;
+            }
+        }
+        if !all_taken {
+            c.dropped_data = true;
+        }
+        if seg.has(flags::FIN) && all_taken {
+            let fin_seq = seg.seq.wrapping_add(seg.payload.len() as u32);
+            if !c.c_fin && fin_seq == c.rcv_nxt {
+                c.c_fin = true;
+                c.rcv_nxt = c.rcv_nxt.wrapping_add(1);
+                sock::shutdown_write(fd);
+                need_ack = true;
+            } else if c.c_fin && fin_seq.wrapping_add(1) == c.rcv_nxt {
+                need_ack = true; // a retransmitted FIN
+            }
+        }
+        if need_ack {
+            send_ack(c, fd, key, &ep, tx, emit);
+        }
+        let token = super::FLOW_TOKEN_BASE + id.0 as usize;
+        let low = !c.c_fin && (!all_taken || c.window_is_low());
+        if low != c.want_write || (low && need_ack) {
+            arm_write(c, low, fd, token, self.registry.as_ref());
+        }
+        let next = send_host_data(c, &mut flow.bytes_in, fd, key, &ep, tx, emit);
+        if next != Next::Keep {
+            return next;
+        }
+        let done = c.c_fin && c.fin_acked;
+        let busy = c.busy();
+        if done {
+            return Next::Close;
+        }
+        if busy {
+            self.mark_busy(id);
+        }
+        Next::Keep
+    }
+
+    /// A poll event on a connection's socket.
+    pub(super) fn tcp_event(
+        &mut self,
+        id: FlowId,
+        key: &FlowKey,
+        readable: bool,
+        writable: bool,
+        now: Time,
+        emit: &mut dyn Emit,
+    ) -> Next {
+        let Some(flow) = self.table.get_mut(id) else {
+            return Next::Keep;
+        };
+        let fd = flow.sock.as_raw_fd();
+        let ep = flow.ep;
+        let FlowState::Tcp(c) = &mut flow.state else {
+            return Next::Keep;
+        };
+        let token = super::FLOW_TOKEN_BASE + id.0 as usize;
+        if c.phase == Phase::Connecting {
+            if !writable && !readable {
+                return Next::Keep;
+            }
+            match sock::take_error(fd) {
+                Ok(None) if writable => {
+                    c.phase = Phase::SynAckSent;
+                    c.last_progress = now;
+                    send_syn_ack(c, key, &ep, &mut self.tx, emit);
+                    self.reregister(fd, token, Interest::READABLE);
+                    Next::Keep
+                }
+                Ok(None) => Next::Keep,
+                Ok(Some(e)) | Err(e) => {
+                    let isn = c.c_isn;
+                    self.counters.tcp_connect_failed += 1;
+                    self.connect_failed(key, &ep, isn, &e, emit);
+                    Next::Close
+                }
+            }
+        } else {
+            let tx = &mut self.tx;
+            if writable && c.want_write {
+                // Buffer space came back: tell the container (three times
+                // if it has data to send again).
+                send_ack(c, fd, key, &ep, tx, emit);
+                if std::mem::take(&mut c.dropped_data) {
+                    send_ack(c, fd, key, &ep, tx, emit);
+                    send_ack(c, fd, key, &ep, tx, emit);
+                }
+                let low = c.window_is_low();
+                arm_write(c, low, fd, token, self.registry.as_ref());
+            }
+            let mut next = Next::Keep;
+            if readable {
+                next = send_host_data(c, &mut flow.bytes_in, fd, key, &ep, tx, emit);
+            }
+            let busy = c.busy();
+            if next == Next::Keep && c.c_fin && c.fin_acked {
+                next = Next::Close;
+            }
+            if next == Next::Keep {
+                self.table.touch(id, now);
+                if busy {
+                    self.mark_busy(id);
+                }
+            }
+            next
+        }
+    }
+
+    /// The retransmission / persist timer of a connection. `None` when it
+    /// has nothing in flight any more.
+    pub(super) fn tcp_timer(&mut self, id: FlowId, now: Time, emit: &mut dyn Emit) -> Option<Next> {
+        let key = *self.table.key(id)?;
+        let flow = self.table.get_mut(id)?;
+        let fd = flow.sock.as_raw_fd();
+        let ep = flow.ep;
+        let FlowState::Tcp(c) = &mut flow.state else {
+            return None;
+        };
+        if !c.busy() {
+            return None;
+        }
+        if c.want_write {
+            // A safety net for the EPOLLOUT wake-up: if the buffer drained
+            // without one, the container still hears of the new window.
+            let before = c.last_window;
+            let (free, _) = socket_window(fd);
+            if free > before.saturating_mul(2).max(before + 65536) {
+                send_ack(c, fd, &key, &ep, &mut self.tx, emit);
+                if !c.window_is_low() {
+                    let token = super::FLOW_TOKEN_BASE + id.0 as usize;
+                    arm_write(c, false, fd, token, self.registry.as_ref());
+                }
+            }
+        }
+        if c.snd_nxt == c.snd_una && c.c_wnd != 0 {
+            return Some(Next::Keep);
+        }
+        if now.saturating_sub(c.last_progress) < c.rto {
+            return Some(Next::Keep);
+        }
+        c.retries += 1;
+        if c.retries > MAX_RETRIES {
+            return Some(Next::Abort);
+        }
+        c.rto = (c.rto * 2).min(RTO_MAX);
+        c.last_progress = now;
+        let tx = &mut self.tx;
+        if c.snd_nxt == c.snd_una {
+            // Zero window: probe with an old sequence number, which the
+            // container answers with an ACK carrying its current window.
+            let w = window_field(c, fd);
+            emit_segment(
+                tx,
+                &ep,
+                &key,
+                c.snd_una.wrapping_sub(1),
+                c.rcv_nxt,
+                flags::ACK,
+                w,
+                0,
+                c.c_mss,
+                emit,
+            );
+            return Some(Next::Keep);
+        }
+        self.counters.tcp_retransmits += 1;
+        rewind(c, fd);
+        let next = send_host_data(c, &mut flow.bytes_in, fd, &key, &ep, tx, emit);
+        Some(next)
+    }
+}

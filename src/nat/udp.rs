@@ -1,0 +1,226 @@
+//! UDP flows: one connected host socket per 5-tuple. Datagrams from the
+//! container are sent on it; datagrams it receives (the kernel filters them
+//! to the one remote address and port, as port-restricted NAT does) go back
+//! to the container as coming from that remote. An ICMP port unreachable
+//! the host gets (ECONNREFUSED on the socket) is passed on to the container.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+
+use mio::Interest;
+
+use super::table::{FlowId, FlowKey};
+use super::{
+    emit_ipv4_to, finish_frame, inside_v4, outside_v4, sock, Emit, Endpoint, Flow, FlowState, Nat,
+    Next, Proto,
+};
+use crate::stats::DropReason;
+use crate::time::Time;
+use crate::wire::checksum;
+use crate::wire::icmpv4::unreachable;
+use crate::wire::ipv4::{protocol, Ipv4Packet};
+use crate::wire::udp::{UdpPacket, HEADER_LEN};
+
+/// Largest UDP payload in an IPv4 packet.
+const MAX_PAYLOAD: usize = 65535 - 20 - HEADER_LEN;
+/// Where the payload sits in frames we build.
+const PAYLOAD_OFFSET: usize = 14 + 20 + HEADER_LEN;
+/// Datagrams read from one socket per readiness event (fairness).
+const BATCH: usize = 64;
+
+pub struct UdpFlow {
+    /// The remote answered at least once (longer timeout, as conntrack's
+    /// ASSURED).
+    pub replied: bool,
+}
+
+/// The first 8 bytes of a UDP header from the container's view, to quote in
+/// an ICMP error.
+fn quote(key: &FlowKey) -> [u8; 8] {
+    let mut q = [0u8; 8];
+    q[0..2].copy_from_slice(&key.inside.port().to_be_bytes());
+    q[2..4].copy_from_slice(&key.outside.port().to_be_bytes());
+    q[4..6].copy_from_slice(&(HEADER_LEN as u16).to_be_bytes());
+    q
+}
+
+impl Nat {
+    pub(super) fn udp_outbound(
+        &mut self,
+        ep: &Endpoint,
+        ip: &Ipv4Packet<&[u8]>,
+        l4: &[u8],
+        now: Time,
+        emit: &mut dyn Emit,
+    ) -> Option<DropReason> {
+        let Ok(u) = UdpPacket::new_checked(l4) else {
+            return Some(DropReason::MalformedPacket);
+        };
+        let (dst, dport) = (ip.dst(), u.dst_port());
+        if dst == ep.gateway_ip && dport == 53 {
+            let registry = self.registry.as_ref();
+            return self.dns.query(
+                ep,
+                ip.src(),
+                u.src_port(),
+                u.payload(),
+                now,
+                registry,
+                &mut self.tx,
+                emit,
+                &mut self.counters,
+            );
+        }
+        let key = FlowKey {
+            proto: Proto::Udp,
+            inside: SocketAddr::from((ip.src(), u.src_port())),
+            outside: SocketAddr::from((dst, dport)),
+        };
+        let id = match self.table.lookup(&key) {
+            Some(id) => id,
+            None => {
+                let Some(target) = self.target_for(ep, dst, dport) else {
+                    super::icmp::send_unreachable(
+                        &mut self.tx,
+                        ep,
+                        &key,
+                        protocol::UDP,
+                        unreachable::PORT,
+                        &quote(&key),
+                        emit,
+                    );
+                    return Some(DropReason::NotServed);
+                };
+                if self.table.flows_of(key.inside.ip()) >= self.cfg.max_flows_per_container {
+                    self.counters.flows_refused_limit += 1;
+                    super::icmp::send_unreachable(
+                        &mut self.tx,
+                        ep,
+                        &key,
+                        protocol::UDP,
+                        unreachable::ADMIN_PROHIBITED,
+                        &quote(&key),
+                        emit,
+                    );
+                    return Some(DropReason::FlowLimit);
+                }
+                let sock = match sock::udp_connect(target) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        self.counters.host_socket_failed += 1;
+                        let code = match e.raw_os_error() {
+                            Some(libc::ENETUNREACH) => unreachable::NET,
+                            Some(libc::EACCES) | Some(libc::EPERM) => unreachable::ADMIN_PROHIBITED,
+                            _ => unreachable::HOST,
+                        };
+                        super::icmp::send_unreachable(
+                            &mut self.tx,
+                            ep,
+                            &key,
+                            protocol::UDP,
+                            code,
+                            &quote(&key),
+                            emit,
+                        );
+                        return Some(DropReason::HostSocketFailed);
+                    }
+                };
+                let flow = Flow {
+                    ep: *ep,
+                    sock,
+                    target,
+                    created: now,
+                    bytes_out: 0,
+                    bytes_in: 0,
+                    state: FlowState::Udp(UdpFlow { replied: false }),
+                };
+                match self.add_flow(key, flow, Interest::READABLE, now, emit) {
+                    Ok(id) => id,
+                    Err(r) => return Some(r),
+                }
+            }
+        };
+        self.table.touch(id, now);
+        let flow = self.table.get_mut(id)?;
+        match sock::send(flow.sock.as_raw_fd(), u.payload()) {
+            Ok(n) => {
+                flow.bytes_out += n as u64;
+                None
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                super::icmp::send_unreachable(
+                    &mut self.tx,
+                    ep,
+                    &key,
+                    protocol::UDP,
+                    unreachable::PORT,
+                    &quote(&key),
+                    emit,
+                );
+                None
+            }
+            Err(_) => {
+                self.counters.udp_send_failed += 1;
+                Some(DropReason::TxQueueFull)
+            }
+        }
+    }
+
+    pub(super) fn udp_event(
+        &mut self,
+        id: FlowId,
+        key: &FlowKey,
+        now: Time,
+        emit: &mut dyn Emit,
+    ) -> Next {
+        let Some(flow) = self.table.get_mut(id) else {
+            return Next::Keep;
+        };
+        let fd = flow.sock.as_raw_fd();
+        let ep = flow.ep;
+        let remote = outside_v4(key);
+        let container = inside_v4(key);
+        let mut got_any = false;
+        for _ in 0..BATCH {
+            let space = &mut self.tx.read_space()[PAYLOAD_OFFSET..PAYLOAD_OFFSET + MAX_PAYLOAD];
+            match sock::recv(fd, space, 0) {
+                Ok(n) => {
+                    let l4_len = HEADER_LEN + n;
+                    let off = emit_ipv4_to(&mut self.tx, &ep, remote, protocol::UDP, l4_len);
+                    let buf = self.tx.read_space();
+                    buf[off..off + 2].copy_from_slice(&key.outside.port().to_be_bytes());
+                    buf[off + 2..off + 4].copy_from_slice(&key.inside.port().to_be_bytes());
+                    buf[off + 4..off + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+                    let pseudo =
+                        checksum::pseudo_header_v4(remote, container, protocol::UDP, l4_len as u16);
+                    buf[off + 6..off + 8].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
+                    finish_frame(&mut self.tx, off + l4_len, 6, None);
+                    emit.emit(ep.port, &mut self.tx);
+                    flow.bytes_in += n as u64;
+                    got_any = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                    super::icmp::send_unreachable(
+                        &mut self.tx,
+                        &ep,
+                        key,
+                        protocol::UDP,
+                        unreachable::PORT,
+                        &quote(key),
+                        emit,
+                    );
+                }
+                Err(_) => break,
+            }
+        }
+        if got_any {
+            if let FlowState::Udp(u) = &mut flow.state {
+                u.replied = true;
+            }
+            self.table.touch(id, now);
+        }
+        Next::Keep
+    }
+}
