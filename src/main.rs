@@ -442,8 +442,36 @@ struct ContainerFiles {
 }
 
 impl ContainerFiles {
+    /// A private directory for them: under the per-user runtime dir when
+    /// that is ours, else a fresh one in /tmp (never a directory someone
+    /// else could have made for us).
+    fn private_dir(id: &str) -> std::io::Result<PathBuf> {
+        use std::os::unix::fs::DirBuilderExt;
+        if let Some(rt) = default_socket_path().parent() {
+            if server::prepare_dir(rt).is_ok() {
+                let c = rt.join("containers");
+                if server::prepare_dir(&c).is_ok() {
+                    return Ok(c.join(id));
+                }
+            }
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "lanyard-{}-{}",
+            nix::unistd::geteuid().as_raw(),
+            &id[..16.min(id.len())]
+        ));
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        Ok(dir)
+    }
+
     fn write(id: &str, reply: &AttachReply, hostname: &str) -> Option<ContainerFiles> {
-        let base = default_socket_path().parent()?.join("containers").join(id);
+        let base = match Self::private_dir(id) {
+            Ok(b) => b,
+            Err(e) => {
+                log::warn!("no private directory for the container's resolv.conf and hosts: {e}");
+                return None;
+            }
+        };
         let write = || -> std::io::Result<()> {
             std::fs::create_dir_all(&base)?;
             let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();

@@ -32,7 +32,7 @@ pub fn default_socket_path() -> PathBuf {
 
 /// Makes the socket's directory (0700) or checks that an existing one is
 /// ours and closed to others, so nobody else can plant or read the socket.
-fn prepare_dir(dir: &Path) -> io::Result<()> {
+pub fn prepare_dir(dir: &Path) -> io::Result<()> {
     match std::fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => return Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}

@@ -1,0 +1,371 @@
+//! Egress NAT end to end: containers reach an "outside" host through
+//! lanyard's host sockets. Each scenario runs inside a user + network
+//! namespace made for it (`unshare -Urn`, as the unprivileged user when the
+//! tests run as root): that namespace plays the host, a second one behind a
+//! veth plays the outside world (10.200.0.2), and lanyard's daemon runs in
+//! the first. Traffic goes only between them and to their loopback.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+use std::time::Duration;
+
+use common::harness::*;
+
+/// The topology and a daemon, as a shell prelude; the test's body follows.
+fn prelude(env: &Env, config: &str) -> String {
+    format!(
+        r#"
+set -eu
+B={bin}; P={peer}; S=$PWD/lanyard.sock
+PIDS=""
+cleanup() {{ for p in $PIDS; do kill $p 2>/dev/null || true; done; }}
+trap cleanup EXIT
+ip link set lo up
+ip link add h0 type veth peer name o0
+unshare -n sleep 600 & HOLD=$!; PIDS="$PIDS $HOLD"
+i=0; until [ "$(readlink /proc/$HOLD/ns/net)" != "$(readlink /proc/self/ns/net)" ]; do i=$((i+1)); [ $i -lt 200 ]; sleep 0.02; done
+ip link set o0 netns $HOLD
+O="nsenter -t $HOLD -n"
+$O ip link set lo up
+$O ip addr add 10.200.0.2/24 dev o0
+$O ip link set o0 up
+ip addr add 10.200.0.1/24 dev h0
+ip link set h0 up
+echo "0 0" > /proc/sys/net/ipv4/ping_group_range
+cat > cfg.toml <<'EOF'
+{config}
+EOF
+$B daemon --socket $S --config cfg.toml > daemon.log 2>&1 & D=$!; PIDS="$PIDS $D"
+i=0; until $B network ls --socket $S >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 100 ] || {{ cat daemon.log; exit 1; }}; sleep 0.1; done
+run() {{ timeout 90 $B run --socket $S "$@"; }}
+waitfor() {{ i=0; until grep -q ready "$1" 2>/dev/null; do i=$((i+1)); [ $i -lt 150 ] || {{ echo "not ready: $1"; cat "$1"; exit 1; }}; sleep 0.1; done; }}
+# server NAME ARGS...: a netpeer server in the outside namespace.
+# LAST is its PID (kill it to make the remote vanish).
+server() {{ n=$1; shift; $O timeout 150 python3 $P "$@" > $n.out 2>&1 & LAST=$!; PIDS="$PIDS $LAST"; waitfor $n.out; }}
+# local_server NAME ARGS...: a netpeer server in the host namespace.
+local_server() {{ n=$1; shift; timeout 150 python3 $P "$@" > $n.out 2>&1 & PIDS="$PIDS $!"; waitfor $n.out; }}
+"#,
+        bin = env.bin.display(),
+        peer = env.dir.join("netpeer.py").display(),
+        config = config,
+    )
+}
+
+/// Runs `body` after the prelude; returns stdout, panics with everything
+/// on failure.
+fn scenario(who: As, config: &str, body: &str) -> String {
+    let env = Env::new(who);
+    let peer = env.dir.join("netpeer.py");
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/netpeer.py"),
+        &peer,
+    )
+    .unwrap();
+    std::fs::set_permissions(&peer, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let script = format!("{}\n{}\necho scenario-done\n", prelude(&env, config), body);
+    let mut c = match env.user {
+        Some((uid, gid)) => {
+            let mut c = Command::new("setpriv");
+            c.arg(format!("--reuid={uid}"))
+                .arg(format!("--regid={gid}"))
+                .arg("--clear-groups")
+                .arg("--")
+                .arg("unshare");
+            c
+        }
+        None => Command::new("unshare"),
+    };
+    c.args(["-Urn", "--", "sh", "-c", &script])
+        .current_dir(env.dir.join("run"))
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("LANYARD_LOG", "warn");
+    let o = output_within(&mut c, Duration::from_secs(240));
+    let out = stdout(&o);
+    if !o.status.success() || !out.contains("scenario-done") {
+        let log = std::fs::read_to_string(env.dir.join("run/daemon.log")).unwrap_or_default();
+        panic!(
+            "scenario failed ({}):\nstdout:\n{out}\nstderr:\n{}\ndaemon.log:\n{log}",
+            o.status,
+            stderr(&o)
+        );
+    }
+    out
+}
+
+const DEFAULT: &str = "[dns]\nupstream = [\"127.0.0.1:5353\"]\n";
+
+fn line<'a>(out: &'a str, prefix: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting {prefix:?} in:\n{out}"))
+}
+
+/// The hash field of "WORD N SHA ..." lines.
+fn sha(l: &str) -> (&str, &str) {
+    let mut w = l.split_whitespace().skip(1);
+    (w.next().unwrap(), w.next().unwrap())
+}
+
+#[test]
+fn tcp_100_mib_each_way_arrives_byte_identical() {
+    let out = scenario(
+        As::Me,
+        DEFAULT,
+        r#"
+server sink sink 9000
+server source source 9001 104857600
+run -- python3 $P send 10.200.0.2 9000 104857600
+run -- python3 $P recv 10.200.0.2 9001
+sleep 0.5
+cat sink.out source.out
+$B conntrack --socket $S
+"#,
+    );
+    let sent = sha(line(&out, "sent "));
+    let sunk = sha(line(&out, "sink "));
+    assert_eq!(sent, sunk, "container → outside:\n{out}");
+    assert_eq!(sent.0, "104857600");
+    // The server sees the host (lanyard's socket), not the container.
+    assert!(line(&out, "sink ").ends_with("from 10.200.0.1"), "{out}");
+    assert_eq!(
+        sha(line(&out, "recv ")),
+        sha(line(&out, "source ")),
+        "outside → container:\n{out}"
+    );
+    assert_eq!(sha(line(&out, "recv ")).0, "104857600");
+}
+
+#[test]
+fn tcp_both_ways_at_docker_mtu_as_unprivileged_user() {
+    let out = scenario(
+        As::Unprivileged,
+        DEFAULT,
+        r#"
+server sink sink 9000
+server source source 9001 20971520
+run --mtu 1500 -- python3 $P send 10.200.0.2 9000 20971520
+run --mtu 1500 -- python3 $P recv 10.200.0.2 9001
+sleep 0.5
+cat sink.out source.out
+"#,
+    );
+    assert_eq!(sha(line(&out, "sent ")), sha(line(&out, "sink ")), "{out}");
+    assert_eq!(
+        sha(line(&out, "recv ")),
+        sha(line(&out, "source ")),
+        "{out}"
+    );
+}
+
+#[test]
+fn two_hundred_concurrent_connections() {
+    let out = scenario(
+        As::Me,
+        DEFAULT,
+        r#"
+server echo echo 9002
+run -- python3 $P many 10.200.0.2 9002 200
+"#,
+    );
+    assert!(out.contains("many 200/200"), "{out}");
+}
+
+#[test]
+fn udp_icmp_and_unreachable_ports() {
+    let out = scenario(
+        As::Unprivileged,
+        DEFAULT,
+        r#"
+server udp udp-echo 7000
+run --mtu 1500 -- sh -c 'python3 $0 udp 10.200.0.2 7000; ping -c 2 -W 5 10.200.0.2' $P
+"#,
+    );
+    assert!(out.contains("udp echo hello"), "{out}");
+    // An 8000-byte datagram reaches a container whose MTU is 1500.
+    assert!(out.contains("udp big 8000"), "{out}");
+    // The outside host's port unreachable reaches the container.
+    assert!(out.contains("udp closed port refused"), "{out}");
+    assert!(out.contains("2 received"), "{out}");
+}
+
+#[test]
+fn refused_and_unreachable_connects_fail_at_once() {
+    let out = scenario(
+        As::Me,
+        DEFAULT,
+        r#"
+run -- python3 -c '
+import socket, time
+for host, port in (("10.200.0.2", 9999), ("10.201.0.9", 80)):
+    t = time.time()
+    try:
+        socket.create_connection((host, port), timeout=10)
+        print(host, "connected?!")
+    except OSError as e:
+        print(host, "errno", e.errno, "fast" if time.time() - t < 3 else "slow")
+'
+"#,
+    );
+    // Refused: a RST, at once.
+    assert!(out.contains("10.200.0.2 errno 111 fast"), "{out}");
+    // No route on the host: an ICMP unreachable, at once, not a hang.
+    assert!(
+        out.contains("10.201.0.9 errno 113 fast") || out.contains("10.201.0.9 errno 101 fast"),
+        "{out}"
+    );
+}
+
+#[test]
+fn half_close_carries_data_after_the_container_finishes_sending() {
+    let out = scenario(
+        As::Me,
+        DEFAULT,
+        r#"
+server hc halfclose 9003
+run -- python3 $P halfclose-client 10.200.0.2 9003 3000000
+"#,
+    );
+    assert!(out.contains("reply got 3000000"), "{out}");
+}
+
+#[test]
+fn a_container_over_its_flow_limit_gets_resets_and_others_keep_working() {
+    let out = scenario(
+        As::Me,
+        "[nat]\nmax_flows_per_container = 20\n[dns]\nupstream = [\"127.0.0.1:5353\"]\n",
+        r#"
+server echo echo 9002
+run --name greedy -- python3 $P hold 10.200.0.2 9002 30 &
+G=$!
+sleep 1
+run --name polite -- python3 $P many 10.200.0.2 9002 5
+wait $G
+$B stats --socket $S --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print("flow_limit_refusals", d["nat"]["flows_refused_limit"])'
+"#,
+    );
+    assert!(out.contains("hold opened 20 refused 10"), "{out}");
+    assert!(out.contains("many 5/5"), "{out}");
+    assert!(out.contains("flow_limit_refusals 10"), "{out}");
+}
+
+#[test]
+fn dns_through_the_gateway_reaches_the_configured_upstream() {
+    let out = scenario(
+        As::Unprivileged,
+        DEFAULT,
+        r#"
+local_server dns dns 5353 127.0.0.1
+run -- sh -c 'cat /etc/resolv.conf; python3 -c "
+import socket
+print(\"resolved\", socket.gethostbyname(\"some.example.test\"))
+try:
+    socket.gethostbyname(\"nothing.invalid\")
+except socket.gaierror as e:
+    print(\"nxdomain\", e.errno)
+"'
+"#,
+    );
+    assert!(out.contains("nameserver 172.17.0.1"), "{out}");
+    assert!(out.contains("resolved 192.0.2.7"), "{out}");
+    assert!(out.contains("nxdomain"), "{out}");
+}
+
+#[test]
+fn host_loopback_is_reachable_only_when_allowed() {
+    let out = scenario(
+        As::Me,
+        DEFAULT,
+        r#"
+local_server lo echo 9004 127.0.0.1
+run -- python3 -c '
+import socket
+try:
+    socket.create_connection(("172.17.0.1", 9004), timeout=5)
+    print("default: connected")
+except OSError as e:
+    print("default: refused", e.errno)
+'
+run --allow-host-loopback -- python3 $P many 172.17.0.1 9004 3
+"#,
+    );
+    assert!(out.contains("default: refused 111"), "{out}");
+    assert!(out.contains("many 3/3"), "{out}");
+}
+
+#[test]
+fn flows_end_when_either_side_vanishes_mid_transfer() {
+    let out = scenario(
+        As::Me,
+        DEFAULT,
+        r#"
+flows() { $B conntrack --socket $S --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+# The remote dies while the container downloads: the container sees the
+# connection end (a reset or EOF), not a hang.
+server source source 9001 2000000000
+SRC=$LAST
+run -- python3 -c '
+import socket
+s = socket.create_connection(("10.200.0.2", 9001), timeout=20)
+n = 0
+try:
+    while True:
+        d = s.recv(1 << 20)
+        if not d:
+            break
+        n += len(d)
+    print("download ended with EOF after", n)
+except OSError as e:
+    print("download ended with", e)
+' > download.out 2>&1 &
+C=$!
+sleep 1.5
+kill $SRC
+wait $C
+cat download.out
+# The container dies mid-upload (`lanyard run` killed outright, its
+# command with it): the flow goes and the remote sees the connection end.
+server sink sink 9000
+timeout -s KILL 2 $B run --socket $S --name doomed -- python3 $P send 10.200.0.2 9000 4000000000 > upload.out 2>&1 || true
+i=0; while [ "$(flows)" != 0 ] && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.1; done
+echo "flows left $(flows)"
+sleep 0.5
+cat sink.out
+"#,
+    );
+    assert!(out.contains("download ended with"), "{out}");
+    assert!(out.contains("flows left 0"), "{out}");
+    assert!(out.contains("sink error") || out.contains("sink "), "{out}");
+}
+
+#[test]
+fn conntrack_lists_open_flows() {
+    let out = scenario(
+        As::Me,
+        DEFAULT,
+        r#"
+server echo echo 9002
+run --name lister -- sh -c 'python3 -c "
+import socket, subprocess, time
+s = socket.create_connection((\"10.200.0.2\", 9002), timeout=5)
+s.sendall(b\"x\"); s.recv(1)
+print(\"open\", flush=True)
+time.sleep(2)
+"' &
+C=$!
+sleep 1
+$B conntrack --socket $S
+$B conntrack --socket $S --json
+wait $C
+"#,
+    );
+    assert!(out.contains("PROTO"), "{out}");
+    let table = out
+        .lines()
+        .find(|l| l.starts_with("tcp "))
+        .expect("a tcp row");
+    assert!(table.contains("172.17.0.2:"), "{table}");
+    assert!(table.contains("10.200.0.2:9002"), "{table}");
+    assert!(table.contains("established"), "{table}");
+}
