@@ -528,3 +528,27 @@ fn a_broken_stderr_does_not_stop_the_daemon() {
     assert_ok(&o, "second container");
     assert!(d.child.try_wait().unwrap().is_none(), "the daemon died");
 }
+
+/// A socket path the user chose is used as it is: its directory (shared,
+/// like /tmp) keeps its permissions.
+#[test]
+fn a_chosen_socket_path_leaves_its_directory_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new(As::Me);
+    let shared = env.dir.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let sock = shared.join("my.sock");
+    let mut d = Proc::spawn_logged(
+        &mut env.lanyard(&["daemon", "--socket", sock.to_str().unwrap()]),
+        &env.dir.join("d.log"),
+        "daemon",
+    );
+    wait_until(T, "socket", || sock.exists());
+    let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o1777, "the shared directory was changed");
+    let smode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(smode, 0o600);
+    d.signal(libc::SIGTERM);
+    d.wait(T);
+}

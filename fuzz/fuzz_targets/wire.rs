@@ -180,6 +180,16 @@ fn transport(b: &[u8]) {
         black_box((udp.src_port(), udp.dst_port(), udp.len(), udp.is_empty()));
         black_box(udp.payload());
     }
+    // The NAT's TCP header and option parser (MSS, window scale).
+    if let Some(seg) = lanyard::nat::tcp::Seg::parse(b) {
+        assert!(
+            TcpPacket::new_checked(b).is_ok(),
+            "Seg::parse accepted what TcpPacket refuses"
+        );
+        black_box((seg.seq, seg.ack, seg.flags, seg.window, seg.mss, seg.wscale));
+        assert!(seg.wscale.is_none_or(|w| w <= 14));
+        assert!(seg.payload.len() <= b.len());
+    }
 }
 
 /// The Internet checksum is summed in 32-bit chunks with a 16-bit tail; a

@@ -30,8 +30,10 @@ pub fn default_socket_path() -> PathBuf {
     PathBuf::from(format!("/tmp/lanyard-{uid}")).join("lanyard.sock")
 }
 
-/// Makes the socket's directory (0700) or checks that an existing one is
-/// ours and closed to others, so nobody else can plant or read the socket.
+/// Makes lanyard's per-user directory (0700), or checks that an existing
+/// one is ours and closed to others, so nobody else can plant or read what
+/// is in it. An existing directory is never chmod-ed: if it is open to
+/// others, that is an error for its owner to fix.
 pub fn prepare_dir(dir: &Path) -> io::Result<()> {
     match std::fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => return Ok(()),
@@ -55,16 +57,25 @@ pub fn prepare_dir(dir: &Path) -> io::Result<()> {
         ));
     }
     if m.mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is open to other users (mode {:o}); make it private with chmod 700",
+                dir.display(),
+                m.mode() & 0o777
+            ),
+        ));
     }
     Ok(())
 }
 
 /// Binds the control socket. A live daemon on the path is an error; a stale
-/// socket file (no one listening) is replaced.
+/// socket file (no one listening) is replaced. The default path's directory
+/// is made private; a path the user chose is used as it is (the socket
+/// itself is 0600 either way).
 pub fn bind(path: &Path) -> io::Result<UnixListener> {
-    if let Some(dir) = path.parent() {
-        if !dir.as_os_str().is_empty() {
+    if path == default_socket_path() {
+        if let Some(dir) = path.parent() {
             prepare_dir(dir)?;
         }
     }

@@ -132,7 +132,9 @@ pub struct Seg<'a> {
 }
 
 impl Seg<'_> {
-    fn parse(l4: &[u8]) -> Option<Seg<'_>> {
+    /// Parses a TCP header, options included (MSS and window scale are
+    /// kept); `None` for anything malformed.
+    pub fn parse(l4: &[u8]) -> Option<Seg<'_>> {
         let t = TcpPacket::new_checked(l4).ok()?;
         let hl = t.header_len();
         let mut mss = None;
@@ -967,5 +969,55 @@ impl Nat {
         rewind(c, fd);
         let next = send_host_data(c, &mut flow.bytes_in, fd, &key, &ep, tx, emit);
         Some(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(opts: &[u8]) -> Vec<u8> {
+        let mut h = vec![0u8; 20];
+        tcpw::emit_header(&mut h, 1000, 80, 7, 0, flags::SYN, 29200);
+        h.extend_from_slice(opts);
+        while h.len() % 4 != 0 {
+            h.push(0);
+        }
+        h[12] = ((h.len() / 4) as u8) << 4;
+        h
+    }
+
+    #[test]
+    fn parses_mss_and_window_scale() {
+        // MSS 1460, SACK permitted, NOP, window scale 7.
+        let h = header(&[2, 4, 0x05, 0xb4, 4, 2, 1, 3, 3, 7]);
+        let s = Seg::parse(&h).unwrap();
+        assert_eq!(s.mss, Some(1460));
+        assert_eq!(s.wscale, Some(7));
+        assert_eq!(s.window, 29200);
+        assert!(s.payload.is_empty());
+        // Window scale is capped at 14 (RFC 7323).
+        let s2 = header(&[3, 3, 200]);
+        assert_eq!(Seg::parse(&s2).unwrap().wscale, Some(14));
+    }
+
+    #[test]
+    fn malformed_options_are_refused() {
+        assert!(Seg::parse(&header(&[2, 0])).is_none(), "length 0");
+        assert!(Seg::parse(&header(&[2, 1])).is_none(), "length 1");
+        assert!(
+            Seg::parse(&header(&[2, 40, 0, 0])).is_none(),
+            "past the header"
+        );
+        assert!(Seg::parse(&[0u8; 19]).is_none());
+        // An end-of-options byte stops parsing.
+        assert_eq!(Seg::parse(&header(&[0, 2, 4, 5, 5])).unwrap().mss, None);
+    }
+
+    #[test]
+    fn sequence_comparisons_wrap() {
+        assert!(seq_lt(u32::MAX, 0));
+        assert!(seq_gt(0, u32::MAX));
+        assert!(seq_lt(5, 6) && !seq_lt(6, 5));
     }
 }
