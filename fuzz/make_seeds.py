@@ -331,7 +331,16 @@ def control_seeds():
         "attach-interface": b'{"op":"attach_interface","network":"default","ifname":"veth0"}',
         "detach-interface": b'{"op":"detach_interface","ifname":"veth0"}',
         "junk": b'{"op":"stats","x":[1,2,{"y":"\\ud800"}]',
+        "port-add": b'{"op":"port_add","container":"web","spec":"8080:80/udp"}',
+        "conntrack": b'{"op":"conntrack"}',
     }
+
+
+def publish_seeds():
+    """`-p` specs: every documented form, and a few refusals."""
+    specs = ["8080:80", "127.0.0.1:8080:80/udp", "[::1]:8080:80", "8000-8010:8000-8010",
+             "80", "127.0.0.1::80/tcp", "0:80", "8000-8001:80"]
+    return {f"spec-{i}": s.encode() for i, s in enumerate(specs)}
 
 
 def main():
@@ -340,6 +349,7 @@ def main():
         "pipeline": pipeline_seeds(),
         "config": config_seeds(),
         "control_request": control_seeds(),
+        "publish_spec": publish_seeds(),
     }
     for target, seeds in targets.items():
         d = CORPUS / target

@@ -266,17 +266,14 @@ impl Gateway {
             if !is_unicast_host(ip.src()) {
                 return Outcome::drop(DropReason::NotServed);
             }
-            // DNS at the gateway, and (when allowed) the host's loopback
-            // behind the gateway's address, are the NAT's.
+            // TCP and UDP to the gateway's address are the NAT's: DNS,
+            // replies to published-port clients shown as the gateway, and
+            // (when the endpoint may) the host's loopback. It answers what
+            // it does not serve with a RST or port unreachable.
             let proto = ip.protocol();
-            if self.nat && !ip.is_fragment() && (proto == protocol::TCP || proto == protocol::UDP) {
-                let l4 = &payload[ip.header_len()..];
-                if l4.len() >= 4 {
-                    let port = u16::from_be_bytes([l4[2], l4[3]]);
-                    if port == 53 || ingress.allow_host_loopback {
-                        return Outcome::NAT;
-                    }
-                }
+            if self.nat && (proto == protocol::TCP || proto == protocol::UDP) {
+                let _ = ingress;
+                return Outcome::NAT;
             }
             return self.deliver_local(eth, &ip, vnet, now, out);
         }

@@ -17,6 +17,7 @@ pub mod nat;
 pub mod netns;
 pub mod offload;
 pub mod port;
+pub mod publish;
 pub mod security;
 pub mod stats;
 pub mod sys;

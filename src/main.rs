@@ -52,6 +52,40 @@ enum Command {
     Attach(AttachArgs),
     /// Detach an interface attached with `lanyard attach`.
     Detach(DetachArgs),
+    /// Manage published ports of running containers.
+    #[command(subcommand)]
+    Port(PortCommand),
+}
+
+#[derive(Subcommand)]
+enum PortCommand {
+    /// Publish a port of a running container.
+    Add {
+        /// Container name or id.
+        container: String,
+        /// [ip:][host[-end]:]container[-end][/tcp|udp]
+        #[arg(value_parser = parse_publish)]
+        spec: String,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Stop publishing a port (established connections finish).
+    Rm {
+        container: String,
+        #[arg(value_parser = parse_publish)]
+        spec: String,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// List published ports.
+    Ls {
+        container: Option<String>,
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -81,6 +115,9 @@ struct RunArgs {
     /// Let the container reach the host's 127.0.0.1 through the gateway's address.
     #[arg(long)]
     allow_host_loopback: bool,
+    /// Publish a container port on the host: [ip:][host[-end]:]container[-end][/tcp|udp] (repeatable).
+    #[arg(short = 'p', long = "publish", value_name = "SPEC", value_parser = parse_publish)]
+    publish: Vec<String>,
     /// Config for the embedded switch when no daemon is running.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -157,6 +194,11 @@ struct DetachArgs {
     socket: SocketArg,
 }
 
+fn parse_publish(s: &str) -> Result<String, String> {
+    s.parse::<lanyard::publish::PublishSpec>()
+        .map(|_| s.to_string())
+}
+
 fn parse_mtu(s: &str) -> Result<u32, String> {
     let v: u32 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
     if !(MIN_MTU..=MAX_MTU).contains(&v) {
@@ -194,6 +236,32 @@ fn main() -> ExitCode {
                 )
             },
         ),
+        Command::Port(PortCommand::Add {
+            container,
+            spec,
+            socket,
+        }) => query(&socket, &Request::PortAdd { container, spec }, |v| {
+            print_ports(v, false)
+        }),
+        Command::Port(PortCommand::Rm {
+            container,
+            spec,
+            socket,
+        }) => query(
+            &socket,
+            &Request::PortRm {
+                container: container.clone(),
+                spec: spec.clone(),
+            },
+            |_| println!("{container}: stopped publishing {spec}"),
+        ),
+        Command::Port(PortCommand::Ls {
+            container,
+            socket,
+            json,
+        }) => query(&socket, &Request::PortLs { container }, |v| {
+            print_ports(v, json)
+        }),
         Command::Detach(a) => query(
             &a.socket,
             &Request::DetachInterface {
@@ -399,6 +467,7 @@ fn run_inner(a: RunArgs) -> Result<i32, i32> {
         ip: a.ip,
         mtu: a.mtu,
         allow_host_loopback: a.allow_host_loopback.then_some(true),
+        publish: a.publish.clone(),
     };
     // Whatever keeps the endpoint alive: the daemon connection, or the
     // embedded switch itself. Dropped only when we exit.
@@ -552,6 +621,23 @@ fn attach_embedded(
             eprintln!("lanyard: {message}");
             Err(e.exit_code())
         }
+    }
+}
+
+/// Published ports as `docker port` prints them.
+fn print_ports(v: &Value, json: bool) {
+    if json {
+        println!("{}", pretty(v));
+        return;
+    }
+    for p in v.as_array().into_iter().flatten() {
+        println!(
+            "{}\t{}/{} -> {}",
+            p["container"].as_str().unwrap_or(""),
+            p["container_port"],
+            p["proto"].as_str().unwrap_or(""),
+            p["host"].as_str().unwrap_or("")
+        );
     }
 }
 

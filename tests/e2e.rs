@@ -438,6 +438,7 @@ fn a_failed_attach_changes_nothing() {
                 ip: None,
                 mtu: None,
                 allow_host_loopback: None,
+                publish: Vec::new(),
             }),
             &[not_a_tap.as_raw_fd()],
         );
@@ -455,6 +456,7 @@ fn a_failed_attach_changes_nothing() {
             ip: None,
             mtu: None,
             allow_host_loopback: None,
+            publish: Vec::new(),
         }),
         &[],
     );

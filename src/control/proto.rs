@@ -35,6 +35,20 @@ pub enum Request {
     },
     Stats {},
     Conntrack {},
+    /// Publish a port of a running container (`lanyard port add`).
+    PortAdd {
+        container: String,
+        spec: String,
+    },
+    /// Stop publishing it (`lanyard port rm`).
+    PortRm {
+        container: String,
+        spec: String,
+    },
+    PortLs {
+        #[serde(default)]
+        container: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -51,6 +65,9 @@ pub struct AttachRequest {
     /// Reach the host's loopback through the gateway (default: config).
     #[serde(default)]
     pub allow_host_loopback: Option<bool>,
+    /// `-p` specs to publish.
+    #[serde(default)]
+    pub publish: Vec<String>,
 }
 
 /// What the container's `eth0` must be configured with.
@@ -68,6 +85,24 @@ pub struct AttachReply {
     pub txqueuelen: u32,
     /// Where the container's resolv.conf points (the gateway).
     pub nameserver: Ipv4Addr,
+    /// The ports published, with the host ports actually bound.
+    pub published: Vec<PublishedPort>,
+}
+
+/// One published port, as `lanyard port ls` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PublishedPort {
+    pub container: String,
+    /// The `-p` spec it came from, normalised.
+    pub spec: String,
+    pub proto: crate::publish::Protocol,
+    /// The host address and port actually bound.
+    pub host: std::net::SocketAddr,
+    pub container_port: u16,
+    #[serde(default)]
+    pub accepted: u64,
+    #[serde(default)]
+    pub refused: u64,
 }
 
 /// Whether a failure is the caller's (bad argument: exit code 2) or the
@@ -163,6 +198,7 @@ mod tests {
             ip: None,
             mtu: Some(1500),
             allow_host_loopback: None,
+            publish: vec!["8080:80".into()],
         });
         let s = serde_json::to_string(&a).unwrap();
         assert!(s.starts_with(r#"{"op":"attach""#), "{s}");

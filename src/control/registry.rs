@@ -33,6 +33,16 @@ pub struct Endpoint {
     pub mac: MacAddr,
     pub mtu: u32,
     pub port: PortId,
+    pub published: Vec<Published>,
+}
+
+/// A published port of an endpoint: its spec, what was bound, and the data
+/// path's forward.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub spec: String,
+    pub mapping: crate::publish::Mapping,
+    pub forward: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +72,23 @@ impl Registry {
 
     pub fn name_in_use(&self, name: &str) -> bool {
         self.endpoints.values().any(|e| e.name == name)
+    }
+
+    /// An endpoint by container name, or by (a unique prefix of) its
+    /// container id.
+    pub fn find_container(&self, what: &str) -> Result<&Endpoint, String> {
+        if let Some(e) = self.endpoints.values().find(|e| e.name == what) {
+            return Ok(e);
+        }
+        let mut by_id = self
+            .endpoints
+            .values()
+            .filter(|e| !what.is_empty() && e.container_id.starts_with(what));
+        match (by_id.next(), by_id.next()) {
+            (Some(e), None) => Ok(e),
+            (Some(_), Some(_)) => Err(format!("'{what}' matches more than one container")),
+            (None, _) => Err(format!("no container named '{what}'")),
+        }
     }
 
     /// `docker network inspect` for one network.

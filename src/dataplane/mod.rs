@@ -17,7 +17,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::frame::FrameBuf;
 use crate::log;
-use crate::nat::{NatConfig, DNS_TOKEN_BASE, FLOW_TOKEN_BASE};
+use crate::nat::{NatConfig, DNS_TOKEN_BASE, FLOW_TOKEN_BASE, FORWARD_TOKEN_BASE};
 use crate::port::{Port, PortId};
 use crate::time::{Clock, Time};
 
@@ -52,6 +52,19 @@ pub enum Command {
     },
     Conntrack {
         reply: Sender<Vec<crate::nat::FlowReport>>,
+    },
+    AddForwards {
+        port: PortId,
+        forwards: Vec<(std::os::fd::OwnedFd, crate::publish::Mapping)>,
+        reply: Sender<Result<Vec<u32>, String>>,
+    },
+    RemoveForwards {
+        ids: Vec<u32>,
+        reply: Sender<()>,
+    },
+    ForwardCounts {
+        ids: Vec<u32>,
+        reply: Sender<Vec<Option<(u64, u64)>>>,
     },
     Shutdown,
 }
@@ -109,6 +122,26 @@ impl DataplaneHandle {
 
     pub fn conntrack(&self) -> Result<Vec<crate::nat::FlowReport>, DataplaneGone> {
         self.call(|reply| Command::Conntrack { reply })
+    }
+
+    pub fn add_forwards(
+        &self,
+        port: PortId,
+        forwards: Vec<(std::os::fd::OwnedFd, crate::publish::Mapping)>,
+    ) -> Result<Result<Vec<u32>, String>, DataplaneGone> {
+        self.call(|reply| Command::AddForwards {
+            port,
+            forwards,
+            reply,
+        })
+    }
+
+    pub fn remove_forwards(&self, ids: Vec<u32>) -> Result<(), DataplaneGone> {
+        self.call(|reply| Command::RemoveForwards { ids, reply })
+    }
+
+    pub fn forward_counts(&self, ids: Vec<u32>) -> Result<Vec<Option<(u64, u64)>>, DataplaneGone> {
+        self.call(|reply| Command::ForwardCounts { ids, reply })
     }
 
     pub fn shutdown(&self) {
@@ -250,6 +283,8 @@ impl Loop {
                     );
                 } else if t >= DNS_TOKEN_BASE {
                     self.switch.nat_dns_event(t, now);
+                } else if t >= FORWARD_TOKEN_BASE {
+                    self.switch.nat_forward_event(t, now);
                 } else {
                     self.mark_ready(PortId((t - 1) as u32));
                 }
@@ -332,6 +367,20 @@ impl Loop {
             }
             Command::Conntrack { reply } => {
                 let _ = reply.send(self.switch.conntrack(self.clock.now()));
+            }
+            Command::AddForwards {
+                port,
+                forwards,
+                reply,
+            } => {
+                let _ = reply.send(self.switch.add_forwards(port, forwards));
+            }
+            Command::RemoveForwards { ids, reply } => {
+                self.switch.remove_forwards(&ids);
+                let _ = reply.send(());
+            }
+            Command::ForwardCounts { ids, reply } => {
+                let _ = reply.send(ids.iter().map(|i| self.switch.forward_counts(*i)).collect());
             }
             Command::Shutdown => return false,
         }

@@ -180,6 +180,66 @@ impl Switch {
         self.nat.on_dns_event(token, now, &mut em);
     }
 
+    /// A poll event for a published port's listener.
+    pub fn nat_forward_event(&mut self, token: usize, now: Time) {
+        let mut em = PortEmitter {
+            ports: &mut self.ports,
+            scratch: &mut self.scratch,
+        };
+        self.nat.on_forward_event(token, now, &mut em);
+    }
+
+    /// What the NAT needs to reach an endpoint port.
+    fn endpoint_of(&self, port: PortId) -> Option<Endpoint> {
+        let s = self.slot(port)?;
+        let net = self.nets.get(s.spec.network.0 as usize)?.as_ref()?;
+        Some(Endpoint {
+            port,
+            mac: s.spec.policy.mac?,
+            ip: s.spec.policy.ipv4?,
+            gateway_mac: net.gateway.mac(),
+            gateway_ip: net.gateway.ip(),
+            mtu: s.spec.mtu,
+            allow_host_loopback: s.spec.allow_host_loopback,
+        })
+    }
+
+    /// Publishes ports of an endpoint: each bound listener forwards to its
+    /// mapping's container port. All or nothing.
+    pub fn add_forwards(
+        &mut self,
+        port: PortId,
+        forwards: Vec<(std::os::fd::OwnedFd, crate::publish::Mapping)>,
+    ) -> Result<Vec<u32>, String> {
+        let ep = self
+            .endpoint_of(port)
+            .ok_or_else(|| format!("port {port} is not a container endpoint"))?;
+        let mut ids = Vec::new();
+        for (fd, m) in forwards {
+            match self.nat.add_forward(fd, m, ep) {
+                Ok(id) => ids.push(id),
+                Err(e) => {
+                    for id in ids {
+                        self.nat.remove_forward(id);
+                    }
+                    return Err(format!("cannot poll the listener for {}: {e}", m.host));
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    pub fn remove_forwards(&mut self, ids: &[u32]) {
+        for id in ids {
+            self.nat.remove_forward(*id);
+        }
+    }
+
+    /// Clients accepted and refused by a forward.
+    pub fn forward_counts(&self, id: u32) -> Option<(u64, u64)> {
+        self.nat.forward_counts(id)
+    }
+
     /// The NAT's flows, for `lanyard conntrack`.
     pub fn conntrack(&self, now: Time) -> Vec<FlowReport> {
         self.nat.report(now)

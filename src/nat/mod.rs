@@ -13,6 +13,7 @@
 //! reaches a socket has passed the switch's port security.
 
 pub mod dns;
+pub mod forward;
 pub mod icmp;
 pub mod sock;
 pub mod table;
@@ -38,6 +39,7 @@ use crate::wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
 use crate::wire::vnet::VnetHdr;
 use crate::wire::MacAddr;
 
+pub use forward::FORWARD_TOKEN_BASE;
 pub use table::{FlowId, FlowKey, Proto};
 use table::{FlowTable, Refused};
 
@@ -175,6 +177,8 @@ pub struct Nat {
     /// Next flow index the incremental idle sweep looks at.
     sweep: usize,
     dns: dns::DnsForwarder,
+    /// Published ports, by forward id.
+    forwards: Vec<Option<forward::Forward>>,
     icmp_warned: bool,
     isn_state: u64,
     pub counters: NatCounters,
@@ -187,6 +191,7 @@ impl Nat {
         Nat {
             table: FlowTable::new(cfg.max_flows, cfg.max_flows_per_container),
             dns: dns::DnsForwarder::new(cfg.dns_upstreams.clone()),
+            forwards: Vec::new(),
             cfg,
             registry: None,
             tx: FrameBuf::new(),
@@ -271,6 +276,32 @@ impl Nat {
             Proto::Icmp => self.counters.icmp_flows += 1,
         }
         Ok(id)
+    }
+
+    /// Adds a flow whose socket is not polled on its own (it shares a
+    /// published UDP port's socket, which is).
+    fn add_unpolled_flow(
+        &mut self,
+        key: FlowKey,
+        flow: Flow,
+        now: Time,
+        emit: &mut dyn Emit,
+    ) -> Option<FlowId> {
+        let port = flow.ep.port;
+        match self.table.insert(key, port, flow, now) {
+            Ok((id, evicted)) => {
+                if let Some((k, old)) = evicted {
+                    self.counters.flows_evicted += 1;
+                    self.finish_flow(&k, old, Next::Abort, emit);
+                }
+                self.counters.udp_flows += 1;
+                Some(id)
+            }
+            Err(_) => {
+                self.counters.flows_refused_limit += 1;
+                None
+            }
+        }
     }
 
     /// Removes a flow and closes its socket; `Abort` also resets both
@@ -444,8 +475,10 @@ impl Nat {
         self.dns.tick(now, &mut self.counters);
     }
 
-    /// A port left: its flows go, host sides reset.
+    /// A port left: its published ports close (freeing the host ports)
+    /// and its flows go, host sides reset.
     pub fn port_removed(&mut self, port: PortId, emit: &mut dyn Emit) {
+        self.remove_forwards_of(port);
         for id in self.table.owned_by(port) {
             // No frame can reach the container any more: close quietly.
             self.busy.retain(|b| *b != id);

@@ -278,3 +278,186 @@ pub fn udp_socket() -> io::Result<OwnedFd> {
 pub fn ping_socket() -> io::Result<OwnedFd> {
     socket(libc::SOCK_DGRAM, libc::IPPROTO_ICMP)
 }
+
+/// A `sockaddr_storage` for either family, and its length.
+fn sockaddr_any(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data; zeroed is a valid value.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match a {
+        SocketAddr::V4(a) => {
+            let sin = sockaddr_in(a);
+            // SAFETY: sockaddr_storage is larger than and aligned for
+            // sockaddr_in.
+            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin) };
+            size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: as above, for sockaddr_in6.
+            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin6) };
+            size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
+}
+
+/// Reads a `sockaddr_storage` the kernel filled.
+fn from_storage(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match ss.ss_family as libc::c_int {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let sin: &libc::sockaddr_in = unsafe { &*(ss as *const libc::sockaddr_storage).cast() };
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let sin6: &libc::sockaddr_in6 =
+                unsafe { &*(ss as *const libc::sockaddr_storage).cast() };
+            Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// A listening (TCP) or bound (UDP) socket on `addr`; port 0 picks one.
+/// IPv6 sockets are IPv6-only, so `[::]` and `0.0.0.0` can both be bound.
+pub fn bind_listener(tcp: bool, addr: SocketAddr) -> io::Result<OwnedFd> {
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let (ty, proto) = if tcp {
+        (libc::SOCK_STREAM, libc::IPPROTO_TCP)
+    } else {
+        (libc::SOCK_DGRAM, libc::IPPROTO_UDP)
+    };
+    // SAFETY: plain socket(2); owned at once.
+    let fd = unsafe { libc::socket(family, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, proto) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let raw = fd.as_raw_fd();
+    if tcp {
+        setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    }
+    if addr.is_ipv6() {
+        setsockopt_int(raw, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+    }
+    let (ss, len) = sockaddr_any(addr);
+    // SAFETY: bind with a sockaddr of the stated length.
+    if unsafe { libc::bind(raw, (&ss as *const libc::sockaddr_storage).cast(), len) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: listen on our own bound socket.
+    if tcp && unsafe { libc::listen(raw, 1024) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// The address a socket is bound to (the port the kernel chose for 0).
+pub fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
+    // SAFETY: sockaddr_storage is plain data; zeroed is valid.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: getsockname fills at most `len` bytes of the storage.
+    if unsafe {
+        libc::getsockname(
+            fd,
+            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    } < 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    from_storage(&ss).ok_or_else(|| io::Error::other("unknown address family"))
+}
+
+/// accept4(2): a non-blocking, close-on-exec connection and its peer.
+pub fn accept(fd: RawFd) -> io::Result<(OwnedFd, SocketAddr)> {
+    // SAFETY: sockaddr_storage is plain data; zeroed is valid.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let c = cvt_retry(|| {
+        // SAFETY: accept4 fills at most `len` bytes of the storage.
+        unsafe {
+            libc::accept4(
+                fd,
+                (&mut ss as *mut libc::sockaddr_storage).cast(),
+                &mut len,
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            ) as isize
+        }
+    })?;
+    // SAFETY: a fresh descriptor from accept4, ours alone.
+    let c = unsafe { OwnedFd::from_raw_fd(c as RawFd) };
+    let peer = from_storage(&ss).ok_or_else(|| io::Error::other("unknown address family"))?;
+    Ok((c, peer))
+}
+
+/// recvfrom(2) from any family.
+pub fn recv_from_any(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+    // SAFETY: sockaddr_storage is plain data; zeroed is valid.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: recvfrom into our buffer and address storage, both bounded.
+    let n = cvt_retry(|| unsafe {
+        libc::recvfrom(
+            fd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        ) as isize
+    })?;
+    let from = from_storage(&ss).ok_or_else(|| io::Error::other("unknown address family"))?;
+    Ok((n, from))
+}
+
+/// sendto(2) any family.
+pub fn send_to_any(fd: RawFd, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+    let (ss, len) = sockaddr_any(to);
+    // SAFETY: sendto from our buffer with a sockaddr of the stated length.
+    cvt_retry(|| unsafe {
+        libc::sendto(
+            fd,
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            (&ss as *const libc::sockaddr_storage).cast(),
+            len,
+        ) as isize
+    })
+}
+
+/// dup(2) with close-on-exec.
+pub fn dup(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC on our own descriptor.
+    let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if d < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor, ours alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(d) })
+}

@@ -74,6 +74,9 @@ fn seq_gt(a: u32, b: u32) -> bool {
 enum Phase {
     /// The host connect is in progress; the container waits for SYN-ACK.
     Connecting,
+    /// A published port's client: we sent the container a SYN and wait for
+    /// its SYN-ACK.
+    SynSent,
     /// SYN-ACK sent; waiting for the container's ACK.
     SynAckSent,
     Established,
@@ -208,10 +211,40 @@ impl TcpConn {
         }
     }
 
+    /// A connection a published port's client opened: we are the one
+    /// sending SYN, from the client's address.
+    pub fn new_inbound(isn: u32, now: Time, peek_off: bool) -> TcpConn {
+        TcpConn {
+            phase: Phase::SynSent,
+            c_isn: 0,
+            rcv_nxt: 0,
+            isn,
+            snd_una: isn,
+            snd_nxt: isn.wrapping_add(1),
+            c_wnd: 0,
+            c_wscale: 0,
+            our_wscale: OUR_WSCALE,
+            c_mss: 536,
+            c_fin: false,
+            host_eof: false,
+            fin_sent: false,
+            fin_acked: false,
+            want_write: false,
+            dropped_data: false,
+            dup_acks: 0,
+            last_progress: now,
+            rto: Duration::from_secs(1),
+            retries: 0,
+            peek_off,
+            last_window: 0,
+            last_sndbuf: 0,
+        }
+    }
+
     /// The container and we agree on sequence numbers (a RST would be
     /// accepted).
     pub fn is_synchronized(&self) -> bool {
-        self.phase != Phase::Connecting
+        !matches!(self.phase, Phase::Connecting | Phase::SynSent)
     }
 
     pub fn is_established_both_ways(&self) -> bool {
@@ -221,6 +254,7 @@ impl TcpConn {
     pub fn state_name(&self) -> &'static str {
         match self.phase {
             Phase::Connecting => "syn_sent",
+            Phase::SynSent => "syn_sent",
             Phase::SynAckSent => "syn_recv",
             Phase::Established => match (self.c_fin, self.host_eof) {
                 (false, false) => "established",
@@ -410,6 +444,18 @@ fn send_ack(
 }
 
 fn send_syn_ack(c: &TcpConn, key: &FlowKey, ep: &Endpoint, tx: &mut FrameBuf, emit: &mut dyn Emit) {
+    send_syn(c, key, ep, tx, emit, true);
+}
+
+/// A SYN (or SYN-ACK) with our MSS and, when scaling is on, window scale.
+fn send_syn(
+    c: &TcpConn,
+    key: &FlowKey,
+    ep: &Endpoint,
+    tx: &mut FrameBuf,
+    emit: &mut dyn Emit,
+    ack: bool,
+) {
     let remote = outside_v4(key);
     let our_mss = (ep.mtu.saturating_sub(40)).min(u16::MAX as u32) as u16;
     let mut opts = [0u8; 8];
@@ -423,13 +469,18 @@ fn send_syn_ack(c: &TcpConn, key: &FlowKey, ep: &Endpoint, tx: &mut FrameBuf, em
     let l4_len = tcpw::MIN_HEADER_LEN + opt_len;
     let off = emit_ipv4_to(tx, ep, remote, protocol::TCP, l4_len);
     let buf = tx.read_space();
+    let (fl, ack_no) = if ack {
+        (flags::SYN | flags::ACK, c.rcv_nxt)
+    } else {
+        (flags::SYN, 0)
+    };
     tcpw::emit_header(
         &mut buf[off..],
         key.outside.port(),
         key.inside.port(),
         c.isn,
-        c.rcv_nxt,
-        flags::SYN | flags::ACK,
+        ack_no,
+        fl,
         u16::MAX,
     );
     buf[off + 12] = ((l4_len / 4) as u8) << 4;
@@ -539,6 +590,18 @@ fn send_host_data(
 }
 
 impl Nat {
+    /// Opens a published port's connection toward the container.
+    pub(super) fn send_syn_to_container(&mut self, id: FlowId, key: &FlowKey, emit: &mut dyn Emit) {
+        if let Some(Flow {
+            ep,
+            state: FlowState::Tcp(c),
+            ..
+        }) = self.table.get(id)
+        {
+            send_syn(c, key, ep, &mut self.tx, emit, false);
+        }
+    }
+
     /// A TCP segment from a container.
     pub(super) fn tcp_outbound(
         &mut self,
@@ -713,8 +776,15 @@ impl Nat {
         let tx = &mut self.tx;
         if seg.has(flags::RST) {
             // RFC 5961 3.2: only a RST at exactly the expected sequence
-            // number resets (others could be blind injection).
-            if !c.is_synchronized() || seg.seq == c.rcv_nxt {
+            // number resets (others could be blind injection); before the
+            // handshake, one that acknowledges our SYN.
+            let answers_syn = c.phase == Phase::SynSent
+                && seg.has(flags::ACK)
+                && seg.ack == c.isn.wrapping_add(1);
+            if c.phase == Phase::Connecting
+                || answers_syn
+                || (c.is_synchronized() && seg.seq == c.rcv_nxt)
+            {
                 sock::set_linger_zero(fd);
                 return Next::Close;
             }
@@ -722,6 +792,33 @@ impl Nat {
         }
         match c.phase {
             Phase::Connecting => return Next::Keep,
+            Phase::SynSent => {
+                // The container's answer to a published port's SYN.
+                if !(seg.has(flags::SYN) && seg.has(flags::ACK)) || seg.ack != c.isn.wrapping_add(1)
+                {
+                    self.counters.tcp_bad_segments += 1;
+                    return Next::Keep;
+                }
+                c.c_isn = seg.seq;
+                c.rcv_nxt = seg.seq.wrapping_add(1);
+                c.c_mss = seg.mss.unwrap_or(536).max(64);
+                match seg.wscale {
+                    Some(w) => c.c_wscale = w,
+                    None => {
+                        c.c_wscale = 0;
+                        c.our_wscale = 0;
+                    }
+                }
+                // A SYN-ACK's window is never scaled.
+                c.c_wnd = seg.window as u32;
+                c.snd_una = seg.ack;
+                c.phase = Phase::Established;
+                c.last_progress = now;
+                c.rto = RTO_MIN;
+                c.retries = 0;
+                send_ack(c, fd, key, &ep, tx, emit);
+                return send_host_data(c, &mut flow.bytes_in, fd, key, &ep, tx, emit);
+            }
             Phase::SynAckSent => {
                 if seg.has(flags::SYN) {
                     if seg.seq == c.c_isn {
@@ -941,6 +1038,18 @@ impl Nat {
             return Some(Next::Keep);
         }
         c.retries += 1;
+        if c.phase == Phase::SynSent {
+            // The container does not answer the SYN: give up after ~30 s,
+            // as a host's own connect would.
+            if c.retries > 5 {
+                sock::set_linger_zero(fd);
+                return Some(Next::Close);
+            }
+            c.rto *= 2;
+            c.last_progress = now;
+            send_syn(c, &key, &ep, &mut self.tx, emit, false);
+            return Some(Next::Keep);
+        }
         if c.retries > MAX_RETRIES {
             return Some(Next::Abort);
         }

@@ -23,9 +23,9 @@ use crate::wire::ipv4::{protocol, Ipv4Packet};
 use crate::wire::udp::{UdpPacket, HEADER_LEN};
 
 /// Largest UDP payload in an IPv4 packet.
-const MAX_PAYLOAD: usize = 65535 - 20 - HEADER_LEN;
+pub(crate) const MAX_PAYLOAD: usize = 65535 - 20 - HEADER_LEN;
 /// Where the payload sits in frames we build.
-const PAYLOAD_OFFSET: usize = 14 + 20 + HEADER_LEN;
+pub(crate) const PAYLOAD_OFFSET: usize = 14 + 20 + HEADER_LEN;
 /// Datagrams read from one socket per readiness event (fairness).
 const BATCH: usize = 64;
 
@@ -33,6 +33,32 @@ pub struct UdpFlow {
     /// The remote answered at least once (longer timeout, as conntrack's
     /// ASSURED).
     pub replied: bool,
+    /// For a published port's client: the socket is the shared bound one,
+    /// and the container's datagrams go to this address.
+    pub reply_to: Option<SocketAddr>,
+}
+
+/// Wraps the `n` payload bytes at [`PAYLOAD_OFFSET`] of `tx` in a datagram
+/// from the flow's outside address to the container, and emits it.
+pub(crate) fn emit_datagram(
+    tx: &mut crate::frame::FrameBuf,
+    ep: &Endpoint,
+    key: &FlowKey,
+    n: usize,
+    emit: &mut dyn Emit,
+) {
+    let remote = outside_v4(key);
+    let container = inside_v4(key);
+    let l4_len = HEADER_LEN + n;
+    let off = emit_ipv4_to(tx, ep, remote, protocol::UDP, l4_len);
+    let buf = tx.read_space();
+    buf[off..off + 2].copy_from_slice(&key.outside.port().to_be_bytes());
+    buf[off + 2..off + 4].copy_from_slice(&key.inside.port().to_be_bytes());
+    buf[off + 4..off + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+    let pseudo = checksum::pseudo_header_v4(remote, container, protocol::UDP, l4_len as u16);
+    buf[off + 6..off + 8].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
+    finish_frame(tx, off + l4_len, 6, None);
+    emit.emit(ep.port, tx);
 }
 
 /// The first 8 bytes of a UDP header from the container's view, to quote in
@@ -133,7 +159,10 @@ impl Nat {
                     created: now,
                     bytes_out: 0,
                     bytes_in: 0,
-                    state: FlowState::Udp(UdpFlow { replied: false }),
+                    state: FlowState::Udp(UdpFlow {
+                        replied: false,
+                        reply_to: None,
+                    }),
                 };
                 match self.add_flow(key, flow, Interest::READABLE, now, emit) {
                     Ok(id) => id,
@@ -143,7 +172,17 @@ impl Nat {
         };
         self.table.touch(id, now);
         let flow = self.table.get_mut(id)?;
-        match sock::send(flow.sock.as_raw_fd(), u.payload()) {
+        let sent = match &mut flow.state {
+            FlowState::Udp(UdpFlow {
+                reply_to: Some(client),
+                replied,
+            }) => {
+                *replied = true;
+                sock::send_to_any(flow.sock.as_raw_fd(), u.payload(), *client)
+            }
+            _ => sock::send(flow.sock.as_raw_fd(), u.payload()),
+        };
+        match sent {
             Ok(n) => {
                 flow.bytes_out += n as u64;
                 None
@@ -179,24 +218,12 @@ impl Nat {
         };
         let fd = flow.sock.as_raw_fd();
         let ep = flow.ep;
-        let remote = outside_v4(key);
-        let container = inside_v4(key);
         let mut got_any = false;
         for _ in 0..BATCH {
             let space = &mut self.tx.read_space()[PAYLOAD_OFFSET..PAYLOAD_OFFSET + MAX_PAYLOAD];
             match sock::recv(fd, space, 0) {
                 Ok(n) => {
-                    let l4_len = HEADER_LEN + n;
-                    let off = emit_ipv4_to(&mut self.tx, &ep, remote, protocol::UDP, l4_len);
-                    let buf = self.tx.read_space();
-                    buf[off..off + 2].copy_from_slice(&key.outside.port().to_be_bytes());
-                    buf[off + 2..off + 4].copy_from_slice(&key.inside.port().to_be_bytes());
-                    buf[off + 4..off + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
-                    let pseudo =
-                        checksum::pseudo_header_v4(remote, container, protocol::UDP, l4_len as u16);
-                    buf[off + 6..off + 8].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
-                    finish_frame(&mut self.tx, off + l4_len, 6, None);
-                    emit.emit(ep.port, &mut self.tx);
+                    emit_datagram(&mut self.tx, &ep, key, n, emit);
                     flow.bytes_in += n as u64;
                     got_any = true;
                 }

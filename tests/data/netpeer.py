@@ -17,6 +17,12 @@ transfers are checked byte for byte.
                                  opened and how many were reset, hold 2 s
   halfclose-client HOST PORT NBYTES   -> "reply got N"
   udp HOST PORT                 client: echo, big answer, closed port -> lines
+  whoami PORT                   TCP: tell each client "peer IP:PORT", then echo
+  udp-whoami PORT               UDP: answer each datagram with "peer IP:PORT"
+  ask HOST PORT                 client: print the server's first line
+  udp-ask HOST PORT             client: print the answer to one datagram
+  hold-ask HOST PORT N          client: N concurrent connections held 3 s ->
+                                 "held OK/N"
 """
 import hashlib
 import os
@@ -263,6 +269,74 @@ def udp(host, port):
         print("udp closed port timeout", flush=True)
 
 
+def whoami(port):
+    def h(c, a):
+        try:
+            c.sendall(f"peer {a[0]}:{a[1]}\n".encode())
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                c.sendall(d)
+        except OSError:
+            pass
+        c.close()
+
+    serve(listen(port, "0.0.0.0"), h)
+
+
+def udp_whoami(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", port))
+    print("ready", flush=True)
+    while True:
+        d, a = s.recvfrom(65535)
+        s.sendto(f"peer {a[0]}:{a[1]}".encode(), a)
+
+
+def ask(host, port):
+    s = socket.create_connection((host, port), timeout=5)
+    line = b""
+    while not line.endswith(b"\n"):
+        d = s.recv(100)
+        if not d:
+            break
+        line += d
+    s.close()
+    print(line.decode().strip(), flush=True)
+
+
+def udp_ask(host, port):
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    u = socket.socket(fam, socket.SOCK_DGRAM)
+    u.settimeout(2)
+    for _ in range(3):
+        u.sendto(b"who?", (host, port))
+        try:
+            print(u.recv(100).decode(), flush=True)
+            return
+        except socket.timeout:
+            continue
+    print("no answer", flush=True)
+
+
+def hold_ask(host, port, n):
+    socks, ok = [], 0
+    for _ in range(n):
+        try:
+            s = socket.create_connection((host, port), timeout=3)
+            s.settimeout(3)
+            if s.recv(100).startswith(b"peer"):
+                ok += 1
+                socks.append(s)
+        except OSError:
+            pass
+    print(f"held {ok}/{n}", flush=True)
+    time.sleep(3)
+    for s in socks:
+        s.close()
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "sink":
@@ -289,5 +363,15 @@ if __name__ == "__main__":
         halfclose_client(args[0], int(args[1]), int(args[2]))
     elif cmd == "udp":
         udp(args[0], int(args[1]))
+    elif cmd == "whoami":
+        whoami(int(args[0]))
+    elif cmd == "udp-whoami":
+        udp_whoami(int(args[0]))
+    elif cmd == "ask":
+        ask(args[0], int(args[1]))
+    elif cmd == "udp-ask":
+        udp_ask(args[0], int(args[1]))
+    elif cmd == "hold-ask":
+        hold_ask(args[0], int(args[1]), int(args[2]))
     else:
         sys.exit(f"unknown command {cmd}")

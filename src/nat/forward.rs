@@ -1,0 +1,263 @@
+//! Published ports: docker's DNAT + userland proxy, without root. A host
+//! listener (TCP) or bound socket (UDP) per forwarded port sits on the data
+//! path's poll; each client becomes an ordinary NAT flow whose container
+//! side is the published port:
+//!
+//! * TCP: the accepted socket is the flow's host socket; lanyard opens the
+//!   connection toward the container with a SYN *from the client's own
+//!   address and port*, so the container sees the real client (docker's
+//!   userland proxy and slirp4netns show their own address instead). The
+//!   container's replies go to its default route, the gateway, where the
+//!   flow's key catches them: from then on it is the same translation as
+//!   egress, with the roles of the handshake reversed.
+//! * UDP: a flow per client address on the shared bound socket; replies
+//!   leave through it (sendto the client), so they come from the published
+//!   port.
+//!
+//! A client the container cannot answer directly — one on the host's
+//! loopback, or over IPv6 while the container has only IPv4 — is shown as
+//! coming from the gateway's address (as docker does for loopback clients),
+//! with its own port.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use mio::Interest;
+
+use super::table::FlowKey;
+use super::{sock, Emit, Endpoint, Flow, FlowState, Nat, Proto};
+use crate::log;
+use crate::port::PortId;
+use crate::publish::{Mapping, Protocol};
+use crate::time::Time;
+
+/// Poll tokens for published-port listeners (token - base = forward id).
+pub const FORWARD_TOKEN_BASE: usize = 1 << 22;
+/// Connections (or datagrams) taken from one listener per readiness event.
+const ACCEPT_BATCH: usize = 64;
+
+pub struct Forward {
+    pub mapping: Mapping,
+    pub listener: OwnedFd,
+    pub ep: Endpoint,
+    pub accepted: u64,
+    pub refused: u64,
+}
+
+impl Forward {
+    fn port(&self) -> PortId {
+        self.ep.port
+    }
+}
+
+/// The address a client appears from inside the container.
+fn seen_from(ep: &Endpoint, client: SocketAddr) -> SocketAddr {
+    match client.ip() {
+        IpAddr::V4(ip) if !ip.is_loopback() && !ip.is_unspecified() => client,
+        _ => SocketAddr::from((ep.gateway_ip, client.port())),
+    }
+}
+
+impl Nat {
+    /// Starts forwarding `listener` (already bound) to the endpoint's
+    /// `mapping.container_port`; returns the forward's id.
+    pub fn add_forward(
+        &mut self,
+        listener: OwnedFd,
+        mapping: Mapping,
+        ep: Endpoint,
+    ) -> io::Result<u32> {
+        let fd = listener.as_raw_fd();
+        let id = match self.forwards.iter().position(|f| f.is_none()) {
+            Some(i) => i,
+            None => {
+                self.forwards.push(None);
+                self.forwards.len() - 1
+            }
+        };
+        self.register(fd, FORWARD_TOKEN_BASE + id, Interest::READABLE)?;
+        self.forwards[id] = Some(Forward {
+            mapping,
+            listener,
+            ep,
+            accepted: 0,
+            refused: 0,
+        });
+        Ok(id as u32)
+    }
+
+    /// Stops a forward at once: the listener closes (new clients are
+    /// refused by the host), flows already made carry on.
+    pub fn remove_forward(&mut self, id: u32) -> bool {
+        let Some(slot) = self.forwards.get_mut(id as usize) else {
+            return false;
+        };
+        let Some(f) = slot.take() else {
+            return false;
+        };
+        if let Some(r) = &self.registry {
+            let _ = r.deregister(&mut mio::unix::SourceFd(&f.listener.as_raw_fd()));
+        }
+        true
+    }
+
+    /// Forwards of a port that left: closed, so the host ports are free.
+    pub(super) fn remove_forwards_of(&mut self, port: PortId) {
+        let ids: Vec<u32> = self
+            .forwards
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.as_ref().is_some_and(|f| f.port() == port))
+            .map(|(i, _)| i as u32)
+            .collect();
+        for id in ids {
+            self.remove_forward(id);
+        }
+    }
+
+    /// A published port's listener is readable.
+    pub fn on_forward_event(&mut self, token: usize, now: Time, emit: &mut dyn Emit) {
+        let id = token - FORWARD_TOKEN_BASE;
+        let Some(Some(f)) = self.forwards.get(id) else {
+            return;
+        };
+        match f.mapping.proto {
+            Protocol::Tcp => self.accept_clients(id, now, emit),
+            Protocol::Udp => self.forward_datagrams(id, now, emit),
+        }
+    }
+
+    fn accept_clients(&mut self, id: usize, now: Time, emit: &mut dyn Emit) {
+        for _ in 0..ACCEPT_BATCH {
+            let Some(Some(f)) = self.forwards.get(id) else {
+                return;
+            };
+            let (ep, cport) = (f.ep, f.mapping.container_port);
+            let (client, peer) = match sock::accept(f.listener.as_raw_fd()) {
+                Ok(c) => c,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    // EMFILE and the like: leave the rest queued for later.
+                    log::warn!("accepting on {}: {e}", f.mapping.host);
+                    return;
+                }
+            };
+            let mut key = FlowKey {
+                proto: Proto::Tcp,
+                inside: SocketAddr::from((ep.ip, cport)),
+                outside: seen_from(&ep, peer),
+            };
+            // Two loopback clients with one port (127.0.0.1 and 127.0.0.2)
+            // would look alike from inside: move the later one.
+            let mut tries = 0;
+            while self.table.lookup(&key).is_some() && tries < 64 {
+                key.outside
+                    .set_port(key.outside.port().wrapping_add(1).max(1024));
+                tries += 1;
+            }
+            let refuse = self.table.lookup(&key).is_some()
+                || self.table.flows_of(key.inside.ip()) >= self.cfg.max_flows_per_container;
+            if refuse {
+                sock::set_linger_zero(client.as_raw_fd());
+                self.counters.flows_refused_limit += 1;
+                if let Some(Some(f)) = self.forwards.get_mut(id) {
+                    f.refused += 1;
+                }
+                continue;
+            }
+            let isn = self.next_isn();
+            let peek_off = sock::set_peek_off(client.as_raw_fd(), 0);
+            let conn = super::tcp::TcpConn::new_inbound(isn, now, peek_off);
+            let flow = Flow {
+                ep,
+                sock: client,
+                target: peer,
+                created: now,
+                bytes_out: 0,
+                bytes_in: 0,
+                state: FlowState::Tcp(conn),
+            };
+            match self.add_flow(key, flow, Interest::READABLE, now, emit) {
+                Ok(fid) => {
+                    if let Some(Some(f)) = self.forwards.get_mut(id) {
+                        f.accepted += 1;
+                    }
+                    self.send_syn_to_container(fid, &key, emit);
+                    self.mark_busy(fid);
+                }
+                Err(_) => {
+                    if let Some(Some(f)) = self.forwards.get_mut(id) {
+                        f.refused += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    fn forward_datagrams(&mut self, id: usize, now: Time, emit: &mut dyn Emit) {
+        for _ in 0..ACCEPT_BATCH {
+            let Some(Some(f)) = self.forwards.get(id) else {
+                return;
+            };
+            let (ep, cport, lfd) = (f.ep, f.mapping.container_port, f.listener.as_raw_fd());
+            let space = &mut self.tx.read_space()
+                [super::udp::PAYLOAD_OFFSET..super::udp::PAYLOAD_OFFSET + super::udp::MAX_PAYLOAD];
+            let (n, peer) = match sock::recv_from_any(lfd, space) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => return,
+            };
+            let key = FlowKey {
+                proto: Proto::Udp,
+                inside: SocketAddr::from((ep.ip, cport)),
+                outside: seen_from(&ep, peer),
+            };
+            let fid = match self.table.lookup(&key) {
+                Some(fid) => fid,
+                None => {
+                    if self.table.flows_of(key.inside.ip()) >= self.cfg.max_flows_per_container {
+                        self.counters.flows_refused_limit += 1;
+                        continue;
+                    }
+                    // The flow answers through a duplicate of the shared
+                    // socket; only the original is polled.
+                    let Ok(dup) = sock::dup(lfd) else {
+                        self.counters.host_socket_failed += 1;
+                        continue;
+                    };
+                    let flow = Flow {
+                        ep,
+                        sock: dup,
+                        target: peer,
+                        created: now,
+                        bytes_out: 0,
+                        bytes_in: 0,
+                        state: FlowState::Udp(super::udp::UdpFlow {
+                            replied: false,
+                            reply_to: Some(peer),
+                        }),
+                    };
+                    match self.add_unpolled_flow(key, flow, now, emit) {
+                        Some(fid) => fid,
+                        None => continue,
+                    }
+                }
+            };
+            self.table.touch(fid, now);
+            super::udp::emit_datagram(&mut self.tx, &ep, &key, n, emit);
+            if let Some(f) = self.table.get_mut(fid) {
+                f.bytes_in += n as u64;
+            }
+        }
+    }
+
+    /// Forwards for `lanyard port ls`: host address, container port,
+    /// clients accepted and refused.
+    pub fn forward_counts(&self, id: u32) -> Option<(u64, u64)> {
+        self.forwards
+            .get(id as usize)?
+            .as_ref()
+            .map(|f| (f.accepted, f.refused))
+    }
+}

@@ -1,0 +1,101 @@
+//! Scenarios with an "outside" world: a user + network namespace made for
+//! the test (`unshare -Urn`, as the unprivileged user when the tests run as
+//! root) plays the host and runs lanyard's daemon; a second namespace behind
+//! a veth (10.200.0.2) plays the outside. Traffic stays between them and on
+//! their loopback.
+
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+use std::time::Duration;
+
+use super::harness::*;
+
+/// The topology and a daemon, as a shell prelude; the test's body follows.
+pub fn prelude(env: &Env, config: &str) -> String {
+    format!(
+        r#"
+set -eu
+B={bin}; P={peer}; S=$PWD/lanyard.sock
+PIDS=""
+cleanup() {{ for p in $PIDS; do kill $p 2>/dev/null || true; done; }}
+trap cleanup EXIT
+ip link set lo up
+ip link add h0 type veth peer name o0
+unshare -n sleep 600 & HOLD=$!; PIDS="$PIDS $HOLD"
+i=0; until [ "$(readlink /proc/$HOLD/ns/net)" != "$(readlink /proc/self/ns/net)" ]; do i=$((i+1)); [ $i -lt 200 ]; sleep 0.02; done
+ip link set o0 netns $HOLD
+O="nsenter -t $HOLD -n"
+$O ip link set lo up
+$O ip addr add 10.200.0.2/24 dev o0
+$O ip link set o0 up
+ip addr add 10.200.0.1/24 dev h0
+ip link set h0 up
+echo "0 0" > /proc/sys/net/ipv4/ping_group_range
+cat > cfg.toml <<'EOF'
+{config}
+EOF
+$B daemon --socket $S --config cfg.toml > daemon.log 2>&1 & D=$!; PIDS="$PIDS $D"
+i=0; until $B network ls --socket $S >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 100 ] || {{ cat daemon.log; exit 1; }}; sleep 0.1; done
+run() {{ timeout 90 $B run --socket $S "$@"; }}
+waitfor() {{ i=0; until grep -q ready "$1" 2>/dev/null; do i=$((i+1)); [ $i -lt 150 ] || {{ echo "not ready: $1"; cat "$1"; exit 1; }}; sleep 0.1; done; }}
+# server NAME ARGS...: a netpeer server in the outside namespace.
+# LAST is its PID (kill it to make the remote vanish).
+server() {{ n=$1; shift; $O timeout 150 python3 $P "$@" > $n.out 2>&1 & LAST=$!; PIDS="$PIDS $LAST"; waitfor $n.out; }}
+# local_server NAME ARGS...: a netpeer server in the host namespace.
+local_server() {{ n=$1; shift; timeout 150 python3 $P "$@" > $n.out 2>&1 & PIDS="$PIDS $!"; waitfor $n.out; }}
+"#,
+        bin = env.bin.display(),
+        peer = env.dir.join("netpeer.py").display(),
+        config = config,
+    )
+}
+
+/// Runs `body` after the prelude; returns stdout, panics with everything
+/// on failure.
+pub fn scenario(who: As, config: &str, body: &str) -> String {
+    let env = Env::new(who);
+    let peer = env.dir.join("netpeer.py");
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/netpeer.py"),
+        &peer,
+    )
+    .unwrap();
+    std::fs::set_permissions(&peer, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let script = format!("{}\n{}\necho scenario-done\n", prelude(&env, config), body);
+    let mut c = match env.user {
+        Some((uid, gid)) => {
+            let mut c = Command::new("setpriv");
+            c.arg(format!("--reuid={uid}"))
+                .arg(format!("--regid={gid}"))
+                .arg("--clear-groups")
+                .arg("--")
+                .arg("unshare");
+            c
+        }
+        None => Command::new("unshare"),
+    };
+    c.args(["-Urn", "--", "sh", "-c", &script])
+        .current_dir(env.dir.join("run"))
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("LANYARD_LOG", "warn");
+    let o = output_within(&mut c, Duration::from_secs(240));
+    let out = stdout(&o);
+    if !o.status.success() || !out.contains("scenario-done") {
+        let log = std::fs::read_to_string(env.dir.join("run/daemon.log")).unwrap_or_default();
+        panic!(
+            "scenario failed ({}):\nstdout:\n{out}\nstderr:\n{}\ndaemon.log:\n{log}",
+            o.status,
+            stderr(&o)
+        );
+    }
+    out
+}
+
+/// The first line starting with `prefix`.
+pub fn line<'a>(out: &'a str, prefix: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting {prefix:?} in:\n{out}"))
+}
