@@ -347,6 +347,81 @@ fn network_from_raw(field: &str, raw: RawNetwork) -> Result<NetworkConfig, Confi
     })
 }
 
+/// What `lanyard network create` is given; `None` takes the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkRequest {
+    pub name: String,
+    #[serde(default)]
+    pub subnet: Option<String>,
+    #[serde(default)]
+    pub gateway: Option<String>,
+    #[serde(default)]
+    pub ip_range: Option<String>,
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    #[serde(default)]
+    pub internal: bool,
+}
+
+/// Docker's default address pools: 172.17-31.0.0/16, then the /20 blocks
+/// of 192.168.0.0/16.
+pub fn default_pools() -> impl Iterator<Item = Ipv4Net> {
+    let b16 = (17u8..=31).map(|b| Ipv4Net::new(Ipv4Addr::new(172, b, 0, 0), 16).expect("valid"));
+    let c20 = (0u8..16).map(|i| Ipv4Net::new(Ipv4Addr::new(192, 168, i * 16, 0), 20).expect("valid"));
+    b16.chain(c20)
+}
+
+fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+impl NetworkRequest {
+    /// Checks a network to create against the ones that exist; errors name
+    /// the command-line flag.
+    pub fn validate(&self, existing: &[NetworkConfig]) -> Result<NetworkConfig, ConfigError> {
+        if existing.iter().any(|n| n.name == self.name) {
+            return Err(ConfigError::new(
+                "NAME",
+                format!("a network named '{}' already exists", self.name),
+            ));
+        }
+        let subnet = match &self.subnet {
+            Some(s) => Some(s.clone()),
+            None => Some(
+                default_pools()
+                    .find(|p| !existing.iter().any(|n| overlaps(p, &n.subnet)))
+                    .ok_or_else(|| ConfigError::new("--subnet", "every default address pool is in use; give one"))?
+                    .to_string(),
+            ),
+        };
+        let raw = RawNetwork {
+            name: Some(self.name.clone()),
+            subnet,
+            gateway: self.gateway.clone(),
+            ip_range: self.ip_range.clone(),
+            mtu: self.mtu.map_or(default_mtu(), i64::from),
+            txqueuelen: default_txqueuelen(),
+            mac_aging_secs: default_mac_aging(),
+            internal: self.internal,
+        };
+        let n = network_from_raw("create", raw).map_err(|e| ConfigError {
+            field: match e.field.trim_start_matches("create.") {
+                "name" => "NAME".to_string(),
+                f => format!("--{}", f.replace('_', "-")),
+            },
+            reason: e.reason,
+        })?;
+        if let Some(o) = existing.iter().find(|o| overlaps(&o.subnet, &n.subnet)) {
+            return Err(ConfigError::new(
+                "--subnet",
+                format!("{} overlaps {} of network '{}'", n.subnet, o.subnet, o.name),
+            ));
+        }
+        Ok(n)
+    }
+}
+
 /// A resolver address: "IP" (port 53) or "IP:PORT".
 pub fn parse_upstream(field: &str, s: &str) -> Result<SocketAddr, ConfigError> {
     if let Ok(a) = s.parse::<SocketAddr>() {
@@ -576,6 +651,66 @@ mod tests {
 
         let e = err("[limits]\nbatch_size = \"many\"\n");
         assert!(e.reason.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn network_requests_take_the_next_free_pool_and_name_their_flags() {
+        let existing = Config::embedded().networks;
+        let req = |name: &str| NetworkRequest {
+            name: name.into(),
+            ..Default::default()
+        };
+        let n = req("a").validate(&existing).unwrap();
+        assert_eq!(n.subnet.to_string(), "172.18.0.0/16");
+        assert_eq!(n.gateway, Ipv4Addr::new(172, 18, 0, 1));
+        let mut all = existing.clone();
+        all.push(n);
+        assert_eq!(req("b").validate(&all).unwrap().subnet.to_string(), "172.19.0.0/16");
+        let e = req("default").validate(&all).unwrap_err();
+        assert_eq!(e.field, "NAME");
+        let e = NetworkRequest {
+            name: "c".into(),
+            subnet: Some("172.17.5.0/24".into()),
+            ..Default::default()
+        }
+        .validate(&all)
+        .unwrap_err();
+        assert_eq!(e.field, "--subnet");
+        assert!(e.reason.contains("overlaps"), "{e}");
+        let e = NetworkRequest {
+            name: "c".into(),
+            subnet: Some("10.9.0.0/24".into()),
+            gateway: Some("10.9.1.1".into()),
+            ..Default::default()
+        }
+        .validate(&all)
+        .unwrap_err();
+        assert_eq!(e.field, "--gateway");
+        let e = NetworkRequest {
+            name: "c".into(),
+            subnet: Some("10.9.0.0/24".into()),
+            ip_range: Some("10.9.1.0/28".into()),
+            ..Default::default()
+        }
+        .validate(&all)
+        .unwrap_err();
+        assert_eq!(e.field, "--ip-range");
+        let e = NetworkRequest {
+            name: "-x".into(),
+            ..Default::default()
+        }
+        .validate(&all)
+        .unwrap_err();
+        assert_eq!(e.field, "NAME");
+        // When every pool is taken, the error says to give a subnet.
+        let mut full = all.clone();
+        for (i, p) in default_pools().enumerate() {
+            let mut n = full[0].clone();
+            n.name = format!("p{i}");
+            n.subnet = p;
+            full.push(n);
+        }
+        assert_eq!(req("z").validate(&full).unwrap_err().field, "--subnet");
     }
 
     #[test]

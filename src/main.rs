@@ -147,6 +147,42 @@ enum NetworkCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Create a network.
+    Create {
+        name: String,
+        /// Subnet in CIDR form (default: the next free of docker's pools).
+        #[arg(long)]
+        subnet: Option<String>,
+        /// Gateway address (default: the subnet's first host).
+        #[arg(long)]
+        gateway: Option<String>,
+        /// Range dynamic addresses come from (default: the whole subnet).
+        #[arg(long)]
+        ip_range: Option<String>,
+        /// MTU of the containers' interfaces on it.
+        #[arg(long, value_parser = parse_mtu)]
+        mtu: Option<u32>,
+        /// No NAT out of the network (docker's --internal).
+        #[arg(long)]
+        internal: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Remove networks (refused while containers are on them, unless --force).
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Disconnect the containers on them first.
+        #[arg(long, short)]
+        force: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Remove every network (not declared in the config) with nothing on it.
+    Prune {
+        #[command(flatten)]
+        socket: SocketArg,
+    },
     /// Show networks in the JSON shape of `docker network inspect`.
     Inspect {
         /// Network name (default: all).
@@ -215,6 +251,46 @@ fn main() -> ExitCode {
         Command::Run(a) => return run(a),
         Command::Daemon(a) => daemon(a),
         Command::Network(NetworkCommand::Ls { socket, json }) => network_ls(&socket, json),
+        Command::Network(NetworkCommand::Create {
+            name,
+            subnet,
+            gateway,
+            ip_range,
+            mtu,
+            internal,
+            socket,
+        }) => query(
+            &socket,
+            &Request::NetworkCreate(lanyard::config::NetworkRequest {
+                name,
+                subnet,
+                gateway,
+                ip_range,
+                mtu,
+                internal,
+            }),
+            |v| println!("{}", v["Id"].as_str().unwrap_or("")),
+        ),
+        Command::Network(NetworkCommand::Rm { names, force, socket }) => {
+            let mut code = 0;
+            for name in names {
+                let c = query(
+                    &socket,
+                    &Request::NetworkRm {
+                        name: name.clone(),
+                        force,
+                    },
+                    |_| println!("{name}"),
+                );
+                code = code.max(c);
+            }
+            code
+        }
+        Command::Network(NetworkCommand::Prune { socket }) => query(&socket, &Request::NetworkPrune {}, |v| {
+            for n in v["removed"].as_array().into_iter().flatten() {
+                println!("{}", n.as_str().unwrap_or(""));
+            }
+        }),
         Command::Network(NetworkCommand::Inspect { network, socket }) => {
             query(&socket, &Request::NetworkInspect { name: network }, |v| {
                 println!("{}", pretty(v));

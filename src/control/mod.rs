@@ -110,6 +110,19 @@ fn nat_config(config: &Config) -> crate::nat::NatConfig {
     }
 }
 
+fn network_spec(n: &crate::config::NetworkConfig, limits: &Limits) -> NetworkSpec {
+    NetworkSpec {
+        name: n.name.clone(),
+        subnet: n.subnet,
+        gateway_ip: n.gateway,
+        gateway_mac: Ipam::mac_for(n.gateway),
+        fdb_max_entries: limits.fdb_max_entries,
+        fdb_max_per_port: limits.fdb_max_per_port,
+        mac_aging: n.mac_aging,
+        nat: !n.internal,
+    }
+}
+
 fn gone(e: impl std::fmt::Display) -> ControlError {
     ControlError::failed(format!("data path unavailable: {e}"))
 }
@@ -125,18 +138,8 @@ impl Daemon {
         let dp = dataplane.handle();
         let mut reg = Registry::default();
         for n in &config.networks {
-            let spec = NetworkSpec {
-                name: n.name.clone(),
-                subnet: n.subnet,
-                gateway_ip: n.gateway,
-                gateway_mac: Ipam::mac_for(n.gateway),
-                fdb_max_entries: config.limits.fdb_max_entries,
-                fdb_max_per_port: config.limits.fdb_max_per_port,
-                mac_aging: n.mac_aging,
-                nat: !n.internal,
-            };
             let id = dp
-                .add_network(spec)
+                .add_network(network_spec(n, &config.limits))
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             reg.networks.push(NetworkEntry {
                 config: n.clone(),
@@ -144,6 +147,7 @@ impl Daemon {
                 created: SystemTime::now(),
                 ipam: Ipam::new(n.subnet, n.gateway, n.ip_range),
                 dp: id,
+                from_config: true,
             });
         }
         Ok(Arc::new(Daemon {
@@ -498,6 +502,101 @@ impl Daemon {
         Ok(json!({ "ifname": ifname }))
     }
 
+    /// `lanyard network create`.
+    pub fn network_create(&self, req: &crate::config::NetworkRequest) -> Result<Value, ControlError> {
+        let mut reg = self.reg();
+        let existing: Vec<_> = reg.networks.iter().map(|n| n.config.clone()).collect();
+        let cfg = req
+            .validate(&existing)
+            .map_err(|e| ControlError::invalid(e.to_string()))?;
+        let dp = self
+            .dp
+            .add_network(network_spec(&cfg, &self.limits))
+            .map_err(gone)?;
+        let entry = NetworkEntry {
+            ipam: Ipam::new(cfg.subnet, cfg.gateway, cfg.ip_range),
+            config: cfg,
+            id: random_id(),
+            created: SystemTime::now(),
+            dp,
+            from_config: false,
+        };
+        let out = json!({ "Id": entry.id, "Name": entry.config.name, "Subnet": entry.config.subnet.to_string(), "Gateway": entry.config.gateway.to_string() });
+        log::info!("created network {} {} gw {}", entry.config.name, entry.config.subnet, entry.config.gateway);
+        reg.networks.push(entry);
+        Ok(out)
+    }
+
+    /// `lanyard network rm`: refused while containers are attached, unless
+    /// forced (they are disconnected first).
+    pub fn network_rm(&self, name: &str, force: bool) -> Result<Value, ControlError> {
+        let mut reg = self.reg();
+        let Some(i) = reg.networks.iter().position(|n| n.config.name == name) else {
+            return Err(ControlError::invalid(format!("no network named '{name}'")));
+        };
+        if reg.networks[i].from_config {
+            return Err(ControlError::invalid(format!(
+                "'{name}' is declared in the config file and cannot be removed"
+            )));
+        }
+        let eps: Vec<String> = reg
+            .endpoints
+            .values()
+            .filter(|e| e.network == name)
+            .map(|e| e.id.clone())
+            .collect();
+        let ifs: Vec<String> = reg
+            .interfaces
+            .values()
+            .filter(|i| i.network == name)
+            .map(|i| i.ifname.clone())
+            .collect();
+        if (!eps.is_empty() || !ifs.is_empty()) && !force {
+            return Err(ControlError::invalid(format!(
+                "network '{name}' has {} container(s) and {} interface(s) attached (use --force to disconnect them)",
+                eps.len(),
+                ifs.len()
+            )));
+        }
+        for id in eps {
+            if let Some(ep) = reg.endpoints.remove(&id) {
+                let _ = self.dp.remove_port(ep.port);
+                log::info!("disconnected {} from {name} (network removed)", ep.name);
+            }
+        }
+        for ifname in ifs {
+            if let Some(i) = reg.interfaces.remove(&ifname) {
+                let _ = self.dp.remove_port(i.port);
+            }
+        }
+        let entry = reg.networks.remove(i);
+        match self.dp.remove_network(entry.dp) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => log::warn!("removing network {name} from the data path: {e}"),
+            Err(e) => return Err(gone(e)),
+        }
+        log::info!("removed network {name}");
+        Ok(json!({ "removed": name }))
+    }
+
+    /// `lanyard network prune`: every runtime network with nothing on it.
+    pub fn network_prune(&self) -> Result<Value, ControlError> {
+        let names: Vec<String> = {
+            let reg = self.reg();
+            reg.networks
+                .iter()
+                .filter(|n| !n.from_config)
+                .filter(|n| !reg.endpoints.values().any(|e| e.network == n.config.name))
+                .filter(|n| !reg.interfaces.values().any(|i| i.network == n.config.name))
+                .map(|n| n.config.name.clone())
+                .collect()
+        };
+        for n in &names {
+            self.network_rm(n, false)?;
+        }
+        Ok(json!({ "removed": names }))
+    }
+
     pub fn network_ls(&self) -> Value {
         let reg = self.reg();
         Value::Array(
@@ -564,6 +663,9 @@ impl Daemon {
             Request::AttachInterface { network, ifname } => self.attach_interface(network, ifname),
             Request::DetachInterface { ifname } => self.detach_interface(ifname),
             Request::NetworkLs {} => Ok(self.network_ls()),
+            Request::NetworkCreate(r) => self.network_create(r),
+            Request::NetworkRm { name, force } => self.network_rm(name, *force),
+            Request::NetworkPrune {} => self.network_prune(),
             Request::NetworkInspect { name } => self.network_inspect(name.as_deref()),
             Request::Fdb { network } => self.fdb(network.as_deref()),
             Request::Stats {} => self.stats(),

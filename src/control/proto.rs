@@ -25,6 +25,13 @@ pub enum Request {
         ifname: String,
     },
     NetworkLs {},
+    NetworkCreate(crate::config::NetworkRequest),
+    NetworkRm {
+        name: String,
+        #[serde(default)]
+        force: bool,
+    },
+    NetworkPrune {},
     NetworkInspect {
         #[serde(default)]
         name: Option<String>,

@@ -21,6 +21,9 @@ pub struct NetworkEntry {
     pub created: SystemTime,
     pub ipam: Ipam,
     pub dp: NetworkId,
+    /// Declared in the config file: not removable at runtime (as docker's
+    /// predefined networks).
+    pub from_config: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -128,7 +131,7 @@ impl Registry {
                     "Gateway": c.gateway.to_string(),
                 }],
             },
-            "Internal": false,
+            "Internal": c.internal,
             "Attachable": false,
             "Ingress": false,
             "ConfigFrom": { "Network": "" },
