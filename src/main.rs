@@ -14,7 +14,7 @@ use lanyard::control::client::{Client, ClientError};
 use lanyard::control::server::{self, default_socket_path};
 use lanyard::control::{AttachReply, AttachRequest, ControlError, Daemon, Request};
 use lanyard::log::{self, Level};
-use lanyard::netns::{self, ContainerSpec, IfConfig, EXIT_SETUP_FAILED};
+use lanyard::netns::{self, ContainerSpec, IfConfig, NetMode, Setup, EXIT_SETUP_FAILED};
 use lanyard::sys::random_id;
 
 /// Exit code for a bad argument or config (clap uses it too).
@@ -52,6 +52,27 @@ enum Command {
     Attach(AttachArgs),
     /// Detach an interface attached with `lanyard attach`.
     Detach(DetachArgs),
+    /// Connect a running container to a network (a new interface).
+    Connect {
+        network: String,
+        container: String,
+        #[arg(long)]
+        ip: Option<Ipv4Addr>,
+        #[arg(long = "alias", value_name = "NAME")]
+        alias: Vec<String>,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Disconnect a running container from a network.
+    Disconnect {
+        network: String,
+        container: String,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// (internal) `lanyard connect`'s helper: creates a TAP inside a container.
+    #[command(name = "__container-tap", hide = true)]
+    ContainerTap { pid: u32, ifname: String },
     /// Manage published ports of running containers.
     #[command(subcommand)]
     Port(PortCommand),
@@ -100,10 +121,14 @@ struct RunArgs {
     /// Container name (unique; default: the short container id).
     #[arg(long)]
     name: Option<String>,
-    /// Network to attach to.
-    #[arg(long, default_value = "default")]
-    network: String,
-    /// IPv4 address to use instead of the next free one.
+    /// Network to attach to (repeatable: one interface per network, eth0,
+    /// eth1, ...); or `none`, `host`, `container:NAME` [default: default].
+    #[arg(long)]
+    network: Vec<String>,
+    /// Another name the container answers to in DNS (repeatable).
+    #[arg(long = "alias", value_name = "NAME")]
+    alias: Vec<String>,
+    /// IPv4 address (on the first network) to use instead of the next free one.
     #[arg(long)]
     ip: Option<Ipv4Addr>,
     /// MTU of eth0 (default: the network's).
@@ -338,6 +363,37 @@ fn main() -> ExitCode {
         }) => query(&socket, &Request::PortLs { container }, |v| {
             print_ports(v, json)
         }),
+        Command::Connect {
+            network,
+            container,
+            ip,
+            alias,
+            socket,
+        } => query(
+            &socket,
+            &Request::Connect {
+                network: network.clone(),
+                container: container.clone(),
+                ip,
+                aliases: alias,
+            },
+            |v| println!("{container} connected to {network} as {}", v["ip"].as_str().unwrap_or("")),
+        ),
+        Command::Disconnect { network, container, socket } => query(
+            &socket,
+            &Request::Disconnect {
+                network: network.clone(),
+                container: container.clone(),
+            },
+            |_| println!("{container} disconnected from {network}"),
+        ),
+        Command::ContainerTap { pid, ifname } => {
+            use std::os::fd::FromRawFd;
+            // SAFETY: the daemon started us with one end of a socketpair as
+            // stdin; nothing else owns fd 0 here.
+            let sock = unsafe { std::os::unix::net::UnixStream::from_raw_fd(0) };
+            return ExitCode::from(netns::container_tap_helper(pid, &ifname, sock) as u8);
+        }
         Command::Detach(a) => query(
             &a.socket,
             &Request::DetachInterface {
@@ -477,23 +533,54 @@ fn run(a: RunArgs) -> ExitCode {
     ExitCode::from(run_inner(a).unwrap_or_else(|c| c) as u8)
 }
 
+fn usage(msg: String) -> i32 {
+    eprintln!("lanyard: {msg}");
+    EXIT_USAGE as i32
+}
+
 fn run_inner(a: RunArgs) -> Result<i32, i32> {
     if let Some(n) = &a.name {
-        check_name("--name", n).map_err(|e| {
-            eprintln!("lanyard: {e}");
-            EXIT_USAGE as i32
-        })?;
+        check_name("--name", n).map_err(|e| usage(e.to_string()))?;
+    }
+    for al in &a.alias {
+        check_name("--alias", al).map_err(|e| usage(e.to_string()))?;
     }
     if let Some(h) = &a.hostname {
         if h.is_empty() || h.len() > 64 {
-            eprintln!("lanyard: --hostname: must be 1-64 characters");
-            return Err(EXIT_USAGE as i32);
+            return Err(usage("--hostname: must be 1-64 characters".into()));
+        }
+    }
+    let networks: Vec<String> = if a.network.is_empty() {
+        vec!["default".into()]
+    } else {
+        a.network.clone()
+    };
+    let special = |n: &str| n == "none" || n == "host" || n.starts_with("container:");
+    let mode = match networks.as_slice() {
+        [n] if n == "none" => Mode::None,
+        [n] if n == "host" => Mode::Host,
+        [n] if n.starts_with("container:") => Mode::Join(n["container:".len()..].to_string()),
+        ns if ns.iter().any(|n| special(n)) => {
+            return Err(usage("--network: none, host and container:NAME cannot be combined with other networks".into()))
+        }
+        _ => Mode::Networks,
+    };
+    if mode != Mode::Networks {
+        for (flag, given) in [
+            ("-p", !a.publish.is_empty()),
+            ("--ip", a.ip.is_some()),
+            ("--alias", !a.alias.is_empty()),
+            ("--mtu", a.mtu.is_some()),
+        ] {
+            if given {
+                return Err(usage(format!("{flag} needs a network of the container's own (not none, host or container:NAME)")));
+            }
         }
     }
     let explicit_socket = a.socket.socket.is_some();
     let config = load_config(a.config.as_deref()).map_err(|c| c as i32)?;
     let path = socket_path(&a.socket, Some(&config));
-    let client = match Client::connect(&path) {
+    let mut client = match Client::connect(&path) {
         Ok(c) => Some(c),
         Err(e) if explicit_socket || e.kind() == std::io::ErrorKind::PermissionDenied => {
             eprintln!("lanyard: no daemon reachable at {}: {e}", path.display());
@@ -501,31 +588,50 @@ fn run_inner(a: RunArgs) -> Result<i32, i32> {
         }
         Err(_) => None,
     };
-    if client.is_none() {
+    if client.is_none() && mode == Mode::Networks {
         // The embedded switch: check what the daemon would check, before
         // anything is created.
-        let Some(net) = config.network(&a.network) else {
-            eprintln!("lanyard: --network: no network named '{}'", a.network);
-            return Err(EXIT_USAGE as i32);
-        };
+        for n in &networks {
+            if config.network(n).is_none() {
+                return Err(usage(format!("--network: no network named '{n}'")));
+            }
+        }
         if let Some(ip) = a.ip {
+            let net = config.network(&networks[0]).expect("checked");
             if !net.subnet.contains(&ip) {
-                eprintln!(
-                    "lanyard: --ip: {ip} is outside the network's subnet {}",
-                    net.subnet
-                );
-                return Err(EXIT_USAGE as i32);
+                return Err(usage(format!("--ip: {ip} is outside the network's subnet {}", net.subnet)));
             }
         }
     }
+    // `container:NAME`: the process to join, and its nameserver.
+    let mut join: Option<(u32, Option<std::net::Ipv4Addr>)> = None;
+    if let Mode::Join(target) = &mode {
+        let Some(c) = client.as_mut() else {
+            return Err(usage(format!("--network container:{target} needs a running daemon")));
+        };
+        match c.request(&Request::ContainerInfo { container: target.clone() }, &[]) {
+            Ok(v) => {
+                let pid = v["pid"].as_u64().unwrap_or(0) as u32;
+                let ns = v["nameserver"].as_str().and_then(|s| s.parse().ok());
+                join = Some((pid, ns));
+            }
+            Err(e) => return Err(report_client_error(e) as i32),
+        }
+    }
     let container_id = random_id();
+    let hostname = a.hostname.clone().unwrap_or_else(|| container_id[..12].to_string());
+    let ifnames: Vec<String> = (0..networks.len()).map(|i| format!("eth{i}")).collect();
     let spec = ContainerSpec {
         argv: a.command.clone(),
-        ifname: "eth0".into(),
-        hostname: a
-            .hostname
-            .clone()
-            .unwrap_or_else(|| container_id[..12].to_string()),
+        hostname: hostname.clone(),
+        net: match &mode {
+            Mode::Networks => NetMode::Isolated { ifnames: ifnames.clone() },
+            Mode::None => NetMode::None,
+            Mode::Host => NetMode::Host,
+            Mode::Join(_) => NetMode::Join {
+                pid: join.map(|j| j.0).unwrap_or(0),
+            },
+        },
     };
     // Fork before any thread exists (the embedded switch starts threads).
     // SAFETY: no thread has been started yet: the client is a plain socket
@@ -535,55 +641,97 @@ fn run_inner(a: RunArgs) -> Result<i32, i32> {
         EXIT_SETUP_FAILED
     })?;
     netns::block_forwarded_signals();
-    let tap = container.take_tap().expect("spawn returns the TAP");
-    let req = AttachRequest {
-        container_id: container_id.clone(),
-        name: a.name.clone(),
-        network: a.network.clone(),
-        ip: a.ip,
-        mtu: a.mtu,
-        allow_host_loopback: a.allow_host_loopback.then_some(true),
-        publish: a.publish.clone(),
-    };
-    // Whatever keeps the endpoint alive: the daemon connection, or the
-    // embedded switch itself. Dropped only when we exit.
-    let attached = match client {
-        Some(c) => attach_via_daemon(c, req, tap).map(|(r, c)| (r, Some(c), None)),
-        None => attach_embedded(&config, req, tap).map(|(r, d)| (r, None, Some(d))),
-    };
-    let (reply, _keep_client, _keep_daemon) = match attached {
-        Ok(a) => a,
-        Err(code) => {
-            container.abort();
-            return Err(code);
+    let taps = container.take_taps();
+    let mut replies: Vec<AttachReply> = Vec::new();
+    let mut embedded: Option<std::sync::Arc<Daemon>> = None;
+    for (i, (net, tap)) in networks.iter().zip(taps).enumerate() {
+        let req = AttachRequest {
+            container_id: container_id.clone(),
+            name: a.name.clone(),
+            network: net.clone(),
+            ip: if i == 0 { a.ip } else { None },
+            mtu: a.mtu,
+            allow_host_loopback: a.allow_host_loopback.then_some(true),
+            publish: if i == 0 { a.publish.clone() } else { Vec::new() },
+            aliases: a.alias.clone(),
+            ifname: Some(ifnames[i].clone()),
+            pid: Some(container.pid.as_raw() as u32),
+        };
+        let attached = match client.as_mut() {
+            Some(c) => attach_via_daemon(c, req, tap),
+            None => {
+                if embedded.is_none() {
+                    log::set_level(Level::Warn);
+                    match Daemon::start(&config) {
+                        Ok(d) => embedded = Some(d),
+                        Err(e) => {
+                            eprintln!("lanyard: starting the embedded switch: {e}");
+                            container.abort();
+                            return Err(EXIT_SETUP_FAILED);
+                        }
+                    }
+                }
+                attach_embedded(embedded.as_ref().expect("started"), req, tap)
+            }
+        };
+        match attached {
+            Ok(r) => replies.push(r),
+            Err(code) => {
+                container.abort();
+                return Err(code);
+            }
         }
+    }
+    let interfaces: Vec<IfConfig> = replies
+        .iter()
+        .enumerate()
+        .map(|(i, r)| IfConfig {
+            ifname: ifnames[i].clone(),
+            ip: r.ip,
+            prefix_len: r.prefix_len,
+            gateway: r.gateway,
+            mac: r.mac.clone(),
+            mtu: r.mtu,
+            txqueuelen: r.txqueuelen,
+            default_route: i == 0,
+        })
+        .collect();
+    let files = match (&mode, replies.first(), join) {
+        (Mode::Networks, Some(r), _) => ContainerFiles::write(&container_id, Some(r.nameserver), Some((r.ip, &r.name)), &hostname),
+        (Mode::Join(_), _, Some((_, Some(ns)))) => ContainerFiles::write(&container_id, Some(ns), None, &hostname),
+        _ => None,
     };
-    let files = ContainerFiles::write(&container_id, &reply, &spec.hostname);
-    let cfg = IfConfig {
-        ip: reply.ip,
-        prefix_len: reply.prefix_len,
-        gateway: reply.gateway,
-        mac: reply.mac.clone(),
-        mtu: reply.mtu,
-        txqueuelen: reply.txqueuelen,
+    let setup = Setup {
+        interfaces,
         resolv_conf: files.as_ref().map(|f| f.dir.join("resolv.conf")),
-        hosts: files.as_ref().map(|f| f.dir.join("hosts")),
+        hosts: files.as_ref().and_then(|f| f.hosts.then(|| f.dir.join("hosts"))),
     };
-    if let Err(e) = container.configure(&cfg) {
-        eprintln!("lanyard: configuring the container's {}: {e}", spec.ifname);
+    if let Err(e) = container.configure(&setup) {
+        eprintln!("lanyard: configuring the container: {e}");
         let _ = nix::sys::signal::kill(container.pid, nix::sys::signal::Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(container.pid, None);
         return Err(EXIT_SETUP_FAILED);
     }
     let code = netns::supervise(container.pid);
     drop(files);
+    drop(client);
+    drop(embedded);
     Ok(code)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Mode {
+    Networks,
+    None,
+    Host,
+    Join(String),
 }
 
 /// The container's generated resolv.conf and hosts, in a directory of the
 /// user's removed when `run` ends.
 struct ContainerFiles {
     dir: PathBuf,
+    hosts: bool,
 }
 
 impl ContainerFiles {
@@ -609,7 +757,12 @@ impl ContainerFiles {
         Ok(dir)
     }
 
-    fn write(id: &str, reply: &AttachReply, hostname: &str) -> Option<ContainerFiles> {
+    fn write(
+        id: &str,
+        nameserver: Option<std::net::Ipv4Addr>,
+        own: Option<(std::net::Ipv4Addr, &str)>,
+        hostname: &str,
+    ) -> Option<ContainerFiles> {
         let base = match Self::private_dir(id) {
             Ok(b) => b,
             Err(e) => {
@@ -620,18 +773,19 @@ impl ContainerFiles {
         let write = || -> std::io::Result<()> {
             std::fs::create_dir_all(&base)?;
             let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-            std::fs::write(
-                base.join("resolv.conf"),
-                netns::resolv_conf(reply.nameserver, &host),
-            )?;
-            std::fs::write(
-                base.join("hosts"),
-                netns::hosts_file(reply.ip, hostname, &reply.name),
-            )?;
+            if let Some(ns) = nameserver {
+                std::fs::write(base.join("resolv.conf"), netns::resolv_conf(ns, &host))?;
+            }
+            if let Some((ip, name)) = own {
+                std::fs::write(base.join("hosts"), netns::hosts_file(ip, hostname, name))?;
+            }
             Ok(())
         };
         match write() {
-            Ok(()) => Some(ContainerFiles { dir: base }),
+            Ok(()) => Some(ContainerFiles {
+                dir: base,
+                hosts: own.is_some(),
+            }),
             Err(e) => {
                 log::warn!(
                     "cannot write the container's resolv.conf and hosts in {}: {e}",
@@ -652,18 +806,14 @@ impl Drop for ContainerFiles {
 
 /// Hands the TAP to a running daemon; the connection must then stay open
 /// for the container's life.
-fn attach_via_daemon(
-    mut c: Client,
-    req: AttachRequest,
-    tap: std::os::fd::OwnedFd,
-) -> Result<(AttachReply, Client), i32> {
+fn attach_via_daemon(c: &mut Client, req: AttachRequest, tap: std::os::fd::OwnedFd) -> Result<AttachReply, i32> {
     let r = c.request(&Request::Attach(req), &[tap.as_raw_fd()]);
     // The daemon holds the device now. Keeping our copy would keep eth0
     // alive after the daemon let go of it (or died).
     drop(tap);
     match r {
         Ok(v) => match serde_json::from_value(v) {
-            Ok(reply) => Ok((reply, c)),
+            Ok(reply) => Ok(reply),
             Err(e) => {
                 eprintln!("lanyard: unexpected reply from the daemon: {e}");
                 Err(EXIT_SETUP_FAILED)
@@ -679,19 +829,10 @@ fn attach_via_daemon(
     }
 }
 
-/// Starts the switch inside this process and attaches the TAP to it.
-fn attach_embedded(
-    config: &Config,
-    req: AttachRequest,
-    tap: std::os::fd::OwnedFd,
-) -> Result<(AttachReply, std::sync::Arc<Daemon>), i32> {
-    log::set_level(Level::Warn);
-    let d = Daemon::start(config).map_err(|e| {
-        eprintln!("lanyard: starting the embedded switch: {e}");
-        EXIT_SETUP_FAILED
-    })?;
+/// Attaches the TAP to the switch inside this process.
+fn attach_embedded(d: &Daemon, req: AttachRequest, tap: std::os::fd::OwnedFd) -> Result<AttachReply, i32> {
     match d.attach_tap(req, tap) {
-        Ok(r) => Ok((r, d)),
+        Ok(r) => Ok(r),
         Err(e) => {
             let ControlError { message, .. } = &e;
             eprintln!("lanyard: {message}");

@@ -439,6 +439,9 @@ fn a_failed_attach_changes_nothing() {
                 mtu: None,
                 allow_host_loopback: None,
                 publish: Vec::new(),
+                aliases: Vec::new(),
+                ifname: None,
+                pid: None,
             }),
             &[not_a_tap.as_raw_fd()],
         );
@@ -457,6 +460,9 @@ fn a_failed_attach_changes_nothing() {
             mtu: None,
             allow_host_loopback: None,
             publish: Vec::new(),
+            aliases: Vec::new(),
+            ifname: None,
+            pid: None,
         }),
         &[],
     );

@@ -222,9 +222,22 @@ impl Daemon {
             .name
             .clone()
             .unwrap_or_else(|| req.container_id.chars().take(12).collect());
-        if reg.name_in_use(&name) {
+        for a in &req.aliases {
+            check_name("--alias", a).map_err(|e| ControlError::invalid(e.to_string()))?;
+        }
+        if reg.name_in_use(&name, &req.container_id) {
             return Err(ControlError::invalid(format!(
                 "--name: the name '{name}' is already in use by another container"
+            )));
+        }
+        if reg
+            .endpoints_of(&req.container_id)
+            .iter()
+            .any(|e| e.network == req.network)
+        {
+            return Err(ControlError::invalid(format!(
+                "the container is already on network '{}'",
+                req.network
             )));
         }
         let net = reg.network_mut(&req.network).ok_or_else(|| {
@@ -300,6 +313,9 @@ impl Daemon {
                 mtu,
                 port: port_id,
                 published,
+                aliases: req.aliases.clone(),
+                ifname: req.ifname.clone().unwrap_or_else(|| "eth0".into()),
+                pid: req.pid,
             },
         );
         log::info!(
@@ -435,6 +451,106 @@ impl Daemon {
             }
         }
         serde_json::to_value(out).map_err(|e| ControlError::failed(e.to_string()))
+    }
+
+    /// Detaches every endpoint of a container (its `run` went away).
+    pub fn detach_container(&self, container_id: &str) {
+        let ids: Vec<String> = self
+            .reg()
+            .endpoints_of(container_id)
+            .iter()
+            .map(|e| e.id.clone())
+            .collect();
+        for id in ids {
+            self.detach_endpoint(&id);
+        }
+    }
+
+    /// `--network container:NAME`: the process to join and where its DNS is.
+    pub fn container_info(&self, container: &str) -> Result<Value, ControlError> {
+        let reg = self.reg();
+        let ep = reg.find_container(container).map_err(ControlError::invalid)?;
+        let Some(pid) = ep.pid else {
+            return Err(ControlError::invalid(format!(
+                "container '{container}' has no known process"
+            )));
+        };
+        let nameserver = reg.network(&ep.network).map(|n| n.config.gateway.to_string());
+        Ok(json!({ "pid": pid, "name": ep.name, "container_id": ep.container_id, "nameserver": nameserver }))
+    }
+
+    /// `lanyard connect NET CONTAINER`: a new interface in the running
+    /// container, made by a helper process that joins its namespaces.
+    pub fn connect(&self, network: &str, container: &str, ip: Option<std::net::Ipv4Addr>, aliases: &[String]) -> Result<Value, ControlError> {
+        let (container_id, name, pid, n) = {
+            let reg = self.reg();
+            let ep = reg.find_container(container).map_err(ControlError::invalid)?;
+            let pid = ep.pid.ok_or_else(|| ControlError::invalid(format!("container '{container}' has no known process")))?;
+            if reg.network(network).is_none() {
+                return Err(ControlError::invalid(format!("no network named '{network}'")));
+            }
+            let eps = reg.endpoints_of(&ep.container_id);
+            if eps.iter().any(|e| e.network == network) {
+                return Err(ControlError::invalid(format!("container '{container}' is already on network '{network}'")));
+            }
+            let used: Vec<&str> = eps.iter().map(|e| e.ifname.as_str()).collect();
+            let n = (0..).find(|i| !used.contains(&format!("eth{i}").as_str())).unwrap_or(0);
+            (ep.container_id.clone(), ep.name.clone(), pid, n)
+        };
+        let ifname = format!("eth{n}");
+        let mut helper = tap_helper(pid, &ifname)?;
+        let tap = helper.take_tap()?;
+        let req = AttachRequest {
+            container_id: container_id.clone(),
+            name: Some(name.clone()),
+            network: network.to_string(),
+            ip,
+            mtu: None,
+            allow_host_loopback: None,
+            publish: Vec::new(),
+            aliases: aliases.to_vec(),
+            ifname: Some(ifname.clone()),
+            pid: Some(pid),
+        };
+        let reply = match self.attach_tap(req, tap) {
+            Ok(r) => r,
+            Err(e) => {
+                helper.abort();
+                return Err(e);
+            }
+        };
+        let cfg = crate::netns::IfConfig {
+            ifname: ifname.clone(),
+            ip: reply.ip,
+            prefix_len: reply.prefix_len,
+            gateway: reply.gateway,
+            mac: reply.mac.clone(),
+            mtu: reply.mtu,
+            txqueuelen: reply.txqueuelen,
+            default_route: false,
+        };
+        if let Err(e) = helper.configure(&cfg) {
+            self.detach_endpoint(&reply.endpoint_id);
+            return Err(ControlError::failed(format!("configuring {ifname} in '{name}': {e}")));
+        }
+        log::info!("connected {name} to {network} as {ifname} {}", reply.ip);
+        serde_json::to_value(reply).map_err(|e| ControlError::failed(e.to_string()))
+    }
+
+    /// `lanyard disconnect NET CONTAINER`.
+    pub fn disconnect(&self, network: &str, container: &str) -> Result<Value, ControlError> {
+        let id = {
+            let reg = self.reg();
+            let ep = reg.find_container(container).map_err(ControlError::invalid)?;
+            let cid = ep.container_id.clone();
+            reg.endpoints_of(&cid)
+                .iter()
+                .find(|e| e.network == network)
+                .map(|e| e.id.clone())
+                .ok_or_else(|| ControlError::invalid(format!("container '{container}' is not on network '{network}'")))?
+        };
+        self.detach_endpoint(&id);
+        Ok(json!({ "disconnected": network }))
     }
 
     /// Detaches an endpoint and releases its address; false if unknown.
@@ -669,6 +785,9 @@ impl Daemon {
             Request::NetworkInspect { name } => self.network_inspect(name.as_deref()),
             Request::Fdb { network } => self.fdb(network.as_deref()),
             Request::Stats {} => self.stats(),
+            Request::ContainerInfo { container } => self.container_info(container),
+            Request::Connect { network, container, ip, aliases } => self.connect(network, container, *ip, aliases),
+            Request::Disconnect { network, container } => self.disconnect(network, container),
             Request::PortAdd { container, spec } => self.port_add(container, spec),
             Request::PortRm { container, spec } => self.port_rm(container, spec),
             Request::PortLs { container } => self.port_ls(container.as_deref()),
@@ -686,6 +805,77 @@ impl Daemon {
             .values()
             .find(|e| e.name == name)
             .map(|e| e.ip)
+    }
+}
+
+/// The `lanyard connect` helper process: our own binary, which joins the
+/// container's namespaces (a single-threaded process may enter a user
+/// namespace; the daemon may not) and hands back a TAP.
+struct TapHelper {
+    child: std::process::Child,
+    sock: std::io::BufReader<std::os::unix::net::UnixStream>,
+    tap: Option<OwnedFd>,
+}
+
+fn tap_helper(pid: u32, ifname: &str) -> Result<TapHelper, ControlError> {
+    use std::os::fd::AsRawFd;
+    let exe = std::env::current_exe().map_err(|e| ControlError::failed(format!("own executable: {e}")))?;
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(|e| ControlError::failed(e.to_string()))?;
+    let child = std::process::Command::new(exe)
+        .arg("__container-tap")
+        .arg(pid.to_string())
+        .arg(ifname)
+        .stdin(std::process::Stdio::from(OwnedFd::from(theirs)))
+        .spawn()
+        .map_err(|e| ControlError::failed(format!("starting the interface helper: {e}")))?;
+    let _ = ours.set_read_timeout(Some(std::time::Duration::from_secs(20)));
+    let mut buf = [0u8; 512];
+    let (n, mut fds) = crate::sys::fdpass::recv_with_fds(ours.as_raw_fd(), &mut buf)
+        .map_err(|e| ControlError::failed(format!("interface helper: {e}")))?;
+    let msg = String::from_utf8_lossy(&buf[..n]).trim().to_string();
+    let mut h = TapHelper {
+        child,
+        sock: std::io::BufReader::new(ours),
+        tap: None,
+    };
+    if msg != "taps" || fds.len() != 1 {
+        h.abort();
+        return Err(ControlError::failed(format!(
+            "creating {ifname} in the container: {}",
+            msg.trim_start_matches("error: ")
+        )));
+    }
+    h.tap = fds.pop();
+    Ok(h)
+}
+
+impl TapHelper {
+    fn take_tap(&mut self) -> Result<OwnedFd, ControlError> {
+        self.tap
+            .take()
+            .ok_or_else(|| ControlError::failed("the helper sent no TAP"))
+    }
+
+    fn configure(&mut self, cfg: &crate::netns::IfConfig) -> Result<(), String> {
+        use std::io::{BufRead, Write};
+        let mut line = serde_json::to_vec(cfg).map_err(|e| e.to_string())?;
+        line.push(b'\n');
+        self.sock.get_mut().write_all(&line).map_err(|e| e.to_string())?;
+        let mut resp = String::new();
+        let r = self.sock.read_line(&mut resp);
+        let _ = self.child.wait();
+        match r {
+            Ok(_) if resp.trim() == "ok" => Ok(()),
+            Ok(_) => Err(resp.trim().trim_start_matches("error: ").to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn abort(&mut self) {
+        use std::io::Write;
+        let _ = self.sock.get_mut().write_all(b"abort\n");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

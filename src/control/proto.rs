@@ -56,6 +56,25 @@ pub enum Request {
         #[serde(default)]
         container: Option<String>,
     },
+    /// A running container's process and networking, for
+    /// `--network container:NAME`.
+    ContainerInfo {
+        container: String,
+    },
+    /// Add a network interface to a running container.
+    Connect {
+        network: String,
+        container: String,
+        #[serde(default)]
+        ip: Option<Ipv4Addr>,
+        #[serde(default)]
+        aliases: Vec<String>,
+    },
+    /// Remove a running container's interface on a network.
+    Disconnect {
+        network: String,
+        container: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -75,6 +94,16 @@ pub struct AttachRequest {
     /// `-p` specs to publish.
     #[serde(default)]
     pub publish: Vec<String>,
+    /// Extra names the container answers to on this network (`--alias`).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// The container's interface name (eth0, eth1, ...).
+    #[serde(default)]
+    pub ifname: Option<String>,
+    /// The container's process, for `--network container:NAME` and
+    /// `lanyard connect`.
+    #[serde(default)]
+    pub pid: Option<u32>,
 }
 
 /// What the container's `eth0` must be configured with.
@@ -206,6 +235,9 @@ mod tests {
             mtu: Some(1500),
             allow_host_loopback: None,
             publish: vec!["8080:80".into()],
+            aliases: vec![],
+            ifname: None,
+            pid: None,
         });
         let s = serde_json::to_string(&a).unwrap();
         assert!(s.starts_with(r#"{"op":"attach""#), "{s}");

@@ -37,6 +37,9 @@ pub struct Endpoint {
     pub mtu: u32,
     pub port: PortId,
     pub published: Vec<Published>,
+    pub aliases: Vec<String>,
+    pub ifname: String,
+    pub pid: Option<u32>,
 }
 
 /// A published port of an endpoint: its spec, what was bound, and the data
@@ -73,8 +76,20 @@ impl Registry {
         self.networks.iter_mut().find(|n| n.config.name == name)
     }
 
-    pub fn name_in_use(&self, name: &str) -> bool {
-        self.endpoints.values().any(|e| e.name == name)
+    /// The name belongs to another container (one container keeps its name
+    /// on every network it is on).
+    pub fn name_in_use(&self, name: &str, container_id: &str) -> bool {
+        self.endpoints
+            .values()
+            .any(|e| e.name == name && e.container_id != container_id)
+    }
+
+    /// Every endpoint of one container.
+    pub fn endpoints_of(&self, container_id: &str) -> Vec<&Endpoint> {
+        self.endpoints
+            .values()
+            .filter(|e| e.container_id == container_id)
+            .collect()
     }
 
     /// An endpoint by container name, or by (a unique prefix of) its

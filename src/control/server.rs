@@ -172,7 +172,10 @@ struct Connection {
     stream: UnixStream,
     pending: Vec<u8>,
     fds: Vec<OwnedFd>,
-    endpoints: Vec<String>,
+    /// Containers attached through this connection: when it closes (their
+    /// `run` exited or was killed), all their endpoints go, including those
+    /// `lanyard connect` added later.
+    containers: Vec<String>,
     active: Arc<AtomicUsize>,
 }
 
@@ -190,7 +193,7 @@ impl Connection {
             stream,
             pending: Vec::new(),
             fds: Vec::new(),
-            endpoints: Vec::new(),
+            containers: Vec::new(),
             active,
         }
     }
@@ -243,7 +246,9 @@ impl Connection {
                 let fd = self.fds.remove(0);
                 match self.daemon.attach_tap(a, fd) {
                     Ok(r) => {
-                        self.endpoints.push(r.endpoint_id.clone());
+                        if !self.containers.contains(&r.container_id) {
+                            self.containers.push(r.container_id.clone());
+                        }
                         match serde_json::to_value(r) {
                             Ok(v) => Response::Ok(v),
                             Err(e) => ControlError::failed(e.to_string()).into(),
@@ -260,8 +265,8 @@ impl Connection {
     }
 
     fn cleanup(&mut self) {
-        for id in self.endpoints.drain(..) {
-            self.daemon.detach_endpoint(&id);
+        for id in self.containers.drain(..) {
+            self.daemon.detach_container(&id);
         }
     }
 }

@@ -1,9 +1,12 @@
 //! Containers' namespaces: `lanyard run` forks a child that unshares a user
-//! (when not root), network, mount and UTS namespace, creates its TAP `eth0`
-//! there, passes the fd back to the parent (SCM_RIGHTS over a socketpair),
-//! waits for its address, configures `lo` and `eth0`, and execs the command.
-//! The parent hands the TAP to the switch and then supervises the child:
-//! signals forwarded, exit code returned.
+//! (when not root), network, mount and UTS namespace, creates its TAPs
+//! (`eth0`, `eth1`, ... one per network) there, passes the fds back to the
+//! parent (SCM_RIGHTS over a socketpair), waits for its addresses,
+//! configures `lo` and the interfaces, and execs the command. The parent
+//! hands the TAPs to the switch and then supervises the child: signals
+//! forwarded, exit code returned. Docker's other modes: `none` (only `lo`),
+//! `host` (no network namespace of its own), `container:NAME` (join NAME's
+//! network and UTS namespaces, and its user namespace when rootless).
 //!
 //! Why a forked child: the kernel refuses `unshare(CLONE_NEWUSER)` (and
 //! `setns` into a user namespace) to a multi-threaded process, and the
@@ -38,22 +41,44 @@ pub const EXIT_NOT_FOUND: i32 = 127;
 /// How long the parent waits for each step of the child's setup.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How the container is networked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetMode {
+    /// A network namespace of its own with one TAP per name.
+    Isolated { ifnames: Vec<String> },
+    /// A network namespace with only `lo`.
+    None,
+    /// The host's (the caller's) network namespace.
+    Host,
+    /// The network (and UTS) namespace of the process with this PID.
+    Join { pid: u32 },
+}
+
 #[derive(Debug, Clone)]
 pub struct ContainerSpec {
     pub argv: Vec<String>,
-    pub ifname: String,
     pub hostname: String,
+    pub net: NetMode,
 }
 
-/// The interface settings the child applies to its `eth0`.
+/// The settings of one interface.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct IfConfig {
+    pub ifname: String,
     pub ip: Ipv4Addr,
     pub prefix_len: u8,
     pub gateway: Ipv4Addr,
     pub mac: MacAddrString,
     pub mtu: u32,
     pub txqueuelen: u32,
+    /// The default route goes via this interface's gateway.
+    pub default_route: bool,
+}
+
+/// Everything the child applies before exec.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Setup {
+    pub interfaces: Vec<IfConfig>,
     /// Files bind-mounted over the container's /etc/resolv.conf and
     /// /etc/hosts (in its own mount namespace).
     #[serde(default)]
@@ -69,18 +94,19 @@ pub type MacAddrString = String;
 pub struct Container {
     pub pid: Pid,
     sock: BufReader<UnixStream>,
-    tap: Option<OwnedFd>,
+    taps: Vec<OwnedFd>,
 }
 
 impl Container {
-    /// The TAP the child created; taken once, to hand to the switch.
-    pub fn take_tap(&mut self) -> Option<OwnedFd> {
-        self.tap.take()
+    /// The TAPs the child created, in the order of its interface names;
+    /// taken once, to hand to the switch.
+    pub fn take_taps(&mut self) -> Vec<OwnedFd> {
+        std::mem::take(&mut self.taps)
     }
 
-    /// Sends the interface settings, waits until the child has applied
-    /// them; the child then execs the command.
-    pub fn configure(&mut self, cfg: &IfConfig) -> Result<(), String> {
+    /// Sends the settings, waits until the child has applied them; the
+    /// child then execs the command.
+    pub fn configure(&mut self, cfg: &Setup) -> Result<(), String> {
         let mut line = serde_json::to_vec(cfg).map_err(|e| e.to_string())?;
         line.push(b'\n');
         self.sock
@@ -140,7 +166,11 @@ pub unsafe fn spawn(spec: &ContainerSpec) -> Result<Container, String> {
                 }
             };
             let msg = String::from_utf8_lossy(&buf[..n]).trim_end().to_string();
-            if msg != "tap" || fds.len() != 1 {
+            let want = match &spec.net {
+                NetMode::Isolated { ifnames } => ifnames.len(),
+                _ => 0,
+            };
+            if msg != "taps" || fds.len() != want {
                 reap();
                 return Err(if msg.is_empty() {
                     "the container setup process died".to_string()
@@ -151,7 +181,7 @@ pub unsafe fn spawn(spec: &ContainerSpec) -> Result<Container, String> {
             Ok(Container {
                 pid: child,
                 sock: BufReader::new(parent_sock),
-                tap: fds.pop(),
+                taps: std::mem::take(&mut fds),
             })
         }
     }
@@ -162,20 +192,21 @@ fn child_main(spec: &ContainerSpec, sock: UnixStream, uid: u32, gid: u32, parent
     let report = |sock: &mut BufReader<UnixStream>, e: &str| {
         let _ = sock.get_mut().write_all(format!("error: {e}\n").as_bytes());
     };
-    let tap = match enter_namespaces(spec, uid, gid, parent) {
+    let taps = match enter_namespaces(spec, uid, gid, parent) {
         Ok(t) => t,
         Err(e) => {
             report(&mut sock, &e);
             return EXIT_SETUP_FAILED;
         }
     };
-    if let Err(e) = send_with_fds(sock.get_ref().as_raw_fd(), b"tap\n", &[tap.as_raw_fd()]) {
-        eprintln!("lanyard: passing the TAP to the switch: {e}");
+    let raw: Vec<std::os::fd::RawFd> = taps.iter().map(|t| t.as_raw_fd()).collect();
+    if let Err(e) = send_with_fds(sock.get_ref().as_raw_fd(), b"taps\n", &raw) {
+        eprintln!("lanyard: passing the TAPs to the switch: {e}");
         return EXIT_SETUP_FAILED;
     }
-    // The switch holds the device from now on; keeping our copy would keep
-    // it alive after the switch lets go.
-    drop(tap);
+    // The switch holds the devices from now on; keeping our copies would
+    // keep them alive after the switch lets go.
+    drop(taps);
     let mut line = String::new();
     match sock.read_line(&mut line) {
         Ok(n) if n > 0 => {}
@@ -184,16 +215,25 @@ fn child_main(spec: &ContainerSpec, sock: UnixStream, uid: u32, gid: u32, parent
     if line.trim_end() == "abort" {
         return EXIT_SETUP_FAILED;
     }
-    let cfg: IfConfig = match serde_json::from_str(&line) {
+    let cfg: Setup = match serde_json::from_str(&line) {
         Ok(c) => c,
         Err(e) => {
             report(&mut sock, &format!("bad interface config: {e}"));
             return EXIT_SETUP_FAILED;
         }
     };
-    if let Err(e) = configure_interfaces(&spec.ifname, &cfg) {
-        report(&mut sock, &e);
-        return EXIT_SETUP_FAILED;
+    let own_netns = matches!(spec.net, NetMode::Isolated { .. } | NetMode::None);
+    if own_netns {
+        if let Err(e) = bring_up_lo() {
+            report(&mut sock, &e);
+            return EXIT_SETUP_FAILED;
+        }
+    }
+    for i in &cfg.interfaces {
+        if let Err(e) = configure_interface(i) {
+            report(&mut sock, &e);
+            return EXIT_SETUP_FAILED;
+        }
     }
     for (src, dst) in [
         (&cfg.resolv_conf, "/etc/resolv.conf"),
@@ -217,30 +257,52 @@ fn write_file(path: &str, data: &str) -> Result<(), String> {
     std::fs::write(path, data).map_err(|e| format!("writing {path}: {e}"))
 }
 
-/// Unshares the namespaces and creates the TAP inside them.
-fn enter_namespaces(
-    spec: &ContainerSpec,
-    uid: u32,
-    gid: u32,
-    parent: Pid,
-) -> Result<OwnedFd, String> {
-    let rootless = uid != 0;
-    let mut flags = CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS;
-    if rootless {
-        flags |= CloneFlags::CLONE_NEWUSER;
+/// Joins (setns) the namespace of kind `ns` of process `pid`, unless we are
+/// in it already.
+fn join_ns(pid: u32, ns: &str, kind: CloneFlags) -> Result<(), String> {
+    let theirs = format!("/proc/{pid}/ns/{ns}");
+    let ours = format!("/proc/self/ns/{ns}");
+    if std::fs::read_link(&theirs).ok() == std::fs::read_link(&ours).ok() {
+        return Ok(());
     }
-    unshare(flags).map_err(|e| {
+    let f = std::fs::File::open(&theirs).map_err(|e| format!("{theirs}: {e}"))?;
+    nix::sched::setns(f, kind).map_err(|e| format!("joining {theirs}: {e}"))
+}
+
+/// Enters the namespaces of the container's network mode and creates its
+/// TAPs inside them.
+fn enter_namespaces(spec: &ContainerSpec, uid: u32, gid: u32, parent: Pid) -> Result<Vec<OwnedFd>, String> {
+    let rootless = uid != 0;
+    if let NetMode::Join { pid } = spec.net {
+        // The other container's user namespace first (its network
+        // namespace belongs to it), then its network and UTS namespaces.
         if rootless {
-            format!("unshare(user, net, mount, uts namespaces): {e} (are unprivileged user namespaces enabled? see /proc/sys/user/max_user_namespaces)")
-        } else {
-            format!("unshare(net, mount, uts namespaces): {e}")
+            join_ns(pid, "user", CloneFlags::CLONE_NEWUSER)?;
         }
-    })?;
-    if rootless {
-        // Map ourselves to root inside: the container's root is the user.
-        write_file("/proc/self/setgroups", "deny")?;
-        write_file("/proc/self/uid_map", &format!("0 {uid} 1"))?;
-        write_file("/proc/self/gid_map", &format!("0 {gid} 1"))?;
+        join_ns(pid, "net", CloneFlags::CLONE_NEWNET)?;
+        join_ns(pid, "uts", CloneFlags::CLONE_NEWUTS)?;
+        unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(mount namespace): {e}"))?;
+    } else {
+        let mut flags = CloneFlags::CLONE_NEWNS;
+        if spec.net != NetMode::Host {
+            flags |= CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWUTS;
+        }
+        if rootless {
+            flags |= CloneFlags::CLONE_NEWUSER;
+        }
+        unshare(flags).map_err(|e| {
+            if rootless {
+                format!("unshare(user, net, mount, uts namespaces): {e} (are unprivileged user namespaces enabled? see /proc/sys/user/max_user_namespaces)")
+            } else {
+                format!("unshare(net, mount, uts namespaces): {e}")
+            }
+        })?;
+        if rootless {
+            // Map ourselves to root inside: the container's root is the user.
+            write_file("/proc/self/setgroups", "deny")?;
+            write_file("/proc/self/uid_map", &format!("0 {uid} 1"))?;
+            write_file("/proc/self/gid_map", &format!("0 {gid} 1"))?;
+        }
     }
     // Die with the supervising parent. Set after unshare: gaining
     // capabilities in a new user namespace clears the parent-death signal.
@@ -258,34 +320,98 @@ fn enter_namespaces(
         None::<&str>,
     )
     .map_err(|e| format!("making the mount namespace private: {e}"))?;
-    nix::unistd::sethostname(&spec.hostname).map_err(|e| format!("sethostname: {e}"))?;
-    tap::create(&spec.ifname).map_err(|e| e.to_string())
+    match &spec.net {
+        NetMode::Isolated { ifnames } => {
+            nix::unistd::sethostname(&spec.hostname).map_err(|e| format!("sethostname: {e}"))?;
+            ifnames
+                .iter()
+                .map(|n| tap::create(n).map_err(|e| e.to_string()))
+                .collect()
+        }
+        NetMode::None => {
+            nix::unistd::sethostname(&spec.hostname).map_err(|e| format!("sethostname: {e}"))?;
+            Ok(Vec::new())
+        }
+        NetMode::Host | NetMode::Join { .. } => Ok(Vec::new()),
+    }
 }
 
-/// Brings up `lo` and configures `eth0` (in the child's namespace).
-pub fn configure_interfaces(ifname: &str, cfg: &IfConfig) -> Result<(), String> {
+fn bring_up_lo() -> Result<(), String> {
+    let sock = control_socket().map_err(|e| format!("interface config socket: {e}"))?;
+    Interface::new(&sock, "lo").set_up().map_err(|e| e.to_string())
+}
+
+/// Configures one interface (in the calling process's namespace).
+pub fn configure_interface(cfg: &IfConfig) -> Result<(), String> {
     let mac: MacAddr = cfg.mac.parse()?;
-    if cfg.prefix_len > 32 || !(crate::config::MIN_MTU..=crate::config::MAX_MTU).contains(&cfg.mtu)
-    {
+    if cfg.prefix_len > 32 || !(crate::config::MIN_MTU..=crate::config::MAX_MTU).contains(&cfg.mtu) {
         return Err(format!(
             "refusing interface settings: prefix /{} mtu {}",
             cfg.prefix_len, cfg.mtu
         ));
     }
     let sock = control_socket().map_err(|e| format!("interface config socket: {e}"))?;
-    Interface::new(&sock, "lo")
-        .set_up()
-        .map_err(|e| e.to_string())?;
-    let eth = Interface::new(&sock, ifname);
+    let eth = Interface::new(&sock, &cfg.ifname);
     eth.set_mac(mac).map_err(|e| e.to_string())?;
     eth.set_mtu(cfg.mtu).map_err(|e| e.to_string())?;
-    eth.set_txqueuelen(cfg.txqueuelen)
-        .map_err(|e| e.to_string())?;
-    eth.set_ipv4(cfg.ip, cfg.prefix_len)
-        .map_err(|e| e.to_string())?;
+    eth.set_txqueuelen(cfg.txqueuelen).map_err(|e| e.to_string())?;
+    eth.set_ipv4(cfg.ip, cfg.prefix_len).map_err(|e| e.to_string())?;
     eth.set_up().map_err(|e| e.to_string())?;
-    add_default_route(&sock, cfg.gateway).map_err(|e| e.to_string())?;
+    if cfg.default_route {
+        add_default_route(&sock, cfg.gateway).map_err(|e| e.to_string())?;
+    }
     Ok(())
+}
+
+/// `lanyard connect`'s helper, run as a process of its own (single-threaded,
+/// so it may join a user namespace): joins the namespaces of container
+/// process `pid`, creates TAP `ifname` there, passes its fd over `sock`,
+/// then applies the interface settings it is sent back.
+pub fn container_tap_helper(pid: u32, ifname: &str, sock: UnixStream) -> i32 {
+    let mut sock = BufReader::new(sock);
+    let report = |sock: &mut BufReader<UnixStream>, e: &str| {
+        let _ = sock.get_mut().write_all(format!("error: {e}\n").as_bytes());
+    };
+    let rootless = nix::unistd::geteuid().as_raw() != 0;
+    let joined = (|| {
+        if rootless {
+            join_ns(pid, "user", CloneFlags::CLONE_NEWUSER)?;
+        }
+        join_ns(pid, "net", CloneFlags::CLONE_NEWNET)?;
+        tap::create(ifname).map_err(|e| e.to_string())
+    })();
+    let tap = match joined {
+        Ok(t) => t,
+        Err(e) => {
+            report(&mut sock, &e);
+            return EXIT_SETUP_FAILED;
+        }
+    };
+    if send_with_fds(sock.get_ref().as_raw_fd(), b"taps\n", &[tap.as_raw_fd()]).is_err() {
+        return EXIT_SETUP_FAILED;
+    }
+    drop(tap);
+    let mut line = String::new();
+    if sock.read_line(&mut line).unwrap_or(0) == 0 || line.trim_end() == "abort" {
+        return EXIT_SETUP_FAILED;
+    }
+    let cfg: IfConfig = match serde_json::from_str(&line) {
+        Ok(c) => c,
+        Err(e) => {
+            report(&mut sock, &format!("bad interface config: {e}"));
+            return EXIT_SETUP_FAILED;
+        }
+    };
+    match configure_interface(&cfg) {
+        Ok(()) => {
+            let _ = sock.get_mut().write_all(b"ok\n");
+            0
+        }
+        Err(e) => {
+            report(&mut sock, &e);
+            EXIT_SETUP_FAILED
+        }
+    }
 }
 
 /// Bind-mounts `src` over `dst` in the container's mount namespace (private
