@@ -266,7 +266,7 @@ egress_setup() {
         ip -n lyb-kc addr add 172.18.0.2/16 dev eth0
         ip -n lyb-kc link set eth0 up
         ip -n lyb-kc route add default via 172.18.0.1
-        ip netns exec lyb-host nft -f - <<'NFT' 2>"$TMP/nft.err" || MISS[kernel]="nft MASQUERADE rule failed: $(tail -1 "$TMP/nft.err")"
+        ip netns exec lyb-host nft -f - <<'NFT' 2>"$TMP/nft.err" || MISS[kernel]="nft MASQUERADE rule failed: $(grep -m1 Error "$TMP/nft.err" | one_line)"
 table ip lyb_bench {
     chain postrouting {
         type nat hook postrouting priority srcnat; policy accept;
@@ -491,7 +491,7 @@ ports_setup() { # docker's DNAT rules and the socat proxies, for the whole table
     [ -n "${MISS[kernel]:-}" ] && return
     local d=${HP[dnat]} s=${HP[socat]} pair
     ip netns exec lyb-host sysctl -qw net.ipv4.conf.all.route_localnet=1
-    ip netns exec lyb-host nft -f - <<NFT 2>"$TMP/nft-ports.err" || MISS[dnat]="nft DNAT rules failed: $(tail -1 "$TMP/nft-ports.err")"
+    ip netns exec lyb-host nft -f - <<NFT 2>"$TMP/nft-ports.err" || MISS[dnat]="nft DNAT rules failed: $(grep -m1 Error "$TMP/nft-ports.err" | one_line)"
 table ip lyb_ports {
     chain prerouting {
         type nat hook prerouting priority dstnat; policy accept;
@@ -499,7 +499,7 @@ table ip lyb_ports {
         iifname "up0" ip daddr $UP_IP tcp dport $((d + CONN_OFF)) dnat to 172.18.0.2:$CPORT
     }
     chain output {
-        type nat hook output priority dstnat; policy accept;
+        type nat hook output priority -100; policy accept;
         ip daddr 127.0.0.1 tcp dport $d dnat to 172.18.0.2:$IPORT
         ip daddr 127.0.0.1 tcp dport $((d + CONN_OFF)) dnat to 172.18.0.2:$CPORT
     }
@@ -762,6 +762,7 @@ plabel() {
         who-out) echo "client address the container sees, outside client 10.200.0.2" ;;
     esac
 }
+met() { python3 -c "import sys; print('-' if sys.argv[1] == '-' else ('met' if float(sys.argv[1]) >= float(sys.argv[2]) else 'missed'))" "$1" "$2"; }
 NA_SOCAT="n/a (docker DNATs outside clients; its proxy serves loopback)"
 
 if want_table ports; then
@@ -838,7 +839,6 @@ for row in lo-tx-65520 lo-tx-1500 lo-rx-65520 lo-rx-1500 out-tx-65520 out-tx-150
     echo "| $(plabel "$row") | ${C[dnat]} | ${C[socat]} | ${C[slirp4netns]} | ${C[pasta]} | ${C[lanyard]} | $rs |"
     if [[ $row == *-tx-* ]]; then
         rp=$(ratio "${C[lanyard]}" "${C[pasta]}"); rsl=$(ratio "${C[lanyard]}" "${C[slirp4netns]}")
-        met() { python3 -c "import sys; print('-' if sys.argv[1] == '-' else ('met' if float(sys.argv[1]) >= float(sys.argv[2]) else 'missed'))" "$1" "$2"; }
         TARGETS+="; ${row%%-*} MTU ${row##*-}: ${rp}x pasta ($(met "$rp" 1.0)), ${rsl}x slirp4netns ($(met "$rsl" 3.0))"
     fi
 done

@@ -54,6 +54,12 @@ impl RateLimiter {
         }
     }
 
+    /// A bucket whose refills count from `now` (not from time zero).
+    pub fn starting_at(mut self, now: Time) -> RateLimiter {
+        self.last = now;
+        self
+    }
+
     pub fn allow(&mut self, now: Time) -> bool {
         let elapsed = now.saturating_sub(self.last);
         let add = (elapsed.as_nanos() * self.rate as u128 / 1_000_000_000) as u64;

@@ -56,10 +56,14 @@ pub enum DropReason {
     HostSocketFailed,
     /// ICMP echo to the world while the host allows no ping sockets.
     IcmpUnavailable,
+    /// Over a per-client rate limit (DNS queries).
+    RateLimited,
+    /// A DHCP server message from an endpoint (only the gateway serves DHCP).
+    RogueDhcpServer,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 23;
+    pub const COUNT: usize = 25;
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Truncated,
         DropReason::Oversize,
@@ -84,6 +88,8 @@ impl DropReason {
         DropReason::NoFlow,
         DropReason::HostSocketFailed,
         DropReason::IcmpUnavailable,
+        DropReason::RateLimited,
+        DropReason::RogueDhcpServer,
     ];
 
     pub fn name(self) -> &'static str {
@@ -111,6 +117,8 @@ impl DropReason {
             DropReason::NoFlow => "no_flow",
             DropReason::HostSocketFailed => "host_socket_failed",
             DropReason::IcmpUnavailable => "icmp_unavailable",
+            DropReason::RateLimited => "rate_limited",
+            DropReason::RogueDhcpServer => "rogue_dhcp_server",
         }
     }
 }

@@ -564,6 +564,7 @@ impl Daemon {
         }
         if let Some(n) = reg.network_mut(&ep.network) {
             n.ipam.release(ep.ip);
+            let _ = self.dp.set_names(n.dp, ep.ip, ep.container_id.clone(), Vec::new());
         }
         log::info!("detached {} ({}) from {}", ep.name, ep.ip, ep.network);
         true

@@ -66,6 +66,14 @@ pub enum Command {
         ids: Vec<u32>,
         reply: Sender<Vec<Option<(u64, u64)>>>,
     },
+    /// Names the embedded DNS answers for an endpoint (empty: forget).
+    SetNames {
+        net: NetworkId,
+        ip: std::net::Ipv4Addr,
+        container: String,
+        names: Vec<String>,
+        reply: Sender<()>,
+    },
     Shutdown,
 }
 
@@ -138,6 +146,22 @@ impl DataplaneHandle {
 
     pub fn remove_forwards(&self, ids: Vec<u32>) -> Result<(), DataplaneGone> {
         self.call(|reply| Command::RemoveForwards { ids, reply })
+    }
+
+    pub fn set_names(
+        &self,
+        net: NetworkId,
+        ip: std::net::Ipv4Addr,
+        container: String,
+        names: Vec<String>,
+    ) -> Result<(), DataplaneGone> {
+        self.call(|reply| Command::SetNames {
+            net,
+            ip,
+            container,
+            names,
+            reply,
+        })
     }
 
     pub fn forward_counts(&self, ids: Vec<u32>) -> Result<Vec<Option<(u64, u64)>>, DataplaneGone> {
@@ -377,6 +401,16 @@ impl Loop {
             }
             Command::RemoveForwards { ids, reply } => {
                 self.switch.remove_forwards(&ids);
+                let _ = reply.send(());
+            }
+            Command::SetNames {
+                net,
+                ip,
+                container,
+                names,
+                reply,
+            } => {
+                self.switch.set_names(net, ip, &container, &names);
                 let _ = reply.send(());
             }
             Command::ForwardCounts { ids, reply } => {

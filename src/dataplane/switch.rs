@@ -201,6 +201,7 @@ impl Switch {
             gateway_ip: net.gateway.ip(),
             mtu: s.spec.mtu,
             allow_host_loopback: s.spec.allow_host_loopback,
+            net: s.spec.network.0,
         })
     }
 
@@ -246,6 +247,23 @@ impl Switch {
     }
 
     pub fn add_network(&mut self, spec: NetworkSpec) -> NetworkId {
+        let id = self.add_network_state(spec);
+        let subnet = self.nets[id.0 as usize].as_ref().expect("just added").spec.subnet;
+        self.nat.names().network_added(id.0, subnet);
+        id
+    }
+
+    /// Names the embedded DNS answers for an endpoint; `names` empty removes
+    /// them.
+    pub fn set_names(&mut self, net: NetworkId, ip: std::net::Ipv4Addr, container: &str, names: &[String]) {
+        if names.is_empty() {
+            self.nat.names().remove(net.0, ip);
+        } else {
+            self.nat.names().add(net.0, ip, container, names);
+        }
+    }
+
+    fn add_network_state(&mut self, spec: NetworkSpec) -> NetworkId {
         let state = NetState {
             // Every port of the switch could sit on this network and pin one MAC.
             fdb: Fdb::new(
@@ -277,6 +295,7 @@ impl Switch {
             return Err(SwitchError::NetworkHasPorts);
         }
         self.nets[id.0 as usize] = None;
+        self.nat.names().network_removed(id.0);
         Ok(())
     }
 
@@ -540,6 +559,7 @@ impl Switch {
                 gateway_ip,
                 mtu,
                 allow_host_loopback: ingress_info.allow_host_loopback,
+                net: slot.spec.network.0,
             };
             let mut em = PortEmitter {
                 ports: &mut self.ports,

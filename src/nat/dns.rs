@@ -1,9 +1,15 @@
-//! DNS at the gateway address: queries a container sends to the gateway's
-//! port 53 are forwarded to the host's resolvers (from the host's
-//! resolv.conf, or `[dns] upstream` in the config) and the answers come
-//! back from the gateway. Every query goes to every upstream at once, with a
-//! fresh transaction id; the first answer wins, so a dead upstream costs no
-//! timeout. Pending queries are bounded and expire.
+//! DNS at the gateway address. Names of containers — their names, aliases
+//! and short ids — are answered here, from a table the control plane keeps
+//! current, and only within the networks the asking container shares with
+//! the one it asks about (docker's embedded DNS). `host.lanyard.internal`
+//! and `host.docker.internal` are the gateway. Reverse lookups of container
+//! addresses answer their names. Unknown single-label names and anything
+//! under `lanyard.internal` get NXDOMAIN here; everything else is forwarded
+//! to the host's resolvers (from the host's resolv.conf, or `[dns]
+//! upstream`) and the answers come back from the gateway. Every forwarded
+//! query goes to every upstream at once, with a fresh transaction id; the
+//! first answer wins, so a dead upstream costs no timeout. Pending queries
+//! are bounded and expire; each client is rate-limited.
 //!
 //! Only the 12-byte header is looked at (id, QR bit); names and records
 //! pass through untouched. Answers must come from the upstream's own
@@ -35,6 +41,198 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 const DNS_HEADER_LEN: usize = 12;
 const PAYLOAD_OFFSET: usize = 14 + 20 + HEADER_LEN;
 
+/// The domain the embedded DNS owns.
+pub const DOMAIN: &str = "lanyard.internal";
+/// TTL of the answers it makes (docker's embedded DNS uses 600 s).
+pub const TTL: u32 = 600;
+/// Queries per second a client may ask, and its burst.
+pub const CLIENT_QPS: u32 = 200;
+pub const CLIENT_BURST: u32 = 400;
+/// Clients tracked by the rate limiter; the table is cleared when full.
+const MAX_CLIENTS: usize = 4096;
+
+#[derive(Debug, Clone)]
+struct NameRecord {
+    net: u32,
+    ip: Ipv4Addr,
+}
+
+/// The names the embedded DNS answers: per name, the addresses of the
+/// containers that carry it (several for a shared alias), with their
+/// network.
+#[derive(Debug, Default)]
+pub struct NameTable {
+    by_name: hashbrown::HashMap<String, Vec<NameRecord>>,
+    /// (network, address) → the container's primary name and id.
+    by_addr: hashbrown::HashMap<(u32, Ipv4Addr), (String, String)>,
+    /// Container id → its (network, address) pairs.
+    containers: hashbrown::HashMap<String, Vec<(u32, Ipv4Addr)>>,
+    subnets: hashbrown::HashMap<u32, ipnet::Ipv4Net>,
+    rotation: usize,
+}
+
+/// What a name resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    Addresses(Vec<Ipv4Addr>),
+    Name(String),
+    /// A name the server owns, with no record of the asked type.
+    NoData,
+    NxDomain,
+    Forward,
+}
+
+impl NameTable {
+    pub fn network_added(&mut self, net: u32, subnet: ipnet::Ipv4Net) {
+        self.subnets.insert(net, subnet);
+    }
+
+    pub fn network_removed(&mut self, net: u32) {
+        self.subnets.remove(&net);
+        let gone: Vec<Ipv4Addr> = self
+            .by_addr
+            .keys()
+            .filter(|(n, _)| *n == net)
+            .map(|(_, ip)| *ip)
+            .collect();
+        for ip in gone {
+            self.remove(net, ip);
+        }
+    }
+
+    /// `names[0]` is the primary name (answered for reverse lookups).
+    pub fn add(&mut self, net: u32, ip: Ipv4Addr, container: &str, names: &[String]) {
+        self.remove(net, ip);
+        for n in names {
+            let key = n.to_ascii_lowercase();
+            let recs = self.by_name.entry(key).or_default();
+            if !recs.iter().any(|r| r.net == net && r.ip == ip) {
+                recs.push(NameRecord { net, ip });
+            }
+        }
+        if let Some(primary) = names.first() {
+            self.by_addr.insert((net, ip), (primary.clone(), container.to_string()));
+        }
+        self.containers.entry(container.to_string()).or_default().push((net, ip));
+    }
+
+    pub fn remove(&mut self, net: u32, ip: Ipv4Addr) {
+        let Some((_, container)) = self.by_addr.remove(&(net, ip)) else {
+            return;
+        };
+        self.by_name.retain(|_, recs| {
+            recs.retain(|r| !(r.net == net && r.ip == ip));
+            !recs.is_empty()
+        });
+        if let Some(v) = self.containers.get_mut(&container) {
+            v.retain(|x| *x != (net, ip));
+            if v.is_empty() {
+                self.containers.remove(&container);
+            }
+        }
+    }
+
+    /// The networks the asker is on (just the one it asks from when it is
+    /// not a known container: a DHCP client, an uplink's host).
+    fn networks_of(&self, net: u32, asker: Ipv4Addr) -> smallvec_nets::Nets {
+        let mut nets = smallvec_nets::Nets::default();
+        nets.push(net);
+        if let Some((_, c)) = self.by_addr.get(&(net, asker)) {
+            for (n, _) in self.containers.get(c).into_iter().flatten() {
+                nets.push(*n);
+            }
+        }
+        nets
+    }
+
+    /// Resolves `name` (lower case, no final dot) of type `qtype` for a
+    /// container at `asker` on `net`.
+    pub fn resolve(&mut self, net: u32, asker: Ipv4Addr, gateway: Ipv4Addr, name: &str, qtype: u16) -> Resolution {
+        use crate::wire::dns::qtype as t;
+        let nets = self.networks_of(net, asker);
+        if let Some(ip) = crate::wire::dns::reverse_v4(name) {
+            if qtype != t::PTR && qtype != t::ANY {
+                return Resolution::Forward;
+            }
+            for n in nets.iter() {
+                if let Some((primary, _)) = self.by_addr.get(&(n, ip)) {
+                    return Resolution::Name(primary.clone());
+                }
+            }
+            if nets.iter().any(|n| self.subnets.get(&n).is_some_and(|s| s.contains(&ip))) {
+                return Resolution::NxDomain;
+            }
+            return Resolution::Forward;
+        }
+        let owned = name == DOMAIN || name.ends_with(&format!(".{DOMAIN}"));
+        let short = name.strip_suffix(&format!(".{DOMAIN}")).unwrap_or(name);
+        let wants_a = qtype == t::A || qtype == t::ANY;
+        if short == "host" && owned || name == "host.docker.internal" {
+            return if wants_a {
+                Resolution::Addresses(vec![gateway])
+            } else {
+                Resolution::NoData
+            };
+        }
+        if let Some(recs) = self.by_name.get(short) {
+            let mut ips: Vec<Ipv4Addr> = Vec::new();
+            // The asker's own network first, then the others it shares.
+            for n in nets.iter() {
+                for r in recs.iter().filter(|r| r.net == n) {
+                    if !ips.contains(&r.ip) {
+                        ips.push(r.ip);
+                    }
+                }
+            }
+            if !ips.is_empty() {
+                if !wants_a {
+                    return Resolution::NoData;
+                }
+                // Round robin among containers sharing an alias.
+                self.rotation = self.rotation.wrapping_add(1);
+                let k = self.rotation % ips.len();
+                ips.rotate_left(k);
+                return Resolution::Addresses(ips);
+            }
+        }
+        if owned || !short.contains('.') {
+            return Resolution::NxDomain;
+        }
+        Resolution::Forward
+    }
+
+    /// Names in the table (for tests and reports).
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+}
+
+/// A tiny fixed-size set of network ids (a container is on a handful).
+mod smallvec_nets {
+    #[derive(Default)]
+    pub struct Nets {
+        ids: [u32; 16],
+        n: usize,
+    }
+
+    impl Nets {
+        pub fn push(&mut self, id: u32) {
+            if self.n < self.ids.len() && !self.ids[..self.n].contains(&id) {
+                self.ids[self.n] = id;
+                self.n += 1;
+            }
+        }
+
+        pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+            self.ids[..self.n].iter().copied()
+        }
+    }
+}
+
 struct Pending {
     ep: Endpoint,
     client: Ipv4Addr,
@@ -48,6 +246,8 @@ pub struct DnsForwarder {
     socks: Vec<Option<OwnedFd>>,
     pending: HashMap<u16, Pending>,
     next_id: u16,
+    names: NameTable,
+    limits: HashMap<Ipv4Addr, crate::gateway::RateLimiter>,
 }
 
 impl DnsForwarder {
@@ -59,7 +259,75 @@ impl DnsForwarder {
             upstreams,
             pending: HashMap::with_capacity(MAX_PENDING * 2),
             next_id: u16::from_ne_bytes(seed),
+            names: NameTable::default(),
+            limits: HashMap::with_capacity(MAX_CLIENTS),
         }
+    }
+
+    pub fn names(&mut self) -> &mut NameTable {
+        &mut self.names
+    }
+
+    /// Answers from the name table, if the name is ours; true if it did.
+    fn answer_locally(
+        &mut self,
+        ep: &Endpoint,
+        client: Ipv4Addr,
+        client_port: u16,
+        query: &[u8],
+        tx: &mut FrameBuf,
+        emit: &mut dyn Emit,
+        counters: &mut NatCounters,
+    ) -> Result<bool, DropReason> {
+        use crate::wire::dns as w;
+        let q = match w::parse_query(query) {
+            Ok(q) => q,
+            Err(_) => {
+                counters.dns_malformed += 1;
+                return Err(DropReason::MalformedPacket);
+            }
+        };
+        if q.qclass != w::CLASS_IN {
+            return Ok(false);
+        }
+        let mut buf = [0u8; 256];
+        let Ok(name) = w::question_name(&q, &mut buf) else {
+            // Not a name we could have; the upstream may know better.
+            return Ok(false);
+        };
+        let res = self.names.resolve(ep.net, client, ep.gateway_ip, name, q.qtype);
+        let space = &mut tx.read_space()[PAYLOAD_OFFSET..PAYLOAD_OFFSET + w::MAX_UDP_LEN];
+        let n = match &res {
+            Resolution::Forward => return Ok(false),
+            Resolution::Addresses(ips) => {
+                let rd: [w::Rdata; 32] = std::array::from_fn(|i| w::Rdata::A(ips.get(i).map_or([0; 4], |ip| ip.octets())));
+                w::build_response(&q, w::rcode::NOERROR, &rd[..ips.len().min(32)], TTL, w::MAX_UDP_LEN, space)
+            }
+            Resolution::Name(n) => w::build_response(&q, w::rcode::NOERROR, &[w::Rdata::Name(n)], TTL, w::MAX_UDP_LEN, space),
+            Resolution::NoData => w::build_response(&q, w::rcode::NOERROR, &[], TTL, w::MAX_UDP_LEN, space),
+            Resolution::NxDomain => {
+                counters.dns_nxdomain += 1;
+                w::build_response(&q, w::rcode::NXDOMAIN, &[], TTL, w::MAX_UDP_LEN, space)
+            }
+        };
+        if n == 0 {
+            return Err(DropReason::MalformedPacket);
+        }
+        counters.dns_local_answers += 1;
+        emit_udp_from_gateway(ep, client, client_port, n, tx);
+        emit.emit(ep.port, tx);
+        Ok(true)
+    }
+
+    /// Spends one query of `client`'s budget; false when it is spent.
+    fn allow(&mut self, client: Ipv4Addr, now: Time) -> bool {
+        if !self.limits.contains_key(&client) && self.limits.len() >= MAX_CLIENTS {
+            self.limits.clear();
+        }
+        self.limits
+            .entry(client)
+            .or_insert_with(|| crate::gateway::RateLimiter::new(CLIENT_QPS, CLIENT_BURST).starting_at(now))
+            .allow(now)
     }
 
     /// The resolver TCP queries to the gateway go to.
@@ -97,9 +365,19 @@ impl DnsForwarder {
         counters: &mut NatCounters,
     ) -> Option<DropReason> {
         if query.len() < DNS_HEADER_LEN || query[2] & 0x80 != 0 {
+            counters.dns_malformed += 1;
             return Some(DropReason::MalformedPacket);
         }
         counters.dns_queries += 1;
+        if !self.allow(client, now) {
+            counters.dns_rate_limited += 1;
+            return Some(DropReason::RateLimited);
+        }
+        match self.answer_locally(ep, client, client_port, query, tx, emit, counters) {
+            Ok(true) => return None,
+            Ok(false) => {}
+            Err(r) => return Some(r),
+        }
         let orig_id = u16::from_be_bytes([query[0], query[1]]);
         if self.upstreams.is_empty() {
             // No resolver known: say so at once (SERVFAIL) rather than let
@@ -281,6 +559,101 @@ pub fn parse_resolv_conf(text: &str) -> Vec<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::dns::qtype;
+
+    fn ip(d: u8) -> Ipv4Addr {
+        Ipv4Addr::new(172, 17, 0, d)
+    }
+
+    fn table() -> NameTable {
+        let mut t = NameTable::default();
+        t.network_added(0, "172.17.0.0/16".parse().unwrap());
+        t.network_added(1, "10.9.0.0/24".parse().unwrap());
+        t.add(0, ip(2), "c2", &["web".into(), "api".into()]);
+        t.add(0, ip(3), "c3", &["db".into(), "api".into()]);
+        // c4 is on both networks; c5 only on the other.
+        t.add(0, ip(4), "c4", &["both".into()]);
+        t.add(1, Ipv4Addr::new(10, 9, 0, 4), "c4", &["both".into()]);
+        t.add(1, Ipv4Addr::new(10, 9, 0, 5), "c5", &["hidden".into()]);
+        t
+    }
+
+    const GW: Ipv4Addr = Ipv4Addr::new(172, 17, 0, 1);
+
+    #[test]
+    fn names_and_aliases_resolve_within_shared_networks() {
+        let mut t = table();
+        assert_eq!(t.resolve(0, ip(3), GW, "web", qtype::A), Resolution::Addresses(vec![ip(2)]));
+        assert_eq!(
+            t.resolve(0, ip(3), GW, "web.lanyard.internal", qtype::A),
+            Resolution::Addresses(vec![ip(2)])
+        );
+        // Not visible from a network the asker is not on.
+        assert_eq!(t.resolve(0, ip(2), GW, "hidden", qtype::A), Resolution::NxDomain);
+        // c4 asks from network 1 and sees network 1's names.
+        assert_eq!(
+            t.resolve(1, Ipv4Addr::new(10, 9, 0, 4), GW, "hidden", qtype::A),
+            Resolution::Addresses(vec![Ipv4Addr::new(10, 9, 0, 5)])
+        );
+        // A container on both networks asking for one on both gets the
+        // address on the network it asks from first.
+        match t.resolve(1, Ipv4Addr::new(10, 9, 0, 4), GW, "both", qtype::A) {
+            Resolution::Addresses(a) => assert!(a.contains(&Ipv4Addr::new(10, 9, 0, 4))),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(t.resolve(0, ip(2), GW, "web", qtype::AAAA), Resolution::NoData);
+        assert_eq!(t.resolve(0, ip(2), GW, "nothing", qtype::A), Resolution::NxDomain);
+        assert_eq!(t.resolve(0, ip(2), GW, "nothing.lanyard.internal", qtype::A), Resolution::NxDomain);
+        assert_eq!(t.resolve(0, ip(2), GW, "example.com", qtype::A), Resolution::Forward);
+        assert_eq!(
+            t.resolve(0, ip(2), GW, "host.docker.internal", qtype::A),
+            Resolution::Addresses(vec![GW])
+        );
+        assert_eq!(
+            t.resolve(0, ip(2), GW, "host.lanyard.internal", qtype::A),
+            Resolution::Addresses(vec![GW])
+        );
+    }
+
+    #[test]
+    fn shared_aliases_rotate() {
+        let mut t = table();
+        let mut firsts = std::collections::HashSet::new();
+        for _ in 0..4 {
+            match t.resolve(0, ip(4), GW, "api", qtype::A) {
+                Resolution::Addresses(a) => {
+                    assert_eq!(a.len(), 2);
+                    firsts.insert(a[0]);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(firsts.len(), 2, "round robin");
+    }
+
+    #[test]
+    fn reverse_lookups() {
+        let mut t = table();
+        assert_eq!(
+            t.resolve(0, ip(3), GW, "2.0.17.172.in-addr.arpa", qtype::PTR),
+            Resolution::Name("web".into())
+        );
+        assert_eq!(t.resolve(0, ip(3), GW, "99.0.17.172.in-addr.arpa", qtype::PTR), Resolution::NxDomain);
+        assert_eq!(t.resolve(0, ip(3), GW, "8.8.8.8.in-addr.arpa", qtype::PTR), Resolution::Forward);
+    }
+
+    #[test]
+    fn removals_forget_names() {
+        let mut t = table();
+        t.remove(0, ip(2));
+        assert_eq!(t.resolve(0, ip(3), GW, "web", qtype::A), Resolution::NxDomain);
+        assert_eq!(t.resolve(0, ip(3), GW, "api", qtype::A), Resolution::Addresses(vec![ip(3)]));
+        t.network_removed(1);
+        assert_eq!(
+            t.resolve(1, Ipv4Addr::new(10, 9, 0, 4), GW, "hidden", qtype::A),
+            Resolution::NxDomain
+        );
+    }
 
     #[test]
     fn resolv_conf_nameservers() {

@@ -87,6 +87,8 @@ pub struct Endpoint {
     pub gateway_ip: Ipv4Addr,
     pub mtu: u32,
     pub allow_host_loopback: bool,
+    /// The network it is on (for DNS: names resolve within networks).
+    pub net: u32,
 }
 
 /// Where NAT-built frames go: implemented by the switch (a port's send
@@ -115,6 +117,10 @@ pub struct NatCounters {
     pub dns_replies: u64,
     pub dns_timeouts: u64,
     pub dns_refused: u64,
+    pub dns_local_answers: u64,
+    pub dns_nxdomain: u64,
+    pub dns_rate_limited: u64,
+    pub dns_malformed: u64,
 }
 
 /// One flow, as `lanyard conntrack` lists it.
@@ -415,6 +421,11 @@ impl Nat {
         if next != Next::Keep {
             self.remove_flow(id, next, emit);
         }
+    }
+
+    /// The names the embedded DNS answers (control plane).
+    pub fn names(&mut self) -> &mut dns::NameTable {
+        self.dns.names()
     }
 
     /// A poll event on a DNS upstream socket.
