@@ -368,7 +368,8 @@ pub struct NetworkRequest {
 /// of 192.168.0.0/16.
 pub fn default_pools() -> impl Iterator<Item = Ipv4Net> {
     let b16 = (17u8..=31).map(|b| Ipv4Net::new(Ipv4Addr::new(172, b, 0, 0), 16).expect("valid"));
-    let c20 = (0u8..16).map(|i| Ipv4Net::new(Ipv4Addr::new(192, 168, i * 16, 0), 20).expect("valid"));
+    let c20 =
+        (0u8..16).map(|i| Ipv4Net::new(Ipv4Addr::new(192, 168, i * 16, 0), 20).expect("valid"));
     b16.chain(c20)
 }
 
@@ -391,7 +392,12 @@ impl NetworkRequest {
             None => Some(
                 default_pools()
                     .find(|p| !existing.iter().any(|n| overlaps(p, &n.subnet)))
-                    .ok_or_else(|| ConfigError::new("--subnet", "every default address pool is in use; give one"))?
+                    .ok_or_else(|| {
+                        ConfigError::new(
+                            "--subnet",
+                            "every default address pool is in use; give one",
+                        )
+                    })?
                     .to_string(),
             ),
         };
@@ -665,7 +671,10 @@ mod tests {
         assert_eq!(n.gateway, Ipv4Addr::new(172, 18, 0, 1));
         let mut all = existing.clone();
         all.push(n);
-        assert_eq!(req("b").validate(&all).unwrap().subnet.to_string(), "172.19.0.0/16");
+        assert_eq!(
+            req("b").validate(&all).unwrap().subnet.to_string(),
+            "172.19.0.0/16"
+        );
         let e = req("default").validate(&all).unwrap_err();
         assert_eq!(e.field, "NAME");
         let e = NetworkRequest {

@@ -296,7 +296,11 @@ fn main() -> ExitCode {
             }),
             |v| println!("{}", v["Id"].as_str().unwrap_or("")),
         ),
-        Command::Network(NetworkCommand::Rm { names, force, socket }) => {
+        Command::Network(NetworkCommand::Rm {
+            names,
+            force,
+            socket,
+        }) => {
             let mut code = 0;
             for name in names {
                 let c = query(
@@ -311,11 +315,13 @@ fn main() -> ExitCode {
             }
             code
         }
-        Command::Network(NetworkCommand::Prune { socket }) => query(&socket, &Request::NetworkPrune {}, |v| {
-            for n in v["removed"].as_array().into_iter().flatten() {
-                println!("{}", n.as_str().unwrap_or(""));
-            }
-        }),
+        Command::Network(NetworkCommand::Prune { socket }) => {
+            query(&socket, &Request::NetworkPrune {}, |v| {
+                for n in v["removed"].as_array().into_iter().flatten() {
+                    println!("{}", n.as_str().unwrap_or(""));
+                }
+            })
+        }
         Command::Network(NetworkCommand::Inspect { network, socket }) => {
             query(&socket, &Request::NetworkInspect { name: network }, |v| {
                 println!("{}", pretty(v));
@@ -377,9 +383,18 @@ fn main() -> ExitCode {
                 ip,
                 aliases: alias,
             },
-            |v| println!("{container} connected to {network} as {}", v["ip"].as_str().unwrap_or("")),
+            |v| {
+                println!(
+                    "{container} connected to {network} as {}",
+                    v["ip"].as_str().unwrap_or("")
+                )
+            },
         ),
-        Command::Disconnect { network, container, socket } => query(
+        Command::Disconnect {
+            network,
+            container,
+            socket,
+        } => query(
             &socket,
             &Request::Disconnect {
                 network: network.clone(),
@@ -556,15 +571,17 @@ fn run_inner(a: RunArgs) -> Result<i32, i32> {
         a.network.clone()
     };
     let special = |n: &str| n == "none" || n == "host" || n.starts_with("container:");
-    let mode = match networks.as_slice() {
-        [n] if n == "none" => Mode::None,
-        [n] if n == "host" => Mode::Host,
-        [n] if n.starts_with("container:") => Mode::Join(n["container:".len()..].to_string()),
-        ns if ns.iter().any(|n| special(n)) => {
-            return Err(usage("--network: none, host and container:NAME cannot be combined with other networks".into()))
-        }
-        _ => Mode::Networks,
-    };
+    let mode =
+        match networks.as_slice() {
+            [n] if n == "none" => Mode::None,
+            [n] if n == "host" => Mode::Host,
+            [n] if n.starts_with("container:") => Mode::Join(n["container:".len()..].to_string()),
+            ns if ns.iter().any(|n| special(n)) => return Err(usage(
+                "--network: none, host and container:NAME cannot be combined with other networks"
+                    .into(),
+            )),
+            _ => Mode::Networks,
+        };
     if mode != Mode::Networks {
         for (flag, given) in [
             ("-p", !a.publish.is_empty()),
@@ -599,7 +616,10 @@ fn run_inner(a: RunArgs) -> Result<i32, i32> {
         if let Some(ip) = a.ip {
             let net = config.network(&networks[0]).expect("checked");
             if !net.subnet.contains(&ip) {
-                return Err(usage(format!("--ip: {ip} is outside the network's subnet {}", net.subnet)));
+                return Err(usage(format!(
+                    "--ip: {ip} is outside the network's subnet {}",
+                    net.subnet
+                )));
             }
         }
     }
@@ -607,9 +627,16 @@ fn run_inner(a: RunArgs) -> Result<i32, i32> {
     let mut join: Option<(u32, Option<std::net::Ipv4Addr>)> = None;
     if let Mode::Join(target) = &mode {
         let Some(c) = client.as_mut() else {
-            return Err(usage(format!("--network container:{target} needs a running daemon")));
+            return Err(usage(format!(
+                "--network container:{target} needs a running daemon"
+            )));
         };
-        match c.request(&Request::ContainerInfo { container: target.clone() }, &[]) {
+        match c.request(
+            &Request::ContainerInfo {
+                container: target.clone(),
+            },
+            &[],
+        ) {
             Ok(v) => {
                 let pid = v["pid"].as_u64().unwrap_or(0) as u32;
                 let ns = v["nameserver"].as_str().and_then(|s| s.parse().ok());
@@ -619,13 +646,18 @@ fn run_inner(a: RunArgs) -> Result<i32, i32> {
         }
     }
     let container_id = random_id();
-    let hostname = a.hostname.clone().unwrap_or_else(|| container_id[..12].to_string());
+    let hostname = a
+        .hostname
+        .clone()
+        .unwrap_or_else(|| container_id[..12].to_string());
     let ifnames: Vec<String> = (0..networks.len()).map(|i| format!("eth{i}")).collect();
     let spec = ContainerSpec {
         argv: a.command.clone(),
         hostname: hostname.clone(),
         net: match &mode {
-            Mode::Networks => NetMode::Isolated { ifnames: ifnames.clone() },
+            Mode::Networks => NetMode::Isolated {
+                ifnames: ifnames.clone(),
+            },
             Mode::None => NetMode::None,
             Mode::Host => NetMode::Host,
             Mode::Join(_) => NetMode::Join {
@@ -652,7 +684,11 @@ fn run_inner(a: RunArgs) -> Result<i32, i32> {
             ip: if i == 0 { a.ip } else { None },
             mtu: a.mtu,
             allow_host_loopback: a.allow_host_loopback.then_some(true),
-            publish: if i == 0 { a.publish.clone() } else { Vec::new() },
+            publish: if i == 0 {
+                a.publish.clone()
+            } else {
+                Vec::new()
+            },
             aliases: a.alias.clone(),
             ifname: Some(ifnames[i].clone()),
             pid: Some(container.pid.as_raw() as u32),
@@ -697,14 +733,23 @@ fn run_inner(a: RunArgs) -> Result<i32, i32> {
         })
         .collect();
     let files = match (&mode, replies.first(), join) {
-        (Mode::Networks, Some(r), _) => ContainerFiles::write(&container_id, Some(r.nameserver), Some((r.ip, &r.name)), &hostname),
-        (Mode::Join(_), _, Some((_, Some(ns)))) => ContainerFiles::write(&container_id, Some(ns), None, &hostname),
+        (Mode::Networks, Some(r), _) => ContainerFiles::write(
+            &container_id,
+            Some(r.nameserver),
+            Some((r.ip, &r.name)),
+            &hostname,
+        ),
+        (Mode::Join(_), _, Some((_, Some(ns)))) => {
+            ContainerFiles::write(&container_id, Some(ns), None, &hostname)
+        }
         _ => None,
     };
     let setup = Setup {
         interfaces,
         resolv_conf: files.as_ref().map(|f| f.dir.join("resolv.conf")),
-        hosts: files.as_ref().and_then(|f| f.hosts.then(|| f.dir.join("hosts"))),
+        hosts: files
+            .as_ref()
+            .and_then(|f| f.hosts.then(|| f.dir.join("hosts"))),
     };
     if let Err(e) = container.configure(&setup) {
         eprintln!("lanyard: configuring the container: {e}");
@@ -806,7 +851,11 @@ impl Drop for ContainerFiles {
 
 /// Hands the TAP to a running daemon; the connection must then stay open
 /// for the container's life.
-fn attach_via_daemon(c: &mut Client, req: AttachRequest, tap: std::os::fd::OwnedFd) -> Result<AttachReply, i32> {
+fn attach_via_daemon(
+    c: &mut Client,
+    req: AttachRequest,
+    tap: std::os::fd::OwnedFd,
+) -> Result<AttachReply, i32> {
     let r = c.request(&Request::Attach(req), &[tap.as_raw_fd()]);
     // The daemon holds the device now. Keeping our copy would keep eth0
     // alive after the daemon let go of it (or died).
@@ -830,7 +879,11 @@ fn attach_via_daemon(c: &mut Client, req: AttachRequest, tap: std::os::fd::Owned
 }
 
 /// Attaches the TAP to the switch inside this process.
-fn attach_embedded(d: &Daemon, req: AttachRequest, tap: std::os::fd::OwnedFd) -> Result<AttachReply, i32> {
+fn attach_embedded(
+    d: &Daemon,
+    req: AttachRequest,
+    tap: std::os::fd::OwnedFd,
+) -> Result<AttachReply, i32> {
     match d.attach_tap(req, tap) {
         Ok(r) => Ok(r),
         Err(e) => {

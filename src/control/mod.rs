@@ -300,6 +300,19 @@ impl Daemon {
         };
         let published_report: Vec<PublishedPort> =
             published.iter().map(|p| report(&name, p)).collect();
+        // DNS: the name, the aliases, and the short container id.
+        let mut names = vec![name.clone()];
+        names.extend(req.aliases.iter().cloned());
+        let short: String = req.container_id.chars().take(12).collect();
+        if !names.contains(&short) {
+            names.push(short);
+        }
+        if let Err(e) = self
+            .dp
+            .set_names(dp_net, ip, req.container_id.clone(), names)
+        {
+            log::warn!("DNS names for {name}: {e}");
+        }
         let endpoint_id = random_id();
         reg.endpoints.insert(
             endpoint_id.clone(),
@@ -469,32 +482,54 @@ impl Daemon {
     /// `--network container:NAME`: the process to join and where its DNS is.
     pub fn container_info(&self, container: &str) -> Result<Value, ControlError> {
         let reg = self.reg();
-        let ep = reg.find_container(container).map_err(ControlError::invalid)?;
+        let ep = reg
+            .find_container(container)
+            .map_err(ControlError::invalid)?;
         let Some(pid) = ep.pid else {
             return Err(ControlError::invalid(format!(
                 "container '{container}' has no known process"
             )));
         };
-        let nameserver = reg.network(&ep.network).map(|n| n.config.gateway.to_string());
-        Ok(json!({ "pid": pid, "name": ep.name, "container_id": ep.container_id, "nameserver": nameserver }))
+        let nameserver = reg
+            .network(&ep.network)
+            .map(|n| n.config.gateway.to_string());
+        Ok(
+            json!({ "pid": pid, "name": ep.name, "container_id": ep.container_id, "nameserver": nameserver }),
+        )
     }
 
     /// `lanyard connect NET CONTAINER`: a new interface in the running
     /// container, made by a helper process that joins its namespaces.
-    pub fn connect(&self, network: &str, container: &str, ip: Option<std::net::Ipv4Addr>, aliases: &[String]) -> Result<Value, ControlError> {
+    pub fn connect(
+        &self,
+        network: &str,
+        container: &str,
+        ip: Option<std::net::Ipv4Addr>,
+        aliases: &[String],
+    ) -> Result<Value, ControlError> {
         let (container_id, name, pid, n) = {
             let reg = self.reg();
-            let ep = reg.find_container(container).map_err(ControlError::invalid)?;
-            let pid = ep.pid.ok_or_else(|| ControlError::invalid(format!("container '{container}' has no known process")))?;
+            let ep = reg
+                .find_container(container)
+                .map_err(ControlError::invalid)?;
+            let pid = ep.pid.ok_or_else(|| {
+                ControlError::invalid(format!("container '{container}' has no known process"))
+            })?;
             if reg.network(network).is_none() {
-                return Err(ControlError::invalid(format!("no network named '{network}'")));
+                return Err(ControlError::invalid(format!(
+                    "no network named '{network}'"
+                )));
             }
             let eps = reg.endpoints_of(&ep.container_id);
             if eps.iter().any(|e| e.network == network) {
-                return Err(ControlError::invalid(format!("container '{container}' is already on network '{network}'")));
+                return Err(ControlError::invalid(format!(
+                    "container '{container}' is already on network '{network}'"
+                )));
             }
             let used: Vec<&str> = eps.iter().map(|e| e.ifname.as_str()).collect();
-            let n = (0..).find(|i| !used.contains(&format!("eth{i}").as_str())).unwrap_or(0);
+            let n = (0..)
+                .find(|i| !used.contains(&format!("eth{i}").as_str()))
+                .unwrap_or(0);
             (ep.container_id.clone(), ep.name.clone(), pid, n)
         };
         let ifname = format!("eth{n}");
@@ -531,7 +566,9 @@ impl Daemon {
         };
         if let Err(e) = helper.configure(&cfg) {
             self.detach_endpoint(&reply.endpoint_id);
-            return Err(ControlError::failed(format!("configuring {ifname} in '{name}': {e}")));
+            return Err(ControlError::failed(format!(
+                "configuring {ifname} in '{name}': {e}"
+            )));
         }
         log::info!("connected {name} to {network} as {ifname} {}", reply.ip);
         serde_json::to_value(reply).map_err(|e| ControlError::failed(e.to_string()))
@@ -541,13 +578,19 @@ impl Daemon {
     pub fn disconnect(&self, network: &str, container: &str) -> Result<Value, ControlError> {
         let id = {
             let reg = self.reg();
-            let ep = reg.find_container(container).map_err(ControlError::invalid)?;
+            let ep = reg
+                .find_container(container)
+                .map_err(ControlError::invalid)?;
             let cid = ep.container_id.clone();
             reg.endpoints_of(&cid)
                 .iter()
                 .find(|e| e.network == network)
                 .map(|e| e.id.clone())
-                .ok_or_else(|| ControlError::invalid(format!("container '{container}' is not on network '{network}'")))?
+                .ok_or_else(|| {
+                    ControlError::invalid(format!(
+                        "container '{container}' is not on network '{network}'"
+                    ))
+                })?
         };
         self.detach_endpoint(&id);
         Ok(json!({ "disconnected": network }))
@@ -564,7 +607,9 @@ impl Daemon {
         }
         if let Some(n) = reg.network_mut(&ep.network) {
             n.ipam.release(ep.ip);
-            let _ = self.dp.set_names(n.dp, ep.ip, ep.container_id.clone(), Vec::new());
+            let _ = self
+                .dp
+                .set_names(n.dp, ep.ip, ep.container_id.clone(), Vec::new());
         }
         log::info!("detached {} ({}) from {}", ep.name, ep.ip, ep.network);
         true
@@ -620,7 +665,10 @@ impl Daemon {
     }
 
     /// `lanyard network create`.
-    pub fn network_create(&self, req: &crate::config::NetworkRequest) -> Result<Value, ControlError> {
+    pub fn network_create(
+        &self,
+        req: &crate::config::NetworkRequest,
+    ) -> Result<Value, ControlError> {
         let mut reg = self.reg();
         let existing: Vec<_> = reg.networks.iter().map(|n| n.config.clone()).collect();
         let cfg = req
@@ -639,7 +687,12 @@ impl Daemon {
             from_config: false,
         };
         let out = json!({ "Id": entry.id, "Name": entry.config.name, "Subnet": entry.config.subnet.to_string(), "Gateway": entry.config.gateway.to_string() });
-        log::info!("created network {} {} gw {}", entry.config.name, entry.config.subnet, entry.config.gateway);
+        log::info!(
+            "created network {} {} gw {}",
+            entry.config.name,
+            entry.config.subnet,
+            entry.config.gateway
+        );
         reg.networks.push(entry);
         Ok(out)
     }
@@ -787,7 +840,12 @@ impl Daemon {
             Request::Fdb { network } => self.fdb(network.as_deref()),
             Request::Stats {} => self.stats(),
             Request::ContainerInfo { container } => self.container_info(container),
-            Request::Connect { network, container, ip, aliases } => self.connect(network, container, *ip, aliases),
+            Request::Connect {
+                network,
+                container,
+                ip,
+                aliases,
+            } => self.connect(network, container, *ip, aliases),
             Request::Disconnect { network, container } => self.disconnect(network, container),
             Request::PortAdd { container, spec } => self.port_add(container, spec),
             Request::PortRm { container, spec } => self.port_rm(container, spec),
@@ -820,8 +878,10 @@ struct TapHelper {
 
 fn tap_helper(pid: u32, ifname: &str) -> Result<TapHelper, ControlError> {
     use std::os::fd::AsRawFd;
-    let exe = std::env::current_exe().map_err(|e| ControlError::failed(format!("own executable: {e}")))?;
-    let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(|e| ControlError::failed(e.to_string()))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| ControlError::failed(format!("own executable: {e}")))?;
+    let (ours, theirs) =
+        std::os::unix::net::UnixStream::pair().map_err(|e| ControlError::failed(e.to_string()))?;
     let child = std::process::Command::new(exe)
         .arg("__container-tap")
         .arg(pid.to_string())
@@ -861,7 +921,10 @@ impl TapHelper {
         use std::io::{BufRead, Write};
         let mut line = serde_json::to_vec(cfg).map_err(|e| e.to_string())?;
         line.push(b'\n');
-        self.sock.get_mut().write_all(&line).map_err(|e| e.to_string())?;
+        self.sock
+            .get_mut()
+            .write_all(&line)
+            .map_err(|e| e.to_string())?;
         let mut resp = String::new();
         let r = self.sock.read_line(&mut resp);
         let _ = self.child.wait();

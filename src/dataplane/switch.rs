@@ -248,14 +248,24 @@ impl Switch {
 
     pub fn add_network(&mut self, spec: NetworkSpec) -> NetworkId {
         let id = self.add_network_state(spec);
-        let subnet = self.nets[id.0 as usize].as_ref().expect("just added").spec.subnet;
+        let subnet = self.nets[id.0 as usize]
+            .as_ref()
+            .expect("just added")
+            .spec
+            .subnet;
         self.nat.names().network_added(id.0, subnet);
         id
     }
 
     /// Names the embedded DNS answers for an endpoint; `names` empty removes
     /// them.
-    pub fn set_names(&mut self, net: NetworkId, ip: std::net::Ipv4Addr, container: &str, names: &[String]) {
+    pub fn set_names(
+        &mut self,
+        net: NetworkId,
+        ip: std::net::Ipv4Addr,
+        container: &str,
+        names: &[String],
+    ) {
         if names.is_empty() {
             self.nat.names().remove(net.0, ip);
         } else {

@@ -111,9 +111,13 @@ impl NameTable {
             }
         }
         if let Some(primary) = names.first() {
-            self.by_addr.insert((net, ip), (primary.clone(), container.to_string()));
+            self.by_addr
+                .insert((net, ip), (primary.clone(), container.to_string()));
         }
-        self.containers.entry(container.to_string()).or_default().push((net, ip));
+        self.containers
+            .entry(container.to_string())
+            .or_default()
+            .push((net, ip));
     }
 
     pub fn remove(&mut self, net: u32, ip: Ipv4Addr) {
@@ -147,7 +151,14 @@ impl NameTable {
 
     /// Resolves `name` (lower case, no final dot) of type `qtype` for a
     /// container at `asker` on `net`.
-    pub fn resolve(&mut self, net: u32, asker: Ipv4Addr, gateway: Ipv4Addr, name: &str, qtype: u16) -> Resolution {
+    pub fn resolve(
+        &mut self,
+        net: u32,
+        asker: Ipv4Addr,
+        gateway: Ipv4Addr,
+        name: &str,
+        qtype: u16,
+    ) -> Resolution {
         use crate::wire::dns::qtype as t;
         let nets = self.networks_of(net, asker);
         if let Some(ip) = crate::wire::dns::reverse_v4(name) {
@@ -159,7 +170,10 @@ impl NameTable {
                     return Resolution::Name(primary.clone());
                 }
             }
-            if nets.iter().any(|n| self.subnets.get(&n).is_some_and(|s| s.contains(&ip))) {
+            if nets
+                .iter()
+                .any(|n| self.subnets.get(&n).is_some_and(|s| s.contains(&ip)))
+            {
                 return Resolution::NxDomain;
             }
             return Resolution::Forward;
@@ -295,16 +309,36 @@ impl DnsForwarder {
             // Not a name we could have; the upstream may know better.
             return Ok(false);
         };
-        let res = self.names.resolve(ep.net, client, ep.gateway_ip, name, q.qtype);
+        let res = self
+            .names
+            .resolve(ep.net, client, ep.gateway_ip, name, q.qtype);
         let space = &mut tx.read_space()[PAYLOAD_OFFSET..PAYLOAD_OFFSET + w::MAX_UDP_LEN];
         let n = match &res {
             Resolution::Forward => return Ok(false),
             Resolution::Addresses(ips) => {
-                let rd: [w::Rdata; 32] = std::array::from_fn(|i| w::Rdata::A(ips.get(i).map_or([0; 4], |ip| ip.octets())));
-                w::build_response(&q, w::rcode::NOERROR, &rd[..ips.len().min(32)], TTL, w::MAX_UDP_LEN, space)
+                let rd: [w::Rdata; 32] = std::array::from_fn(|i| {
+                    w::Rdata::A(ips.get(i).map_or([0; 4], |ip| ip.octets()))
+                });
+                w::build_response(
+                    &q,
+                    w::rcode::NOERROR,
+                    &rd[..ips.len().min(32)],
+                    TTL,
+                    w::MAX_UDP_LEN,
+                    space,
+                )
             }
-            Resolution::Name(n) => w::build_response(&q, w::rcode::NOERROR, &[w::Rdata::Name(n)], TTL, w::MAX_UDP_LEN, space),
-            Resolution::NoData => w::build_response(&q, w::rcode::NOERROR, &[], TTL, w::MAX_UDP_LEN, space),
+            Resolution::Name(n) => w::build_response(
+                &q,
+                w::rcode::NOERROR,
+                &[w::Rdata::Name(n)],
+                TTL,
+                w::MAX_UDP_LEN,
+                space,
+            ),
+            Resolution::NoData => {
+                w::build_response(&q, w::rcode::NOERROR, &[], TTL, w::MAX_UDP_LEN, space)
+            }
             Resolution::NxDomain => {
                 counters.dns_nxdomain += 1;
                 w::build_response(&q, w::rcode::NXDOMAIN, &[], TTL, w::MAX_UDP_LEN, space)
@@ -326,7 +360,9 @@ impl DnsForwarder {
         }
         self.limits
             .entry(client)
-            .or_insert_with(|| crate::gateway::RateLimiter::new(CLIENT_QPS, CLIENT_BURST).starting_at(now))
+            .or_insert_with(|| {
+                crate::gateway::RateLimiter::new(CLIENT_QPS, CLIENT_BURST).starting_at(now)
+            })
             .allow(now)
     }
 
@@ -583,13 +619,19 @@ mod tests {
     #[test]
     fn names_and_aliases_resolve_within_shared_networks() {
         let mut t = table();
-        assert_eq!(t.resolve(0, ip(3), GW, "web", qtype::A), Resolution::Addresses(vec![ip(2)]));
+        assert_eq!(
+            t.resolve(0, ip(3), GW, "web", qtype::A),
+            Resolution::Addresses(vec![ip(2)])
+        );
         assert_eq!(
             t.resolve(0, ip(3), GW, "web.lanyard.internal", qtype::A),
             Resolution::Addresses(vec![ip(2)])
         );
         // Not visible from a network the asker is not on.
-        assert_eq!(t.resolve(0, ip(2), GW, "hidden", qtype::A), Resolution::NxDomain);
+        assert_eq!(
+            t.resolve(0, ip(2), GW, "hidden", qtype::A),
+            Resolution::NxDomain
+        );
         // c4 asks from network 1 and sees network 1's names.
         assert_eq!(
             t.resolve(1, Ipv4Addr::new(10, 9, 0, 4), GW, "hidden", qtype::A),
@@ -601,10 +643,22 @@ mod tests {
             Resolution::Addresses(a) => assert!(a.contains(&Ipv4Addr::new(10, 9, 0, 4))),
             other => panic!("{other:?}"),
         }
-        assert_eq!(t.resolve(0, ip(2), GW, "web", qtype::AAAA), Resolution::NoData);
-        assert_eq!(t.resolve(0, ip(2), GW, "nothing", qtype::A), Resolution::NxDomain);
-        assert_eq!(t.resolve(0, ip(2), GW, "nothing.lanyard.internal", qtype::A), Resolution::NxDomain);
-        assert_eq!(t.resolve(0, ip(2), GW, "example.com", qtype::A), Resolution::Forward);
+        assert_eq!(
+            t.resolve(0, ip(2), GW, "web", qtype::AAAA),
+            Resolution::NoData
+        );
+        assert_eq!(
+            t.resolve(0, ip(2), GW, "nothing", qtype::A),
+            Resolution::NxDomain
+        );
+        assert_eq!(
+            t.resolve(0, ip(2), GW, "nothing.lanyard.internal", qtype::A),
+            Resolution::NxDomain
+        );
+        assert_eq!(
+            t.resolve(0, ip(2), GW, "example.com", qtype::A),
+            Resolution::Forward
+        );
         assert_eq!(
             t.resolve(0, ip(2), GW, "host.docker.internal", qtype::A),
             Resolution::Addresses(vec![GW])
@@ -638,16 +692,28 @@ mod tests {
             t.resolve(0, ip(3), GW, "2.0.17.172.in-addr.arpa", qtype::PTR),
             Resolution::Name("web".into())
         );
-        assert_eq!(t.resolve(0, ip(3), GW, "99.0.17.172.in-addr.arpa", qtype::PTR), Resolution::NxDomain);
-        assert_eq!(t.resolve(0, ip(3), GW, "8.8.8.8.in-addr.arpa", qtype::PTR), Resolution::Forward);
+        assert_eq!(
+            t.resolve(0, ip(3), GW, "99.0.17.172.in-addr.arpa", qtype::PTR),
+            Resolution::NxDomain
+        );
+        assert_eq!(
+            t.resolve(0, ip(3), GW, "8.8.8.8.in-addr.arpa", qtype::PTR),
+            Resolution::Forward
+        );
     }
 
     #[test]
     fn removals_forget_names() {
         let mut t = table();
         t.remove(0, ip(2));
-        assert_eq!(t.resolve(0, ip(3), GW, "web", qtype::A), Resolution::NxDomain);
-        assert_eq!(t.resolve(0, ip(3), GW, "api", qtype::A), Resolution::Addresses(vec![ip(3)]));
+        assert_eq!(
+            t.resolve(0, ip(3), GW, "web", qtype::A),
+            Resolution::NxDomain
+        );
+        assert_eq!(
+            t.resolve(0, ip(3), GW, "api", qtype::A),
+            Resolution::Addresses(vec![ip(3)])
+        );
         t.network_removed(1);
         assert_eq!(
             t.resolve(1, Ipv4Addr::new(10, 9, 0, 4), GW, "hidden", qtype::A),

@@ -271,7 +271,12 @@ fn join_ns(pid: u32, ns: &str, kind: CloneFlags) -> Result<(), String> {
 
 /// Enters the namespaces of the container's network mode and creates its
 /// TAPs inside them.
-fn enter_namespaces(spec: &ContainerSpec, uid: u32, gid: u32, parent: Pid) -> Result<Vec<OwnedFd>, String> {
+fn enter_namespaces(
+    spec: &ContainerSpec,
+    uid: u32,
+    gid: u32,
+    parent: Pid,
+) -> Result<Vec<OwnedFd>, String> {
     let rootless = uid != 0;
     if let NetMode::Join { pid } = spec.net {
         // The other container's user namespace first (its network
@@ -338,13 +343,16 @@ fn enter_namespaces(spec: &ContainerSpec, uid: u32, gid: u32, parent: Pid) -> Re
 
 fn bring_up_lo() -> Result<(), String> {
     let sock = control_socket().map_err(|e| format!("interface config socket: {e}"))?;
-    Interface::new(&sock, "lo").set_up().map_err(|e| e.to_string())
+    Interface::new(&sock, "lo")
+        .set_up()
+        .map_err(|e| e.to_string())
 }
 
 /// Configures one interface (in the calling process's namespace).
 pub fn configure_interface(cfg: &IfConfig) -> Result<(), String> {
     let mac: MacAddr = cfg.mac.parse()?;
-    if cfg.prefix_len > 32 || !(crate::config::MIN_MTU..=crate::config::MAX_MTU).contains(&cfg.mtu) {
+    if cfg.prefix_len > 32 || !(crate::config::MIN_MTU..=crate::config::MAX_MTU).contains(&cfg.mtu)
+    {
         return Err(format!(
             "refusing interface settings: prefix /{} mtu {}",
             cfg.prefix_len, cfg.mtu
@@ -354,8 +362,10 @@ pub fn configure_interface(cfg: &IfConfig) -> Result<(), String> {
     let eth = Interface::new(&sock, &cfg.ifname);
     eth.set_mac(mac).map_err(|e| e.to_string())?;
     eth.set_mtu(cfg.mtu).map_err(|e| e.to_string())?;
-    eth.set_txqueuelen(cfg.txqueuelen).map_err(|e| e.to_string())?;
-    eth.set_ipv4(cfg.ip, cfg.prefix_len).map_err(|e| e.to_string())?;
+    eth.set_txqueuelen(cfg.txqueuelen)
+        .map_err(|e| e.to_string())?;
+    eth.set_ipv4(cfg.ip, cfg.prefix_len)
+        .map_err(|e| e.to_string())?;
     eth.set_up().map_err(|e| e.to_string())?;
     if cfg.default_route {
         add_default_route(&sock, cfg.gateway).map_err(|e| e.to_string())?;

@@ -123,7 +123,14 @@ pub enum Rdata<'a> {
 /// Writes a response to `q` into `out`: header, the question as sent, then
 /// `answers` (all owned by the question's name, TTL `ttl`) while they fit
 /// in `max_len`; sets TC when some did not. Returns the length.
-pub fn build_response(q: &Query<'_>, rc: u8, answers: &[Rdata<'_>], ttl: u32, max_len: usize, out: &mut [u8]) -> usize {
+pub fn build_response(
+    q: &Query<'_>,
+    rc: u8,
+    answers: &[Rdata<'_>],
+    ttl: u32,
+    max_len: usize,
+    out: &mut [u8],
+) -> usize {
     let max = max_len.min(out.len());
     let qlen = q.question.len();
     if HEADER_LEN + qlen > max {
@@ -168,7 +175,11 @@ pub fn build_response(q: &Query<'_>, rc: u8, answers: &[Rdata<'_>], ttl: u32, ma
 }
 
 fn encoded_len(name: &str) -> usize {
-    name.split('.').filter(|l| !l.is_empty()).map(|l| l.len().min(63) + 1).sum::<usize>() + 1
+    name.split('.')
+        .filter(|l| !l.is_empty())
+        .map(|l| l.len().min(63) + 1)
+        .sum::<usize>()
+        + 1
 }
 
 fn encode_name(name: &str, out: &mut [u8]) {
@@ -216,7 +227,10 @@ mod tests {
     fn parses_a_query_and_its_name() {
         let b = query("Web.Lanyard.Internal", qtype::A);
         let q = parse_query(&b).unwrap();
-        assert_eq!((q.id, q.rd, q.qtype, q.qclass), (0x1234, true, qtype::A, CLASS_IN));
+        assert_eq!(
+            (q.id, q.rd, q.qtype, q.qclass),
+            (0x1234, true, qtype::A, CLASS_IN)
+        );
         let mut buf = [0u8; 256];
         assert_eq!(question_name(&q, &mut buf).unwrap(), "web.lanyard.internal");
     }
@@ -234,12 +248,22 @@ mod tests {
         let mut two = query("web", qtype::A);
         two[5] = 2;
         assert_eq!(parse_query(&two), Err(WireError::Unsupported));
-        let long = format!("{}.{}.{}.{}.{}", "a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(63), "e");
+        let long = format!(
+            "{}.{}.{}.{}.{}",
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(63),
+            "e"
+        );
         assert_eq!(parse_query(&query(&long, 1)), Err(WireError::Malformed));
         let mut dot = query("we.b", 1);
         dot[13] = b'.';
         let q = parse_query(&dot).unwrap();
-        assert_eq!(question_name(&q, &mut [0u8; 256]), Err(WireError::Malformed));
+        assert_eq!(
+            question_name(&q, &mut [0u8; 256]),
+            Err(WireError::Malformed)
+        );
     }
 
     #[test]
@@ -263,7 +287,14 @@ mod tests {
         assert_eq!(&h[n - 4..], &[172, 17, 0, 3]);
         let ptr = query("2.0.17.172.in-addr.arpa", qtype::PTR);
         let q = parse_query(&ptr).unwrap();
-        let n = build_response(&q, rcode::NOERROR, &[Rdata::Name("web")], 600, 512, &mut out);
+        let n = build_response(
+            &q,
+            rcode::NOERROR,
+            &[Rdata::Name("web")],
+            600,
+            512,
+            &mut out,
+        );
         assert_eq!(&out[n - 5..n], &[3, b'w', b'e', b'b', 0]);
         // Too many answers for 512 bytes: truncated, TC set.
         let many: Vec<Rdata> = (0..100).map(|i| Rdata::A([10, 0, 0, i])).collect();
@@ -275,7 +306,10 @@ mod tests {
 
     #[test]
     fn reverse_names() {
-        assert_eq!(reverse_v4("2.0.17.172.in-addr.arpa"), Some([172, 17, 0, 2].into()));
+        assert_eq!(
+            reverse_v4("2.0.17.172.in-addr.arpa"),
+            Some([172, 17, 0, 2].into())
+        );
         assert_eq!(reverse_v4("0.17.172.in-addr.arpa"), None);
         assert_eq!(reverse_v4("x.0.17.172.in-addr.arpa"), None);
         assert_eq!(reverse_v4("example.com"), None);
