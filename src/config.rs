@@ -72,6 +72,12 @@ pub struct NatSettings {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhcpSettings {
+    pub lease: Duration,
+    pub max_leases: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsSettings {
     /// Empty: the host's resolv.conf.
     pub upstream: Vec<SocketAddr>,
@@ -95,6 +101,7 @@ pub struct Config {
     pub limits: Limits,
     pub nat: NatSettings,
     pub dns: DnsSettings,
+    pub dhcp: DhcpSettings,
     pub networks: Vec<NetworkConfig>,
 }
 
@@ -112,6 +119,8 @@ struct RawConfig {
     nat: RawNat,
     #[serde(default)]
     dns: RawDns,
+    #[serde(default)]
+    dhcp: RawDhcp,
     #[serde(default, rename = "network")]
     networks: Option<Vec<RawNetwork>>,
 }
@@ -178,6 +187,22 @@ impl Default for RawNat {
             udp_stream_timeout_secs: 180,
             icmp_timeout_secs: 30,
             allow_host_loopback: false,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDhcp {
+    lease_secs: i64,
+    max_leases: i64,
+}
+
+impl Default for RawDhcp {
+    fn default() -> Self {
+        RawDhcp {
+            lease_secs: 3600,
+            max_leases: 4096,
         }
     }
 }
@@ -538,6 +563,15 @@ impl Config {
             upstream.push(parse_upstream(&format!("dns.upstream[{i}]"), u)?);
         }
         let dns = DnsSettings { upstream };
+        let dhcp = DhcpSettings {
+            lease: Duration::from_secs(in_range(
+                "dhcp.lease_secs",
+                raw.dhcp.lease_secs,
+                60,
+                30 * 86_400,
+            )? as u64),
+            max_leases: in_range("dhcp.max_leases", raw.dhcp.max_leases, 1, 1 << 20)? as usize,
+        };
         let raw_nets = raw.networks.unwrap_or_else(|| vec![default_network()]);
         let mut networks: Vec<NetworkConfig> = Vec::new();
         let mut names = HashSet::new();
@@ -565,6 +599,7 @@ impl Config {
             limits,
             nat,
             dns,
+            dhcp,
             networks,
         })
     }

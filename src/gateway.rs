@@ -35,6 +35,19 @@ fn is_unicast_host(a: Ipv4Addr) -> bool {
     !(a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback())
 }
 
+/// An IPv4 datagram from a DHCP client (UDP 68 → 67), unfragmented.
+fn is_dhcp_request(ip: &[u8]) -> bool {
+    let Ok(p) = Ipv4Packet::new_checked(ip) else {
+        return false;
+    };
+    let l4 = p.payload();
+    p.protocol() == protocol::UDP
+        && !p.is_fragment()
+        && l4.len() >= 8
+        && l4[0..2] == 68u16.to_be_bytes()
+        && l4[2..4] == 67u16.to_be_bytes()
+}
+
 /// A token bucket: `rate` per second, bursts of up to `burst`.
 #[derive(Debug, Clone)]
 pub struct RateLimiter {
@@ -93,6 +106,8 @@ pub struct Outcome {
     /// The packet is for the NAT: routed off the subnet, DNS to the
     /// gateway, or the host's loopback through the gateway's address.
     pub to_nat: bool,
+    /// A DHCP client message (UDP to port 67) for the DHCP server.
+    pub to_dhcp: bool,
 }
 
 impl Outcome {
@@ -100,22 +115,32 @@ impl Outcome {
         reply: false,
         drop: None,
         to_nat: false,
+        to_dhcp: false,
     };
     const REPLIED: Outcome = Outcome {
         reply: true,
         drop: None,
         to_nat: false,
+        to_dhcp: false,
     };
     const NAT: Outcome = Outcome {
         reply: false,
         drop: None,
         to_nat: true,
+        to_dhcp: false,
+    };
+    const DHCP: Outcome = Outcome {
+        reply: false,
+        drop: None,
+        to_nat: false,
+        to_dhcp: true,
     };
     fn drop(r: DropReason) -> Outcome {
         Outcome {
             reply: false,
             drop: Some(r),
             to_nat: false,
+            to_dhcp: false,
         }
     }
     fn reply_and_drop(r: DropReason) -> Outcome {
@@ -123,6 +148,7 @@ impl Outcome {
             reply: true,
             drop: Some(r),
             to_nat: false,
+            to_dhcp: false,
         }
     }
 }
@@ -206,6 +232,9 @@ impl Gateway {
         match eth.ethertype() {
             ethertype::ARP => self.handle_arp(&eth, to_us, out),
             ethertype::IPV4 if to_us => self.handle_ipv4(&eth, vnet, now, out, ingress),
+            ethertype::IPV4 if eth.dst().is_broadcast() && is_dhcp_request(eth.payload()) => {
+                Outcome::DHCP
+            }
             _ if to_us => Outcome::drop(DropReason::NotServed),
             _ => Outcome::IGNORED,
         }
@@ -263,6 +292,10 @@ impl Gateway {
         };
         if !ip.verify_checksum() {
             return Outcome::drop(DropReason::BadChecksum);
+        }
+        // A renewal, unicast to us.
+        if is_dhcp_request(payload) {
+            return Outcome::DHCP;
         }
         let dst = ip.dst();
         if dst == self.ip {

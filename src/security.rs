@@ -63,6 +63,21 @@ impl PortPolicy {
                         return Err(DropReason::SpoofedSrcIp);
                     }
                 }
+                // Only the gateway serves DHCP: a container answering from
+                // port 67 would hand out leases on the others' behalf.
+                let (Some(&vihl), Some(&proto)) =
+                    (frame.get(HEADER_LEN), frame.get(HEADER_LEN + 9))
+                else {
+                    return Err(DropReason::MalformedPacket);
+                };
+                let ihl = ((vihl & 0x0f) as usize) * 4;
+                if proto == 17 {
+                    if let Some(sport) = frame.get(HEADER_LEN + ihl..HEADER_LEN + ihl + 2) {
+                        if sport == [0, 67] {
+                            return Err(DropReason::RogueDhcpServer);
+                        }
+                    }
+                }
                 Ok(())
             }
             ethertype::ARP => {
@@ -170,6 +185,20 @@ mod tests {
             policy().check(&ipv4_frame(own, IP)[..20]),
             Err(DropReason::MalformedPacket)
         );
+    }
+
+    #[test]
+    fn endpoints_cannot_serve_dhcp() {
+        let own = MacAddr::docker_from_ipv4(IP);
+        let mut f = vec![0u8; 42];
+        emit_header(&mut f, MacAddr::BROADCAST, own, ethertype::IPV4);
+        f[14] = 0x45;
+        f[23] = 17;
+        f[26..30].copy_from_slice(&IP.octets());
+        f[34..36].copy_from_slice(&67u16.to_be_bytes());
+        assert_eq!(policy().check(&f), Err(DropReason::RogueDhcpServer));
+        f[34..36].copy_from_slice(&68u16.to_be_bytes());
+        assert_eq!(policy().check(&f), Ok(()));
     }
 
     #[test]

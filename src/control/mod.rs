@@ -4,6 +4,7 @@
 //! tells the data path thread what to attach, through `DataplaneHandle`.
 
 pub mod client;
+pub mod dhcp;
 pub mod proto;
 pub mod registry;
 pub mod server;
@@ -80,6 +81,8 @@ fn bind_spec(spec: &PublishSpec) -> Result<Vec<(std::os::fd::OwnedFd, Mapping)>,
 /// serves on its socket and what `lanyard run` embeds when no daemon runs.
 pub struct Daemon {
     registry: Mutex<Registry>,
+    leases: Mutex<dhcp::Leases>,
+    dhcp_settings: crate::config::DhcpSettings,
     dp: DataplaneHandle,
     limits: Limits,
     nat_defaults: NatSettings,
@@ -110,6 +113,25 @@ fn nat_config(config: &Config) -> crate::nat::NatConfig {
     }
 }
 
+fn events_loop(
+    daemon: std::sync::Weak<Daemon>,
+    rx: crossbeam_channel::Receiver<crate::dataplane::Event>,
+) {
+    loop {
+        match rx.recv_timeout(std::time::Duration::from_secs(5)) {
+            Ok(crate::dataplane::Event::Dhcp { net, port, frame }) => {
+                let Some(d) = daemon.upgrade() else { return };
+                d.dhcp(net, port, &frame);
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                let Some(d) = daemon.upgrade() else { return };
+                d.expire_leases();
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
 fn network_spec(n: &crate::config::NetworkConfig, limits: &Limits) -> NetworkSpec {
     NetworkSpec {
         name: n.name.clone(),
@@ -130,10 +152,12 @@ fn gone(e: impl std::fmt::Display) -> ControlError {
 impl Daemon {
     /// Starts the data path thread and creates the configured networks.
     pub fn start(config: &Config) -> std::io::Result<Arc<Daemon>> {
+        let (events_tx, events_rx) = crossbeam_channel::bounded(1024);
         let dataplane = Dataplane::start(
             config.limits.max_ports,
             config.limits.batch_size,
             nat_config(config),
+            Some(events_tx),
         )?;
         let dp = dataplane.handle();
         let mut reg = Registry::default();
@@ -150,13 +174,55 @@ impl Daemon {
                 from_config: true,
             });
         }
-        Ok(Arc::new(Daemon {
+        let daemon = Arc::new(Daemon {
             registry: Mutex::new(reg),
+            leases: Mutex::new(dhcp::Leases::default()),
+            dhcp_settings: config.dhcp.clone(),
             dp,
             limits: config.limits.clone(),
             nat_defaults: config.nat.clone(),
             dataplane: Mutex::new(Some(dataplane)),
-        }))
+        });
+        // The data path's events (DHCP) are handled on a thread of their
+        // own; it holds the daemon weakly and ends with the data path.
+        let weak = Arc::downgrade(&daemon);
+        std::thread::Builder::new()
+            .name("lanyard-events".into())
+            .spawn(move || events_loop(weak, events_rx))?;
+        Ok(daemon)
+    }
+
+    /// One DHCP message from the data path.
+    fn dhcp(&self, net: crate::dataplane::NetworkId, port: crate::port::PortId, frame: &[u8]) {
+        let mut reg = self.reg();
+        let Some(name) = reg
+            .networks
+            .iter()
+            .find(|n| n.dp == net)
+            .map(|n| n.config.name.clone())
+        else {
+            return;
+        };
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        let s = &self.dhcp_settings;
+        if let Some(reply) = leases.handle(
+            &mut reg,
+            &name,
+            frame,
+            s.lease,
+            s.max_leases,
+            std::time::Instant::now(),
+        ) {
+            self.dp.send_frame(port, reply);
+        }
+    }
+
+    fn expire_leases(&self) {
+        let mut reg = self.reg();
+        self.leases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .expire(&mut reg, std::time::Instant::now());
     }
 
     pub fn limits(&self) -> &Limits {
@@ -740,6 +806,10 @@ impl Daemon {
             }
         }
         let entry = reg.networks.remove(i);
+        self.leases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .network_removed(name);
         match self.dp.remove_network(entry.dp) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => log::warn!("removing network {name} from the data path: {e}"),
@@ -819,7 +889,14 @@ impl Daemon {
 
     pub fn stats(&self) -> Result<Value, ControlError> {
         let snap = self.dp.snapshot().map_err(gone)?;
-        serde_json::to_value(snap).map_err(|e| ControlError::failed(e.to_string()))
+        let mut v = serde_json::to_value(snap).map_err(|e| ControlError::failed(e.to_string()))?;
+        let dhcp = self
+            .leases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .counters;
+        v["dhcp"] = serde_json::to_value(dhcp).unwrap_or_default();
+        Ok(v)
     }
 
     /// Serves one request that came without an fd (or whose fds are

@@ -28,6 +28,17 @@ const WAKER: Token = Token(0);
 /// ages MAC tables once a second of these).
 const TICK: Duration = Duration::from_millis(50);
 
+/// What the data path tells the control plane (unasked).
+#[derive(Debug)]
+pub enum Event {
+    /// A DHCP client message arrived at a network's gateway.
+    Dhcp {
+        net: NetworkId,
+        port: PortId,
+        frame: Vec<u8>,
+    },
+}
+
 /// A request from the control plane; each carries its reply channel.
 pub enum Command {
     AddNetwork {
@@ -73,6 +84,11 @@ pub enum Command {
         container: String,
         names: Vec<String>,
         reply: Sender<()>,
+    },
+    /// Sends a frame the control plane built (a DHCP reply) out of a port.
+    SendFrame {
+        port: PortId,
+        frame: Vec<u8>,
     },
     Shutdown,
 }
@@ -168,6 +184,13 @@ impl DataplaneHandle {
         self.call(|reply| Command::ForwardCounts { ids, reply })
     }
 
+    /// Sends a frame out of a port, without waiting.
+    pub fn send_frame(&self, port: PortId, frame: Vec<u8>) {
+        if self.tx.send(Command::SendFrame { port, frame }).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+
     pub fn shutdown(&self) {
         if self.tx.send(Command::Shutdown).is_ok() {
             let _ = self.waker.wake();
@@ -183,11 +206,19 @@ pub struct Dataplane {
 
 impl Dataplane {
     /// Starts the thread with an empty switch.
-    pub fn start(max_ports: usize, batch_size: usize, nat: NatConfig) -> io::Result<Dataplane> {
+    pub fn start(
+        max_ports: usize,
+        batch_size: usize,
+        nat: NatConfig,
+        events: Option<Sender<Event>>,
+    ) -> io::Result<Dataplane> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut switch = Switch::with_nat(max_ports, nat);
         switch.set_registry(poll.registry().try_clone()?);
+        if let Some(e) = events {
+            switch.set_events(e);
+        }
         let (tx, rx) = crossbeam_channel::unbounded();
         let thread = std::thread::Builder::new()
             .name("lanyard-dataplane".into())
@@ -416,6 +447,7 @@ impl Loop {
             Command::ForwardCounts { ids, reply } => {
                 let _ = reply.send(ids.iter().map(|i| self.switch.forward_counts(*i)).collect());
             }
+            Command::SendFrame { port, frame } => self.switch.send_frame(port, &frame),
             Command::Shutdown => return false,
         }
         true

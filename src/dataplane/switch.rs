@@ -119,6 +119,10 @@ pub struct Switch {
     reply: FrameBuf,
     nat: Nat,
     last_fdb_sweep: Time,
+    /// Where DHCP messages go (the control plane); `None` drops them.
+    events: Option<crossbeam_channel::Sender<super::Event>>,
+    /// DHCP messages dropped because the control plane was not keeping up.
+    pub events_dropped: u64,
 }
 
 /// Sends NAT-built frames out of ports, through the same offload fallback
@@ -149,7 +153,20 @@ impl Switch {
             reply: FrameBuf::new(),
             nat: Nat::new(nat),
             last_fdb_sweep: Time::ZERO,
+            events: None,
+            events_dropped: 0,
         }
+    }
+
+    pub fn set_events(&mut self, tx: crossbeam_channel::Sender<super::Event>) {
+        self.events = Some(tx);
+    }
+
+    /// Sends a frame the control plane built out of a port.
+    pub fn send_frame(&mut self, port: PortId, frame: &[u8]) {
+        self.reply
+            .load(crate::wire::vnet::VnetHdr::default(), frame);
+        send_to(&mut self.ports, &mut self.scratch, port, &mut self.reply);
     }
 
     /// The poll the NAT's host sockets register with.
@@ -558,6 +575,19 @@ impl Switch {
         let outcome =
             net.gateway
                 .handle_from(buf.frame(), &buf.vnet(), now, &mut self.reply, ingress_info);
+        if outcome.to_dhcp {
+            if let Some(tx) = &self.events {
+                let ev = super::Event::Dhcp {
+                    net: slot.spec.network,
+                    port: ingress,
+                    frame: buf.frame().to_vec(),
+                };
+                if tx.try_send(ev).is_err() {
+                    self.events_dropped += 1;
+                }
+            }
+            return;
+        }
         if outcome.to_nat {
             let f = buf.frame();
             // The gateway passed it as IPv4 to its MAC: at least the headers.

@@ -283,6 +283,7 @@ impl DnsForwarder {
     }
 
     /// Answers from the name table, if the name is ours; true if it did.
+    #[allow(clippy::too_many_arguments)]
     fn answer_locally(
         &mut self,
         ep: &Endpoint,
