@@ -128,7 +128,21 @@ untrack() { # forget an exited PID, so cleanup never signals a reused one
     for p in "${PIDS[@]:-}"; do [ -n "$p" ] && [ "$p" != "$1" ] && keep+=("$p"); done
     PIDS=("${keep[@]:-}")
 }
-stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; untrack "$1"; }
+# exited (or a zombie not yet reaped)
+exited() { [ ! -e "/proc/$1" ] || [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" = Z ]; }
+stop_pid() { # TERM, then KILL after 5 s: the wait is bounded
+    kill "$1" 2>/dev/null || true
+    local i
+    for i in $(seq 50); do exited "$1" && break; sleep 0.1; done
+    exited "$1" || kill -KILL "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+    untrack "$1"
+}
+finish_pid() { # let it exit on its own for 3 s, then stop it
+    local i
+    for i in $(seq 30); do exited "$1" && break; sleep 0.1; done
+    stop_pid "$1"
+}
 cleanup() {
     set +e
     for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
@@ -528,10 +542,6 @@ ports_teardown() {
     ip netns exec lyb-host nft delete table ip lyb_ports 2>/dev/null || true
 }
 
-# exited (or a zombie not yet reaped)
-exited() { [ ! -e "/proc/$1" ] || [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" = Z ]; }
-finish_pid() { wait_for 30 exited "$1" || true; stop_pid "$1"; }  # 3 s to exit on its own
-
 port_serve() { # peer mtu iperf|conn -> PSRV (server PID), PORT (host port); or 1 and R="fail:why"
     local peer=$1 mtu=$2 cport ready cmd opts=()
     if [ "$3" = iperf ]; then
@@ -565,6 +575,7 @@ port_tcp() { # peer mtu lo|out tx|rx -> R = Gbit/s or "fail:why"; STALL
     [ "$peer" = lanyard ] && t1=$(cpu_ticks "$EDPID")
     finish_pid "$PSRV"
     iperf_result "$rc"
+    if [ "${R#fail:}" != "$R" ]; then log "  $peer $from $dir MTU $mtu failed; server in the container said: $(tail -3 "$TMP/srv.out" | one_line)"; fi
     if [ "$peer" = lanyard ] && [ -n "$IBYTES" ]; then echo "$((t1 - t0)) $IBYTES" >>"$TMP/pcpu"; fi
 }
 
@@ -762,7 +773,9 @@ plabel() {
         who-out) echo "client address the container sees, outside client 10.200.0.2" ;;
     esac
 }
-met() { python3 -c "import sys; print('-' if sys.argv[1] == '-' else ('met' if float(sys.argv[1]) >= float(sys.argv[2]) else 'missed'))" "$1" "$2"; }
+met() { # ratio target peer -> "1.23x peer (met)" / "(missed)" / "peer not measured"
+    python3 -c "import sys; r, t, p = sys.argv[1:]; print(p + ' not measured' if r == '-' else '%sx %s (%s)' % (r, p, 'met' if float(r) >= float(t) else 'missed'))" "$@"
+}
 NA_SOCAT="n/a (docker DNATs outside clients; its proxy serves loopback)"
 
 if want_table ports; then
@@ -839,12 +852,12 @@ for row in lo-tx-65520 lo-tx-1500 lo-rx-65520 lo-rx-1500 out-tx-65520 out-tx-150
     echo "| $(plabel "$row") | ${C[dnat]} | ${C[socat]} | ${C[slirp4netns]} | ${C[pasta]} | ${C[lanyard]} | $rs |"
     if [[ $row == *-tx-* ]]; then
         rp=$(ratio "${C[lanyard]}" "${C[pasta]}"); rsl=$(ratio "${C[lanyard]}" "${C[slirp4netns]}")
-        TARGETS+="; ${row%%-*} MTU ${row##*-}: ${rp}x pasta ($(met "$rp" 1.0)), ${rsl}x slirp4netns ($(met "$rsl" 3.0))"
+        TARGETS+="; ${row%%-*} MTU ${row##*-}: $(met "$rp" 1.0 pasta), $(met "$rsl" 3.0 slirp4netns)"
     fi
 done
 echo
-echo "Ratios are lanyard / peer, higher is better. Targets, host -> container: lanyard >= 1.0x pasta and >= 3x slirp4netns (the issue asks for 10 s runs; this run: ${DUR} s)${TARGETS}."
-echo "Host ports per peer: DNAT ${HP[dnat]}, socat ${HP[socat]}, slirp4netns ${HP[slirp4netns]}, pasta ${HP[pasta]}, lanyard ${HP[lanyard]} (connection server: +$CONN_OFF); loopback clients take pasta's splice path, outside clients its tap path; socat runs with its default 8 KiB buffer (docker-proxy, in Go, splices)."
+echo "Ratios are lanyard / peer, higher is better. Targets, host -> container (lo: client on the host's loopback, out: outside client): lanyard >= 1.0x pasta and >= 3x slirp4netns (the issue asks for 10 s runs; this run: ${DUR} s)${TARGETS}."
+echo "Host ports per peer: DNAT ${HP[dnat]}, socat ${HP[socat]}, slirp4netns ${HP[slirp4netns]}, pasta ${HP[pasta]}, lanyard ${HP[lanyard]} (connection server: +$CONN_OFF); loopback clients take pasta's splice path, outside clients its tap path; socat runs with its default 8 KiB buffer, as in shared/PEERS.md (docker-proxy itself copies with Go's io.Copy, which splices on Linux, and may be faster)."
 if [ -n "$PSTALLS" ]; then
     echo "One-second iperf3 intervals below a tenth of the run's mean rate (stalls):${PSTALLS#;}."
 fi

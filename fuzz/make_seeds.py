@@ -343,6 +343,27 @@ def publish_seeds():
     return {f"spec-{i}": s.encode() for i, s in enumerate(specs)}
 
 
+def dns_dhcp_seeds():
+    """A DNS query for web (with EDNS), a PTR query, and a DHCPDISCOVER."""
+    def q(name, qtype):
+        b = bytes([0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1])
+        for label in name.split("."):
+            b += bytes([len(label)]) + label.encode()
+        b += b"\x00" + struct.pack("!HH", qtype, 1)
+        return b + b"\x00\x00\x29\x10\x00\x00\x00\x00\x00\x00\x00"
+    discover = bytearray(240)
+    discover[0:3] = b"\x01\x01\x06"
+    discover[4:8] = b"\xde\xad\xbe\xef"
+    discover[28:34] = b"\x02\x42\x0a\x00\x00\x09"
+    discover[236:240] = b"\x63\x82\x53\x63"
+    discover += b"\x35\x01\x01\x32\x04\x0a\x00\x00\x09\x0c\x02vm\xff"
+    return {
+        "dns-a": q("web.lanyard.internal", 1),
+        "dns-ptr": q("2.0.17.172.in-addr.arpa", 12),
+        "dhcp-discover": bytes(discover),
+    }
+
+
 def main():
     targets = {
         "wire": wire_seeds(),
@@ -350,6 +371,7 @@ def main():
         "config": config_seeds(),
         "control_request": control_seeds(),
         "publish_spec": publish_seeds(),
+        "dns_dhcp": dns_dhcp_seeds(),
     }
     for target, seeds in targets.items():
         d = CORPUS / target
