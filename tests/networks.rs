@@ -343,7 +343,7 @@ $B stats --socket $S --json | python3 -c 'import json,sys; d=json.load(sys.stdin
     let next = out
         .lines()
         .filter(|l| l.starts_with("eth0"))
-        .last()
+        .next_back()
         .unwrap();
     assert!(next.contains("172.17.0.3/16"), "{out}");
     let counts = line(&out, "dhcp ");
