@@ -340,11 +340,7 @@ $B stats --socket $S --json | python3 -c 'import json,sys; d=json.load(sys.stdin
         "the same address as run gave: {out}"
     );
     // After the release, .3 is free again for the next container.
-    let next = out
-        .lines()
-        .filter(|l| l.starts_with("eth0"))
-        .next_back()
-        .unwrap();
+    let next = out.lines().rfind(|l| l.starts_with("eth0")).unwrap();
     assert!(next.contains("172.17.0.3/16"), "{out}");
     let counts = line(&out, "dhcp ");
     assert!(counts.ends_with(" 1"), "one release: {counts}");
