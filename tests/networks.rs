@@ -189,10 +189,11 @@ fn embedded_dns_answers_names_aliases_ptr_and_forwards_the_rest() {
         r#"
 local_server dns dns 5353 127.0.0.1
 $B network create --socket $S other > /dev/null
+# One after the other, so that web is .2 and web2 is .3.
 bg_run --name web --alias api -- sleep 60
+on_network web default
 bg_run --name web2 --alias api -- sleep 60
 bg_run --name hidden --network other -- sleep 60
-on_network web default
 on_network web2 default
 on_network hidden other
 run --name asker -- sh -c '
@@ -306,6 +307,10 @@ chmod +x hook.sh
 $V timeout 60 udhcpc -f -n -R -i vc -s $PWD/hook.sh > vm.out 2>/dev/null & VMC=$!; PIDS="$PIDS $VMC"
 until_ok grep -q lease vm.out
 grep lease vm.out
+# The leased address works: the VM reaches its gateway. (This also puts
+# the gateway in its ARP cache: udhcpc sends the release unicast and then
+# flushes the address, which drops a release still waiting for ARP.)
+$V ping -c 1 -W 5 172.17.0.1 > /dev/null && echo "vm reaches gateway"
 # A container with an address from run asks too: the same address.
 run --name asker -- sh -c "timeout 20 udhcpc -f -q -n -i eth0 -s $PWD/hook.sh 2>/dev/null | grep lease; ip -br addr show eth0"
 # The VM releases its lease; its address goes back to the pool.
@@ -315,6 +320,7 @@ run --name next -- ip -br addr show eth0
 $B stats --socket $S --json | python3 -c 'import json,sys; d=json.load(sys.stdin)["dhcp"]; print("dhcp", d["offers"], d["acks"], d["releases"])'
 "#,
     );
+    assert!(out.contains("vm reaches gateway"), "{out}");
     // static took .2 first, the VM gets the next free one.
     let vm = out
         .lines()
