@@ -245,6 +245,50 @@ echo "getent: $(getent hosts web)"
 }
 
 #[test]
+fn dns_over_tcp_answers_names_and_what_udp_truncates() {
+    // 36 containers share an alias: 36 A records do not fit in 512 bytes, so
+    // the UDP answer is truncated and dig retries over TCP by itself.
+    let out = run(
+        As::Unprivileged,
+        r#"
+local_server dns dns 5353 127.0.0.1
+for i in $(seq 1 36); do bg_run --name m$i --alias many -- sleep 90; done
+on_network m36 default
+i=0; until [ "$($B network inspect --socket $S default | grep -c '"Name": "m')" -ge 36 ]; do i=$((i+1)); [ $i -lt 300 ]; sleep 0.1; done
+run --name asker -- sh -c '
+echo "tcp-name: $(dig +tcp +short +tries=1 +time=3 m1 @172.17.0.1)"
+echo "tcp-upstream: $(dig +tcp +short +tries=1 +time=3 some.example.test @172.17.0.1)"
+echo "tcp-nx: $(dig +tcp +tries=1 +time=3 nothing @172.17.0.1 | grep -o "status: [A-Z]*")"
+echo "udp-only: $(dig +notcp +ignore +tries=1 +time=3 many @172.17.0.1 | grep -o "flags: [a-z ]*")"
+echo "fallback: $(dig +short +tries=1 +time=3 many @172.17.0.1 | wc -l)"
+'
+$B stats --socket $S --json | python3 -c 'import json,sys; n=json.load(sys.stdin)["nat"]; print("tcp-queries", n["dns_tcp_queries"], "local", n["dns_tcp_local_answers"], "forwarded", n["dns_tcp_forwarded"])'
+"#,
+    );
+    assert!(
+        line(&out, "tcp-name:").starts_with("tcp-name: 172.17.0."),
+        "{out}"
+    );
+    assert_eq!(
+        line(&out, "tcp-upstream:").trim(),
+        "tcp-upstream: 192.0.2.7",
+        "{out}"
+    );
+    assert!(line(&out, "tcp-nx:").contains("NXDOMAIN"), "{out}");
+    assert!(
+        line(&out, "udp-only:").contains(" tc"),
+        "UDP answer truncated: {out}"
+    );
+    assert_eq!(line(&out, "fallback:").trim(), "fallback: 36", "{out}");
+    let l: Vec<u64> = line(&out, "tcp-queries")
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    // m1, nothing and the fallback locally; some.example.test upstream.
+    assert_eq!(l, [4, 3, 1], "{out}");
+}
+
+#[test]
 fn dns_floods_and_garbage_are_counted_not_fatal() {
     let out = run(
         As::Me,

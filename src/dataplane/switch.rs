@@ -175,7 +175,7 @@ impl Switch {
     }
 
     pub fn nat_counters(&self) -> NatCounters {
-        self.nat.counters
+        self.nat.counters_snapshot()
     }
 
     /// A poll event for a NAT flow's socket.
@@ -694,7 +694,7 @@ impl Switch {
         Snapshot {
             ports,
             networks,
-            nat: self.nat.counters,
+            nat: self.nat.counters_snapshot(),
             nat_flows: self.nat.flow_count(),
         }
     }

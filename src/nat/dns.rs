@@ -19,12 +19,15 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use hashbrown::HashMap;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
+use super::dns_tcp::DnsTcp;
+pub use super::dns_tcp::{DnsTcpCounters, Origin};
 use super::{emit_ipv4_to, finish_frame, sock, Emit, Endpoint, NatCounters, DNS_TOKEN_BASE};
 use crate::frame::FrameBuf;
 use crate::log;
@@ -247,6 +250,60 @@ mod smallvec_nets {
     }
 }
 
+/// What the name table makes of a query.
+pub enum LocalAnswer {
+    /// Not ours: ask the upstream.
+    Forward,
+    /// A response of this length is in the buffer.
+    Answer(usize),
+    /// An NXDOMAIN response of this length is in the buffer.
+    NxDomain(usize),
+}
+
+/// Answers `q` from the name table into `out` (as much of it as a response
+/// may use: 512 bytes over UDP, 64 KiB over TCP; what does not fit sets TC).
+/// A response of length 0 means `out` could not even hold the question.
+pub fn local_answer(
+    names: &mut NameTable,
+    net: u32,
+    client: Ipv4Addr,
+    gateway: Ipv4Addr,
+    q: &crate::wire::dns::Query<'_>,
+    out: &mut [u8],
+) -> LocalAnswer {
+    use crate::wire::dns as w;
+    if q.qclass != w::CLASS_IN {
+        return LocalAnswer::Forward;
+    }
+    let mut buf = [0u8; 256];
+    let Ok(name) = w::question_name(q, &mut buf) else {
+        // Not a name we could have; the upstream may know better.
+        return LocalAnswer::Forward;
+    };
+    let max = out.len();
+    match names.resolve(net, client, gateway, name, q.qtype) {
+        Resolution::Forward => LocalAnswer::Forward,
+        Resolution::Addresses(ips) => {
+            let rd: Vec<w::Rdata> = ips.iter().map(|ip| w::Rdata::A(ip.octets())).collect();
+            LocalAnswer::Answer(w::build_response(q, w::rcode::NOERROR, &rd, TTL, max, out))
+        }
+        Resolution::Name(n) => LocalAnswer::Answer(w::build_response(
+            q,
+            w::rcode::NOERROR,
+            &[w::Rdata::Name(&n)],
+            TTL,
+            max,
+            out,
+        )),
+        Resolution::NoData => {
+            LocalAnswer::Answer(w::build_response(q, w::rcode::NOERROR, &[], TTL, max, out))
+        }
+        Resolution::NxDomain => {
+            LocalAnswer::NxDomain(w::build_response(q, w::rcode::NXDOMAIN, &[], TTL, max, out))
+        }
+    }
+}
+
 struct Pending {
     ep: Endpoint,
     client: Ipv4Addr,
@@ -260,12 +317,16 @@ pub struct DnsForwarder {
     socks: Vec<Option<OwnedFd>>,
     pending: HashMap<u16, Pending>,
     next_id: u16,
-    names: NameTable,
+    /// Shared with the TCP server, which answers from the same table.
+    names: Arc<Mutex<NameTable>>,
+    tcp: DnsTcp,
     limits: HashMap<Ipv4Addr, crate::gateway::RateLimiter>,
 }
 
 impl DnsForwarder {
     pub fn new(upstreams: Vec<SocketAddr>) -> DnsForwarder {
+        let names = Arc::new(Mutex::new(NameTable::default()));
+        let tcp = DnsTcp::new(names.clone(), upstreams.clone());
         let mut seed = [0u8; 2];
         crate::sys::random_bytes(&mut seed);
         DnsForwarder {
@@ -273,13 +334,32 @@ impl DnsForwarder {
             upstreams,
             pending: HashMap::with_capacity(MAX_PENDING * 2),
             next_id: u16::from_ne_bytes(seed),
-            names: NameTable::default(),
+            tcp,
+            names,
             limits: HashMap::with_capacity(MAX_CLIENTS),
         }
     }
 
-    pub fn names(&mut self) -> &mut NameTable {
-        &mut self.names
+    pub fn names(&self) -> MutexGuard<'_, NameTable> {
+        // Every mutation of the table is complete-or-nothing: a panic in
+        // the other holder leaves it usable.
+        self.names.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where TCP queries to the gateway's port 53 go (the local DNS-over-
+    /// TCP server, started on first use), or None if it cannot run.
+    pub fn tcp_target(&self) -> Option<SocketAddr> {
+        self.tcp.addr()
+    }
+
+    /// Says which container a connection to the TCP server, from local
+    /// port `port`, is asking for.
+    pub fn tcp_origin(&self, port: u16, origin: Origin) {
+        self.tcp.expect(port, origin);
+    }
+
+    pub fn tcp_counters(&self) -> DnsTcpCounters {
+        self.tcp.counters()
     }
 
     /// Answers from the name table, if the name is ours; true if it did.
@@ -302,48 +382,15 @@ impl DnsForwarder {
                 return Err(DropReason::MalformedPacket);
             }
         };
-        if q.qclass != w::CLASS_IN {
-            return Ok(false);
-        }
-        let mut buf = [0u8; 256];
-        let Ok(name) = w::question_name(&q, &mut buf) else {
-            // Not a name we could have; the upstream may know better.
-            return Ok(false);
-        };
-        let res = self
-            .names
-            .resolve(ep.net, client, ep.gateway_ip, name, q.qtype);
         let space = &mut tx.read_space()[PAYLOAD_OFFSET..PAYLOAD_OFFSET + w::MAX_UDP_LEN];
-        let n = match &res {
-            Resolution::Forward => return Ok(false),
-            Resolution::Addresses(ips) => {
-                let rd: [w::Rdata; 32] = std::array::from_fn(|i| {
-                    w::Rdata::A(ips.get(i).map_or([0; 4], |ip| ip.octets()))
-                });
-                w::build_response(
-                    &q,
-                    w::rcode::NOERROR,
-                    &rd[..ips.len().min(32)],
-                    TTL,
-                    w::MAX_UDP_LEN,
-                    space,
-                )
-            }
-            Resolution::Name(n) => w::build_response(
-                &q,
-                w::rcode::NOERROR,
-                &[w::Rdata::Name(n)],
-                TTL,
-                w::MAX_UDP_LEN,
-                space,
-            ),
-            Resolution::NoData => {
-                w::build_response(&q, w::rcode::NOERROR, &[], TTL, w::MAX_UDP_LEN, space)
-            }
-            Resolution::NxDomain => {
+        let answer = local_answer(&mut self.names(), ep.net, client, ep.gateway_ip, &q, space);
+        let n = match answer {
+            LocalAnswer::Forward => return Ok(false),
+            LocalAnswer::NxDomain(n) => {
                 counters.dns_nxdomain += 1;
-                w::build_response(&q, w::rcode::NXDOMAIN, &[], TTL, w::MAX_UDP_LEN, space)
+                n
             }
+            LocalAnswer::Answer(n) => n,
         };
         if n == 0 {
             return Err(DropReason::MalformedPacket);
@@ -365,11 +412,6 @@ impl DnsForwarder {
                 crate::gateway::RateLimiter::new(CLIENT_QPS, CLIENT_BURST).starting_at(now)
             })
             .allow(now)
-    }
-
-    /// The resolver TCP queries to the gateway go to.
-    pub fn upstream(&self) -> Option<SocketAddr> {
-        self.upstreams.first().copied()
     }
 
     fn socket(&mut self, i: usize, registry: Option<&Registry>) -> io::Result<&OwnedFd> {

@@ -13,6 +13,7 @@
 //! reaches a socket has passed the switch's port security.
 
 pub mod dns;
+pub mod dns_tcp;
 pub mod forward;
 pub mod icmp;
 pub mod sock;
@@ -121,6 +122,13 @@ pub struct NatCounters {
     pub dns_nxdomain: u64,
     pub dns_rate_limited: u64,
     pub dns_malformed: u64,
+    pub dns_tcp_connections: u64,
+    pub dns_tcp_refused: u64,
+    pub dns_tcp_queries: u64,
+    pub dns_tcp_local_answers: u64,
+    pub dns_tcp_forwarded: u64,
+    pub dns_tcp_upstream_failures: u64,
+    pub dns_tcp_malformed: u64,
 }
 
 /// One flow, as `lanyard conntrack` lists it.
@@ -380,13 +388,14 @@ impl Nat {
 
     /// The address a flow's host socket connects to: the destination
     /// itself, or for the gateway's own address the host's loopback (when
-    /// the endpoint may reach it) or the DNS upstream for port 53.
+    /// the endpoint may reach it) or, for TCP to port 53, the embedded
+    /// DNS's TCP server.
     fn target_for(&self, ep: &Endpoint, dst: Ipv4Addr, port: u16) -> Option<SocketAddr> {
         if dst != ep.gateway_ip {
             return Some(SocketAddr::from((dst, port)));
         }
         if port == 53 {
-            return self.dns.upstream();
+            return self.dns.tcp_target();
         }
         ep.allow_host_loopback
             .then(|| SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
@@ -424,8 +433,23 @@ impl Nat {
     }
 
     /// The names the embedded DNS answers (control plane).
-    pub fn names(&mut self) -> &mut dns::NameTable {
+    pub fn names(&mut self) -> std::sync::MutexGuard<'_, dns::NameTable> {
         self.dns.names()
+    }
+
+    /// The counters, with those of the DNS-over-TCP server (kept apart,
+    /// on its own threads).
+    pub fn counters_snapshot(&self) -> NatCounters {
+        let mut c = self.counters;
+        let t = self.dns.tcp_counters();
+        c.dns_tcp_connections = t.connections;
+        c.dns_tcp_refused = t.refused;
+        c.dns_tcp_queries = t.queries;
+        c.dns_tcp_local_answers = t.local_answers;
+        c.dns_tcp_forwarded = t.forwarded;
+        c.dns_tcp_upstream_failures = t.upstream_failures;
+        c.dns_tcp_malformed = t.malformed;
+        c
     }
 
     /// A poll event on a DNS upstream socket.

@@ -677,6 +677,17 @@ impl Nat {
                 return None;
             }
         };
+        if ip.dst() == ep.gateway_ip && key.outside.port() == 53 {
+            // The embedded DNS's TCP server: tell it who is asking.
+            if let Ok(SocketAddr::V4(local)) = sock::local_addr(sock.as_raw_fd()) {
+                let origin = super::dns::Origin {
+                    net: ep.net,
+                    client: ip.src(),
+                    gateway: ep.gateway_ip,
+                };
+                self.dns.tcp_origin(local.port(), origin);
+            }
+        }
         let peek_off = sock::set_peek_off(sock.as_raw_fd(), 0);
         let isn = self.next_isn();
         let conn = TcpConn::new(&seg, isn, now, peek_off);

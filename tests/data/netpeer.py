@@ -9,7 +9,8 @@ transfers are checked byte for byte.
   echo PORT [ADDR]              TCP echo, one thread per connection
   halfclose PORT [ADDR]         TCP: read to EOF, then answer "got N" and close
   udp-echo PORT [ADDR]          UDP echo ("big" asks for an 8000-byte answer)
-  dns PORT [ADDR]               DNS: A 192.0.2.7 for every name, NXDOMAIN for *.invalid
+  dns PORT [ADDR]               DNS over UDP and TCP: A 192.0.2.7 for every name,
+                                NXDOMAIN for *.invalid
   send HOST PORT NBYTES         client: send NBYTES -> "sent N SHA"
   recv HOST PORT                client: read to EOF -> "recv N SHA"
   many HOST PORT N              client: N concurrent echo connections -> "many OK/N"
@@ -134,28 +135,65 @@ def udp_echo(port, addr="0.0.0.0"):
         s.sendto(b"B" * 8000 if d == b"big" else d, a)
 
 
+def dns_answer(q):
+    """A for every name (192.0.2.7), NXDOMAIN under .invalid; None if junk."""
+    if len(q) < 12:
+        return None
+    # The question: labels up to the zero byte, then type and class.
+    i = 12
+    labels = []
+    while i < len(q) and q[i] != 0:
+        labels.append(q[i + 1 : i + 1 + q[i]].decode(errors="replace"))
+        i += 1 + q[i]
+    question = q[12 : i + 5]
+    name = ".".join(labels)
+    nx = name.endswith(".invalid")
+    flags = b"\x81\x83" if nx else b"\x81\x80"
+    an = b"\x00\x00" if nx else b"\x00\x01"
+    hdr = q[:2] + flags + b"\x00\x01" + an + b"\x00\x00\x00\x00"
+    ans = b"" if nx else b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + bytes([192, 0, 2, 7])
+    return hdr + question + ans
+
+
+def dns_tcp_conn(c):
+    c.settimeout(T)
+    try:
+        while True:
+            n = c.recv(2, socket.MSG_WAITALL)
+            if len(n) < 2:
+                return
+            q = c.recv(int.from_bytes(n, "big"), socket.MSG_WAITALL)
+            a = dns_answer(q)
+            if a is None:
+                return
+            c.sendall(len(a).to_bytes(2, "big") + a)
+    except OSError:
+        pass
+    finally:
+        c.close()
+
+
 def dns(port, addr="0.0.0.0"):
+    """The same answers over UDP and TCP on one port."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((addr, port))
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    t.bind((addr, port))
+    t.listen(16)
+
+    def accept():
+        while True:
+            c, _ = t.accept()
+            threading.Thread(target=dns_tcp_conn, args=(c,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
     print("ready", flush=True)
     while True:
         q, a = s.recvfrom(4096)
-        if len(q) < 12:
-            continue
-        # The question: labels up to the zero byte, then type and class.
-        i = 12
-        labels = []
-        while i < len(q) and q[i] != 0:
-            labels.append(q[i + 1 : i + 1 + q[i]].decode(errors="replace"))
-            i += 1 + q[i]
-        question = q[12 : i + 5]
-        name = ".".join(labels)
-        nx = name.endswith(".invalid")
-        flags = b"\x81\x83" if nx else b"\x81\x80"
-        an = b"\x00\x00" if nx else b"\x00\x01"
-        hdr = q[:2] + flags + b"\x00\x01" + an + b"\x00\x00\x00\x00"
-        ans = b"" if nx else b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + bytes([192, 0, 2, 7])
-        s.sendto(hdr + question + ans, a)
+        r = dns_answer(q)
+        if r is not None:
+            s.sendto(r, a)
 
 
 def send(host, port, nbytes):
