@@ -27,6 +27,8 @@ pub struct FdbEntry {
     /// Installed by the control plane for an endpoint's own MAC; never ages,
     /// never moves by learning.
     pub is_static: bool,
+    /// When the entry was last announced to the other data-path shards.
+    pub announced: Time,
 }
 
 /// What learning a source MAC did.
@@ -34,6 +36,10 @@ pub struct FdbEntry {
 pub enum Learn {
     /// Known on this port; its age was refreshed.
     Refreshed,
+    /// As `Refreshed`, and the last announcement to the other shards is
+    /// over a quarter of the aging time old: announce it again, so their
+    /// copies do not age out while the MAC is in use.
+    Renewed,
     /// New entry.
     Learned,
     /// Known on another port; moved here.
@@ -144,6 +150,10 @@ impl Fdb {
         if let Some(e) = self.table.get_mut(&mac) {
             if e.port == port {
                 e.last_seen = now;
+                if !e.is_static && now.saturating_sub(e.announced) > aging / 4 {
+                    e.announced = now;
+                    return Learn::Renewed;
+                }
                 return Learn::Refreshed;
             }
             if e.is_static {
@@ -165,6 +175,7 @@ impl Fdb {
             let e = self.table.get_mut(&mac).expect("entry present");
             e.port = port;
             e.last_seen = now;
+            e.announced = now;
             self.per_port[old.index()] -= 1;
             *self.port_count(port) += 1;
             self.counters.moved += 1;
@@ -180,12 +191,21 @@ impl Fdb {
                 port,
                 last_seen: now,
                 is_static: false,
+                announced: now,
             },
         );
         *self.port_count(port) += 1;
         self.learned_total += 1;
         self.counters.learned += 1;
         Learn::Learned
+    }
+
+    /// Learns what another shard learned (`mac` behind `port`, seen at
+    /// `now`). Counted where it was learned, not again here.
+    pub fn learn_synced(&mut self, mac: MacAddr, port: PortId, now: Time) {
+        let counters = self.counters;
+        let _ = self.learn(mac, port, now);
+        self.counters = counters;
     }
 
     /// Pins an endpoint's own MAC to its port (control plane). Replaces a
@@ -212,6 +232,7 @@ impl Fdb {
                 port,
                 last_seen: Time::ZERO,
                 is_static: true,
+                announced: Time::ZERO,
             },
         );
         Ok(())

@@ -60,6 +60,28 @@ pub struct Limits {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataplaneSettings {
+    /// Shards (threads) of the data path; 0: one per CPU lanyard may run
+    /// on, at most [`AUTO_THREADS_MAX`].
+    pub threads: usize,
+}
+
+/// The most shards `threads = 0` picks.
+pub const AUTO_THREADS_MAX: usize = 8;
+
+impl DataplaneSettings {
+    /// The number of shards to start.
+    pub fn shards(&self) -> usize {
+        if self.threads > 0 {
+            return self.threads;
+        }
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, AUTO_THREADS_MAX)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NatSettings {
     pub max_flows: usize,
     pub max_flows_per_container: u32,
@@ -99,6 +121,7 @@ pub struct NetworkConfig {
 pub struct Config {
     pub daemon: DaemonConfig,
     pub limits: Limits,
+    pub dataplane: DataplaneSettings,
     pub nat: NatSettings,
     pub dns: DnsSettings,
     pub dhcp: DhcpSettings,
@@ -115,6 +138,8 @@ struct RawConfig {
     daemon: RawDaemon,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    dataplane: RawDataplane,
     #[serde(default)]
     nat: RawNat,
     #[serde(default)]
@@ -160,6 +185,18 @@ impl Default for RawLimits {
             batch_size: 64,
             max_control_connections: 1024,
         }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDataplane {
+    threads: i64,
+}
+
+impl Default for RawDataplane {
+    fn default() -> Self {
+        RawDataplane { threads: 1 }
     }
 }
 
@@ -530,6 +567,14 @@ impl Config {
                 65_536,
             )? as usize,
         };
+        let dataplane = DataplaneSettings {
+            threads: in_range(
+                "dataplane.threads",
+                raw.dataplane.threads,
+                0,
+                crate::dataplane::MAX_SHARDS as i64,
+            )? as usize,
+        };
         let n = raw.nat;
         let secs = |field: &str, v: i64| -> Result<Duration, ConfigError> {
             Ok(Duration::from_secs(
@@ -597,6 +642,7 @@ impl Config {
         Ok(Config {
             daemon: DaemonConfig { socket, log_level },
             limits,
+            dataplane,
             nat,
             dns,
             dhcp,

@@ -158,6 +158,9 @@ struct DaemonArgs {
     /// Config file (default: the embedded configs/default.toml).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Data-path threads (overrides `[dataplane] threads`; 0: one per CPU).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=lanyard::dataplane::MAX_SHARDS as i64))]
+    threads: Option<u16>,
     #[command(flatten)]
     socket: SocketArg,
 }
@@ -425,13 +428,28 @@ fn pretty(v: &Value) -> String {
 }
 
 fn load_config(path: Option<&Path>) -> Result<Config, u8> {
-    match path {
+    let mut config = match path {
         Some(p) => Config::load(p).map_err(|e| {
             eprintln!("lanyard: config error: {e}");
             EXIT_USAGE
-        }),
-        None => Ok(Config::embedded()),
+        })?,
+        None => Config::embedded(),
+    };
+    // As LANYARD_LOG does for the log level: one knob for every lanyard a
+    // script (or a test run) starts, daemons and embedded switches alike.
+    if let Ok(v) = std::env::var("LANYARD_THREADS") {
+        match v.parse::<usize>() {
+            Ok(n) if n <= lanyard::dataplane::MAX_SHARDS => config.dataplane.threads = n,
+            _ => {
+                eprintln!(
+                    "lanyard: LANYARD_THREADS: '{v}' is not a thread count (0..={}; 0: one per CPU)",
+                    lanyard::dataplane::MAX_SHARDS
+                );
+                return Err(EXIT_USAGE);
+            }
+        }
     }
+    Ok(config)
 }
 
 fn socket_path(arg: &SocketArg, config: Option<&Config>) -> PathBuf {
@@ -476,10 +494,13 @@ fn query(arg: &SocketArg, req: &Request, show: impl FnOnce(&Value)) -> u8 {
 }
 
 fn daemon(a: DaemonArgs) -> u8 {
-    let config = match load_config(a.config.as_deref()) {
+    let mut config = match load_config(a.config.as_deref()) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if let Some(t) = a.threads {
+        config.dataplane.threads = t as usize;
+    }
     log::set_level(config.daemon.log_level);
     let path = socket_path(&a.socket, Some(&config));
     // Threads started from here on inherit the mask; the main thread waits
@@ -1005,8 +1026,10 @@ fn stats(a: StatsArgs) -> u8 {
             println!("{}", pretty(v));
             return;
         }
+        // Which thread reads a port matters only when there are several.
+        let threaded = v["dataplane_threads"].as_u64().unwrap_or(1) > 1;
         println!(
-            "{:<5} {:<16} {:<9} {:<12} {:>12} {:>14} {:>12} {:>14} {:>9}",
+            "{:<5} {:<16} {:<9} {:<12} {:>12} {:>14} {:>12} {:>14} {:>9}{}",
             "PORT",
             "NAME",
             "KIND",
@@ -1015,7 +1038,8 @@ fn stats(a: StatsArgs) -> u8 {
             "RX BYTES",
             "TX PKTS",
             "TX BYTES",
-            "DROPS"
+            "DROPS",
+            if threaded { " SHARD" } else { "" }
         );
         let ports = v["ports"].as_array().cloned().unwrap_or_default();
         for p in &ports {
@@ -1024,8 +1048,13 @@ fn stats(a: StatsArgs) -> u8 {
                 .as_object()
                 .map(|m| m.values().filter_map(|x| x.as_u64()).sum())
                 .unwrap_or(0);
+            let shard = if threaded {
+                format!(" {:>5}", p["shard"])
+            } else {
+                String::new()
+            };
             println!(
-                "{:<5} {:<16} {:<9} {:<12} {:>12} {:>14} {:>12} {:>14} {:>9}{}",
+                "{:<5} {:<16} {:<9} {:<12} {:>12} {:>14} {:>12} {:>14} {:>9}{shard}{}",
                 p["id"],
                 p["name"].as_str().unwrap_or(""),
                 p["kind"].as_str().unwrap_or(""),

@@ -301,6 +301,8 @@ fn config_errors_name_the_field_and_exit_2() {
         ("[[network]]\nname = \"a\"\nsubnet = \"10.0.0.0/33\"\n", "network[0].subnet"),
         ("[[network]]\nname = \"a\"\nsubnet = \"10.0.0.0/16\"\nmtu = 70000\n", "network[0].mtu"),
         ("not toml at all [", "line 1"),
+        ("[dataplane]\nthreads = 65\n", "dataplane.threads"),
+        ("[dataplane]\nthreads = \"many\"\n", "line 2"),
     ] {
         let path = env.dir.join("bad.toml");
         std::fs::write(&path, text).unwrap();
@@ -314,6 +316,26 @@ fn config_errors_name_the_field_and_exit_2() {
             assert!(stderr(&o).contains(needle), "{text}: {}", stderr(&o));
         }
     }
+    for args in [
+        vec!["daemon", "--socket", env.socket.to_str().unwrap()],
+        vec!["run", "--", "true"],
+    ] {
+        let o = output_within(env.lanyard(&args).env("LANYARD_THREADS", "lots"), T);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains("LANYARD_THREADS"), "{}", stderr(&o));
+    }
+    let o = output_within(
+        &mut env.lanyard(&[
+            "daemon",
+            "--threads",
+            "65",
+            "--socket",
+            env.socket.to_str().unwrap(),
+        ]),
+        T,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--threads"), "{}", stderr(&o));
     assert!(!env.socket.exists(), "no daemon started on a bad config");
 }
 

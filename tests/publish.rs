@@ -149,7 +149,9 @@ until_ok python3 $P ask 127.0.0.1 8080
 # to the host's loopback; and the publishing container itself.
 echo "b via host ip: $(run -- python3 $P ask 10.200.0.1 8080)"
 echo "b via gateway: $(run --allow-host-loopback -- python3 $P ask 172.17.0.1 8080)"
-bg_run --name self -p 8090:90 -- sh -c 'python3 $0 whoami 90 & sleep 1; python3 $0 ask 10.200.0.1 8090; wait' $P
+# The container asks once its own server listens (retried: a connection
+# before that is reset).
+bg_run --name self -p 8090:90 -- sh -c 'python3 $0 whoami 90 & for i in $(seq 100); do python3 $0 ask 10.200.0.1 8090 2>/dev/null && break; sleep 0.1; done; wait' $P
 until_ok python3 $P ask 127.0.0.1 8090
 sleep 1
 "#,

@@ -17,7 +17,7 @@ use std::time::SystemTime;
 use serde_json::{json, Value};
 
 use crate::config::{check_name, Config, Limits, NatSettings, MAX_MTU, MIN_MTU};
-use crate::dataplane::{Dataplane, DataplaneHandle, NetworkSpec, PortSpec};
+use crate::dataplane::{Dataplane, DataplaneConfig, DataplaneHandle, NetworkSpec, PortSpec};
 use crate::ipam::Ipam;
 use crate::log;
 use crate::port::{PacketPort, TapPort};
@@ -145,6 +145,14 @@ fn network_spec(n: &crate::config::NetworkConfig, limits: &Limits) -> NetworkSpe
     }
 }
 
+/// The data path keeps the ports of one container on one shard.
+fn container_group(container_id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    container_id.hash(&mut h);
+    h.finish()
+}
+
 fn gone(e: impl std::fmt::Display) -> ControlError {
     ControlError::failed(format!("data path unavailable: {e}"))
 }
@@ -154,9 +162,12 @@ impl Daemon {
     pub fn start(config: &Config) -> std::io::Result<Arc<Daemon>> {
         let (events_tx, events_rx) = crossbeam_channel::bounded(1024);
         let dataplane = Dataplane::start(
-            config.limits.max_ports,
-            config.limits.batch_size,
-            nat_config(config),
+            DataplaneConfig {
+                threads: config.dataplane.shards(),
+                max_ports: config.limits.max_ports,
+                batch_size: config.limits.batch_size,
+                nat: nat_config(config),
+            },
             Some(events_tx),
         )?;
         let dp = dataplane.handle();
@@ -345,7 +356,8 @@ impl Daemon {
             mtu,
             allow_host_loopback,
         };
-        let port_id = match self.dp.add_port(Box::new(port), spec) {
+        let group = Some(container_group(&req.container_id));
+        let port_id = match self.dp.add_port_in_group(Box::new(port), spec, group) {
             Ok(Ok(id)) => id,
             Ok(Err(e)) => {
                 release(&mut reg);
@@ -896,6 +908,7 @@ impl Daemon {
             .unwrap_or_else(|p| p.into_inner())
             .counters;
         v["dhcp"] = serde_json::to_value(dhcp).unwrap_or_default();
+        v["dataplane_threads"] = self.dp.shards().into();
         Ok(v)
     }
 

@@ -1,32 +1,48 @@
-//! The data path thread: a mio poll loop that owns the [`Switch`], reads
-//! ready ports in batches, runs the timers, and takes commands from the
-//! control plane over a channel paired with a mio `Waker`. It holds no
-//! policy: what to attach and where comes from `control`.
+//! The data path: one or more shards, each a thread with a mio poll loop
+//! (`poll_loop`) that owns a [`Switch`]. It holds no policy: what to attach
+//! and where comes from `control`, through a [`DataplaneHandle`].
+//!
+//! # Shards
+//!
+//! Every port is *owned* by one shard, which alone reads it, runs its
+//! gateway traffic and holds its NAT flows and published ports. Every other
+//! shard knows the port by the same [`PortId`] as a send-only handle on the
+//! same device ([`Port::share`]), so a frame is switched start to finish on
+//! the thread that read it — learned, decided and written straight to the
+//! egress TAP — with no lock and no hand-off per frame. All shards know all
+//! networks (same [`NetworkId`]s) and pin every endpoint's MAC; a MAC one
+//! shard learns is sent to the others over a bounded channel, and until it
+//! arrives they flood to it, as a switch does for any unknown destination.
+//! The ports of one container share a shard (its flow limit and its DNS
+//! names stay in one place); containers are spread over the shards by load.
+//!
+//! With one shard this is exactly the single-threaded switch.
 
+mod poll_loop;
 pub mod switch;
 
+use std::collections::BTreeMap;
 use std::io;
-use std::os::fd::RawFd;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token, Waker};
+use hashbrown::HashMap;
+use mio::{Poll, Waker};
 
-use crate::frame::FrameBuf;
-use crate::log;
-use crate::nat::{NatConfig, DNS_TOKEN_BASE, FLOW_TOKEN_BASE, FORWARD_TOKEN_BASE};
+use crate::nat::NatConfig;
 use crate::port::{Port, PortId};
-use crate::time::{Clock, Time};
 
-pub use switch::{NetworkId, NetworkSpec, PortSpec, Snapshot, Switch, SwitchError, Verdict};
+use poll_loop::{Loop, Peer, WAKER};
+pub use switch::{
+    FdbRow, Learned, NetworkId, NetworkReport, NetworkSpec, PortReport, PortSpec, Snapshot, Switch,
+    SwitchError, Verdict,
+};
 
-const WAKER: Token = Token(0);
-/// How often timers run: NAT retransmissions and idle flows (the switch
-/// ages MAC tables once a second of these).
-const TICK: Duration = Duration::from_millis(50);
+/// Most shards a data path runs.
+pub const MAX_SHARDS: usize = 64;
+/// Learned MACs queued for one shard.
+const SYNC_QUEUE: usize = 4096;
 
 /// What the data path tells the control plane (unasked).
 #[derive(Debug)]
@@ -39,20 +55,23 @@ pub enum Event {
     },
 }
 
-/// A request from the control plane; each carries its reply channel.
-pub enum Command {
+/// A request to one shard; each carries its reply channel.
+enum Command {
     AddNetwork {
+        id: NetworkId,
         spec: NetworkSpec,
-        reply: Sender<NetworkId>,
+        reply: Sender<Result<(), SwitchError>>,
     },
     RemoveNetwork {
         id: NetworkId,
         reply: Sender<Result<(), SwitchError>>,
     },
+    /// The owner gets the port itself, the other shards a send-only handle.
     AddPort {
+        id: PortId,
         port: Box<dyn Port>,
         spec: PortSpec,
-        reply: Sender<Result<PortId, SwitchError>>,
+        reply: Sender<Result<(), SwitchError>>,
     },
     RemovePort {
         id: PortId,
@@ -105,14 +124,14 @@ impl std::fmt::Display for DataplaneGone {
 
 impl std::error::Error for DataplaneGone {}
 
-/// The control plane's handle on the data path thread.
+/// How the control plane reaches one shard.
 #[derive(Clone)]
-pub struct DataplaneHandle {
+struct ShardLink {
     tx: Sender<Command>,
     waker: Arc<Waker>,
 }
 
-impl DataplaneHandle {
+impl ShardLink {
     fn call<R>(&self, make: impl FnOnce(Sender<R>) -> Command) -> Result<R, DataplaneGone> {
         let (reply, rx) = bounded(1);
         self.tx.send(make(reply)).map_err(|_| DataplaneGone)?;
@@ -120,12 +139,145 @@ impl DataplaneHandle {
         rx.recv().map_err(|_| DataplaneGone)
     }
 
+    fn post(&self, cmd: Command) {
+        if self.tx.send(cmd).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+/// Which shard owns what, and the ids every shard shares. Held for the
+/// whole of a change, so all shards see changes in one order.
+#[derive(Default)]
+struct Placement {
+    /// Owning shard by port id; `None`: a free id.
+    owner: Vec<Option<usize>>,
+    /// The container a port belongs to, by port id.
+    group: Vec<Option<u64>>,
+    /// Ports owned per shard.
+    load: Vec<usize>,
+    /// Containers' shards and how many of their ports are attached.
+    groups: HashMap<u64, (usize, usize)>,
+    networks: Vec<bool>,
+}
+
+impl Placement {
+    fn free_port_id(&self) -> PortId {
+        PortId(
+            self.owner
+                .iter()
+                .position(|o| o.is_none())
+                .unwrap_or(self.owner.len()) as u32,
+        )
+    }
+
+    /// A container's ports share its shard; a new one goes where the
+    /// fewest ports are.
+    fn choose(&self, group: Option<u64>) -> usize {
+        if let Some((shard, _)) = group.and_then(|g| self.groups.get(&g)) {
+            return *shard;
+        }
+        (0..self.load.len())
+            .min_by_key(|s| self.load[*s])
+            .unwrap_or(0)
+    }
+
+    fn record(&mut self, id: PortId, shard: usize, group: Option<u64>) {
+        let i = id.index();
+        if i >= self.owner.len() {
+            self.owner.resize(i + 1, None);
+            self.group.resize(i + 1, None);
+        }
+        self.owner[i] = Some(shard);
+        self.group[i] = group;
+        self.load[shard] += 1;
+        if let Some(g) = group {
+            self.groups.entry(g).or_insert((shard, 0)).1 += 1;
+        }
+    }
+
+    fn forget(&mut self, id: PortId) {
+        let i = id.index();
+        let Some(shard) = self.owner.get_mut(i).and_then(|o| o.take()) else {
+            return;
+        };
+        self.load[shard] -= 1;
+        if let Some(g) = self.group[i].take() {
+            if let Some(e) = self.groups.get_mut(&g) {
+                e.1 -= 1;
+                if e.1 == 0 {
+                    self.groups.remove(&g);
+                }
+            }
+        }
+    }
+
+    fn owner_of(&self, id: PortId) -> Option<usize> {
+        self.owner.get(id.index()).copied().flatten()
+    }
+}
+
+/// The control plane's handle on the data path: one call here is applied
+/// to every shard it concerns, and answers as one switch would.
+#[derive(Clone)]
+pub struct DataplaneHandle {
+    shards: Arc<[ShardLink]>,
+    placement: Arc<Mutex<Placement>>,
+}
+
+impl DataplaneHandle {
+    fn placement(&self) -> MutexGuard<'_, Placement> {
+        // Every change of the placement is complete before the lock is
+        // released, so a poisoned lock still holds consistent data.
+        self.placement.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many shards (threads) the data path runs.
+    pub fn shards(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The shard that owns a port, if it is attached.
+    pub fn owner_of(&self, id: PortId) -> Option<usize> {
+        self.placement().owner_of(id)
+    }
+
     pub fn add_network(&self, spec: NetworkSpec) -> Result<NetworkId, DataplaneGone> {
-        self.call(|reply| Command::AddNetwork { spec, reply })
+        let mut pl = self.placement();
+        let i = pl
+            .networks
+            .iter()
+            .position(|used| !used)
+            .unwrap_or(pl.networks.len());
+        let id = NetworkId(i as u32);
+        for s in self.shards.iter() {
+            // A fresh id in every shard: an error here would be a bug of
+            // the bookkeeping above, and is reported as the data path gone.
+            let spec = spec.clone();
+            s.call(|reply| Command::AddNetwork { id, spec, reply })?
+                .map_err(|_| DataplaneGone)?;
+        }
+        if i >= pl.networks.len() {
+            pl.networks.resize(i + 1, false);
+        }
+        pl.networks[i] = true;
+        Ok(id)
     }
 
     pub fn remove_network(&self, id: NetworkId) -> Result<Result<(), SwitchError>, DataplaneGone> {
-        self.call(|reply| Command::RemoveNetwork { id, reply })
+        let mut pl = self.placement();
+        // Every shard holds the same ports, so the first one's answer is
+        // everyone's.
+        let first = self.shards[0].call(|reply| Command::RemoveNetwork { id, reply })?;
+        if first.is_ok() {
+            for s in &self.shards[1..] {
+                let _ = s.call(|reply| Command::RemoveNetwork { id, reply })?;
+            }
+            if let Some(used) = pl.networks.get_mut(id.0 as usize) {
+                *used = false;
+            }
+        }
+        Ok(first)
     }
 
     pub fn add_port(
@@ -133,37 +285,156 @@ impl DataplaneHandle {
         port: Box<dyn Port>,
         spec: PortSpec,
     ) -> Result<Result<PortId, SwitchError>, DataplaneGone> {
-        self.call(|reply| Command::AddPort { port, spec, reply })
+        self.add_port_in_group(port, spec, None)
     }
 
+    /// Adds a port; ports of one `group` (a container) share a shard. All
+    /// or nothing: on any error no shard keeps it.
+    pub fn add_port_in_group(
+        &self,
+        port: Box<dyn Port>,
+        spec: PortSpec,
+        group: Option<u64>,
+    ) -> Result<Result<PortId, SwitchError>, DataplaneGone> {
+        let mut pl = self.placement();
+        let id = pl.free_port_id();
+        let owner = pl.choose(group);
+        // The others first, as send-only handles: by the time the owner
+        // reads the port's first frame, every shard can deliver to it.
+        let mut added: Vec<usize> = Vec::new();
+        let undo = |added: &[usize]| {
+            for &s in added {
+                let _ = self.shards[s].call(|reply| Command::RemovePort { id, reply });
+            }
+        };
+        for (s, link) in self.shards.iter().enumerate() {
+            if s == owner {
+                continue;
+            }
+            let (share, spec) = (port.share(), spec.clone());
+            match link.call(|reply| Command::AddPort {
+                id,
+                port: share,
+                spec,
+                reply,
+            }) {
+                Ok(Ok(())) => added.push(s),
+                Ok(Err(e)) => {
+                    undo(&added);
+                    return Ok(Err(e));
+                }
+                Err(gone) => {
+                    undo(&added);
+                    return Err(gone);
+                }
+            }
+        }
+        match self.shards[owner].call(|reply| Command::AddPort {
+            id,
+            port,
+            spec,
+            reply,
+        }) {
+            Ok(Ok(())) => {
+                pl.record(id, owner, group);
+                Ok(Ok(id))
+            }
+            Ok(Err(e)) => {
+                undo(&added);
+                Ok(Err(e))
+            }
+            Err(gone) => {
+                undo(&added);
+                Err(gone)
+            }
+        }
+    }
+
+    /// Removes a port from every shard, its owner first (which stops
+    /// reading it and ends its flows).
     pub fn remove_port(&self, id: PortId) -> Result<bool, DataplaneGone> {
-        self.call(|reply| Command::RemovePort { id, reply })
+        let mut pl = self.placement();
+        let Some(owner) = pl.owner_of(id) else {
+            return Ok(false);
+        };
+        let removed = self.shards[owner].call(|reply| Command::RemovePort { id, reply })?;
+        for (s, link) in self.shards.iter().enumerate() {
+            if s != owner {
+                let _ = link.call(|reply| Command::RemovePort { id, reply })?;
+            }
+        }
+        pl.forget(id);
+        Ok(removed)
     }
 
     pub fn snapshot(&self) -> Result<Snapshot, DataplaneGone> {
-        self.call(|reply| Command::Snapshot { reply })
+        let mut snaps = Vec::with_capacity(self.shards.len());
+        for s in self.shards.iter() {
+            snaps.push(s.call(|reply| Command::Snapshot { reply })?);
+        }
+        let pl = self.placement();
+        Ok(merge_snapshots(snaps, |id| pl.owner_of(id)))
     }
 
     pub fn conntrack(&self) -> Result<Vec<crate::nat::FlowReport>, DataplaneGone> {
-        self.call(|reply| Command::Conntrack { reply })
+        let mut all = Vec::new();
+        for s in self.shards.iter() {
+            all.extend(s.call(|reply| Command::Conntrack { reply })?);
+        }
+        Ok(all)
     }
 
+    /// Forward ids are the owner shard's own, times the shard count, plus
+    /// the shard: unique across shards, and they say where to go.
     pub fn add_forwards(
         &self,
         port: PortId,
         forwards: Vec<(std::os::fd::OwnedFd, crate::publish::Mapping)>,
     ) -> Result<Result<Vec<u32>, String>, DataplaneGone> {
-        self.call(|reply| Command::AddForwards {
+        let Some(owner) = self.owner_of(port) else {
+            return Ok(Err(format!("port {port} is not attached")));
+        };
+        let n = self.shards.len() as u32;
+        let r = self.shards[owner].call(|reply| Command::AddForwards {
             port,
             forwards,
             reply,
-        })
+        })?;
+        Ok(r.map(|ids| ids.into_iter().map(|i| i * n + owner as u32).collect()))
+    }
+
+    /// Each shard's own ids, keyed by shard, and each id's place in `ids`.
+    fn by_shard(&self, ids: &[u32]) -> BTreeMap<usize, Vec<(usize, u32)>> {
+        let n = self.shards.len() as u32;
+        let mut m: BTreeMap<usize, Vec<(usize, u32)>> = BTreeMap::new();
+        for (i, id) in ids.iter().enumerate() {
+            m.entry((id % n) as usize).or_default().push((i, id / n));
+        }
+        m
     }
 
     pub fn remove_forwards(&self, ids: Vec<u32>) -> Result<(), DataplaneGone> {
-        self.call(|reply| Command::RemoveForwards { ids, reply })
+        for (shard, local) in self.by_shard(&ids) {
+            let ids = local.into_iter().map(|(_, id)| id).collect();
+            self.shards[shard].call(|reply| Command::RemoveForwards { ids, reply })?;
+        }
+        Ok(())
     }
 
+    pub fn forward_counts(&self, ids: Vec<u32>) -> Result<Vec<Option<(u64, u64)>>, DataplaneGone> {
+        let mut out = vec![None; ids.len()];
+        for (shard, local) in self.by_shard(&ids) {
+            let query = local.iter().map(|(_, id)| *id).collect();
+            let counts =
+                self.shards[shard].call(|reply| Command::ForwardCounts { ids: query, reply })?;
+            for ((i, _), c) in local.into_iter().zip(counts) {
+                out[i] = c;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The name table is shared by all shards: one of them writes it.
     pub fn set_names(
         &self,
         net: NetworkId,
@@ -171,7 +442,7 @@ impl DataplaneHandle {
         container: String,
         names: Vec<String>,
     ) -> Result<(), DataplaneGone> {
-        self.call(|reply| Command::SetNames {
+        self.shards[0].call(|reply| Command::SetNames {
             net,
             ip,
             container,
@@ -180,71 +451,199 @@ impl DataplaneHandle {
         })
     }
 
-    pub fn forward_counts(&self, ids: Vec<u32>) -> Result<Vec<Option<(u64, u64)>>, DataplaneGone> {
-        self.call(|reply| Command::ForwardCounts { ids, reply })
-    }
-
     /// Sends a frame out of a port, without waiting.
     pub fn send_frame(&self, port: PortId, frame: Vec<u8>) {
-        if self.tx.send(Command::SendFrame { port, frame }).is_ok() {
-            let _ = self.waker.wake();
-        }
+        let owner = self.owner_of(port).unwrap_or(0);
+        self.shards[owner].post(Command::SendFrame { port, frame });
     }
 
     pub fn shutdown(&self) {
-        if self.tx.send(Command::Shutdown).is_ok() {
-            let _ = self.waker.wake();
+        for s in self.shards.iter() {
+            s.post(Command::Shutdown);
         }
     }
 }
 
-/// The running data path thread.
+/// One snapshot from the shards': a port's rx side and state come from its
+/// owner, its tx counters from every shard that sent to it; FDB copies are
+/// joined (a pinned entry, else the freshest); counters are summed.
+fn merge_snapshots(snaps: Vec<Snapshot>, owner_of: impl Fn(PortId) -> Option<usize>) -> Snapshot {
+    let mut out = Snapshot::default();
+    let mut ports: BTreeMap<PortId, PortReport> = BTreeMap::new();
+    let mut nets: Vec<NetworkReport> = Vec::new();
+    for (shard, snap) in snaps.into_iter().enumerate() {
+        for mut p in snap.ports {
+            let owned = owner_of(p.id) == Some(shard);
+            match ports.remove(&p.id) {
+                None => {
+                    p.shard = owner_of(p.id).unwrap_or(shard);
+                    ports.insert(p.id, p);
+                }
+                Some(mut have) => {
+                    if owned {
+                        // The owner's view of state (dead, kind) wins.
+                        std::mem::swap(&mut have, &mut p);
+                        have.shard = shard;
+                    }
+                    add_port_counters(&mut have.counters, &p.counters);
+                    ports.insert(have.id, have);
+                }
+            }
+        }
+        for n in snap.networks {
+            match nets.iter_mut().find(|m| m.name == n.name) {
+                None => nets.push(n),
+                Some(m) => merge_network(m, n),
+            }
+        }
+        out.nat.add(&snap.nat);
+        out.nat_flows += snap.nat_flows;
+        out.fdb_sync_dropped += snap.fdb_sync_dropped;
+    }
+    out.ports = ports.into_values().collect();
+    out.networks = nets;
+    out
+}
+
+fn add_port_counters(
+    into: &mut crate::stats::PortCountersReport,
+    o: &crate::stats::PortCountersReport,
+) {
+    into.rx_packets += o.rx_packets;
+    into.rx_bytes += o.rx_bytes;
+    into.tx_packets += o.tx_packets;
+    into.tx_bytes += o.tx_bytes;
+    for (k, v) in &o.drops {
+        *into.drops.entry(k.clone()).or_insert(0) += v;
+    }
+}
+
+fn merge_network(into: &mut NetworkReport, o: NetworkReport) {
+    for row in o.fdb {
+        match into.fdb.iter_mut().find(|r| r.mac == row.mac) {
+            None => into.fdb.push(row),
+            Some(r) => {
+                if !r.is_static && (row.is_static || row.age_secs < r.age_secs) {
+                    *r = row;
+                }
+            }
+        }
+    }
+    into.fdb.sort_by(|a, b| a.mac.cmp(&b.mac));
+    let (c, oc) = (&mut into.fdb_counters, o.fdb_counters);
+    c.learned += oc.learned;
+    c.moved += oc.moved;
+    c.refused_full += oc.refused_full;
+    c.aged_out += oc.aged_out;
+    let (g, og) = (&mut into.gateway, o.gateway);
+    g.arp_replies += og.arp_replies;
+    g.echo_replies += og.echo_replies;
+    g.unreachables_sent += og.unreachables_sent;
+    g.resets_sent += og.resets_sent;
+}
+
+/// What the data path is started with.
+#[derive(Debug, Clone)]
+pub struct DataplaneConfig {
+    /// Shards (threads), 1..=[`MAX_SHARDS`].
+    pub threads: usize,
+    pub max_ports: usize,
+    pub batch_size: usize,
+    /// The NAT of all shards together: `max_flows` is split between them.
+    pub nat: NatConfig,
+}
+
+/// The running data path threads.
 pub struct Dataplane {
     handle: DataplaneHandle,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Dataplane {
-    /// Starts the thread with an empty switch.
-    pub fn start(
-        max_ports: usize,
-        batch_size: usize,
-        nat: NatConfig,
-        events: Option<Sender<Event>>,
-    ) -> io::Result<Dataplane> {
-        let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let mut switch = Switch::with_nat(max_ports, nat);
-        switch.set_registry(poll.registry().try_clone()?);
-        if let Some(e) = events {
-            switch.set_events(e);
+    /// Starts the shards with an empty switch each.
+    pub fn start(cfg: DataplaneConfig, events: Option<Sender<Event>>) -> io::Result<Dataplane> {
+        let n = cfg.threads.clamp(1, MAX_SHARDS);
+        let names = crate::nat::dns::shared_names();
+        let mut nat = cfg.nat.clone();
+        nat.max_flows = (nat.max_flows / n).max(1);
+        let mut polls = Vec::with_capacity(n);
+        let mut links = Vec::with_capacity(n);
+        let mut cmd_rx: Vec<Receiver<Command>> = Vec::with_capacity(n);
+        let mut sync: Vec<(Sender<Learned>, Receiver<Learned>)> = Vec::with_capacity(n);
+        for _ in 0..n {
+            let poll = Poll::new()?;
+            let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+            let (tx, rx) = crossbeam_channel::unbounded();
+            links.push(ShardLink { tx, waker });
+            cmd_rx.push(rx);
+            sync.push(bounded(SYNC_QUEUE));
+            polls.push(poll);
         }
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let thread = std::thread::Builder::new()
-            .name("lanyard-dataplane".into())
-            .spawn(move || {
-                let mut lp = Loop::new(poll, rx, switch, batch_size.max(1));
+        let mut threads = Vec::with_capacity(n);
+        let handle = DataplaneHandle {
+            shards: links.clone().into(),
+            placement: Arc::new(Mutex::new(Placement {
+                load: vec![0; n],
+                ..Placement::default()
+            })),
+        };
+        for (i, (poll, rx)) in polls.into_iter().zip(cmd_rx).enumerate() {
+            let mut switch = Switch::with_names(cfg.max_ports, nat.clone(), names.clone());
+            switch.set_registry(poll.registry().try_clone()?);
+            if let Some(e) = &events {
+                switch.set_events(e.clone());
+            }
+            let peers: Vec<Peer> = (0..n)
+                .filter(|j| *j != i)
+                .map(|j| Peer {
+                    sync: sync[j].0.clone(),
+                    waker: links[j].waker.clone(),
+                })
+                .collect();
+            let sync_rx = sync[i].1.clone();
+            let batch = cfg.batch_size.max(1);
+            let name = if n == 1 {
+                "lanyard-dataplane".to_string()
+            } else {
+                format!("lanyard-dp{i}")
+            };
+            let spawned = std::thread::Builder::new().name(name).spawn(move || {
+                let mut lp = Loop::new(poll, rx, sync_rx, peers, switch, batch);
                 lp.run();
-            })?;
-        Ok(Dataplane {
-            handle: DataplaneHandle { tx, waker },
-            thread: Some(thread),
-        })
+            });
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    // Stop the shards already running before failing.
+                    handle.shutdown();
+                    for t in threads {
+                        let _ = t.join();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Dataplane { handle, threads })
     }
 
     pub fn handle(&self) -> DataplaneHandle {
         self.handle.clone()
     }
 
-    /// False once the thread has ended (stopped, or died of a panic).
+    /// False once any shard has ended (stopped, or died of a panic): a
+    /// data path missing a shard has ports nobody reads.
     pub fn is_running(&self) -> bool {
-        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+        !self.threads.is_empty() && self.threads.iter().all(|t| !t.is_finished())
     }
 
-    /// Stops the thread and waits for it; ports are closed.
+    /// Stops the shards and waits for them; ports are closed.
     pub fn stop(mut self) {
+        self.join();
+    }
+
+    fn join(&mut self) {
         self.handle.shutdown();
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }
@@ -252,204 +651,8 @@ impl Dataplane {
 
 impl Drop for Dataplane {
     fn drop(&mut self) {
-        if let Some(t) = self.thread.take() {
-            self.handle.shutdown();
-            let _ = t.join();
+        if !self.threads.is_empty() {
+            self.join();
         }
-    }
-}
-
-struct Loop {
-    poll: Poll,
-    rx: Receiver<Command>,
-    switch: Switch,
-    clock: Clock,
-    bufs: Vec<FrameBuf>,
-    /// Ports with frames possibly still waiting (read a full batch last
-    /// time, or signalled readable). Edge-triggered readiness means a port
-    /// must stay here until a read comes back short.
-    ready: Vec<PortId>,
-    is_ready: Vec<bool>,
-    next_tick: Time,
-}
-
-fn token(id: PortId) -> Token {
-    Token(id.index() + 1)
-}
-
-impl Loop {
-    fn new(poll: Poll, rx: Receiver<Command>, switch: Switch, batch: usize) -> Loop {
-        Loop {
-            poll,
-            rx,
-            switch,
-            clock: Clock::new(),
-            bufs: (0..batch).map(|_| FrameBuf::new()).collect(),
-            ready: Vec::new(),
-            is_ready: Vec::new(),
-            next_tick: Time::ZERO,
-        }
-    }
-
-    fn mark_ready(&mut self, id: PortId) {
-        let i = id.index();
-        if i >= self.is_ready.len() {
-            self.is_ready.resize(i + 1, false);
-        }
-        if !self.is_ready[i] {
-            self.is_ready[i] = true;
-            self.ready.push(id);
-        }
-    }
-
-    fn run(&mut self) {
-        let mut events = Events::with_capacity(256);
-        let mut batch_ready: Vec<PortId> = Vec::with_capacity(64);
-        loop {
-            let now = self.clock.now();
-            let timeout = if self.ready.is_empty() {
-                self.next_tick
-                    .saturating_sub(now)
-                    .max(Duration::from_millis(1))
-            } else {
-                Duration::ZERO
-            };
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    log::error!("dataplane poll failed: {e}");
-                    return;
-                }
-            }
-            let now = self.clock.now();
-            for ev in events.iter() {
-                let t = ev.token().0;
-                if ev.token() == WAKER {
-                    continue;
-                }
-                if t >= FLOW_TOKEN_BASE {
-                    // An error (a refused connect, a reset) is handled by
-                    // the read or write that reports it.
-                    let err = ev.is_error();
-                    self.switch.nat_flow_event(
-                        t,
-                        ev.is_readable() || ev.is_read_closed() || err,
-                        ev.is_writable() || err,
-                        now,
-                    );
-                } else if t >= DNS_TOKEN_BASE {
-                    self.switch.nat_dns_event(t, now);
-                } else if t >= FORWARD_TOKEN_BASE {
-                    self.switch.nat_forward_event(t, now);
-                } else {
-                    self.mark_ready(PortId((t - 1) as u32));
-                }
-            }
-            // Commands first: a removal must not race a read of the port.
-            while let Ok(cmd) = self.rx.try_recv() {
-                if !self.command(cmd) {
-                    return;
-                }
-            }
-            let now = self.clock.now();
-            // One batch per ready port per round, round-robin, so a busy
-            // port cannot starve the others.
-            std::mem::swap(&mut batch_ready, &mut self.ready);
-            for &id in &batch_ready {
-                self.is_ready[id.index()] = false;
-            }
-            for &id in &batch_ready {
-                match self.switch.poll_port(id, &mut self.bufs, now) {
-                    Ok(n) if n == self.bufs.len() => self.mark_ready(id),
-                    Ok(_) => {}
-                    Err(e) => {
-                        log::warn!("port {id} stopped: {e}; it stays attached until its endpoint is removed");
-                        if let Some(fd) = self.switch.port_fd(id) {
-                            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
-                        }
-                        self.switch.mark_dead(id);
-                    }
-                }
-            }
-            batch_ready.clear();
-            if now >= self.next_tick {
-                self.switch.tick(now);
-                self.next_tick = now.saturating_add(TICK);
-            }
-        }
-    }
-
-    /// Applies one command; false to stop the loop.
-    fn command(&mut self, cmd: Command) -> bool {
-        match cmd {
-            Command::AddNetwork { spec, reply } => {
-                let _ = reply.send(self.switch.add_network(spec));
-            }
-            Command::RemoveNetwork { id, reply } => {
-                let _ = reply.send(self.switch.remove_network(id));
-            }
-            Command::AddPort { port, spec, reply } => {
-                let fd: Option<RawFd> = port.raw_fd();
-                let r = self.switch.add_port(port, spec);
-                if let (Ok(id), Some(fd)) = (r, fd) {
-                    if let Err(e) = self.poll.registry().register(
-                        &mut SourceFd(&fd),
-                        token(id),
-                        Interest::READABLE,
-                    ) {
-                        log::error!("cannot poll port {id}: {e}");
-                        self.switch.remove_port(id);
-                        let _ = reply.send(Err(SwitchError::TooManyPorts));
-                        return true;
-                    }
-                }
-                let _ = reply.send(r);
-            }
-            Command::RemovePort { id, reply } => {
-                if let Some(fd) = self.switch.port_fd(id) {
-                    let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
-                }
-                let removed = self.switch.remove_port(id).is_some();
-                if let Some(r) = self.is_ready.get_mut(id.index()) {
-                    if *r {
-                        *r = false;
-                        self.ready.retain(|p| *p != id);
-                    }
-                }
-                let _ = reply.send(removed);
-            }
-            Command::Snapshot { reply } => {
-                let _ = reply.send(self.switch.snapshot(self.clock.now()));
-            }
-            Command::Conntrack { reply } => {
-                let _ = reply.send(self.switch.conntrack(self.clock.now()));
-            }
-            Command::AddForwards {
-                port,
-                forwards,
-                reply,
-            } => {
-                let _ = reply.send(self.switch.add_forwards(port, forwards));
-            }
-            Command::RemoveForwards { ids, reply } => {
-                self.switch.remove_forwards(&ids);
-                let _ = reply.send(());
-            }
-            Command::SetNames {
-                net,
-                ip,
-                container,
-                names,
-                reply,
-            } => {
-                self.switch.set_names(net, ip, &container, &names);
-                let _ = reply.send(());
-            }
-            Command::ForwardCounts { ids, reply } => {
-                let _ = reply.send(ids.iter().map(|i| self.switch.forward_counts(*i)).collect());
-            }
-            Command::SendFrame { port, frame } => self.switch.send_frame(port, &frame),
-            Command::Shutdown => return false,
-        }
-        true
     }
 }

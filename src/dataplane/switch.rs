@@ -63,6 +63,7 @@ pub enum SwitchError {
     NoSuchNetwork,
     NetworkHasPorts,
     FdbFull,
+    IdInUse,
 }
 
 impl std::fmt::Display for SwitchError {
@@ -72,6 +73,7 @@ impl std::fmt::Display for SwitchError {
             SwitchError::NoSuchNetwork => "no such network in the data path",
             SwitchError::NetworkHasPorts => "the network still has ports",
             SwitchError::FdbFull => "the network's MAC table is full (limits.fdb_max_entries)",
+            SwitchError::IdInUse => "the id is already in use in the data path",
         })
     }
 }
@@ -123,7 +125,23 @@ pub struct Switch {
     events: Option<crossbeam_channel::Sender<super::Event>>,
     /// DHCP messages dropped because the control plane was not keeping up.
     pub events_dropped: u64,
+    /// MACs this shard learned, for the other shards (`None`: the only
+    /// shard). Bounded: a full outbox drops the news, and the other shards
+    /// flood to that MAC until it is announced again.
+    learned: Option<Vec<Learned>>,
+    pub learned_dropped: u64,
 }
+
+/// A MAC learned behind a port, as one shard tells the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Learned {
+    pub net: NetworkId,
+    pub mac: MacAddr,
+    pub port: PortId,
+}
+
+/// Learned MACs one shard keeps for the others between two rounds.
+const LEARNED_OUTBOX: usize = 256;
 
 /// Sends NAT-built frames out of ports, through the same offload fallback
 /// as switched frames.
@@ -144,6 +162,16 @@ impl Switch {
     }
 
     pub fn with_nat(max_ports: usize, nat: NatConfig) -> Switch {
+        Switch::with_names(max_ports, nat, crate::nat::dns::shared_names())
+    }
+
+    /// A switch whose embedded DNS answers from `names`, a table shared
+    /// with the other shards of the data path.
+    pub fn with_names(
+        max_ports: usize,
+        nat: NatConfig,
+        names: crate::nat::dns::SharedNames,
+    ) -> Switch {
         Switch {
             ports: Vec::new(),
             nets: Vec::new(),
@@ -151,10 +179,35 @@ impl Switch {
             n_ports: 0,
             scratch: FrameBuf::new(),
             reply: FrameBuf::new(),
-            nat: Nat::new(nat),
+            nat: Nat::with_names(nat, names),
             last_fdb_sweep: Time::ZERO,
             events: None,
             events_dropped: 0,
+            learned: None,
+            learned_dropped: 0,
+        }
+    }
+
+    /// Makes this switch one shard of several: what it learns is kept for
+    /// [`Switch::take_learned`].
+    pub fn enable_learn_sync(&mut self) {
+        self.learned = Some(Vec::with_capacity(LEARNED_OUTBOX));
+    }
+
+    /// Hands over what was learned since the last call.
+    pub fn take_learned(&mut self, into: &mut Vec<Learned>) {
+        if let Some(l) = &mut self.learned {
+            into.append(l);
+        }
+    }
+
+    /// Learns what another shard learned.
+    pub fn apply_learned(&mut self, l: Learned, now: Time) {
+        if self.slot(l.port).is_none() {
+            return;
+        }
+        if let Some(Some(net)) = self.nets.get_mut(l.net.0 as usize) {
+            net.fdb.learn_synced(l.mac, l.port, now);
         }
     }
 
@@ -264,14 +317,35 @@ impl Switch {
     }
 
     pub fn add_network(&mut self, spec: NetworkSpec) -> NetworkId {
-        let id = self.add_network_state(spec);
+        let id = NetworkId(
+            self.nets
+                .iter()
+                .position(|n| n.is_none())
+                .unwrap_or(self.nets.len()) as u32,
+        );
+        self.add_network_with_id(id, spec)
+            .expect("a free network slot");
+        id
+    }
+
+    /// Adds a network under an id chosen by the caller (every shard of a
+    /// data path uses the same ids). Fails if the id is taken.
+    pub fn add_network_with_id(
+        &mut self,
+        id: NetworkId,
+        spec: NetworkSpec,
+    ) -> Result<(), SwitchError> {
+        if self.nets.get(id.0 as usize).is_some_and(|n| n.is_some()) {
+            return Err(SwitchError::IdInUse);
+        }
+        self.add_network_state(id, spec);
         let subnet = self.nets[id.0 as usize]
             .as_ref()
             .expect("just added")
             .spec
             .subnet;
         self.nat.names().network_added(id.0, subnet);
-        id
+        Ok(())
     }
 
     /// Names the embedded DNS answers for an endpoint; `names` empty removes
@@ -290,7 +364,7 @@ impl Switch {
         }
     }
 
-    fn add_network_state(&mut self, spec: NetworkSpec) -> NetworkId {
+    fn add_network_state(&mut self, id: NetworkId, spec: NetworkSpec) {
         let state = NetState {
             // Every port of the switch could sit on this network and pin one MAC.
             fdb: Fdb::new(
@@ -304,12 +378,11 @@ impl Switch {
             ports: Vec::new(),
             spec,
         };
-        if let Some(i) = self.nets.iter().position(|n| n.is_none()) {
-            self.nets[i] = Some(state);
-            return NetworkId(i as u32);
+        let i = id.0 as usize;
+        if i >= self.nets.len() {
+            self.nets.resize_with(i + 1, || None);
         }
-        self.nets.push(Some(state));
-        NetworkId((self.nets.len() - 1) as u32)
+        self.nets[i] = Some(state);
     }
 
     pub fn remove_network(&mut self, id: NetworkId) -> Result<(), SwitchError> {
@@ -327,22 +400,40 @@ impl Switch {
     }
 
     pub fn add_port(&mut self, port: Box<dyn Port>, spec: PortSpec) -> Result<PortId, SwitchError> {
-        if self.n_ports >= self.max_ports {
+        let id = PortId(
+            self.ports
+                .iter()
+                .position(|p| p.is_none())
+                .unwrap_or(self.ports.len()) as u32,
+        );
+        self.add_port_with_id(id, port, spec)?;
+        Ok(id)
+    }
+
+    /// Adds a port under an id chosen by the caller (every shard of a data
+    /// path knows every port by the same id: its own ports, and the others'
+    /// as send-only handles). Fails, changing nothing, if the id is taken.
+    pub fn add_port_with_id(
+        &mut self,
+        id: PortId,
+        port: Box<dyn Port>,
+        spec: PortSpec,
+    ) -> Result<(), SwitchError> {
+        if self.n_ports >= self.max_ports || id.index() >= self.max_ports {
             return Err(SwitchError::TooManyPorts);
+        }
+        if self.slot(id).is_some() {
+            return Err(SwitchError::IdInUse);
         }
         let net = self
             .nets
             .get_mut(spec.network.0 as usize)
             .and_then(|n| n.as_mut())
             .ok_or(SwitchError::NoSuchNetwork)?;
-        let index = match self.ports.iter().position(|p| p.is_none()) {
-            Some(i) => i,
-            None => {
-                self.ports.push(None);
-                self.ports.len() - 1
-            }
-        };
-        let id = PortId(index as u32);
+        let index = id.index();
+        if index >= self.ports.len() {
+            self.ports.resize_with(index + 1, || None);
+        }
         net.fdb.port_added(id);
         if let Some(mac) = spec.policy.mac {
             if net.fdb.add_static(mac, id).is_err() {
@@ -358,7 +449,7 @@ impl Switch {
             dead: false,
         });
         self.n_ports += 1;
-        Ok(id)
+        Ok(())
     }
 
     /// Detaches a port and hands it back (dropping it closes its fd).
@@ -482,8 +573,22 @@ impl Switch {
         if src == net.gateway.mac() {
             return Verdict::Drop(DropReason::SpoofedSrcMac);
         }
-        if net.fdb.learn(src, ingress, now) == Learn::StaticConflict {
-            return Verdict::Drop(DropReason::SpoofedSrcMac);
+        match net.fdb.learn(src, ingress, now) {
+            Learn::StaticConflict => return Verdict::Drop(DropReason::SpoofedSrcMac),
+            Learn::Learned | Learn::Moved | Learn::Renewed => {
+                if let Some(out) = &mut self.learned {
+                    if out.len() < LEARNED_OUTBOX {
+                        out.push(Learned {
+                            net: slot.spec.network,
+                            mac: src,
+                            port: ingress,
+                        });
+                    } else {
+                        self.learned_dropped += 1;
+                    }
+                }
+            }
+            Learn::Refreshed | Learn::Full => {}
         }
         let dst = MacAddr::from_slice(&frame[0..6]);
         if dst == net.gateway.mac() {
@@ -659,6 +764,7 @@ impl Switch {
                 mac: s.spec.policy.mac.map(|m| m.to_string()),
                 offloads: s.offloads.tso,
                 dead: s.dead,
+                shard: 0,
                 counters: PortCountersReport::from(&s.counters),
             });
         }
@@ -696,6 +802,7 @@ impl Switch {
             networks,
             nat: self.nat.counters_snapshot(),
             nat_flows: self.nat.flow_count(),
+            fdb_sync_dropped: self.learned_dropped,
         }
     }
 }
@@ -756,6 +863,9 @@ pub struct PortReport {
     /// Takes TSO/checksum offload (vnet header).
     pub offloads: bool,
     pub dead: bool,
+    /// The data-path shard (thread) that reads the port.
+    #[serde(default)]
+    pub shard: usize,
     pub counters: PortCountersReport,
 }
 
@@ -785,4 +895,8 @@ pub struct Snapshot {
     pub networks: Vec<NetworkReport>,
     pub nat: NatCounters,
     pub nat_flows: usize,
+    /// Learned MACs one shard could not tell the others (their queue was
+    /// full); they flood to those MACs until the next announcement.
+    #[serde(default)]
+    pub fdb_sync_dropped: u64,
 }

@@ -323,9 +323,21 @@ pub struct DnsForwarder {
     limits: HashMap<Ipv4Addr, crate::gateway::RateLimiter>,
 }
 
+/// The name table, shared by the UDP path and the TCP server of every
+/// data-path shard; written by the control plane, read per query.
+pub type SharedNames = Arc<Mutex<NameTable>>;
+
+/// A new, empty shared name table.
+pub fn shared_names() -> SharedNames {
+    Arc::new(Mutex::new(NameTable::default()))
+}
+
 impl DnsForwarder {
     pub fn new(upstreams: Vec<SocketAddr>) -> DnsForwarder {
-        let names = Arc::new(Mutex::new(NameTable::default()));
+        DnsForwarder::with_names(upstreams, shared_names())
+    }
+
+    pub fn with_names(upstreams: Vec<SocketAddr>, names: SharedNames) -> DnsForwarder {
         let tcp = DnsTcp::new(names.clone(), upstreams.clone());
         let mut seed = [0u8; 2];
         crate::sys::random_bytes(&mut seed);

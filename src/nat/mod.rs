@@ -98,37 +98,56 @@ pub trait Emit {
     fn emit(&mut self, port: PortId, frame: &mut FrameBuf);
 }
 
-/// What the NAT counts, besides per-port drops.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NatCounters {
-    pub tcp_flows: u64,
-    pub udp_flows: u64,
-    pub icmp_flows: u64,
-    pub flows_evicted: u64,
-    pub flows_expired: u64,
-    pub flows_refused_limit: u64,
-    pub tcp_connect_failed: u64,
-    pub tcp_resets_to_container: u64,
-    pub tcp_retransmits: u64,
-    pub tcp_bad_segments: u64,
-    pub udp_send_failed: u64,
-    pub icmp_unavailable: u64,
-    pub host_socket_failed: u64,
-    pub dns_queries: u64,
-    pub dns_replies: u64,
-    pub dns_timeouts: u64,
-    pub dns_refused: u64,
-    pub dns_local_answers: u64,
-    pub dns_nxdomain: u64,
-    pub dns_rate_limited: u64,
-    pub dns_malformed: u64,
-    pub dns_tcp_connections: u64,
-    pub dns_tcp_refused: u64,
-    pub dns_tcp_queries: u64,
-    pub dns_tcp_local_answers: u64,
-    pub dns_tcp_forwarded: u64,
-    pub dns_tcp_upstream_failures: u64,
-    pub dns_tcp_malformed: u64,
+/// Defines a struct of `u64` counters with `add`, which sums another
+/// instance into it (the shards of a data path are reported as one).
+macro_rules! counters {
+    ($(#[$m:meta])* pub struct $name:ident { $($field:ident),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct $name {
+            $(pub $field: u64,)*
+        }
+
+        impl $name {
+            pub fn add(&mut self, o: &$name) {
+                $(self.$field += o.$field;)*
+            }
+        }
+    };
+}
+
+counters! {
+    /// What the NAT counts, besides per-port drops.
+    pub struct NatCounters {
+        tcp_flows,
+        udp_flows,
+        icmp_flows,
+        flows_evicted,
+        flows_expired,
+        flows_refused_limit,
+        tcp_connect_failed,
+        tcp_resets_to_container,
+        tcp_retransmits,
+        tcp_bad_segments,
+        udp_send_failed,
+        icmp_unavailable,
+        host_socket_failed,
+        dns_queries,
+        dns_replies,
+        dns_timeouts,
+        dns_refused,
+        dns_local_answers,
+        dns_nxdomain,
+        dns_rate_limited,
+        dns_malformed,
+        dns_tcp_connections,
+        dns_tcp_refused,
+        dns_tcp_queries,
+        dns_tcp_local_answers,
+        dns_tcp_forwarded,
+        dns_tcp_upstream_failures,
+        dns_tcp_malformed,
+    }
 }
 
 /// One flow, as `lanyard conntrack` lists it.
@@ -200,11 +219,17 @@ pub struct Nat {
 
 impl Nat {
     pub fn new(cfg: NatConfig) -> Nat {
+        Nat::with_names(cfg, dns::shared_names())
+    }
+
+    /// A NAT whose embedded DNS answers from `names` (shared between the
+    /// shards of a data path).
+    pub fn with_names(cfg: NatConfig, names: dns::SharedNames) -> Nat {
         let mut seed = [0u8; 8];
         crate::sys::random_bytes(&mut seed);
         Nat {
             table: FlowTable::new(cfg.max_flows, cfg.max_flows_per_container),
-            dns: dns::DnsForwarder::new(cfg.dns_upstreams.clone()),
+            dns: dns::DnsForwarder::with_names(cfg.dns_upstreams.clone(), names),
             forwards: Vec::new(),
             cfg,
             registry: None,

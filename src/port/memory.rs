@@ -28,6 +28,8 @@ pub struct MemoryPort {
     queues: Option<Arc<Mutex<Queues>>>,
     offloads: Offloads,
     sent: u64,
+    /// A handle from [`Port::share`]: sends only.
+    send_only: bool,
 }
 
 /// The test's end of a memory port.
@@ -54,6 +56,7 @@ impl MemoryPort {
                 queues: Some(q.clone()),
                 offloads,
                 sent: 0,
+                send_only: false,
             },
             MemoryHandle { queues: q },
         )
@@ -65,6 +68,7 @@ impl MemoryPort {
             queues: None,
             offloads: Offloads::NONE,
             sent: 0,
+            send_only: false,
         }
     }
 
@@ -74,6 +78,7 @@ impl MemoryPort {
             queues: None,
             offloads,
             sent: 0,
+            send_only: false,
         }
     }
 
@@ -129,7 +134,7 @@ impl Port for MemoryPort {
     }
 
     fn recv_batch(&mut self, bufs: &mut [FrameBuf]) -> io::Result<usize> {
-        let Some(q) = &self.queues else {
+        let Some(q) = self.queues.as_ref().filter(|_| !self.send_only) else {
             return Ok(0);
         };
         let mut q = q.lock().unwrap_or_else(|p| p.into_inner());
@@ -156,5 +161,14 @@ impl Port for MemoryPort {
         q.sent += 1;
         q.outbound.push_back((frame.vnet(), frame.frame().to_vec()));
         Ok(())
+    }
+
+    fn share(&self) -> Box<dyn Port> {
+        Box::new(MemoryPort {
+            queues: self.queues.clone(),
+            offloads: self.offloads,
+            sent: 0,
+            send_only: true,
+        })
     }
 }

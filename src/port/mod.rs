@@ -84,4 +84,12 @@ pub trait Port: Send {
     /// Sends one frame. The caller has already made the frame fit
     /// [`Port::offloads`]; a port without a vnet header ignores it.
     fn send(&mut self, frame: &FrameBuf) -> Result<(), SendError>;
+
+    /// A send-only handle on the same device, for the other data-path
+    /// shards: they write to the port directly (a write to a TAP or a
+    /// packet socket is one atomic frame whoever makes it), while only the
+    /// owning shard reads it. The handle never receives and has no fd to
+    /// poll; the device stays open until the port and every handle are
+    /// dropped.
+    fn share(&self) -> Box<dyn Port>;
 }

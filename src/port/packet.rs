@@ -60,8 +60,11 @@ fn setsockopt_int(
 }
 
 pub struct PacketPort {
-    fd: OwnedFd,
+    /// Shared with the send-only handles of other shards.
+    fd: std::sync::Arc<OwnedFd>,
     ifname: String,
+    /// A handle from [`Port::share`]: sends only.
+    send_only: bool,
 }
 
 impl PacketPort {
@@ -129,8 +132,9 @@ impl PacketPort {
             return Err(io::Error::new(e.kind(), format!("bind to {ifname}: {e}")));
         }
         Ok(PacketPort {
-            fd,
+            fd: std::sync::Arc::new(fd),
             ifname: ifname.to_string(),
+            send_only: false,
         })
     }
 
@@ -149,10 +153,13 @@ impl Port for PacketPort {
     }
 
     fn raw_fd(&self) -> Option<RawFd> {
-        Some(self.fd.as_raw_fd())
+        (!self.send_only).then(|| self.fd.as_raw_fd())
     }
 
     fn recv_batch(&mut self, bufs: &mut [FrameBuf]) -> io::Result<usize> {
+        if self.send_only {
+            return Ok(0);
+        }
         let fd = self.fd.as_raw_fd();
         let mut n = 0;
         while n < bufs.len() {
@@ -193,5 +200,13 @@ impl Port for PacketPort {
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => Err(SendError::Full),
             Err(e) => Err(SendError::Failed(e)),
         }
+    }
+
+    fn share(&self) -> Box<dyn Port> {
+        Box::new(PacketPort {
+            fd: self.fd.clone(),
+            ifname: self.ifname.clone(),
+            send_only: true,
+        })
     }
 }

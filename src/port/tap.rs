@@ -13,6 +13,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 
 use super::{Port, PortKind, SendError};
 use crate::frame::FrameBuf;
@@ -48,9 +49,12 @@ pub fn create(name: &str) -> io::Result<OwnedFd> {
 }
 
 pub struct TapPort {
-    fd: OwnedFd,
+    /// Shared with the send-only handles of other shards.
+    fd: Arc<OwnedFd>,
     vnet: bool,
     name: String,
+    /// A handle from [`Port::share`]: sends only.
+    send_only: bool,
 }
 
 impl TapPort {
@@ -90,9 +94,10 @@ impl TapPort {
         }
         set_nonblocking(raw)?;
         Ok(TapPort {
-            fd,
+            fd: Arc::new(fd),
             vnet,
             name: req.name(),
+            send_only: false,
         })
     }
 
@@ -116,10 +121,13 @@ impl Port for TapPort {
     }
 
     fn raw_fd(&self) -> Option<RawFd> {
-        Some(self.fd.as_raw_fd())
+        (!self.send_only).then(|| self.fd.as_raw_fd())
     }
 
     fn recv_batch(&mut self, bufs: &mut [FrameBuf]) -> io::Result<usize> {
+        if self.send_only {
+            return Ok(0);
+        }
         let fd = self.fd.as_raw_fd();
         let mut n = 0;
         while n < bufs.len() {
@@ -169,5 +177,14 @@ impl Port for TapPort {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(SendError::Full),
             Err(e) => Err(SendError::Failed(e)),
         }
+    }
+
+    fn share(&self) -> Box<dyn Port> {
+        Box::new(TapPort {
+            fd: self.fd.clone(),
+            vnet: self.vnet,
+            name: self.name.clone(),
+            send_only: true,
+        })
     }
 }
