@@ -5,15 +5,17 @@
 //! `cargo bench --bench forwarding` (criterion reports elements/s).
 
 use std::hint::black_box;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, UdpSocket};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use mio::Poll;
 
 use lanyard::dataplane::{NetworkSpec, PortSpec, Switch};
 use lanyard::frame::FrameBuf;
+use lanyard::nat::{Emit, Endpoint, Nat, NatConfig};
 use lanyard::offload::Offloads;
-use lanyard::port::{MemoryPort, PortId};
+use lanyard::port::{MemoryPort, Port, PortId};
 use lanyard::security::PortPolicy;
 use lanyard::time::Time;
 use lanyard::wire::arp::{ArpRepr, OP_REQUEST};
@@ -212,5 +214,205 @@ fn offload(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, forwarding, offload);
+/// Counts what the NAT emits toward containers (the switch's port path is
+/// measured by the `forwarding` group).
+struct CountEmit(u64);
+
+impl Emit for CountEmit {
+    fn emit(&mut self, _port: PortId, frame: &mut FrameBuf) {
+        self.0 += frame.len() as u64;
+    }
+}
+
+/// A container's UDP datagram (64-byte payload) to `dst`:`dport`, as the
+/// gateway hands it to the NAT.
+fn udp_frame(src_port: u16, dst: Ipv4Addr, dport: u16) -> Vec<u8> {
+    let payload = 64;
+    let mut f = vec![0u8; 42 + payload];
+    emit_header(&mut f, mac(GW), mac(ip(2)), ethertype::IPV4);
+    Ipv4Repr {
+        src: ip(2),
+        dst,
+        protocol: protocol::UDP,
+        payload_len: 8 + payload,
+        ttl: 64,
+        ident: 1,
+    }
+    .emit(&mut f[14..]);
+    f[34..36].copy_from_slice(&src_port.to_be_bytes());
+    f[36..38].copy_from_slice(&dport.to_be_bytes());
+    f[38..40].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
+    f
+}
+
+/// Established NAT flows: the per-packet work (checks, conntrack lookup,
+/// LRU touch; headers built for the way back) apart from the socket call,
+/// for 1 and for 4,096 flows in the table; and, for scale, the whole
+/// outbound path with its `send(2)` on a loopback socket.
+fn nat(c: &mut Criterion) {
+    const FLOWS: u16 = 4096;
+    let _ = lanyard::sys::raise_fd_limit();
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sink.set_nonblocking(true).unwrap();
+    let port = sink.local_addr().unwrap().port();
+    let poll = Poll::new().unwrap();
+    let mut nat = Nat::new(NatConfig {
+        max_flows: 8192,
+        max_flows_per_container: 8192,
+        ..NatConfig::default()
+    });
+    nat.set_registry(poll.registry().try_clone().unwrap());
+    let ep = Endpoint {
+        port: PortId(0),
+        mac: mac(ip(2)),
+        ip: ip(2),
+        gateway_mac: mac(GW),
+        gateway_ip: GW,
+        mtu: 65520,
+        allow_host_loopback: false,
+        net: 0,
+    };
+    let mut emit = CountEmit(0);
+    // One real flow (a connected host socket) per source port.
+    let frames: Vec<FrameBuf> = (0..FLOWS)
+        .map(|i| {
+            let buf = FrameBuf::from_frame(
+                VnetHdr::default(),
+                &udp_frame(10_000 + i, Ipv4Addr::LOCALHOST, port),
+            );
+            assert_eq!(nat.outbound(&ep, &buf, Time::ZERO, &mut emit), None);
+            buf
+        })
+        .collect();
+    assert_eq!(nat.flow_count(), FLOWS as usize);
+    let mut drain = [0u8; 2048];
+    while sink.recv(&mut drain).is_ok() {}
+
+    let mut g = c.benchmark_group("nat_established_udp");
+    g.throughput(Throughput::Elements(BATCH));
+    g.bench_function("outbound_lookup_1_flow", |b| {
+        b.iter(|| {
+            for i in 0..BATCH {
+                black_box(nat.udp_established(black_box(&frames[0]), Time(i)));
+            }
+        })
+    });
+    let mut next = 0usize;
+    g.bench_function("outbound_lookup_4096_flows", |b| {
+        b.iter(|| {
+            for i in 0..BATCH {
+                next = (next + 1) % frames.len();
+                black_box(nat.udp_established(black_box(&frames[next]), Time(i)));
+            }
+        })
+    });
+    let ids: Vec<_> = frames
+        .iter()
+        .map(|f| nat.udp_established(f, Time::ZERO).unwrap().0)
+        .collect();
+    g.bench_function("inbound_rewrite_64B_4096_flows", |b| {
+        b.iter(|| {
+            for _ in 0..BATCH {
+                next = (next + 1) % ids.len();
+                black_box(nat.udp_deliver(ids[next], 64, &mut emit));
+            }
+        })
+    });
+    g.finish();
+
+    // The same datagrams through the whole outbound path, send(2)
+    // included: what one core moves through host sockets.
+    let mut g = c.benchmark_group("nat_udp_with_socket");
+    g.throughput(Throughput::Elements(BATCH));
+    g.bench_function("outbound_send_64B", |b| {
+        b.iter(|| {
+            for i in 0..BATCH as usize {
+                black_box(nat.outbound(&ep, &frames[i % 64], Time(i as u64), &mut emit));
+            }
+            while sink.recv(&mut drain).is_ok() {}
+        })
+    });
+    g.finish();
+}
+
+/// The data path on 1 and on 2 threads, as the daemon shards it: each
+/// shard owns two sink ports and knows the other shard's two as send-only
+/// handles; every frame is learned unicast from a port of its own shard to
+/// a port of the other (with one shard: between its own). Wall time of all
+/// shards together, so the ratio of the two is the scaling.
+fn shards(c: &mut Criterion) {
+    let mut g = c.benchmark_group("sharded_unicast_64B");
+    for n in [1usize, 2] {
+        let ports_per = 2usize;
+        let total = n * ports_per;
+        // Every shard's switch: all networks, all ports by the same ids.
+        let mut shards: Vec<Switch> = (0..n).map(|_| Switch::new(1024)).collect();
+        for sw in shards.iter_mut() {
+            sw.enable_learn_sync();
+            sw.add_network(NetworkSpec {
+                name: "bench".into(),
+                subnet: "172.17.0.0/16".parse().unwrap(),
+                gateway_ip: GW,
+                gateway_mac: mac(GW),
+                fdb_max_entries: 8192,
+                fdb_max_per_port: 1024,
+                mac_aging: Duration::from_secs(300),
+                nat: false,
+            });
+        }
+        for p in 0..total {
+            let a = ip(2 + p as u8);
+            let spec = PortSpec {
+                name: a.to_string(),
+                network: lanyard::dataplane::NetworkId(0),
+                policy: PortPolicy::endpoint(mac(a), a),
+                mtu: 65520,
+                allow_host_loopback: false,
+            };
+            let owner = p / ports_per;
+            let port = MemoryPort::sink_with_offloads(Offloads::FULL);
+            for (s, sw) in shards.iter_mut().enumerate() {
+                if s != owner {
+                    sw.add_port_with_id(PortId(p as u32), port.share(), spec.clone())
+                        .unwrap();
+                }
+            }
+            shards[owner]
+                .add_port_with_id(PortId(p as u32), Box::new(port), spec)
+                .unwrap();
+        }
+        // Shard k sends from its first port to the first port of shard k+1.
+        let mut work: Vec<(Switch, PortId, FrameBuf)> = shards
+            .into_iter()
+            .enumerate()
+            .map(|(k, sw)| {
+                let from = k * ports_per;
+                let to = ((k + 1) % n) * ports_per + if n == 1 { 1 } else { 0 };
+                let (src, dst) = (ip(2 + from as u8), ip(2 + to as u8));
+                let buf =
+                    FrameBuf::from_frame(VnetHdr::default(), &ipv4_frame(mac(dst), src, dst, 64));
+                (sw, PortId(from as u32), buf)
+            })
+            .collect();
+        g.throughput(Throughput::Elements(BATCH * n as u64));
+        g.bench_function(format!("{n}_threads"), |b| {
+            b.iter_custom(|iters| {
+                let start = std::time::Instant::now();
+                std::thread::scope(|scope| {
+                    for (sw, port, buf) in work.iter_mut() {
+                        scope.spawn(move || {
+                            for _ in 0..iters {
+                                run_batch(sw, *port, black_box(buf));
+                            }
+                        });
+                    }
+                });
+                start.elapsed()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, forwarding, offload, nat, shards);
 criterion_main!(benches);

@@ -377,31 +377,10 @@ impl Nat {
         now: Time,
         emit: &mut dyn Emit,
     ) -> Option<DropReason> {
-        let frame = buf.frame();
         let vnet = buf.vnet();
-        let Some(l3) = frame.get(ethernet::HEADER_LEN..) else {
-            return Some(DropReason::Truncated);
-        };
-        let parsed = if vnet.is_gso() {
-            Ipv4Packet::new_checked_gso(l3)
-        } else {
-            Ipv4Packet::new_checked(l3)
-        };
-        let Ok(ip) = parsed else {
-            return Some(DropReason::MalformedPacket);
-        };
-        if ip.is_fragment() {
-            // Flows are keyed by ports, which only the first fragment
-            // carries; the container's PMTU discovery avoids fragments.
-            return Some(DropReason::Fragment);
-        }
-        if ip.ttl() <= 1 {
-            return Some(DropReason::NoRoute);
-        }
-        let l4 = if vnet.is_gso() {
-            &l3[ip.header_len()..]
-        } else {
-            ip.payload()
+        let (ip, l4) = match routed_packet(buf) {
+            Ok(p) => p,
+            Err(r) => return Some(r),
         };
         match ip.protocol() {
             protocol::TCP => self.tcp_outbound(ep, &ip, l4, &vnet, now, emit),
@@ -583,6 +562,38 @@ impl Nat {
             self.busy.push(id);
         }
     }
+}
+
+/// The IPv4 packet a container routed to the gateway, and its transport
+/// bytes (for a GSO super-frame: everything after the IP header).
+fn routed_packet(buf: &FrameBuf) -> Result<(Ipv4Packet<&[u8]>, &[u8]), DropReason> {
+    let frame = buf.frame();
+    let vnet = buf.vnet();
+    let l3 = frame
+        .get(ethernet::HEADER_LEN..)
+        .ok_or(DropReason::Truncated)?;
+    let ip = if vnet.is_gso() {
+        Ipv4Packet::new_checked_gso(l3)
+    } else {
+        Ipv4Packet::new_checked(l3)
+    }
+    .map_err(|_| DropReason::MalformedPacket)?;
+    if ip.is_fragment() {
+        // Flows are keyed by ports, which only the first fragment carries;
+        // the container's PMTU discovery avoids fragments.
+        return Err(DropReason::Fragment);
+    }
+    if ip.ttl() <= 1 {
+        return Err(DropReason::NoRoute);
+    }
+    let hl = ip.header_len();
+    let l4 = if vnet.is_gso() {
+        &l3[hl..]
+    } else {
+        // The payload as declared by the total length (checked above to fit).
+        &l3[hl..ip.total_len().clamp(hl, l3.len())]
+    };
+    Ok((ip, l4))
 }
 
 /// Writes Ethernet + IPv4 headers of a frame from `src` (the far end, or the
