@@ -7,11 +7,17 @@
 #   sudo bench/e2e.sh                 # DUR=5 seconds per iperf3 run, REPS=3
 #   sudo DUR=3 REPS=1 bench/e2e.sh    # quicker
 #   sudo TABLES=ports DUR=10 bench/e2e.sh   # only some tables (any of
-#                                     # "containers egress ports", default all)
+#                                     # "containers scaling egress ports",
+#                                     # default all)
 #
-# Run time: DUR=5 REPS=3 took 997 s on a 2-vCPU VM (containers 137 s, egress
-# 270 s, ports 590 s); DUR=3 REPS=1 took 225 s. The ports table is 36 iperf3
-# runs of DUR (+ ~0.5 s setup each) per repetition.
+# Run time on a 2-vCPU VM: the containers table is 12 iperf3 runs of DUR
+# (+ ~0.4 s setup each) and 2 pings per repetition, scaling 6 runs of DUR
+# (+ ~0.8 s, a daemon start included), egress 16 runs of DUR plus
+# connections and pings, ports 36 runs of DUR (+ ~0.5 s). DUR=3 REPS=2 took
+# 85 s for containers and 45 s for scaling; DUR=5 REPS=3 took 270 s for
+# egress and 590 s for ports, so all four tables take about 1,170 s at
+# DUR=5 REPS=3 (containers ~200 s, scaling ~105 s, estimated) and about
+# 270 s at DUR=3 REPS=1.
 #
 # Needs root (namespaces, the kernel baselines); lanyard, slirp4netns and
 # pasta run as the unprivileged user $BENCH_USER (default: lanyard-ci, else
@@ -23,12 +29,40 @@
 # on exit (only the PIDs this script started, and processes inside its own
 # namespaces).
 #
-# Table 1, container <-> container on one network: two namespaces on a
-# kernel bridge (lyb-a, lyb-b, bridge in lyb-br) against two `lanyard run`
-# containers on a lanyard daemon (TCP 1 and 4 streams at MTU 1500/65520,
-# ping RTT, lanyard's CPU per GB).
+# Tables 1 and 2, container <-> container on one network. Endpoints a, b
+# (and c, d in table 2); a pair is an iperf3 client in a (c) sending to a
+# server in b (d), one iperf3 -s -1 per run:
 #
-# Table 2, egress (the topology of shared/PEERS.md):
+#   kernel:  namespaces lyb-a..lyb-d (eth0 10.99.0.2-5/24), each a veth into
+#            bridge br0 in namespace lyb-br, every link at the row's MTU;
+#            made afresh for each run
+#   lanyard: `lanyard run --name ly-a..ly-d --ip 172.17.0.2-5 --mtu MTU`
+#            containers on a lanyard daemon's default network
+#
+# Table 1, one pair (lanyard: one daemon, default config, for the table):
+# TCP 1 and 4 streams at MTU 1500/65520; UDP with 64-byte payloads
+# (iperf3 -u -l 64 -b 0, one stream, at both MTUs): datagrams/s received
+# (iperf3 3.12's receiver counts: end.sum_received packets - lost_packets,
+# over its seconds), the sender's datagrams/s (end.sum_sent), and where the
+# lost ones went: the sender's eth0 tx drops (its queue into the switch was
+# full: the switch did not keep up), the receiver's UDP RcvbufErrors in
+# /proc/net/snmp (its socket was full: the receiving iperf3 did not keep
+# up), the rest; ping RTT; lanyard's CPU per GB over the TCP runs, and its
+# CPU-seconds per second during the UDP runs.
+#
+# Table 2, "scaling", more than one core: two pairs at once (a -> b and
+# c -> d, TCP, one stream each, DUR s, started together), aggregate Gbit/s
+# (and each pair's) at MTU 1500/65520 for the kernel bridge and for lanyard
+# daemons with `[dataplane] threads = 1` and `threads = 2` in their config
+# files (a daemon of its own for every run); ratios threads=2 / threads=1
+# and each / kernel; lanyard's CPU per GB for each thread count. A daemon
+# that rejects its config (exit code 2, as a lanyard without that key does)
+# makes its cells "missing (its error)". LANYARD_THREADS, which would
+# override the file, is removed from these daemons' environment (the other
+# tables' daemons keep it); the data-path thread (shard) each container's
+# port got, from `lanyard stats --json` mid-run, is logged and printed.
+#
+# Table 3, egress (the topology of shared/PEERS.md):
 #
 #   lyb-out  "outside": iperf3 -s and the connection server on 203.0.113.10/32
 #     |                 (on its lo), 10.200.0.2/24 on eth0
@@ -50,7 +84,7 @@
 # request / 32-byte response / close) and ping, both at MTU 65520. The peers
 # run in turn within each repetition, so drift hits them alike.
 #
-# Table 3, published ports, in the same lyb-host / lyb-out topology: a
+# Table 4, published ports, in the same lyb-host / lyb-out topology: a
 # server inside each peer's container (iperf3 -s, or conn_rate.py serve on
 # 8080) is published on a host port of lyb-host, and the client runs on the
 # host's loopback (127.0.0.1:HOSTPORT, in lyb-host) or outside (lyb-out ->
@@ -69,7 +103,7 @@
 #
 # Rows: iperf3 -c (host -> container) and -R (container -> host client), from
 # loopback and from outside, at MTU 1500 and 65520 (container MTU and uplink
-# MTU both, as in table 2); $CONNS sequential connections from loopback at
+# MTU both, as in table 3); $CONNS sequential connections from loopback at
 # MTU 65520; and the client address the container sees (conn_rate.py whoami),
 # for a loopback and for an outside client.
 set -euo pipefail
@@ -78,9 +112,9 @@ cd "$(dirname "$0")/.."
 DUR=${DUR:-5}
 REPS=${REPS:-3}
 CONNS=${CONNS:-1000}
-TABLES=${TABLES:-containers egress ports}
+TABLES=${TABLES:-containers scaling egress ports}
 for t in $TABLES; do
-    case $t in containers | egress | ports) ;; *) echo "TABLES: unknown table '$t' (containers, egress, ports)" >&2; exit 2 ;; esac
+    case $t in containers | scaling | egress | ports) ;; *) echo "TABLES: unknown table '$t' (containers, scaling, egress, ports)" >&2; exit 2 ;; esac
 done
 want_table() { [[ " $TABLES " == *" $1 "* ]]; }
 LANYARD=${LANYARD:-$PWD/target/release/lanyard}
@@ -124,7 +158,7 @@ mkdir "$TMP/run"; chown "$U_ID:$G_ID" "$TMP/run"; chmod 700 "$TMP/run"
 SOCK="$TMP/run/lanyard.sock"
 ESOCK="$TMP/run/egress.sock"
 PIDS=()
-NS=(lyb-br lyb-a lyb-b lyb-kc lyb-host lyb-out)
+NS=(lyb-br lyb-a lyb-b lyb-c lyb-d lyb-kc lyb-host lyb-out)
 track() { PIDS+=("$1"); }
 untrack() { # forget an exited PID, so cleanup never signals a reused one
     local p keep=()
@@ -161,74 +195,163 @@ trap 'exit 130' INT TERM
 as_user() { setpriv --reuid="$U_ID" --regid="$G_ID" --clear-groups -- "$@"; }
 ly() { as_user "$TMP/lanyard" "$@"; }
 
-# iperf3 JSON -> Gbit/s received
-gbps() { python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.2f" % (d["end"]["sum_received"]["bits_per_second"]/1e9))'; }
-median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:]]; print("%.2f" % statistics.median(v))' "$@"; }
 rtt() { python3 -c 'import re,sys; m=re.search(r"= [\d.]+/([\d.]+)/", sys.stdin.read()); print(int(float(m.group(1))*1000) if m else "nan")'; }
 
-# --- kernel bridge: two namespaces, veth pairs into a bridge in a third ---
-bridge_setup() {
-    local mtu=$1
-    for n in lyb-br lyb-a lyb-b; do ip netns del "$n" 2>/dev/null || true; ip netns add "$n"; done
+# --- container <-> container (tables 1 and 2), on the kernel bridge or on lanyard ---
+# Endpoints a, b, c, d; pair p runs a client on a (c) and a server on b (d).
+# Kernel: one namespace lyb-X each (10.99.0.2-5), veths into br0 in lyb-br.
+# lanyard: `lanyard run --name ly-X --ip 172.17.0.2-5` on the daemon at
+# $LSOCK (PID $LDPID).
+EPS=(a b c d)
+declare -A EPN=([a]=2 [b]=3 [c]=4 [d]=5)
+
+bridge_setup() { # mtu endpoints (2 or 4)
+    local mtu=$1 x
+    for x in br "${EPS[@]:0:$2}"; do ip netns del "lyb-$x" 2>/dev/null || true; ip netns add "lyb-$x"; done
     ip -n lyb-br link add br0 type bridge
     ip -n lyb-br link set br0 up
-    local i=2
-    for x in a b; do
+    for x in "${EPS[@]:0:$2}"; do
         ip -n lyb-br link add "v$x" type veth peer name eth0 netns "lyb-$x"
         ip -n lyb-br link set "v$x" mtu "$mtu" master br0 up
         ip -n "lyb-$x" link set lo up
         ip -n "lyb-$x" link set eth0 mtu "$mtu" up
-        ip -n "lyb-$x" addr add "10.99.0.$i/24" dev eth0
-        i=$((i + 1))
+        ip -n "lyb-$x" addr add "10.99.0.${EPN[$x]}/24" dev eth0
     done
 }
 
-bridge_tcp() { # mtu streams -> Gbit/s
-    bridge_setup "$1"
-    ip netns exec lyb-b timeout $((DUR + 30)) iperf3 -s -1 >/dev/null 2>&1 &
-    local srv=$!; sleep 0.3
-    timeout -k 3 $((DUR + 20)) ip netns exec lyb-a iperf3 -c 10.99.0.3 -t "$DUR" -P "$2" -J | gbps
-    wait "$srv" || true
+bridge_teardown() { local x; for x in br "${EPS[@]}"; do ip netns del "lyb-$x" 2>/dev/null || true; done; }
+
+ep() { # kernel|lanyard x mtu -> EP: the command prefix that runs in endpoint x; EPIP: its address
+    if [ "$1" = kernel ]; then
+        EP=(ip netns exec "lyb-$2"); EPIP=10.99.0.${EPN[$2]}
+    else
+        EP=(setpriv --reuid="$U_ID" --regid="$G_ID" --clear-groups -- "$TMP/lanyard" run --socket "$LSOCK" --mtu "$3"
+            --name "ly-$2" --ip "172.17.0.${EPN[$2]}" --)
+        EPIP=172.17.0.${EPN[$2]}
+    fi
 }
 
-bridge_rtt() {
-    bridge_setup 1500
-    ip netns exec lyb-a ping -q -c 20 -i 0.05 -w 10 10.99.0.3 | rtt
+c2c_run() { # kind mtu pairs iperf3-client-options... -> all pairs' iperf3 at once: PRC[p] (client's
+    # exit code), $TMP/c2c-p.{json,err,srv}; TICKS (lanyard's CPU over the run); with lanyard and
+    # several pairs, $TMP/c2c-stats.json (lanyard stats --json, mid-run); or 1 and R="fail:why"
+    local kind=$1 mtu=$2 np=$3 p rc t0=0 srv=() cli=() sip=()
+    shift 3
+    [ "$kind" = kernel ] && bridge_setup "$mtu" $((np * 2))
+    for p in $(seq "$np"); do
+        ep "$kind" "${EPS[2 * p - 1]}" "$mtu"; sip+=("$EPIP")
+        # the server's UDP counters (RcvbufErrors: datagrams its socket dropped) after it ends
+        "${EP[@]}" timeout -k 2 $((DUR + 40)) sh -c 'iperf3 -s -1 --forceflush; grep "^Udp:" /proc/net/snmp' \
+            >"$TMP/c2c-$p.srv" 2>&1 &
+        srv+=("$!"); track "$!"
+    done
+    for p in $(seq "$np"); do
+        if ! wait_for 100 grep -q "Server listening" "$TMP/c2c-$p.srv"; then
+            R="fail:iperf3 server in ${EPS[2 * p - 1]} did not listen in 10 s: $(one_line <"$TMP/c2c-$p.srv")"
+            for p in "${srv[@]}"; do stop_pid "$p"; done
+            return 1
+        fi
+    done
+    [ "$kind" = lanyard ] && t0=$(cpu_ticks "$LDPID")
+    for p in $(seq "$np"); do
+        ep "$kind" "${EPS[2 * p - 2]}" "$mtu"
+        # after its JSON, the client's eth0 counters (tx drop: its queue into the switch overflowed)
+        timeout -k 3 $((DUR + 20)) "${EP[@]}" sh -c 'iperf3 "$@"; rc=$?; grep "eth0:" /proc/net/dev; exit $rc' sh \
+            -c "${sip[p - 1]}" -t "$DUR" --connect-timeout 5000 -J "$@" >"$TMP/c2c-$p.json" 2>"$TMP/c2c-$p.err" &
+        cli+=("$!"); track "$!"
+    done
+    rm -f "$TMP/c2c-stats.json"
+    if [ "$kind" = lanyard ] && [ "$np" -gt 1 ]; then
+        # mid-run: which data-path thread (shard) owns each container's port
+        sleep 0.5
+        as_user timeout -k 1 5 "$TMP/lanyard" stats --json --socket "$LSOCK" >"$TMP/c2c-stats.json" 2>/dev/null || true
+    fi
+    for p in $(seq "$np"); do
+        rc=0; wait "${cli[p - 1]}" || rc=$?
+        untrack "${cli[p - 1]}"; PRC[$p]=$rc
+    done
+    [ "$kind" = lanyard ] && TICKS=$(($(cpu_ticks "$LDPID") - t0))
+    for p in "${srv[@]}"; do finish_pid "$p"; done
+    return 0
+}
+declare -A PRC=()
+
+c2c_tcp() { # kind mtu pairs streams -> R = "aggregate pair1 pair2..." Gbit/s, or "fail:why";
+    # lanyard's CPU and bytes appended to $CPUF
+    local kind=$1 np=$3 p g=() bytes=0 stalls=""
+    c2c_run "$kind" "$2" "$np" -P "$4" || return 0
+    for p in $(seq "$np"); do
+        iperf_result "${PRC[$p]}" "$TMP/c2c-$p.json" "$TMP/c2c-$p.err"
+        if [ "${R#fail:}" != "$R" ]; then
+            [ "$np" = 1 ] || R="fail:pair $p: ${R#fail:}"
+            log "  $kind MTU $2 pair $p failed; its server said: $(tail -3 "$TMP/c2c-$p.srv" | one_line)"
+            return 0
+        fi
+        g+=("$R"); bytes=$((bytes + IBYTES))
+        [ -n "$STALL" ] && stalls+=" pair $p: $STALL s"
+    done
+    [ -n "$stalls" ] && log "  $kind MTU $2 stalled (one-second intervals below a tenth of the mean or 0.1 Gbit/s):$stalls"
+    R="$(echo "${g[@]}" | awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i; printf "%.2f", s }') ${g[*]}"
+    [ "$kind" = lanyard ] && echo "$TICKS $bytes" >>"$CPUF"
+    return 0
 }
 
-# --- lanyard: a daemon, two `lanyard run` containers ---
-daemon_start() { # [netns] socket log -> DPID
+c2c_udp() { # kind mtu -> R = "received/s sent/s lost% socket% queue%" (64-byte datagrams), or "fail:why";
+    # lanyard's CPU and the run's seconds appended to $TMP/ucpu
+    c2c_run "$1" "$2" 1 -u -l 64 -b 0 || return 0
+    iperf_result "${PRC[1]}" "$TMP/c2c-1.json" "$TMP/c2c-1.err" "$TMP/c2c-1.srv"
+    if [ "$1" = lanyard ] && [ "${R#fail:}" = "$R" ]; then echo "$TICKS $DUR" >>"$TMP/ucpu"; fi
+    return 0
+}
+
+c2c_rtt() { # kind -> R = average RTT in us, or "fail:why"
+    local srv
+    [ "$1" = kernel ] && bridge_setup 1500 2
+    ep "$1" b 1500
+    "${EP[@]}" sh -c 'echo up; exec sleep 30' >"$TMP/c2c-1.srv" 2>&1 &
+    srv=$!; track "$srv"
+    if ! wait_for 100 grep -q up "$TMP/c2c-1.srv"; then
+        R="fail:endpoint b did not start in 10 s: $(one_line <"$TMP/c2c-1.srv")"
+    else
+        local ip=$EPIP
+        ep "$1" a 1500
+        # one echo first, so that the average holds no ARP resolution
+        R=$(timeout -k 3 30 "${EP[@]}" sh -c "ping -c 1 -W 2 $ip >/dev/null 2>&1; exec ping -q -c 20 -i 0.05 -w 10 $ip" 2>&1 | rtt) || true
+        if [ "$R" = nan ] || [ -z "$R" ]; then R="fail:no echo reply"; fi
+    fi
+    stop_pid "$srv"
+}
+
+# --- lanyard daemons ---
+daemon_start() { # netns|- socket log [config] -> DPID, or 1 and DFAIL = why
     # Not through the `ly` function: `$!` must be lanyard's own PID
     # (`ip netns exec` and setpriv exec, they do not fork).
-    local pre=()
-    [ $# = 3 ] && { pre=(ip netns exec "$1"); shift; }
-    "${pre[@]}" setpriv --reuid="$U_ID" --regid="$G_ID" --clear-groups -- "$TMP/lanyard" daemon --socket "$1" >"$2" 2>&1 &
+    local pre=() cfg=() rc
+    [ "$1" = - ] || pre=(ip netns exec "$1")
+    # with a config file, it alone sets the data-path threads (LANYARD_THREADS would override it)
+    [ -n "${4:-}" ] && { cfg=(--config "$4"); pre+=(env -u LANYARD_THREADS); }
+    rm -f "$2"
+    "${pre[@]}" setpriv --reuid="$U_ID" --regid="$G_ID" --clear-groups -- "$TMP/lanyard" daemon "${cfg[@]}" --socket "$2" >"$3" 2>&1 &
     DPID=$!; track "$DPID"
-    for _ in $(seq 100); do ly network ls --socket "$1" >/dev/null 2>&1 && return; sleep 0.1; done
-    echo "daemon did not start" >&2; cat "$2" >&2; exit 1
+    for _ in $(seq 100); do
+        ly network ls --socket "$2" >/dev/null 2>&1 && return 0
+        if exited "$DPID"; then
+            rc=0; wait "$DPID" || rc=$?
+            untrack "$DPID"
+            # "lanyard: config error: /tmp/.../x.toml: line 1: unknown field `k`, expected one of ..."
+            # -> "config error: line 1: unknown field `k`"
+            DFAIL="daemon exited with code $rc: $({ grep -m1 -i error "$3" || tail -1 "$3"; } |
+                sed -E 's/^lanyard: //; s#/[^ ]*\.toml: ##; s/, expected one of .*//' | one_line)"
+            return 1
+        fi
+        sleep 0.1
+    done
+    stop_pid "$DPID"
+    DFAIL="daemon did not answer on its socket in 10 s: $(tail -1 "$3" | one_line)"
+    return 1
 }
+daemon_must() { daemon_start "$@" || { echo "lanyard $DFAIL" >&2; cat "$3" >&2; exit 1; }; }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-
-lanyard_tcp() { # mtu streams -> Gbit/s, and accumulates CPU per GB
-    ly run --socket "$SOCK" --mtu "$1" --name srv -- timeout $((DUR + 30)) iperf3 -s -1 >/dev/null 2>&1 &
-    local srv=$!; sleep 0.5
-    local t0; t0=$(cpu_ticks "$CDPID")
-    local out; out=$(timeout -k 3 $((DUR + 20)) setpriv --reuid="$U_ID" --regid="$G_ID" --clear-groups -- \
-        "$TMP/lanyard" run --socket "$SOCK" --mtu "$1" --name cli -- iperf3 -c 172.17.0.2 -t "$DUR" -P "$2" -J)
-    local t1; t1=$(cpu_ticks "$CDPID")
-    wait "$srv" || true
-    local bytes; bytes=$(echo "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bytes"])')
-    echo "$(( t1 - t0 )) $bytes" >>"$TMP/cpu"
-    echo "$out" | gbps
-}
-
-lanyard_rtt() {
-    ly run --socket "$SOCK" --mtu 1500 --name srv -- sleep 30 >/dev/null 2>&1 &
-    local srv=$!; sleep 0.5
-    ly run --socket "$SOCK" --mtu 1500 --name cli -- ping -q -c 20 -i 0.05 -w 10 172.17.0.2 | rtt
-    kill "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true
-}
 
 cpu_per_gb() { # file -> "N.NNN s per GB"
     python3 - "$1" "$(getconf CLK_TCK)" <<'PY2'
@@ -242,6 +365,29 @@ print(f"{ticks/hz/(bytes_/1e9):.3f} s per GB" if bytes_ else "n/a (no bytes move
 PY2
 }
 
+shard_map() { # lanyard stats JSON -> "threads port:shard..." ("?" for what it does not say)
+    python3 - "$1" <<'PY2'
+import json, sys
+try:
+    v = json.load(open(sys.argv[1]))
+except (OSError, ValueError):
+    print("?"); sys.exit()
+ps = sorted((str(p.get("name") or p.get("id")), p["shard"]) for p in v.get("ports", []) if "shard" in p)
+print(v.get("dataplane_threads", "?"), " ".join("%s:%s" % p for p in ps))
+PY2
+}
+
+cpu_busy() { # file of "ticks seconds" -> CPU-seconds per second
+    python3 - "$1" "$(getconf CLK_TCK)" <<'PY2'
+import sys
+ticks = secs = 0
+for line in open(sys.argv[1]):
+    t, s = line.split()
+    ticks += int(t); secs += float(s)
+print("%.2f" % (ticks / int(sys.argv[2]) / secs) if secs else "n/a")
+PY2
+}
+
 # ======================================================================
 # Egress: "the host" (lyb-host) whose only uplink is a veth to "outside"
 # (lyb-out); see the comment at the top.
@@ -250,7 +396,7 @@ OUT_IP=203.0.113.10
 IPORT=5201
 CPORT=8080
 PEERS=(kernel slirp4netns pasta lanyard)
-# Published ports (table 3): each peer's host ports, iperf3's and HP + CONN_OFF
+# Published ports (table 4): each peer's host ports, iperf3's and HP + CONN_OFF
 # for the connection server
 declare -A HP=([dnat]=18001 [socat]=18002 [slirp4netns]=18003 [pasta]=18004 [lanyard]=18005)
 CONN_OFF=10
@@ -292,7 +438,7 @@ table ip lyb_bench {
 }
 NFT
     fi
-    daemon_start lyb-host "$ESOCK" "$TMP/egress-daemon.log"; EDPID=$DPID
+    daemon_must lyb-host "$ESOCK" "$TMP/egress-daemon.log"; EDPID=$DPID
 }
 
 egress_mtu() { # the row's MTU on every link of the path
@@ -432,17 +578,22 @@ egress_tcp() { # peer mtu tx|rx -> R = Gbit/s or "fail:why"; STALL
     if [ "$peer" = lanyard ] && [ -n "$IBYTES" ]; then echo "$((t1 - t0)) $IBYTES" >>"$TMP/ecpu"; fi
 }
 
-iperf_result() { # rc (of the client, whose output is in $TMP/iperf.json and .err)
-    # -> R = "Gbit/s" or "fail:why"; IBYTES = bytes received (or ""); STALL
+iperf_result() { # rc [json err [server-output]]: the client's exit code and output files (default
+    # $TMP/iperf.json, .err; the JSON may be followed by the client's eth0 line of /proc/net/dev);
+    # for UDP, the server's output ending in its /proc/net/snmp Udp lines
+    # -> R = "Gbit/s" (TCP), "received/s sent/s lost% socket% queue%" (UDP: datagrams; lost, dropped
+    # by the receiving socket, dropped at the sender's eth0 queue, each % of sent), or "fail:why";
+    # IBYTES = bytes received (or ""); STALL
     local f
     STALL=""; IBYTES=""
-    R=$(python3 - "$1" "$TMP/iperf.json" "$TMP/iperf.err" "$((DUR + 20))" <<'PY2'
+    R=$(python3 - "$1" "${2:-$TMP/iperf.json}" "${3:-$TMP/iperf.err}" "$((DUR + 20))" "${4:-}" <<'PY2'
 import json, sys
-rc, out, err, limit = sys.argv[1], open(sys.argv[2]).read(), open(sys.argv[3]).read(), sys.argv[4]
+rc, out, err, limit, srv = sys.argv[1], open(sys.argv[2]).read(), open(sys.argv[3]).read(), sys.argv[4], sys.argv[5]
 if rc in ("124", "137"):
     print(f"fail:iperf3 killed after {limit} s (stalled)"); sys.exit()
 try:
-    d = json.loads(out)
+    d, end = json.JSONDecoder().raw_decode(out.lstrip())
+    rest = out.lstrip()[end:]
 except ValueError:
     last = (err.strip().splitlines() or [f"exit {rc}, no output"])[-1]
     print("fail:" + last); sys.exit()
@@ -451,18 +602,37 @@ if d.get("error"):
 s = d["end"]["sum_received"]
 if not s.get("bytes"):
     print("fail:no bytes received"); sys.exit()
+if d["start"]["test_start"]["protocol"] == "UDP":
+    # iperf3 3.12: sum_received holds the server's count (packets: the
+    # highest sequence number it saw, lost_packets: the gaps), sum_sent the
+    # client's. Loss here is of all sent, so datagrams lost after the last
+    # one received count too.
+    ss = d["end"]["sum_sent"]
+    got = s["packets"] - s["lost_packets"]
+    sent = ss["packets"]
+    sock = queue = float("nan")
+    udp = [l.split()[1:] for l in (open(srv).read().splitlines() if srv else []) if l.startswith("Udp:")]
+    if len(udp) >= 2 and "RcvbufErrors" in udp[0]:
+        sock = 100 * int(udp[1][udp[0].index("RcvbufErrors")]) / sent
+    dev = [l.split(":", 1)[1].split() for l in rest.splitlines() if l.strip().startswith("eth0:")]
+    if dev and len(dev[0]) >= 12:
+        queue = 100 * int(dev[0][11]) / sent  # transmit drop
+    print("%d 0/0 %.0f %.0f %.2f %.2f %.2f" % (s["bytes"], got / s["seconds"], sent / ss["seconds"],
+                                              100 * (sent - got) / sent, sock, queue))
+    sys.exit()
 # stalls: one-second intervals below a tenth of the run's mean rate, or
 # below 0.1 Gbit/s (a run that crawls from start to end has no dips)
 iv = [i["sum"]["bits_per_second"] for i in d.get("intervals", [])]
 low = sum(1 for b in iv if b < s["bits_per_second"] / 10 or b < 1e8)
-print("%.2f %d %d/%d" % (s["bits_per_second"] / 1e9, s["bytes"], low, len(iv)))
+print("%d %d/%d %.2f" % (s["bytes"], low, len(iv), s["bits_per_second"] / 1e9))
 PY2
 )
     R=$(echo "$R" | one_line)
-    if [ "${R#fail:}" = "$R" ]; then # "Gbit/s bytes stalled/intervals"
+    [ -n "$R" ] || R="fail:iperf3's output not understood"
+    if [ "${R#fail:}" = "$R" ]; then # "bytes stalled/intervals value..."
         read -r -a f <<<"$R"
-        R=${f[0]}; IBYTES=${f[1]}
-        [ "${f[2]%/*}" = 0 ] || STALL=${f[2]}
+        IBYTES=${f[0]}; R=${f[*]:2}
+        [ "${f[1]%/*}" = 0 ] || STALL=${f[1]}
     fi
 }
 
@@ -490,7 +660,7 @@ egress_rtt() { # peer -> R = average RTT in us or "fail:why"
 }
 
 # ======================================================================
-# Published ports (table 3); see the comment at the top. Same namespaces
+# Published ports (table 4); see the comment at the top. Same namespaces
 # as the egress table; the server runs in each peer's container, the client
 # on the host's loopback (lyb-host) or outside (lyb-out).
 # ======================================================================
@@ -609,17 +779,28 @@ port_conn() { # peer rep -> R = connections/s or "fail:why"; on rep 1 also WHO[l
 }
 
 # cell KIND value... -> "median" | "median (k/n runs failed: why)" | "missing (why)"
+# A value is "fail:why" or numbers: gbps and int take the first; pairs
+# ("total pair1 pair2...") and udp ("received/s sent/s lost% socket% queue%")
+# show the median of each.
 cell() {
     python3 - "$@" <<'PY2'
 import statistics, sys
 kind, vals = sys.argv[1], sys.argv[2:]
-ok = [float(v) for v in vals if not v.startswith("fail:")]
+ok = [[float(x) for x in v.split()] for v in vals if not v.startswith("fail:")]
 bad = [v[5:] for v in vals if v.startswith("fail:")]
-fmt = {"gbps": "%.2f", "int": "%.0f"}[kind]
+fmt = {"gbps": "%.2f", "int": "%.0f", "pairs": "%.2f", "udp": "%.0f"}[kind]
 if not ok:
     print("missing (%s)" % (bad[0] if bad else "not run"))
 else:
-    out = fmt % statistics.median(ok)
+    med = [statistics.median(r[i] for r in ok) for i in range(min(len(r) for r in ok))]
+    out = fmt % med[0]
+    if kind == "pairs" and len(med) > 2:
+        out += " (" + " + ".join("%.2f" % m for m in med[1:]) + ")"
+    if kind == "udp":
+        rest = statistics.median(r[2] - r[3] - r[4] for r in ok)
+        rest = 0.0 if abs(rest) < 0.05 else rest  # no "-0.0"
+        out += " (sent %.0f; lost %.1f%%: sender's queue %.1f%%, receiver's socket %.1f%%, elsewhere %.1f%%)" % (
+            med[1], med[2], med[4], med[3], rest)
     if bad:
         out += " (%d/%d runs failed: %s)" % (len(bad), len(vals), bad[0])
     print(out)
@@ -641,40 +822,151 @@ PY2
 
 log "lanyard e2e benchmark: $(date -u +%FT%TZ), $(nproc) CPUs, kernel $(uname -r), ${DUR}s x ${REPS} runs (medians), user $BENCH_USER, tables: $TABLES"
 
+SEP=$'\x1f'  # separates the values of a cell (reasons hold spaces)
+rcell() { # kind "value${SEP}value${SEP}..." -> cell kind value...
+    local v=()
+    [ -n "$2" ] && IFS=$SEP read -r -a v <<<"${2%"$SEP"}"
+    cell "$1" "${v[@]}"
+}
+
 # ---------------- table 1: container <-> container ----------------
+clabel() {
+    local m=${1##*-}
+    case $1 in
+        tcp1-*) echo "container -> container TCP, MTU $m, 1 stream, Gbit/s" ;;
+        tcp4-*) echo "container -> container TCP, MTU $m, 4 streams, Gbit/s" ;;
+        udp-*) echo "container -> container UDP 64-byte payloads (iperf3 -u -l 64 -b 0), MTU $m, 1 stream, datagrams/s received" ;;
+        rtt) echo "ping RTT container -> container, us" ;;
+    esac
+}
+
 if want_table containers; then
 T0=$(date +%s)
-daemon_start "$SOCK" "$TMP/daemon.log"; CDPID=$DPID
-echo
-echo "| path | kernel bridge | lanyard | ratio |"
-echo "|---|---|---|---|"
+daemon_must - "$SOCK" "$TMP/daemon.log"; LSOCK=$SOCK; LDPID=$DPID; CPUF=$TMP/cpu
+as_user timeout -k 1 5 "$TMP/lanyard" stats --json --socket "$LSOCK" >"$TMP/c2c-stats.json" 2>/dev/null || true
+read -r CTHREADS _ < <(shard_map "$TMP/c2c-stats.json")
+: >"$TMP/cpu"; : >"$TMP/ucpu"
+declare -A CRES=()  # row|kind -> values, each ended by $SEP
+CROWS=()
 for mtu in 1500 65520; do
-    for streams in 1 4; do
-        k=(); l=()
-        for _ in $(seq "$REPS"); do
-            k+=("$(bridge_tcp "$mtu" "$streams")")
-            l+=("$(lanyard_tcp "$mtu" "$streams")")
+    for t in tcp1 tcp4 udp; do
+        row=$t-$mtu; CROWS+=("$row")
+        for rep in $(seq "$REPS"); do
+            line=""
+            for kind in kernel lanyard; do
+                case $t in
+                    tcp1) c2c_tcp "$kind" "$mtu" 1 1 ;;
+                    tcp4) c2c_tcp "$kind" "$mtu" 1 4 ;;
+                    udp) c2c_udp "$kind" "$mtu" ;;
+                esac
+                CRES[$row|$kind]+="$R$SEP"; line+=" $kind=$R"
+            done
+            log "containers $row run $rep:$line"
         done
-        km=$(median "${k[@]}"); lm=$(median "${l[@]}")
-        echo "| container -> container TCP, MTU $mtu, $streams stream(s), Gbit/s | $km | $lm | $(python3 -c "print('%.2f' % ($lm/$km))") |"
     done
 done
-kr=$(bridge_rtt); lr=$(lanyard_rtt)
-echo "| ping RTT container -> container, us | $kr | $lr | $(python3 -c "print('%.2f' % ($lr/$kr))") |"
+CROWS+=(rtt)
+for rep in $(seq "$REPS"); do
+    line=""
+    for kind in kernel lanyard; do
+        c2c_rtt "$kind"
+        CRES[rtt|$kind]+="$R$SEP"; line+=" $kind=$R"
+    done
+    log "containers ping RTT run $rep:$line"
+done
+bridge_teardown
+stop_pid "$LDPID"
+
 echo
-echo "lanyard daemon CPU (user+sys) over the container <-> container TCP runs: $(cpu_per_gb "$TMP/cpu")"
-for n in lyb-br lyb-a lyb-b; do ip netns del "$n" 2>/dev/null || true; done
-stop_pid "$CDPID"
+echo "| container <-> container, one network | kernel bridge | lanyard | lanyard/kernel |"
+echo "|---|---|---|---|"
+for row in "${CROWS[@]}"; do
+    kind=gbps; case $row in udp-*) kind=udp ;; rtt) kind=int ;; esac
+    k=$(rcell "$kind" "${CRES[$row|kernel]:-}"); l=$(rcell "$kind" "${CRES[$row|lanyard]:-}")
+    echo "| $(clabel "$row") | $k | $l | $(ratio "$l" "$k") |"
+done
+echo
+echo "Ratios are lanyard / kernel bridge: for Gbit/s and datagrams/s higher is better, for RTT lower. UDP cells: datagrams/s received (sent: the sender's datagrams/s; lost: % of those sent that never arrived, split into the sender's queue: dropped because the sender's eth0 queue into the switch was full (its tx drops: lanyard's TAP queue, the kernel's veth backlog), the receiver's socket: dropped at its full socket buffer (its RcvbufErrors), and elsewhere: the rest, in the switch or its output to the receiver). Little loss means the sender set the rate; loss in the sender's queue means the switch did not keep up with it; loss at the receiver's socket means the receiving iperf3 did not."
+[ "$CTHREADS" = "?" ] && CTHREADS="its data-path threads not in its stats" || CTHREADS="$CTHREADS data-path thread(s)"
+echo "lanyard daemon ($CTHREADS: the default config${LANYARD_THREADS:+, LANYARD_THREADS=$LANYARD_THREADS}) CPU (user+sys) over the TCP runs: $(cpu_per_gb "$TMP/cpu"); during the UDP 64-byte runs: $(cpu_busy "$TMP/ucpu") CPU-seconds per second (1.00: one core busy)."
 log "containers table: $(( $(date +%s) - T0 )) s"
 fi
 
-SEP=$'\x1f'  # separates the values of a cell (reasons hold spaces)
+# ---------------- table 2: more than one core ----------------
+SCALE_THREADS=(1 2)
+declare -A LFAIL=()   # threads -> why its daemon cannot run (its config rejected)
+declare -A STASKS=()  # threads -> OS threads the daemon ran at the end of its last run
+declare -A SPLACE=()  # threads -> "port:shard ..." in its last run
+
+scale_lanyard() { # threads mtu -> R as c2c_tcp's for two pairs, on a daemon of its own with [dataplane] threads = N
+    local t=$1 ssock=$TMP/run/scale.sock
+    if [ -n "${LFAIL[$t]:-}" ]; then R="fail:${LFAIL[$t]}"; return; fi
+    if ! daemon_start - "$ssock" "$TMP/scale-$t.log" "$TMP/threads-$t.toml"; then
+        R="fail:$DFAIL"
+        log "  lanyard threads=$t: $DFAIL"
+        # exit code 2 is a rejected config (an unknown key, a bad value): it stays rejected
+        [[ $DFAIL == "daemon exited with code 2:"* ]] && LFAIL[$t]=$DFAIL
+        return
+    fi
+    LSOCK=$ssock; LDPID=$DPID; CPUF=$TMP/scpu-$t
+    c2c_tcp lanyard "$2" 2 1
+    STASKS[$t]=$(find "/proc/$LDPID/task" -mindepth 1 -maxdepth 1 | wc -l)
+    stop_pid "$LDPID"
+    local shards place
+    read -r shards place < <(shard_map "$TMP/c2c-stats.json")
+    if [ "$shards" != "?" ] && [ "$shards" != "$t" ]; then R="fail:the daemon ran $shards data-path threads, not $t"; fi
+    SPLACE[$t]="${place:-?}"
+    log "  lanyard threads=$t: ${STASKS[$t]} OS threads, ${shards} data-path threads; ports' shards: ${place:-?}"
+}
+
+if want_table scaling; then
+T0=$(date +%s)
+declare -A SRES=()  # mtu|kernel, mtu|threads -> values, each ended by $SEP
+for t in "${SCALE_THREADS[@]}"; do
+    printf '[dataplane]\nthreads = %s\n' "$t" >"$TMP/threads-$t.toml"; chmod 644 "$TMP/threads-$t.toml"
+    : >"$TMP/scpu-$t"
+done
+for mtu in 1500 65520; do
+    for rep in $(seq "$REPS"); do
+        c2c_tcp kernel "$mtu" 2 1
+        SRES[$mtu|kernel]+="$R$SEP"; line=" kernel=$R"
+        for t in "${SCALE_THREADS[@]}"; do
+            scale_lanyard "$t" "$mtu"
+            SRES[$mtu|$t]+="$R$SEP"; line+=" threads=$t=$R"
+        done
+        log "scaling MTU $mtu run $rep:$line"
+    done
+done
+bridge_teardown
+
+echo
+echo "| two pairs at once (a -> b, c -> d), TCP, 1 stream each | kernel bridge | lanyard threads=1 | lanyard threads=2 | threads=2 / threads=1 | threads=1 / kernel | threads=2 / kernel |"
+echo "|---|---|---|---|---|---|---|"
+for mtu in 1500 65520; do
+    k=$(rcell pairs "${SRES[$mtu|kernel]:-}"); l1=$(rcell pairs "${SRES[$mtu|1]:-}"); l2=$(rcell pairs "${SRES[$mtu|2]:-}")
+    echo "| aggregate Gbit/s (pair 1 + pair 2), MTU $mtu | $k | $l1 | $l2 | $(ratio "$l2" "$l1") | $(ratio "$l1" "$k") | $(ratio "$l2" "$k") |"
+done
+declare -A C=()
+for t in "${SCALE_THREADS[@]}"; do
+    if [ -s "$TMP/scpu-$t" ]; then C[$t]=$(cpu_per_gb "$TMP/scpu-$t"); else C[$t]="missing (${LFAIL[$t]:-no successful run})"; fi
+done
+echo "| lanyard daemon CPU (user+sys), both MTUs | n/a (the kernel's work runs in the iperf3 processes' system calls and softirqs) | ${C[1]} | ${C[2]} | $(ratio "${C[2]}" "${C[1]}") | - | - |"
+tnote=""
+for t in "${SCALE_THREADS[@]}"; do
+    [ -n "${STASKS[$t]:-}" ] && tnote+="${tnote:+; }threads=$t: ${STASKS[$t]} OS threads, ports' data-path threads (shards) ${SPLACE[$t]}"
+done
+[ -n "$tnote" ] && tnote=" The daemons, in their last run (OS threads include the control and other threads; shards from lanyard stats mid-run): $tnote."
+echo
+echo "Both pairs' iperf3 -c start together and run ${DUR} s; the aggregate is the sum of the two receivers' rates. lanyard runs as a daemon of its own for each thread count ([dataplane] threads = N in its config), restarted for every run. Ratios: higher is better for Gbit/s; for CPU per GB, threads=2 / threads=1 above 1 is the cost of the second thread.$tnote On this $(nproc)-CPU machine the four iperf3 processes (and the kernel's work for them) share the cores with lanyard's threads."
+log "scaling table: $(( $(date +%s) - T0 )) s"
+fi
+
 if want_table egress || want_table ports; then
     log "setting up lyb-host / lyb-out"
     egress_setup
 fi
 
-# ---------------- table 2: egress ----------------
+# ---------------- table 3: egress ----------------
 label() {
     case $1 in
         tcp-tx-*) echo "egress TCP container -> outside, MTU ${1##*-}, Gbit/s" ;;
@@ -749,9 +1041,7 @@ for row in "${ROWS[@]}"; do
     kind=gbps; case $row in conn | rtt) kind=int ;; esac
     declare -A C=()
     for peer in "${PEERS[@]}"; do
-        vals=()
-        [ -n "${RES[$row|$peer]:-}" ] && IFS=$SEP read -r -a vals <<<"${RES[$row|$peer]%"$SEP"}"
-        C[$peer]=$(cell "$kind" "${vals[@]}")
+        C[$peer]=$(rcell "$kind" "${RES[$row|$peer]:-}")
         [ -n "${STL[$row|$peer]:-}" ] && C[$peer]+=" (stalled in ${STL[$row|$peer]}/$REPS runs)"
     done
     echo "| $(label "$row") | ${C[kernel]} | ${C[slirp4netns]} | ${C[pasta]} | ${C[lanyard]} | $(ratio "${C[lanyard]}" "${C[slirp4netns]}") | $(ratio "${C[lanyard]}" "${C[pasta]}") | $(ratio "${C[lanyard]}" "${C[kernel]}") |"
@@ -767,7 +1057,7 @@ fi
 log "egress table: $(( $(date +%s) - T0 )) s"
 fi
 
-# ---------------- table 3: published ports ----------------
+# ---------------- table 4: published ports ----------------
 plabel() {
     local m=${1##*-}
     case $1 in
@@ -849,9 +1139,7 @@ for row in lo-tx-65520 lo-tx-1500 lo-rx-65520 lo-rx-1500 out-tx-65520 out-tx-150
             continue
         fi
         kind=gbps; [ "$row" = conn ] && kind=int
-        vals=()
-        [ -n "${PRES[$row|$peer]:-}" ] && IFS=$SEP read -r -a vals <<<"${PRES[$row|$peer]%"$SEP"}"
-        C[$peer]=$(cell "$kind" "${vals[@]}")
+        C[$peer]=$(rcell "$kind" "${PRES[$row|$peer]:-}")
         [ -n "${STL[$row|$peer]:-}" ] && C[$peer]+=" (stalled in ${STL[$row|$peer]}/$REPS runs)"
     done
     if [[ $row == who-* ]]; then
@@ -879,5 +1167,5 @@ fi
 
 echo
 vers() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "?"; }
-echo "Peers: slirp4netns $(vers slirp4netns), passt/pasta $(vers passt), iperf3 $(vers iperf3), nftables $(vers nftables), socat $(vers socat); lanyard binary of $(date -r "$LANYARD" '+%F %T') (HEAD $(git rev-parse --short HEAD 2>/dev/null || echo '?')); ${DUR}s x ${REPS} runs, $(nproc) CPUs, kernel $(uname -r), run as $BENCH_USER."
+echo "Peers: slirp4netns $(vers slirp4netns), passt/pasta $(vers passt), iperf3 $(vers iperf3), nftables $(vers nftables), socat $(vers socat); lanyard binary of $(date -r "$LANYARD" '+%F %T') (HEAD $(git rev-parse --short HEAD 2>/dev/null || echo '?')$([ -n "$(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ] && echo ", src/ modified"))${LANYARD_THREADS:+, LANYARD_THREADS=$LANYARD_THREADS (for every daemon but those of table 2)}; ${DUR}s x ${REPS} runs, $(nproc) CPUs, kernel $(uname -r), run as $BENCH_USER."
 log "done in $(( $(date +%s) - T_START )) s"
