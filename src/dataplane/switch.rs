@@ -517,8 +517,10 @@ impl Switch {
         }
         let n = slot.port.recv_batch(bufs)?;
         for buf in &mut bufs[..n] {
-            self.handle_frame(id, buf, now);
+            let verdict = self.classify(id, buf, now);
+            self.execute(id, verdict, buf, now);
         }
+        self.flush_nat();
         Ok(n)
     }
 
@@ -527,6 +529,17 @@ impl Switch {
     pub fn handle_frame(&mut self, ingress: PortId, buf: &mut FrameBuf, now: Time) {
         let verdict = self.classify(ingress, buf, now);
         self.execute(ingress, verdict, buf, now);
+        self.flush_nat();
+    }
+
+    /// What the NAT deferred while frames were handled (acknowledgements,
+    /// one per flow per batch).
+    fn flush_nat(&mut self) {
+        let mut em = PortEmitter {
+            ports: &mut self.ports,
+            scratch: &mut self.scratch,
+        };
+        self.nat.flush(&mut em);
     }
 
     /// Decides where a frame goes: counts it, checks it, learns from it.

@@ -213,6 +213,9 @@ pub struct Nat {
     /// Published ports, by forward id.
     forwards: Vec<Option<forward::Forward>>,
     icmp_warned: bool,
+    /// TCP flows owed an acknowledgement at the next flush (at most one
+    /// entry each; sized once for the whole table).
+    pending_acks: Vec<FlowId>,
     isn_state: u64,
     pub counters: NatCounters,
 }
@@ -225,6 +228,7 @@ impl Nat {
     /// A NAT whose embedded DNS answers from `names` (shared between the
     /// shards of a data path).
     pub fn with_names(cfg: NatConfig, names: dns::SharedNames) -> Nat {
+        let max_flows = cfg.max_flows;
         let mut seed = [0u8; 8];
         crate::sys::random_bytes(&mut seed);
         Nat {
@@ -237,6 +241,7 @@ impl Nat {
             busy: Vec::new(),
             sweep: 0,
             icmp_warned: false,
+            pending_acks: Vec::with_capacity(max_flows),
             isn_state: u64::from_ne_bytes(seed) | 1,
             counters: NatCounters::default(),
         }
@@ -403,6 +408,14 @@ impl Nat {
         }
         ep.allow_host_loopback
             .then(|| SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+    }
+
+    /// Ends a batch of frames from the containers: what was deferred while
+    /// handling it (acknowledgements) goes out now.
+    pub fn flush(&mut self, emit: &mut dyn Emit) {
+        if !self.pending_acks.is_empty() {
+            self.flush_acks(emit);
+        }
     }
 
     /// A poll event on a flow's socket.

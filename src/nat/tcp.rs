@@ -121,6 +121,14 @@ pub struct TcpConn {
     /// The window last advertised, and the send buffer it came from.
     last_window: u32,
     last_sndbuf: u32,
+    /// The last peek found the host socket empty (EAGAIN): nothing to send
+    /// the container until its next readable event (or a rewind), so the
+    /// container's segments need not peek again.
+    host_drained: bool,
+    /// An acknowledgement of in-order data is owed to the container; it
+    /// goes out when the NAT flushes, after the rest of the batch (one ACK
+    /// for several super-frames read in one round).
+    ack_pending: bool,
 }
 
 /// A TCP segment from the container.
@@ -208,6 +216,8 @@ impl TcpConn {
             peek_off,
             last_window: 0,
             last_sndbuf: 0,
+            host_drained: false,
+            ack_pending: false,
         }
     }
 
@@ -238,6 +248,8 @@ impl TcpConn {
             peek_off,
             last_window: 0,
             last_sndbuf: 0,
+            host_drained: false,
+            ack_pending: false,
         }
     }
 
@@ -443,6 +455,14 @@ fn send_ack(
     );
 }
 
+/// EPOLLOUT after an acknowledgement: armed while the window is low.
+fn arm_after_ack(c: &mut TcpConn, fd: RawFd, token: usize, registry: Option<&mio::Registry>) {
+    let low = !c.c_fin && c.window_is_low();
+    if low != c.want_write || low {
+        arm_write(c, low, fd, token, registry);
+    }
+}
+
 fn send_syn_ack(c: &TcpConn, key: &FlowKey, ep: &Endpoint, tx: &mut FrameBuf, emit: &mut dyn Emit) {
     send_syn(c, key, ep, tx, emit, true);
 }
@@ -510,6 +530,7 @@ fn discard(fd: RawFd, mut n: usize, tx: &mut FrameBuf) -> io::Result<()> {
 /// Rewinds to the first unacknowledged byte: the next send starts there.
 fn rewind(c: &mut TcpConn, fd: RawFd) {
     c.snd_nxt = c.snd_una;
+    c.host_drained = false;
     if c.fin_sent && !c.fin_acked {
         c.fin_sent = false;
     }
@@ -563,6 +584,8 @@ fn send_host_data(
             }
             Ok(n) => {
                 let w = window_field(c, fd);
+                // This segment carries the acknowledgement owed, if any.
+                c.ack_pending = false;
                 emit_segment(
                     tx,
                     ep,
@@ -578,11 +601,17 @@ fn send_host_data(
                 c.snd_nxt = c.snd_nxt.wrapping_add(n as u32);
                 *f_bytes_in += n as u64;
                 if n < max {
-                    // The socket is drained; the next readable event brings more.
+                    // The socket is drained; the next readable event brings
+                    // more. Not marked drained: an EOF that came with this
+                    // data raises no new event, so the next peek (after the
+                    // container's ACK) must still look for it.
                     break;
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                c.host_drained = true;
+                break;
+            }
             Err(_) => return Next::Abort,
         }
     }
@@ -923,17 +952,38 @@ impl Nat {
                 need_ack = true; // a retransmitted FIN
             }
         }
-        if need_ack {
-            send_ack(c, fd, key, &ep, tx, emit);
-        }
         let token = super::FLOW_TOKEN_BASE + id.0 as usize;
-        let low = !c.c_fin && (!all_taken || c.window_is_low());
-        if low != c.want_write || (low && need_ack) {
-            arm_write(c, low, fd, token, self.registry.as_ref());
+        // In-order data taken whole is acknowledged at the flush, once for
+        // the whole batch; anything else (a gap, a FIN, a full socket) at
+        // once.
+        let defer = need_ack && all_taken && !seg.has(flags::FIN) && !seq_gt(seg.seq, c.rcv_nxt);
+        if defer {
+            if !c.ack_pending {
+                c.ack_pending = true;
+                // At most one entry per flow, within the table's bound.
+                if self.pending_acks.len() < self.pending_acks.capacity() {
+                    self.pending_acks.push(id);
+                } else {
+                    c.ack_pending = false;
+                    send_ack(c, fd, key, &ep, tx, emit);
+                    arm_after_ack(c, fd, token, self.registry.as_ref());
+                }
+            }
+        } else {
+            if need_ack {
+                c.ack_pending = false;
+                send_ack(c, fd, key, &ep, tx, emit);
+            }
+            let low = !c.c_fin && (!all_taken || c.window_is_low());
+            if low != c.want_write || (low && need_ack) {
+                arm_write(c, low, fd, token, self.registry.as_ref());
+            }
         }
-        let next = send_host_data(c, &mut flow.bytes_in, fd, key, &ep, tx, emit);
-        if next != Next::Keep {
-            return next;
+        if !c.host_drained {
+            let next = send_host_data(c, &mut flow.bytes_in, fd, key, &ep, tx, emit);
+            if next != Next::Keep {
+                return next;
+            }
         }
         let done = c.c_fin && c.fin_acked;
         let busy = c.busy();
@@ -944,6 +994,32 @@ impl Nat {
             self.mark_busy(id);
         }
         Next::Keep
+    }
+
+    /// Sends the acknowledgements deferred while a batch of frames was
+    /// handled (one per flow, with the window as it is now).
+    pub(super) fn flush_acks(&mut self, emit: &mut dyn Emit) {
+        let mut pending = std::mem::take(&mut self.pending_acks);
+        for id in pending.drain(..) {
+            let Some(key) = self.table.key(id).copied() else {
+                continue;
+            };
+            let Some(flow) = self.table.get_mut(id) else {
+                continue;
+            };
+            let fd = flow.sock.as_raw_fd();
+            let ep = flow.ep;
+            let FlowState::Tcp(c) = &mut flow.state else {
+                continue;
+            };
+            if !std::mem::take(&mut c.ack_pending) {
+                continue;
+            }
+            send_ack(c, fd, &key, &ep, &mut self.tx, emit);
+            let token = super::FLOW_TOKEN_BASE + id.0 as usize;
+            arm_after_ack(c, fd, token, self.registry.as_ref());
+        }
+        self.pending_acks = pending;
     }
 
     /// A poll event on a connection's socket.
@@ -1000,6 +1076,7 @@ impl Nat {
             }
             let mut next = Next::Keep;
             if readable {
+                c.host_drained = false;
                 next = send_host_data(c, &mut flow.bytes_in, fd, key, &ep, tx, emit);
             }
             let busy = c.busy();
