@@ -213,9 +213,9 @@ pub struct Nat {
     /// Published ports, by forward id.
     forwards: Vec<Option<forward::Forward>>,
     icmp_warned: bool,
-    /// TCP flows owed an acknowledgement at the next flush (at most one
-    /// entry each; sized once for the whole table).
-    pending_acks: Vec<FlowId>,
+    /// TCP flows with deferred work (an acknowledgement, a discard) for the
+    /// next flush: at most one entry each, sized once for the whole table.
+    pending: Vec<FlowId>,
     isn_state: u64,
     pub counters: NatCounters,
 }
@@ -241,7 +241,7 @@ impl Nat {
             busy: Vec::new(),
             sweep: 0,
             icmp_warned: false,
-            pending_acks: Vec::with_capacity(max_flows),
+            pending: Vec::with_capacity(max_flows),
             isn_state: u64::from_ne_bytes(seed) | 1,
             counters: NatCounters::default(),
         }
@@ -411,10 +411,10 @@ impl Nat {
     }
 
     /// Ends a batch of frames from the containers: what was deferred while
-    /// handling it (acknowledgements) goes out now.
+    /// handling it (TCP acknowledgements and discards) is done now.
     pub fn flush(&mut self, emit: &mut dyn Emit) {
-        if !self.pending_acks.is_empty() {
-            self.flush_acks(emit);
+        if !self.pending.is_empty() {
+            self.flush_tcp(emit);
         }
     }
 

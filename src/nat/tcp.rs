@@ -129,6 +129,12 @@ pub struct TcpConn {
     /// goes out when the NAT flushes, after the rest of the batch (one ACK
     /// for several super-frames read in one round).
     ack_pending: bool,
+    /// Bytes the container acknowledged that are still in the socket's
+    /// receive buffer: discarded at the flush, once for the batch (each
+    /// discard may send the remote a window update, run in our thread).
+    discard_pending: u32,
+    /// The flow is on the NAT's list for the next flush.
+    queued: bool,
 }
 
 /// A TCP segment from the container.
@@ -218,6 +224,8 @@ impl TcpConn {
             last_sndbuf: 0,
             host_drained: false,
             ack_pending: false,
+            discard_pending: 0,
+            queued: false,
         }
     }
 
@@ -250,6 +258,8 @@ impl TcpConn {
             last_sndbuf: 0,
             host_drained: false,
             ack_pending: false,
+            discard_pending: 0,
+            queued: false,
         }
     }
 
@@ -528,7 +538,10 @@ fn discard(fd: RawFd, mut n: usize, tx: &mut FrameBuf) -> io::Result<()> {
 }
 
 /// Rewinds to the first unacknowledged byte: the next send starts there.
-fn rewind(c: &mut TcpConn, fd: RawFd) {
+/// Acknowledged bytes still waiting for the flush go first, so the peek
+/// restarts at the first unacknowledged one.
+fn rewind(c: &mut TcpConn, fd: RawFd, tx: &mut FrameBuf) -> io::Result<()> {
+    discard(fd, std::mem::take(&mut c.discard_pending) as usize, tx)?;
     c.snd_nxt = c.snd_una;
     c.host_drained = false;
     if c.fin_sent && !c.fin_acked {
@@ -537,6 +550,7 @@ fn rewind(c: &mut TcpConn, fd: RawFd) {
     if c.peek_off {
         sock::set_peek_off(fd, 0);
     }
+    Ok(())
 }
 
 /// Sends what the host has and the container's window allows.
@@ -888,7 +902,15 @@ impl Nat {
             if seq_gt(seg.ack, c.snd_una) {
                 let acked = seg.ack.wrapping_sub(c.snd_una);
                 let data = acked.min(c.in_flight_data());
-                if discard(fd, data as usize, tx).is_err() {
+                if c.peek_off && self.pending.len() < self.pending.capacity() {
+                    // Peeks go on from the peek offset; the bytes go at the
+                    // flush, with those of the batch's other ACKs.
+                    c.discard_pending += data;
+                    if !c.queued {
+                        c.queued = true;
+                        self.pending.push(id);
+                    }
+                } else if discard(fd, data as usize, tx).is_err() {
                     return Next::Abort;
                 }
                 if c.fin_sent && seg.ack == c.snd_nxt {
@@ -907,7 +929,9 @@ impl Nat {
             {
                 c.dup_acks += 1;
                 if c.dup_acks == 3 {
-                    rewind(c, fd);
+                    if rewind(c, fd, tx).is_err() {
+                        return Next::Abort;
+                    }
                     self.counters.tcp_retransmits += 1;
                 }
             }
@@ -958,16 +982,16 @@ impl Nat {
         // once.
         let defer = need_ack && all_taken && !seg.has(flags::FIN) && !seq_gt(seg.seq, c.rcv_nxt);
         if defer {
-            if !c.ack_pending {
+            if c.queued {
                 c.ack_pending = true;
+            } else if self.pending.len() < self.pending.capacity() {
                 // At most one entry per flow, within the table's bound.
-                if self.pending_acks.len() < self.pending_acks.capacity() {
-                    self.pending_acks.push(id);
-                } else {
-                    c.ack_pending = false;
-                    send_ack(c, fd, key, &ep, tx, emit);
-                    arm_after_ack(c, fd, token, self.registry.as_ref());
-                }
+                c.ack_pending = true;
+                c.queued = true;
+                self.pending.push(id);
+            } else {
+                send_ack(c, fd, key, &ep, tx, emit);
+                arm_after_ack(c, fd, token, self.registry.as_ref());
             }
         } else {
             if need_ack {
@@ -996,10 +1020,11 @@ impl Nat {
         Next::Keep
     }
 
-    /// Sends the acknowledgements deferred while a batch of frames was
-    /// handled (one per flow, with the window as it is now).
-    pub(super) fn flush_acks(&mut self, emit: &mut dyn Emit) {
-        let mut pending = std::mem::take(&mut self.pending_acks);
+    /// Does what was deferred while a batch of frames was handled: discards
+    /// what the container acknowledged, then acknowledges what it sent
+    /// (one each per flow, with the window as it is now).
+    pub(super) fn flush_tcp(&mut self, emit: &mut dyn Emit) {
+        let mut pending = std::mem::take(&mut self.pending);
         for id in pending.drain(..) {
             let Some(key) = self.table.key(id).copied() else {
                 continue;
@@ -1012,14 +1037,22 @@ impl Nat {
             let FlowState::Tcp(c) = &mut flow.state else {
                 continue;
             };
-            if !std::mem::take(&mut c.ack_pending) {
+            if !std::mem::take(&mut c.queued) {
+                // A flow that took this slot after the queued one left.
                 continue;
             }
-            send_ack(c, fd, &key, &ep, &mut self.tx, emit);
-            let token = super::FLOW_TOKEN_BASE + id.0 as usize;
-            arm_after_ack(c, fd, token, self.registry.as_ref());
+            let n = std::mem::take(&mut c.discard_pending) as usize;
+            if discard(fd, n, &mut self.tx).is_err() {
+                self.remove_flow(id, Next::Abort, emit);
+                continue;
+            }
+            if std::mem::take(&mut c.ack_pending) {
+                send_ack(c, fd, &key, &ep, &mut self.tx, emit);
+                let token = super::FLOW_TOKEN_BASE + id.0 as usize;
+                arm_after_ack(c, fd, token, self.registry.as_ref());
+            }
         }
-        self.pending_acks = pending;
+        self.pending = pending;
     }
 
     /// A poll event on a connection's socket.
@@ -1163,7 +1196,9 @@ impl Nat {
             return Some(Next::Keep);
         }
         self.counters.tcp_retransmits += 1;
-        rewind(c, fd);
+        if rewind(c, fd, tx).is_err() {
+            return Some(Next::Abort);
+        }
         let next = send_host_data(c, &mut flow.bytes_in, fd, &key, &ep, tx, emit);
         Some(next)
     }
