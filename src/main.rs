@@ -719,6 +719,10 @@ fn run_inner(a: RunArgs) -> Result<i32, i32> {
             None => {
                 if embedded.is_none() {
                     log::set_level(Level::Warn);
+                    // One container's ports all live on one shard: more
+                    // threads would only idle.
+                    let mut config = config.clone();
+                    config.dataplane.threads = 1;
                     match Daemon::start(&config) {
                         Ok(d) => embedded = Some(d),
                         Err(e) => {
