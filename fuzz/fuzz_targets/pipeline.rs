@@ -65,6 +65,12 @@
 //!   segment, and valid IPv4 header and TCP/UDP checksums (verified with the
 //!   harness's own checksum code, on headers located by etherparse);
 //! * (i) an unplugged port receives nothing.
+//!
+//! Every input runs twice: on one switch, and on two shards as the daemon
+//! runs them with `[dataplane] threads = 2` (port `i` read by shard
+//! `i % 2`, every shard holding the others' ports as send-only handles,
+//! learned MACs passed on after every step); the invariants hold for both,
+//! and (c) for every shard's table.
 
 #![no_main]
 
@@ -76,8 +82,9 @@ use libfuzzer_sys::fuzz_target;
 
 use lanyard::dataplane::{NetworkId, NetworkSpec, PortSpec, Switch, SwitchError};
 use lanyard::frame::FrameBuf;
+use lanyard::nat::NatConfig;
 use lanyard::offload::Offloads;
-use lanyard::port::{MemoryHandle, MemoryPort, PortId};
+use lanyard::port::{MemoryHandle, MemoryPort, Port, PortId};
 use lanyard::security::PortPolicy;
 use lanyard::time::Time;
 use lanyard::wire::arp::{self, ArpRepr};
@@ -228,19 +235,23 @@ fn link_local(mac: MacAddr) -> Ipv6Addr {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut h = Harness::new();
-    let mut r = Reader(data);
-    for _ in 0..MAX_STEPS {
-        if r.0.len() < 3 + HDR_LEN + 2 {
-            break;
+    // Every input twice: on one switch, and on two shards as the daemon
+    // runs them (`[dataplane] threads = 2`).
+    for shards in [1, 2] {
+        let mut h = Harness::new(shards);
+        let mut r = Reader(data);
+        for _ in 0..MAX_STEPS {
+            if r.0.len() < 3 + HDR_LEN + 2 {
+                break;
+            }
+            let port = r.u8() as usize % NPORTS;
+            let clock = r.u8();
+            let kind = r.u8();
+            let vnet = VnetHdr::parse(&r.array());
+            let len = r.u16() as usize;
+            let body = r.take(len);
+            h.step(port, clock, kind, vnet, body);
         }
-        let port = r.u8() as usize % NPORTS;
-        let clock = r.u8();
-        let kind = r.u8();
-        let vnet = VnetHdr::parse(&r.array());
-        let len = r.u16() as usize;
-        let body = r.take(len);
-        h.step(port, clock, kind, vnet, body);
     }
 });
 
@@ -252,7 +263,11 @@ struct PortState {
 }
 
 struct Harness {
-    switch: Switch,
+    /// One switch, or the shards of a data path: port `i` is owned (read)
+    /// by shard `i % shards.len()`; the others hold a send-only handle on
+    /// it under the same id, and learned MACs are passed between shards
+    /// after every step.
+    shards: Vec<Switch>,
     nets: [NetworkId; 2],
     ports: Vec<PortState>,
     /// The frame being switched; reused, as the data path reuses its batch.
@@ -263,25 +278,40 @@ struct Harness {
 }
 
 impl Harness {
-    fn new() -> Harness {
-        let mut switch = Switch::new(NPORTS);
-        let nets = NETS.each_ref().map(|n| {
-            switch.add_network(NetworkSpec {
-                name: n.name.into(),
-                subnet: n.subnet.parse().expect("subnet"),
-                gateway_ip: n.gateway,
-                gateway_mac: MacAddr::docker_from_ipv4(n.gateway),
-                fdb_max_entries: n.fdb_max_entries,
-                fdb_max_per_port: n.fdb_max_per_port,
-                mac_aging: n.mac_aging,
-                // No NAT: without a poll registry it could open no flow, and
-                // routed traffic keeps being answered by the gateway.
-                nat: false,
-            })
-        });
+    fn new(n_shards: usize) -> Harness {
+        // The NAT is off (below), so its tables are kept small: building
+        // them is most of the cost of a fresh switch.
+        let nat = NatConfig {
+            max_flows: 16,
+            max_flows_per_container: 16,
+            ..NatConfig::default()
+        };
+        let mut shards: Vec<Switch> = (0..n_shards)
+            .map(|_| Switch::with_nat(NPORTS, nat.clone()))
+            .collect();
+        let mut nets = [NetworkId(0); 2];
+        for sw in shards.iter_mut() {
+            if n_shards > 1 {
+                sw.enable_learn_sync();
+            }
+            nets = NETS.each_ref().map(|n| {
+                sw.add_network(NetworkSpec {
+                    name: n.name.into(),
+                    subnet: n.subnet.parse().expect("subnet"),
+                    gateway_ip: n.gateway,
+                    gateway_mac: MacAddr::docker_from_ipv4(n.gateway),
+                    fdb_max_entries: n.fdb_max_entries,
+                    fdb_max_per_port: n.fdb_max_per_port,
+                    mac_aging: n.mac_aging,
+                    // No NAT: without a poll registry it could open no flow,
+                    // and routed traffic keeps being answered by the gateway.
+                    nat: false,
+                })
+            });
+        }
         let ports = (0..NPORTS)
             .map(|i| {
-                let (id, handle) = attach(&mut switch, nets, i);
+                let (id, handle) = attach(&mut shards, nets, i);
                 PortState {
                     id: Some(id.expect("an empty MAC table has room")),
                     handle,
@@ -289,7 +319,7 @@ impl Harness {
             })
             .collect();
         Harness {
-            switch,
+            shards,
             nets,
             ports,
             buf: FrameBuf::new(),
@@ -303,7 +333,9 @@ impl Harness {
             self.now = self
                 .now
                 .saturating_add(Duration::from_secs((clock & 0x7f) as u64));
-            self.switch.tick(self.now);
+            for sw in self.shards.iter_mut() {
+                sw.tick(self.now);
+            }
         } else {
             self.now = self.now.saturating_add(Duration::from_millis(clock as u64));
         }
@@ -343,7 +375,9 @@ impl Harness {
             eprintln!("  {}", hex(&frame));
         }
         self.buf.load(vnet, &frame);
-        self.switch.handle_frame(ingress, &mut self.buf, self.now);
+        let owner = port % self.shards.len();
+        self.shards[owner].handle_frame(ingress, &mut self.buf, self.now);
+        self.sync_learned();
         let sent: Vec<Vec<(VnetHdr, Vec<u8>)>> =
             self.ports.iter().map(|p| p.handle.take_sent()).collect();
         if trace_enabled() {
@@ -353,12 +387,34 @@ impl Harness {
         self.frame = frame;
     }
 
+    /// What each shard learned, to the others (the data path sends it over
+    /// a channel between rounds).
+    fn sync_learned(&mut self) {
+        if self.shards.len() < 2 {
+            return;
+        }
+        let mut learned = Vec::new();
+        for from in 0..self.shards.len() {
+            learned.clear();
+            self.shards[from].take_learned(&mut learned);
+            for (to, sw) in self.shards.iter_mut().enumerate() {
+                if to != from {
+                    for l in &learned {
+                        sw.apply_learned(*l, self.now);
+                    }
+                }
+            }
+        }
+    }
+
     /// Unplugs port `i` if it is plugged in, plugs it back in if not.
     fn replug(&mut self, i: usize) {
         if let Some(id) = self.ports[i].id.take() {
-            let port = self.switch.remove_port(id);
-            assert!(port.is_some(), "remove_port({id}) found no port");
-        } else if let (Some(id), handle) = attach(&mut self.switch, self.nets, i) {
+            for sw in self.shards.iter_mut() {
+                let port = sw.remove_port(id);
+                assert!(port.is_some(), "remove_port({id}) found no port");
+            }
+        } else if let (Some(id), handle) = attach(&mut self.shards, self.nets, i) {
             self.ports[i] = PortState {
                 id: Some(id),
                 handle,
@@ -380,15 +436,17 @@ impl Harness {
         // (c)
         // Learned MACs are bounded by `fdb_max_entries`; pinned endpoint
         // MACs (one per endpoint port) are counted apart.
-        for (i, id) in self.nets.iter().enumerate() {
-            let len = self.switch.fdb_len(*id);
-            let pinned = PORTS.iter().filter(|p| p.net == i && !p.trusted).count();
-            let bound = NETS[i].fdb_max_entries + pinned;
-            assert!(
-                len <= bound,
-                "(c) network {} holds {len} MACs, bound {bound}",
-                NETS[i].name,
-            );
+        for sw in &self.shards {
+            for (i, id) in self.nets.iter().enumerate() {
+                let len = sw.fdb_len(*id);
+                let pinned = PORTS.iter().filter(|p| p.net == i && !p.trusted).count();
+                let bound = NETS[i].fdb_max_entries + pinned;
+                assert!(
+                    len <= bound,
+                    "(c) network {} holds {len} MACs, bound {bound}",
+                    NETS[i].name,
+                );
+            }
         }
 
         // (f)
@@ -447,9 +505,11 @@ impl Harness {
     }
 }
 
-/// Attaches port `i` of the topology as a new memory port. The id is `None`
-/// when the switch refuses it (no room for the endpoint's static MAC).
-fn attach(switch: &mut Switch, nets: [NetworkId; 2], i: usize) -> (Option<PortId>, MemoryHandle) {
+/// Attaches port `i` of the topology as a new memory port, under id `i`:
+/// to its owner shard, and as a send-only handle to the others. The id is
+/// `None` when a shard refuses it (no room for the endpoint's static MAC);
+/// then no shard keeps it.
+fn attach(shards: &mut [Switch], nets: [NetworkId; 2], i: usize) -> (Option<PortId>, MemoryHandle) {
     let p = &PORTS[i];
     let (port, handle) = MemoryPort::with_offloads(QUEUE, p.offloads);
     let policy = if p.trusted {
@@ -464,11 +524,30 @@ fn attach(switch: &mut Switch, nets: [NetworkId; 2], i: usize) -> (Option<PortId
         mtu: p.mtu,
         allow_host_loopback: false,
     };
-    match switch.add_port(Box::new(port), spec) {
-        Ok(id) => (Some(id), handle),
-        Err(SwitchError::FdbFull) => (None, handle),
-        Err(e) => panic!("add_port(p{i}) failed: {e}"),
+    let id = PortId(i as u32);
+    let owner = i % shards.len();
+    let mut port: Option<Box<dyn Port>> = Some(Box::new(port));
+    let mut added = Vec::new();
+    // The others first, as the data path does.
+    let order = (0..shards.len()).filter(|s| *s != owner).chain([owner]);
+    for s in order {
+        let p = if s == owner {
+            port.take().expect("the owner goes last")
+        } else {
+            port.as_ref().expect("still here").share()
+        };
+        match shards[s].add_port_with_id(id, p, spec.clone()) {
+            Ok(()) => added.push(s),
+            Err(SwitchError::FdbFull) => {
+                for a in added {
+                    shards[a].remove_port(id);
+                }
+                return (None, handle);
+            }
+            Err(e) => panic!("add_port(p{i}) on shard {s} failed: {e}"),
+        }
     }
+    (Some(id), handle)
 }
 
 fn trace_enabled() -> bool {
@@ -480,7 +559,8 @@ impl Harness {
     /// Prints what one step did, for a person reading what an input does.
     fn trace(&self, sent: &[Vec<(VnetHdr, Vec<u8>)>]) {
         for (j, p) in self.ports.iter().enumerate() {
-            if let Some(c) = p.id.and_then(|id| self.switch.counters(id)) {
+            let owner = j % self.shards.len();
+            if let Some(c) = p.id.and_then(|id| self.shards[owner].counters(id)) {
                 if c.total_drops() > 0 {
                     eprintln!("  port {j} drops so far: {:?}", c.drops_by_name());
                 }
@@ -489,7 +569,11 @@ impl Harness {
                 eprintln!("  -> port {j} {h:?}\n     {}", hex(f));
             }
         }
-        let fdb: Vec<usize> = self.nets.iter().map(|n| self.switch.fdb_len(*n)).collect();
+        let fdb: Vec<Vec<usize>> = self
+            .shards
+            .iter()
+            .map(|sw| self.nets.iter().map(|n| sw.fdb_len(*n)).collect())
+            .collect();
         eprintln!("  fdb sizes {fdb:?}");
     }
 }
