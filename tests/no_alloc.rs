@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::frames::*;
-use lanyard::dataplane::{NetworkSpec, PortSpec, Switch};
+use lanyard::dataplane::{Learned, NetworkSpec, PortSpec, Switch};
 use lanyard::frame::FrameBuf;
 use lanyard::offload::Offloads;
-use lanyard::port::MemoryPort;
+use lanyard::port::{MemoryPort, Port};
 use lanyard::security::PortPolicy;
 use lanyard::time::Time;
 use lanyard::wire::vnet::VnetHdr;
@@ -63,8 +63,13 @@ fn switching_frames_does_not_allocate() {
     const A: Ipv4Addr = Ipv4Addr::new(172, 17, 0, 2);
     const B: Ipv4Addr = Ipv4Addr::new(172, 17, 0, 3);
     const C: Ipv4Addr = Ipv4Addr::new(172, 17, 0, 4);
+    // `sw` is one shard of two: what it learns goes to `peer`, which holds
+    // send-only handles on the same ports.
     let mut sw = Switch::new(16);
-    let net = sw.add_network(NetworkSpec {
+    let mut peer = Switch::new(16);
+    sw.enable_learn_sync();
+    peer.enable_learn_sync();
+    let spec = NetworkSpec {
         name: "n".into(),
         subnet: "172.17.0.0/16".parse().unwrap(),
         gateway_ip: GW,
@@ -73,21 +78,23 @@ fn switching_frames_does_not_allocate() {
         fdb_max_per_port: 256,
         mac_aging: Duration::from_secs(300),
         nat: false,
-    });
+    };
+    let net = sw.add_network(spec.clone());
+    peer.add_network(spec);
     let mut add = |ip: Option<Ipv4Addr>, port: MemoryPort| {
-        sw.add_port(
-            Box::new(port),
-            PortSpec {
-                name: "p".into(),
-                network: net,
-                policy: ip.map_or(PortPolicy::TRUSTED, |ip| {
-                    PortPolicy::endpoint(mac_of(ip), ip)
-                }),
-                mtu: 1500,
-                allow_host_loopback: false,
-            },
-        )
-        .unwrap()
+        let spec = PortSpec {
+            name: "p".into(),
+            network: net,
+            policy: ip.map_or(PortPolicy::TRUSTED, |ip| {
+                PortPolicy::endpoint(mac_of(ip), ip)
+            }),
+            mtu: 1500,
+            allow_host_loopback: false,
+        };
+        let share = port.share();
+        let id = sw.add_port(Box::new(port), spec.clone()).unwrap();
+        peer.add_port_with_id(id, share, spec).unwrap();
+        id
     };
     let pa = add(Some(A), MemoryPort::sink_with_offloads(Offloads::FULL));
     let _pb = add(Some(B), MemoryPort::sink_with_offloads(Offloads::FULL));
@@ -141,6 +148,7 @@ fn switching_frames_does_not_allocate() {
         VnetHdr::default(),
         &eth(MacAddr::BROADCAST, MacAddr([2, 9, 0, 0, 0, 0]), 60),
     );
+    let mut learned: Vec<Learned> = Vec::with_capacity(256);
     COUNTING.with(|c| c.set(true));
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     for round in 0..2000u64 {
@@ -156,6 +164,13 @@ fn switching_frames_does_not_allocate() {
                 .to_be_bytes();
             churn.frame_mut()[8..10].copy_from_slice(&m);
             sw.handle_frame(pu, &mut churn, now);
+            if i % 50 == 0 {
+                learned.clear();
+                sw.take_learned(&mut learned);
+                for l in &learned {
+                    peer.apply_learned(*l, now);
+                }
+            }
         }
         if round % 100 == 0 {
             sw.tick(now);
@@ -167,4 +182,8 @@ fn switching_frames_does_not_allocate() {
     // And the frames really went somewhere.
     let c = sw.counters(pa).unwrap();
     assert!(c.rx_packets > 10_000);
+    assert!(
+        peer.fdb_len(net) > 4,
+        "the peer shard learned the uplink's MACs"
+    );
 }
