@@ -29,6 +29,9 @@ pub struct FdbEntry {
     pub is_static: bool,
     /// When the entry was last announced to the other data-path shards.
     pub announced: Time,
+    /// Learned by another shard and told to this one: its aging is
+    /// counted where it was learned.
+    pub synced: bool,
 }
 
 /// What learning a source MAC did.
@@ -128,7 +131,8 @@ impl Fdb {
         let i = port.index();
         if i >= self.per_port.len() {
             // Control-plane growth only: called first from `add_static` or
-            // `port_added`, which the control plane runs when it adds a port.
+            // `port_added`, which the control plane runs when it adds a port
+            // (`learn_synced` refuses ports it was not told of).
             self.per_port.resize(i + 1, 0);
         }
         &mut self.per_port[i]
@@ -176,6 +180,7 @@ impl Fdb {
             e.port = port;
             e.last_seen = now;
             e.announced = now;
+            e.synced = false;
             self.per_port[old.index()] -= 1;
             *self.port_count(port) += 1;
             self.counters.moved += 1;
@@ -192,6 +197,7 @@ impl Fdb {
                 last_seen: now,
                 is_static: false,
                 announced: now,
+                synced: false,
             },
         );
         *self.port_count(port) += 1;
@@ -203,8 +209,17 @@ impl Fdb {
     /// Learns what another shard learned (`mac` behind `port`, seen at
     /// `now`). Counted where it was learned, not again here.
     pub fn learn_synced(&mut self, mac: MacAddr, port: PortId, now: Time) {
+        if port.index() >= self.per_port.len() {
+            // A port this table was never told of (`port_added`): not ours
+            // to size on the data path.
+            return;
+        }
         let counters = self.counters;
-        let _ = self.learn(mac, port, now);
+        if self.learn(mac, port, now) != Learn::StaticConflict {
+            if let Some(e) = self.table.get_mut(&mac).filter(|e| e.port == port) {
+                e.synced = true;
+            }
+        }
         self.counters = counters;
     }
 
@@ -233,6 +248,7 @@ impl Fdb {
                 last_seen: Time::ZERO,
                 is_static: true,
                 announced: Time::ZERO,
+                synced: false,
             },
         );
         Ok(())
@@ -246,7 +262,7 @@ impl Fdb {
             self.table.remove(mac);
             self.per_port[e.port.index()] -= 1;
             self.learned_total -= 1;
-            self.counters.aged_out += 1;
+            self.counters.aged_out += u64::from(!e.synced);
             return None;
         }
         Some(e.port)
@@ -270,16 +286,18 @@ impl Fdb {
         let aging = self.aging;
         let per_port = &mut self.per_port;
         let before = self.table.len();
+        let mut own = 0u64;
         self.table.retain(|_, e| {
             let keep = e.is_static || now.saturating_sub(e.last_seen) <= aging;
             if !keep {
                 per_port[e.port.index()] -= 1;
+                own += u64::from(!e.synced);
             }
             keep
         });
         let n = before - self.table.len();
         self.learned_total -= n;
-        self.counters.aged_out += n as u64;
+        self.counters.aged_out += own;
         n
     }
 

@@ -555,10 +555,24 @@ fn daemon(a: DaemonArgs) -> u8 {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let sig = signals.wait();
+    // A data path with a dead thread has ports nobody reads: stop serving
+    // rather than accept containers onto it.
+    let sig = loop {
+        if let Some(sig) = lanyard::sys::wait_signal(&signals, std::time::Duration::from_secs(1)) {
+            break sig;
+        }
+        if !d.dataplane_running() {
+            log::error!("a data-path thread has stopped; shutting down");
+            let _ = std::fs::remove_file(&path);
+            d.shutdown();
+            return EXIT_FAILED;
+        }
+    };
     log::info!(
         "{}: shutting down",
-        sig.map(|s| s.as_str()).unwrap_or("signal")
+        nix::sys::signal::Signal::try_from(sig)
+            .map(|s| s.as_str())
+            .unwrap_or("signal")
     );
     let _ = std::fs::remove_file(&path);
     d.shutdown();

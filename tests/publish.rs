@@ -270,3 +270,24 @@ echo "8080 released"
     assert!(out.contains("fast"), "{out}");
     assert!(out.contains("8080 released"), "{out}");
 }
+
+#[test]
+fn a_half_closed_client_gets_the_whole_reply() {
+    // The client sends its request and shuts down its side; the container
+    // reads to EOF, answers and closes: its answer and its FIN can come in
+    // one segment, with the ACK of the client's last bytes. The close must
+    // be clean (no reset), so the answer arrives. Ten times, from loopback
+    // and from outside.
+    let out = run(
+        As::Unprivileged,
+        CONFIG,
+        r#"
+bg_run --name hc -p 9100:9100 -- python3 $P halfclose 9100 > hc.out
+waitfor hc.out
+for i in 1 2 3 4 5; do python3 $P halfclose-client 127.0.0.1 9100 1000000; done
+for i in 1 2 3 4 5; do $O python3 $P halfclose-client 10.200.0.1 9100 1000000; done
+"#,
+    );
+    let replies = out.lines().filter(|l| *l == "reply got 1000000").count();
+    assert_eq!(replies, 10, "{out}");
+}

@@ -43,6 +43,10 @@ pub use switch::{
 pub const MAX_SHARDS: usize = 64;
 /// Learned MACs queued for one shard.
 const SYNC_QUEUE: usize = 4096;
+/// Commands queued for one shard. Calls wait for room; frames the control
+/// plane sends without waiting (DHCP replies) are dropped when it is full,
+/// and the client asks again.
+const COMMAND_QUEUE: usize = 1024;
 
 /// What the data path tells the control plane (unasked).
 #[derive(Debug)]
@@ -118,7 +122,7 @@ pub struct DataplaneGone;
 
 impl std::fmt::Display for DataplaneGone {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the data path thread has stopped")
+        f.write_str("a data-path thread has stopped")
     }
 }
 
@@ -140,7 +144,7 @@ impl ShardLink {
     }
 
     fn post(&self, cmd: Command) {
-        if self.tx.send(cmd).is_ok() {
+        if self.tx.try_send(cmd).is_ok() {
             let _ = self.waker.wake();
         }
     }
@@ -357,22 +361,32 @@ impl DataplaneHandle {
         let Some(owner) = pl.owner_of(id) else {
             return Ok(false);
         };
-        let removed = self.shards[owner].call(|reply| Command::RemovePort { id, reply })?;
+        // Every shard is asked even if one is gone, so the others drop
+        // their handles; the daemon stops once it sees a shard dead.
+        let removed = self.shards[owner].call(|reply| Command::RemovePort { id, reply });
+        let mut gone = removed.is_err();
         for (s, link) in self.shards.iter().enumerate() {
             if s != owner {
-                let _ = link.call(|reply| Command::RemovePort { id, reply })?;
+                gone |= link
+                    .call(|reply| Command::RemovePort { id, reply })
+                    .is_err();
             }
         }
         pl.forget(id);
-        Ok(removed)
+        if gone {
+            return Err(DataplaneGone);
+        }
+        removed
     }
 
     pub fn snapshot(&self) -> Result<Snapshot, DataplaneGone> {
+        // Held throughout, so no port comes or goes between the shards'
+        // answers and the owners they are merged by.
+        let pl = self.placement();
         let mut snaps = Vec::with_capacity(self.shards.len());
         for s in self.shards.iter() {
             snaps.push(s.call(|reply| Command::Snapshot { reply })?);
         }
-        let pl = self.placement();
         Ok(merge_snapshots(snaps, |id| pl.owner_of(id)))
     }
 
@@ -391,7 +405,9 @@ impl DataplaneHandle {
         port: PortId,
         forwards: Vec<(std::os::fd::OwnedFd, crate::publish::Mapping)>,
     ) -> Result<Result<Vec<u32>, String>, DataplaneGone> {
-        let Some(owner) = self.owner_of(port) else {
+        // Held, so the port cannot move or go before its owner has them.
+        let pl = self.placement();
+        let Some(owner) = pl.owner_of(port) else {
             return Ok(Err(format!("port {port} is not attached")));
         };
         let n = self.shards.len() as u32;
@@ -459,7 +475,10 @@ impl DataplaneHandle {
 
     pub fn shutdown(&self) {
         for s in self.shards.iter() {
-            s.post(Command::Shutdown);
+            // Waits for room: a shutdown must not be dropped.
+            if s.tx.send(Command::Shutdown).is_ok() {
+                let _ = s.waker.wake();
+            }
         }
     }
 }
@@ -573,7 +592,7 @@ impl Dataplane {
         for _ in 0..n {
             let poll = Poll::new()?;
             let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-            let (tx, rx) = crossbeam_channel::unbounded();
+            let (tx, rx) = bounded(COMMAND_QUEUE);
             links.push(ShardLink { tx, waker });
             cmd_rx.push(rx);
             sync.push(bounded(SYNC_QUEUE));
@@ -587,9 +606,16 @@ impl Dataplane {
                 ..Placement::default()
             })),
         };
-        for (i, (poll, rx)) in polls.into_iter().zip(cmd_rx).enumerate() {
+        // Everything that can fail before any thread starts, so a failure
+        // leaves nothing running.
+        let registries = polls
+            .iter()
+            .map(|p| p.registry().try_clone())
+            .collect::<io::Result<Vec<_>>>()?;
+        for (i, ((poll, rx), registry)) in polls.into_iter().zip(cmd_rx).zip(registries).enumerate()
+        {
             let mut switch = Switch::with_names(cfg.max_ports, nat.clone(), names.clone());
-            switch.set_registry(poll.registry().try_clone()?);
+            switch.set_registry(registry);
             if let Some(e) = &events {
                 switch.set_events(e.clone());
             }

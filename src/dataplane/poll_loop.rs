@@ -221,13 +221,20 @@ impl Loop {
                     ) {
                         log::error!("cannot poll port {id}: {e}");
                         self.switch.remove_port(id);
-                        let _ = reply.send(Err(SwitchError::TooManyPorts));
+                        let _ = reply.send(Err(SwitchError::CannotPoll));
                         return true;
                     }
                 }
                 let _ = reply.send(r);
             }
             Command::RemovePort { id, reply } => {
+                // The owner said all it learned on this port before it
+                // removed it (it answered first): apply that now, so the
+                // flush below clears it and nothing stale outlives the id.
+                let now = self.clock.now();
+                while let Ok(l) = self.sync_rx.try_recv() {
+                    self.switch.apply_learned(l, now);
+                }
                 if let Some(fd) = self.switch.port_fd(id) {
                     let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
                 }

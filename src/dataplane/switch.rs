@@ -64,6 +64,7 @@ pub enum SwitchError {
     NetworkHasPorts,
     FdbFull,
     IdInUse,
+    CannotPoll,
 }
 
 impl std::fmt::Display for SwitchError {
@@ -74,6 +75,7 @@ impl std::fmt::Display for SwitchError {
             SwitchError::NetworkHasPorts => "the network still has ports",
             SwitchError::FdbFull => "the network's MAC table is full (limits.fdb_max_entries)",
             SwitchError::IdInUse => "the id is already in use in the data path",
+            SwitchError::CannotPoll => "the data path cannot poll the port's descriptor",
         })
     }
 }
@@ -98,8 +100,9 @@ struct PortSlot {
     spec: PortSpec,
     offloads: Offloads,
     counters: PortCounters,
-    /// The port's device is gone (read error); it is no longer polled or
-    /// flooded to, and waits for the control plane to remove it.
+    /// The port's device is gone (read error); its owner no longer polls
+    /// or floods to it (other shards find out by their writes failing), and
+    /// it waits for the control plane to remove it.
     dead: bool,
 }
 
@@ -201,9 +204,10 @@ impl Switch {
         }
     }
 
-    /// Learns what another shard learned.
+    /// Learns what another shard learned. News about a port that is gone,
+    /// or is now on another network, is dropped.
     pub fn apply_learned(&mut self, l: Learned, now: Time) {
-        if self.slot(l.port).is_none() {
+        if self.slot(l.port).is_none_or(|s| s.spec.network != l.net) {
             return;
         }
         if let Some(Some(net)) = self.nets.get_mut(l.net.0 as usize) {

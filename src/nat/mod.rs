@@ -358,6 +358,9 @@ impl Nat {
     }
 
     fn finish_flow(&mut self, key: &FlowKey, mut f: Flow, how: Next, emit: &mut dyn Emit) {
+        if let (Next::Close, FlowState::Tcp(c)) = (how, &mut f.state) {
+            tcp::discard_before_close(c, f.sock.as_raw_fd(), &mut self.tx);
+        }
         if how == Next::Abort {
             sock::set_linger_zero(f.fd());
             if let FlowState::Tcp(c) = &mut f.state {

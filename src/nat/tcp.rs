@@ -129,6 +129,9 @@ pub struct TcpConn {
     /// goes out when the NAT flushes, after the rest of the batch (one ACK
     /// for several super-frames read in one round).
     ack_pending: bool,
+    /// The acknowledgement owed went out on a data segment: the flush
+    /// sends none, but still arms EPOLLOUT if the window it gave is low.
+    ack_carried: bool,
     /// Bytes the container acknowledged that are still in the socket's
     /// receive buffer: discarded at the flush, once for the batch (each
     /// discard may send the remote a window update, run in our thread).
@@ -224,6 +227,7 @@ impl TcpConn {
             last_sndbuf: 0,
             host_drained: false,
             ack_pending: false,
+            ack_carried: false,
             discard_pending: 0,
             queued: false,
         }
@@ -258,6 +262,7 @@ impl TcpConn {
             last_sndbuf: 0,
             host_drained: false,
             ack_pending: false,
+            ack_carried: false,
             discard_pending: 0,
             queued: false,
         }
@@ -537,6 +542,13 @@ fn discard(fd: RawFd, mut n: usize, tx: &mut FrameBuf) -> io::Result<()> {
     Ok(())
 }
 
+/// Before a flow's socket is closed: acknowledged bytes still waiting for
+/// the flush leave the receive buffer, or the close would reset the
+/// connection (unread data) and lose what was just written to it.
+pub(super) fn discard_before_close(c: &mut TcpConn, fd: RawFd, tx: &mut FrameBuf) {
+    let _ = discard(fd, std::mem::take(&mut c.discard_pending) as usize, tx);
+}
+
 /// Rewinds to the first unacknowledged byte: the next send starts there.
 /// Acknowledged bytes still waiting for the flush go first, so the peek
 /// restarts at the first unacknowledged one.
@@ -598,8 +610,9 @@ fn send_host_data(
             }
             Ok(n) => {
                 let w = window_field(c, fd);
-                // This segment carries the acknowledgement owed, if any.
-                c.ack_pending = false;
+                // This segment carries the acknowledgement owed, if any; the
+                // flush only checks the window then.
+                c.ack_carried = c.ack_pending;
                 emit_segment(
                     tx,
                     ep,
@@ -1046,8 +1059,11 @@ impl Nat {
                 self.remove_flow(id, Next::Abort, emit);
                 continue;
             }
+            let carried = std::mem::take(&mut c.ack_carried);
             if std::mem::take(&mut c.ack_pending) {
-                send_ack(c, fd, &key, &ep, &mut self.tx, emit);
+                if !carried {
+                    send_ack(c, fd, &key, &ep, &mut self.tx, emit);
+                }
                 let token = super::FLOW_TOKEN_BASE + id.0 as usize;
                 arm_after_ack(c, fd, token, self.registry.as_ref());
             }

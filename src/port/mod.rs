@@ -22,7 +22,8 @@ pub use packet::PacketPort;
 pub use tap::TapPort;
 
 /// Index of a port in the switch. Stable while the port is attached; reused
-/// after it leaves (its FDB entries are flushed first).
+/// after it leaves (its FDB entries are flushed first, in every shard, once
+/// each has applied what the port's owner had announced about it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PortId(pub u32);
 

@@ -91,3 +91,17 @@ pub fn raise_fd_limit() -> u64 {
         r.rlim_cur
     }
 }
+
+/// Waits up to `timeout` for one of the (blocked) signals in `set`; `None`
+/// when none came.
+pub fn wait_signal(set: &nix::sys::signal::SigSet, timeout: std::time::Duration) -> Option<i32> {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: siginfo_t is plain data; sigtimedwait fills it.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: valid set, info and timeout pointers for the call.
+    let sig = unsafe { libc::sigtimedwait(set.as_ref(), &mut info, &ts) };
+    (sig > 0).then_some(sig)
+}
