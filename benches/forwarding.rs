@@ -37,10 +37,9 @@ fn mac(a: Ipv4Addr) -> MacAddr {
     MacAddr::docker_from_ipv4(a)
 }
 
-/// A switch with `n` endpoint ports (172.17.0.2 ..), all sinks.
-fn switch(n: u8, offloads: Offloads) -> (Switch, Vec<PortId>) {
-    let mut sw = Switch::new(1024);
-    let net = sw.add_network(NetworkSpec {
+/// The network every bench switches on: docker's default, no NAT.
+fn bench_network() -> NetworkSpec {
+    NetworkSpec {
         name: "bench".into(),
         subnet: "172.17.0.0/16".parse().unwrap(),
         gateway_ip: GW,
@@ -49,7 +48,13 @@ fn switch(n: u8, offloads: Offloads) -> (Switch, Vec<PortId>) {
         fdb_max_per_port: 1024,
         mac_aging: Duration::from_secs(300),
         nat: false,
-    });
+    }
+}
+
+/// A switch with `n` endpoint ports (172.17.0.2 ..), all sinks.
+fn switch(n: u8, offloads: Offloads) -> (Switch, Vec<PortId>) {
+    let mut sw = Switch::new(1024);
+    let net = sw.add_network(bench_network());
     let ports = (0..n)
         .map(|i| {
             let a = ip(2 + i);
@@ -349,16 +354,7 @@ fn shards(c: &mut Criterion) {
         let mut shards: Vec<Switch> = (0..n).map(|_| Switch::new(1024)).collect();
         for sw in shards.iter_mut() {
             sw.enable_learn_sync();
-            sw.add_network(NetworkSpec {
-                name: "bench".into(),
-                subnet: "172.17.0.0/16".parse().unwrap(),
-                gateway_ip: GW,
-                gateway_mac: mac(GW),
-                fdb_max_entries: 8192,
-                fdb_max_per_port: 1024,
-                mac_aging: Duration::from_secs(300),
-                nat: false,
-            });
+            sw.add_network(bench_network());
         }
         for p in 0..total {
             let a = ip(2 + p as u8);
