@@ -13,7 +13,6 @@
 //! reallocates on the data path.
 
 use hashbrown::HashMap;
-use serde::Serialize;
 use std::time::Duration;
 
 use crate::port::PortId;
@@ -54,13 +53,14 @@ pub enum Learn {
     StaticConflict,
 }
 
-/// Counters of one FDB.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct FdbCounters {
-    pub learned: u64,
-    pub moved: u64,
-    pub refused_full: u64,
-    pub aged_out: u64,
+crate::stats::counters! {
+    /// Counters of one FDB.
+    pub struct FdbCounters {
+        learned,
+        moved,
+        refused_full,
+        aged_out,
+    }
 }
 
 /// Where a frame goes, decided from its destination MAC alone.
@@ -131,8 +131,7 @@ impl Fdb {
         let i = port.index();
         if i >= self.per_port.len() {
             // Control-plane growth only: called first from `add_static` or
-            // `port_added`, which the control plane runs when it adds a port
-            // (`learn_synced` refuses ports it was not told of).
+            // `port_added`, which the control plane runs when it adds a port.
             self.per_port.resize(i + 1, 0);
         }
         &mut self.per_port[i]
@@ -207,13 +206,9 @@ impl Fdb {
     }
 
     /// Learns what another shard learned (`mac` behind `port`, seen at
-    /// `now`). Counted where it was learned, not again here.
+    /// `now`; the caller checks `port` is one of this table's). Counted
+    /// where it was learned, not again here.
     pub fn learn_synced(&mut self, mac: MacAddr, port: PortId, now: Time) {
-        if port.index() >= self.per_port.len() {
-            // A port this table was never told of (`port_added`): not ours
-            // to size on the data path.
-            return;
-        }
         let counters = self.counters;
         if self.learn(mac, port, now) != Learn::StaticConflict {
             if let Some(e) = self.table.get_mut(&mac).filter(|e| e.port == port) {

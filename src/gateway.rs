@@ -12,7 +12,6 @@
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use serde::{Deserialize, Serialize};
 
 use crate::frame::FrameBuf;
 use crate::stats::DropReason;
@@ -88,13 +87,14 @@ impl RateLimiter {
     }
 }
 
-/// What the gateway did, counted per network.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GatewayCounters {
-    pub arp_replies: u64,
-    pub echo_replies: u64,
-    pub unreachables_sent: u64,
-    pub resets_sent: u64,
+crate::stats::counters! {
+    /// What the gateway did, counted per network.
+    pub struct GatewayCounters {
+        arp_replies,
+        echo_replies,
+        unreachables_sent,
+        resets_sent,
+    }
 }
 
 /// The result of handing a frame to the gateway: whether a reply was

@@ -558,8 +558,8 @@ fn daemon(a: DaemonArgs) -> u8 {
     // A data path with a dead thread has ports nobody reads: stop serving
     // rather than accept containers onto it.
     let sig = loop {
-        if let Some(sig) = lanyard::sys::wait_signal(&signals, std::time::Duration::from_secs(1)) {
-            break sig;
+        if let Some(c) = lanyard::sys::wait_signal(&signals, std::time::Duration::from_secs(1)) {
+            break c.signal;
         }
         if !d.dataplane_running() {
             log::error!("a data-path thread has stopped; shutting down");

@@ -4,6 +4,27 @@
 
 use serde::Serialize;
 
+/// Defines a struct of `u64` counters with `add`, which sums another
+/// instance into it (the shards of a data path are reported as one).
+macro_rules! counters {
+    ($(#[$m:meta])* pub struct $name:ident { $($(#[$fm:meta])* $field:ident),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(
+            Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize,
+        )]
+        pub struct $name {
+            $($(#[$fm])* pub $field: u64,)*
+        }
+
+        impl $name {
+            pub fn add(&mut self, o: &$name) {
+                $(self.$field += o.$field;)*
+            }
+        }
+    };
+}
+pub(crate) use counters;
+
 /// Why a frame was dropped. Every drop on the data path has exactly one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]

@@ -325,12 +325,8 @@ fn dhcp_clients_get_leases_consistent_with_run() {
         As::Me,
         r#"
 # A "VM" behind a veth attached to the default network asks by DHCP.
-ip link add vh type veth peer name vc
-unshare -n sleep 120 & VM=$!; PIDS="$PIDS $VM"
-i=0; until [ "$(readlink /proc/$VM/ns/net)" != "$(readlink /proc/self/ns/net)" ]; do i=$((i+1)); [ $i -lt 200 ]; sleep 0.02; done
-ip link set vc netns $VM
-V="nsenter -t $VM -n"
-$V ip link set lo up
+behind_veth vh vc
+V=$NS
 $V ip link set vc up
 ip link set vh up
 $B attach --socket $S --network default vh > /dev/null

@@ -106,12 +106,8 @@ fn a_mac_learned_on_one_shard_is_known_to_the_other() {
     let out = run(
         As::Unprivileged,
         r#"
-ip link add vh type veth peer name vc
-unshare -n sleep 120 & VH=$!; PIDS="$PIDS $VH"
-i=0; until [ "$(readlink /proc/$VH/ns/net)" != "$(readlink /proc/self/ns/net)" ]; do i=$((i+1)); [ $i -lt 200 ]; sleep 0.02; done
-ip link set vc netns $VH
-V="nsenter -t $VH -n"
-$V ip link set lo up
+behind_veth vh vc
+V=$NS
 $V ip link set vc address 02:00:00:00:00:c8
 $V ip addr add 172.17.0.200/16 dev vc
 $V ip link set vc up
@@ -123,11 +119,16 @@ on_network a
 bg_run --name b -- sleep 60
 on_network b
 GO=$PWD/go
-bg_run --name c -- sh -c 'while [ ! -e '$GO' ]; do sleep 0.1; done; python3 -c "
-import socket
+# c resolves the host's MAC first (a burst to an unresolved neighbour is
+# mostly dropped by c's own kernel), then sends, paced so the uplink's
+# packet socket (no qdisc: PACKET_QDISC_BYPASS) never runs out of buffer.
+bg_run --name c -- sh -c 'while [ ! -e '$GO' ]; do sleep 0.1; done; ping -c 1 -W 5 172.17.0.200 > /dev/null; python3 -c "
+import socket, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(300):
     s.sendto(b\"x\" * 100, (\"172.17.0.200\", 9))
+    if i % 10 == 9:
+        time.sleep(0.002)
 "; echo c-sent > '$GO'.done'
 on_network c
 echo "shards: $(shard_of vh) $(shard_of c)"

@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
             let len = dns::build_response(
                 &q,
                 dns::rcode::NOERROR,
-                &answers,
+                answers,
                 600,
                 dns::MAX_UDP_LEN,
                 &mut out,

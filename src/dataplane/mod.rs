@@ -154,10 +154,8 @@ impl ShardLink {
 /// whole of a change, so all shards see changes in one order.
 #[derive(Default)]
 struct Placement {
-    /// Owning shard by port id; `None`: a free id.
-    owner: Vec<Option<usize>>,
-    /// The container a port belongs to, by port id.
-    group: Vec<Option<u64>>,
+    /// By port id; `None`: a free id.
+    ports: Vec<Option<Placed>>,
     /// Ports owned per shard.
     load: Vec<usize>,
     /// Containers' shards and how many of their ports are attached.
@@ -165,13 +163,21 @@ struct Placement {
     networks: Vec<bool>,
 }
 
+/// Where one port lives.
+#[derive(Clone, Copy)]
+struct Placed {
+    shard: usize,
+    /// The container it belongs to.
+    group: Option<u64>,
+}
+
 impl Placement {
     fn free_port_id(&self) -> PortId {
         PortId(
-            self.owner
+            self.ports
                 .iter()
-                .position(|o| o.is_none())
-                .unwrap_or(self.owner.len()) as u32,
+                .position(|p| p.is_none())
+                .unwrap_or(self.ports.len()) as u32,
         )
     }
 
@@ -188,12 +194,10 @@ impl Placement {
 
     fn record(&mut self, id: PortId, shard: usize, group: Option<u64>) {
         let i = id.index();
-        if i >= self.owner.len() {
-            self.owner.resize(i + 1, None);
-            self.group.resize(i + 1, None);
+        if i >= self.ports.len() {
+            self.ports.resize(i + 1, None);
         }
-        self.owner[i] = Some(shard);
-        self.group[i] = group;
+        self.ports[i] = Some(Placed { shard, group });
         self.load[shard] += 1;
         if let Some(g) = group {
             self.groups.entry(g).or_insert((shard, 0)).1 += 1;
@@ -201,12 +205,12 @@ impl Placement {
     }
 
     fn forget(&mut self, id: PortId) {
-        let i = id.index();
-        let Some(shard) = self.owner.get_mut(i).and_then(|o| o.take()) else {
+        let Some(Placed { shard, group }) = self.ports.get_mut(id.index()).and_then(|p| p.take())
+        else {
             return;
         };
         self.load[shard] -= 1;
-        if let Some(g) = self.group[i].take() {
+        if let Some(g) = group {
             if let Some(e) = self.groups.get_mut(&g) {
                 e.1 -= 1;
                 if e.1 == 0 {
@@ -217,7 +221,11 @@ impl Placement {
     }
 
     fn owner_of(&self, id: PortId) -> Option<usize> {
-        self.owner.get(id.index()).copied().flatten()
+        self.ports
+            .get(id.index())
+            .copied()
+            .flatten()
+            .map(|p| p.shard)
     }
 }
 
@@ -239,11 +247,6 @@ impl DataplaneHandle {
     /// How many shards (threads) the data path runs.
     pub fn shards(&self) -> usize {
         self.shards.len()
-    }
-
-    /// The shard that owns a port, if it is attached.
-    pub fn owner_of(&self, id: PortId) -> Option<usize> {
-        self.placement().owner_of(id)
     }
 
     pub fn add_network(&self, spec: NetworkSpec) -> Result<NetworkId, DataplaneGone> {
@@ -305,53 +308,34 @@ impl DataplaneHandle {
         let owner = pl.choose(group);
         // The others first, as send-only handles: by the time the owner
         // reads the port's first frame, every shard can deliver to it.
-        let mut added: Vec<usize> = Vec::new();
-        let undo = |added: &[usize]| {
-            for &s in added {
-                let _ = self.shards[s].call(|reply| Command::RemovePort { id, reply });
-            }
-        };
-        for (s, link) in self.shards.iter().enumerate() {
-            if s == owner {
-                continue;
-            }
-            let (share, spec) = (port.share(), spec.clone());
-            match link.call(|reply| Command::AddPort {
+        let order = (0..self.shards.len())
+            .filter(|s| *s != owner)
+            .chain([owner]);
+        let mut port = Some(port);
+        let mut added: Vec<usize> = Vec::with_capacity(self.shards.len());
+        for s in order {
+            let handle = match port.take_if(|_| s == owner) {
+                Some(p) => p,
+                None => port.as_ref().expect("the owner goes last").share(),
+            };
+            let spec = spec.clone();
+            match self.shards[s].call(|reply| Command::AddPort {
                 id,
-                port: share,
+                port: handle,
                 spec,
                 reply,
             }) {
                 Ok(Ok(())) => added.push(s),
-                Ok(Err(e)) => {
-                    undo(&added);
-                    return Ok(Err(e));
-                }
-                Err(gone) => {
-                    undo(&added);
-                    return Err(gone);
+                failed => {
+                    for &a in &added {
+                        let _ = self.shards[a].call(|reply| Command::RemovePort { id, reply });
+                    }
+                    return failed.map(|r| r.map(|()| id));
                 }
             }
         }
-        match self.shards[owner].call(|reply| Command::AddPort {
-            id,
-            port,
-            spec,
-            reply,
-        }) {
-            Ok(Ok(())) => {
-                pl.record(id, owner, group);
-                Ok(Ok(id))
-            }
-            Ok(Err(e)) => {
-                undo(&added);
-                Ok(Err(e))
-            }
-            Err(gone) => {
-                undo(&added);
-                Err(gone)
-            }
-        }
+        pl.record(id, owner, group);
+        Ok(Ok(id))
     }
 
     /// Removes a port from every shard, its owner first (which stops
@@ -469,7 +453,7 @@ impl DataplaneHandle {
 
     /// Sends a frame out of a port, without waiting.
     pub fn send_frame(&self, port: PortId, frame: Vec<u8>) {
-        let owner = self.owner_of(port).unwrap_or(0);
+        let owner = self.placement().owner_of(port).unwrap_or(0);
         self.shards[owner].post(Command::SendFrame { port, frame });
     }
 
@@ -483,29 +467,34 @@ impl DataplaneHandle {
     }
 }
 
-/// One snapshot from the shards': a port's rx side and state come from its
-/// owner, its tx counters from every shard that sent to it; FDB copies are
-/// joined (a pinned entry, else the freshest); counters are summed.
-fn merge_snapshots(snaps: Vec<Snapshot>, owner_of: impl Fn(PortId) -> Option<usize>) -> Snapshot {
-    let mut out = Snapshot::default();
+/// One snapshot from the shards': a port's state and rx side come from
+/// its owner, its tx counters from every shard that sent to it; FDB copies
+/// are joined (a pinned entry, else the freshest); counters are summed.
+fn merge_snapshots(
+    mut snaps: Vec<Snapshot>,
+    owner_of: impl Fn(PortId) -> Option<usize>,
+) -> Snapshot {
+    if snaps.len() == 1 {
+        return snaps.pop().expect("one");
+    }
     let mut ports: BTreeMap<PortId, PortReport> = BTreeMap::new();
+    for (shard, snap) in snaps.iter_mut().enumerate() {
+        for p in snap
+            .ports
+            .iter_mut()
+            .filter(|p| owner_of(p.id) == Some(shard))
+        {
+            p.shard = shard;
+            ports.insert(p.id, p.clone());
+        }
+    }
+    let mut out = Snapshot::default();
     let mut nets: Vec<NetworkReport> = Vec::new();
     for (shard, snap) in snaps.into_iter().enumerate() {
-        for mut p in snap.ports {
-            let owned = owner_of(p.id) == Some(shard);
-            match ports.remove(&p.id) {
-                None => {
-                    p.shard = owner_of(p.id).unwrap_or(shard);
-                    ports.insert(p.id, p);
-                }
-                Some(mut have) => {
-                    if owned {
-                        // The owner's view of state (dead, kind) wins.
-                        std::mem::swap(&mut have, &mut p);
-                        have.shard = shard;
-                    }
+        for p in snap.ports {
+            if owner_of(p.id) != Some(shard) {
+                if let Some(have) = ports.get_mut(&p.id) {
                     add_port_counters(&mut have.counters, &p.counters);
-                    ports.insert(have.id, have);
                 }
             }
         }
@@ -538,27 +527,22 @@ fn add_port_counters(
 }
 
 fn merge_network(into: &mut NetworkReport, o: NetworkReport) {
+    let mut rows: BTreeMap<String, FdbRow> = std::mem::take(&mut into.fdb)
+        .into_iter()
+        .map(|r| (r.mac.clone(), r))
+        .collect();
     for row in o.fdb {
-        match into.fdb.iter_mut().find(|r| r.mac == row.mac) {
-            None => into.fdb.push(row),
-            Some(r) => {
-                if !r.is_static && (row.is_static || row.age_secs < r.age_secs) {
-                    *r = row;
-                }
+        match rows.get_mut(&row.mac) {
+            None => {
+                rows.insert(row.mac.clone(), row);
             }
+            Some(r) if !r.is_static && (row.is_static || row.age_secs < r.age_secs) => *r = row,
+            Some(_) => {}
         }
     }
-    into.fdb.sort_by(|a, b| a.mac.cmp(&b.mac));
-    let (c, oc) = (&mut into.fdb_counters, o.fdb_counters);
-    c.learned += oc.learned;
-    c.moved += oc.moved;
-    c.refused_full += oc.refused_full;
-    c.aged_out += oc.aged_out;
-    let (g, og) = (&mut into.gateway, o.gateway);
-    g.arp_replies += og.arp_replies;
-    g.echo_replies += og.echo_replies;
-    g.unreachables_sent += og.unreachables_sent;
-    g.resets_sent += og.resets_sent;
+    into.fdb = rows.into_values().collect();
+    into.fdb_counters.add(&o.fdb_counters);
+    into.gateway.add(&o.gateway);
 }
 
 /// What the data path is started with.

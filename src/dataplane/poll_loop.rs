@@ -12,7 +12,7 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::switch::Learned;
+use super::switch::{Learned, LEARNED_OUTBOX};
 use super::{Command, Switch, SwitchError};
 use crate::frame::FrameBuf;
 use crate::log;
@@ -72,7 +72,7 @@ impl Loop {
             rx,
             sync_rx,
             peers,
-            outbox: Vec::with_capacity(256),
+            outbox: Vec::with_capacity(LEARNED_OUTBOX),
             switch,
             clock: Clock::new(),
             bufs: (0..batch).map(|_| FrameBuf::new()).collect(),
@@ -142,9 +142,7 @@ impl Loop {
                 }
             }
             let now = self.clock.now();
-            while let Ok(l) = self.sync_rx.try_recv() {
-                self.switch.apply_learned(l, now);
-            }
+            self.apply_peer_news(now);
             // One batch per ready port per round, round-robin, so a busy
             // port cannot starve the others.
             std::mem::swap(&mut batch_ready, &mut self.ready);
@@ -170,6 +168,13 @@ impl Loop {
                 self.switch.tick(now);
                 self.next_tick = now.saturating_add(TICK);
             }
+        }
+    }
+
+    /// Learns what the other shards learned.
+    fn apply_peer_news(&mut self, now: Time) {
+        while let Ok(l) = self.sync_rx.try_recv() {
+            self.switch.apply_learned(l, now);
         }
     }
 
@@ -231,10 +236,7 @@ impl Loop {
                 // The owner said all it learned on this port before it
                 // removed it (it answered first): apply that now, so the
                 // flush below clears it and nothing stale outlives the id.
-                let now = self.clock.now();
-                while let Ok(l) = self.sync_rx.try_recv() {
-                    self.switch.apply_learned(l, now);
-                }
+                self.apply_peer_news(self.clock.now());
                 if let Some(fd) = self.switch.port_fd(id) {
                     let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
                 }

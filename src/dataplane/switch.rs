@@ -144,7 +144,7 @@ pub struct Learned {
 }
 
 /// Learned MACs one shard keeps for the others between two rounds.
-const LEARNED_OUTBOX: usize = 256;
+pub(super) const LEARNED_OUTBOX: usize = 256;
 
 /// Sends NAT-built frames out of ports, through the same offload fallback
 /// as switched frames.

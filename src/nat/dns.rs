@@ -284,23 +284,33 @@ pub fn local_answer(
     match names.resolve(net, client, gateway, name, q.qtype) {
         Resolution::Forward => LocalAnswer::Forward,
         Resolution::Addresses(ips) => {
-            let rd: Vec<w::Rdata> = ips.iter().map(|ip| w::Rdata::A(ip.octets())).collect();
-            LocalAnswer::Answer(w::build_response(q, w::rcode::NOERROR, &rd, TTL, max, out))
+            let rd = ips.iter().map(|ip| w::Rdata::A(ip.octets()));
+            LocalAnswer::Answer(w::build_response(q, w::rcode::NOERROR, rd, TTL, max, out))
         }
         Resolution::Name(n) => LocalAnswer::Answer(w::build_response(
             q,
             w::rcode::NOERROR,
-            &[w::Rdata::Name(&n)],
+            [w::Rdata::Name(&n)],
             TTL,
             max,
             out,
         )),
-        Resolution::NoData => {
-            LocalAnswer::Answer(w::build_response(q, w::rcode::NOERROR, &[], TTL, max, out))
-        }
-        Resolution::NxDomain => {
-            LocalAnswer::NxDomain(w::build_response(q, w::rcode::NXDOMAIN, &[], TTL, max, out))
-        }
+        Resolution::NoData => LocalAnswer::Answer(w::build_response(
+            q,
+            w::rcode::NOERROR,
+            w::NO_ANSWERS,
+            TTL,
+            max,
+            out,
+        )),
+        Resolution::NxDomain => LocalAnswer::NxDomain(w::build_response(
+            q,
+            w::rcode::NXDOMAIN,
+            w::NO_ANSWERS,
+            TTL,
+            max,
+            out,
+        )),
     }
 }
 

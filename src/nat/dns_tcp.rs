@@ -252,7 +252,15 @@ fn serve(mut conn: TcpStream, shared: &Shared) {
                 }
                 None => {
                     bump(&shared.counters.upstream_failures);
-                    servfail(q, &mut answer[2..])
+                    let out = &mut answer[2..];
+                    w::build_response(
+                        &parsed,
+                        w::rcode::SERVFAIL,
+                        w::NO_ANSWERS,
+                        0,
+                        out.len(),
+                        out,
+                    )
                 }
             },
         };
@@ -311,14 +319,6 @@ fn exchange(s: &mut TcpStream, msg: &[u8], q: &[u8], out: &mut [u8]) -> Option<u
     s.write_all(msg).ok()?;
     let n = read_message(s, out)?;
     (n >= 12 && out[0..2] == q[0..2] && out[2] & 0x80 != 0).then_some(n)
-}
-
-/// SERVFAIL for `q` (a parsed query: at least a header) into `out`.
-fn servfail(q: &[u8], out: &mut [u8]) -> usize {
-    match w::parse_query(q) {
-        Ok(p) => w::build_response(&p, w::rcode::SERVFAIL, &[], 0, out.len(), out),
-        Err(_) => 0,
-    }
 }
 
 #[cfg(test)]

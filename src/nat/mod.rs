@@ -98,25 +98,7 @@ pub trait Emit {
     fn emit(&mut self, port: PortId, frame: &mut FrameBuf);
 }
 
-/// Defines a struct of `u64` counters with `add`, which sums another
-/// instance into it (the shards of a data path are reported as one).
-macro_rules! counters {
-    ($(#[$m:meta])* pub struct $name:ident { $($field:ident),* $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-        pub struct $name {
-            $(pub $field: u64,)*
-        }
-
-        impl $name {
-            pub fn add(&mut self, o: &$name) {
-                $(self.$field += o.$field;)*
-            }
-        }
-    };
-}
-
-counters! {
+crate::stats::counters! {
     /// What the NAT counts, besides per-port drops.
     pub struct NatCounters {
         tcp_flows,

@@ -470,6 +470,20 @@ fn send_ack(
     );
 }
 
+/// Puts a flow on the NAT's list for the next flush, once; false if the
+/// list (sized for the whole table) has no room, and the work must be done
+/// at once.
+fn queue_for_flush(pending: &mut Vec<FlowId>, c: &mut TcpConn, id: FlowId) -> bool {
+    if !c.queued {
+        if pending.len() == pending.capacity() {
+            return false;
+        }
+        c.queued = true;
+        pending.push(id);
+    }
+    true
+}
+
 /// EPOLLOUT after an acknowledgement: armed while the window is low.
 fn arm_after_ack(c: &mut TcpConn, fd: RawFd, token: usize, registry: Option<&mio::Registry>) {
     let low = !c.c_fin && c.window_is_low();
@@ -915,14 +929,10 @@ impl Nat {
             if seq_gt(seg.ack, c.snd_una) {
                 let acked = seg.ack.wrapping_sub(c.snd_una);
                 let data = acked.min(c.in_flight_data());
-                if c.peek_off && self.pending.len() < self.pending.capacity() {
+                if c.peek_off && queue_for_flush(&mut self.pending, c, id) {
                     // Peeks go on from the peek offset; the bytes go at the
                     // flush, with those of the batch's other ACKs.
                     c.discard_pending += data;
-                    if !c.queued {
-                        c.queued = true;
-                        self.pending.push(id);
-                    }
                 } else if discard(fd, data as usize, tx).is_err() {
                     return Next::Abort;
                 }
@@ -990,18 +1000,13 @@ impl Nat {
             }
         }
         let token = super::FLOW_TOKEN_BASE + id.0 as usize;
-        // In-order data taken whole is acknowledged at the flush, once for
-        // the whole batch; anything else (a gap, a FIN, a full socket) at
-        // once.
-        let defer = need_ack && all_taken && !seg.has(flags::FIN) && !seq_gt(seg.seq, c.rcv_nxt);
+        // In-order data taken whole (a gap leaves `all_taken` false) is
+        // acknowledged at the flush, once for the whole batch; anything else
+        // (a gap, a FIN, a full socket) at once.
+        let defer = need_ack && all_taken && !seg.has(flags::FIN);
         if defer {
-            if c.queued {
+            if queue_for_flush(&mut self.pending, c, id) {
                 c.ack_pending = true;
-            } else if self.pending.len() < self.pending.capacity() {
-                // At most one entry per flow, within the table's bound.
-                c.ack_pending = true;
-                c.queued = true;
-                self.pending.push(id);
             } else {
                 send_ack(c, fd, key, &ep, tx, emit);
                 arm_after_ack(c, fd, token, self.registry.as_ref());

@@ -19,7 +19,6 @@ use crate::frame::FrameBuf;
 use crate::stats::DropReason;
 use crate::time::Time;
 use crate::wire::checksum;
-use crate::wire::ethernet;
 use crate::wire::icmpv4::unreachable;
 use crate::wire::ipv4::{protocol, Ipv4Packet};
 use crate::wire::udp::{UdpPacket, HEADER_LEN};
@@ -109,9 +108,8 @@ impl Nat {
         }
         let u = UdpPacket::new_checked(l4).ok()?;
         let id = self.udp_lookup(&udp_key(&ip, &u), now)?;
-        // The payload borrowed from `buf`, not from the parsed view.
-        let off = ethernet::HEADER_LEN + ip.header_len() + HEADER_LEN;
-        Some((id, &buf.frame()[off..off + u.payload().len()]))
+        // The payload as a slice of `buf` (the view's borrow ends here).
+        Some((id, &l4[HEADER_LEN..HEADER_LEN + u.payload().len()]))
     }
 
     /// The per-datagram work of an established UDP flow toward its

@@ -40,10 +40,6 @@ pub fn block_forwarded_signals() {
 /// Waits for `pid` to exit, forwarding signals to it; returns its exit code.
 pub fn supervise(pid: Pid) -> i32 {
     let set = forwarded_set();
-    let ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: Duration::from_millis(200).as_nanos() as libc::c_long,
-    };
     loop {
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => {}
@@ -55,20 +51,19 @@ pub fn supervise(pid: Pid) -> i32 {
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return super::EXIT_SETUP_FAILED,
         }
-        // SAFETY: siginfo_t is plain data; sigtimedwait fills it.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: valid set, info and timeout pointers for the call.
-        let sig = unsafe { libc::sigtimedwait(set.as_ref(), &mut info, &ts) };
-        if sig <= 0 || sig == libc::SIGCHLD {
+        let Some(caught) = crate::sys::wait_signal(&set, Duration::from_millis(200)) else {
+            continue;
+        };
+        if caught.signal == libc::SIGCHLD {
             continue;
         }
         // A signal from the terminal (Ctrl-C) already went to the whole
         // foreground process group, the command included: passing it on
         // would deliver it twice. Signals sent with kill(2) are passed on.
-        if info.si_code == libc::SI_KERNEL {
+        if caught.code == libc::SI_KERNEL {
             continue;
         }
-        if let Ok(s) = Signal::try_from(sig) {
+        if let Ok(s) = Signal::try_from(caught.signal) {
             let _ = kill(pid, s);
         }
     }

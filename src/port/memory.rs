@@ -28,8 +28,6 @@ pub struct MemoryPort {
     queues: Option<Arc<Mutex<Queues>>>,
     offloads: Offloads,
     sent: u64,
-    /// A handle from [`Port::share`]: sends only.
-    send_only: bool,
 }
 
 /// The test's end of a memory port.
@@ -56,7 +54,6 @@ impl MemoryPort {
                 queues: Some(q.clone()),
                 offloads,
                 sent: 0,
-                send_only: false,
             },
             MemoryHandle { queues: q },
         )
@@ -68,7 +65,6 @@ impl MemoryPort {
             queues: None,
             offloads: Offloads::NONE,
             sent: 0,
-            send_only: false,
         }
     }
 
@@ -78,7 +74,6 @@ impl MemoryPort {
             queues: None,
             offloads,
             sent: 0,
-            send_only: false,
         }
     }
 
@@ -134,7 +129,7 @@ impl Port for MemoryPort {
     }
 
     fn recv_batch(&mut self, bufs: &mut [FrameBuf]) -> io::Result<usize> {
-        let Some(q) = self.queues.as_ref().filter(|_| !self.send_only) else {
+        let Some(q) = &self.queues else {
             return Ok(0);
         };
         let mut q = q.lock().unwrap_or_else(|p| p.into_inner());
@@ -164,11 +159,10 @@ impl Port for MemoryPort {
     }
 
     fn share(&self) -> Box<dyn Port> {
-        Box::new(MemoryPort {
+        Box::new(super::SendOnly(MemoryPort {
             queues: self.queues.clone(),
             offloads: self.offloads,
             sent: 0,
-            send_only: true,
-        })
+        }))
     }
 }

@@ -86,11 +86,41 @@ pub trait Port: Send {
     /// [`Port::offloads`]; a port without a vnet header ignores it.
     fn send(&mut self, frame: &FrameBuf) -> Result<(), SendError>;
 
-    /// A send-only handle on the same device, for the other data-path
-    /// shards: they write to the port directly (a write to a TAP or a
-    /// packet socket is one atomic frame whoever makes it), while only the
-    /// owning shard reads it. The handle never receives and has no fd to
-    /// poll; the device stays open until the port and every handle are
-    /// dropped.
+    /// A send-only handle on the same device ([`SendOnly`]), for the other
+    /// data-path shards: they write to the port directly (a write to a TAP
+    /// or a packet socket is one atomic frame whoever makes it), while only
+    /// the owning shard reads it. The device stays open until the port and
+    /// every handle are dropped.
     fn share(&self) -> Box<dyn Port>;
+}
+
+/// A port that only sends: what [`Port::share`] hands out. It sends as the
+/// port it wraps (a second handle on the same device), never receives, and
+/// has no descriptor to poll.
+pub struct SendOnly<P>(pub P);
+
+impl<P: Port> Port for SendOnly<P> {
+    fn kind(&self) -> PortKind {
+        self.0.kind()
+    }
+
+    fn offloads(&self) -> Offloads {
+        self.0.offloads()
+    }
+
+    fn raw_fd(&self) -> Option<RawFd> {
+        None
+    }
+
+    fn recv_batch(&mut self, _bufs: &mut [FrameBuf]) -> io::Result<usize> {
+        Ok(0)
+    }
+
+    fn send(&mut self, frame: &FrameBuf) -> Result<(), SendError> {
+        self.0.send(frame)
+    }
+
+    fn share(&self) -> Box<dyn Port> {
+        self.0.share()
+    }
 }

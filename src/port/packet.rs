@@ -63,8 +63,6 @@ pub struct PacketPort {
     /// Shared with the send-only handles of other shards.
     fd: std::sync::Arc<OwnedFd>,
     ifname: String,
-    /// A handle from [`Port::share`]: sends only.
-    send_only: bool,
 }
 
 impl PacketPort {
@@ -134,7 +132,6 @@ impl PacketPort {
         Ok(PacketPort {
             fd: std::sync::Arc::new(fd),
             ifname: ifname.to_string(),
-            send_only: false,
         })
     }
 
@@ -153,13 +150,10 @@ impl Port for PacketPort {
     }
 
     fn raw_fd(&self) -> Option<RawFd> {
-        (!self.send_only).then(|| self.fd.as_raw_fd())
+        Some(self.fd.as_raw_fd())
     }
 
     fn recv_batch(&mut self, bufs: &mut [FrameBuf]) -> io::Result<usize> {
-        if self.send_only {
-            return Ok(0);
-        }
         let fd = self.fd.as_raw_fd();
         let mut n = 0;
         while n < bufs.len() {
@@ -203,10 +197,9 @@ impl Port for PacketPort {
     }
 
     fn share(&self) -> Box<dyn Port> {
-        Box::new(PacketPort {
+        Box::new(super::SendOnly(PacketPort {
             fd: self.fd.clone(),
             ifname: self.ifname.clone(),
-            send_only: true,
-        })
+        }))
     }
 }

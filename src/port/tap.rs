@@ -15,7 +15,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
-use super::{Port, PortKind, SendError};
+use super::{Port, PortKind, SendError, SendOnly};
 use crate::frame::FrameBuf;
 use crate::offload::Offloads;
 use crate::sys::ifreq::{ioctl_ifreq, ioctl_int_ptr, ioctl_value, IfReq};
@@ -53,8 +53,6 @@ pub struct TapPort {
     fd: Arc<OwnedFd>,
     vnet: bool,
     name: String,
-    /// A handle from [`Port::share`]: sends only.
-    send_only: bool,
 }
 
 impl TapPort {
@@ -97,7 +95,6 @@ impl TapPort {
             fd: Arc::new(fd),
             vnet,
             name: req.name(),
-            send_only: false,
         })
     }
 
@@ -121,13 +118,10 @@ impl Port for TapPort {
     }
 
     fn raw_fd(&self) -> Option<RawFd> {
-        (!self.send_only).then(|| self.fd.as_raw_fd())
+        Some(self.fd.as_raw_fd())
     }
 
     fn recv_batch(&mut self, bufs: &mut [FrameBuf]) -> io::Result<usize> {
-        if self.send_only {
-            return Ok(0);
-        }
         let fd = self.fd.as_raw_fd();
         let mut n = 0;
         while n < bufs.len() {
@@ -180,11 +174,10 @@ impl Port for TapPort {
     }
 
     fn share(&self) -> Box<dyn Port> {
-        Box::new(TapPort {
+        Box::new(SendOnly(TapPort {
             fd: self.fd.clone(),
             vnet: self.vnet,
             name: self.name.clone(),
-            send_only: true,
-        })
+        }))
     }
 }

@@ -92,9 +92,17 @@ pub fn raise_fd_limit() -> u64 {
     }
 }
 
+/// A signal taken by [`wait_signal`].
+#[derive(Debug, Clone, Copy)]
+pub struct Caught {
+    pub signal: i32,
+    /// How it was sent (`si_code`): `SI_KERNEL` from the terminal, say.
+    pub code: i32,
+}
+
 /// Waits up to `timeout` for one of the (blocked) signals in `set`; `None`
 /// when none came.
-pub fn wait_signal(set: &nix::sys::signal::SigSet, timeout: std::time::Duration) -> Option<i32> {
+pub fn wait_signal(set: &nix::sys::signal::SigSet, timeout: std::time::Duration) -> Option<Caught> {
     let ts = libc::timespec {
         tv_sec: timeout.as_secs() as libc::time_t,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
@@ -103,5 +111,8 @@ pub fn wait_signal(set: &nix::sys::signal::SigSet, timeout: std::time::Duration)
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     // SAFETY: valid set, info and timeout pointers for the call.
     let sig = unsafe { libc::sigtimedwait(set.as_ref(), &mut info, &ts) };
-    (sig > 0).then_some(sig)
+    (sig > 0).then_some(Caught {
+        signal: sig,
+        code: info.si_code,
+    })
 }

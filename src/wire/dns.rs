@@ -112,6 +112,9 @@ pub fn question_name<'o>(q: &Query<'_>, out: &'o mut [u8; 256]) -> Result<&'o st
     std::str::from_utf8(&out[..n]).map_err(|_| WireError::Malformed)
 }
 
+/// No answer records, for [`build_response`].
+pub const NO_ANSWERS: [Rdata<'static>; 0] = [];
+
 /// The data of one answer record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rdata<'a> {
@@ -123,10 +126,10 @@ pub enum Rdata<'a> {
 /// Writes a response to `q` into `out`: header, the question as sent, then
 /// `answers` (all owned by the question's name, TTL `ttl`) while they fit
 /// in `max_len`; sets TC when some did not. Returns the length.
-pub fn build_response(
+pub fn build_response<'a>(
     q: &Query<'_>,
     rc: u8,
-    answers: &[Rdata<'_>],
+    answers: impl IntoIterator<Item = Rdata<'a>>,
     ttl: u32,
     max_len: usize,
     out: &mut [u8],
@@ -146,7 +149,7 @@ pub fn build_response(
     let mut n = HEADER_LEN + qlen;
     let mut count = 0u16;
     for a in answers {
-        let (ty, rdlen) = match a {
+        let (ty, rdlen) = match &a {
             Rdata::A(_) => (qtype::A, 4),
             Rdata::Name(name) => (qtype::PTR, encoded_len(name)),
         };
@@ -162,7 +165,7 @@ pub fn build_response(
         out[n + 10..n + 12].copy_from_slice(&(rdlen as u16).to_be_bytes());
         n += 12;
         match a {
-            Rdata::A(ip) => out[n..n + 4].copy_from_slice(ip),
+            Rdata::A(ip) => out[n..n + 4].copy_from_slice(&ip),
             Rdata::Name(name) => {
                 encode_name(name, &mut out[n..n + rdlen]);
             }
@@ -274,7 +277,7 @@ mod tests {
         let n = build_response(
             &q,
             rcode::NOERROR,
-            &[Rdata::A([172, 17, 0, 2]), Rdata::A([172, 17, 0, 3])],
+            [Rdata::A([172, 17, 0, 2]), Rdata::A([172, 17, 0, 3])],
             600,
             512,
             &mut out,
@@ -287,19 +290,12 @@ mod tests {
         assert_eq!(&h[n - 4..], &[172, 17, 0, 3]);
         let ptr = query("2.0.17.172.in-addr.arpa", qtype::PTR);
         let q = parse_query(&ptr).unwrap();
-        let n = build_response(
-            &q,
-            rcode::NOERROR,
-            &[Rdata::Name("web")],
-            600,
-            512,
-            &mut out,
-        );
+        let n = build_response(&q, rcode::NOERROR, [Rdata::Name("web")], 600, 512, &mut out);
         assert_eq!(&out[n - 5..n], &[3, b'w', b'e', b'b', 0]);
         // Too many answers for 512 bytes: truncated, TC set.
         let many: Vec<Rdata> = (0..100).map(|i| Rdata::A([10, 0, 0, i])).collect();
         let q = parse_query(&b).unwrap();
-        let n = build_response(&q, rcode::NOERROR, &many, 600, 512, &mut out);
+        let n = build_response(&q, rcode::NOERROR, many.iter().copied(), 600, 512, &mut out);
         assert!(n <= 512);
         assert_eq!(out[2] & 0x02, 0x02);
     }

@@ -22,12 +22,19 @@ PIDS=""
 cleanup() {{ for p in $PIDS; do kill $p 2>/dev/null || true; done; }}
 trap cleanup EXIT
 ip link set lo up
-ip link add h0 type veth peer name o0
-unshare -n sleep 600 & HOLD=$!; PIDS="$PIDS $HOLD"
-i=0; until [ "$(readlink /proc/$HOLD/ns/net)" != "$(readlink /proc/self/ns/net)" ]; do i=$((i+1)); [ $i -lt 200 ]; sleep 0.02; done
-ip link set o0 netns $HOLD
-O="nsenter -t $HOLD -n"
-$O ip link set lo up
+# behind_veth HERE THERE: a new veth whose end THERE is in a network
+# namespace of its own (held by a sleep), lo up there; NS is the command
+# prefix that runs in it.
+behind_veth() {{
+  ip link add $1 type veth peer name $2
+  unshare -n sleep 600 & NSPID=$!; PIDS="$PIDS $NSPID"
+  i=0; until [ "$(readlink /proc/$NSPID/ns/net)" != "$(readlink /proc/self/ns/net)" ]; do i=$((i+1)); [ $i -lt 200 ]; sleep 0.02; done
+  ip link set $2 netns $NSPID
+  NS="nsenter -t $NSPID -n"
+  $NS ip link set lo up
+}}
+behind_veth h0 o0
+O=$NS
 $O ip addr add 10.200.0.2/24 dev o0
 $O ip link set o0 up
 ip addr add 10.200.0.1/24 dev h0
