@@ -281,36 +281,25 @@ pub fn local_answer(
         return LocalAnswer::Forward;
     };
     let max = out.len();
+    let mut reply = |rc: u8, answers: &mut dyn Iterator<Item = w::Rdata<'_>>| {
+        w::build_response(q, rc, answers, TTL, max, out)
+    };
     match names.resolve(net, client, gateway, name, q.qtype) {
         Resolution::Forward => LocalAnswer::Forward,
-        Resolution::Addresses(ips) => {
-            let rd = ips.iter().map(|ip| w::Rdata::A(ip.octets()));
-            LocalAnswer::Answer(w::build_response(q, w::rcode::NOERROR, rd, TTL, max, out))
+        Resolution::Addresses(ips) => LocalAnswer::Answer(reply(
+            w::rcode::NOERROR,
+            &mut ips.iter().map(|ip| w::Rdata::A(ip.octets())),
+        )),
+        Resolution::Name(n) => LocalAnswer::Answer(reply(
+            w::rcode::NOERROR,
+            &mut std::iter::once(w::Rdata::Name(&n)),
+        )),
+        Resolution::NoData => {
+            LocalAnswer::Answer(reply(w::rcode::NOERROR, &mut w::NO_ANSWERS.into_iter()))
         }
-        Resolution::Name(n) => LocalAnswer::Answer(w::build_response(
-            q,
-            w::rcode::NOERROR,
-            [w::Rdata::Name(&n)],
-            TTL,
-            max,
-            out,
-        )),
-        Resolution::NoData => LocalAnswer::Answer(w::build_response(
-            q,
-            w::rcode::NOERROR,
-            w::NO_ANSWERS,
-            TTL,
-            max,
-            out,
-        )),
-        Resolution::NxDomain => LocalAnswer::NxDomain(w::build_response(
-            q,
-            w::rcode::NXDOMAIN,
-            w::NO_ANSWERS,
-            TTL,
-            max,
-            out,
-        )),
+        Resolution::NxDomain => {
+            LocalAnswer::NxDomain(reply(w::rcode::NXDOMAIN, &mut w::NO_ANSWERS.into_iter()))
+        }
     }
 }
 
