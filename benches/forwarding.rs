@@ -275,6 +275,7 @@ fn nat(c: &mut Criterion) {
         gateway_ip: GW,
         mtu: 65520,
         allow_host_loopback: false,
+        internal: false,
         net: 0,
     };
     let mut emit = CountEmit(0);

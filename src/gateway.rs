@@ -1,9 +1,10 @@
 //! The gateway: the router address of a network (docker0's 172.17.0.1).
 //! It answers ARP for its address and ICMP echo to it, resets TCP and
 //! returns ICMP unreachables for what it does not serve, and is where
-//! routed (off-subnet) traffic arrives. Until NAT exists, routed traffic
-//! gets an ICMP "network unreachable", so a container's connect fails at
-//! once instead of hanging.
+//! routed (off-subnet) traffic arrives: on a network with NAT it goes to
+//! the NAT; on an internal network (no NAT) it gets an ICMP "network
+//! unreachable", so a container's connect fails at once instead of
+//! hanging. DNS to the gateway's address goes to the NAT's DNS on both.
 //!
 //! It owns no sockets and does no I/O: each call takes one frame and writes
 //! at most one reply into a caller-owned buffer, which the switch sends back
@@ -309,10 +310,16 @@ impl Gateway {
             // replies to published-port clients shown as the gateway, and
             // (when the endpoint may) the host's loopback. It answers what
             // it does not serve with a RST or port unreachable.
+            // On a network without NAT (`--internal`) only DNS is, as
+            // docker's embedded DNS answers on internal networks too.
             let proto = ip.protocol();
-            if self.nat && (proto == protocol::TCP || proto == protocol::UDP) {
-                let _ = ingress;
-                return Outcome::NAT;
+            if proto == protocol::TCP || proto == protocol::UDP {
+                let l4 = &payload[ip.header_len().min(payload.len())..];
+                let to_dns = !ip.is_fragment() && l4.get(2..4) == Some(&53u16.to_be_bytes()[..]);
+                if self.nat || to_dns {
+                    let _ = ingress;
+                    return Outcome::NAT;
+                }
             }
             return self.deliver_local(eth, &ip, vnet, now, out);
         }

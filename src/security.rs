@@ -16,7 +16,7 @@ pub struct PortPolicy {
     /// The only source MAC the port may use.
     pub mac: Option<MacAddr>,
     /// The only source IPv4 address the port may use (0.0.0.0 is also
-    /// allowed, for DHCP and ARP probes).
+    /// allowed, for DHCP requests — UDP 68 to 67 — and ARP probes).
     pub ipv4: Option<Ipv4Addr>,
     /// Only IPv4, ARP and IPv6 frames: no VLAN tags (which would smuggle
     /// frames past these checks), no other protocols.
@@ -54,29 +54,38 @@ impl PortPolicy {
         let et = u16::from_be_bytes([frame[12], frame[13]]);
         match et {
             ethertype::IPV4 => {
+                let (Some(&vihl), Some(&proto), Some(src)) = (
+                    frame.get(HEADER_LEN),
+                    frame.get(HEADER_LEN + 9),
+                    frame.get(HEADER_LEN + 12..HEADER_LEN + 16),
+                ) else {
+                    return Err(DropReason::MalformedPacket);
+                };
+                let ihl = ((vihl & 0x0f) as usize) * 4;
+                let ports = frame.get(HEADER_LEN + ihl..HEADER_LEN + ihl + 4);
+                let udp_ports = |s: u16, d: u16| {
+                    proto == 17
+                        && ports.is_some_and(|p| {
+                            p[0..2] == s.to_be_bytes() && p[2..4] == d.to_be_bytes()
+                        })
+                };
                 if let Some(ip) = self.ipv4 {
-                    // Source address at bytes 12..16 of the IPv4 header.
-                    let Some(src) = frame.get(HEADER_LEN + 12..HEADER_LEN + 16) else {
-                        return Err(DropReason::MalformedPacket);
-                    };
-                    if src != ip.octets() && src != [0, 0, 0, 0] {
+                    if src == [0, 0, 0, 0] {
+                        // 0.0.0.0 is a client that has no address yet: it
+                        // may ask a DHCP server and nothing else. Routed
+                        // anywhere else it would share flow keys and
+                        // limits with every other address-less sender.
+                        if !udp_ports(68, 67) {
+                            return Err(DropReason::SpoofedSrcIp);
+                        }
+                    } else if src != ip.octets() {
                         return Err(DropReason::SpoofedSrcIp);
                     }
                 }
                 // Only the gateway serves DHCP: a container answering from
                 // port 67 would hand out leases on the others' behalf.
-                let (Some(&vihl), Some(&proto)) =
-                    (frame.get(HEADER_LEN), frame.get(HEADER_LEN + 9))
-                else {
-                    return Err(DropReason::MalformedPacket);
-                };
-                let ihl = ((vihl & 0x0f) as usize) * 4;
-                if proto == 17 {
-                    if let Some(sport) = frame.get(HEADER_LEN + ihl..HEADER_LEN + ihl + 2) {
-                        if sport == [0, 67] {
-                            return Err(DropReason::RogueDhcpServer);
-                        }
-                    }
+                if proto == 17 && ports.is_some_and(|p| p[0..2] == [0, 67]) {
+                    return Err(DropReason::RogueDhcpServer);
                 }
                 Ok(())
             }
@@ -149,11 +158,51 @@ mod tests {
     fn own_identity_passes() {
         let own = MacAddr::docker_from_ipv4(IP);
         assert_eq!(policy().check(&ipv4_frame(own, IP)), Ok(()));
-        assert_eq!(
-            policy().check(&ipv4_frame(own, Ipv4Addr::UNSPECIFIED)),
-            Ok(())
-        );
         assert_eq!(policy().check(&arp_frame(own, IP)), Ok(()));
+        assert_eq!(
+            policy().check(&arp_frame(own, Ipv4Addr::UNSPECIFIED)),
+            Ok(()),
+            "an ARP probe"
+        );
+    }
+
+    /// A UDP datagram from `src`, ports `sport` -> `dport`.
+    fn udp_frame(src: Ipv4Addr, sport: u16, dport: u16) -> Vec<u8> {
+        let own = MacAddr::docker_from_ipv4(IP);
+        let mut f = vec![0u8; 42];
+        emit_header(&mut f, MacAddr::BROADCAST, own, ethertype::IPV4);
+        f[14] = 0x45;
+        f[23] = 17;
+        f[26..30].copy_from_slice(&src.octets());
+        f[34..36].copy_from_slice(&sport.to_be_bytes());
+        f[36..38].copy_from_slice(&dport.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn the_unspecified_source_may_only_ask_dhcp() {
+        let any = Ipv4Addr::UNSPECIFIED;
+        // A DHCP client without an address yet.
+        assert_eq!(policy().check(&udp_frame(any, 68, 67)), Ok(()));
+        // The same source for anything else is refused: other UDP, TCP,
+        // ICMP, or a truncated header that hides its ports.
+        assert_eq!(
+            policy().check(&udp_frame(any, 68, 53)),
+            Err(DropReason::SpoofedSrcIp)
+        );
+        assert_eq!(
+            policy().check(&udp_frame(any, 5000, 67)),
+            Err(DropReason::SpoofedSrcIp)
+        );
+        let mut tcp = udp_frame(any, 68, 67);
+        tcp[23] = 6;
+        assert_eq!(policy().check(&tcp), Err(DropReason::SpoofedSrcIp));
+        assert_eq!(
+            policy().check(&ipv4_frame(MacAddr::docker_from_ipv4(IP), any)),
+            Err(DropReason::SpoofedSrcIp)
+        );
+        // The endpoint's own address is not limited to DHCP.
+        assert_eq!(policy().check(&udp_frame(IP, 5000, 53)), Ok(()));
     }
 
     #[test]

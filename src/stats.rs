@@ -81,10 +81,16 @@ pub enum DropReason {
     RateLimited,
     /// A DHCP server message from an endpoint (only the gateway serves DHCP).
     RogueDhcpServer,
+    /// Routed to an address the host treats as its own loopback
+    /// (127.0.0.0/8, 0.0.0.0/8): never connected to as given.
+    HostLoopback,
+    /// A DHCP message the control plane could not take (too long for an
+    /// event, or its queue was full).
+    DhcpDropped,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 25;
+    pub const COUNT: usize = 27;
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Truncated,
         DropReason::Oversize,
@@ -111,6 +117,8 @@ impl DropReason {
         DropReason::IcmpUnavailable,
         DropReason::RateLimited,
         DropReason::RogueDhcpServer,
+        DropReason::HostLoopback,
+        DropReason::DhcpDropped,
     ];
 
     pub fn name(self) -> &'static str {
@@ -140,6 +148,8 @@ impl DropReason {
             DropReason::IcmpUnavailable => "icmp_unavailable",
             DropReason::RateLimited => "rate_limited",
             DropReason::RogueDhcpServer => "rogue_dhcp_server",
+            DropReason::HostLoopback => "host_loopback",
+            DropReason::DhcpDropped => "dhcp_dropped",
         }
     }
 }

@@ -275,6 +275,7 @@ impl Switch {
             gateway_ip: net.gateway.ip(),
             mtu: s.spec.mtu,
             allow_host_loopback: s.spec.allow_host_loopback,
+            internal: !net.spec.nat,
             net: s.spec.network.0,
         })
     }
@@ -342,13 +343,9 @@ impl Switch {
         if self.nets.get(id.0 as usize).is_some_and(|n| n.is_some()) {
             return Err(SwitchError::IdInUse);
         }
+        let (subnet, internal) = (spec.subnet, !spec.nat);
         self.add_network_state(id, spec);
-        let subnet = self.nets[id.0 as usize]
-            .as_ref()
-            .expect("just added")
-            .spec
-            .subnet;
-        self.nat.names().network_added(id.0, subnet);
+        self.nat.names().network_added(id.0, subnet, internal);
         Ok(())
     }
 
@@ -693,7 +690,12 @@ impl Switch {
         let ingress_info = Ingress {
             allow_host_loopback: slot.spec.allow_host_loopback,
         };
-        let (mtu, gateway_ip, gateway_mac) = (slot.spec.mtu, net.gateway.ip(), net.gateway.mac());
+        let (mtu, gateway_ip, gateway_mac, internal) = (
+            slot.spec.mtu,
+            net.gateway.ip(),
+            net.gateway.mac(),
+            !net.spec.nat,
+        );
         let outcome =
             net.gateway
                 .handle_from(buf.frame(), &buf.vnet(), now, &mut self.reply, ingress_info);
@@ -721,6 +723,7 @@ impl Switch {
                 gateway_ip,
                 mtu,
                 allow_host_loopback: ingress_info.allow_host_loopback,
+                internal,
                 net: slot.spec.network.0,
             };
             let mut em = PortEmitter {

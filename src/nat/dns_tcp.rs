@@ -10,9 +10,14 @@
 //! the NAT tells it, keyed by the host socket's local port, right after
 //! `connect()` — before the container can have sent a query.
 //!
-//! One blocking thread per connection, at most `MAX_CONNECTIONS`: DNS over
-//! TCP is rare and short-lived, and off the data-path thread a slow
-//! upstream never stalls forwarding.
+//! One blocking thread per connection, at most `MAX_CONNECTIONS`, of which
+//! one asking container holds at most `MAX_PER_CLIENT`: DNS over TCP is
+//! rare and short-lived, and off the data-path thread a slow upstream
+//! never stalls forwarding. A connection ends after `IDLE_TIMEOUT` without
+//! a whole query, and in any case `CONNECTION_DEADLINE` after it was
+//! accepted: a client trickling a byte now and then cannot keep a slot
+//! (RFC 7766 6.1 lets a server close whenever it must). Names not ours
+//! are relayed only for askers with a network that has NAT, as over UDP.
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -28,9 +33,34 @@ use crate::wire::dns as w;
 
 /// Connections served at once; more are closed at accept.
 pub const MAX_CONNECTIONS: usize = 64;
-/// A connection with no query for this long is closed (RFC 7766 6.2.3
-/// suggests seconds, not minutes).
+/// Connections one asking container (network and address) holds at once;
+/// more are closed as soon as the asker is known.
+pub const MAX_PER_CLIENT: usize = 8;
+/// A connection that has not delivered a whole query for this long is
+/// closed (RFC 7766 6.2.3 suggests seconds, not minutes).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// No connection lives longer than this, however it trickles.
+pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The server's bounds (the constants above; tests shrink the times).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub per_client: usize,
+    pub idle: Duration,
+    pub deadline: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: MAX_CONNECTIONS,
+            per_client: MAX_PER_CLIENT,
+            idle: IDLE_TIMEOUT,
+            deadline: CONNECTION_DEADLINE,
+        }
+    }
+}
 /// Connecting to, and waiting on, one upstream.
 pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
 /// Origins announced but not yet claimed; the oldest go first when full.
@@ -52,6 +82,10 @@ pub struct DnsTcpCounters {
     pub connections: u64,
     /// Closed at accept: too many at once, or nobody announced them.
     pub refused: u64,
+    /// Closed because the asker already held `MAX_PER_CLIENT`.
+    pub refused_per_client: u64,
+    /// Closed at the idle timeout or the whole-connection deadline.
+    pub timed_out: u64,
     pub queries: u64,
     pub local_answers: u64,
     pub forwarded: u64,
@@ -64,6 +98,8 @@ pub struct DnsTcpCounters {
 struct Counters {
     connections: AtomicU64,
     refused: AtomicU64,
+    refused_per_client: AtomicU64,
+    timed_out: AtomicU64,
     queries: AtomicU64,
     local_answers: AtomicU64,
     forwarded: AtomicU64,
@@ -71,11 +107,50 @@ struct Counters {
     malformed: AtomicU64,
 }
 
+/// Announced origins, bounded: a map from the NAT socket's local port, and
+/// the order they came in, so the oldest goes first when full. Both are
+/// sized once: `expect` runs on the data path and must not allocate.
+struct Origins {
+    by_port: HashMap<u16, (Origin, Instant)>,
+    order: std::collections::VecDeque<(u16, Instant)>,
+}
+
+impl Origins {
+    fn new() -> Origins {
+        Origins {
+            by_port: HashMap::with_capacity(MAX_ORIGINS),
+            order: std::collections::VecDeque::with_capacity(MAX_ORIGINS),
+        }
+    }
+
+    fn insert(&mut self, port: u16, origin: Origin, now: Instant) {
+        while self.order.len() >= MAX_ORIGINS || self.by_port.len() >= MAX_ORIGINS {
+            // Announced connections that never arrived: the oldest go. An
+            // entry claimed (or replaced) since is no longer the same one.
+            let Some((p, t)) = self.order.pop_front() else {
+                break;
+            };
+            if self.by_port.get(&p).is_some_and(|(_, at)| *at == t) {
+                self.by_port.remove(&p);
+            }
+        }
+        self.by_port.insert(port, (origin, now));
+        self.order.push_back((port, now));
+    }
+
+    fn claim(&mut self, port: u16) -> Option<Origin> {
+        self.by_port.remove(&port).map(|(o, _)| o)
+    }
+}
+
 struct Shared {
     names: Arc<Mutex<NameTable>>,
     upstreams: Vec<SocketAddr>,
     /// Local port of the NAT's host socket → who it speaks for.
-    origins: Mutex<HashMap<u16, (Origin, Instant)>>,
+    origins: Mutex<Origins>,
+    /// Connections held per asker.
+    per_client: Mutex<HashMap<(u32, Ipv4Addr), usize>>,
+    limits: Limits,
     active: AtomicUsize,
     counters: Counters,
 }
@@ -88,11 +163,21 @@ pub struct DnsTcp {
 
 impl DnsTcp {
     pub fn new(names: Arc<Mutex<NameTable>>, upstreams: Vec<SocketAddr>) -> DnsTcp {
+        DnsTcp::with_limits(names, upstreams, Limits::default())
+    }
+
+    pub fn with_limits(
+        names: Arc<Mutex<NameTable>>,
+        upstreams: Vec<SocketAddr>,
+        limits: Limits,
+    ) -> DnsTcp {
         DnsTcp {
             shared: Arc::new(Shared {
                 names,
                 upstreams,
-                origins: Mutex::new(HashMap::new()),
+                origins: Mutex::new(Origins::new()),
+                per_client: Mutex::new(HashMap::new()),
+                limits,
                 active: AtomicUsize::new(0),
                 counters: Counters::default(),
             }),
@@ -124,14 +209,7 @@ impl DnsTcp {
     /// Announces that the connection from local port `port` asks for
     /// `origin`.
     pub fn expect(&self, port: u16, origin: Origin) {
-        let mut o = lock(&self.shared.origins);
-        if o.len() >= MAX_ORIGINS {
-            // Announced connections that never arrived: drop the oldest.
-            if let Some(oldest) = o.iter().min_by_key(|(_, (_, t))| *t).map(|(p, _)| *p) {
-                o.remove(&oldest);
-            }
-        }
-        o.insert(port, (origin, Instant::now()));
+        lock(&self.shared.origins).insert(port, origin, Instant::now());
     }
 
     pub fn counters(&self) -> DnsTcpCounters {
@@ -140,6 +218,8 @@ impl DnsTcp {
         DnsTcpCounters {
             connections: l(&c.connections),
             refused: l(&c.refused),
+            refused_per_client: l(&c.refused_per_client),
+            timed_out: l(&c.timed_out),
             queries: l(&c.queries),
             local_answers: l(&c.local_answers),
             forwarded: l(&c.forwarded),
@@ -161,7 +241,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
         bump(&shared.counters.connections);
-        if shared.active.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+        if shared.active.fetch_add(1, Ordering::AcqRel) >= shared.limits.max_connections {
             shared.active.fetch_sub(1, Ordering::AcqRel);
             bump(&shared.counters.refused);
             continue;
@@ -186,7 +266,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 fn claim_origin(shared: &Shared, port: u16) -> Option<Origin> {
     let deadline = Instant::now() + ORIGIN_WAIT;
     loop {
-        if let Some((o, _)) = lock(&shared.origins).remove(&port) {
+        if let Some(o) = lock(&shared.origins).claim(port) {
             return Some(o);
         }
         if Instant::now() >= deadline {
@@ -196,7 +276,40 @@ fn claim_origin(shared: &Shared, port: u16) -> Option<Origin> {
     }
 }
 
+/// A connection's slot in the per-client count, given back on drop.
+struct ClientSlot<'a> {
+    shared: &'a Shared,
+    key: (u32, Ipv4Addr),
+}
+
+impl<'a> ClientSlot<'a> {
+    fn take(shared: &'a Shared, origin: &Origin) -> Option<ClientSlot<'a>> {
+        let key = (origin.net, origin.client);
+        let mut m = lock(&shared.per_client);
+        let n = m.entry(key).or_insert(0);
+        if *n >= shared.limits.per_client {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot { shared, key })
+    }
+}
+
+impl Drop for ClientSlot<'_> {
+    fn drop(&mut self) {
+        let mut m = lock(&self.shared.per_client);
+        if let Some(n) = m.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.key);
+            }
+        }
+    }
+}
+
 fn serve(mut conn: TcpStream, shared: &Shared) {
+    let limits = shared.limits;
+    let deadline = Instant::now() + limits.deadline;
     // Only the NAT's own sockets may ask: anyone else on the host's
     // loopback has no origin and is closed.
     let origin = match conn.peer_addr() {
@@ -207,15 +320,22 @@ fn serve(mut conn: TcpStream, shared: &Shared) {
         bump(&shared.counters.refused);
         return;
     };
-    let _ = conn.set_read_timeout(Some(IDLE_TIMEOUT));
-    let _ = conn.set_write_timeout(Some(IDLE_TIMEOUT));
+    let Some(_slot) = ClientSlot::take(shared, &origin) else {
+        bump(&shared.counters.refused_per_client);
+        return;
+    };
     let _ = conn.set_nodelay(true);
     let mut upstream: Option<TcpStream> = None;
     let mut query = vec![0u8; u16::MAX as usize];
     let mut answer = vec![0u8; u16::MAX as usize + 2];
     loop {
-        let Some(len) = read_message(&mut conn, &mut query) else {
-            return;
+        let len = match read_message(&mut conn, &mut query, deadline, limits.idle) {
+            Ok(Some(len)) => len,
+            Ok(None) => return,
+            Err(TimedOut) => {
+                bump(&shared.counters.timed_out);
+                return;
+            }
         };
         bump(&shared.counters.queries);
         let q = &query[..len];
@@ -265,15 +385,87 @@ fn serve(mut conn: TcpStream, shared: &Shared) {
             },
         };
         answer[..2].copy_from_slice(&(n as u16).to_be_bytes());
+        let Some(left) = time_left(deadline) else {
+            bump(&shared.counters.timed_out);
+            return;
+        };
+        let _ = conn.set_write_timeout(Some(left.min(limits.idle)));
         if conn.write_all(&answer[..n + 2]).is_err() {
             return;
         }
     }
 }
 
-/// Reads one length-prefixed message into `buf`; None at end of stream,
-/// on timeout or error.
-fn read_message(s: &mut TcpStream, buf: &mut [u8]) -> Option<usize> {
+/// The connection ran out of time (idle, or past its deadline).
+struct TimedOut;
+
+/// What is left until `deadline`, if anything.
+fn time_left(deadline: Instant) -> Option<Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+}
+
+/// Reads exactly `buf.len()` bytes, each read waiting at most the idle
+/// timeout and never past `deadline`. `Ok(false)` at a clean end of stream
+/// before the first byte.
+fn read_full(
+    s: &mut TcpStream,
+    buf: &mut [u8],
+    deadline: Instant,
+    idle: Duration,
+) -> Result<bool, TimedOut> {
+    let mut got = 0;
+    while got < buf.len() {
+        let left = time_left(deadline).ok_or(TimedOut)?;
+        if s.set_read_timeout(Some(left.min(idle))).is_err() {
+            return Err(TimedOut);
+        }
+        match s.read(&mut buf[got..]) {
+            Ok(0) => return Ok(false),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(TimedOut)
+            }
+            Err(_) => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// Reads one length-prefixed query into `buf`, whole within the idle
+/// timeout (a query that arrives a byte at a time does not restart the
+/// clock) and the connection's deadline. `Ok(None)` at end of stream or
+/// on an error.
+fn read_message(
+    s: &mut TcpStream,
+    buf: &mut [u8],
+    deadline: Instant,
+    idle: Duration,
+) -> Result<Option<usize>, TimedOut> {
+    // The idle clock runs from the first byte we wait for, not per read.
+    let deadline = deadline.min(Instant::now() + idle);
+    let mut len = [0u8; 2];
+    if !read_full(s, &mut len, deadline, idle)? {
+        return Ok(None);
+    }
+    let len = u16::from_be_bytes(len) as usize;
+    if !read_full(s, &mut buf[..len], deadline, idle)? {
+        return Ok(None);
+    }
+    Ok(Some(len))
+}
+
+/// Reads one length-prefixed message from an upstream into `buf` (its
+/// socket's own timeouts bound the wait); None at end of stream, on
+/// timeout or error.
+fn read_reply(s: &mut TcpStream, buf: &mut [u8]) -> Option<usize> {
     let mut len = [0u8; 2];
     s.read_exact(&mut len).ok()?;
     let len = u16::from_be_bytes(len) as usize;
@@ -317,7 +509,7 @@ fn forward(
 /// One query and its answer; the answer must carry the query's id.
 fn exchange(s: &mut TcpStream, msg: &[u8], q: &[u8], out: &mut [u8]) -> Option<usize> {
     s.write_all(msg).ok()?;
-    let n = read_message(s, out)?;
+    let n = read_reply(s, out)?;
     (n >= 12 && out[0..2] == q[0..2] && out[2] & 0x80 != 0).then_some(n)
 }
 
@@ -343,7 +535,7 @@ mod tests {
         m.extend_from_slice(q);
         s.write_all(&m).unwrap();
         let mut buf = vec![0u8; 65535];
-        let n = read_message(s, &mut buf).expect("an answer");
+        let n = read_reply(s, &mut buf).expect("an answer");
         buf.truncate(n);
         buf
     }
@@ -358,7 +550,7 @@ mod tests {
         let gw = Ipv4Addr::new(172, 17, 0, 1);
         {
             let mut t = names.lock().unwrap();
-            t.network_added(1, "172.17.0.0/16".parse().unwrap());
+            t.network_added(1, "172.17.0.0/16".parse().unwrap(), false);
             for i in 0..100u8 {
                 let ip = Ipv4Addr::new(172, 17, 1, i);
                 t.add(1, ip, &format!("c{i}"), &[format!("c{i}"), "many".into()]);
@@ -399,5 +591,131 @@ mod tests {
         let mut b = [0u8; 2];
         assert_eq!(s.read(&mut b).unwrap_or(0), 0, "closed without answer");
         assert_eq!(srv.counters().refused, 1);
+    }
+
+    /// A server with short times, and a client connected to it as `client`.
+    fn server(limits: Limits) -> DnsTcp {
+        let names = Arc::new(Mutex::new(NameTable::default()));
+        names
+            .lock()
+            .unwrap()
+            .network_added(1, "172.17.0.0/16".parse().unwrap(), false);
+        DnsTcp::with_limits(names, Vec::new(), limits)
+    }
+
+    fn connect_as(srv: &DnsTcp, client: u8) -> TcpStream {
+        let s = TcpStream::connect(srv.addr().unwrap()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        srv.expect(
+            s.local_addr().unwrap().port(),
+            Origin {
+                net: 1,
+                client: Ipv4Addr::new(172, 17, 0, client),
+                gateway: Ipv4Addr::new(172, 17, 0, 1),
+            },
+        );
+        s
+    }
+
+    /// True if the server closed `s` (EOF or reset) within its read timeout.
+    fn closed(s: &mut TcpStream) -> bool {
+        let mut b = [0u8; 1];
+        matches!(s.read(&mut b), Ok(0) | Err(_))
+    }
+
+    #[test]
+    fn one_asker_cannot_hold_every_slot() {
+        let srv = server(Limits {
+            max_connections: 64,
+            per_client: 3,
+            ..Limits::default()
+        });
+        let mut held: Vec<TcpStream> = (0..3).map(|_| connect_as(&srv, 2)).collect();
+        // Each of the three is served.
+        for (i, s) in held.iter_mut().enumerate() {
+            let a = ask(s, &query("nothing", i as u16));
+            assert_eq!(&a[0..2], &(i as u16).to_be_bytes());
+        }
+        // A fourth from the same asker is closed unanswered...
+        let mut fourth = connect_as(&srv, 2);
+        let q = query("nothing", 9);
+        let mut m = (q.len() as u16).to_be_bytes().to_vec();
+        m.extend_from_slice(&q);
+        let _ = fourth.write_all(&m);
+        assert!(closed(&mut fourth), "over the per-client bound");
+        assert_eq!(srv.counters().refused_per_client, 1);
+        // ...while another container is still served.
+        let mut other = connect_as(&srv, 3);
+        assert_eq!(
+            &ask(&mut other, &query("nothing", 10))[0..2],
+            &10u16.to_be_bytes()
+        );
+        // A slot given back is free again.
+        drop(held.pop());
+        std::thread::sleep(Duration::from_millis(100));
+        let mut again = connect_as(&srv, 2);
+        assert_eq!(
+            &ask(&mut again, &query("nothing", 11))[0..2],
+            &11u16.to_be_bytes()
+        );
+    }
+
+    #[test]
+    fn a_trickling_client_is_cut_off_at_the_deadline() {
+        let srv = server(Limits {
+            idle: Duration::from_millis(400),
+            deadline: Duration::from_millis(1200),
+            ..Limits::default()
+        });
+        // A prompt client is answered twice on one connection.
+        let mut prompt = connect_as(&srv, 2);
+        ask(&mut prompt, &query("nothing", 1));
+        ask(&mut prompt, &query("nothing", 2));
+        // A query sent a byte every 150 ms never completes within the idle
+        // time (the clock is per query, not per read).
+        let mut slow = connect_as(&srv, 3);
+        let q = query("nothing", 3);
+        let mut m = (q.len() as u16).to_be_bytes().to_vec();
+        m.extend_from_slice(&q);
+        let t = Instant::now();
+        let mut cut = false;
+        for b in &m {
+            if slow.write_all(std::slice::from_ref(b)).is_err() {
+                cut = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(150));
+            if t.elapsed() > Duration::from_secs(3) {
+                break;
+            }
+        }
+        assert!(cut || closed(&mut slow), "the trickler was closed");
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        // Queries that each come whole keep a connection no longer than
+        // its deadline.
+        let mut steady = connect_as(&srv, 4);
+        let t = Instant::now();
+        let mut answered = 0;
+        while t.elapsed() < Duration::from_secs(3) {
+            let q = query("nothing", answered);
+            let mut m = (q.len() as u16).to_be_bytes().to_vec();
+            m.extend_from_slice(&q);
+            if steady.write_all(&m).is_err() {
+                break;
+            }
+            let mut buf = vec![0u8; 65535];
+            if read_reply(&mut steady, &mut buf).is_none() {
+                break;
+            }
+            answered += 1;
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(answered >= 2, "served until the deadline: {answered}");
+        assert!(
+            t.elapsed() < Duration::from_millis(2500),
+            "closed at the deadline: {:?}",
+            t.elapsed()
+        );
+        assert!(srv.counters().timed_out >= 2);
     }
 }

@@ -13,6 +13,7 @@ use std::os::fd::AsRawFd;
 
 use mio::Interest;
 
+use super::policy::Target;
 use super::table::{FlowId, FlowKey};
 use super::{
     emit_ipv4_to, inside_v4, outside_v4, sock, Emit, Endpoint, Flow, FlowState, Nat, Next, Proto,
@@ -97,6 +98,21 @@ impl Nat {
         let id = match self.table.lookup(&key) {
             Some(id) => id,
             None => {
+                // Echo to the gateway is answered by the gateway itself;
+                // what reaches here is routed, and the same destination
+                // rule as for TCP and UDP holds (port 0: no service).
+                if let Target::Refuse(r) = self.target_for(ep, ip.dst(), 0) {
+                    send_unreachable(
+                        &mut self.tx,
+                        ep,
+                        &key,
+                        protocol::ICMP,
+                        r.icmp_code(),
+                        &q,
+                        emit,
+                    );
+                    return Some(r.reason());
+                }
                 if self.table.flows_of(key.inside.ip()) >= self.cfg.max_flows_per_container {
                     self.counters.flows_refused_limit += 1;
                     send_unreachable(

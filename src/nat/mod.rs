@@ -16,6 +16,7 @@ pub mod dns;
 pub mod dns_tcp;
 pub mod forward;
 pub mod icmp;
+pub mod policy;
 pub mod sock;
 pub mod table;
 pub mod tcp;
@@ -88,6 +89,9 @@ pub struct Endpoint {
     pub gateway_ip: Ipv4Addr,
     pub mtu: u32,
     pub allow_host_loopback: bool,
+    /// Its network has no NAT (docker's `--internal`): only the gateway's
+    /// DNS is served.
+    pub internal: bool,
     /// The network it is on (for DNS: names resolve within networks).
     pub net: u32,
 }
@@ -114,6 +118,12 @@ crate::stats::counters! {
         udp_send_failed,
         icmp_unavailable,
         host_socket_failed,
+        /// Packets to the host's loopback as given (127.0.0.0/8, 0.0.0.0/8)
+        /// refused (policy::destination).
+        loopback_refused,
+        /// Packets from a source no host has (0.0.0.0, loopback, group
+        /// addresses, the gateway's own) refused.
+        bad_source_refused,
         dns_queries,
         dns_replies,
         dns_timeouts,
@@ -122,8 +132,15 @@ crate::stats::counters! {
         dns_nxdomain,
         dns_rate_limited,
         dns_malformed,
+        /// A query's own socket could not be made for an upstream.
+        dns_upstream_socket_failed,
+        /// Datagrams on a query's socket that were not its answer (another
+        /// source, id or question): forgery attempts, or late junk.
+        dns_answers_refused,
         dns_tcp_connections,
         dns_tcp_refused,
+        dns_tcp_refused_per_client,
+        dns_tcp_timed_out,
         dns_tcp_queries,
         dns_tcp_local_answers,
         dns_tcp_forwarded,
@@ -372,6 +389,10 @@ impl Nat {
             Ok(p) => p,
             Err(r) => return Some(r),
         };
+        if !policy::valid_source(ip.src(), ep.gateway_ip) {
+            self.counters.bad_source_refused += 1;
+            return Some(DropReason::SpoofedSrcIp);
+        }
         match ip.protocol() {
             protocol::TCP => self.tcp_outbound(ep, &ip, l4, &vnet, now, emit),
             protocol::UDP => self.udp_outbound(ep, &ip, l4, now, emit),
@@ -380,19 +401,15 @@ impl Nat {
         }
     }
 
-    /// The address a flow's host socket connects to: the destination
-    /// itself, or for the gateway's own address the host's loopback (when
-    /// the endpoint may reach it) or, for TCP to port 53, the embedded
-    /// DNS's TCP server.
-    fn target_for(&self, ep: &Endpoint, dst: Ipv4Addr, port: u16) -> Option<SocketAddr> {
-        if dst != ep.gateway_ip {
-            return Some(SocketAddr::from((dst, port)));
+    /// Where a new flow's host socket may connect: `policy::destination`,
+    /// with refusals counted. `Dns` is for the caller to resolve (UDP to
+    /// the forwarder, TCP to the DNS-over-TCP server).
+    fn target_for(&mut self, ep: &Endpoint, dst: Ipv4Addr, port: u16) -> policy::Target {
+        let t = policy::destination(ep, dst, port);
+        if let policy::Target::Refuse(policy::Refusal::HostLoopback) = t {
+            self.counters.loopback_refused += 1;
         }
-        if port == 53 {
-            return self.dns.tcp_target();
-        }
-        ep.allow_host_loopback
-            .then(|| SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+        t
     }
 
     /// Ends a batch of frames from the containers: what was deferred while
@@ -446,6 +463,8 @@ impl Nat {
         let t = self.dns.tcp_counters();
         c.dns_tcp_connections = t.connections;
         c.dns_tcp_refused = t.refused;
+        c.dns_tcp_refused_per_client = t.refused_per_client;
+        c.dns_tcp_timed_out = t.timed_out;
         c.dns_tcp_queries = t.queries;
         c.dns_tcp_local_answers = t.local_answers;
         c.dns_tcp_forwarded = t.forwarded;
@@ -455,10 +474,15 @@ impl Nat {
     }
 
     /// A poll event on a DNS upstream socket.
-    pub fn on_dns_event(&mut self, token: usize, now: Time, emit: &mut dyn Emit) {
+    pub fn on_dns_event(&mut self, token: usize, _now: Time, emit: &mut dyn Emit) {
         let i = token - DNS_TOKEN_BASE;
-        self.dns
-            .on_readable(i, now, &mut self.tx, emit, &mut self.counters);
+        self.dns.on_readable(
+            i,
+            self.registry.as_ref(),
+            &mut self.tx,
+            emit,
+            &mut self.counters,
+        );
     }
 
     /// Timers: retransmissions toward containers, idle flows, DNS queries.
@@ -509,13 +533,15 @@ impl Nat {
                 self.remove_flow(id, Next::Abort, emit);
             }
         }
-        self.dns.tick(now, &mut self.counters);
+        self.dns
+            .tick(now, self.registry.as_ref(), &mut self.counters);
     }
 
     /// A port left: its published ports close (freeing the host ports)
     /// and its flows go, host sides reset.
     pub fn port_removed(&mut self, port: PortId, emit: &mut dyn Emit) {
         self.remove_forwards_of(port);
+        self.dns.port_removed(port, self.registry.as_ref());
         for id in self.table.owned_by(port) {
             // No frame can reach the container any more: close quietly.
             self.busy.retain(|b| *b != id);

@@ -33,16 +33,15 @@ fn v4(a: SocketAddr) -> io::Result<SocketAddrV4> {
     }
 }
 
-/// A new non-blocking, close-on-exec socket.
+/// A new non-blocking, close-on-exec IPv4 socket.
 pub fn socket(ty: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
+    socket_of(libc::AF_INET, ty, proto)
+}
+
+/// A new non-blocking, close-on-exec socket of `family`.
+fn socket_of(family: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2); the result is owned at once.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_INET,
-            ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            proto,
-        )
-    };
+    let fd = unsafe { libc::socket(family, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, proto) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -268,9 +267,11 @@ pub fn udp_connect(to: SocketAddr) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
-/// An unbound UDP socket (DNS upstream queries).
-pub fn udp_socket() -> io::Result<OwnedFd> {
-    socket(libc::SOCK_DGRAM, libc::IPPROTO_UDP)
+/// An unbound UDP socket of either family (a DNS query's own: the kernel
+/// binds it to a random port at the first send).
+pub fn udp_socket(v6: bool) -> io::Result<OwnedFd> {
+    let family = if v6 { libc::AF_INET6 } else { libc::AF_INET };
+    socket_of(family, libc::SOCK_DGRAM, libc::IPPROTO_UDP)
 }
 
 /// An unprivileged ICMP echo socket; fails with EACCES when the host's

@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use mio::Interest;
 
+use super::policy::Target;
 use super::table::{FlowId, FlowKey};
 use super::{
     emit_ipv4_to, finish_frame, outside_v4, sock, Emit, Endpoint, Flow, FlowState, Gso, Nat, Next,
@@ -729,10 +730,25 @@ impl Nat {
             reset_for(&seg, &key, ep, &mut self.tx, emit);
             return Some(DropReason::NoFlow);
         }
-        let Some(target) = self.target_for(ep, ip.dst(), key.outside.port()) else {
-            // The gateway's own address with host loopback off.
-            reset_for(&seg, &key, ep, &mut self.tx, emit);
-            return Some(DropReason::NotServed);
+        let dns = match self.target_for(ep, ip.dst(), key.outside.port()) {
+            Target::Connect(t) => Some(t),
+            Target::Dns => None,
+            Target::Refuse(r) => {
+                // The destination says no: a refused connect, at once.
+                reset_for(&seg, &key, ep, &mut self.tx, emit);
+                return Some(r.reason());
+            }
+        };
+        let target = match dns {
+            Some(t) => t,
+            // The embedded DNS's TCP server (on the host's loopback, ours).
+            None => match self.dns.tcp_target() {
+                Some(t) => t,
+                None => {
+                    reset_for(&seg, &key, ep, &mut self.tx, emit);
+                    return Some(DropReason::NotServed);
+                }
+            },
         };
         if self.table.flows_of(key.inside.ip()) >= self.cfg.max_flows_per_container {
             self.counters.flows_refused_limit += 1;
@@ -747,7 +763,7 @@ impl Nat {
                 return None;
             }
         };
-        if ip.dst() == ep.gateway_ip && key.outside.port() == 53 {
+        if dns.is_none() {
             // The embedded DNS's TCP server: tell it who is asking.
             if let Ok(SocketAddr::V4(local)) = sock::local_addr(sock.as_raw_fd()) {
                 let origin = super::dns::Origin {

@@ -10,6 +10,7 @@ use std::os::fd::AsRawFd;
 
 use mio::Interest;
 
+use super::policy::Target;
 use super::table::{FlowId, FlowKey};
 use super::{
     emit_ipv4_to, finish_frame, inside_v4, outside_v4, sock, Emit, Endpoint, Flow, FlowState, Nat,
@@ -138,35 +139,38 @@ impl Nat {
             return Some(DropReason::MalformedPacket);
         };
         let (dst, dport) = (ip.dst(), u.dst_port());
-        if dst == ep.gateway_ip && dport == 53 {
-            let registry = self.registry.as_ref();
-            return self.dns.query(
-                ep,
-                ip.src(),
-                u.src_port(),
-                u.payload(),
-                now,
-                registry,
-                &mut self.tx,
-                emit,
-                &mut self.counters,
-            );
-        }
         let key = udp_key(ip, &u);
         let id = match self.udp_lookup(&key, now) {
             Some(id) => id,
             None => {
-                let Some(target) = self.target_for(ep, dst, dport) else {
-                    super::icmp::send_unreachable(
-                        &mut self.tx,
-                        ep,
-                        &key,
-                        protocol::UDP,
-                        unreachable::PORT,
-                        &quote(&key),
-                        emit,
-                    );
-                    return Some(DropReason::NotServed);
+                let target = match self.target_for(ep, dst, dport) {
+                    Target::Connect(t) => t,
+                    Target::Dns => {
+                        let registry = self.registry.as_ref();
+                        return self.dns.query(
+                            ep,
+                            ip.src(),
+                            u.src_port(),
+                            u.payload(),
+                            now,
+                            registry,
+                            &mut self.tx,
+                            emit,
+                            &mut self.counters,
+                        );
+                    }
+                    Target::Refuse(r) => {
+                        super::icmp::send_unreachable(
+                            &mut self.tx,
+                            ep,
+                            &key,
+                            protocol::UDP,
+                            r.icmp_code(),
+                            &quote(&key),
+                            emit,
+                        );
+                        return Some(r.reason());
+                    }
                 };
                 if self.table.flows_of(key.inside.ip()) >= self.cfg.max_flows_per_container {
                     self.counters.flows_refused_limit += 1;

@@ -26,9 +26,17 @@ pub fn gw_mac() -> MacAddr {
 
 /// An Ethernet frame of `len` bytes (at least 14) from `src` to `dst`
 /// carrying an IPv4 header when there is room.
+/// A frame of `len` bytes from `src` to `dst`, EtherType IPv4, zeroes
+/// after the header except for the IPv4 source address: the address a
+/// docker MAC (02:42 + IPv4) stands for, so an endpoint's port security
+/// lets it pass (0.0.0.0 may only ask DHCP).
 pub fn eth(dst: MacAddr, src: MacAddr, len: usize) -> Vec<u8> {
     let mut f = vec![0u8; len.max(14)];
     emit_header(&mut f, dst, src, ethertype::IPV4);
+    if src.0[..2] == [0x02, 0x42] && f.len() >= 30 {
+        f[14] = 0x45;
+        f[26..30].copy_from_slice(&src.0[2..6]);
+    }
     f
 }
 

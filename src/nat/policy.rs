@@ -1,0 +1,259 @@
+//! What the NAT may do on a container's behalf: the one place that decides,
+//! from a packet's addresses alone, whether a host socket may be opened and
+//! where it connects. Validation apart from application: `tcp`, `udp` and
+//! `icmp` ask here first and only then touch a socket.
+//!
+//! The rule a docker container lives by, and why each part matters:
+//!
+//! * **The host's loopback is never a destination as given.** The host
+//!   socket lives in the daemon's network namespace, so `connect()` to
+//!   127.0.0.1, to anything in 127.0.0.0/8, or to 0.0.0.0 (which Linux
+//!   treats as "this host") would reach services that bound themselves to
+//!   loopback precisely so that nothing outside the host could. A container
+//!   is root in its own namespaces and can put any destination in a frame
+//!   it sends to the gateway's MAC, so the check is on the packet, not on
+//!   the container's routing table. The host's loopback is reached only
+//!   through the gateway's own address, and only for an endpoint that may
+//!   (`allow_host_loopback`, slirp4netns's and pasta's opt-in).
+//! * **Broadcast and multicast are never routed.** The gateway already
+//!   drops them; this is the same rule again where a socket would be made.
+//! * **The host's other addresses stay reachable**, as they are from a
+//!   docker container (its bridge's address, the host's LAN address): that
+//!   is how a container reaches a service the host publishes.
+//! * **Sources must be a host's.** An endpoint's source is pinned by port
+//!   security; a trusted uplink's is not, and 0.0.0.0, loopback, broadcast,
+//!   multicast or the gateway's own address as a source would share flow
+//!   keys and limits that are not theirs.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use super::Endpoint;
+use crate::stats::DropReason;
+
+/// True for an address the host treats as itself on its loopback: IPv4
+/// 127.0.0.0/8 and 0.0.0.0/8, IPv6 `::1` and `::`, and the IPv4-mapped
+/// forms of those (`::ffff:127.0.0.1` reaches 127.0.0.1 on a dual-stack
+/// socket).
+pub fn is_host_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => is_host_local_v4(a),
+        IpAddr::V6(a) => is_host_local_v6(a),
+    }
+}
+
+fn is_host_local_v4(a: Ipv4Addr) -> bool {
+    a.is_loopback() || a.octets()[0] == 0
+}
+
+fn is_host_local_v6(a: Ipv6Addr) -> bool {
+    if a.is_loopback() || a.is_unspecified() {
+        return true;
+    }
+    // IPv4-mapped (::ffff:a.b.c.d) and the deprecated IPv4-compatible
+    // (::a.b.c.d) forms.
+    let s = a.segments();
+    let mapped = s[..5] == [0; 5] && s[5] == 0xffff;
+    let compat = s[..6] == [0; 6];
+    (mapped || compat)
+        && is_host_local_v4(Ipv4Addr::new(
+            (s[6] >> 8) as u8,
+            s[6] as u8,
+            (s[7] >> 8) as u8,
+            s[7] as u8,
+        ))
+}
+
+/// Where a routed packet may go, if anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Open a host socket to this address.
+    Connect(SocketAddr),
+    /// The embedded DNS (the gateway's port 53).
+    Dns,
+    /// Refused: answer with a RST (TCP) or an ICMP error, count `reason`.
+    Refuse(Refusal),
+}
+
+/// Why a destination is refused, and how the container is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The host's loopback addressed directly (never allowed), or 0.0.0.0.
+    HostLoopback,
+    /// The gateway's own address on a port nobody serves there (host
+    /// loopback off, or a network without NAT).
+    NotServed,
+    /// Broadcast or multicast: never routed.
+    NotRoutable,
+}
+
+impl Refusal {
+    pub fn reason(self) -> DropReason {
+        match self {
+            Refusal::HostLoopback => DropReason::HostLoopback,
+            Refusal::NotServed => DropReason::NotServed,
+            Refusal::NotRoutable => DropReason::NotServed,
+        }
+    }
+
+    /// The ICMP destination-unreachable code for UDP and ICMP echo (TCP
+    /// gets a RST): administratively prohibited for what policy refuses,
+    /// port unreachable for a port nobody serves.
+    pub fn icmp_code(self) -> u8 {
+        use crate::wire::icmpv4::unreachable;
+        match self {
+            Refusal::HostLoopback | Refusal::NotRoutable => unreachable::ADMIN_PROHIBITED,
+            Refusal::NotServed => unreachable::PORT,
+        }
+    }
+}
+
+/// Where a packet from `ep` to `dst`:`port` may go. `port` 53 on the
+/// gateway's address is the embedded DNS; the gateway's address otherwise
+/// means the host's loopback, where the endpoint may reach it; any other
+/// destination is connected to as given, unless it is the host's loopback,
+/// broadcast or multicast.
+pub fn destination(ep: &Endpoint, dst: Ipv4Addr, port: u16) -> Target {
+    if dst == ep.gateway_ip {
+        if port == 53 {
+            return Target::Dns;
+        }
+        if ep.allow_host_loopback && !ep.internal {
+            return Target::Connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+        }
+        return Target::Refuse(Refusal::NotServed);
+    }
+    if ep.internal {
+        // No NAT on this network: only the gateway's DNS is served. (The
+        // gateway answers routed traffic itself; this is the same rule
+        // where a socket would be opened.)
+        return Target::Refuse(Refusal::NotServed);
+    }
+    if is_host_local_v4(dst) {
+        return Target::Refuse(Refusal::HostLoopback);
+    }
+    if dst.is_broadcast() || dst.is_multicast() {
+        return Target::Refuse(Refusal::NotRoutable);
+    }
+    Target::Connect(SocketAddr::from((dst, port)))
+}
+
+/// Whether `src` may be the source of a flow from an endpoint with
+/// gateway `gateway`: a unicast host that is not the gateway itself.
+pub fn valid_source(src: Ipv4Addr, gateway: Ipv4Addr) -> bool {
+    !(is_host_local_v4(src)
+        || src.is_broadcast()
+        || src.is_multicast()
+        || src == gateway
+        // 240.0.0.0/4, reserved; 255.255.255.255 is in it too.
+        || src.octets()[0] >= 240)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::port::PortId;
+    use crate::wire::MacAddr;
+
+    const GW: Ipv4Addr = Ipv4Addr::new(172, 17, 0, 1);
+
+    fn ep(allow: bool, internal: bool) -> Endpoint {
+        Endpoint {
+            port: PortId(0),
+            mac: MacAddr([2, 0x42, 172, 17, 0, 2]),
+            ip: Ipv4Addr::new(172, 17, 0, 2),
+            gateway_mac: MacAddr::docker_from_ipv4(GW),
+            gateway_ip: GW,
+            mtu: 1500,
+            allow_host_loopback: allow,
+            internal,
+            net: 0,
+        }
+    }
+
+    #[test]
+    fn host_local_addresses() {
+        for a in ["127.0.0.1", "127.1.2.3", "0.0.0.0", "0.1.2.3", "::1", "::"] {
+            assert!(is_host_local(a.parse().unwrap()), "{a}");
+        }
+        for a in ["::ffff:127.0.0.1", "::ffff:0.0.0.0", "::127.0.0.1"] {
+            assert!(is_host_local(a.parse().unwrap()), "{a}");
+        }
+        for a in [
+            "10.0.0.1",
+            "172.17.0.1",
+            "::ffff:10.0.0.1",
+            "fd00::1",
+            "1.0.0.0",
+        ] {
+            assert!(!is_host_local(a.parse().unwrap()), "{a}");
+        }
+    }
+
+    #[test]
+    fn loopback_is_refused_as_given_and_reached_only_through_the_gateway() {
+        for dst in [
+            Ipv4Addr::LOCALHOST,
+            Ipv4Addr::new(127, 9, 9, 9),
+            Ipv4Addr::UNSPECIFIED,
+        ] {
+            for allow in [false, true] {
+                assert_eq!(
+                    destination(&ep(allow, false), dst, 22),
+                    Target::Refuse(Refusal::HostLoopback),
+                    "{dst} allow={allow}"
+                );
+            }
+        }
+        assert_eq!(
+            destination(&ep(false, false), GW, 22),
+            Target::Refuse(Refusal::NotServed)
+        );
+        assert_eq!(
+            destination(&ep(true, false), GW, 22),
+            Target::Connect("127.0.0.1:22".parse().unwrap())
+        );
+        assert_eq!(destination(&ep(false, false), GW, 53), Target::Dns);
+    }
+
+    #[test]
+    fn other_destinations_and_group_addresses() {
+        assert_eq!(
+            destination(&ep(false, false), Ipv4Addr::new(10, 200, 0, 1), 80),
+            Target::Connect("10.200.0.1:80".parse().unwrap())
+        );
+        for dst in [Ipv4Addr::BROADCAST, Ipv4Addr::new(224, 0, 0, 251)] {
+            assert_eq!(
+                destination(&ep(false, false), dst, 5353),
+                Target::Refuse(Refusal::NotRoutable)
+            );
+        }
+    }
+
+    #[test]
+    fn internal_networks_serve_only_dns() {
+        assert_eq!(destination(&ep(true, true), GW, 53), Target::Dns);
+        assert_eq!(
+            destination(&ep(true, true), GW, 22),
+            Target::Refuse(Refusal::NotServed)
+        );
+        assert_eq!(
+            destination(&ep(false, true), Ipv4Addr::new(10, 0, 0, 1), 80),
+            Target::Refuse(Refusal::NotServed)
+        );
+    }
+
+    #[test]
+    fn sources() {
+        assert!(valid_source(Ipv4Addr::new(172, 17, 0, 2), GW));
+        for s in [
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::LOCALHOST,
+            Ipv4Addr::BROADCAST,
+            Ipv4Addr::new(224, 0, 0, 1),
+            Ipv4Addr::new(240, 0, 0, 1),
+            GW,
+        ] {
+            assert!(!valid_source(s, GW), "{s}");
+        }
+    }
+}
