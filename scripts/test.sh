@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The README's test command: sets up what the tests need, then runs
+# `cargo test "$@"` (so `scripts/test.sh --test networks dhcp` works).
+#
+# As root (on Debian) it installs those of the tests' peers that are
+# missing, opens /dev/net/tun to all, creates the unprivileged user the
+# rootless tests run as (LANYARD_TEST_USER, lanyard-ci unless set), allows
+# unprivileged ICMP sockets and makes sure new network namespaces get IPv6
+# loopback; when they do, it sets LANYARD_REQUIRE_IPV6=1 so the IPv6 test
+# fails rather than skips.
+# As any other user it changes nothing: if a tool is missing it names the
+# tool and its package on one line and exits 1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# udhcpc (and on some systems ip) live in sbin, which a normal user's PATH
+# lacks; the tests call them by name.
+for d in /usr/sbin /sbin; do
+    case ":$PATH:" in *":$d:"*) ;; *) PATH="$PATH:$d" ;; esac
+done
+export PATH
+
+# What the tests run, and the Debian package each comes from.
+TOOLS="ping:iputils-ping ip:iproute2 unshare:util-linux nsenter:util-linux
+setpriv:util-linux python3:python3 dig:dnsutils udhcpc:udhcpc"
+PACKAGES="iputils-ping iproute2 util-linux python3 ca-certificates dnsutils udhcpc"
+
+note() { printf 'test.sh: %s\n' "$*" >&2; }
+
+if [ "$(id -u)" = 0 ]; then
+    if command -v apt-get >/dev/null 2>&1; then
+        # Installed already (a second run, or a CI pass after the first)?
+        # Then nothing to fetch.
+        absent=""
+        for p in $PACKAGES; do
+            status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+            [ "$status" = "install ok installed" ] || absent="$absent $p"
+        done
+        if [ -n "$absent" ]; then
+            note "installing the test peers (not installed:$absent)"
+            export DEBIAN_FRONTEND=noninteractive
+            apt-get update -q
+            # util-linux (unshare, nsenter, setpriv) and iproute2 are on
+            # every Debian but are named so a slimmer image fails here
+            # rather than in a test.
+            apt-get install -y -q --no-install-recommends $PACKAGES
+        fi
+    fi
+    # Rootless TAP creation needs the device open to all, as on most hosts.
+    if [ ! -e /dev/net/tun ]; then
+        mkdir -p /dev/net
+        mknod /dev/net/tun c 10 200
+    fi
+    chmod 0666 /dev/net/tun
+    # The unprivileged user the rootless tests run as.
+    export LANYARD_TEST_USER="${LANYARD_TEST_USER:-lanyard-ci}"
+    if ! id "$LANYARD_TEST_USER" >/dev/null 2>&1; then
+        useradd --system --no-create-home --shell /usr/sbin/nologin "$LANYARD_TEST_USER"
+    fi
+    # Unprivileged ICMP sockets (ping without raw sockets).
+    sysctl -qw net.ipv4.ping_group_range="0 2147483647" || note "could not set net.ipv4.ping_group_range"
+    # IPv6 loopback in new network namespaces, for the [::1] published-port
+    # test. (No /proc/sys/net/ipv6 at all means IPv6 is off at boot.)
+    sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0 2>/dev/null ||
+        note "could not enable IPv6 (booted with ipv6.disable=1?)"
+fi
+
+missing=""
+for t in $TOOLS; do
+    command -v "${t%%:*}" >/dev/null 2>&1 ||
+        missing="${missing:+$missing, }${t%%:*} (apt-get install ${t#*:})"
+done
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "missing: $missing; install them and run this script again" >&2
+    else
+        echo "missing: $missing; run this script as root to install them" >&2
+    fi
+    exit 1
+fi
+
+if [ "$(id -u)" = 0 ]; then
+    lo6=$(unshare -n sh -c 'ip link set lo up; ip -6 addr show dev lo' 2>/dev/null || true)
+    case "$lo6" in
+    *::1*) export LANYARD_REQUIRE_IPV6=1 ;;
+    *) note "new network namespaces have no IPv6 loopback: the IPv6 test will skip" ;;
+    esac
+elif [ ! -r /dev/net/tun ] || [ ! -w /dev/net/tun ]; then
+    note "/dev/net/tun is not open to you: the rootless tests will fail (run this script as root to fix it)"
+fi
+
+exec cargo test "$@"
