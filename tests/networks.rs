@@ -351,8 +351,15 @@ grep lease vm.out
 # the gateway in its ARP cache: udhcpc sends the release unicast and then
 # flushes the address, which drops a release still waiting for ARP.)
 $V ping -c 1 -W 5 172.17.0.1 > /dev/null && echo "vm reaches gateway"
-# A container with an address from run asks too: the same address.
-run --name asker -- sh -c "timeout 20 udhcpc -f -q -n -i eth0 -s $PWD/hook.sh 2>/dev/null | grep lease; ip -br addr show eth0"
+# A container with an address from run asks too: it must be leased the
+# address IPAM gave it (eth0's address before udhcpc touches it, and what
+# `network inspect` says).
+bg_run --name asker -- sh -c "echo \"asker eth0 from run: \$(ip -o -4 addr show eth0 | awk '{print \$4}')\"; while [ ! -e $PWD/ask ]; do sleep 0.1; done; timeout 20 udhcpc -f -q -n -i eth0 -s $PWD/hook.sh 2>/dev/null | grep lease; ip -br addr show eth0" > asker.out
+on_network asker default
+$B network inspect --socket $S default | python3 -c 'import json,sys; print("asker in inspect:", [c["IPv4Address"] for c in json.load(sys.stdin)[0]["Containers"].values() if c["Name"] == "asker"][0])'
+touch ask
+wait $CPID
+cat asker.out
 # The VM releases its lease; its address goes back to the pool.
 kill $VMC
 until_ok sh -c "$B stats --socket $S --json | grep -q '\"releases\": 1'"
@@ -370,21 +377,19 @@ $B stats --socket $S --json | python3 -c 'import json,sys; d=json.load(sys.stdin
         vm.contains("172.17.0.3/16 router=172.17.0.1 dns=172.17.0.1 mtu=65520"),
         "{vm}"
     );
-    let asker = out
-        .lines()
-        .find(|l| l.starts_with("lease eth0 "))
-        .expect("container lease");
-    let asker_ip = asker
-        .split_whitespace()
-        .nth(2)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap();
-    assert!(
-        out.contains(&format!("{asker_ip}/16")),
-        "the same address as run gave: {out}"
-    );
+    // The container's lease is the address IPAM gave it: the one eth0 had
+    // from run before udhcpc, and the one `network inspect` shows.
+    let leased = line(&out, "lease eth0 ").split_whitespace().nth(2).unwrap();
+    let from_run = line(&out, "asker eth0 from run: ")
+        .trim_start_matches("asker eth0 from run: ")
+        .trim();
+    let inspected = line(&out, "asker in inspect: ")
+        .trim_start_matches("asker in inspect: ")
+        .trim();
+    assert_eq!(from_run, inspected, "{out}");
+    assert_eq!(leased, inspected, "the lease is IPAM's address: {out}");
+    // static .2, the VM .3: the asker is .4.
+    assert_eq!(inspected, "172.17.0.4/16", "{out}");
     // After the release, .3 is free again for the next container.
     let next = out.lines().rfind(|l| l.starts_with("eth0")).unwrap();
     assert!(next.contains("172.17.0.3/16"), "{out}");
