@@ -1,6 +1,7 @@
 //! End-to-end: real `lanyard run` containers in namespaces the tests make,
 //! real peers (ping, python sockets, ip), a real daemon over its control
-//! socket; as the current user (root in CI) and as an unprivileged user.
+//! socket; each test as the current user (root in CI) or as an unprivileged
+//! user (`As::Unprivileged`), the embedded-switch ping test as both.
 //! Traffic only between namespaces these tests created.
 
 mod common;

@@ -1,9 +1,10 @@
 //! Egress NAT end to end: containers reach an "outside" host through
 //! lanyard's host sockets. Each scenario runs inside a user + network
-//! namespace made for it (`unshare -Urn`, as the unprivileged user when the
-//! tests run as root): that namespace plays the host, a second one behind a
-//! veth plays the outside world (10.200.0.2), and lanyard's daemon runs in
-//! the first. Traffic goes only between them and to their loopback.
+//! namespace made for it (`unshare -Urn`; for the `As::Unprivileged` ones
+//! run as root, as `LANYARD_TEST_USER`): that namespace plays the host, a
+//! second one behind a veth plays the outside world (10.200.0.2), and
+//! lanyard's daemon runs in the first. Traffic goes only between them and
+//! to their loopback.
 
 mod common;
 

@@ -1,7 +1,8 @@
-//! End-to-end test harness: runs the real `lanyard` binary (as the current
-//! user, or — when the tests run as root — also as an unprivileged user via
-//! setpriv), every wait bounded, every process it started killed by PID when
-//! the test ends, pass or fail.
+//! End-to-end test harness: runs the real `lanyard` binary as the user each
+//! test asks for (`As::Me`: whoever runs the tests; `As::Unprivileged`: when
+//! the tests run as root, `LANYARD_TEST_USER` via setpriv), every wait
+//! bounded, every process it started killed by PID when the test ends, pass
+//! or fail.
 
 #![allow(dead_code)]
 

@@ -1,6 +1,6 @@
 //! Scenarios with an "outside" world: a user + network namespace made for
-//! the test (`unshare -Urn`, as the unprivileged user when the tests run as
-//! root) plays the host and runs lanyard's daemon; a second namespace behind
+//! the test (`unshare -Urn`; for an `As::Unprivileged` scenario run as root,
+//! as `LANYARD_TEST_USER`) plays the host and runs lanyard's daemon; a second namespace behind
 //! a veth (10.200.0.2) plays the outside. Traffic stays between them and on
 //! their loopback.
 
