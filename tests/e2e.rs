@@ -247,12 +247,25 @@ fn names_are_unique_and_bad_arguments_exit_2() {
     a.wait_for_output("up", T);
     let o = output_within(&mut env.run_in(&["--name", "dup"], &["true"]), T);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("already in use"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the name 'dup' is already in use"),
+        "{}",
+        stderr(&o)
+    );
     let o = output_within(&mut env.run_in(&["--ip", "172.17.0.2"], &["true"]), T);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("--ip"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--ip: 172.17.0.2 is already in use"),
+        "{}",
+        stderr(&o)
+    );
     let o = output_within(&mut env.run_in(&["--ip", "10.1.1.1"], &["true"]), T);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("outside the network's subnet"),
+        "{}",
+        stderr(&o)
+    );
     let o = output_within(&mut env.run_in(&["--network", "nope"], &["true"]), T);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--network"), "{}", stderr(&o));
@@ -489,7 +502,10 @@ fn a_failed_attach_changes_nothing() {
         }),
         &[],
     );
-    assert!(matches!(r, Err(ClientError::Control(_))), "{r:?}");
+    match r {
+        Err(ClientError::Control(e)) => assert!(e.message.contains("must carry a TAP fd"), "{e}"),
+        other => panic!("attach without an fd: {other:?}"),
+    }
     let o = output_within(
         &mut env.run_in(&["--name", "ghost0"], &["sh", "-c", "ip -o addr show eth0"]),
         T,
@@ -522,6 +538,14 @@ fn run_refuses_a_daemon_of_another_user() {
         T,
     ));
     assert!(v[0]["Containers"].as_object().unwrap().is_empty());
+    // The daemon's own user runs on the same socket: it was the user that
+    // was refused, not a daemon that takes no one.
+    let o = output_within(
+        &mut theirs.run_in(&[], &["sh", "-c", "ip -o addr show eth0"]),
+        T,
+    );
+    assert_ok(&o, "run as the daemon's own user");
+    assert!(stdout(&o).contains("172.17.0.2/16"), "{}", stdout(&o));
 }
 
 /// Logging to a closed pipe (`lanyard daemon 2>&1 | head -1`, a dead log

@@ -107,23 +107,28 @@ fn refused_and_unreachable_connects_fail_at_once() {
         As::Me,
         DEFAULT,
         r#"
+server echo echo 9002
 run -- python3 -c '
 import socket, time
-for host, port in (("10.200.0.2", 9999), ("10.201.0.9", 80)):
+for host, port in (("10.200.0.2", 9002), ("10.200.0.2", 9999), ("10.201.0.9", 80)):
     t = time.time()
     try:
         socket.create_connection((host, port), timeout=10)
-        print(host, "connected?!")
+        print(host, port, "connected")
     except OSError as e:
-        print(host, "errno", e.errno, "fast" if time.time() - t < 3 else "slow")
+        print(host, port, "errno", e.errno, "fast" if time.time() - t < 3 else "slow")
 '
 "#,
     );
+    // The same container reaches a listening port on the same host, so
+    // the refusal next to it is the remote's closed port, not a broken path.
+    assert!(out.contains("10.200.0.2 9002 connected"), "{out}");
     // Refused: a RST, at once.
-    assert!(out.contains("10.200.0.2 errno 111 fast"), "{out}");
+    assert!(out.contains("10.200.0.2 9999 errno 111 fast"), "{out}");
     // No route on the host: an ICMP unreachable, at once, not a hang.
     assert!(
-        out.contains("10.201.0.9 errno 113 fast") || out.contains("10.201.0.9 errno 101 fast"),
+        out.contains("10.201.0.9 80 errno 113 fast")
+            || out.contains("10.201.0.9 80 errno 101 fast"),
         "{out}"
     );
 }
@@ -227,8 +232,10 @@ try:
             break
         n += len(d)
     print("download ended with EOF after", n)
+except socket.timeout:
+    print("download hung after", n)
 except OSError as e:
-    print("download ended with", e)
+    print("download ended with", e, "after", n)
 ' > download.out 2>&1 &
 C=$!
 sleep 1.5
@@ -245,7 +252,17 @@ sleep 0.5
 cat sink.out
 "#,
     );
-    assert!(out.contains("download ended with"), "{out}");
+    // It got data before the remote went, and then an end (EOF or reset),
+    // not the 20 s timeout.
+    let download = line(&out, "download ");
+    assert!(download.starts_with("download ended with"), "{out}");
+    let got: u64 = download
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("{out}"));
+    assert!(got > 0, "{out}");
     assert!(out.contains("flows left 0"), "{out}");
     assert!(out.contains("sink error") || out.contains("sink "), "{out}");
 }

@@ -53,8 +53,10 @@ $B port ls --socket $S web
         line(&out, "tcp lo 81:").contains("peer 172.17.0.1:"),
         "{out}"
     );
+    // From outside, 8080 (all addresses) answers and 8081 (127.0.0.1
+    // only) is refused: nothing listens there on 10.200.0.1.
     assert!(
-        !line(&out, "tcp out 81:").contains("peer"),
+        line(&out, "tcp out 81:").contains("Connection refused"),
         "bound to 127.0.0.1 only: {out}"
     );
     assert!(line(&out, "udp lo:").contains("peer 172.17.0.1:"), "{out}");
@@ -135,7 +137,7 @@ echo "new connection after rm: $(python3 $P ask 127.0.0.1 7070 2>&1 | tail -1)"
 touch removed
 wait $L
 cat long.out
-echo "ls after rm: [$($B port ls --socket $S svc)]"
+LS=$($B port ls --socket $S svc); echo "ls after rm: [$LS]"
 "#,
     );
     assert!(out.contains("svc\t7000/tcp -> 0.0.0.0:7070"), "{out}");
@@ -190,39 +192,65 @@ fn bad_specs_and_busy_ports_change_nothing() {
 python3 -c 'import socket,time; s=socket.socket(); s.bind(("0.0.0.0",8095)); s.listen(); print("ready",flush=True); time.sleep(60)' > busy.out & PIDS="$PIDS $!"
 waitfor busy.out
 set +e
-run -p 8094:80 -p 8095:80 -- true 2> err1; echo "busy rc=$?"; cat err1
+run -p 8094:80 -p 8095:80 -- true 2> err1; echo "run busy rc=$? $(tr '\n' ' ' < err1)"
 # 8094 was bound first and must have been released again.
 python3 -c 'import socket; s=socket.socket(); s.bind(("0.0.0.0",8094)); print("8094 free again")'
 for spec in 80:80:80:80 8000-8001:80 0:80 70000:80 8080:80/sctp banana; do
-  run -p $spec -- true 2> err2; echo "spec $spec rc=$?"; head -1 err2
+  run -p $spec -- true 2> err2; echo "spec $spec rc=$? $(head -1 err2)"
 done
 bg_run --name ok -- sleep 30
 until_ok sh -c "$B network inspect --socket $S | grep -q '\"ok\"'"
-$B port add --socket $S ok 8095:80 2> err3; echo "port add busy rc=$?"; cat err3
-$B port add --socket $S ok nonsense 2> err4; echo "port add bad rc=$?"
-$B port add --socket $S nobody 8097:80 2> err5; echo "port add unknown rc=$?"; cat err5
-echo "ls: [$($B port ls --socket $S ok)]"
+$B port add --socket $S ok 8095:80 2> err3; echo "port add busy rc=$? $(tr '\n' ' ' < err3)"
+$B port add --socket $S ok nonsense 2> err4; echo "port add bad rc=$? $(head -1 err4)"
+$B port add --socket $S nobody 8097:80 2> err5; echo "port add unknown rc=$? $(tr '\n' ' ' < err5)"
 set -e
+LS=$($B port ls --socket $S ok); echo "ls: [$LS]"
+# The same container takes a good spec: the refusals above were the specs'.
+$B port add --socket $S ok 8096:80 > /dev/null
+LS=$($B port ls --socket $S ok); echo "ls after good add: $(printf '%s' "$LS" | tr '\n' ';')"
 "#,
     );
-    assert!(out.contains("busy rc=2"), "{out}");
-    assert!(out.contains("already in use"), "{out}");
+    let busy = line(&out, "run busy rc=");
+    assert!(
+        busy.contains("rc=2") && busy.contains("already in use"),
+        "{out}"
+    );
+    // 8094 was bound first and must have been released again.
     assert!(out.contains("8094 free again"), "{out}");
-    for spec in [
-        "80:80:80:80",
-        "8000-8001:80",
-        "0:80",
-        "70000:80",
-        "8080:80/sctp",
-        "banana",
+    for (spec, why) in [
+        ("80:80:80:80", "expected [ip:][host-port:]container-port"),
+        (
+            "8000-8001:80",
+            "the host range has 2 ports and the container range 1",
+        ),
+        ("0:80", "host port 0 is out of range"),
+        ("70000:80", "host port 70000 is out of range"),
+        ("8080:80/sctp", "unknown protocol 'sctp'"),
+        ("banana", "container port 'banana' is not a port number"),
     ] {
-        assert!(out.contains(&format!("spec {spec} rc=2")), "{spec}: {out}");
+        let l = line(&out, &format!("spec {spec} rc="));
+        assert!(l.contains("rc=2") && l.contains(why), "{spec}: {l}\n{out}");
     }
-    assert!(out.contains("port add busy rc=2"), "{out}");
-    assert!(out.contains("port add bad rc=2"), "{out}");
-    assert!(out.contains("port add unknown rc=2"), "{out}");
-    assert!(out.contains("no container named 'nobody'"), "{out}");
+    let add_busy = line(&out, "port add busy rc=");
+    assert!(
+        add_busy.contains("rc=2") && add_busy.contains("already in use"),
+        "{out}"
+    );
+    let bad = line(&out, "port add bad rc=");
+    assert!(
+        bad.contains("rc=2") && bad.contains("container port 'nonsense' is not a port number"),
+        "{out}"
+    );
+    let unknown = line(&out, "port add unknown rc=");
+    assert!(
+        unknown.contains("rc=2") && unknown.contains("no container named 'nobody'"),
+        "{out}"
+    );
     assert!(out.contains("ls: []"), "{out}");
+    assert!(
+        line(&out, "ls after good add: ").contains("ok\t80/tcp -> 0.0.0.0:8096"),
+        "{out}"
+    );
 }
 
 #[test]
