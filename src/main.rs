@@ -17,6 +17,26 @@ use lanyard::log::{self, Level};
 use lanyard::netns::{self, ContainerSpec, IfConfig, NetMode, Setup, EXIT_SETUP_FAILED};
 use lanyard::sys::random_id;
 
+/// `println!` that ends the command quietly, exit 0, when stdout is a
+/// closed pipe (`lanyard conntrack | head -1`), as `ls | head` does;
+/// `println!` would panic.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($t)*) {
+            stdout_failed(e);
+        }
+    }};
+}
+
+fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("lanyard: writing the output: {e}");
+    std::process::exit(EXIT_FAILED as i32);
+}
+
 /// Exit code for a bad argument or config (clap uses it too).
 const EXIT_USAGE: u8 = 2;
 /// Exit code for a management command that failed.
@@ -297,7 +317,7 @@ fn main() -> ExitCode {
                 mtu,
                 internal,
             }),
-            |v| println!("{}", v["Id"].as_str().unwrap_or("")),
+            |v| outln!("{}", v["Id"].as_str().unwrap_or("")),
         ),
         Command::Network(NetworkCommand::Rm {
             names,
@@ -312,7 +332,7 @@ fn main() -> ExitCode {
                         name: name.clone(),
                         force,
                     },
-                    |_| println!("{name}"),
+                    |_| outln!("{name}"),
                 );
                 code = code.max(c);
             }
@@ -321,13 +341,13 @@ fn main() -> ExitCode {
         Command::Network(NetworkCommand::Prune { socket }) => {
             query(&socket, &Request::NetworkPrune {}, |v| {
                 for n in v["removed"].as_array().into_iter().flatten() {
-                    println!("{}", n.as_str().unwrap_or(""));
+                    outln!("{}", n.as_str().unwrap_or(""));
                 }
             })
         }
         Command::Network(NetworkCommand::Inspect { network, socket }) => {
             query(&socket, &Request::NetworkInspect { name: network }, |v| {
-                println!("{}", pretty(v));
+                outln!("{}", pretty(v));
             })
         }
         Command::Fdb(a) => fdb(a),
@@ -340,9 +360,11 @@ fn main() -> ExitCode {
                 ifname: a.ifname.clone(),
             },
             |v| {
-                println!(
+                outln!(
                     "attached {} to {} (port {})",
-                    a.ifname, a.network, v["port"]
+                    a.ifname,
+                    a.network,
+                    v["port"]
                 )
             },
         ),
@@ -363,7 +385,7 @@ fn main() -> ExitCode {
                 container: container.clone(),
                 spec: spec.clone(),
             },
-            |_| println!("{container}: stopped publishing {spec}"),
+            |_| outln!("{container}: stopped publishing {spec}"),
         ),
         Command::Port(PortCommand::Ls {
             container,
@@ -387,7 +409,7 @@ fn main() -> ExitCode {
                 aliases: alias,
             },
             |v| {
-                println!(
+                outln!(
                     "{container} connected to {network} as {}",
                     v["ip"].as_str().unwrap_or("")
                 )
@@ -403,7 +425,7 @@ fn main() -> ExitCode {
                 network: network.clone(),
                 container: container.clone(),
             },
-            |_| println!("{container} disconnected from {network}"),
+            |_| outln!("{container} disconnected from {network}"),
         ),
         Command::ContainerTap { pid, ifname } => {
             use std::os::fd::FromRawFd;
@@ -417,7 +439,7 @@ fn main() -> ExitCode {
             &Request::DetachInterface {
                 ifname: a.ifname.clone(),
             },
-            |_| println!("detached {}", a.ifname),
+            |_| outln!("detached {}", a.ifname),
         ),
     };
     ExitCode::from(code)
@@ -524,8 +546,16 @@ fn daemon(a: DaemonArgs) -> u8 {
     let listener = match server::bind(&path) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("lanyard: {e}");
-            return EXIT_FAILED;
+            // Name where the path came from, as for any bad argument.
+            let field = if a.socket.socket.is_some() {
+                "--socket"
+            } else if config.daemon.socket.is_some() {
+                "daemon.socket"
+            } else {
+                "the default control socket"
+            };
+            eprintln!("lanyard: {field} {}: {e}", path.display());
+            return EXIT_USAGE;
         }
     };
     let d = match Daemon::start(&config) {
@@ -936,11 +966,11 @@ fn attach_embedded(
 /// Published ports as `docker port` prints them.
 fn print_ports(v: &Value, json: bool) {
     if json {
-        println!("{}", pretty(v));
+        outln!("{}", pretty(v));
         return;
     }
     for p in v.as_array().into_iter().flatten() {
-        println!(
+        outln!(
             "{}\t{}/{} -> {}",
             p["container"].as_str().unwrap_or(""),
             p["container_port"],
@@ -953,16 +983,20 @@ fn print_ports(v: &Value, json: bool) {
 fn network_ls(socket: &SocketArg, json: bool) -> u8 {
     query(socket, &Request::NetworkLs {}, |v| {
         if json {
-            println!("{}", pretty(v));
+            outln!("{}", pretty(v));
             return;
         }
-        println!(
+        outln!(
             "{:<14} {:<16} {:<8} {:<6} {:<18} CONTAINERS",
-            "NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET"
+            "NETWORK ID",
+            "NAME",
+            "DRIVER",
+            "SCOPE",
+            "SUBNET"
         );
         for n in v.as_array().into_iter().flatten() {
             let id = n["Id"].as_str().unwrap_or("");
-            println!(
+            outln!(
                 "{:<14} {:<16} {:<8} {:<6} {:<18} {}",
                 &id[..id.len().min(12)],
                 n["Name"].as_str().unwrap_or(""),
@@ -983,17 +1017,21 @@ fn fdb(a: FdbArgs) -> u8 {
         },
         |v| {
             if a.json {
-                println!("{}", pretty(v));
+                outln!("{}", pretty(v));
                 return;
             }
-            println!(
+            outln!(
                 "{:<12} {:<19} {:<6} {:<16} {:<8} AGE",
-                "NETWORK", "MAC", "PORT", "PORT NAME", "TYPE"
+                "NETWORK",
+                "MAC",
+                "PORT",
+                "PORT NAME",
+                "TYPE"
             );
             for n in v.as_array().into_iter().flatten() {
                 for e in n["fdb"].as_array().into_iter().flatten() {
                     let is_static = e["is_static"].as_bool().unwrap_or(false);
-                    println!(
+                    outln!(
                         "{:<12} {:<19} {:<6} {:<16} {:<8} {}",
                         n["name"].as_str().unwrap_or(""),
                         e["mac"].as_str().unwrap_or(""),
@@ -1015,15 +1053,22 @@ fn fdb(a: FdbArgs) -> u8 {
 fn conntrack(a: StatsArgs) -> u8 {
     query(&a.socket, &Request::Conntrack {}, |v| {
         if a.json {
-            println!("{}", pretty(v));
+            outln!("{}", pretty(v));
             return;
         }
-        println!(
+        outln!(
             "{:<5} {:<22} {:<22} {:<22} {:<12} {:>12} {:>12} {:>8}",
-            "PROTO", "CONTAINER", "REMOTE", "TARGET", "STATE", "BYTES OUT", "BYTES IN", "AGE"
+            "PROTO",
+            "CONTAINER",
+            "REMOTE",
+            "TARGET",
+            "STATE",
+            "BYTES OUT",
+            "BYTES IN",
+            "AGE"
         );
         for f in v.as_array().into_iter().flatten() {
-            println!(
+            outln!(
                 "{:<5} {:<22} {:<22} {:<22} {:<12} {:>12} {:>12} {:>7.1}s",
                 f["proto"].as_str().unwrap_or(""),
                 f["container"].as_str().unwrap_or(""),
@@ -1041,12 +1086,12 @@ fn conntrack(a: StatsArgs) -> u8 {
 fn stats(a: StatsArgs) -> u8 {
     query(&a.socket, &Request::Stats {}, |v| {
         if a.json {
-            println!("{}", pretty(v));
+            outln!("{}", pretty(v));
             return;
         }
         // Which thread reads a port matters only when there are several.
         let threaded = v["dataplane_threads"].as_u64().unwrap_or(1) > 1;
-        println!(
+        outln!(
             "{:<5} {:<16} {:<9} {:<12} {:>12} {:>14} {:>12} {:>14} {:>9}{}",
             "PORT",
             "NAME",
@@ -1071,7 +1116,7 @@ fn stats(a: StatsArgs) -> u8 {
             } else {
                 String::new()
             };
-            println!(
+            outln!(
                 "{:<5} {:<16} {:<9} {:<12} {:>12} {:>14} {:>12} {:>14} {:>9}{shard}{}",
                 p["id"],
                 p["name"].as_str().unwrap_or(""),
@@ -1093,10 +1138,10 @@ fn stats(a: StatsArgs) -> u8 {
         for p in &ports {
             for (reason, n) in p["counters"]["drops"].as_object().into_iter().flatten() {
                 if !any {
-                    println!("\nDROPS BY REASON");
+                    outln!("\nDROPS BY REASON");
                     any = true;
                 }
-                println!(
+                outln!(
                     "  port {:<5} {:<16} {:<24} {}",
                     p["id"],
                     p["name"].as_str().unwrap_or(""),
@@ -1107,12 +1152,12 @@ fn stats(a: StatsArgs) -> u8 {
         }
         if let Some(nat) = v["nat"].as_object() {
             let items: Vec<String> = nat.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            println!("\nnat: flows={} {}", v["nat_flows"], items.join(" "));
+            outln!("\nnat: flows={} {}", v["nat_flows"], items.join(" "));
         }
         for n in v["networks"].as_array().into_iter().flatten() {
             let g = &n["gateway"];
             let f = &n["fdb_counters"];
-            println!(
+            outln!(
                 "\nnetwork {}: gateway arp_replies={} echo_replies={} unreachables_sent={} resets_sent={}; fdb entries={}/{} learned={} moved={} refused_full={} aged_out={}",
                 n["name"].as_str().unwrap_or(""),
                 g["arp_replies"], g["echo_replies"], g["unreachables_sent"], g["resets_sent"],

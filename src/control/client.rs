@@ -68,6 +68,13 @@ impl Client {
     /// Sends a request (with `fds` attached) and waits for its response.
     pub fn request(&mut self, req: &Request, fds: &[RawFd]) -> Result<Value, ClientError> {
         let mut line = serde_json::to_vec(req).map_err(io::Error::other)?;
+        if line.len() > MAX_REQUEST_LEN {
+            // The daemon would close the connection; say why instead.
+            return Err(ClientError::Control(ControlError::invalid(format!(
+                "the request is {} bytes, more than the {MAX_REQUEST_LEN} a daemon takes (too many arguments)",
+                line.len()
+            ))));
+        }
         line.push(b'\n');
         send_with_fds(self.stream.as_raw_fd(), &line, fds)?;
         let line = self.read_line()?;

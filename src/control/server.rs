@@ -79,24 +79,23 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
             prepare_dir(dir)?;
         }
     }
+    let why = |what: &str, e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
     if path.exists() {
         if UnixStream::connect(path).is_ok() {
             return Err(io::Error::new(
                 io::ErrorKind::AddrInUse,
-                format!(
-                    "a lanyard daemon is already listening on {}",
-                    path.display()
-                ),
+                "a lanyard daemon is already listening on it",
             ));
         }
-        std::fs::remove_file(path)?;
+        std::fs::remove_file(path).map_err(|e| why("cannot remove the stale socket", e))?;
     }
     // Create the socket 0600 from the start: no window where it is open.
     let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
     let r = UnixListener::bind(path);
     nix::sys::stat::umask(old);
-    let l = r.map_err(|e| io::Error::new(e.kind(), format!("bind {}: {e}", path.display())))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let l = r.map_err(|e| why("cannot bind", e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| why("cannot make it private", e))?;
     Ok(l)
 }
 
@@ -208,7 +207,18 @@ impl Connection {
                     break;
                 }
             };
+            // Descriptors come with the request they belong to (clients
+            // send one request and wait for its answer), and stay here
+            // until that request's line is complete: a request longer than
+            // one read keeps its TAP.
             self.fds.extend(fds);
+            if self.fds.len() > crate::sys::fdpass::MAX_FDS {
+                let _ = reply(
+                    &mut self.stream,
+                    ControlError::invalid("too many descriptors for one request").into(),
+                );
+                break;
+            }
             if n == 0 {
                 break;
             }
@@ -216,12 +226,12 @@ impl Connection {
             while let Some(pos) = self.pending.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = self.pending.drain(..=pos).collect();
                 let resp = self.request(&line[..line.len() - 1]);
+                // Descriptors the request did not claim are not kept.
+                self.fds.clear();
                 if reply(&mut self.stream, resp).is_err() {
                     return;
                 }
             }
-            // Descriptors not claimed by a request are not kept.
-            self.fds.clear();
             if self.pending.len() > MAX_REQUEST_LEN {
                 let _ = reply(
                     &mut self.stream,

@@ -51,6 +51,12 @@ impl Forward {
     }
 }
 
+/// The ports a client shown as the gateway may be given, in order: its
+/// own, then the next 63 (above the privileged range).
+fn alias_ports(first: u16) -> impl Iterator<Item = u16> {
+    std::iter::successors(Some(first), |p| Some(p.wrapping_add(1).max(1024))).take(64)
+}
+
 /// The address a client appears from inside the container.
 fn seen_from(ep: &Endpoint, client: SocketAddr) -> SocketAddr {
     match client.ip() {
@@ -148,13 +154,14 @@ impl Nat {
                 inside: SocketAddr::from((ep.ip, cport)),
                 outside: seen_from(&ep, peer),
             };
-            // Two loopback clients with one port (127.0.0.1 and 127.0.0.2)
-            // would look alike from inside: move the later one.
-            let mut tries = 0;
-            while self.table.lookup(&key).is_some() && tries < 64 {
-                key.outside
-                    .set_port(key.outside.port().wrapping_add(1).max(1024));
-                tries += 1;
+            // Two clients shown as the gateway with one port (127.0.0.1 and
+            // 127.0.0.2, or ::1) would look alike from inside: move the
+            // later one.
+            for port in alias_ports(key.outside.port()) {
+                key.outside.set_port(port);
+                if self.table.lookup(&key).is_none() {
+                    break;
+                }
             }
             let refuse = self.table.lookup(&key).is_some()
                 || self.table.flows_of(key.inside.ip()) >= self.cfg.max_flows_per_container;
@@ -169,15 +176,7 @@ impl Nat {
             let isn = self.next_isn();
             let peek_off = sock::set_peek_off(client.as_raw_fd(), 0);
             let conn = super::tcp::TcpConn::new_inbound(isn, now, peek_off);
-            let flow = Flow {
-                ep,
-                sock: client,
-                target: peer,
-                created: now,
-                bytes_out: 0,
-                bytes_in: 0,
-                state: FlowState::Tcp(conn),
-            };
+            let flow = Flow::new(ep, client, peer, now, FlowState::Tcp(conn));
             match self.add_flow(key, flow, Interest::READABLE, now, emit) {
                 Ok(fid) => {
                     if let Some(Some(f)) = self.forwards.get_mut(id) {
@@ -208,12 +207,11 @@ impl Nat {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(_) => return,
             };
-            let key = FlowKey {
-                proto: Proto::Udp,
-                inside: SocketAddr::from((ep.ip, cport)),
-                outside: seen_from(&ep, peer),
+            let Some((key, existing)) = self.udp_client_key(&ep, cport, peer) else {
+                self.counters.flows_refused_limit += 1;
+                continue;
             };
-            let fid = match self.table.lookup(&key) {
+            let fid = match existing {
                 Some(fid) => fid,
                 None => {
                     if self.table.flows_of(key.inside.ip()) >= self.cfg.max_flows_per_container {
@@ -226,18 +224,16 @@ impl Nat {
                         self.counters.host_socket_failed += 1;
                         continue;
                     };
-                    let flow = Flow {
+                    let flow = Flow::new(
                         ep,
-                        sock: dup,
-                        target: peer,
-                        created: now,
-                        bytes_out: 0,
-                        bytes_in: 0,
-                        state: FlowState::Udp(super::udp::UdpFlow {
+                        dup,
+                        peer,
+                        now,
+                        FlowState::Udp(super::udp::UdpFlow {
                             replied: false,
                             reply_to: Some(peer),
                         }),
-                    };
+                    );
                     match self.add_unpolled_flow(key, flow, now, emit) {
                         Some(fid) => fid,
                         None => continue,
@@ -250,6 +246,46 @@ impl Nat {
                 f.bytes_in += n as u64;
             }
         }
+    }
+
+    /// The flow key of a UDP client of a published port, and its flow if it
+    /// has one; `None` if it cannot be told apart from others. A client the
+    /// container sees as itself keys by its own address; one shown as the
+    /// gateway (loopback, IPv6) may share the port it is shown with with
+    /// another such client, so each gets the first of `alias_ports` no
+    /// other client holds, and keeps it: the container's replies to that
+    /// port reach that client only.
+    fn udp_client_key(
+        &self,
+        ep: &Endpoint,
+        cport: u16,
+        peer: SocketAddr,
+    ) -> Option<(FlowKey, Option<super::FlowId>)> {
+        let mut key = FlowKey {
+            proto: Proto::Udp,
+            inside: SocketAddr::from((ep.ip, cport)),
+            outside: seen_from(ep, peer),
+        };
+        if key.outside == peer {
+            return Some((key, self.table.lookup(&key)));
+        }
+        let mut free = None;
+        for port in alias_ports(key.outside.port()) {
+            key.outside.set_port(port);
+            match self.table.lookup(&key) {
+                Some(id) if self.table.get(id).is_some_and(|f| f.target == peer) => {
+                    return Some((key, Some(id)));
+                }
+                Some(_) => {}
+                None => {
+                    free.get_or_insert(port);
+                }
+            }
+        }
+        // A new client: the first free port; none left, it is refused.
+        let port = free?;
+        key.outside.set_port(port);
+        Some((key, None))
     }
 
     /// Forwards for `lanyard port ls`: host address, container port,

@@ -160,15 +160,13 @@ impl Nat {
                     send_unreachable(&mut self.tx, ep, &key, protocol::ICMP, code, &q, emit);
                     return Some(DropReason::HostSocketFailed);
                 }
-                let flow = Flow {
-                    ep: *ep,
+                let flow = Flow::new(
+                    *ep,
                     sock,
-                    target: key.outside,
-                    created: now,
-                    bytes_out: 0,
-                    bytes_in: 0,
-                    state: FlowState::Icmp(IcmpFlow { ident }),
-                };
+                    key.outside,
+                    now,
+                    FlowState::Icmp(IcmpFlow { ident }),
+                );
                 match self.add_flow(key, flow, Interest::READABLE, now, emit) {
                     Ok(id) => id,
                     Err(r) => return Some(r),

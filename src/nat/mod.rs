@@ -179,9 +179,33 @@ pub struct Flow {
     pub bytes_out: u64,
     pub bytes_in: u64,
     pub state: FlowState,
+    /// Its index in the NAT's busy list, or `NOT_BUSY`: kept so that a
+    /// flow leaves the list in O(1) however long it is.
+    busy_at: u32,
 }
 
+const NOT_BUSY: u32 = u32::MAX;
+
 impl Flow {
+    pub fn new(
+        ep: Endpoint,
+        sock: OwnedFd,
+        target: SocketAddr,
+        now: Time,
+        state: FlowState,
+    ) -> Flow {
+        Flow {
+            ep,
+            sock,
+            target,
+            created: now,
+            bytes_out: 0,
+            bytes_in: 0,
+            state,
+            busy_at: NOT_BUSY,
+        }
+    }
+
     fn fd(&self) -> RawFd {
         self.sock.as_raw_fd()
     }
@@ -204,7 +228,8 @@ pub struct Nat {
     /// Frames the NAT builds, one at a time.
     tx: FrameBuf,
     /// Flows with data in flight toward their container (retransmission
-    /// timers), checked every tick.
+    /// timers), checked every tick. Each flow is on it at most once (its
+    /// `busy_at` says where), so it never outgrows the table.
     busy: Vec<FlowId>,
     /// Next flow index the incremental idle sweep looks at.
     sweep: usize,
@@ -237,7 +262,7 @@ impl Nat {
             cfg,
             registry: None,
             tx: FrameBuf::new(),
-            busy: Vec::new(),
+            busy: Vec::with_capacity(max_flows),
             sweep: 0,
             icmp_warned: false,
             pending: Vec::with_capacity(max_flows),
@@ -350,13 +375,37 @@ impl Nat {
     /// Removes a flow and closes its socket; `Abort` also resets both
     /// sides (the container gets a RST for a TCP flow).
     fn remove_flow(&mut self, id: FlowId, how: Next, emit: &mut dyn Emit) {
-        self.busy.retain(|b| *b != id);
         if let Some((k, f)) = self.table.remove(id) {
             self.finish_flow(&k, f, how, emit);
         }
     }
 
+    /// Takes the entry at `pos` off the busy list; the last entry moves
+    /// into its place (and is told so).
+    fn busy_remove_at(&mut self, pos: u32) {
+        let pos = pos as usize;
+        if pos >= self.busy.len() {
+            return;
+        }
+        self.busy.swap_remove(pos);
+        if let Some(&moved) = self.busy.get(pos) {
+            if let Some(f) = self.table.get_mut(moved) {
+                f.busy_at = pos as u32;
+            }
+        }
+    }
+
+    /// A flow (already out of the table, or about to be) leaves the busy
+    /// list.
+    fn unbusy(&mut self, f: &mut Flow) {
+        let pos = std::mem::replace(&mut f.busy_at, NOT_BUSY);
+        if pos != NOT_BUSY {
+            self.busy_remove_at(pos);
+        }
+    }
+
     fn finish_flow(&mut self, key: &FlowKey, mut f: Flow, how: Next, emit: &mut dyn Emit) {
+        self.unbusy(&mut f);
         if let (Next::Close, FlowState::Tcp(c)) = (how, &mut f.state) {
             tcp::discard_before_close(c, f.sock.as_raw_fd(), &mut self.tx);
         }
@@ -492,14 +541,16 @@ impl Nat {
             let id = self.busy[i];
             match self.tcp_timer(id, now, emit) {
                 Some(Next::Keep) => i += 1,
-                // Nothing in flight any more.
+                // Nothing in flight any more: off the list (the last entry
+                // moves to `i`, looked at next).
                 None => {
-                    self.busy.swap_remove(i);
+                    if let Some(f) = self.table.get_mut(id) {
+                        f.busy_at = NOT_BUSY;
+                    }
+                    self.busy_remove_at(i as u32);
                 }
-                Some(next) => {
-                    self.busy.swap_remove(i);
-                    self.remove_flow(id, next, emit);
-                }
+                // Removing the flow takes it off the list.
+                Some(next) => self.remove_flow(id, next, emit),
             }
         }
         // Idle flows: a slice of the table per tick, so a large table costs
@@ -544,8 +595,8 @@ impl Nat {
         self.dns.port_removed(port, self.registry.as_ref());
         for id in self.table.owned_by(port) {
             // No frame can reach the container any more: close quietly.
-            self.busy.retain(|b| *b != id);
-            if let Some((_, f)) = self.table.remove(id) {
+            if let Some((_, mut f)) = self.table.remove(id) {
+                self.unbusy(&mut f);
                 sock::set_linger_zero(f.fd());
                 if let Some(r) = &self.registry {
                     let _ = r.deregister(&mut SourceFd(&f.fd()));
@@ -582,9 +633,18 @@ impl Nat {
     }
 
     fn mark_busy(&mut self, id: FlowId) {
-        if !self.busy.contains(&id) {
-            self.busy.push(id);
+        let pos = self.busy.len() as u32;
+        if let Some(f) = self.table.get_mut(id) {
+            if f.busy_at == NOT_BUSY {
+                f.busy_at = pos;
+                self.busy.push(id);
+            }
         }
+    }
+
+    /// Flows on the busy list (for tests: never more than the table).
+    pub fn busy_len(&self) -> usize {
+        self.busy.len()
     }
 }
 

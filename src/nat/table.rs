@@ -86,7 +86,9 @@ impl<T> FlowTable<T> {
             len: 0,
             max,
             max_per_endpoint,
-            per_endpoint: HashMap::with_capacity(1024),
+            // Every endpoint with a flow has an entry: sized for one flow
+            // each, it never grows on the data path.
+            per_endpoint: HashMap::with_capacity(max),
         }
     }
 

@@ -58,7 +58,8 @@ const MAX_SEG_PAYLOAD: usize = 65535 - 40;
 const PAYLOAD_OFFSET: usize = 54;
 const RTO_MIN: Duration = Duration::from_millis(200);
 const RTO_MAX: Duration = Duration::from_secs(3);
-/// Retransmissions without progress before the flow is reset (~30 s).
+/// Retransmissions (or window probes) the container leaves unanswered
+/// before the flow is reset (~30 s of silence).
 const MAX_RETRIES: u8 = 12;
 
 #[inline]
@@ -777,15 +778,7 @@ impl Nat {
         let peek_off = sock::set_peek_off(sock.as_raw_fd(), 0);
         let isn = self.next_isn();
         let conn = TcpConn::new(&seg, isn, now, peek_off);
-        let flow = Flow {
-            ep: *ep,
-            sock,
-            target,
-            created: now,
-            bytes_out: 0,
-            bytes_in: 0,
-            state: FlowState::Tcp(conn),
-        };
+        let flow = Flow::new(*ep, sock, target, now, FlowState::Tcp(conn));
         match self.add_flow(
             key,
             flow,
@@ -960,11 +953,16 @@ impl Nat {
                 c.dup_acks = 0;
                 c.rto = RTO_MIN;
                 c.retries = 0;
+            } else if c.snd_nxt == c.snd_una {
+                // Nothing in flight: an answer to a window probe (or any
+                // segment of a live peer). A zero window held for minutes
+                // is a slow reader, not a dead one (RFC 9293 3.8.6.1: the
+                // sender keeps probing as long as the receiver answers).
+                c.retries = 0;
             } else if seg.ack == c.snd_una
                 && seg.payload.is_empty()
                 && !seg.has(flags::FIN)
                 && new_wnd == c.c_wnd
-                && c.snd_nxt != c.snd_una
             {
                 c.dup_acks += 1;
                 if c.dup_acks == 3 {

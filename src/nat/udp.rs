@@ -206,18 +206,16 @@ impl Nat {
                         return Some(DropReason::HostSocketFailed);
                     }
                 };
-                let flow = Flow {
-                    ep: *ep,
+                let flow = Flow::new(
+                    *ep,
                     sock,
                     target,
-                    created: now,
-                    bytes_out: 0,
-                    bytes_in: 0,
-                    state: FlowState::Udp(UdpFlow {
+                    now,
+                    FlowState::Udp(UdpFlow {
                         replied: false,
                         reply_to: None,
                     }),
-                };
+                );
                 match self.add_flow(key, flow, Interest::READABLE, now, emit) {
                     Ok(id) => id,
                     Err(r) => return Some(r),

@@ -325,6 +325,9 @@ fn enter_namespaces(
         None::<&str>,
     )
     .map_err(|e| format!("making the mount namespace private: {e}"))?;
+    if spec.net != NetMode::Host {
+        mount_own_sysfs();
+    }
     match &spec.net {
         NetMode::Isolated { ifnames } => {
             nix::unistd::sethostname(&spec.hostname).map_err(|e| format!("sethostname: {e}"))?;
@@ -338,6 +341,39 @@ fn enter_namespaces(
             Ok(Vec::new())
         }
         NetMode::Host | NetMode::Join { .. } => Ok(Vec::new()),
+    }
+}
+
+/// Mounts a sysfs of the container's own network namespace over /sys, as
+/// docker does: the inherited one shows the host's interfaces under
+/// /sys/class/net (tools that read a MAC or an MTU there would see the
+/// host's). The host's cgroup tree is bound back under /sys/fs/cgroup, as
+/// docker mounts one there too. Where the kernel refuses (a sandbox that
+/// masks parts of /sys), the host's stays, with a warning.
+fn mount_own_sysfs() {
+    use nix::mount::{mount, MsFlags};
+    // The old cgroup mount stays reachable through this descriptor once the
+    // new sysfs covers it.
+    let cgroup = std::fs::File::open("/sys/fs/cgroup").ok();
+    if let Err(e) = mount(
+        Some("sysfs"),
+        "/sys",
+        Some("sysfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    ) {
+        eprintln!("lanyard: warning: /sys stays the host's (mounting the container's sysfs: {e})");
+        return;
+    }
+    if let Some(c) = cgroup {
+        let old = format!("/proc/self/fd/{}", c.as_raw_fd());
+        let _ = mount(
+            Some(old.as_str()),
+            "/sys/fs/cgroup",
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        );
     }
 }
 

@@ -1,0 +1,307 @@
+#!/usr/bin/env python3
+"""Hostile peers for lanyard's security tests. A container is root in its own
+namespaces: these craft what a well-behaved stack never sends, straight onto
+eth0 with an AF_PACKET socket, and report what came back. Every wait is
+bounded.
+
+In a container (frames to the gateway's MAC, 02:42 + the gateway's IPv4):
+  tcp SRC DST PORT      a SYN from SRC ("own": eth0's address) to DST:PORT
+                        -> "tcp DST:PORT synack|rst|icmp T/C|nothing"
+  udp SRC DST PORT      a datagram "hello" -> "udp DST:PORT reply DATA|icmp T/C|nothing"
+  icmp SRC DST          an echo request -> "icmp DST reply|icmp T/C|nothing"
+  dns-tcp-hold N SECS   N TCP connections to the gateway's port 53, each
+                        trickling one byte of a query every second for SECS
+                        -> "held OPEN/N closed CLOSED"
+  dhcp-churn IFACE N    N DHCP DISCOVER + DECLINE exchanges, each from a fresh
+                        MAC (for an uplink's "VM") -> "churn offers O declined D"
+
+On the host's loopback:
+  forger PORT           a DNS "upstream" that, for each query, first sends
+                        forged answers (a wrong id; the right id with another
+                        question; the right id from another port), then the
+                        real one (A 192.0.2.7); logs each query's source port
+                        and id -> lines "query PORT ID"
+"""
+import os
+import random
+import socket
+import struct
+import sys
+import threading
+import time
+
+ETH_P_ALL = 0x0003
+ETH_P_IP = 0x0800
+
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def eth0():
+    """The AF_PACKET socket on eth0, our MAC and IPv4 address, the gateway."""
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    s.bind(("eth0", 0))
+    mac = s.getsockname()[4][:6]
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    import fcntl
+
+    ifreq = struct.pack("256s", b"eth0")
+    ip = socket.inet_ntoa(fcntl.ioctl(u.fileno(), 0x8915, ifreq)[20:24])  # SIOCGIFADDR
+    gw = ".".join(ip.split(".")[:3] + ["1"])
+    return s, mac, ip, gw
+
+
+def gw_mac(gw):
+    return bytes([2, 0x42]) + socket.inet_aton(gw)
+
+
+def ipv4(src, dst, proto, payload):
+    h = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), random.randint(0, 65535), 0, 64, proto, 0,
+        socket.inet_aton(src), socket.inet_aton(dst),
+    )
+    h = h[:10] + struct.pack("!H", csum(h)) + h[12:]
+    return h + payload
+
+
+def l4_csum(src, dst, proto, seg):
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, proto, len(seg))
+    return csum(pseudo + seg)
+
+
+def send_frame(s, mac, gw, packet):
+    s.send(gw_mac(gw) + mac + struct.pack("!H", ETH_P_IP) + packet)
+
+
+def replies(s, want, secs=2.0):
+    """Incoming IPv4 packets until `want(ip_packet)` says what it is."""
+    end = time.time() + secs
+    while time.time() < end:
+        s.settimeout(max(0.01, end - time.time()))
+        try:
+            f, addr = s.recvfrom(65535)
+        except socket.timeout:
+            break
+        if addr[2] == socket.PACKET_OUTGOING or len(f) < 34:
+            continue
+        if struct.unpack("!H", f[12:14])[0] != ETH_P_IP:
+            continue
+        r = want(f[14:])
+        if r:
+            return r
+    return "nothing"
+
+
+def icmp_error(p, proto, sport):
+    """'icmp T/C' if `p` is an ICMP error about our packet of `proto`."""
+    if p[9] != 1:
+        return None
+    ihl = (p[0] & 15) * 4
+    t, c = p[ihl], p[ihl + 1]
+    if t in (3, 11) and len(p) >= ihl + 8 + 28:
+        inner = p[ihl + 8 :]
+        iihl = (inner[0] & 15) * 4
+        if inner[9] == proto and (sport is None or struct.unpack("!H", inner[iihl : iihl + 2])[0] == sport):
+            return f"icmp {t}/{c}"
+    return None
+
+
+def tcp(src, dst, port):
+    s, mac, own, gw = eth0()
+    src = own if src == "own" else src
+    sport = random.randint(20000, 60000)
+    seq = random.randint(0, 2**32 - 1)
+    seg = struct.pack("!HHIIBBHHH", sport, port, seq, 0, 5 << 4, 0x02, 65535, 0, 0)
+    seg = seg[:16] + struct.pack("!H", l4_csum(src, dst, 6, seg)) + seg[18:]
+    send_frame(s, mac, gw, ipv4(src, dst, 6, seg))
+
+    def want(p):
+        ihl = (p[0] & 15) * 4
+        if p[9] == 6 and socket.inet_ntoa(p[12:16]) == dst:
+            sp, dp = struct.unpack("!HH", p[ihl : ihl + 4])
+            if (sp, dp) == (port, sport):
+                flags = p[ihl + 13]
+                if flags & 0x04:
+                    return "rst"
+                if flags & 0x12 == 0x12:
+                    return "synack"
+        return icmp_error(p, 6, sport)
+
+    print(f"tcp {dst}:{port} {replies(s, want)}", flush=True)
+
+
+def udp(src, dst, port):
+    s, mac, own, gw = eth0()
+    src = own if src == "own" else src
+    sport = random.randint(20000, 60000)
+    data = b"hello"
+    seg = struct.pack("!HHHH", sport, port, 8 + len(data), 0) + data
+    seg = seg[:6] + struct.pack("!H", l4_csum(src, dst, 17, seg) or 0xFFFF) + seg[8:]
+    send_frame(s, mac, gw, ipv4(src, dst, 17, seg))
+
+    def want(p):
+        ihl = (p[0] & 15) * 4
+        if p[9] == 17 and socket.inet_ntoa(p[12:16]) == dst:
+            sp, dp = struct.unpack("!HH", p[ihl : ihl + 4])
+            if (sp, dp) == (port, sport):
+                return "reply " + p[ihl + 8 :].decode(errors="replace")
+        return icmp_error(p, 17, sport)
+
+    print(f"udp {dst}:{port} {replies(s, want)}", flush=True)
+
+
+def icmp(src, dst):
+    s, mac, own, gw = eth0()
+    src = own if src == "own" else src
+    ident = random.randint(1, 65535)
+    m = struct.pack("!BBHHH", 8, 0, 0, ident, 1) + b"lanyard"
+    m = m[:2] + struct.pack("!H", csum(m)) + m[4:]
+    send_frame(s, mac, gw, ipv4(src, dst, 1, m))
+
+    def want(p):
+        ihl = (p[0] & 15) * 4
+        if p[9] != 1:
+            return None
+        if p[ihl] == 0 and socket.inet_ntoa(p[12:16]) == dst:
+            if struct.unpack("!H", p[ihl + 4 : ihl + 6])[0] == ident:
+                return "reply"
+        return icmp_error(p, 1, None)
+
+    print(f"icmp {dst} {replies(s, want)}", flush=True)
+
+
+def dns_query(name, qid=0x1234):
+    q = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    for label in name.split("."):
+        q += bytes([len(label)]) + label.encode()
+    return q + b"\0\0\1\0\1"
+
+
+def dns_tcp_hold(n, secs):
+    _, _, _, gw = eth0()
+    conns = []
+    for _ in range(n):
+        try:
+            conns.append(socket.create_connection((gw, 53), timeout=5))
+        except OSError:
+            pass
+    q = dns_query("trickle.example.test")
+    msg = struct.pack("!H", len(q)) + q
+    closed = set()
+    end = time.time() + secs
+    i = 0
+    while time.time() < end and len(closed) < len(conns):
+        for k, c in enumerate(conns):
+            if k in closed:
+                continue
+            try:
+                c.send(msg[i % len(msg) : i % len(msg) + 1])
+            except OSError:
+                closed.add(k)
+        i += 1
+        time.sleep(1)
+    # Whatever is still open: has the server closed it (EOF or reset)?
+    for k, c in enumerate(conns):
+        if k in closed:
+            continue
+        c.settimeout(0.2)
+        try:
+            if c.recv(1) == b"":
+                closed.add(k)
+        except socket.timeout:
+            pass
+        except OSError:
+            closed.add(k)
+    print(f"held {len(conns)}/{n} closed {len(closed)}", flush=True)
+
+
+def dhcp_churn(iface, n):
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    s.bind((iface, 0))
+    offers = declined = 0
+    for i in range(n):
+        mac = bytes([2, 0xDC]) + struct.pack("!I", random.getrandbits(32))
+        xid = random.getrandbits(32)
+
+        def message(kind, extra=b""):
+            m = struct.pack("!BBBBIHH4s4s4s4s16s64s128s", 1, 1, 6, 0, xid, 0, 0x8000,
+                            b"\0" * 4, b"\0" * 4, b"\0" * 4, b"\0" * 4, mac, b"", b"")
+            m += b"\x63\x82\x53\x63" + bytes([53, 1, kind]) + extra + b"\xff"
+            udp = struct.pack("!HHHH", 68, 67, 8 + len(m), 0) + m
+            ip = ipv4("0.0.0.0", "255.255.255.255", 17, udp)
+            return b"\xff" * 6 + mac + struct.pack("!H", ETH_P_IP) + ip
+
+        s.send(message(1))
+        offered = None
+        end = time.time() + 1
+        while time.time() < end and offered is None:
+            s.settimeout(max(0.01, end - time.time()))
+            try:
+                f, addr = s.recvfrom(65535)
+            except socket.timeout:
+                break
+            if addr[2] == socket.PACKET_OUTGOING or len(f) < 14 + 20 + 8 + 240:
+                continue
+            b = f[42:]
+            if struct.unpack("!I", b[4:8])[0] == xid and b[236:240] == b"\x63\x82\x53\x63":
+                offered = b[16:20]
+        if offered is None:
+            continue
+        offers += 1
+        # DECLINE: "the address is in use by someone else".
+        s.send(message(4, bytes([50, 4]) + offered + bytes([54, 4]) + f[26:30]))
+        declined += 1
+    print(f"churn offers {offers} declined {declined}", flush=True)
+
+
+def forger(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", port))
+    liar = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    liar.bind(("127.0.0.1", 0))
+    print("ready", flush=True)
+
+    def answer(q, qid, question, ip):
+        h = struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0)
+        rr = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton(ip)
+        return h + question + rr
+
+    while True:
+        q, client = s.recvfrom(4096)
+        qid = struct.unpack("!H", q[:2])[0]
+        question = q[12:]
+        print(f"query {client[1]} {qid}", flush=True)
+        other = b"\x06forged\x07example\x00\x00\x01\x00\x01"
+        s.sendto(answer(q, qid ^ 0x5A5A, question, "6.6.6.1"), client)
+        s.sendto(answer(q, qid, other, "6.6.6.2"), client)
+        liar.sendto(answer(q, qid, question, "6.6.6.3"), client)
+        time.sleep(0.05)
+        s.sendto(answer(q, qid, question, "192.0.2.7"), client)
+
+
+def main():
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "tcp":
+        tcp(args[0], args[1], int(args[2]))
+    elif cmd == "udp":
+        udp(args[0], args[1], int(args[2]))
+    elif cmd == "icmp":
+        icmp(args[0], args[1])
+    elif cmd == "dns-tcp-hold":
+        dns_tcp_hold(int(args[0]), int(args[1]))
+    elif cmd == "dhcp-churn":
+        dhcp_churn(args[0], int(args[1]))
+    elif cmd == "forger":
+        forger(int(args[0]))
+    else:
+        sys.exit(f"unknown command {cmd}")
+
+
+if __name__ == "__main__":
+    main()

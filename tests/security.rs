@@ -1,0 +1,311 @@
+//! What a hostile container must not reach, next to what it may, in the same
+//! run. A container is root in its own namespaces: `hostile.py` writes
+//! frames straight onto its eth0 (the gateway's MAC as destination, any
+//! addresses inside) and reports what came back. Same topology as the egress
+//! tests: the daemon in a host namespace made for the test, an outside host
+//! (10.200.0.2) behind a veth; servers on the host's loopback stand for what
+//! the host keeps to itself.
+
+mod common;
+
+use common::harness::*;
+use common::scenario::*;
+
+const HOSTILE: &str = include_str!("data/hostile.py");
+
+/// The body, with `hostile.py` written next to the daemon as `$H`.
+fn run(who: As, config: &str, body: &str) -> String {
+    let prelude = format!(
+        "cat > hostile.py <<'HOSTILE_EOF'\n{HOSTILE}\nHOSTILE_EOF\nH=$PWD/hostile.py\n\
+         until_ok() {{ i=0; until \"$@\" >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 150 ] || {{ echo \"never: $*\"; return 1; }}; sleep 0.1; done; }}\n\
+         bg_run() {{ timeout 120 $B run --socket $S \"$@\" & CPID=$!; PIDS=\"$PIDS $CPID\"; }}\n"
+    );
+    scenario(who, config, &format!("{prelude}\n{body}"))
+}
+
+const CONFIG: &str = "[dns]\nupstream = [\"127.0.0.1:5353\"]\n";
+
+/// The port counters' drops of every port, summed by reason, as
+/// `drops REASON=N ...` (the container's port is gone once it exits, so
+/// the body prints this while it runs).
+const DROPS: &str = r#"$B stats --socket $S --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+drops = {}
+for p in d["ports"]:
+    for k, v in p["counters"]["drops"].items():
+        drops[k] = drops.get(k, 0) + v
+print("drops", " ".join(f"{k}={v}" for k, v in sorted(drops.items())))
+nat = d["nat"]
+print("nat", " ".join(f"{k}={nat[k]}" for k in ("loopback_refused", "bad_source_refused")))
+'"#;
+
+fn count(out: &str, prefix: &str, key: &str) -> u64 {
+    line(out, prefix)
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .map_or(0, |v| v.parse().unwrap())
+}
+
+#[test]
+fn the_hosts_loopback_is_never_reached_as_given() {
+    let out = run(
+        As::Unprivileged,
+        CONFIG,
+        &format!(
+            r#"
+# What the host keeps to itself: TCP and UDP servers on its loopback.
+local_server lo sink 9004 127.0.0.1
+local_server lou udp-echo 7001 127.0.0.1
+# What a container may reach: the outside, and the host's own address.
+server echo echo 9002
+server uecho udp-echo 7000
+local_server hostip echo 9005 10.200.0.1
+bg_run --name rogue -- sh -c '
+for d in 127.0.0.1 127.0.0.2 0.0.0.0 10.200.0.2 10.200.0.1; do
+  for p in 9004 9002 9005; do python3 $0 tcp own $d $p; done
+done
+python3 $0 udp own 127.0.0.1 7001
+python3 $0 udp own 0.0.0.0 7001
+python3 $0 udp own 10.200.0.2 7000
+python3 $0 icmp own 127.0.0.1
+python3 $0 icmp own 10.200.0.2
+echo rogue-done
+sleep 30' $H > rogue.out 2>&1
+until_ok grep -q rogue-done rogue.out
+cat rogue.out
+{DROPS}
+# Allowed to reach the host's loopback: through the gateway's address
+# only, never as given.
+run --allow-host-loopback -- sh -c 'python3 $0 tcp own 172.17.0.1 9004; python3 $0 tcp own 127.0.0.1 9004; python3 $0 udp own 127.0.0.1 7001' $H
+sleep 0.5
+echo "loopback sink saw: $(grep -c '^sink' lo.out)"
+"#
+        ),
+    );
+    // Refused, as a refused connect: a RST from the address asked for.
+    for d in ["127.0.0.1", "127.0.0.2", "0.0.0.0"] {
+        assert_eq!(
+            line(&out, &format!("tcp {d}:9004 ")),
+            format!("tcp {d}:9004 rst"),
+            "{out}"
+        );
+    }
+    // Next to it, the same frames to what may be reached are answered.
+    assert_eq!(
+        line(&out, "tcp 10.200.0.2:9002 "),
+        "tcp 10.200.0.2:9002 synack",
+        "{out}"
+    );
+    assert_eq!(
+        line(&out, "tcp 10.200.0.1:9005 "),
+        "tcp 10.200.0.1:9005 synack",
+        "the host's own address stays reachable: {out}"
+    );
+    // UDP and ICMP: administratively prohibited, while the outside answers.
+    assert_eq!(
+        line(&out, "udp 127.0.0.1:7001 "),
+        "udp 127.0.0.1:7001 icmp 3/13",
+        "{out}"
+    );
+    assert_eq!(
+        line(&out, "udp 0.0.0.0:7001 "),
+        "udp 0.0.0.0:7001 icmp 3/13",
+        "{out}"
+    );
+    assert!(
+        line(&out, "udp 10.200.0.2:7000 ").contains("reply hello"),
+        "{out}"
+    );
+    assert_eq!(
+        line(&out, "icmp 127.0.0.1 "),
+        "icmp 127.0.0.1 icmp 3/13",
+        "{out}"
+    );
+    assert_eq!(
+        line(&out, "icmp 10.200.0.2 "),
+        "icmp 10.200.0.2 reply",
+        "{out}"
+    );
+    // Counted: three TCP destinations (each also tried on two other ports),
+    // two UDP, one ICMP.
+    assert!(count(&out, "drops ", "host_loopback") >= 12, "{out}");
+    assert!(count(&out, "nat ", "loopback_refused") >= 12, "{out}");
+    // With host loopback allowed: the gateway's address reaches the host's
+    // loopback; 127.0.0.1 as given still does not.
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("tcp ")).collect();
+    assert!(
+        lines.contains(&"tcp 172.17.0.1:9004 synack"),
+        "through the gateway: {out}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| **l == "tcp 127.0.0.1:9004 rst")
+            .count(),
+        2,
+        "refused as given, with host loopback allowed too: {out}"
+    );
+    assert!(
+        out.lines()
+            .filter(|l| l.starts_with("udp 127.0.0.1:7001 "))
+            .all(|l| l.ends_with("icmp 3/13")),
+        "{out}"
+    );
+    // The loopback server saw exactly the one connection made through the
+    // gateway's address.
+    assert_eq!(
+        line(&out, "loopback sink saw:"),
+        "loopback sink saw: 1",
+        "{out}"
+    );
+}
+
+#[test]
+fn an_address_less_source_may_only_ask_dhcp() {
+    let out = run(
+        As::Me,
+        CONFIG,
+        &format!(
+            r#"
+server echo echo 9002
+server uecho udp-echo 7000
+bg_run --name rogue -- sh -c '
+python3 $0 tcp 0.0.0.0 10.200.0.2 9002
+python3 $0 udp 0.0.0.0 10.200.0.2 7000
+python3 $0 tcp own 10.200.0.2 9002
+python3 $0 udp own 10.200.0.2 7000
+echo rogue-done
+sleep 30' $H > rogue.out 2>&1
+until_ok grep -q rogue-done rogue.out
+cat rogue.out
+{DROPS}
+"#
+        ),
+    );
+    // From 0.0.0.0: dropped at the port, nothing comes back...
+    assert_eq!(
+        line(&out, "tcp 10.200.0.2:9002 "),
+        "tcp 10.200.0.2:9002 nothing",
+        "{out}"
+    );
+    assert_eq!(
+        line(&out, "udp 10.200.0.2:7000 "),
+        "udp 10.200.0.2:7000 nothing",
+        "{out}"
+    );
+    // ...while the same packets from the container's own address are
+    // answered (the second line of each).
+    let tcp: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("tcp 10.200.0.2:9002 "))
+        .collect();
+    assert_eq!(
+        tcp,
+        ["tcp 10.200.0.2:9002 nothing", "tcp 10.200.0.2:9002 synack"],
+        "{out}"
+    );
+    let udp: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("udp 10.200.0.2:7000 "))
+        .collect();
+    assert_eq!(udp.len(), 2, "{out}");
+    assert!(udp[1].contains("reply hello"), "{out}");
+    assert_eq!(count(&out, "drops ", "spoofed_src_ip"), 2, "{out}");
+}
+
+#[test]
+fn dns_answers_cannot_be_forged() {
+    let out = run(
+        As::Unprivileged,
+        CONFIG,
+        r#"
+timeout 150 python3 $H forger 5353 > forger.out 2>&1 & PIDS="$PIDS $!"
+waitfor forger.out
+run -- python3 -c '
+import socket, struct
+ok = 0
+for i in range(20):
+    try:
+        a = socket.gethostbyname(f"n{i}.example.test")
+    except OSError as e:
+        a = f"error {e}"
+    print("answer", a)
+'
+cat forger.out
+$B stats --socket $S --json | python3 -c 'import json,sys; n=json.load(sys.stdin)["nat"]; print("refused", n["dns_answers_refused"], "replies", n["dns_replies"])'
+"#,
+    );
+    let answers: Vec<&str> = out.lines().filter(|l| l.starts_with("answer ")).collect();
+    assert_eq!(answers.len(), 20, "{out}");
+    // Every forged answer (a wrong id, another question, another port) was
+    // refused; only the real one got through.
+    assert!(answers.iter().all(|a| *a == "answer 192.0.2.7"), "{out}");
+    let queries: Vec<(u16, u16)> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("query "))
+        .map(|l| {
+            let mut w = l.split_whitespace();
+            (
+                w.next().unwrap().parse().unwrap(),
+                w.next().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    assert!(queries.len() >= 20, "{out}");
+    // A source port per query (the kernel picks them at random), and ids
+    // that do not step by a constant.
+    let ports: std::collections::BTreeSet<u16> = queries.iter().map(|q| q.0).collect();
+    assert!(
+        ports.len() >= queries.len() - 1,
+        "ports reused: {queries:?}"
+    );
+    let steps: std::collections::BTreeSet<u16> = queries
+        .windows(2)
+        .map(|w| w[1].1.wrapping_sub(w[0].1))
+        .collect();
+    assert!(steps.len() > queries.len() / 2, "ids step: {queries:?}");
+    let refused: u64 = line(&out, "refused ")
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Three forgeries per query; one of them (from the liar's port) comes
+    // from an address that is no upstream.
+    assert!(refused >= 3 * 20, "{out}");
+}
+
+#[test]
+fn one_container_cannot_hold_every_dns_over_tcp_slot() {
+    let out = run(
+        As::Me,
+        CONFIG,
+        r#"
+local_server dns dns 5353 127.0.0.1
+bg_run --name web -- sleep 60
+until_ok sh -c "$B network inspect --socket $S default | grep -q '\"web\"'"
+bg_run --name hog -- python3 $H dns-tcp-hold 64 40
+HOG=$CPID
+sleep 3
+run --name polite -- sh -c 'echo "polite: $(dig +tcp +short +tries=1 +time=5 web @172.17.0.1) $(dig +tcp +short +tries=1 +time=5 some.example.test @172.17.0.1)"'
+wait $HOG
+$B stats --socket $S --json | python3 -c 'import json,sys; n=json.load(sys.stdin)["nat"]; print("tcp", "per_client", n["dns_tcp_refused_per_client"], "timed_out", n["dns_tcp_timed_out"])'
+"#,
+    );
+    // Another container is served while the hog trickles.
+    assert_eq!(
+        line(&out, "polite:").trim(),
+        "polite: 172.17.0.2 192.0.2.7",
+        "{out}"
+    );
+    // The hog got 8 slots at most; the rest were closed at once, and the
+    // ones it held were cut at the deadline, long before its 40 s.
+    let held = line(&out, "held ");
+    assert!(held.ends_with("closed 64"), "every trickler closed: {out}");
+    let w: Vec<&str> = line(&out, "tcp per_client").split_whitespace().collect();
+    let per_client: u64 = w[2].parse().unwrap();
+    let timed_out: u64 = w[4].parse().unwrap();
+    assert!(per_client >= 56, "{out}");
+    assert!(timed_out >= 1, "{out}");
+}
