@@ -309,3 +309,32 @@ $B stats --socket $S --json | python3 -c 'import json,sys; n=json.load(sys.stdin
     assert!(per_client >= 56, "{out}");
     assert!(timed_out >= 1, "{out}");
 }
+
+#[test]
+fn a_dhcp_discover_decline_loop_cannot_drain_the_pool() {
+    let out = run(
+        As::Me,
+        "[dhcp]\nmax_leases = 16\n[dns]\nupstream = [\"127.0.0.1:5353\"]\n",
+        r#"
+$B network create --socket $S small --subnet 10.60.0.0/27 > /dev/null
+# A "VM" behind a veth attached to the network, with fresh MACs each time.
+behind_veth vh vc
+V=$NS
+$V ip link set vc up
+ip link set vh up
+$B attach --socket $S --network small vh > /dev/null
+$V timeout 200 python3 $H dhcp-churn vc 40
+$B stats --socket $S --json | python3 -c 'import json,sys; d=json.load(sys.stdin)["dhcp"]; print("dhcp offers", d["offers"], "declines", d["declines"], "refused", d["refused_full"])'
+# A container still gets an address on the network.
+run --network small -- ip -br addr show eth0
+"#,
+    );
+    // 16 offers (max_leases), each declined; the other 24 refused. (The
+    // network has 29 addresses: without the bound the loop takes them all.)
+    assert_eq!(line(&out, "churn "), "churn offers 16 declined 16", "{out}");
+    let w: Vec<&str> = line(&out, "dhcp offers").split_whitespace().collect();
+    assert_eq!((w[2], w[4]), ("16", "16"), "{out}");
+    assert_eq!(w[6], "24", "{out}");
+    // The pool was not drained: run got the next free address.
+    assert!(line(&out, "eth0").contains("10.60.0.18/27"), "{out}");
+}

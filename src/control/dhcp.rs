@@ -3,10 +3,22 @@
 //! handful of packets per client); it answers from the same address manager
 //! `lanyard run` uses, so static and dynamic addresses never collide, and a
 //! client whose MAC is an endpoint's gets exactly that endpoint's address,
-//! gateway, DNS and MTU. Dynamic leases are bounded, expire, and are
-//! released on DHCPRELEASE.
+//! gateway, DNS and MTU.
+//!
+//! Dynamic addresses, and what holds each (RFC 2131 4.3):
+//!
+//! | state       | entered by                  | held until                     |
+//! |-------------|-----------------------------|--------------------------------|
+//! | offered     | DISCOVER                    | `OFFER_TIMEOUT` (then freed)   |
+//! | bound       | REQUEST of the offer/lease  | the lease time, renewed by REQUEST; RELEASE frees it |
+//! | quarantined | DECLINE of the bound/offered address | `QUARANTINE` (someone else uses it), then freed |
+//!
+//! All three count against `max_leases`, so a client that loops DISCOVER
+//! and DECLINE with fresh MACs holds at most that many addresses, each for
+//! a bounded time, and the pool `lanyard run` draws from is never drained
+//! for good.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -21,6 +33,12 @@ use crate::wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
 use crate::wire::udp::UdpPacket;
 use crate::wire::MacAddr;
 
+/// An offer nobody requested is withdrawn after this.
+pub const OFFER_TIMEOUT: Duration = Duration::from_secs(60);
+/// A declined address (the client found it in use) is kept out of the pool
+/// this long, as dnsmasq does.
+pub const QUARANTINE: Duration = Duration::from_secs(600);
+
 /// What the server did, for `lanyard stats`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DhcpCounters {
@@ -32,18 +50,28 @@ pub struct DhcpCounters {
     pub malformed: u64,
     pub refused_full: u64,
     pub leases_expired: u64,
+    #[serde(default)]
+    pub offers_expired: u64,
+    #[serde(default)]
+    pub quarantine_ended: u64,
 }
 
 #[derive(Debug, Clone)]
 struct Lease {
     ip: Ipv4Addr,
     expires: Instant,
+    /// Requested and acknowledged; false while only offered.
+    bound: bool,
 }
 
-/// Dynamic leases, per network name and client MAC.
+/// Dynamic leases, per network name and client MAC, and the addresses
+/// held back after a DECLINE.
 #[derive(Debug, Default)]
 pub struct Leases {
     by_net: HashMap<String, HashMap<MacAddr, Lease>>,
+    /// Declined addresses per network, oldest first, with when they return.
+    quarantine: HashMap<String, VecDeque<(Ipv4Addr, Instant)>>,
+    /// Offered, bound and quarantined addresses, all networks together.
     total: usize,
     pub counters: DhcpCounters,
 }
@@ -56,26 +84,44 @@ impl Leases {
         self.by_net.get(net)?.get(mac)
     }
 
-    /// Releases leases past their time back to the address pools.
+    /// Addresses held (offered, bound, quarantined), for tests and reports.
+    pub fn held(&self) -> usize {
+        self.total
+    }
+
+    /// Releases leases and offers past their time, and quarantined
+    /// addresses past theirs, back to the address pools.
     pub fn expire(&mut self, reg: &mut Registry, now: Instant) {
         for (net, leases) in &mut self.by_net {
-            let before = leases.len();
             let mut freed = Vec::new();
+            let (mut leases_gone, mut offers_gone) = (0, 0);
             leases.retain(|_, l| {
                 let keep = l.expires > now;
                 if !keep {
                     freed.push(l.ip);
+                    if l.bound {
+                        leases_gone += 1;
+                    } else {
+                        offers_gone += 1;
+                    }
                 }
                 keep
             });
+            if let Some(q) = self.quarantine.get_mut(net) {
+                while q.front().is_some_and(|(_, until)| *until <= now) {
+                    let (ip, _) = q.pop_front().expect("checked");
+                    freed.push(ip);
+                    self.counters.quarantine_ended += 1;
+                }
+            }
+            self.total -= freed.len();
             if let Some(n) = reg.network_mut(net) {
                 for ip in freed {
                     n.ipam.release(ip);
                 }
             }
-            let gone = before - leases.len();
-            self.total -= gone;
-            self.counters.leases_expired += gone as u64;
+            self.counters.leases_expired += leases_gone;
+            self.counters.offers_expired += offers_gone;
         }
     }
 
@@ -83,6 +129,9 @@ impl Leases {
     pub fn network_removed(&mut self, net: &str) {
         if let Some(l) = self.by_net.remove(net) {
             self.total -= l.len();
+        }
+        if let Some(q) = self.quarantine.remove(net) {
+            self.total -= q.len();
         }
     }
 
@@ -124,7 +173,7 @@ impl Leases {
             msg::DISCOVER => {
                 let ip = match fixed {
                     Some(ip) => ip,
-                    None => self.dynamic(reg, net_name, &m, lease_time, max_leases, now)?,
+                    None => self.offer(reg, net_name, &m, max_leases, now)?,
                 };
                 self.counters.offers += 1;
                 reply(msg::OFFER, ip, Some(lease_secs))
@@ -140,24 +189,26 @@ impl Leases {
                     .or((!m.ciaddr.is_unspecified()).then_some(m.ciaddr));
                 let ours = fixed.or_else(|| self.lease_of(net_name, &m.chaddr).map(|l| l.ip));
                 match (asked, ours) {
-                    (Some(a), Some(o)) if a == o => {
+                    (Some(a), Some(o)) if a != o => {
+                        self.counters.naks += 1;
+                        reply(msg::NAK, Ipv4Addr::UNSPECIFIED, None)
+                    }
+                    (_, Some(o)) => {
                         if fixed.is_none() {
+                            // Bound (or renewed) for the lease time.
                             if let Some(l) = self
                                 .by_net
                                 .get_mut(net_name)
                                 .and_then(|l| l.get_mut(&m.chaddr))
                             {
+                                l.bound = true;
                                 l.expires = now + lease_time;
                             }
                         }
                         self.counters.acks += 1;
                         reply(msg::ACK, o, Some(lease_secs))
                     }
-                    (None, Some(o)) => {
-                        self.counters.acks += 1;
-                        reply(msg::ACK, o, Some(lease_secs))
-                    }
-                    _ => {
+                    (_, None) => {
                         self.counters.naks += 1;
                         reply(msg::NAK, Ipv4Addr::UNSPECIFIED, None)
                     }
@@ -169,16 +220,7 @@ impl Leases {
                 return None;
             }
             msg::DECLINE => {
-                // The address is in use by someone we do not know: the
-                // lease goes, the address stays taken in the pool.
-                if let Some(l) = self
-                    .by_net
-                    .get_mut(net_name)
-                    .and_then(|l| l.remove(&m.chaddr))
-                {
-                    let _ = l;
-                    self.total -= 1;
-                }
+                self.decline(net_name, &m, now);
                 self.counters.declines += 1;
                 return None;
             }
@@ -192,18 +234,25 @@ impl Leases {
         Some(build_frame(&m, &r, gw, gw_mac))
     }
 
-    /// A dynamic address for a client: its lease, the one it asks for if
-    /// free, or the lowest free one.
-    fn dynamic(
+    /// The address to offer a client: its lease (or offer), the one it asks
+    /// for if free, or the lowest free one; a new one is held for
+    /// `OFFER_TIMEOUT` only.
+    fn offer(
         &mut self,
         reg: &mut Registry,
         net_name: &str,
         m: &ClientMessage,
-        lease_time: Duration,
         max_leases: usize,
         now: Instant,
     ) -> Option<Ipv4Addr> {
-        if let Some(l) = self.lease_of(net_name, &m.chaddr) {
+        if let Some(l) = self
+            .by_net
+            .get_mut(net_name)
+            .and_then(|l| l.get_mut(&m.chaddr))
+        {
+            if !l.bound {
+                l.expires = now + OFFER_TIMEOUT;
+            }
             return Some(l.ip);
         }
         if self.total >= max_leases {
@@ -224,11 +273,35 @@ impl Leases {
             m.chaddr,
             Lease {
                 ip,
-                expires: now + lease_time,
+                expires: now + OFFER_TIMEOUT,
+                bound: false,
             },
         );
         self.total += 1;
         Some(ip)
+    }
+
+    /// A DECLINE: the client found its address in use by someone we do
+    /// not know. The lease goes; the address stays out of the pool for
+    /// `QUARANTINE`, then returns. A DECLINE naming another address than
+    /// the client's is ignored.
+    fn decline(&mut self, net_name: &str, m: &ClientMessage, now: Instant) {
+        let Some(leases) = self.by_net.get_mut(net_name) else {
+            return;
+        };
+        let Some(l) = leases.get(&m.chaddr) else {
+            return;
+        };
+        if m.requested_ip.is_some_and(|ip| ip != l.ip) {
+            return;
+        }
+        let ip = l.ip;
+        leases.remove(&m.chaddr);
+        // Still counted in `total`: from lease to quarantine.
+        self.quarantine
+            .entry(net_name.to_string())
+            .or_default()
+            .push_back((ip, now + QUARANTINE));
     }
 
     fn release(&mut self, reg: &mut Registry, net_name: &str, mac: &MacAddr) {
@@ -294,4 +367,249 @@ fn build_frame(m: &ClientMessage, r: &Reply, gw: Ipv4Addr, gw_mac: MacAddr) -> F
     let c = checksum::finish(checksum::sum(pseudo, &f[34..]));
     f[40..42].copy_from_slice(&c.to_be_bytes());
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NetworkConfig;
+    use crate::control::registry::NetworkEntry;
+    use crate::dataplane::NetworkId;
+
+    const LEASE: Duration = Duration::from_secs(3600);
+
+    /// A registry with one network "n", 10.9.0.0/28: 13 addresses for
+    /// clients (.2 to .14).
+    fn registry() -> Registry {
+        let subnet: ipnet::Ipv4Net = "10.9.0.0/28".parse().unwrap();
+        let gw = Ipv4Addr::new(10, 9, 0, 1);
+        let mut r = Registry::default();
+        r.networks.push(NetworkEntry {
+            config: NetworkConfig {
+                name: "n".into(),
+                subnet,
+                gateway: gw,
+                ip_range: subnet,
+                mtu: 1500,
+                txqueuelen: 1000,
+                mac_aging: Duration::from_secs(300),
+                internal: false,
+            },
+            id: "id".into(),
+            created: std::time::SystemTime::now(),
+            ipam: Ipam::new(subnet, gw, subnet),
+            dp: NetworkId(0),
+            from_config: false,
+        });
+        r
+    }
+
+    /// A client frame of message type `t` from `mac`, with options.
+    fn client(t: u8, mac: MacAddr, requested: Option<Ipv4Addr>) -> Vec<u8> {
+        let mut m = vec![0u8; dhcp::FIXED_LEN];
+        m[0] = 1;
+        m[1] = 1;
+        m[2] = 6;
+        m[4..8].copy_from_slice(&0x1234_5678u32.to_be_bytes());
+        m[28..34].copy_from_slice(&mac.0);
+        m[236..240].copy_from_slice(&[99, 130, 83, 99]);
+        m.extend_from_slice(&[53, 1, t]);
+        if let Some(ip) = requested {
+            m.extend_from_slice(&[50, 4]);
+            m.extend_from_slice(&ip.octets());
+        }
+        m.push(255);
+        let l4 = 8 + m.len();
+        let mut f = vec![0u8; 14 + 20 + l4];
+        ethernet::emit_header(&mut f, MacAddr::BROADCAST, mac, ethertype::IPV4);
+        Ipv4Repr {
+            src: Ipv4Addr::UNSPECIFIED,
+            dst: Ipv4Addr::BROADCAST,
+            protocol: protocol::UDP,
+            payload_len: l4,
+            ttl: 64,
+            ident: 0,
+        }
+        .emit(&mut f[14..]);
+        f[34..36].copy_from_slice(&68u16.to_be_bytes());
+        f[36..38].copy_from_slice(&67u16.to_be_bytes());
+        f[38..40].copy_from_slice(&(l4 as u16).to_be_bytes());
+        f[42..].copy_from_slice(&m);
+        f
+    }
+
+    fn mac(i: u32) -> MacAddr {
+        let b = i.to_be_bytes();
+        MacAddr([2, 0xdc, b[0], b[1], b[2], b[3]])
+    }
+
+    /// The type and offered address of a reply frame.
+    fn answer(f: &[u8]) -> (u8, Ipv4Addr) {
+        let d = &f[42..];
+        let yi = Ipv4Addr::new(d[16], d[17], d[18], d[19]);
+        let t = d[240..]
+            .windows(3)
+            .find(|w| w[0] == 53 && w[1] == 1)
+            .map(|w| w[2])
+            .unwrap();
+        (t, yi)
+    }
+
+    fn ask(
+        l: &mut Leases,
+        r: &mut Registry,
+        frame: &[u8],
+        max: usize,
+        now: Instant,
+    ) -> Option<(u8, Ipv4Addr)> {
+        l.handle(r, "n", frame, LEASE, max, now).map(|f| answer(&f))
+    }
+
+    #[test]
+    fn discover_request_release() {
+        let (mut r, mut l, t0) = (registry(), Leases::default(), Instant::now());
+        let (t, ip) = ask(
+            &mut l,
+            &mut r,
+            &client(msg::DISCOVER, mac(1), None),
+            100,
+            t0,
+        )
+        .unwrap();
+        assert_eq!((t, ip), (msg::OFFER, Ipv4Addr::new(10, 9, 0, 2)));
+        let (t, got) = ask(
+            &mut l,
+            &mut r,
+            &client(msg::REQUEST, mac(1), Some(ip)),
+            100,
+            t0,
+        )
+        .unwrap();
+        assert_eq!((t, got), (msg::ACK, ip));
+        // A request for another address is refused.
+        let other = Ipv4Addr::new(10, 9, 0, 9);
+        assert_eq!(
+            ask(
+                &mut l,
+                &mut r,
+                &client(msg::REQUEST, mac(1), Some(other)),
+                100,
+                t0
+            )
+            .unwrap()
+            .0,
+            msg::NAK
+        );
+        // Bound: it outlives the offer timeout, up to the lease time.
+        l.expire(&mut r, t0 + OFFER_TIMEOUT * 2);
+        assert_eq!(l.held(), 1);
+        ask(&mut l, &mut r, &client(msg::RELEASE, mac(1), None), 100, t0);
+        assert_eq!((l.held(), r.network("n").unwrap().ipam.in_use()), (0, 0));
+    }
+
+    #[test]
+    fn offers_nobody_requested_expire_fast() {
+        let (mut r, mut l, t0) = (registry(), Leases::default(), Instant::now());
+        for i in 0..13 {
+            assert!(ask(
+                &mut l,
+                &mut r,
+                &client(msg::DISCOVER, mac(i), None),
+                100,
+                t0
+            )
+            .is_some());
+        }
+        // The pool (13 addresses) is all offered: the next client gets none...
+        assert!(ask(
+            &mut l,
+            &mut r,
+            &client(msg::DISCOVER, mac(99), None),
+            100,
+            t0
+        )
+        .is_none());
+        // ...but only until the offers time out, long before a lease would.
+        l.expire(&mut r, t0 + OFFER_TIMEOUT - Duration::from_secs(1));
+        assert_eq!(l.held(), 13);
+        l.expire(&mut r, t0 + OFFER_TIMEOUT + Duration::from_secs(1));
+        assert_eq!((l.held(), r.network("n").unwrap().ipam.in_use()), (0, 0));
+        assert_eq!(l.counters.offers_expired, 13);
+        let later = t0 + OFFER_TIMEOUT * 2;
+        assert!(ask(
+            &mut l,
+            &mut r,
+            &client(msg::DISCOVER, mac(99), None),
+            100,
+            later
+        )
+        .is_some());
+    }
+
+    #[test]
+    fn declined_addresses_are_quarantined_then_come_back() {
+        let (mut r, mut l, t0) = (registry(), Leases::default(), Instant::now());
+        // DISCOVER/DECLINE with fresh MACs, as a hostile uplink would, far
+        // more often than the pool has addresses.
+        let mut offers = 0;
+        for i in 0..200 {
+            if let Some((_, ip)) = ask(&mut l, &mut r, &client(msg::DISCOVER, mac(i), None), 8, t0)
+            {
+                offers += 1;
+                ask(
+                    &mut l,
+                    &mut r,
+                    &client(msg::DECLINE, mac(i), Some(ip)),
+                    8,
+                    t0,
+                );
+            }
+        }
+        // At most max_leases (8) addresses are held; the others stay free
+        // for containers.
+        assert_eq!(offers, 8);
+        assert_eq!(l.held(), 8);
+        let ipam = &mut r.network_mut("n").unwrap().ipam;
+        assert_eq!(ipam.in_use(), 8);
+        let free = ipam.allocate(None).unwrap();
+        ipam.release(free);
+        // A declined address is not offered again while quarantined...
+        l.expire(&mut r, t0 + QUARANTINE - Duration::from_secs(1));
+        assert_eq!(l.held(), 8);
+        // ...and comes back after.
+        l.expire(&mut r, t0 + QUARANTINE + Duration::from_secs(1));
+        assert_eq!((l.held(), r.network("n").unwrap().ipam.in_use()), (0, 0));
+        assert_eq!(l.counters.quarantine_ended, 8);
+    }
+
+    #[test]
+    fn a_decline_of_someone_elses_address_changes_nothing() {
+        let (mut r, mut l, t0) = (registry(), Leases::default(), Instant::now());
+        let (_, ip) = ask(
+            &mut l,
+            &mut r,
+            &client(msg::DISCOVER, mac(1), None),
+            100,
+            t0,
+        )
+        .unwrap();
+        let other = Ipv4Addr::new(10, 9, 0, 9);
+        ask(
+            &mut l,
+            &mut r,
+            &client(msg::DECLINE, mac(1), Some(other)),
+            100,
+            t0,
+        );
+        // The lease is still the client's.
+        let (t, got) = ask(
+            &mut l,
+            &mut r,
+            &client(msg::REQUEST, mac(1), Some(ip)),
+            100,
+            t0,
+        )
+        .unwrap();
+        assert_eq!((t, got), (msg::ACK, ip));
+    }
 }

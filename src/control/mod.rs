@@ -117,17 +117,23 @@ fn events_loop(
     daemon: std::sync::Weak<Daemon>,
     rx: crossbeam_channel::Receiver<crate::dataplane::Event>,
 ) {
+    // Leases expire on time whether or not DHCP messages keep coming (a
+    // flood must not hold its offers past their timeout).
+    const EXPIRY_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+    let mut last_expiry = std::time::Instant::now();
     loop {
-        match rx.recv_timeout(std::time::Duration::from_secs(5)) {
+        let r = rx.recv_timeout(EXPIRY_EVERY);
+        let Some(d) = daemon.upgrade() else { return };
+        match r {
             Ok(crate::dataplane::Event::Dhcp { net, port, frame }) => {
-                let Some(d) = daemon.upgrade() else { return };
-                d.dhcp(net, port, &frame);
+                d.dhcp(net, port, frame.bytes());
             }
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                let Some(d) = daemon.upgrade() else { return };
-                d.expire_leases();
-            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+        }
+        if last_expiry.elapsed() >= EXPIRY_EVERY {
+            last_expiry = std::time::Instant::now();
+            d.expire_leases();
         }
     }
 }

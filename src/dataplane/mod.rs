@@ -55,8 +55,44 @@ pub enum Event {
     Dhcp {
         net: NetworkId,
         port: PortId,
-        frame: Vec<u8>,
+        frame: DhcpFrame,
     },
+}
+
+/// A DHCP client frame, copied inline: the event channel is bounded and
+/// preallocated, so handing a frame to the control plane allocates
+/// nothing. DHCP messages fit an Ethernet frame (RFC 2131 asks clients for
+/// 576 bytes and servers for no more than the client's MTU); longer ones are
+/// not DHCP any client sends, and are dropped.
+#[derive(Clone)]
+pub struct DhcpFrame {
+    len: u16,
+    bytes: [u8; DhcpFrame::MAX],
+}
+
+impl DhcpFrame {
+    /// An Ethernet frame of a 1500-byte packet, with a VLAN tag's room.
+    pub const MAX: usize = 1518;
+
+    /// A copy of `frame`, or `None` if it is too long.
+    pub fn copy_of(frame: &[u8]) -> Option<DhcpFrame> {
+        let mut f = DhcpFrame {
+            len: frame.len() as u16,
+            bytes: [0; DhcpFrame::MAX],
+        };
+        f.bytes.get_mut(..frame.len())?.copy_from_slice(frame);
+        Some(f)
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+impl std::fmt::Debug for DhcpFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DhcpFrame({} bytes)", self.len)
+    }
 }
 
 /// A request to one shard; each carries its reply channel.

@@ -700,14 +700,23 @@ impl Switch {
             net.gateway
                 .handle_from(buf.frame(), &buf.vnet(), now, &mut self.reply, ingress_info);
         if outcome.to_dhcp {
-            if let Some(tx) = &self.events {
-                let ev = super::Event::Dhcp {
-                    net: slot.spec.network,
-                    port: ingress,
-                    frame: buf.frame().to_vec(),
-                };
-                if tx.try_send(ev).is_err() {
-                    self.events_dropped += 1;
+            let net = slot.spec.network;
+            let sent = match (&self.events, super::DhcpFrame::copy_of(buf.frame())) {
+                (Some(tx), Some(frame)) => tx
+                    .try_send(super::Event::Dhcp {
+                        net,
+                        port: ingress,
+                        frame,
+                    })
+                    .is_ok(),
+                // Nobody serves DHCP here (tests, benches): not a drop.
+                (None, _) => true,
+                (Some(_), None) => false,
+            };
+            if !sent {
+                self.events_dropped += 1;
+                if let Some(Some(s)) = self.ports.get_mut(ingress.index()) {
+                    s.counters.drop(DropReason::DhcpDropped);
                 }
             }
             return;
