@@ -1,3 +1,4 @@
 pub mod frames;
 pub mod harness;
+pub mod natrig;
 pub mod scenario;
