@@ -669,7 +669,8 @@ impl Rig {
         }
     }
 
-    /// Flows in the NAT's table.
+    /// Flows in the NAT's table (from a snapshot: allocates, so not for a
+    /// counted window; `Switch` has no other way to tell).
     pub fn flows(&self) -> usize {
         self.sw.snapshot(self.now).nat_flows
     }
