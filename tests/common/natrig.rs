@@ -497,7 +497,7 @@ impl CTcp {
     }
 }
 
-/// Frames the container saw in one drain, by kind.
+/// What one drain saw: frames, and those that did not parse.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Drained {
     pub frames: usize,
