@@ -231,6 +231,12 @@ impl Switch {
         self.nat.set_registry(r);
     }
 
+    /// Runs the NAT over other host sockets than the real ones: the
+    /// fuzzer's and tests' `nat::host::FakeIo`.
+    pub fn set_nat_io(&mut self, io: Box<dyn crate::nat::host::HostIo>) {
+        self.nat.set_io(io);
+    }
+
     pub fn nat_counters(&self) -> NatCounters {
         self.nat.counters_snapshot()
     }
