@@ -241,6 +241,12 @@ impl Switch {
         self.nat.counters_snapshot()
     }
 
+    /// NAT flows, and how many are on its retransmission list (never more
+    /// than the flows: for tests and the fuzzer).
+    pub fn nat_flows(&self) -> (usize, usize) {
+        (self.nat.flow_count(), self.nat.busy_len())
+    }
+
     /// A poll event for a NAT flow's socket.
     pub fn nat_flow_event(&mut self, token: usize, readable: bool, writable: bool, now: Time) {
         let mut em = PortEmitter {
