@@ -62,7 +62,7 @@
 # tables' daemons keep it); the data-path thread (shard) each container's
 # port got, from `lanyard stats --json` mid-run, is logged and printed.
 #
-# Table 3, egress (the topology of shared/PEERS.md):
+# Table 3, egress (the topology of the team's PEERS.md notes):
 #
 #   lyb-out  "outside": iperf3 -s and the connection server on 203.0.113.10/32
 #     |                 (on its lo), 10.200.0.2/24 on eth0
@@ -1155,7 +1155,7 @@ for row in lo-tx-65520 lo-tx-1500 lo-rx-65520 lo-rx-1500 out-tx-65520 out-tx-150
 done
 echo
 echo "Ratios are lanyard / peer, higher is better. Targets, host -> container (lo: client on the host's loopback, out: outside client): lanyard >= 1.0x pasta and >= 3x slirp4netns (the issue asks for 10 s runs; this run: ${DUR} s)${TARGETS}."
-echo "Host ports per peer: DNAT ${HP[dnat]}, socat ${HP[socat]}, slirp4netns ${HP[slirp4netns]}, pasta ${HP[pasta]}, lanyard ${HP[lanyard]} (connection server: +$CONN_OFF); loopback clients take pasta's splice path, outside clients its tap path; socat runs with its default 8 KiB buffer, as in shared/PEERS.md (docker-proxy itself copies with Go's io.Copy, which splices on Linux, and may be faster)."
+echo "Host ports per peer: DNAT ${HP[dnat]}, socat ${HP[socat]}, slirp4netns ${HP[slirp4netns]}, pasta ${HP[pasta]}, lanyard ${HP[lanyard]} (connection server: +$CONN_OFF); loopback clients take pasta's splice path, outside clients its tap path; socat runs with its default 8 KiB buffer, as in the team's peer notes (PEERS.md, beside the repository) (docker-proxy itself copies with Go's io.Copy, which splices on Linux, and may be faster)."
 if [ -n "$PSTALLS" ]; then
     echo "One-second iperf3 intervals below a tenth of the run's mean rate or below 0.1 Gbit/s (stalls):${PSTALLS#;}."
 fi

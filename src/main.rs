@@ -178,7 +178,7 @@ struct DaemonArgs {
     /// Config file (default: the embedded configs/default.toml).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Data-path threads (overrides `[dataplane] threads`; 0: one per CPU).
+    /// Data-path threads (overrides `[dataplane] threads`; 0: one per CPU, at most 8).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=lanyard::dataplane::MAX_SHARDS as i64))]
     threads: Option<u16>,
     #[command(flatten)]
@@ -464,7 +464,7 @@ fn load_config(path: Option<&Path>) -> Result<Config, u8> {
             Ok(n) if n <= lanyard::dataplane::MAX_SHARDS => config.dataplane.threads = n,
             _ => {
                 eprintln!(
-                    "lanyard: LANYARD_THREADS: '{v}' is not a thread count (0..={}; 0: one per CPU)",
+                    "lanyard: LANYARD_THREADS: '{v}' is not a thread count (0..={}; 0: one per CPU, at most 8)",
                     lanyard::dataplane::MAX_SHARDS
                 );
                 return Err(EXIT_USAGE);

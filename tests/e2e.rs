@@ -369,7 +369,7 @@ fn control_socket_is_private_and_single() {
         &mut env.lanyard(&["daemon", "--socket", env.socket.to_str().unwrap()]),
         T,
     );
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("already listening"), "{}", stderr(&o));
 }
 

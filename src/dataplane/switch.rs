@@ -231,8 +231,20 @@ impl Switch {
         self.nat.set_registry(r);
     }
 
+    /// Runs the NAT over other host sockets than the real ones: the
+    /// fuzzer's and tests' `nat::host::FakeIo`.
+    pub fn set_nat_io(&mut self, io: Box<dyn crate::nat::host::HostIo>) {
+        self.nat.set_io(io);
+    }
+
     pub fn nat_counters(&self) -> NatCounters {
         self.nat.counters_snapshot()
+    }
+
+    /// NAT flows, and how many are on its retransmission list (never more
+    /// than the flows: for tests and the fuzzer).
+    pub fn nat_flows(&self) -> (usize, usize) {
+        (self.nat.flow_count(), self.nat.busy_len())
     }
 
     /// A poll event for a NAT flow's socket.

@@ -31,12 +31,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use hashbrown::HashMap;
-use mio::unix::SourceFd;
-use mio::{Interest, Registry, Token};
+use mio::Interest;
 
 use super::dns_tcp::DnsTcp;
 pub use super::dns_tcp::{DnsTcpCounters, Origin};
-use super::{emit_ipv4_to, finish_frame, sock, Emit, Endpoint, NatCounters, DNS_TOKEN_BASE};
+use super::host::HostIo;
+use super::{emit_ipv4_to, finish_frame, Emit, Endpoint, NatCounters, DNS_TOKEN_BASE};
 use crate::frame::FrameBuf;
 use crate::port::PortId;
 use crate::stats::DropReason;
@@ -566,8 +566,8 @@ impl DnsForwarder {
 
     /// Where TCP queries to the gateway's port 53 go (the local DNS-over-
     /// TCP server, started on first use), or None if it cannot run.
-    pub fn tcp_target(&self) -> Option<SocketAddr> {
-        self.tcp.addr()
+    pub fn tcp_target(&self, io: &mut dyn HostIo) -> Option<SocketAddr> {
+        io.dns_tcp_addr(&self.tcp)
     }
 
     /// Says which container a connection to the TCP server, from local
@@ -630,15 +630,9 @@ impl DnsForwarder {
     }
 
     /// A fresh socket of the family, on the poll under `token`.
-    fn query_socket(v6: bool, token: usize, registry: Option<&Registry>) -> io::Result<OwnedFd> {
-        let s = sock::udp_socket(v6)?;
-        if let Some(r) = registry {
-            r.register(
-                &mut SourceFd(&s.as_raw_fd()),
-                Token(token),
-                Interest::READABLE,
-            )?;
-        }
+    fn query_socket(v6: bool, token: usize, io: &mut dyn HostIo) -> io::Result<OwnedFd> {
+        let s = io.udp_socket(v6)?;
+        io.register(s.as_raw_fd(), token, Interest::READABLE)?;
         Ok(s)
     }
 
@@ -651,7 +645,7 @@ impl DnsForwarder {
         client_port: u16,
         query: &[u8],
         now: Time,
-        registry: Option<&Registry>,
+        io: &mut dyn HostIo,
         tx: &mut FrameBuf,
         emit: &mut dyn Emit,
         counters: &mut NatCounters,
@@ -712,7 +706,7 @@ impl DnsForwarder {
             let v6 = to.is_ipv6();
             let have = if v6 { &mut p.sock6 } else { &mut p.sock4 };
             if have.is_none() {
-                match Self::query_socket(v6, token(slot, v6), registry) {
+                match Self::query_socket(v6, token(slot, v6), io) {
                     Ok(s) => *have = Some(s),
                     Err(_) => {
                         counters.dns_upstream_socket_failed += 1;
@@ -722,12 +716,12 @@ impl DnsForwarder {
             }
             let fd = have.as_ref().expect("just made").as_raw_fd();
             let buf = &tx.read_space()[PAYLOAD_OFFSET..PAYLOAD_OFFSET + query.len()];
-            if sock::send_to_any(fd, buf, *to).is_ok() {
+            if io.send_to(fd, buf, *to).is_ok() {
                 sent = true;
             }
         }
         if !sent {
-            self.close(p, registry);
+            close(p, io);
             self.free.push(slot as u16);
             reply_servfail(ep, client, client_port, query, tx, emit);
             return None;
@@ -736,22 +730,12 @@ impl DnsForwarder {
         None
     }
 
-    /// Closes a query's sockets (taking them off the poll first).
-    fn close(&self, p: Pending, registry: Option<&Registry>) {
-        if let Some(r) = registry {
-            for s in [&p.sock4, &p.sock6].into_iter().flatten() {
-                let _ = r.deregister(&mut SourceFd(&s.as_raw_fd()));
-            }
-        }
-        drop(p);
-    }
-
     /// A poll event under `token` (relative to `DNS_TOKEN_BASE`): answers
     /// arriving on a pending query's socket.
     pub fn on_readable(
         &mut self,
         token: usize,
-        registry: Option<&Registry>,
+        io: &mut dyn HostIo,
         tx: &mut FrameBuf,
         emit: &mut dyn Emit,
         counters: &mut NatCounters,
@@ -765,7 +749,7 @@ impl DnsForwarder {
         };
         loop {
             let space = &mut tx.read_space()[PAYLOAD_OFFSET..PAYLOAD_OFFSET + 65535 - 28];
-            let (n, from) = match sock::recv_from_any(fd, space) {
+            let (n, from) = match io.recv_from(fd, space) {
                 Ok(r) => r,
                 Err(_) => break,
             };
@@ -786,14 +770,14 @@ impl DnsForwarder {
             counters.dns_replies += 1;
             // The first answer wins; later ones die with the sockets.
             let p = self.pending[slot].take().expect("checked above");
-            self.close(p, registry);
+            close(p, io);
             self.free.push(slot as u16);
             return;
         }
     }
 
     /// Forgets queries nobody answered in time.
-    pub fn tick(&mut self, now: Time, registry: Option<&Registry>, counters: &mut NatCounters) {
+    pub fn tick(&mut self, now: Time, io: &mut dyn HostIo, counters: &mut NatCounters) {
         if self.free.len() == MAX_PENDING {
             return;
         }
@@ -803,7 +787,7 @@ impl DnsForwarder {
                 .is_some_and(|p| now.saturating_sub(p.sent) >= QUERY_TIMEOUT);
             if expired {
                 let p = self.pending[slot].take().expect("checked");
-                self.close(p, registry);
+                close(p, io);
                 self.free.push(slot as u16);
                 counters.dns_timeouts += 1;
             }
@@ -812,18 +796,26 @@ impl DnsForwarder {
 
     /// A port left: its queries' answers have nowhere to go (and its id may
     /// be reused by another container).
-    pub fn port_removed(&mut self, port: PortId, registry: Option<&Registry>) {
+    pub fn port_removed(&mut self, port: PortId, io: &mut dyn HostIo) {
         for slot in 0..MAX_PENDING {
             if self.pending[slot]
                 .as_ref()
                 .is_some_and(|p| p.ep.port == port)
             {
                 let p = self.pending[slot].take().expect("checked");
-                self.close(p, registry);
+                close(p, io);
                 self.free.push(slot as u16);
             }
         }
     }
+}
+
+/// Closes a query's sockets (taking them off the poll first).
+fn close(p: Pending, io: &mut dyn HostIo) {
+    for s in [&p.sock4, &p.sock6].into_iter().flatten() {
+        io.deregister(s.as_raw_fd());
+    }
+    drop(p);
 }
 
 /// Wraps the `n` payload bytes already at the payload offset of `tx` in a

@@ -308,8 +308,7 @@ impl Drop for ClientSlot<'_> {
 }
 
 fn serve(mut conn: TcpStream, shared: &Shared) {
-    let limits = shared.limits;
-    let deadline = Instant::now() + limits.deadline;
+    let deadline = Instant::now() + shared.limits.deadline;
     // Only the NAT's own sockets may ask: anyone else on the host's
     // loopback has no origin and is closed.
     let origin = match conn.peer_addr() {
@@ -325,11 +324,47 @@ fn serve(mut conn: TcpStream, shared: &Shared) {
         return;
     };
     let _ = conn.set_nodelay(true);
+    serve_stream(&mut conn, shared, origin, deadline);
+}
+
+/// What a connection to the server is: a byte stream with timeouts. A
+/// `TcpStream` in the server; the fuzzer's stream hands out its input in
+/// pieces and times out when told.
+pub trait DnsStream: Read + Write {
+    fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()>;
+    fn set_write_timeout(&mut self, t: Option<Duration>) -> io::Result<()>;
+}
+
+impl DnsStream for TcpStream {
+    fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, t)
+    }
+
+    fn set_write_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, t)
+    }
+}
+
+impl DnsTcp {
+    /// Serves one connection that speaks for `origin` until it ends, its
+    /// idle time runs out or its deadline passes (the server's own loop
+    /// does this for each accepted connection; tests and the fuzzer call it
+    /// with a stream of their own).
+    pub fn serve_stream(&self, stream: &mut impl DnsStream, origin: Origin) {
+        let deadline = Instant::now() + self.shared.limits.deadline;
+        serve_stream(stream, &self.shared, origin, deadline);
+    }
+}
+
+/// Answers length-prefixed queries (RFC 1035 4.2.2) on `conn` for
+/// `origin`.
+fn serve_stream(conn: &mut impl DnsStream, shared: &Shared, origin: Origin, deadline: Instant) {
+    let limits = shared.limits;
     let mut upstream: Option<TcpStream> = None;
     let mut query = vec![0u8; u16::MAX as usize];
     let mut answer = vec![0u8; u16::MAX as usize + 2];
     loop {
-        let len = match read_message(&mut conn, &mut query, deadline, limits.idle) {
+        let len = match read_message(conn, &mut query, deadline, limits.idle) {
             Ok(Some(len)) => len,
             Ok(None) => return,
             Err(TimedOut) => {
@@ -410,7 +445,7 @@ fn time_left(deadline: Instant) -> Option<Duration> {
 /// timeout and never past `deadline`. `Ok(false)` at a clean end of stream
 /// before the first byte.
 fn read_full(
-    s: &mut TcpStream,
+    s: &mut impl DnsStream,
     buf: &mut [u8],
     deadline: Instant,
     idle: Duration,
@@ -444,7 +479,7 @@ fn read_full(
 /// clock) and the connection's deadline. `Ok(None)` at end of stream or
 /// on an error.
 fn read_message(
-    s: &mut TcpStream,
+    s: &mut impl DnsStream,
     buf: &mut [u8],
     deadline: Instant,
     idle: Duration,

@@ -26,7 +26,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use mio::Interest;
 
 use super::table::FlowKey;
-use super::{sock, Emit, Endpoint, Flow, FlowState, Nat, Proto};
+use super::{Emit, Endpoint, Flow, FlowState, Nat, Proto};
 use crate::log;
 use crate::port::PortId;
 use crate::publish::{Mapping, Protocol};
@@ -82,7 +82,8 @@ impl Nat {
                 self.forwards.len() - 1
             }
         };
-        self.register(fd, FORWARD_TOKEN_BASE + id, Interest::READABLE)?;
+        self.io
+            .register(fd, FORWARD_TOKEN_BASE + id, Interest::READABLE)?;
         self.forwards[id] = Some(Forward {
             mapping,
             listener,
@@ -102,9 +103,7 @@ impl Nat {
         let Some(f) = slot.take() else {
             return false;
         };
-        if let Some(r) = &self.registry {
-            let _ = r.deregister(&mut mio::unix::SourceFd(&f.listener.as_raw_fd()));
-        }
+        self.io.deregister(f.listener.as_raw_fd());
         true
     }
 
@@ -140,7 +139,7 @@ impl Nat {
                 return;
             };
             let (ep, cport) = (f.ep, f.mapping.container_port);
-            let (client, peer) = match sock::accept(f.listener.as_raw_fd()) {
+            let (client, peer) = match self.io.accept(f.listener.as_raw_fd()) {
                 Ok(c) => c,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
@@ -166,7 +165,7 @@ impl Nat {
             let refuse = self.table.lookup(&key).is_some()
                 || self.table.flows_of(key.inside.ip()) >= self.cfg.max_flows_per_container;
             if refuse {
-                sock::set_linger_zero(client.as_raw_fd());
+                self.io.set_linger_zero(client.as_raw_fd());
                 self.counters.flows_refused_limit += 1;
                 if let Some(Some(f)) = self.forwards.get_mut(id) {
                     f.refused += 1;
@@ -174,7 +173,7 @@ impl Nat {
                 continue;
             }
             let isn = self.next_isn();
-            let peek_off = sock::set_peek_off(client.as_raw_fd(), 0);
+            let peek_off = self.io.set_peek_off(client.as_raw_fd(), 0);
             let conn = super::tcp::TcpConn::new_inbound(isn, now, peek_off);
             let flow = Flow::new(ep, client, peer, now, FlowState::Tcp(conn));
             match self.add_flow(key, flow, Interest::READABLE, now, emit) {
@@ -202,7 +201,7 @@ impl Nat {
             let (ep, cport, lfd) = (f.ep, f.mapping.container_port, f.listener.as_raw_fd());
             let space = &mut self.tx.read_space()
                 [super::udp::PAYLOAD_OFFSET..super::udp::PAYLOAD_OFFSET + super::udp::MAX_PAYLOAD];
-            let (n, peer) = match sock::recv_from_any(lfd, space) {
+            let (n, peer) = match self.io.recv_from(lfd, space) {
                 Ok(r) => r,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(_) => return,
@@ -220,7 +219,7 @@ impl Nat {
                     }
                     // The flow answers through a duplicate of the shared
                     // socket; only the original is polled.
-                    let Ok(dup) = sock::dup(lfd) else {
+                    let Ok(dup) = self.io.dup(lfd) else {
                         self.counters.host_socket_failed += 1;
                         continue;
                     };

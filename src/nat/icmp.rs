@@ -16,7 +16,7 @@ use mio::Interest;
 use super::policy::Target;
 use super::table::{FlowId, FlowKey};
 use super::{
-    emit_ipv4_to, inside_v4, outside_v4, sock, Emit, Endpoint, Flow, FlowState, Nat, Next, Proto,
+    emit_ipv4_to, inside_v4, outside_v4, Emit, Endpoint, Flow, FlowState, Nat, Next, Proto,
 };
 use crate::frame::FrameBuf;
 use crate::log;
@@ -126,7 +126,7 @@ impl Nat {
                     );
                     return Some(DropReason::FlowLimit);
                 }
-                let sock = match sock::ping_socket() {
+                let sock = match self.io.ping_socket() {
                     Ok(s) => s,
                     Err(e) => {
                         self.counters.icmp_unavailable += 1;
@@ -150,7 +150,10 @@ impl Nat {
                         return Some(DropReason::IcmpUnavailable);
                     }
                 };
-                if let Err(e) = sock::connect(sock.as_raw_fd(), SocketAddr::from((ip.dst(), 0))) {
+                if let Err(e) = self
+                    .io
+                    .connect(sock.as_raw_fd(), SocketAddr::from((ip.dst(), 0)))
+                {
                     self.counters.host_socket_failed += 1;
                     let code = if e.raw_os_error() == Some(libc::ENETUNREACH) {
                         unreachable::NET
@@ -177,7 +180,7 @@ impl Nat {
         let flow = self.table.get_mut(id)?;
         // The kernel replaces the identifier with the socket's own and
         // computes the checksum.
-        match sock::send(flow.sock.as_raw_fd(), l4) {
+        match self.io.send(flow.sock.as_raw_fd(), l4) {
             Ok(n) => {
                 flow.bytes_out += n as u64;
                 None
@@ -204,7 +207,7 @@ impl Nat {
         const OFF: usize = 14 + 20;
         loop {
             let space = &mut self.tx.read_space()[OFF..OFF + 65535 - 20];
-            match sock::recv(fd, space, 0) {
+            match self.io.recv(fd, space, 0) {
                 Ok(n) if n >= icmpv4::HEADER_LEN => {
                     space[4..6].copy_from_slice(&ident.to_be_bytes());
                     space[2..4].copy_from_slice(&[0, 0]);

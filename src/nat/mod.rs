@@ -15,6 +15,7 @@
 pub mod dns;
 pub mod dns_tcp;
 pub mod forward;
+pub mod host;
 pub mod icmp;
 pub mod policy;
 pub mod sock;
@@ -22,13 +23,11 @@ pub mod table;
 pub mod tcp;
 pub mod udp;
 
-use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use mio::unix::SourceFd;
-use mio::{Interest, Registry, Token};
+use mio::{Interest, Registry};
 use serde::{Deserialize, Serialize};
 
 use crate::frame::FrameBuf;
@@ -224,7 +223,8 @@ pub enum Next {
 pub struct Nat {
     cfg: NatConfig,
     table: FlowTable<Flow>,
-    registry: Option<Registry>,
+    /// Host sockets and their poll: real ones, or a fake (fuzzing).
+    io: Box<dyn host::HostIo>,
     /// Frames the NAT builds, one at a time.
     tx: FrameBuf,
     /// Flows with data in flight toward their container (retransmission
@@ -260,7 +260,7 @@ impl Nat {
             dns: dns::DnsForwarder::with_names(cfg.dns_upstreams.clone(), names),
             forwards: Vec::new(),
             cfg,
-            registry: None,
+            io: Box::new(host::RealIo::default()),
             tx: FrameBuf::new(),
             busy: Vec::with_capacity(max_flows),
             sweep: 0,
@@ -274,7 +274,12 @@ impl Nat {
     /// Host sockets are registered here; without a registry (unit tests)
     /// no flow can be opened.
     pub fn set_registry(&mut self, r: Registry) {
-        self.registry = Some(r);
+        self.io.set_registry(r);
+    }
+
+    /// Runs the NAT over `io` instead of real sockets (the fuzzer's fake).
+    pub fn set_io(&mut self, io: Box<dyn host::HostIo>) {
+        self.io = io;
     }
 
     pub fn config(&self) -> &NatConfig {
@@ -294,19 +299,6 @@ impl Nat {
         x ^= x << 17;
         self.isn_state = x;
         (x >> 16) as u32
-    }
-
-    fn register(&self, fd: RawFd, token: usize, interest: Interest) -> io::Result<()> {
-        let Some(r) = &self.registry else {
-            return Err(io::Error::other("no poll registry"));
-        };
-        r.register(&mut SourceFd(&fd), Token(token), interest)
-    }
-
-    fn reregister(&self, fd: RawFd, token: usize, interest: Interest) {
-        if let Some(r) = &self.registry {
-            let _ = r.reregister(&mut SourceFd(&fd), Token(token), interest);
-        }
     }
 
     /// Adds a flow with its socket registered for `interest`; on a full
@@ -332,7 +324,10 @@ impl Nat {
             self.counters.flows_evicted += 1;
             self.finish_flow(&k, old, Next::Abort, emit);
         }
-        if let Err(e) = self.register(fd, FLOW_TOKEN_BASE + id.0 as usize, interest) {
+        if let Err(e) = self
+            .io
+            .register(fd, FLOW_TOKEN_BASE + id.0 as usize, interest)
+        {
             log::warn!("cannot poll a NAT socket: {e}");
             self.table.remove(id);
             self.counters.host_socket_failed += 1;
@@ -407,10 +402,10 @@ impl Nat {
     fn finish_flow(&mut self, key: &FlowKey, mut f: Flow, how: Next, emit: &mut dyn Emit) {
         self.unbusy(&mut f);
         if let (Next::Close, FlowState::Tcp(c)) = (how, &mut f.state) {
-            tcp::discard_before_close(c, f.sock.as_raw_fd(), &mut self.tx);
+            tcp::discard_before_close(c, f.sock.as_raw_fd(), &mut *self.io, &mut self.tx);
         }
         if how == Next::Abort {
-            sock::set_linger_zero(f.fd());
+            self.io.set_linger_zero(f.fd());
             if let FlowState::Tcp(c) = &mut f.state {
                 if c.is_synchronized() {
                     tcp::send_reset(c, key, &f.ep, &mut self.tx, emit);
@@ -418,9 +413,7 @@ impl Nat {
                 }
             }
         }
-        if let Some(r) = &self.registry {
-            let _ = r.deregister(&mut SourceFd(&f.fd()));
-        }
+        self.io.deregister(f.fd());
         drop(f);
     }
 
@@ -525,13 +518,8 @@ impl Nat {
     /// A poll event on a DNS upstream socket.
     pub fn on_dns_event(&mut self, token: usize, _now: Time, emit: &mut dyn Emit) {
         let i = token - DNS_TOKEN_BASE;
-        self.dns.on_readable(
-            i,
-            self.registry.as_ref(),
-            &mut self.tx,
-            emit,
-            &mut self.counters,
-        );
+        self.dns
+            .on_readable(i, &mut *self.io, &mut self.tx, emit, &mut self.counters);
     }
 
     /// Timers: retransmissions toward containers, idle flows, DNS queries.
@@ -584,23 +572,20 @@ impl Nat {
                 self.remove_flow(id, Next::Abort, emit);
             }
         }
-        self.dns
-            .tick(now, self.registry.as_ref(), &mut self.counters);
+        self.dns.tick(now, &mut *self.io, &mut self.counters);
     }
 
     /// A port left: its published ports close (freeing the host ports)
     /// and its flows go, host sides reset.
     pub fn port_removed(&mut self, port: PortId, emit: &mut dyn Emit) {
         self.remove_forwards_of(port);
-        self.dns.port_removed(port, self.registry.as_ref());
+        self.dns.port_removed(port, &mut *self.io);
         for id in self.table.owned_by(port) {
             // No frame can reach the container any more: close quietly.
             if let Some((_, mut f)) = self.table.remove(id) {
                 self.unbusy(&mut f);
-                sock::set_linger_zero(f.fd());
-                if let Some(r) = &self.registry {
-                    let _ = r.deregister(&mut SourceFd(&f.fd()));
-                }
+                self.io.set_linger_zero(f.fd());
+                self.io.deregister(f.fd());
             }
         }
         let _ = emit;

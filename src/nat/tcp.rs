@@ -35,11 +35,11 @@ use std::time::Duration;
 
 use mio::Interest;
 
+use super::host::HostIo;
 use super::policy::Target;
 use super::table::{FlowId, FlowKey};
 use super::{
-    emit_ipv4_to, finish_frame, outside_v4, sock, Emit, Endpoint, Flow, FlowState, Gso, Nat, Next,
-    Proto,
+    emit_ipv4_to, finish_frame, outside_v4, Emit, Endpoint, Flow, FlowState, Gso, Nat, Next, Proto,
 };
 use crate::frame::FrameBuf;
 use crate::stats::DropReason;
@@ -319,11 +319,8 @@ impl TcpConn {
 /// The socket's free send-buffer space and its size: our receive window
 /// toward the container is the free space, so the container never sends
 /// more than the host socket can take.
-fn socket_window(fd: RawFd) -> (u32, u32) {
-    let (buf, queued) = match sock::send_buffer(fd) {
-        Ok(b) => b,
-        Err(_) => (sock::sndbuf(fd).unwrap_or(0), sock::outq(fd).unwrap_or(0)),
-    };
+fn socket_window(io: &mut dyn HostIo, fd: RawFd) -> (u32, u32) {
+    let (buf, queued) = io.send_buffer(fd);
     // The kernel counts buffer overhead against the limit as well (a few
     // per cent for large writes): keep a margin so a write of a full window
     // is taken whole.
@@ -419,21 +416,19 @@ fn reset_for(seg: &Seg<'_>, key: &FlowKey, ep: &Endpoint, tx: &mut FrameBuf, emi
     }
 }
 
-fn window_field(c: &mut TcpConn, fd: RawFd) -> u16 {
-    let (free, size) = if c.c_fin { (0, 0) } else { socket_window(fd) };
+fn window_field(c: &mut TcpConn, io: &mut dyn HostIo, fd: RawFd) -> u16 {
+    let (free, size) = if c.c_fin {
+        (0, 0)
+    } else {
+        socket_window(io, fd)
+    };
     c.last_window = free;
     c.last_sndbuf = size;
     (free >> c.our_wscale).min(u16::MAX as u32) as u16
 }
 
 /// Arms or disarms EPOLLOUT on the flow's socket as its window requires.
-fn arm_write(
-    c: &mut TcpConn,
-    want: bool,
-    fd: RawFd,
-    token: usize,
-    registry: Option<&mio::Registry>,
-) {
+fn arm_write(c: &mut TcpConn, want: bool, io: &mut dyn HostIo, fd: RawFd, token: usize) {
     // Re-arming while still low is what sets SOCK_NOSPACE again after a
     // wake-up cleared it, so it is done even when `want` did not change.
     if want || want != c.want_write {
@@ -443,21 +438,20 @@ fn arm_write(
         } else {
             Interest::READABLE
         };
-        if let Some(r) = registry {
-            let _ = r.reregister(&mut mio::unix::SourceFd(&fd), mio::Token(token), interest);
-        }
+        io.reregister(fd, token, interest);
     }
 }
 
 fn send_ack(
     c: &mut TcpConn,
+    io: &mut dyn HostIo,
     fd: RawFd,
     key: &FlowKey,
     ep: &Endpoint,
     tx: &mut FrameBuf,
     emit: &mut dyn Emit,
 ) {
-    let w = window_field(c, fd);
+    let w = window_field(c, io, fd);
     emit_segment(
         tx,
         ep,
@@ -487,10 +481,10 @@ fn queue_for_flush(pending: &mut Vec<FlowId>, c: &mut TcpConn, id: FlowId) -> bo
 }
 
 /// EPOLLOUT after an acknowledgement: armed while the window is low.
-fn arm_after_ack(c: &mut TcpConn, fd: RawFd, token: usize, registry: Option<&mio::Registry>) {
+fn arm_after_ack(c: &mut TcpConn, io: &mut dyn HostIo, fd: RawFd, token: usize) {
     let low = !c.c_fin && c.window_is_low();
     if low != c.want_write || low {
-        arm_write(c, low, fd, token, registry);
+        arm_write(c, low, io, fd, token);
     }
 }
 
@@ -543,13 +537,13 @@ fn send_syn(
 }
 
 /// Discards `n` acknowledged bytes from the socket's receive buffer.
-fn discard(fd: RawFd, mut n: usize, tx: &mut FrameBuf) -> io::Result<()> {
+fn discard(io: &mut dyn HostIo, fd: RawFd, mut n: usize, tx: &mut FrameBuf) -> io::Result<()> {
     while n > 0 {
         // With MSG_TRUNC the kernel drops the bytes without copying them;
         // the buffer only bounds the request.
         let space = tx.read_space();
         let want = n.min(space.len());
-        let got = sock::recv(fd, &mut space[..want], libc::MSG_TRUNC)?;
+        let got = io.recv(fd, &mut space[..want], libc::MSG_TRUNC)?;
         if got == 0 {
             break;
         }
@@ -561,30 +555,37 @@ fn discard(fd: RawFd, mut n: usize, tx: &mut FrameBuf) -> io::Result<()> {
 /// Before a flow's socket is closed: acknowledged bytes still waiting for
 /// the flush leave the receive buffer, or the close would reset the
 /// connection (unread data) and lose what was just written to it.
-pub(super) fn discard_before_close(c: &mut TcpConn, fd: RawFd, tx: &mut FrameBuf) {
-    let _ = discard(fd, std::mem::take(&mut c.discard_pending) as usize, tx);
+pub(super) fn discard_before_close(
+    c: &mut TcpConn,
+    fd: RawFd,
+    io: &mut dyn HostIo,
+    tx: &mut FrameBuf,
+) {
+    let _ = discard(io, fd, std::mem::take(&mut c.discard_pending) as usize, tx);
 }
 
 /// Rewinds to the first unacknowledged byte: the next send starts there.
 /// Acknowledged bytes still waiting for the flush go first, so the peek
 /// restarts at the first unacknowledged one.
-fn rewind(c: &mut TcpConn, fd: RawFd, tx: &mut FrameBuf) -> io::Result<()> {
-    discard(fd, std::mem::take(&mut c.discard_pending) as usize, tx)?;
+fn rewind(c: &mut TcpConn, io: &mut dyn HostIo, fd: RawFd, tx: &mut FrameBuf) -> io::Result<()> {
+    discard(io, fd, std::mem::take(&mut c.discard_pending) as usize, tx)?;
     c.snd_nxt = c.snd_una;
     c.host_drained = false;
     if c.fin_sent && !c.fin_acked {
         c.fin_sent = false;
     }
     if c.peek_off {
-        sock::set_peek_off(fd, 0);
+        io.set_peek_off(fd, 0);
     }
     Ok(())
 }
 
 /// Sends what the host has and the container's window allows.
+#[allow(clippy::too_many_arguments)]
 fn send_host_data(
     c: &mut TcpConn,
     f_bytes_in: &mut u64,
+    io: &mut dyn HostIo,
     fd: RawFd,
     key: &FlowKey,
     ep: &Endpoint,
@@ -604,10 +605,10 @@ fn send_host_data(
         }
         let max = ((c.c_wnd - in_flight) as usize).min(MAX_SEG_PAYLOAD);
         let space = &mut tx.read_space()[PAYLOAD_OFFSET..PAYLOAD_OFFSET + max];
-        match sock::recv(fd, space, libc::MSG_PEEK) {
+        match io.recv(fd, space, libc::MSG_PEEK) {
             Ok(0) => {
                 c.host_eof = true;
-                let w = window_field(c, fd);
+                let w = window_field(c, io, fd);
                 emit_segment(
                     tx,
                     ep,
@@ -625,7 +626,7 @@ fn send_host_data(
                 break;
             }
             Ok(n) => {
-                let w = window_field(c, fd);
+                let w = window_field(c, io, fd);
                 // This segment carries the acknowledgement owed, if any; the
                 // flush only checks the window then.
                 c.ack_carried = c.ack_pending;
@@ -743,7 +744,7 @@ impl Nat {
         let target = match dns {
             Some(t) => t,
             // The embedded DNS's TCP server (on the host's loopback, ours).
-            None => match self.dns.tcp_target() {
+            None => match self.dns.tcp_target(&mut *self.io) {
                 Some(t) => t,
                 None => {
                     reset_for(&seg, &key, ep, &mut self.tx, emit);
@@ -756,7 +757,7 @@ impl Nat {
             reset_for(&seg, &key, ep, &mut self.tx, emit);
             return Some(DropReason::FlowLimit);
         }
-        let sock = match sock::tcp_connect(target) {
+        let sock = match self.io.tcp_connect(target) {
             Ok(s) => s,
             Err(e) => {
                 self.counters.tcp_connect_failed += 1;
@@ -766,7 +767,7 @@ impl Nat {
         };
         if dns.is_none() {
             // The embedded DNS's TCP server: tell it who is asking.
-            if let Ok(SocketAddr::V4(local)) = sock::local_addr(sock.as_raw_fd()) {
+            if let Ok(SocketAddr::V4(local)) = self.io.local_addr(sock.as_raw_fd()) {
                 let origin = super::dns::Origin {
                     net: ep.net,
                     client: ip.src(),
@@ -775,7 +776,7 @@ impl Nat {
                 self.dns.tcp_origin(local.port(), origin);
             }
         }
-        let peek_off = sock::set_peek_off(sock.as_raw_fd(), 0);
+        let peek_off = self.io.set_peek_off(sock.as_raw_fd(), 0);
         let isn = self.next_isn();
         let conn = TcpConn::new(&seg, isn, now, peek_off);
         let flow = Flow::new(*ep, sock, target, now, FlowState::Tcp(conn));
@@ -864,6 +865,7 @@ impl Nat {
             return Next::Keep;
         };
         let tx = &mut self.tx;
+        let io = &mut *self.io;
         if seg.has(flags::RST) {
             // RFC 5961 3.2: only a RST at exactly the expected sequence
             // number resets (others could be blind injection); before the
@@ -875,7 +877,7 @@ impl Nat {
                 || answers_syn
                 || (c.is_synchronized() && seg.seq == c.rcv_nxt)
             {
-                sock::set_linger_zero(fd);
+                io.set_linger_zero(fd);
                 return Next::Close;
             }
             return Next::Keep;
@@ -906,8 +908,8 @@ impl Nat {
                 c.last_progress = now;
                 c.rto = RTO_MIN;
                 c.retries = 0;
-                send_ack(c, fd, key, &ep, tx, emit);
-                return send_host_data(c, &mut flow.bytes_in, fd, key, &ep, tx, emit);
+                send_ack(c, io, fd, key, &ep, tx, emit);
+                return send_host_data(c, &mut flow.bytes_in, io, fd, key, &ep, tx, emit);
             }
             Phase::SynAckSent => {
                 if seg.has(flags::SYN) {
@@ -931,7 +933,7 @@ impl Nat {
             if seq_gt(seg.ack, c.snd_nxt) {
                 // Acknowledges data never sent: out of window.
                 self.counters.tcp_bad_segments += 1;
-                send_ack(c, fd, key, &ep, tx, emit);
+                send_ack(c, io, fd, key, &ep, tx, emit);
                 return Next::Keep;
             }
             let new_wnd = (seg.window as u32) << c.c_wscale;
@@ -942,7 +944,7 @@ impl Nat {
                     // Peeks go on from the peek offset; the bytes go at the
                     // flush, with those of the batch's other ACKs.
                     c.discard_pending += data;
-                } else if discard(fd, data as usize, tx).is_err() {
+                } else if discard(io, fd, data as usize, tx).is_err() {
                     return Next::Abort;
                 }
                 if c.fin_sent && seg.ack == c.snd_nxt {
@@ -966,7 +968,7 @@ impl Nat {
             {
                 c.dup_acks += 1;
                 if c.dup_acks == 3 {
-                    if rewind(c, fd, tx).is_err() {
+                    if rewind(c, io, fd, tx).is_err() {
                         return Next::Abort;
                     }
                     self.counters.tcp_retransmits += 1;
@@ -986,7 +988,7 @@ impl Nat {
                 let skip = c.rcv_nxt.wrapping_sub(seg.seq);
                 if skip < len {
                     let data = &seg.payload[skip as usize..];
-                    match sock::send(fd, data) {
+                    match io.send(fd, data) {
                         Ok(n) => {
                             c.rcv_nxt = c.rcv_nxt.wrapping_add(n as u32);
                             flow.bytes_out += n as u64;
@@ -1007,7 +1009,7 @@ impl Nat {
             if !c.c_fin && fin_seq == c.rcv_nxt {
                 c.c_fin = true;
                 c.rcv_nxt = c.rcv_nxt.wrapping_add(1);
-                sock::shutdown_write(fd);
+                io.shutdown_write(fd);
                 need_ack = true;
             } else if c.c_fin && fin_seq.wrapping_add(1) == c.rcv_nxt {
                 need_ack = true; // a retransmitted FIN
@@ -1022,21 +1024,21 @@ impl Nat {
             if queue_for_flush(&mut self.pending, c, id) {
                 c.ack_pending = true;
             } else {
-                send_ack(c, fd, key, &ep, tx, emit);
-                arm_after_ack(c, fd, token, self.registry.as_ref());
+                send_ack(c, io, fd, key, &ep, tx, emit);
+                arm_after_ack(c, io, fd, token);
             }
         } else {
             if need_ack {
                 c.ack_pending = false;
-                send_ack(c, fd, key, &ep, tx, emit);
+                send_ack(c, io, fd, key, &ep, tx, emit);
             }
             let low = !c.c_fin && (!all_taken || c.window_is_low());
             if low != c.want_write || (low && need_ack) {
-                arm_write(c, low, fd, token, self.registry.as_ref());
+                arm_write(c, low, io, fd, token);
             }
         }
         if !c.host_drained {
-            let next = send_host_data(c, &mut flow.bytes_in, fd, key, &ep, tx, emit);
+            let next = send_host_data(c, &mut flow.bytes_in, io, fd, key, &ep, tx, emit);
             if next != Next::Keep {
                 return next;
             }
@@ -1073,18 +1075,19 @@ impl Nat {
                 // A flow that took this slot after the queued one left.
                 continue;
             }
+            let io = &mut *self.io;
             let n = std::mem::take(&mut c.discard_pending) as usize;
-            if discard(fd, n, &mut self.tx).is_err() {
+            if discard(io, fd, n, &mut self.tx).is_err() {
                 self.remove_flow(id, Next::Abort, emit);
                 continue;
             }
             let carried = std::mem::take(&mut c.ack_carried);
             if std::mem::take(&mut c.ack_pending) {
                 if !carried {
-                    send_ack(c, fd, &key, &ep, &mut self.tx, emit);
+                    send_ack(c, io, fd, &key, &ep, &mut self.tx, emit);
                 }
                 let token = super::FLOW_TOKEN_BASE + id.0 as usize;
-                arm_after_ack(c, fd, token, self.registry.as_ref());
+                arm_after_ack(c, io, fd, token);
             }
         }
         self.pending = pending;
@@ -1113,12 +1116,12 @@ impl Nat {
             if !writable && !readable {
                 return Next::Keep;
             }
-            match sock::take_error(fd) {
+            match self.io.take_error(fd) {
                 Ok(None) if writable => {
                     c.phase = Phase::SynAckSent;
                     c.last_progress = now;
                     send_syn_ack(c, key, &ep, &mut self.tx, emit);
-                    self.reregister(fd, token, Interest::READABLE);
+                    self.io.reregister(fd, token, Interest::READABLE);
                     Next::Keep
                 }
                 Ok(None) => Next::Keep,
@@ -1131,21 +1134,22 @@ impl Nat {
             }
         } else {
             let tx = &mut self.tx;
+            let io = &mut *self.io;
             if writable && c.want_write {
                 // Buffer space came back: tell the container (three times
                 // if it has data to send again).
-                send_ack(c, fd, key, &ep, tx, emit);
+                send_ack(c, io, fd, key, &ep, tx, emit);
                 if std::mem::take(&mut c.dropped_data) {
-                    send_ack(c, fd, key, &ep, tx, emit);
-                    send_ack(c, fd, key, &ep, tx, emit);
+                    send_ack(c, io, fd, key, &ep, tx, emit);
+                    send_ack(c, io, fd, key, &ep, tx, emit);
                 }
                 let low = c.window_is_low();
-                arm_write(c, low, fd, token, self.registry.as_ref());
+                arm_write(c, low, io, fd, token);
             }
             let mut next = Next::Keep;
             if readable {
                 c.host_drained = false;
-                next = send_host_data(c, &mut flow.bytes_in, fd, key, &ep, tx, emit);
+                next = send_host_data(c, &mut flow.bytes_in, io, fd, key, &ep, tx, emit);
             }
             let busy = c.busy();
             if next == Next::Keep && c.c_fin && c.fin_acked {
@@ -1174,16 +1178,17 @@ impl Nat {
         if !c.busy() {
             return None;
         }
+        let io = &mut *self.io;
         if c.want_write {
             // A safety net for the EPOLLOUT wake-up: if the buffer drained
             // without one, the container still hears of the new window.
             let before = c.last_window;
-            let (free, _) = socket_window(fd);
+            let (free, _) = socket_window(io, fd);
             if free > before.saturating_mul(2).max(before + 65536) {
-                send_ack(c, fd, &key, &ep, &mut self.tx, emit);
+                send_ack(c, io, fd, &key, &ep, &mut self.tx, emit);
                 if !c.window_is_low() {
                     let token = super::FLOW_TOKEN_BASE + id.0 as usize;
-                    arm_write(c, false, fd, token, self.registry.as_ref());
+                    arm_write(c, false, io, fd, token);
                 }
             }
         }
@@ -1198,7 +1203,7 @@ impl Nat {
             // The container does not answer the SYN: give up after ~30 s,
             // as a host's own connect would.
             if c.retries > 5 {
-                sock::set_linger_zero(fd);
+                io.set_linger_zero(fd);
                 return Some(Next::Close);
             }
             c.rto *= 2;
@@ -1215,7 +1220,7 @@ impl Nat {
         if c.snd_nxt == c.snd_una {
             // Zero window: probe with an old sequence number, which the
             // container answers with an ACK carrying its current window.
-            let w = window_field(c, fd);
+            let w = window_field(c, io, fd);
             emit_segment(
                 tx,
                 &ep,
@@ -1231,10 +1236,10 @@ impl Nat {
             return Some(Next::Keep);
         }
         self.counters.tcp_retransmits += 1;
-        if rewind(c, fd, tx).is_err() {
+        if rewind(c, io, fd, tx).is_err() {
             return Some(Next::Abort);
         }
-        let next = send_host_data(c, &mut flow.bytes_in, fd, &key, &ep, tx, emit);
+        let next = send_host_data(c, &mut flow.bytes_in, io, fd, &key, &ep, tx, emit);
         Some(next)
     }
 }

@@ -13,8 +13,8 @@ use mio::Interest;
 use super::policy::Target;
 use super::table::{FlowId, FlowKey};
 use super::{
-    emit_ipv4_to, finish_frame, inside_v4, outside_v4, sock, Emit, Endpoint, Flow, FlowState, Nat,
-    Next, Proto,
+    emit_ipv4_to, finish_frame, inside_v4, outside_v4, Emit, Endpoint, Flow, FlowState, Nat, Next,
+    Proto,
 };
 use crate::frame::FrameBuf;
 use crate::stats::DropReason;
@@ -146,14 +146,13 @@ impl Nat {
                 let target = match self.target_for(ep, dst, dport) {
                     Target::Connect(t) => t,
                     Target::Dns => {
-                        let registry = self.registry.as_ref();
                         return self.dns.query(
                             ep,
                             ip.src(),
                             u.src_port(),
                             u.payload(),
                             now,
-                            registry,
+                            &mut *self.io,
                             &mut self.tx,
                             emit,
                             &mut self.counters,
@@ -185,7 +184,7 @@ impl Nat {
                     );
                     return Some(DropReason::FlowLimit);
                 }
-                let sock = match sock::udp_connect(target) {
+                let sock = match self.io.udp_connect(target) {
                     Ok(s) => s,
                     Err(e) => {
                         self.counters.host_socket_failed += 1;
@@ -229,9 +228,9 @@ impl Nat {
                 replied,
             }) => {
                 *replied = true;
-                sock::send_to_any(flow.sock.as_raw_fd(), u.payload(), *client)
+                self.io.send_to(flow.sock.as_raw_fd(), u.payload(), *client)
             }
-            _ => sock::send(flow.sock.as_raw_fd(), u.payload()),
+            _ => self.io.send(flow.sock.as_raw_fd(), u.payload()),
         };
         match sent {
             Ok(n) => {
@@ -272,7 +271,7 @@ impl Nat {
         let mut got_any = false;
         for _ in 0..BATCH {
             let space = &mut self.tx.read_space()[PAYLOAD_OFFSET..PAYLOAD_OFFSET + MAX_PAYLOAD];
-            match sock::recv(fd, space, 0) {
+            match self.io.recv(fd, space, 0) {
                 Ok(n) => {
                     emit_datagram(&mut self.tx, &ep, key, n, emit);
                     flow.bytes_in += n as u64;

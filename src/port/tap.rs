@@ -6,7 +6,7 @@
 //! enables checksum and TSO offload, so the container's kernel hands us
 //! 64 KiB TCP super-frames with partial checksums instead of 1500-byte
 //! segments: the one lever that lifts a userspace switch from ~2 Gbps to
-//! near the kernel bridge at MTU 1500 (CRATES.md).
+//! near the kernel bridge at MTU 1500 (the team's crate notes, CRATES.md).
 //!
 //! A ~100-line ioctl wrapper replaces the `tun-tap` crate, which cannot
 //! adopt an fd, has no vnet header and no multi-queue (docs/ARCHITECTURE.md).

@@ -24,8 +24,6 @@ pub fn gw_mac() -> MacAddr {
     mac_of(GW)
 }
 
-/// An Ethernet frame of `len` bytes (at least 14) from `src` to `dst`
-/// carrying an IPv4 header when there is room.
 /// A frame of `len` bytes from `src` to `dst`, EtherType IPv4, zeroes
 /// after the header except for the IPv4 source address: the address a
 /// docker MAC (02:42 + IPv4) stands for, so an endpoint's port security

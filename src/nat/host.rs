@@ -1,0 +1,479 @@
+//! The NAT's host side as a trait: every socket call and poll registration
+//! the translation makes goes through [`HostIo`], so the same state
+//! machines run over real sockets ([`RealIo`], on the data path's mio
+//! poll) or over a fake that records what was asked and answers from a
+//! script ([`FakeIo`]): the fuzzer drives the whole pipeline, NAT included,
+//! without a socket, and tests can check what the NAT *tried* to do (which
+//! addresses it connected to) as well as what it sent.
+//!
+//! Descriptors stay real in both: a fake socket is a duplicate of one
+//! `/dev/null` descriptor, so a flow owns and closes an `OwnedFd` as it
+//! always does, and nothing the fake hands out can alias a real socket.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, Mutex};
+
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+
+use super::sock;
+
+/// The host sockets and poll of a NAT.
+pub trait HostIo: Send {
+    /// The poll host sockets register with (real sockets only).
+    fn set_registry(&mut self, _r: Registry) {}
+
+    /// A non-blocking TCP connect to `to` (in progress is success).
+    fn tcp_connect(&mut self, to: SocketAddr) -> io::Result<OwnedFd>;
+    /// A UDP socket connected to `to`.
+    fn udp_connect(&mut self, to: SocketAddr) -> io::Result<OwnedFd>;
+    /// An unprivileged ICMP echo socket (EACCES when the host allows none).
+    fn ping_socket(&mut self) -> io::Result<OwnedFd>;
+    /// Connects a socket made here (the ping socket) to `to`.
+    fn connect(&mut self, fd: RawFd, to: SocketAddr) -> io::Result<()>;
+    /// An unbound UDP socket of the family (a DNS query's own).
+    fn udp_socket(&mut self, v6: bool) -> io::Result<OwnedFd>;
+    /// A connection waiting on a published port's listener, and its peer.
+    fn accept(&mut self, listener: RawFd) -> io::Result<(OwnedFd, SocketAddr)>;
+    fn dup(&mut self, fd: RawFd) -> io::Result<OwnedFd>;
+
+    fn send(&mut self, fd: RawFd, buf: &[u8]) -> io::Result<usize>;
+    fn send_to(&mut self, fd: RawFd, buf: &[u8], to: SocketAddr) -> io::Result<usize>;
+    /// recv(2) with `flags` (MSG_PEEK, MSG_TRUNC), never blocking.
+    fn recv(&mut self, fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize>;
+    fn recv_from(&mut self, fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)>;
+
+    /// How a non-blocking connect ended.
+    fn take_error(&mut self, fd: RawFd) -> io::Result<Option<io::Error>>;
+    /// Sets SO_PEEK_OFF; false if the kernel lacks it.
+    fn set_peek_off(&mut self, fd: RawFd, off: u32) -> bool;
+    /// The send buffer's size and what is queued in it.
+    fn send_buffer(&mut self, fd: RawFd) -> (usize, usize);
+    fn shutdown_write(&mut self, fd: RawFd);
+    /// Makes close() reset the connection.
+    fn set_linger_zero(&mut self, fd: RawFd);
+    fn local_addr(&mut self, fd: RawFd) -> io::Result<SocketAddr>;
+
+    fn register(&mut self, fd: RawFd, token: usize, interest: Interest) -> io::Result<()>;
+    fn reregister(&mut self, fd: RawFd, token: usize, interest: Interest);
+    fn deregister(&mut self, fd: RawFd);
+
+    /// Where the DNS-over-TCP server listens, starting it on first use.
+    fn dns_tcp_addr(&mut self, server: &super::dns_tcp::DnsTcp) -> Option<SocketAddr> {
+        server.addr()
+    }
+}
+
+/// Real sockets on the data path's poll.
+#[derive(Default)]
+pub struct RealIo {
+    registry: Option<Registry>,
+}
+
+impl HostIo for RealIo {
+    fn set_registry(&mut self, r: Registry) {
+        self.registry = Some(r);
+    }
+
+    fn tcp_connect(&mut self, to: SocketAddr) -> io::Result<OwnedFd> {
+        sock::tcp_connect(to)
+    }
+
+    fn udp_connect(&mut self, to: SocketAddr) -> io::Result<OwnedFd> {
+        sock::udp_connect(to)
+    }
+
+    fn ping_socket(&mut self) -> io::Result<OwnedFd> {
+        sock::ping_socket()
+    }
+
+    fn connect(&mut self, fd: RawFd, to: SocketAddr) -> io::Result<()> {
+        sock::connect(fd, to)
+    }
+
+    fn udp_socket(&mut self, v6: bool) -> io::Result<OwnedFd> {
+        sock::udp_socket(v6)
+    }
+
+    fn accept(&mut self, listener: RawFd) -> io::Result<(OwnedFd, SocketAddr)> {
+        sock::accept(listener)
+    }
+
+    fn dup(&mut self, fd: RawFd) -> io::Result<OwnedFd> {
+        sock::dup(fd)
+    }
+
+    fn send(&mut self, fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+        sock::send(fd, buf)
+    }
+
+    fn send_to(&mut self, fd: RawFd, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+        sock::send_to_any(fd, buf, to)
+    }
+
+    fn recv(&mut self, fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
+        sock::recv(fd, buf, flags)
+    }
+
+    fn recv_from(&mut self, fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        sock::recv_from_any(fd, buf)
+    }
+
+    fn take_error(&mut self, fd: RawFd) -> io::Result<Option<io::Error>> {
+        sock::take_error(fd)
+    }
+
+    fn set_peek_off(&mut self, fd: RawFd, off: u32) -> bool {
+        sock::set_peek_off(fd, off)
+    }
+
+    fn send_buffer(&mut self, fd: RawFd) -> (usize, usize) {
+        sock::send_buffer(fd)
+            .unwrap_or_else(|_| (sock::sndbuf(fd).unwrap_or(0), sock::outq(fd).unwrap_or(0)))
+    }
+
+    fn shutdown_write(&mut self, fd: RawFd) {
+        sock::shutdown_write(fd)
+    }
+
+    fn set_linger_zero(&mut self, fd: RawFd) {
+        sock::set_linger_zero(fd)
+    }
+
+    fn local_addr(&mut self, fd: RawFd) -> io::Result<SocketAddr> {
+        sock::local_addr(fd)
+    }
+
+    fn register(&mut self, fd: RawFd, token: usize, interest: Interest) -> io::Result<()> {
+        let Some(r) = &self.registry else {
+            return Err(io::Error::other("no poll registry"));
+        };
+        r.register(&mut SourceFd(&fd), Token(token), interest)
+    }
+
+    fn reregister(&mut self, fd: RawFd, token: usize, interest: Interest) {
+        if let Some(r) = &self.registry {
+            let _ = r.reregister(&mut SourceFd(&fd), Token(token), interest);
+        }
+    }
+
+    fn deregister(&mut self, fd: RawFd) {
+        if let Some(r) = &self.registry {
+            let _ = r.deregister(&mut SourceFd(&fd));
+        }
+    }
+}
+
+/// What a [`FakeIo`] was asked, for invariants and tests.
+#[derive(Debug, Default, Clone)]
+pub struct FakeLog {
+    /// Every address a socket was connected to (TCP, UDP, ICMP), in order;
+    /// bounded (the oldest go past `FakeLog::KEEP`).
+    pub connects: Vec<SocketAddr>,
+    pub sends: u64,
+    pub bytes_sent: u64,
+    /// Registered descriptors and their tokens.
+    pub registered: Vec<(RawFd, usize)>,
+}
+
+impl FakeLog {
+    pub const KEEP: usize = 4096;
+}
+
+struct FakeState {
+    script: Vec<u8>,
+    pos: usize,
+    log: FakeLog,
+    /// Peers `recv_from` answers from (the DNS upstreams).
+    peers: Vec<SocketAddr>,
+}
+
+impl FakeState {
+    /// The next decision byte; 0xff (the benign choice) once the script is
+    /// spent.
+    fn byte(&mut self) -> u8 {
+        let b = self.script.get(self.pos).copied().unwrap_or(0xff);
+        self.pos += 1;
+        b
+    }
+}
+
+/// Host sockets that exist only as decisions: each call takes the next
+/// byte of a script (fed by a fuzzer or a test) to choose success, an
+/// error, how many bytes a send takes or a receive returns, and what it
+/// contains. Poll events are the caller's to deliver (the tokens are in the
+/// log).
+pub struct FakeIo {
+    state: Arc<Mutex<FakeState>>,
+    devnull: OwnedFd,
+}
+
+/// The test's end of a [`FakeIo`].
+#[derive(Clone)]
+pub struct FakeHandle {
+    state: Arc<Mutex<FakeState>>,
+}
+
+fn lock(m: &Mutex<FakeState>) -> std::sync::MutexGuard<'_, FakeState> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl FakeIo {
+    pub fn new() -> io::Result<(FakeIo, FakeHandle)> {
+        let devnull: OwnedFd = std::fs::File::open("/dev/null")?.into();
+        let state = Arc::new(Mutex::new(FakeState {
+            script: Vec::new(),
+            pos: 0,
+            log: FakeLog::default(),
+            peers: Vec::new(),
+        }));
+        Ok((
+            FakeIo {
+                state: state.clone(),
+                devnull,
+            },
+            FakeHandle { state },
+        ))
+    }
+
+    fn fd(&self) -> io::Result<OwnedFd> {
+        sock::dup(self.devnull.as_raw_fd())
+    }
+
+    fn socket(&mut self, to: Option<SocketAddr>) -> io::Result<OwnedFd> {
+        let b = {
+            let mut s = lock(&self.state);
+            if let Some(to) = to {
+                if s.log.connects.len() >= FakeLog::KEEP {
+                    s.log.connects.remove(0);
+                }
+                s.log.connects.push(to);
+            }
+            s.byte()
+        };
+        match b % 16 {
+            0 => Err(io::Error::from_raw_os_error(libc::ECONNREFUSED)),
+            1 => Err(io::Error::from_raw_os_error(libc::ENETUNREACH)),
+            2 => Err(io::Error::from_raw_os_error(libc::EHOSTUNREACH)),
+            3 => Err(io::Error::from_raw_os_error(libc::EACCES)),
+            4 => Err(io::Error::from_raw_os_error(libc::EMFILE)),
+            _ => self.fd(),
+        }
+    }
+}
+
+impl FakeHandle {
+    /// Appends decisions to the script.
+    pub fn feed(&self, bytes: &[u8]) {
+        lock(&self.state).script.extend_from_slice(bytes);
+    }
+
+    /// The addresses answers come from in `recv_from` (DNS upstreams).
+    pub fn set_peers(&self, peers: Vec<SocketAddr>) {
+        lock(&self.state).peers = peers;
+    }
+
+    pub fn log(&self) -> FakeLog {
+        lock(&self.state).log.clone()
+    }
+
+    /// Tokens of the descriptors registered now.
+    pub fn tokens(&self) -> Vec<usize> {
+        lock(&self.state)
+            .log
+            .registered
+            .iter()
+            .map(|r| r.1)
+            .collect()
+    }
+}
+
+fn would_block() -> io::Error {
+    io::Error::from(io::ErrorKind::WouldBlock)
+}
+
+impl HostIo for FakeIo {
+    fn tcp_connect(&mut self, to: SocketAddr) -> io::Result<OwnedFd> {
+        self.socket(Some(to))
+    }
+
+    fn udp_connect(&mut self, to: SocketAddr) -> io::Result<OwnedFd> {
+        self.socket(Some(to))
+    }
+
+    fn ping_socket(&mut self) -> io::Result<OwnedFd> {
+        self.socket(None)
+    }
+
+    fn connect(&mut self, _fd: RawFd, to: SocketAddr) -> io::Result<()> {
+        self.socket(Some(to)).map(drop)
+    }
+
+    fn udp_socket(&mut self, _v6: bool) -> io::Result<OwnedFd> {
+        self.socket(None)
+    }
+
+    fn accept(&mut self, _listener: RawFd) -> io::Result<(OwnedFd, SocketAddr)> {
+        let (b, port) = {
+            let mut s = lock(&self.state);
+            let b = s.byte();
+            (b, u16::from_be_bytes([s.byte(), s.byte()]))
+        };
+        let ip: IpAddr = match b % 4 {
+            0 => return Err(would_block()),
+            1 => Ipv4Addr::LOCALHOST.into(),
+            2 => std::net::Ipv6Addr::LOCALHOST.into(),
+            _ => Ipv4Addr::new(10, 200, 0, b).into(),
+        };
+        Ok((self.fd()?, SocketAddr::new(ip, port)))
+    }
+
+    fn dup(&mut self, _fd: RawFd) -> io::Result<OwnedFd> {
+        self.fd()
+    }
+
+    fn send(&mut self, _fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+        let mut s = lock(&self.state);
+        let b = s.byte();
+        let n = match b % 8 {
+            0 => return Err(would_block()),
+            1 => return Err(io::Error::from_raw_os_error(libc::ECONNRESET)),
+            2 => return Err(io::Error::from_raw_os_error(libc::ECONNREFUSED)),
+            3 => buf.len() / 2,
+            _ => buf.len(),
+        };
+        s.log.sends += 1;
+        s.log.bytes_sent += n as u64;
+        Ok(n)
+    }
+
+    fn send_to(&mut self, fd: RawFd, buf: &[u8], _to: SocketAddr) -> io::Result<usize> {
+        self.send(fd, buf)
+    }
+
+    fn recv(&mut self, _fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
+        let mut s = lock(&self.state);
+        let b = s.byte();
+        if flags & libc::MSG_TRUNC != 0 {
+            // A discard of acknowledged bytes: they are there.
+            return if b % 16 == 0 {
+                Err(io::Error::from_raw_os_error(libc::ECONNRESET))
+            } else {
+                Ok(buf.len())
+            };
+        }
+        // 0xff, the spent script's byte, is "nothing more to read".
+        match b % 8 {
+            7 => Err(would_block()),
+            6 => Ok(0),
+            5 => Err(io::Error::from_raw_os_error(libc::ECONNRESET)),
+            4 => Err(io::Error::from_raw_os_error(libc::ECONNREFUSED)),
+            _ => {
+                let n = (u16::from_be_bytes([s.byte(), s.byte()]) as usize).min(buf.len());
+                // The data is the script itself, so a fuzzer controls it.
+                for x in buf[..n].iter_mut() {
+                    *x = s.byte();
+                }
+                Ok(n)
+            }
+        }
+    }
+
+    fn recv_from(&mut self, fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let n = self.recv(fd, buf, 0)?;
+        let mut s = lock(&self.state);
+        let b = s.byte() as usize;
+        let from = match s.peers.get(b % (s.peers.len() + 1)) {
+            Some(p) => *p,
+            None => SocketAddr::from((Ipv4Addr::new(10, 200, 0, 9), 53)),
+        };
+        Ok((n, from))
+    }
+
+    fn take_error(&mut self, _fd: RawFd) -> io::Result<Option<io::Error>> {
+        Ok(match lock(&self.state).byte() % 8 {
+            0 => Some(io::Error::from_raw_os_error(libc::ECONNREFUSED)),
+            1 => Some(io::Error::from_raw_os_error(libc::ETIMEDOUT)),
+            _ => None,
+        })
+    }
+
+    fn set_peek_off(&mut self, _fd: RawFd, _off: u32) -> bool {
+        lock(&self.state).byte() % 4 != 0
+    }
+
+    fn send_buffer(&mut self, _fd: RawFd) -> (usize, usize) {
+        let mut s = lock(&self.state);
+        let size = (s.byte() as usize + 1) * 4096;
+        let queued = (s.byte() as usize * 4096).min(size);
+        (size, queued)
+    }
+
+    fn shutdown_write(&mut self, _fd: RawFd) {}
+
+    fn set_linger_zero(&mut self, _fd: RawFd) {}
+
+    fn local_addr(&mut self, _fd: RawFd) -> io::Result<SocketAddr> {
+        let p = {
+            let mut s = lock(&self.state);
+            u16::from_be_bytes([s.byte(), s.byte()])
+        };
+        Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, p)))
+    }
+
+    fn register(&mut self, fd: RawFd, token: usize, _interest: Interest) -> io::Result<()> {
+        let mut s = lock(&self.state);
+        if s.byte() % 32 == 0 {
+            return Err(io::Error::from_raw_os_error(libc::ENOMEM));
+        }
+        s.log.registered.retain(|r| r.0 != fd);
+        s.log.registered.push((fd, token));
+        Ok(())
+    }
+
+    fn reregister(&mut self, _fd: RawFd, _token: usize, _interest: Interest) {}
+
+    fn deregister(&mut self, fd: RawFd) {
+        lock(&self.state).log.registered.retain(|r| r.0 != fd);
+    }
+
+    /// A DNS-over-TCP address that no server is behind: the fake never
+    /// starts threads.
+    fn dns_tcp_addr(&mut self, _server: &super::dns_tcp::DnsTcp) -> Option<SocketAddr> {
+        Some(SocketAddr::from((Ipv4Addr::LOCALHOST, FAKE_DNS_TCP_PORT)))
+    }
+}
+
+/// The loopback port [`FakeIo`] says the DNS-over-TCP server is on.
+pub const FAKE_DNS_TCP_PORT: u16 = 5300;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fake_follows_its_script_and_logs_connects() {
+        let (mut io, h) = FakeIo::new().unwrap();
+        let to: SocketAddr = "10.0.0.1:80".parse().unwrap();
+        h.feed(&[0, 5]);
+        assert_eq!(
+            io.tcp_connect(to).unwrap_err().raw_os_error(),
+            Some(libc::ECONNREFUSED)
+        );
+        let fd = io.tcp_connect(to).unwrap();
+        io.register(fd.as_raw_fd(), 7, Interest::READABLE).unwrap();
+        assert_eq!(h.tokens(), vec![7]);
+        io.deregister(fd.as_raw_fd());
+        assert!(h.tokens().is_empty());
+        assert_eq!(h.log().connects, vec![to, to]);
+        // Spent script: benign answers.
+        let mut buf = [0u8; 16];
+        assert_eq!(io.send(fd.as_raw_fd(), b"abc").unwrap(), 3);
+        assert_eq!(
+            io.recv(fd.as_raw_fd(), &mut buf, 0).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+    }
+}
