@@ -179,6 +179,11 @@ fn a_zero_window_the_container_answers_probes_for_stays_open_for_minutes() {
         );
         assert_eq!(c.received, 65535, "no data past a zero window");
         assert_eq!(c.beyond_window, 0);
+        assert_eq!(
+            rig.sw.nat_flows(),
+            (1, 1),
+            "the flow, on the busy list for its persist timer"
+        );
         if i % 100 == 0 {
             assert_eq!(
                 conntrack_state(&rig, &c).as_deref(),
@@ -226,6 +231,11 @@ fn a_zero_window_the_container_answers_probes_for_stays_open_for_minutes() {
         round(r, &mut c);
         r.flows() == 0
     });
+    assert_eq!(
+        rig.sw.nat_flows(),
+        (0, 0),
+        "gone from the table and the busy list"
+    );
     let mut b = [0u8; 16];
     assert_eq!(
         w.s.read(&mut b).unwrap(),
@@ -270,7 +280,11 @@ fn a_zero_window_nobody_answers_probes_for_is_reset() {
         rig.sw.nat_counters().tcp_resets_to_container,
         resets_before + 1
     );
-    assert_eq!(rig.flows(), 0, "the flow is gone");
+    assert_eq!(
+        rig.sw.nat_flows(),
+        (0, 0),
+        "the flow is gone, busy list too"
+    );
     assert!(conntrack_state(&rig, &c).is_none());
     // The host side was reset too.
     let mut b = [0u8; 4096];
@@ -394,10 +408,19 @@ fn removing_a_port_with_thousands_of_busy_flows_removes_every_flow() {
     let states = rig.sw.conntrack(rig.now);
     assert_eq!(states.len(), N);
     assert!(states.iter().all(|f| f.state == "established"));
+    assert_eq!(
+        rig.sw.nat_flows(),
+        (N, N),
+        "every flow has data in flight: all on the busy list, once"
+    );
     // The port goes with all its flows.
     let removed = rig.sw.remove_port(rig.port);
     assert!(removed.is_some());
-    assert_eq!(rig.flows(), 0, "every flow left with its port");
+    assert_eq!(
+        rig.sw.nat_flows(),
+        (0, 0),
+        "every flow left with its port, and left the busy list"
+    );
     assert!(rig.sw.conntrack(rig.now).is_empty());
     // Every host end is reset (closed with SO_LINGER 0).
     let mut b = [0u8; 64];
@@ -463,5 +486,5 @@ fn removing_a_port_with_thousands_of_busy_flows_removes_every_flow() {
     });
     assert_eq!(rig.sw.nat_counters().tcp_retransmits, before + 1);
     assert!(c.duplicates >= 1, "the new flow's data was retransmitted");
-    assert_eq!(rig.flows(), 1);
+    assert_eq!(rig.sw.nat_flows(), (1, 1));
 }

@@ -662,17 +662,21 @@ impl Rig {
                     self.flow_events,
                     self.dns_events,
                     self.forward_events,
-                    self.sw.snapshot(self.now).nat_flows,
+                    self.flows(),
                     self.sw.nat_counters()
                 );
             }
         }
     }
 
-    /// Flows in the NAT's table (from a snapshot: allocates, so not for a
-    /// counted window; `Switch` has no other way to tell).
+    /// Flows in the NAT's table (allocates nothing).
     pub fn flows(&self) -> usize {
-        self.sw.snapshot(self.now).nat_flows
+        self.sw.nat_flows().0
+    }
+
+    /// Flows on the NAT's retransmission (busy) list.
+    pub fn busy(&self) -> usize {
+        self.sw.nat_flows().1
     }
 
     /// The endpoint port's counters (tx: frames the switch delivered to
