@@ -196,9 +196,9 @@ def tmpl_icmp(head, n=56):
     return head + bytes([0, 0]) + struct.pack(">I", 0x12340001) + tmpl_payload(n)
 
 
-def tmpl_tcp(head, sport=40000, dport=80, seq=1000, ack=0, flags=0x02, n=0):
+def tmpl_tcp(head, sport=40000, dport=80, seq=1000, ack=0, flags=0x02, n=0, fill=b"lanyard"):
     # The flags byte is XORed with SYN by the builder.
-    return head + struct.pack(">HHIIBH", sport, dport, seq, ack, flags ^ 0x02, 64240) + tmpl_payload(n)
+    return head + struct.pack(">HHIIBH", sport, dport, seq, ack, flags ^ 0x02, 64240) + tmpl_payload(n, fill)
 
 
 def tmpl_udp(head, sport=5353, dport=53, n=16):
@@ -256,6 +256,223 @@ def pipeline_seeds():
     # off-subnet address, then a second later one more, once it refilled.
     off = step(4, UDP4, tmpl_udp_off_subnet())
     s["icmp-error-rate-limit"] = off * 52 + step(4, UDP4, tmpl_udp_off_subnet(), clock=seconds(1))
+    s.update(pipeline_nat_seeds())
+    return s
+
+
+# --- pipeline: the NAT over the fake host -------------------------------------
+
+# Host steps (kind bit 3): feed the fakes' scripts, deliver a poll event,
+# run the NAT's timers.
+FEED, EVENT, TICK = 0x08, 0x09, 0x0A
+READABLE, WRITABLE = 1, 2
+# The REPLY tweak: a TCP/UDP template answering the last segment the
+# gateway sent the port (destination, ports, seq/ack continued).
+REPLY = 0x80
+# Flags as the TCP template takes them (XORed with SYN by the builder).
+SYN, ACK, PSH, FIN, RST = 0x02, 0x10, 0x08, 0x01, 0x04
+
+# Poll tokens in registration order. Port 0's two published ports register
+# first (on its owner, shard 0), so the first flow's token is the third;
+# the same index holds in the two-shard run (shard 0's tokens come first).
+TOK_FWD_TCP, TOK_FWD_UDP, TOK_FIRST = 0, 1, 2
+
+
+def feed(script):
+    return step(0, FEED, script)
+
+
+def event(sel, ev=0, clock=0):
+    return step(0, EVENT, bytes([sel, ev]), clock=clock)
+
+
+def tick(clock):
+    return step(0, TICK, clock=clock)
+
+
+def ip_head(dst=None, src=None, dst_sel=0, src_sel=0, dst_mac_sel=0, src_mac_sel=0, tweak=0, ident=0):
+    """Ethernet + IPv4 fields of a template body, with a literal
+    destination (and source) address when given: selector 6 (7 for the
+    destination, which the builder XORs with 1) reads four bytes."""
+    b = bytes([dst_mac_sel, src_mac_sel, tweak])
+    if src is not None:
+        src_sel = 6
+    if dst is not None:
+        dst_sel = 7 ^ 1
+    b += bytes([src_sel, dst_sel])
+    if src is not None:
+        b += ip4(src)
+    if dst is not None:
+        b += ip4(dst)
+    return b + bytes([0]) + struct.pack(">H", ident)
+
+
+def reply_head():
+    # Destination selector 0 (the gateway, no address bytes): REPLY puts
+    # the last segment's source there.
+    return ip_head(tweak=REPLY)
+
+
+def recv_data(data):
+    """Script bytes for one recv() that returns `data`."""
+    return bytes([0]) + struct.pack(">H", len(data)) + data
+
+
+def dns_query(name, qtype=1, ident=0x4242):
+    b = struct.pack(">HHHHHH", ident, 0x0100, 1, 0, 0, 0)
+    for label in name.split("."):
+        b += bytes([len(label)]) + label.encode()
+    return b + b"\0" + struct.pack(">HH", qtype, 1)
+
+
+def dns_answer(query, addr=b"\x0a\x00\x00\x01"):
+    """An answer to `query` (same id and question) with one A record."""
+    a = query[:2] + b"\x81\x80" + query[4:6] + b"\x00\x01\x00\x00\x00\x00" + query[12:]
+    return a + b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + addr
+
+
+def udp_with(head, sport, dport, payload):
+    """A UDP template carrying exactly `payload` (its length, then the
+    bytes, which the builder repeats only past their end)."""
+    return head + struct.pack(">HHH", sport, dport, len(payload)) + payload
+
+
+def pipeline_nat_seeds():
+    s = {}
+    remote = "10.200.0.1"
+    syn = step(0, TCP4, tmpl_tcp(ip_head(dst=remote), sport=40000, dport=80, seq=1000))
+    http = b"GET / HTTP/1.0\r\n\r\n"
+    # A TCP flow's whole life: connect, SYN-ACK (writable), the container's
+    # ACK with a request, the host's answer (readable), a 3000-byte answer
+    # (a GSO super-frame to the FULL port), EOF (FIN to the container),
+    # the container's FIN, close.
+    est = syn
+    est += event(TOK_FIRST, WRITABLE)
+    est += step(0, TCP4, tmpl_tcp(reply_head(), sport=0, dport=0, seq=0, ack=0, flags=ACK | PSH, n=len(http), fill=http))
+    # recv(MSG_PEEK) gives 64 bytes; send_buffer (size, queued) 4 KiB, empty.
+    est += feed(recv_data(pattern(64)) + b"\x00\x00")
+    est += event(TOK_FIRST, READABLE)
+    est += step(0, TCP4, tmpl_tcp(reply_head(), sport=0, dport=0, seq=0, ack=0, flags=ACK))
+    est += feed(recv_data(pattern(3000)) + b"\x0f\x00")
+    est += event(TOK_FIRST, READABLE)
+    est += step(0, TCP4, tmpl_tcp(reply_head(), sport=0, dport=0, seq=0, ack=0, flags=ACK))
+    # EOF: recv gives 0 (script byte 6).
+    est += feed(b"\x06")
+    est += event(TOK_FIRST, READABLE)
+    est += step(0, TCP4, tmpl_tcp(reply_head(), sport=0, dport=0, seq=0, ack=0, flags=FIN | ACK))
+    s["tcp-established"] = est
+    # Data toward the container that it never acknowledges: retransmission
+    # timers (200 ms doubling to 3 s), then the flow is given up (RST).
+    rtx = syn + event(TOK_FIRST, WRITABLE)
+    rtx += step(0, TCP4, tmpl_tcp(reply_head(), sport=0, dport=0, seq=0, ack=0, flags=ACK))
+    rtx += feed(recv_data(pattern(200)) + b"\x00\x00")
+    rtx += event(TOK_FIRST, READABLE)
+    # The fake forgets what it gave; the kernel would still hold the bytes,
+    # so each timer that fires is given them again: set_peek_off (rewind),
+    # the peek, send_buffer.
+    rtx += tick(120)
+    for i in range(14):
+        rtx += feed(b"\xff" + recv_data(pattern(200)) + b"\x00\x00")
+        rtx += tick(seconds(3))
+    s["tcp-retransmit-give-up"] = rtx
+    # Connects that fail: refused at once (script byte 0), refused later
+    # (take_error), unreachable (script byte 1: ICMP net unreachable).
+    s["tcp-connect-refused"] = feed(b"\x00") + syn
+    s["tcp-connect-fails-later"] = syn + feed(b"\x00") + event(TOK_FIRST, WRITABLE)
+    s["tcp-connect-unreachable"] = feed(b"\x01") + syn
+    # The container resets its connection; a stale event for the flow.
+    s["tcp-reset-stale-event"] = (
+        syn + event(TOK_FIRST, WRITABLE)
+        + step(0, TCP4, tmpl_tcp(reply_head(), sport=0, dport=0, seq=0, ack=0, flags=RST))
+        + event(0x80 | TOK_FIRST, READABLE | WRITABLE)
+    )
+    # Destination policy: the host's loopback through the gateway for the
+    # endpoint that may (port 1), refused for the one that may not (port 0)
+    # and as given (127.0.0.1, 0.0.0.0); group addresses.
+    pol = step(1, TCP4, tmpl_tcp(ip_head(), dport=22))
+    pol += step(0, TCP4, tmpl_tcp(ip_head(), dport=22))
+    pol += step(0, TCP4, tmpl_tcp(ip_head(dst="127.0.0.1"), dport=22))
+    pol += step(1, TCP4, tmpl_tcp(ip_head(dst="127.0.0.1"), dport=22))
+    pol += step(0, TCP4, tmpl_tcp(ip_head(dst="0.0.0.0"), dport=22))
+    pol += step(1, UDP4, tmpl_udp(ip_head(dst="127.0.0.53"), dport=53))
+    pol += step(0, UDP4, tmpl_udp(ip_head(dst="224.0.0.251"), dport=5353))
+    pol += step(0, ICMP4, tmpl_icmp(ip_head(dst="127.0.0.1")))
+    pol += step(1, UDP4, tmpl_udp(ip_head(), dport=9999))
+    s["policy-loopback"] = pol
+    # UDP: a flow, an answer from the host (readable), the flow expires.
+    udp = step(1, UDP4, tmpl_udp(ip_head(dst=remote), sport=5000, dport=7000))
+    udp += feed(recv_data(b"pong" * 4))
+    udp += event(TOK_FIRST, READABLE)
+    udp += step(1, UDP4, tmpl_udp(reply_head(), sport=0, dport=0))
+    udp += tick(seconds(100)) + tick(seconds(100))
+    s["udp-flow"] = udp
+    # The per-container bound (8): nine destinations, the ninth refused.
+    lim = b""
+    for i in range(9):
+        lim += step(1, UDP4, tmpl_udp(ip_head(dst=remote), sport=5000, dport=7000 + i))
+    s["udp-per-container-limit"] = lim
+    # A full table (16): hosts behind uplink port 2 open TCP connections
+    # from 17 addresses; the oldest (synchronized) flows are evicted, reset.
+    full = b""
+    for i in range(17):
+        full += step(2, TCP4, tmpl_tcp(ip_head(src=f"172.17.5.{i + 1}", dst=remote), dport=443))
+        if i < 16:
+            full += event(TOK_FIRST + i, WRITABLE)
+    s["tcp-table-full"] = full
+    # A published port's listener with clients waiting (the spent script
+    # accepts every time): the container's bound (8) holds, the rest are
+    # refused; all look alike (10.200.0.255:65535), so each gets an alias
+    # port.
+    s["published-tcp-accept-flood"] = event(TOK_FWD_TCP, READABLE) + step(0, TCP4, tmpl_tcp(reply_head(), sport=0, dport=0, seq=9, ack=0, flags=SYN | ACK))
+    # ICMP echo to the world: a ping socket, an answer (readable).
+    echo = step(0, ICMP4, tmpl_icmp(ip_head(dst="8.8.8.8")))
+    echo += feed(recv_data(struct.pack(">BBHHH", 0, 0, 0, 99, 1) + b"lanyard!"))
+    echo += event(TOK_FIRST, READABLE)
+    s["icmp-echo-routed"] = echo
+    # DNS at the gateway: local names, reverse, the host, NXDOMAIN, and a
+    # forwarded name whose answers are forged (wrong id, wrong source).
+    q = dns_query("example.com")
+    dns = b""
+    for name, qt in (("web", 1), ("db.lanyard.internal", 1), ("host.docker.internal", 1),
+                     ("2.0.17.172.in-addr.arpa", 12), ("nothing.lanyard.internal", 1), ("web", 28)):
+        dns += step(1, UDP4, udp_with(ip_head(), 33000, 53, dns_query(name, qt)))
+    dns += step(1, UDP4, udp_with(ip_head(), 33001, 53, q))
+    # Three datagrams on the query's socket: from the upstream (id wrong),
+    # from another port of its address, from another address.
+    dns += feed(recv_data(dns_answer(q)) + b"\x00" + recv_data(dns_answer(q)) + b"\x01"
+                + recv_data(dns_answer(q)) + b"\x02")
+    dns += event(TOK_FIRST, READABLE)
+    dns += tick(seconds(6))
+    s["dns-udp"] = dns
+    # Network B is internal: a name not ours gets SERVFAIL, never goes out.
+    s["dns-internal"] = step(4, UDP4, udp_with(ip_head(), 33000, 53, q)) + \
+        step(6, UDP4, udp_with(ip_head(src="10.10.0.77"), 33000, 53, q))
+    # DNS over TCP to the gateway: the NAT connects to the (fake) server on
+    # loopback and says who asks (local_addr: two script bytes).
+    qtcp = struct.pack(">H", len(q)) + q
+    dt = step(4, TCP4, tmpl_tcp(ip_head(), dport=53))
+    dt += event(TOK_FIRST, WRITABLE)
+    dt += step(4, TCP4, tmpl_tcp(reply_head(), sport=0, dport=0, seq=0, ack=0, flags=ACK | PSH, n=len(qtcp), fill=qtcp))
+    s["dns-tcp"] = dt
+    # A published TCP port: a client (10.200.0.3:8080) is accepted, the
+    # NAT's SYN goes to the container, which answers; data both ways.
+    pub = feed(b"\x03\x1f\x90\xff\xff" + b"\x00\x00\x00")
+    pub += event(TOK_FWD_TCP, READABLE)
+    pub += step(0, TCP4, tmpl_tcp(reply_head(), sport=0, dport=0, seq=7000, ack=0, flags=SYN | ACK))
+    pub += step(0, TCP4, tmpl_tcp(reply_head(), sport=0, dport=0, seq=0, ack=0, flags=ACK | PSH, n=32))
+    pub += feed(recv_data(b"hello from the client\n") + b"\x00\x00")
+    pub += event(TOK_FIRST, READABLE)
+    s["published-tcp"] = pub
+    # A published UDP port: a datagram from 10.200.0.9:53, the container's
+    # answer goes back through the shared socket.
+    pu = feed(recv_data(b"ping") + b"\x00" + b"\x07")
+    pu += event(TOK_FWD_UDP, READABLE)
+    pu += step(0, UDP4, tmpl_udp(reply_head(), sport=0, dport=0))
+    s["published-udp"] = pu
+    # A flow whose container restarts: its flows go; events for the old
+    # token find nothing.
+    rp = syn + event(TOK_FIRST, WRITABLE) + step(0, REPLUG) + event(0x80 | TOK_FIRST) + step(0, REPLUG) + syn
+    s["replug-with-flows"] = rp
     return s
 
 
@@ -364,6 +581,217 @@ def dns_dhcp_seeds():
     }
 
 
+# --- dns (format documented in fuzz_targets/dns.rs) --------------------------
+
+D_NET_ADD, D_ADD, D_REMOVE, D_NET_REMOVE, D_RESOLVE, D_LOCAL, D_QUERY, D_FEED, D_ANSWER, D_READABLE, D_TICK, D_PORT_REMOVED = range(12)
+D_BURST, D_RAW = 0x80, 0x40
+VOCAB = ["web", "db", "api", "many", "Web", "host", "c0ffee123456", "x.y", "a-b_c", "lanyard.internal"]
+
+
+def d_name(kind, word="web"):
+    """A name selector (pick_name): kind 0 a word, 2 word.lanyard.internal,
+    3 host.docker.internal, 4 host.lanyard.internal, 6 example.com."""
+    return bytes([kind + 8 * VOCAB.index(word)])
+
+
+def d_reverse(rec=0):
+    # Kind 5: the reverse name of record `rec`'s address.
+    return bytes([5 + 8 * rec, 0])
+
+
+def d_query(name_sel, qtype_sel=0, qclass_sel=0, ident=0x1234, upper=0):
+    return name_sel + bytes([qtype_sel, qclass_sel]) + struct.pack(">H", ident) + bytes([upper])
+
+
+def d_add(net, ip_sel, container, words):
+    return bytes([D_ADD, net, ip_sel, container, len(words)]) + bytes(VOCAB.index(w) for w in words)
+
+
+def d_query_op(ep, query, client_port=33000, op=D_QUERY, count=None):
+    b = bytes([op, ep, 0]) + struct.pack(">H", client_port) + query
+    if count is not None:
+        b += struct.pack(">H", count - 1)
+    return b
+
+
+def d_answer(datagrams, pending=0):
+    """Datagrams for a pending query: each (kind, fields) as the answer op
+    reads them; kind 0 is the genuine answer from the first upstream."""
+    b = bytes([D_ANSWER, pending, len(datagrams) - 1])
+    for kind, fields in datagrams:
+        b += bytes([kind]) + fields
+    return b
+
+
+GENUINE = (0, struct.pack(">H", 0) + b"\x00")            # right id, flags as sent, no tail
+FORGED_ID = (1, struct.pack(">H", 0x0101) + struct.pack(">H", 0) + b"\x00")
+FORGED_PEER = (2 << 5, struct.pack(">H", 0) + b"\x00")   # from 10.200.0.9:5353 (one upstream)
+OTHER_NAME = (8, struct.pack(">H", 0) + bytes([2, 0x20]) + b"\x00")
+UPPER = (4, struct.pack(">H", 0) + b"\x03ttl")
+
+
+def dns_seeds():
+    nets = bytes([D_NET_ADD, 0, 0, D_NET_ADD, 1, 1, D_NET_ADD, 2, 0])
+    names = (
+        d_add(0, 0, 0, ["web", "api"])
+        + d_add(0, 1, 1, ["db", "api", "many"])
+        + d_add(1, 0, 0, ["web"])      # container 0 on network 1 too
+        + d_add(1, 1, 2, ["many"])
+        + d_add(2, 0, 3, ["many", "x.y"])
+    )
+    lookups = b""
+    for asker in (0, 1):
+        for n in (d_name(0, "web"), d_name(0, "api"), d_name(0, "many"), d_name(2, "db"), d_name(3), d_name(4),
+                  d_reverse(0), d_reverse(1), d_name(6), d_name(0, "x.y"), d_name(2, "lanyard.internal")):
+            lookups += bytes([D_RESOLVE, asker, 0]) + n + bytes([0])
+            lookups += bytes([D_LOCAL, asker, 0]) + d_query(n) + bytes([2])
+    lookups += bytes([D_RESOLVE, 0, 0]) + d_name(0, "web") + bytes([2])   # AAAA: no data
+    lookups += bytes([D_LOCAL, 0, 0]) + d_query(d_name(0, "many"), upper=1) + bytes([0])  # 12 bytes: too short
+    lookups += bytes([D_LOCAL, 0, 0]) + d_query(d_name(0, "many"), qclass_sel=6) + bytes([4])  # CH
+    changes = bytes([D_REMOVE, 0, 1, D_NET_REMOVE, 2]) + d_add(0, 0, 4, ["db"])
+    changes += bytes([D_RESOLVE, 0, 1]) + d_name(0, "db") + bytes([0])
+    ex = d_query(d_name(6), ident=0x4242)
+    s = {
+        "names-and-lookups": b"\x01" + nets + names + lookups + changes,
+        "forward-genuine": b"\x01" + nets + d_query_op(0, ex) + d_answer([GENUINE]),
+        "forward-forged-then-genuine": b"\x01" + nets + d_query_op(0, ex)
+        + d_answer([FORGED_ID, FORGED_PEER, OTHER_NAME, UPPER]),
+        "forward-v4-and-v6": b"\x03" + nets + d_query_op(0, ex) + d_answer([(1 << 5, struct.pack(">H", 0) + b"\x00")]),
+        # Network 1 is internal: its endpoint gets SERVFAIL for a name not
+        # ours, and its names; once it is a container that is also on
+        # network 0, its queries are forwarded (docker's rule).
+        "internal-servfail": b"\x01" + nets + d_query_op(1, ex) + d_query_op(1, d_query(d_name(0, "web")))
+        + names + d_query_op(1, ex) + d_query_op(1, d_query(d_name(0, "web"))),
+        "no-upstream": b"\x00" + nets + d_query_op(0, ex),
+        "timeout-and-late-answer": b"\x01" + nets + d_query_op(0, ex) + bytes([D_TICK]) + struct.pack(">H", 0x8006)
+        + d_answer([GENUINE]) + bytes([D_READABLE, 0]),
+        "port-removed": b"\x01" + nets + d_query_op(0, ex) + d_query_op(2, ex) + bytes([D_PORT_REMOVED, 0])
+        + d_answer([GENUINE]),
+        "burst-rate-limit": b"\x01" + nets + d_query_op(0, ex, op=D_QUERY | D_BURST, count=300)
+        + d_query_op(0, ex, op=D_QUERY | D_BURST, count=300),
+        # Three clients up to their burst (400 each): the pending table
+        # (1024) fills, the rest are refused.
+        "pending-full": b"\x01" + nets + b"".join(
+            d_query_op(ep, ex, op=D_QUERY | D_BURST, count=c) for ep in (0, 2, 3) for c in (300, 100)),
+        "raw-query": b"\x01" + nets + bytes([D_QUERY | D_RAW, 0, 0]) + struct.pack(">H", 5353)
+        + bytes([len(dns_query("example.org"))]) + dns_query("example.org"),
+        "script-fed": b"\x01" + nets + d_query_op(0, ex) + bytes([D_FEED, 4, 0, 0, 12, 0]) + bytes([D_READABLE, 0]),
+    }
+    return s
+
+
+# --- dns_tcp (format documented in fuzz_targets/dns_tcp.rs) ------------------
+
+
+def tcp_msg(m):
+    return struct.pack(">H", len(m)) + m
+
+
+def dns_tcp_seeds():
+    def conn(origin, data, sched=b""):
+        return bytes([origin, len(sched)]) + sched + data
+
+    web, many = dns_query("web", ident=1), dns_query("many", ident=2)
+    ptr = dns_query("2.0.17.172.in-addr.arpa", qtype=12, ident=3)
+    ex = dns_query("example.com", ident=4)
+    nx = dns_query("nothing.lanyard.internal", ident=5)
+    inside = dns_query("inside", ident=6)
+    several = tcp_msg(web) + tcp_msg(many) + tcp_msg(ptr) + tcp_msg(ex) + tcp_msg(nx)
+    return {
+        # One query, answered.
+        "one-query": conn(0, tcp_msg(web)),
+        # Several on one connection: a name, 100 addresses (over 512
+        # bytes, not truncated over TCP), a reverse name, one not ours
+        # (SERVFAIL: no upstream), NXDOMAIN.
+        "pipelined": conn(0, several),
+        # The same a byte at a time for the first query, its answer
+        # written whole, an interrupted read, then reads and writes of 7
+        # and 6 bytes.
+        "trickle": conn(1, several, sched=b"\x03" * len(tcp_msg(web)) + b"\xff" + b"\x01" + b"\x09" * 200),
+        # A read that times out mid-query: closed, nothing more answered.
+        "timeout-mid-query": conn(0, several, sched=b"\x08\x00"),
+        # The peer stops reading: the write fails.
+        "write-fails": conn(0, several, sched=b"\xff\xff\x02"),
+        # An internal network's client: its own names, SERVFAIL for the rest.
+        "internal": conn(2, tcp_msg(inside) + tcp_msg(ex) + tcp_msg(web)),
+        # Framing: a zero-length message, then one that is not a query.
+        "empty-message": conn(3, tcp_msg(b"") + tcp_msg(web)),
+        "not-a-query": conn(0, tcp_msg(web) + tcp_msg(b"\x00\x01\x81\x80" + b"\x00" * 8) + tcp_msg(web)),
+        # A length prefix promising more than ever comes.
+        "short-message": conn(0, tcp_msg(web) + b"\x01\x00" + web),
+    }
+
+
+# --- dhcp_leases (format documented in fuzz_targets/dhcp_leases.rs) ---------
+
+DISCOVER, REQUEST, DECLINE, RELEASE, INFORM, ATTACH, DETACH, RAW_FRAME = range(8)
+O_REQUESTED, O_SERVER, O_CIADDR, O_SPOOF, O_OTHER_NET, O_HOSTNAME = (1 << i for i in range(6))
+SUBNET_28, SUBNET_29, SUBNET_24 = range(3)
+LEASE_0, LEASE_60, LEASE_HOUR, LEASE_DAY = range(4)
+
+
+def dhcp(t, mac=0, opts=0, requested=b"", server=b"", xid=1, clock=0):
+    """A client message: `requested` the requested-address selector bytes
+    (with O_REQUESTED), `server` the server-id selector (with O_SERVER)."""
+    return bytes([t, mac, opts]) + requested + server + bytes([xid, clock])
+
+
+def minutes(n):
+    return 0x80 | n
+
+
+def dhcp_seeds():
+    last = b"\x00"        # the address last offered to this MAC
+    gw = b"\x00"          # server id: the gateway
+    s = {}
+    s["discover-request-release"] = bytes([SUBNET_28, LEASE_HOUR, 15]) + (
+        dhcp(DISCOVER) + dhcp(REQUEST, opts=O_REQUESTED | O_SERVER, requested=last, server=gw)
+        + dhcp(REQUEST, opts=O_CIADDR, clock=minutes(30))             # renewal
+        + dhcp(REQUEST, opts=O_REQUESTED, requested=b"\x05")          # another address: NAK
+        + dhcp(RELEASE)
+    )
+    # A hostile uplink: DISCOVER and DECLINE with fresh MACs, more often
+    # than the pool (5) or max_leases (4) allows; quarantine ends later.
+    loop = b""
+    for i in range(8):
+        loop += dhcp(DISCOVER, mac=i) + dhcp(DECLINE, mac=i, opts=O_REQUESTED, requested=last)
+    s["decline-loop"] = bytes([SUBNET_29, LEASE_HOUR, 3]) + loop + dhcp(DISCOVER, mac=7, clock=minutes(11))
+    # Offers nobody requests: the pool (13) runs out, then offers time out.
+    offers = b"".join(dhcp(DISCOVER, mac=i % 8, xid=i) for i in range(8))
+    # MAC selector 12: six bytes of MAC follow it.
+    offers += bytes([DISCOVER, 12]) + b"\x02\xaa\xbb\xcc\xdd\xee" + bytes([0, 9, 0])
+    s["offers-expire"] = bytes([SUBNET_28, LEASE_DAY, 15]) + offers + dhcp(DISCOVER, mac=3, clock=61)
+    # Endpoints: their own addresses, always; another requested is NAK'd.
+    eps = bytes([ATTACH, 0, ATTACH, 0x80 | 9]) + dhcp(DISCOVER, mac=8) + dhcp(REQUEST, mac=8)
+    eps += dhcp(REQUEST, mac=8, opts=O_REQUESTED, requested=b"\x0d") + dhcp(INFORM, mac=9)
+    eps += dhcp(DISCOVER, mac=0, opts=O_REQUESTED, requested=b"\x02")   # asks for an endpoint's
+    eps += bytes([DETACH, 0]) + dhcp(DISCOVER, mac=1) + dhcp(DECLINE, mac=8)
+    s["endpoints"] = bytes([SUBNET_24, LEASE_HOUR, 8]) + eps
+    # A lease of 0 s, a REQUEST for another server (its offer let go),
+    # frames refused (spoofed source, another network), a raw frame.
+    misc = dhcp(DISCOVER) + dhcp(REQUEST) + dhcp(DISCOVER, clock=1)
+    misc += dhcp(DISCOVER, mac=1) + dhcp(REQUEST, mac=1, opts=O_SERVER, server=b"\x01")
+    misc += dhcp(DISCOVER, mac=2, opts=O_SPOOF) + dhcp(DISCOVER, mac=2, opts=O_OTHER_NET | O_HOSTNAME)
+    misc += bytes([RAW_FRAME, 20]) + b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x01\x08\x00" + b"\x45" + b"\x00" * 5
+    s["misc"] = bytes([SUBNET_28, LEASE_0, 15]) + misc
+    return s
+
+
+# --- resolv_conf: the nameserver (4 bytes), then the host's text -----------
+
+
+def resolv_conf_seeds():
+    gw = bytes([172, 17, 0, 1])
+    return {
+        "systemd-resolved": gw + b"# This is /run/systemd/resolve/stub-resolv.conf\nnameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lan\n",
+        "many": gw + b"nameserver 10.0.0.2\nnameserver  fd00::1 \nnameserver fe80::1%eth0\nnameserver bogus\n"
+        + b"domain example.com\n  search a.example b.example\noptions ndots:2 timeout:1\nsortlist 10.0.0.0/8\n",
+        "crlf-and-tabs": gw + b"nameserver\t10.0.0.3\r\nsearch\tx\r\nsearch y\r\n\toptions rotate\r\n;comment\r\nnameserver 10.0.0.4",
+        "empty": gw,
+        "no-final-newline": bytes([10, 9, 0, 1]) + b"search corp",
+    }
+
+
 def main():
     targets = {
         "wire": wire_seeds(),
@@ -372,6 +800,10 @@ def main():
         "control_request": control_seeds(),
         "publish_spec": publish_seeds(),
         "dns_dhcp": dns_dhcp_seeds(),
+        "dns": dns_seeds(),
+        "dns_tcp": dns_tcp_seeds(),
+        "dhcp_leases": dhcp_seeds(),
+        "resolv_conf": resolv_conf_seeds(),
     }
     for target, seeds in targets.items():
         d = CORPUS / target

@@ -1,17 +1,18 @@
-//! `pipeline`: the whole switch, frame after frame, with invariants checked
-//! after every frame.
+//! `pipeline`: the whole switch, NAT included, frame after frame and poll
+//! event after poll event, with invariants checked after every step.
 //!
-//! Topology (built fresh for every input, so a run is deterministic):
+//! Topology (built fresh for every input, so a run is deterministic but for
+//! the NAT's random initial sequence numbers and DNS ids):
 //!
-//! | port | network          | kind     | offloads | MTU   |
-//! |------|------------------|----------|----------|-------|
-//! | 0    | A 172.17.0.0/16  | endpoint | FULL     | 65520 |
-//! | 1    | A                | endpoint | NONE     | 1500  |
-//! | 2    | A                | trusted  | FULL     | 9000  |
-//! | 3    | A                | trusted  | NONE     | 1500  |
-//! | 4    | B 10.10.0.0/24   | endpoint | FULL     | 1500  |
-//! | 5    | B                | endpoint | NONE     | 65520 |
-//! | 6    | B                | trusted  | NONE     | 1500  |
+//! | port | network              | kind     | offloads | MTU   | NAT extras |
+//! |------|----------------------|----------|----------|-------|------------|
+//! | 0    | A 172.17.0.0/16, NAT | endpoint | FULL     | 65520 | published 8080/tcp → 80, 5353/udp → 53 |
+//! | 1    | A                    | endpoint | NONE     | 1500  | `allow_host_loopback` |
+//! | 2    | A                    | trusted  | FULL     | 9000  | |
+//! | 3    | A                    | trusted  | NONE     | 1500  | |
+//! | 4    | B 10.10.0.0/24, internal | endpoint | FULL | 1500  | |
+//! | 5    | B                    | endpoint | NONE     | 65520 | |
+//! | 6    | B                    | trusted  | NONE     | 1500  | |
 //!
 //! Both gateways are .1. Endpoints own one MAC and IP (port security);
 //! trusted ports stand for uplinks with many hosts behind them. Only trusted
@@ -20,43 +21,75 @@
 //! bounds are small enough that both the per-port and the table bound are
 //! reached: A holds 8 entries, 4 per port; B holds 4, 3 per port.
 //!
+//! Network A has NAT, over `nat::host::FakeIo` (no socket is ever made:
+//! every host socket call takes its outcome from a byte script the input
+//! feeds); network B has none (docker's `--internal`), so only DNS to its
+//! gateway reaches the NAT, and is never forwarded upstream. The NAT's
+//! table is small (16 flows, 8 per container) so that eviction and the
+//! per-container bound are within reach of one input; its DNS upstream is
+//! 10.200.0.9:53, and the fake answers `recv_from` from it, from
+//! 10.200.0.9:5353 or from 10.200.0.66:53 (forgeries). The endpoints have
+//! names in the embedded DNS: port 0 `web` and `c0`, port 1 `db`, port 4
+//! `b4`, port 5 `b5`.
+//!
 //! Input: a sequence of steps, each
 //!
 //! ```text
 //! port:u8  clock:u8  kind:u8  vnet:[u8; 10]  len:u16be  body:[u8; len]
 //! ```
 //!
-//! * `port` (mod 7): the ingress port.
-//! * `clock`: bit 7 set, the clock moves `clock & 0x7f` seconds and the MAC
-//!   tables are swept (`tick`); clear, it moves `clock` milliseconds.
-//! * `kind & 7`: 0 the body is the frame as it is; otherwise the frame is
-//!   built from a template, with the body supplying its fields (see
-//!   [`Builder`]): 1 ARP, 2 ICMP/IPv4, 3 TCP/IPv4, 4 UDP/IPv4, 5 TCP/IPv6,
-//!   6 UDP/IPv6. Templates start from the sending port's own MAC and
-//!   address, so most of them get past port security. 7: no frame; the
-//!   port is unplugged (`remove_port`) or, if it is, plugged back in
-//!   (`add_port`), as when a container restarts. Plugging in fails if the
-//!   MAC table has no room left for an endpoint's static entry; the port
-//!   then stays out until a later step plugs it in.
+//! * `port` (mod 7): the ingress port (frame steps).
+//! * `clock`: bit 7 set, the clock moves `clock & 0x7f` seconds and the
+//!   switch ticks (MAC tables swept, NAT timers run); clear, it moves
+//!   `clock` milliseconds.
+//! * `kind & 8` clear: a frame step. `kind & 7`: 0 the body is the frame as
+//!   it is; otherwise the frame is built from a template, with the body
+//!   supplying its fields (see [`Builder`]): 1 ARP, 2 ICMP/IPv4, 3
+//!   TCP/IPv4, 4 UDP/IPv4, 5 TCP/IPv6, 6 UDP/IPv6. Templates start from
+//!   the sending port's own MAC and address, so most of them get past port
+//!   security. 7: no frame; the port is unplugged (`remove_port`) or, if
+//!   it is, plugged back in (`add_port`), as when a container restarts.
+//!   Plugging in fails if the MAC table has no room left for an endpoint's
+//!   static entry; the port then stays out until a later step plugs it in.
 //! * `(kind >> 4) & 3`, for templates: the offload state the sender claims.
 //!   0 none (checksums complete), 1 partial checksum, 2 GSO super-frame
 //!   (`gso_size` taken from `vnet`, 1448 if zero), 3 `vnet` as given.
 //!   Raw frames always use `vnet` as given.
+//! * `kind & 8` set: a host step (`port` and `vnet` are ignored), `kind & 7`
+//!   mod 3:
+//!   * 0 **feed**: the body is appended to the script of every shard's
+//!     fake host (the next socket calls' outcomes and the data they read:
+//!     see `nat::host::FakeIo`; a spent script answers benignly: success,
+//!     everything sent, nothing to read).
+//!   * 1 **poll event**: body `sel:u8 ev:u8`. `sel & 0x80` clear: the
+//!     `sel`-th (mod their number) of the poll tokens registered now, over
+//!     all shards in order; set: of every token registered so far in this
+//!     run (a stale event, as a poll batch can hold one for a socket closed
+//!     while the batch was handled). `ev` bit 0 readable, bit 1 writable,
+//!     neither: both. The event goes to the shard whose NAT registered the
+//!     token: a flow (`nat_flow_event`), a DNS query (`nat_dns_event`) or
+//!     a published port's listener (`nat_forward_event`).
+//!   * 2 **tick**: NAT timers (and MAC aging) run now, on every shard.
 //!
 //! `fuzz/make_seeds.py` writes seeds in this format. To see what an input
-//! does, run it with `LANYARD_FUZZ_TRACE=1` set: each step prints the frame,
-//! the drops it caused and what each port received.
+//! does, run it with `LANYARD_FUZZ_TRACE=1` set: each step prints the frame
+//! or host step, the drops it caused, what each port received, the NAT's
+//! flows (conntrack) and the MAC table sizes.
 //!
 //! Invariants, checked after every step (a panic is what libFuzzer reports):
 //!
 //! * (a) nothing goes back out of its ingress port except what the gateway
-//!   built in reply (source MAC = gateway MAC);
-//! * (b) nothing crosses networks;
+//!   (or the NAT, speaking as the gateway) built (source MAC = gateway MAC);
+//! * (b) nothing crosses networks, and a host step forwards nothing: every
+//!   frame a port receives in it is the gateway's;
 //! * (c) the MAC table never exceeds its bound;
 //! * (d) every frame a port receives carries only offloads it accepts: a
 //!   port with `Offloads::NONE` sees plain headers only;
-//! * (e) every gateway reply parses with an independent parser (etherparse)
-//!   and has valid IPv4 and ICMP/TCP checksums;
+//! * (e) every frame the gateway or the NAT sends parses with an
+//!   independent parser (etherparse) as ARP or IPv4 carrying ICMP, TCP or
+//!   UDP, with valid IPv4 and transport checksums once a partial checksum
+//!   is completed (`offload::finish_checksum` on a copy; a GSO super-frame
+//!   is checked whole), and an IPv4 length that matches the frame;
 //! * (f) an endpoint frame with a source MAC not its own reaches nobody;
 //! * (g) a forwarded frame arrives as sent: unchanged where the egress port
 //!   takes its offloads, with only the checksum field completed where it
@@ -64,27 +97,60 @@
 //! * (h) segments cut from a GSO frame carry IP lengths that match the
 //!   segment, and valid IPv4 header and TCP/UDP checksums (verified with the
 //!   harness's own checksum code, on headers located by etherparse);
-//! * (i) an unplugged port receives nothing.
+//! * (i) an unplugged port receives nothing;
+//! * (j) every host connect the NAT makes obeys the destination policy: it
+//!   is made in a frame step, for a packet from network A to exactly the
+//!   packet's destination address and port, never to a host-local address
+//!   (127/8, 0/8, ::1, ::, mapped forms), a broadcast or multicast address,
+//!   or an address of the sender's own subnet; the host's loopback
+//!   (127.0.0.1:port) only for a packet to the gateway's address from the
+//!   endpoint with `allow_host_loopback` (port 1); the DNS-over-TCP server
+//!   (127.0.0.1:`FAKE_DNS_TCP_PORT`) only for TCP to the gateway's port 53
+//!   (from either network);
+//! * (k) on every shard, the NAT holds at most `max_flows` flows, and its
+//!   busy (retransmission) list is no longer than its flows;
+//! * (l) an IPv4 frame the gateway or the NAT sends a port goes to a (MAC,
+//!   address) pair that port has sent from — for an endpoint, exactly its
+//!   own;
+//! * (m) a frame from network B (internal) never makes the DNS forwarder
+//!   open an upstream query (no DNS poll token is registered for it).
 //!
 //! Every input runs twice: on one switch, and on two shards as the daemon
 //! runs them with `[dataplane] threads = 2` (port `i` read by shard
 //! `i % 2`, every shard holding the others' ports as send-only handles,
-//! learned MACs passed on after every step); the invariants hold for both,
-//! and (c) for every shard's table.
+//! learned MACs passed on after every step, one name table shared by both,
+//! each shard with its own NAT and fake host, published ports on the
+//! owner's); the invariants hold for both, and (c) and (k) for every
+//! shard.
+//!
+//! A TCP template can answer the last TCP segment the gateway sent the
+//! port (tweak bit 7, see [`Builder`]): the NAT's initial sequence numbers
+//! are random, so this is how an input completes a handshake and
+//! acknowledges data (`seed-tcp-established` in make_seeds.py drives a
+//! flow through connect, SYN-ACK, data both ways, FIN and close).
 
 #![no_main]
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use libfuzzer_sys::fuzz_target;
 
+#[path = "metered_io.rs"]
+mod metered_io;
+use metered_io::{Meter, MeteredIo};
+
 use lanyard::dataplane::{NetworkId, NetworkSpec, PortSpec, Switch, SwitchError};
 use lanyard::frame::FrameBuf;
-use lanyard::nat::NatConfig;
+use lanyard::nat::host::FAKE_DNS_TCP_PORT;
+use lanyard::nat::policy::is_host_local;
+use lanyard::nat::{NatConfig, DNS_TOKEN_BASE, FLOW_TOKEN_BASE, FORWARD_TOKEN_BASE};
 use lanyard::offload::Offloads;
 use lanyard::port::{MemoryHandle, MemoryPort, Port, PortId};
+use lanyard::publish::{Mapping, Protocol};
 use lanyard::security::PortPolicy;
 use lanyard::time::Time;
 use lanyard::wire::arp::{self, ArpRepr};
@@ -93,14 +159,42 @@ use lanyard::wire::ipv4::protocol;
 use lanyard::wire::vnet::{flags, gso, VnetHdr, HDR_LEN};
 use lanyard::wire::MacAddr;
 
-/// Steps per input: enough for learn / move / age / refill sequences, few
-/// enough that one input stays fast.
+/// Steps per input: enough for learn / move / age / refill sequences and a
+/// TCP flow's whole life, few enough that one input stays fast.
 const MAX_STEPS: usize = 64;
 
 /// Frames a memory port queues each way. A GSO frame cut for a port without
 /// offloads can make up to `offload::MAX_SEGMENTS` (1024) frames; the
 /// queues are drained after every step, so this never drops.
 const QUEUE: usize = 4096;
+
+/// The NAT's bounds: small, so that a fresh switch is cheap and eviction
+/// (a full table) and the per-container bound are reached within one input.
+const MAX_FLOWS: usize = 16;
+const MAX_FLOWS_PER_CONTAINER: u32 = 8;
+
+/// `kind` bit of a host step (feed, poll event, tick).
+const HOST_STEP: u8 = 0x08;
+
+/// The endpoint whose connections to the gateway's address reach the host's
+/// loopback.
+const LOOPBACK_PORT: usize = 1;
+/// The endpoint with published ports.
+const PUBLISHED_PORT: usize = 0;
+
+fn dns_upstream() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::new(10, 200, 0, 9), 53))
+}
+
+/// Where the fake's `recv_from` answers come from: the upstream, then two
+/// forgers (another port of its address, another address).
+fn fake_peers() -> Vec<SocketAddr> {
+    vec![
+        dns_upstream(),
+        SocketAddr::from((Ipv4Addr::new(10, 200, 0, 9), 5353)),
+        SocketAddr::from((Ipv4Addr::new(10, 200, 0, 66), 53)),
+    ]
+}
 
 struct NetDef {
     name: &'static str,
@@ -110,6 +204,7 @@ struct NetDef {
     fdb_max_entries: usize,
     fdb_max_per_port: u32,
     mac_aging: Duration,
+    nat: bool,
 }
 
 const NETS: [NetDef; 2] = [
@@ -121,6 +216,7 @@ const NETS: [NetDef; 2] = [
         fdb_max_entries: 8,
         fdb_max_per_port: 4,
         mac_aging: Duration::from_secs(5),
+        nat: true,
     },
     NetDef {
         name: "b",
@@ -130,8 +226,17 @@ const NETS: [NetDef; 2] = [
         fdb_max_entries: 4,
         fdb_max_per_port: 3,
         mac_aging: Duration::from_secs(60),
+        nat: false,
     },
 ];
+
+/// Whether `a` is on network `net`'s subnet.
+fn on_subnet(net: usize, a: Ipv4Addr) -> bool {
+    let (addr, len) = NETS[net].subnet.split_once('/').expect("a prefix");
+    let addr: Ipv4Addr = addr.parse().expect("an address");
+    let mask = u32::MAX << (32 - len.parse::<u32>().expect("a length"));
+    u32::from(a) & mask == u32::from(addr) & mask
+}
 
 struct PortDef {
     net: usize,
@@ -141,6 +246,8 @@ struct PortDef {
     trusted: bool,
     offloads: Offloads,
     mtu: u32,
+    /// Names in the embedded DNS (endpoints).
+    names: &'static [&'static str],
 }
 
 const NPORTS: usize = 7;
@@ -152,6 +259,7 @@ const PORTS: [PortDef; NPORTS] = [
         trusted: false,
         offloads: Offloads::FULL,
         mtu: 65520,
+        names: &["web", "c0"],
     },
     PortDef {
         net: 0,
@@ -159,6 +267,7 @@ const PORTS: [PortDef; NPORTS] = [
         trusted: false,
         offloads: Offloads::NONE,
         mtu: 1500,
+        names: &["db"],
     },
     PortDef {
         net: 0,
@@ -166,6 +275,7 @@ const PORTS: [PortDef; NPORTS] = [
         trusted: true,
         offloads: Offloads::FULL,
         mtu: 9000,
+        names: &[],
     },
     PortDef {
         net: 0,
@@ -173,6 +283,7 @@ const PORTS: [PortDef; NPORTS] = [
         trusted: true,
         offloads: Offloads::NONE,
         mtu: 1500,
+        names: &[],
     },
     PortDef {
         net: 1,
@@ -180,6 +291,7 @@ const PORTS: [PortDef; NPORTS] = [
         trusted: false,
         offloads: Offloads::FULL,
         mtu: 1500,
+        names: &["b4"],
     },
     PortDef {
         net: 1,
@@ -187,6 +299,7 @@ const PORTS: [PortDef; NPORTS] = [
         trusted: false,
         offloads: Offloads::NONE,
         mtu: 65520,
+        names: &["b5"],
     },
     PortDef {
         net: 1,
@@ -194,6 +307,7 @@ const PORTS: [PortDef; NPORTS] = [
         trusted: true,
         offloads: Offloads::NONE,
         mtu: 1500,
+        names: &[],
     },
 ];
 
@@ -262,12 +376,47 @@ struct PortState {
     handle: MemoryHandle,
 }
 
+/// The last TCP or UDP header the gateway (the NAT) sent a port, for
+/// templates that answer it.
+#[derive(Debug, Clone, Copy)]
+struct LastSeg {
+    /// The far end as the container sees it.
+    remote: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    ack: u32,
+    /// seq + payload + SYN + FIN: what acknowledges all of it.
+    seq_end: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Replies {
+    tcp: Option<LastSeg>,
+    udp: Option<LastSeg>,
+}
+
+/// What a step was, for (j) and (m).
+#[derive(Clone, Copy)]
+enum StepKind {
+    /// A frame from `ingress`; `routed` is its IPv4 destination, transport
+    /// destination port (0 for ICMP) and protocol, when it is an untagged
+    /// IPv4 packet.
+    Frame {
+        ingress: usize,
+        routed: Option<(Ipv4Addr, u16, u8)>,
+    },
+    /// Feed, poll event, tick, replug: no packet from a container.
+    Host,
+}
+
 struct Harness {
     /// One switch, or the shards of a data path: port `i` is owned (read)
     /// by shard `i % shards.len()`; the others hold a send-only handle on
     /// it under the same id, and learned MACs are passed between shards
     /// after every step.
     shards: Vec<Switch>,
+    /// Each shard's fake host (its NAT's sockets).
+    fakes: Vec<Meter>,
     nets: [NetworkId; 2],
     ports: Vec<PortState>,
     /// The frame being switched; reused, as the data path reuses its batch.
@@ -275,20 +424,38 @@ struct Harness {
     /// The frame a template builds.
     frame: Vec<u8>,
     now: Time,
+    /// Every (shard, token) registered so far, for stale events.
+    tokens_seen: Vec<(usize, usize)>,
+    /// Connects of each shard's fake already checked against (j).
+    connects_checked: Vec<usize>,
+    /// (MAC, IPv4 source) pairs each port has sent IPv4 from (l).
+    sources: Vec<BTreeSet<([u8; 6], Ipv4Addr)>>,
+    /// What the gateway last sent each port, for answering templates.
+    replies: Vec<Replies>,
+    /// A copy of a gateway frame, its checksum completed (e).
+    scratch: FrameBuf,
 }
 
 impl Harness {
     fn new(n_shards: usize) -> Harness {
-        // The NAT is off (below), so its tables are kept small: building
-        // them is most of the cost of a fresh switch.
         let nat = NatConfig {
-            max_flows: 16,
-            max_flows_per_container: 16,
+            max_flows: MAX_FLOWS,
+            max_flows_per_container: MAX_FLOWS_PER_CONTAINER,
+            dns_upstreams: vec![dns_upstream()],
             ..NatConfig::default()
         };
-        let mut shards: Vec<Switch> = (0..n_shards)
-            .map(|_| Switch::with_nat(NPORTS, nat.clone()))
-            .collect();
+        // One name table for all shards, as the daemon has.
+        let names = lanyard::nat::dns::shared_names();
+        let mut shards = Vec::new();
+        let mut fakes = Vec::new();
+        for _ in 0..n_shards {
+            let mut sw = Switch::with_names(NPORTS, nat.clone(), names.clone());
+            let (io, handle) = MeteredIo::new().expect("/dev/null");
+            handle.fake.set_peers(fake_peers());
+            sw.set_nat_io(Box::new(io));
+            shards.push(sw);
+            fakes.push(handle);
+        }
         let mut nets = [NetworkId(0); 2];
         for sw in shards.iter_mut() {
             if n_shards > 1 {
@@ -303,11 +470,16 @@ impl Harness {
                     fdb_max_entries: n.fdb_max_entries,
                     fdb_max_per_port: n.fdb_max_per_port,
                     mac_aging: n.mac_aging,
-                    // No NAT: without a poll registry it could open no flow,
-                    // and routed traffic keeps being answered by the gateway.
-                    nat: false,
+                    nat: n.nat,
                 })
             });
+        }
+        // The table is shared: one shard writes it (as the daemon's shard 0).
+        for (i, p) in PORTS.iter().enumerate() {
+            if !p.names.is_empty() {
+                let names: Vec<String> = p.names.iter().map(|n| n.to_string()).collect();
+                shards[0].set_names(nets[p.net], p.ip, &format!("ctr{i}"), &names);
+            }
         }
         let ports = (0..NPORTS)
             .map(|i| {
@@ -318,14 +490,22 @@ impl Harness {
                 }
             })
             .collect();
-        Harness {
+        let mut h = Harness {
+            connects_checked: vec![0; n_shards],
             shards,
+            fakes,
             nets,
             ports,
             buf: FrameBuf::new(),
             frame: Vec::new(),
             now: Time::ZERO,
-        }
+            tokens_seen: Vec::new(),
+            sources: vec![BTreeSet::new(); NPORTS],
+            replies: vec![Replies::default(); NPORTS],
+            scratch: FrameBuf::new(),
+        };
+        h.note_tokens();
+        h
     }
 
     fn step(&mut self, port: usize, clock: u8, kind: u8, raw_vnet: VnetHdr, body: &[u8]) {
@@ -336,10 +516,23 @@ impl Harness {
             for sw in self.shards.iter_mut() {
                 sw.tick(self.now);
             }
+            // What the timers sent is checked apart, as a host step's:
+            // the frame below is not its cause.
+            let sent = self.take_sent();
+            if trace_enabled() {
+                eprintln!("t={}ms tick (clock)", self.now.0 / 1_000_000);
+                self.trace(&sent);
+            }
+            self.check(None, &sent);
+            self.check_host(StepKind::Host, &BTreeSet::new());
         } else {
             self.now = self.now.saturating_add(Duration::from_millis(clock as u64));
         }
 
+        if kind & HOST_STEP != 0 {
+            self.host_step(kind & 7, body);
+            return;
+        }
         let shape = match kind & 7 {
             0 => None,
             1 => Some(Shape::Arp),
@@ -350,6 +543,9 @@ impl Harness {
             6 => Some(Shape::Udp6),
             _ => {
                 self.replug(port);
+                let sent = self.take_sent();
+                self.check(None, &sent);
+                self.check_host(StepKind::Host, &BTreeSet::new());
                 return;
             }
         };
@@ -360,7 +556,8 @@ impl Harness {
         let vnet = match shape {
             Some(shape) => {
                 let mode = (kind >> 4) & 3;
-                Builder::new(port, Reader(body)).build(shape, mode, raw_vnet, &mut frame)
+                Builder::new(port, Reader(body), self.replies[port])
+                    .build(shape, mode, raw_vnet, &mut frame)
             }
             None => {
                 frame.clear();
@@ -368,23 +565,166 @@ impl Harness {
                 raw_vnet
             }
         };
+        let routed = routed_dst(&frame);
+        if frame.len() >= 34 && frame[12..14] == ethertype::IPV4.to_be_bytes() {
+            let src = Ipv4Addr::new(frame[26], frame[27], frame[28], frame[29]);
+            let mac: [u8; 6] = frame[6..12].try_into().expect("6 bytes");
+            self.sources[port].insert((mac, src));
+        }
 
         if trace_enabled() {
             // Before switching, so a panic inside the switch follows it.
             eprintln!("t={}ms port {port} sends {vnet:?}", self.now.0 / 1_000_000);
             eprintln!("  {}", hex(&frame));
         }
+        let dns_before = self.dns_tokens();
         self.buf.load(vnet, &frame);
         let owner = port % self.shards.len();
         self.shards[owner].handle_frame(ingress, &mut self.buf, self.now);
         self.sync_learned();
-        let sent: Vec<Vec<(VnetHdr, Vec<u8>)>> =
-            self.ports.iter().map(|p| p.handle.take_sent()).collect();
+        let sent = self.take_sent();
         if trace_enabled() {
             self.trace(&sent);
         }
-        self.check(port, vnet, &frame, &sent);
+        self.check(Some((port, vnet, &frame)), &sent);
+        self.check_host(
+            StepKind::Frame {
+                ingress: port,
+                routed,
+            },
+            &dns_before,
+        );
         self.frame = frame;
+    }
+
+    fn take_sent(&self) -> Vec<Vec<(VnetHdr, Vec<u8>)>> {
+        self.ports.iter().map(|p| p.handle.take_sent()).collect()
+    }
+
+    /// Feed, poll event or tick (see the top of the file).
+    fn host_step(&mut self, op: u8, body: &[u8]) {
+        match op % 3 {
+            0 => {
+                for f in &self.fakes {
+                    f.feed(body);
+                }
+                if trace_enabled() {
+                    eprintln!("t={}ms feed {}", self.now.0 / 1_000_000, hex(body));
+                }
+            }
+            1 => {
+                let sel = body.first().copied().unwrap_or(0);
+                let ev = body.get(1).copied().unwrap_or(0) & 3;
+                let (readable, writable) = match ev {
+                    0 => (true, true),
+                    e => (e & 1 != 0, e & 2 != 0),
+                };
+                let pool: Vec<(usize, usize)> = if sel & 0x80 != 0 {
+                    self.tokens_seen.clone()
+                } else {
+                    self.fakes
+                        .iter()
+                        .enumerate()
+                        .flat_map(|(s, f)| f.fake.tokens().into_iter().map(move |t| (s, t)))
+                        .collect()
+                };
+                if let Some(&(s, token)) = pool.get((sel & 0x7f) as usize % pool.len().max(1)) {
+                    if trace_enabled() {
+                        eprintln!(
+                            "t={}ms event shard {s} token {token:#x} readable={readable} writable={writable}",
+                            self.now.0 / 1_000_000
+                        );
+                    }
+                    let sw = &mut self.shards[s];
+                    if token >= FLOW_TOKEN_BASE {
+                        sw.nat_flow_event(token, readable, writable, self.now);
+                    } else if token >= DNS_TOKEN_BASE {
+                        sw.nat_dns_event(token, self.now);
+                    } else if token >= FORWARD_TOKEN_BASE {
+                        sw.nat_forward_event(token, self.now);
+                    }
+                } else if trace_enabled() {
+                    eprintln!("t={}ms event: no token", self.now.0 / 1_000_000);
+                }
+            }
+            _ => {
+                for sw in self.shards.iter_mut() {
+                    sw.tick(self.now);
+                }
+                if trace_enabled() {
+                    eprintln!("t={}ms tick", self.now.0 / 1_000_000);
+                }
+            }
+        }
+        let sent = self.take_sent();
+        if trace_enabled() {
+            self.trace(&sent);
+        }
+        self.check(None, &sent);
+        self.check_host(StepKind::Host, &BTreeSet::new());
+    }
+
+    /// DNS query tokens registered now, over all shards.
+    fn dns_tokens(&self) -> BTreeSet<(usize, usize)> {
+        self.fakes
+            .iter()
+            .enumerate()
+            .flat_map(|(s, f)| {
+                f.fake
+                    .tokens()
+                    .into_iter()
+                    .filter(|t| (DNS_TOKEN_BASE..FLOW_TOKEN_BASE).contains(t))
+                    .map(move |t| (s, t))
+            })
+            .collect()
+    }
+
+    /// Remembers the tokens registered now (for stale events), at most 64.
+    fn note_tokens(&mut self) {
+        for (s, f) in self.fakes.iter().enumerate() {
+            for t in f.fake.tokens() {
+                if self.tokens_seen.len() < 64 && !self.tokens_seen.contains(&(s, t)) {
+                    self.tokens_seen.push((s, t));
+                }
+            }
+        }
+    }
+
+    /// (j), (k), (m): what the NAT asked of the host, and its table.
+    fn check_host(&mut self, step: StepKind, dns_before: &BTreeSet<(usize, usize)>) {
+        for (s, f) in self.fakes.iter().enumerate() {
+            let log = f.fake.log();
+            assert!(
+                log.connects.len() < lanyard::nat::host::FakeLog::KEEP,
+                "the fake's connect log overflowed; (j) would miss some"
+            );
+            for &to in &log.connects[self.connects_checked[s]..] {
+                check_connect(to, step);
+            }
+            self.connects_checked[s] = log.connects.len();
+        }
+        for (s, sw) in self.shards.iter().enumerate() {
+            let (flows, busy) = sw.nat_flows();
+            assert!(
+                flows <= MAX_FLOWS,
+                "(k) shard {s}'s NAT holds {flows} flows, bound {MAX_FLOWS}"
+            );
+            assert!(
+                busy <= flows,
+                "(k) shard {s}'s NAT has {busy} flows on its busy list but only {flows} flows"
+            );
+        }
+        if let StepKind::Frame { ingress, .. } = step {
+            if !NETS[PORTS[ingress].net].nat {
+                let now = self.dns_tokens();
+                let new: Vec<_> = now.difference(dns_before).collect();
+                assert!(
+                    new.is_empty(),
+                    "(m) a frame from port {ingress} (internal network) opened upstream DNS queries {new:x?}"
+                );
+            }
+        }
+        self.note_tokens();
     }
 
     /// What each shard learned, to the others (the data path sends it over
@@ -429,10 +769,9 @@ impl Harness {
         }
     }
 
-    fn check(&self, ingress: usize, vnet: VnetHdr, frame: &[u8], sent: &[Vec<(VnetHdr, Vec<u8>)>]) {
-        let net = PORTS[ingress].net;
-        let gw_mac = gateway_mac(net);
-
+    /// (a)–(i), (l) on what the ports received in one step; `input` is the
+    /// frame switched, for a frame step.
+    fn check(&mut self, input: Option<(usize, VnetHdr, &[u8])>, sent: &[Vec<(VnetHdr, Vec<u8>)>]) {
         // (c)
         // Learned MACs are bounded by `fdb_max_entries`; pinned endpoint
         // MACs (one per endpoint port) are counted apart.
@@ -450,17 +789,19 @@ impl Harness {
         }
 
         // (f)
-        let spoofed = !PORTS[ingress].trusted
-            && frame
-                .get(6..12)
-                .is_none_or(|src| src != port_mac(ingress).0);
-        if spoofed {
-            for (j, got) in sent.iter().enumerate() {
-                assert!(
-                    got.is_empty(),
-                    "(f) port {j} received {} frames from endpoint {ingress}'s frame with a foreign source MAC",
-                    got.len()
-                );
+        if let Some((ingress, _, frame)) = input {
+            let spoofed = !PORTS[ingress].trusted
+                && frame
+                    .get(6..12)
+                    .is_none_or(|src| src != port_mac(ingress).0);
+            if spoofed {
+                for (j, got) in sent.iter().enumerate() {
+                    assert!(
+                        got.is_empty(),
+                        "(f) port {j} received {} frames from endpoint {ingress}'s frame with a foreign source MAC",
+                        got.len()
+                    );
+                }
             }
         }
 
@@ -472,14 +813,6 @@ impl Harness {
                 "(i) unplugged port {j} received {} frames",
                 got.len()
             );
-            // (b)
-            assert!(
-                egress.net == net || got.is_empty(),
-                "(b) port {j} (network {}) received {} frames from port {ingress} (network {})",
-                NETS[egress.net].name,
-                got.len(),
-                NETS[net].name
-            );
             for (h, f) in got {
                 // (d)
                 assert!(
@@ -487,28 +820,232 @@ impl Harness {
                     "(d) port {j} with {:?} received a frame with {h:?}",
                     egress.offloads
                 );
-                if j == ingress {
-                    // (a)
-                    assert!(
-                        f.get(6..12) == Some(&gw_mac.0[..]),
-                        "(a) port {j} received its own frame back (or one not from the gateway): {}",
+                if f.get(6..12) == Some(&gateway_mac(egress.net).0[..]) {
+                    // The gateway's (or the NAT's, as the gateway): (e), (l).
+                    self.check_gateway_frame(j, h, f);
+                    continue;
+                }
+                // Forwarded: only in a frame step, and not back.
+                let Some((ingress, vnet, frame)) = input else {
+                    panic!(
+                        "(b) port {j} received a frame not from its gateway in a host step: {}",
                         hex(f)
                     );
-                    // (e)
-                    check_gateway_reply(f);
-                } else {
-                    // (g)
-                    check_forwarded(j, vnet, frame, h, f);
-                }
+                };
+                let net = PORTS[ingress].net;
+                // (b)
+                assert!(
+                    egress.net == net,
+                    "(b) port {j} (network {}) received a frame from port {ingress} (network {}): {}",
+                    NETS[egress.net].name,
+                    NETS[net].name,
+                    hex(f)
+                );
+                // (a)
+                assert!(
+                    j != ingress,
+                    "(a) port {j} received its own frame back (or one not from the gateway): {}",
+                    hex(f)
+                );
+                // (g)
+                check_forwarded(j, vnet, frame, h, f);
             }
         }
     }
+
+    /// (e) and (l) for a frame from the gateway (or the NAT) to port `j`;
+    /// remembers its TCP/UDP header for answering templates.
+    fn check_gateway_frame(&mut self, j: usize, h: &VnetHdr, f: &[u8]) {
+        let copy = &mut self.scratch;
+        copy.load(*h, f);
+        if lanyard::offload::finish_checksum(copy).is_err() {
+            panic!(
+                "(e) port {j} received a gateway frame whose partial checksum cannot be completed ({h:?}): {}",
+                hex(f)
+            );
+        }
+        let f = copy.frame();
+        let p = SlicedPacket::from_ethernet(f).unwrap_or_else(|e| {
+            panic!(
+                "(e) gateway frame to port {j} does not parse ({e:?}, {h:?}): {}",
+                hex(f)
+            )
+        });
+        let ip = match &p.net {
+            Some(NetSlice::Arp(_)) => return,
+            Some(NetSlice::Ipv4(ip)) => ip,
+            other => panic!(
+                "(e) gateway sent port {j} an unexpected packet {other:?}: {}",
+                hex(f)
+            ),
+        };
+        let hdr = ip.header();
+        assert_eq!(
+            fold(ones_sum(hdr.slice())),
+            0xffff,
+            "(e) gateway frame to port {j} has a bad IPv4 header checksum: {}",
+            hex(f)
+        );
+        let total = hdr.total_len() as usize;
+        // Frames shorter than Ethernet's minimum may be padded.
+        assert!(
+            total + 14 == f.len() || (f.len() == 60 && total + 14 < 60),
+            "(e) gateway frame to port {j} of {} bytes says its IPv4 packet is {total}: {}",
+            f.len(),
+            hex(f)
+        );
+        let (src, dst) = (
+            Ipv4Addr::from(hdr.source()),
+            Ipv4Addr::from(hdr.destination()),
+        );
+        let dst_mac: [u8; 6] = f[0..6].try_into().expect("6 bytes");
+        // (l)
+        if PORTS[j].trusted {
+            assert!(
+                self.sources[j].contains(&(dst_mac, dst)),
+                "(l) gateway frame to trusted port {j} goes to {} / {dst}, which it never sent from: {}",
+                MacAddr(dst_mac),
+                hex(f)
+            );
+        } else {
+            assert!(
+                dst_mac == port_mac(j).0 && dst == PORTS[j].ip,
+                "(l) gateway frame to endpoint {j} goes to {} / {dst}, not the endpoint's {} / {}: {}",
+                MacAddr(dst_mac),
+                port_mac(j),
+                PORTS[j].ip,
+                hex(f)
+            );
+        }
+        let l4 = ip.payload().payload;
+        let pseudo =
+            ones_sum(&hdr.source()) + ones_sum(&hdr.destination()) + (l4.len() & 0xffff) as u64;
+        let (ok, what) = match &p.transport {
+            Some(TransportSlice::Icmpv4(_)) => (fold(ones_sum(l4)) == 0xffff, "ICMP"),
+            Some(TransportSlice::Tcp(t)) => {
+                let seg_len = t.payload().len() as u32 + u32::from(t.syn()) + u32::from(t.fin());
+                self.replies[j].tcp = Some(LastSeg {
+                    remote: src,
+                    sport: t.source_port(),
+                    dport: t.destination_port(),
+                    ack: t.acknowledgment_number(),
+                    seq_end: t.sequence_number().wrapping_add(seg_len),
+                });
+                (
+                    fold(pseudo + protocol::TCP as u64 + ones_sum(l4)) == 0xffff,
+                    "TCP",
+                )
+            }
+            Some(TransportSlice::Udp(u)) => {
+                self.replies[j].udp = Some(LastSeg {
+                    remote: src,
+                    sport: u.source_port(),
+                    dport: u.destination_port(),
+                    ack: 0,
+                    seq_end: 0,
+                });
+                let field = u16::from_be_bytes([l4[6], l4[7]]);
+                (
+                    field != 0 && fold(pseudo + protocol::UDP as u64 + ones_sum(l4)) == 0xffff,
+                    "UDP",
+                )
+            }
+            other => panic!(
+                "(e) gateway sent port {j} an unexpected transport {other:?}: {}",
+                hex(f)
+            ),
+        };
+        assert!(
+            ok,
+            "(e) gateway frame to port {j} has a bad {what} checksum ({h:?} as sent): {}",
+            hex(f)
+        );
+    }
+}
+
+/// The IPv4 destination, transport destination port (0 for ICMP and
+/// others) and protocol of an untagged IPv4 frame.
+fn routed_dst(f: &[u8]) -> Option<(Ipv4Addr, u16, u8)> {
+    if f.len() < 34 || f[12..14] != ethertype::IPV4.to_be_bytes() {
+        return None;
+    }
+    let dst = Ipv4Addr::new(f[30], f[31], f[32], f[33]);
+    let proto = f[23];
+    let l4 = 14 + (f[14] & 0x0f) as usize * 4;
+    let port = match proto {
+        protocol::TCP | protocol::UDP => f.get(l4 + 2..l4 + 4).map_or(0, |p| be16(p, 0) as u16),
+        _ => 0,
+    };
+    Some((dst, port, proto))
+}
+
+/// (j): a host connect the NAT made in a step, against the policy.
+fn check_connect(to: SocketAddr, step: StepKind) {
+    let StepKind::Frame {
+        ingress,
+        routed: Some((dst, dport, proto)),
+    } = step
+    else {
+        panic!("(j) the NAT connected to {to} in a step without a packet asking for it");
+    };
+    let net = PORTS[ingress].net;
+    let gw = NETS[net].gateway;
+    if dst == gw {
+        // The gateway's address: DNS over TCP, or the host's loopback for
+        // the one endpoint that may reach it.
+        let dns_tcp = SocketAddr::from((Ipv4Addr::LOCALHOST, FAKE_DNS_TCP_PORT));
+        if dport == 53 {
+            assert!(
+                to == dns_tcp && proto == protocol::TCP,
+                "(j) a packet (protocol {proto}) from port {ingress} to the gateway's port 53 made the NAT connect to {to}"
+            );
+            return;
+        }
+        assert!(
+            ingress == LOOPBACK_PORT
+                && NETS[net].nat
+                && proto != protocol::ICMP
+                && to == SocketAddr::from((Ipv4Addr::LOCALHOST, dport)),
+            "(j) a packet (protocol {proto}) from port {ingress} to the gateway's port {dport} made the NAT connect to {to}"
+        );
+        return;
+    }
+    assert!(
+        NETS[net].nat,
+        "(j) a packet from port {ingress} on internal network {} made the NAT connect to {to}",
+        NETS[net].name
+    );
+    assert!(
+        !is_host_local(to.ip()),
+        "(j) a packet from port {ingress} to {dst}:{dport} made the NAT connect to host-local {to}"
+    );
+    let IpAddr::V4(a) = to.ip() else {
+        panic!("(j) the NAT connected to {to} for an IPv4 packet to {dst}:{dport}");
+    };
+    assert!(
+        !a.is_broadcast() && !a.is_multicast(),
+        "(j) the NAT connected to group address {to}"
+    );
+    assert!(
+        a == dst && (proto == protocol::ICMP || to.port() == dport),
+        "(j) a packet from port {ingress} to {dst}:{dport} (protocol {proto}) made the NAT connect to {to}"
+    );
+    assert!(
+        !on_subnet(net, a),
+        "(j) the NAT connected to {to}, on the sender's own subnet"
+    );
+}
+
+/// A descriptor for a published port's listener: the fake host never reads
+/// it, so /dev/null will do.
+fn listener() -> Option<OwnedFd> {
+    std::fs::File::open("/dev/null").ok().map(OwnedFd::from)
 }
 
 /// Attaches port `i` of the topology as a new memory port, under id `i`:
 /// to its owner shard, and as a send-only handle to the others. The id is
 /// `None` when a shard refuses it (no room for the endpoint's static MAC);
-/// then no shard keeps it.
+/// then no shard keeps it. Port 0's published ports go to its owner.
 fn attach(shards: &mut [Switch], nets: [NetworkId; 2], i: usize) -> (Option<PortId>, MemoryHandle) {
     let p = &PORTS[i];
     let (port, handle) = MemoryPort::with_offloads(QUEUE, p.offloads);
@@ -522,7 +1059,7 @@ fn attach(shards: &mut [Switch], nets: [NetworkId; 2], i: usize) -> (Option<Port
         network: nets[p.net],
         policy,
         mtu: p.mtu,
-        allow_host_loopback: false,
+        allow_host_loopback: i == LOOPBACK_PORT,
     };
     let id = PortId(i as u32);
     let owner = i % shards.len();
@@ -547,6 +1084,25 @@ fn attach(shards: &mut [Switch], nets: [NetworkId; 2], i: usize) -> (Option<Port
             Err(e) => panic!("add_port(p{i}) on shard {s} failed: {e}"),
         }
     }
+    if i == PUBLISHED_PORT {
+        let maps = [(Protocol::Tcp, 8080, 80), (Protocol::Udp, 5353, 53)];
+        let forwards: Vec<(OwnedFd, Mapping)> = maps
+            .iter()
+            .filter_map(|&(proto, host, container_port)| {
+                Some((
+                    listener()?,
+                    Mapping {
+                        proto,
+                        host: SocketAddr::from((Ipv4Addr::UNSPECIFIED, host)),
+                        container_port,
+                    },
+                ))
+            })
+            .collect();
+        // Registering can fail when the script says so: then the port has
+        // none this time.
+        let _ = shards[owner].add_forwards(id, forwards);
+    }
     (Some(id), handle)
 }
 
@@ -568,6 +1124,27 @@ impl Harness {
             for (h, f) in &sent[j] {
                 eprintln!("  -> port {j} {h:?}\n     {}", hex(f));
             }
+        }
+        for (s, sw) in self.shards.iter().enumerate() {
+            for fl in sw.conntrack(self.now) {
+                eprintln!(
+                    "  shard {s} flow {} {} -> {} (host {}) {} out {} in {}",
+                    fl.proto,
+                    fl.container,
+                    fl.remote,
+                    fl.target,
+                    fl.state,
+                    fl.bytes_out,
+                    fl.bytes_in
+                );
+            }
+            let tokens: Vec<String> = self.fakes[s]
+                .fake
+                .tokens()
+                .iter()
+                .map(|t| format!("{t:#x}"))
+                .collect();
+            eprintln!("  shard {s} tokens {tokens:?}");
         }
         let fdb: Vec<Vec<usize>> = self
             .shards
@@ -672,46 +1249,6 @@ fn check_segment(egress: usize, vnet: VnetHdr, seg: &[u8]) {
     );
 }
 
-/// (e): what the gateway builds parses, with valid checksums.
-fn check_gateway_reply(f: &[u8]) {
-    let p = SlicedPacket::from_ethernet(f)
-        .unwrap_or_else(|e| panic!("(e) gateway reply does not parse ({e:?}): {}", hex(f)));
-    match &p.net {
-        Some(NetSlice::Arp(_)) => {}
-        Some(NetSlice::Ipv4(ip)) => {
-            let hdr = ip.header().to_header();
-            assert_eq!(
-                hdr.calc_header_checksum(),
-                hdr.header_checksum,
-                "(e) gateway reply has a bad IPv4 header checksum: {}",
-                hex(f)
-            );
-            let ok = match &p.transport {
-                Some(TransportSlice::Icmpv4(icmp)) => {
-                    icmp.checksum() == icmp.icmp_type().calc_checksum(icmp.payload())
-                }
-                Some(TransportSlice::Tcp(tcp)) => {
-                    let want = tcp.calc_checksum_ipv4(hdr.source, hdr.destination);
-                    want == Ok(tcp.checksum())
-                }
-                other => panic!(
-                    "(e) gateway sent an unexpected transport {other:?}: {}",
-                    hex(f)
-                ),
-            };
-            assert!(
-                ok,
-                "(e) gateway reply has a bad ICMP/TCP checksum: {}",
-                hex(f)
-            );
-        }
-        other => panic!(
-            "(e) gateway sent an unexpected packet {other:?}: {}",
-            hex(f)
-        ),
-    }
-}
-
 fn hex(b: &[u8]) -> String {
     // Frames can be 64 KiB; the head is what tells them apart.
     let mut s: String = b.iter().take(128).map(|x| format!("{x:02x}")).collect();
@@ -799,6 +1336,12 @@ mod tweak {
     /// Bits 4-5: words of IPv4 options (NOPs).
     pub const OPTIONS_SHIFT: u8 = 4;
     pub const MORE_FRAGMENTS: u8 = 0x40;
+    /// IPv4 TCP and UDP: answer the last segment (datagram) the gateway
+    /// sent this port — its source as destination, its ports swapped, and
+    /// for TCP `seq = its ack + seq`, `ack = its end + ack` — so that zero
+    /// fields continue the conversation exactly, whatever the NAT's random
+    /// initial sequence number was. Without one, the fields are as given.
+    pub const REPLY: u8 = 0x80;
 }
 
 /// Builds a template frame sent by port `port`, taking its fields from the
@@ -816,15 +1359,19 @@ mod tweak {
 /// ```
 ///
 /// Selectors (and the few fields XORed with a default) make an all-zero
-/// body a valid frame from the port's own identity to the gateway.
+/// body a valid frame from the port's own identity to the gateway. With
+/// the `REPLY` tweak the IPv4 destination selector is still read but the
+/// destination is the last segment's source, and the ports are XORed with
+/// its (swapped) ones.
 struct Builder<'a> {
     port: usize,
     r: Reader<'a>,
+    replies: Replies,
 }
 
 impl<'a> Builder<'a> {
-    fn new(port: usize, r: Reader<'a>) -> Self {
-        Builder { port, r }
+    fn new(port: usize, r: Reader<'a>, replies: Replies) -> Self {
+        Builder { port, r, replies }
     }
 
     fn net(&self) -> usize {
@@ -892,6 +1439,15 @@ impl<'a> Builder<'a> {
             out.extend_from_slice(&self.r.u16().to_be_bytes());
         }
         let v6 = matches!(shape, Shape::Tcp6 | Shape::Udp6);
+        let reply = match shape {
+            _ if tw & tweak::REPLY == 0 => None,
+            Shape::Tcp4 => self.replies.tcp,
+            Shape::Udp4 => self.replies.udp,
+            _ => None,
+        };
+        // Ports swapped, sequence numbers continued (see `tweak::REPLY`).
+        let (sport0, dport0, seq0, ack0) =
+            reply.map_or((0, 0, 0, 0), |r| (r.dport, r.sport, r.ack, r.seq_end));
         let et = if v6 { ethertype::IPV6 } else { ethertype::IPV4 };
         out.extend_from_slice(&et.to_be_bytes());
 
@@ -930,6 +1486,7 @@ impl<'a> Builder<'a> {
             let src_ip = self.ip(src_sel);
             // XOR 1: a zero selector means the gateway.
             let dst_ip = self.ip(dst_sel ^ 1);
+            let dst_ip = reply.map_or(dst_ip, |r| r.remote);
             let ttl = self.r.u8() ^ 64;
             let ident = self.r.u16();
             if tw & tweak::RAW_IP_LEN != 0 {
@@ -964,18 +1521,18 @@ impl<'a> Builder<'a> {
                 2
             }
             Shape::Tcp4 | Shape::Tcp6 => {
-                out.extend_from_slice(&self.r.u16().to_be_bytes());
-                out.extend_from_slice(&self.r.u16().to_be_bytes());
-                out.extend_from_slice(&self.r.u32().to_be_bytes());
-                out.extend_from_slice(&self.r.u32().to_be_bytes());
+                out.extend_from_slice(&(self.r.u16() ^ sport0).to_be_bytes());
+                out.extend_from_slice(&(self.r.u16() ^ dport0).to_be_bytes());
+                out.extend_from_slice(&self.r.u32().wrapping_add(seq0).to_be_bytes());
+                out.extend_from_slice(&self.r.u32().wrapping_add(ack0).to_be_bytes());
                 out.extend_from_slice(&[5 << 4, self.r.u8() ^ 0x02]); // SYN by default
                 out.extend_from_slice(&self.r.u16().to_be_bytes());
                 out.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent
                 16
             }
             _ => {
-                out.extend_from_slice(&self.r.u16().to_be_bytes());
-                out.extend_from_slice(&self.r.u16().to_be_bytes());
+                out.extend_from_slice(&(self.r.u16() ^ sport0).to_be_bytes());
+                out.extend_from_slice(&(self.r.u16() ^ dport0).to_be_bytes());
                 out.extend_from_slice(&[0, 0, 0, 0]); // length, checksum
                 6
             }

@@ -1,0 +1,1189 @@
+//! `dns`: the embedded DNS — the name table under mutation, its
+//! resolutions and local answers against a model, and the UDP forwarder
+//! over a fake host with forged and real upstream answers.
+//!
+//! Four networks (ids 0–3: 172.17.0.0/16, 10.9.0.0/24, 192.168.5.0/24,
+//! 10.77.0.0/16, gateways at .1), each with one endpoint at .2 (port
+//! `k` for network `k`). The table starts empty: networks are added (with
+//! or without NAT, i.e. internal), removed, and containers named on them,
+//! as the control plane does (a container's names replaced by `add`, gone
+//! with an empty list). The forwarder is `DnsForwarder::with_names` over
+//! the same table, its upstreams chosen by the first input byte (bit 0
+//! 10.200.0.9:53, bit 1 [fd00::9]:53, neither: none), on
+//! `fuzz_targets/metered_io.rs` (`nat::host::FakeIo`, its script fed by
+//! the input) whose `recv_from` answers from the upstreams or from forgers
+//! (10.200.0.9:5353, 10.200.0.66:53, [fd00::9]:5353).
+//!
+//! Input: `upstreams:u8`, then operations, each `op:u8` and its fields
+//! (read as zeros past the end), at most `MAX_OPS`. The operation is
+//! `(op & 0x3f) % 12`; bits 6 and 7 are flags of some:
+//!
+//! | op | what | fields |
+//! |---------|------|--------|
+//! | 0 | `network_added` | net, internal (bit 0) |
+//! | 1 | `add` (names: count % 4; 0 removes, as `Switch::set_names`) | net, ip, container (% 6), names |
+//! | 2 | `remove` | net, ip |
+//! | 3 | `network_removed` | net |
+//! | 4 | `resolve`, against the model | net, asker ip, name, qtype |
+//! | 5 | `local_answer`, against the model | net, client ip, query, out len |
+//! | 6 | `DnsForwarder::query` from an endpoint (op bit 7: a burst of up to 300, its id counting up) | endpoint, client ip, client port, query, [count] |
+//! | 7 | feed the fake's script | len:u8, bytes |
+//! | 8 | an answer to a pending query, then `on_readable` on its token | pending, kind, tail |
+//! | 9 | `on_readable` on a registered token (the script as it is) | token |
+//! | 10 | `tick` | ms:u16 (bit 15: seconds) |
+//! | 11 | `port_removed` | port |
+//!
+//! A name is one of a vocabulary (with and without `.lanyard.internal`),
+//! `host.docker.internal`, the reverse name of an address, or bytes from
+//! the input; a query is built from a name, id, type and class, or (op bit
+//! 6) taken raw from the input.
+//!
+//! What must hold:
+//!
+//! * `resolve` and `local_answer` agree with a model of the table (a list
+//!   of records): the addresses of a name are exactly those of the
+//!   containers carrying it on the networks the asker shares (no
+//!   duplicates), reverse names give a primary name of the address on
+//!   those networks, `host.docker.internal` the gateway, unknown single
+//!   labels and `lanyard.internal` names NXDOMAIN, and nothing an asker
+//!   only on internal networks asks is forwarded (SERVFAIL instead);
+//! * a local answer fits its buffer and parses as a response to the query:
+//!   its id, the question as asked, the rcode the resolution calls for,
+//!   well-formed records (A data from the model's set, PTR data a valid
+//!   name), TC set when records were left out;
+//! * every frame the forwarder emits goes to the asking endpoint's port and
+//!   parses (etherparse) as IPv4/UDP from the gateway's port 53 to the
+//!   client (its MAC, address and port), with valid IPv4 and UDP checksums
+//!   once the partial checksum is completed, carrying a DNS response (QR)
+//!   with the id and question of a query that client sent from that port;
+//! * an upstream's answer reaches the client only if a datagram came from
+//!   an upstream's own address with the id the forwarder sent and the
+//!   question asked (case aside), and is then relayed unchanged but for
+//!   the id; conversely such a datagram is always relayed;
+//! * a query from an asker only on internal networks makes no `send_to`;
+//! * `pending_len()` never exceeds `nat::dns::MAX_PENDING` and equals the
+//!   number of queries with a socket on the poll.
+
+#![no_main]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+use libfuzzer_sys::fuzz_target;
+
+use lanyard::frame::FrameBuf;
+use lanyard::nat::dns::{self, local_answer, DnsForwarder, LocalAnswer, NameTable, Resolution};
+use lanyard::nat::{Emit, Endpoint, NatCounters, DNS_TOKEN_BASE, FLOW_TOKEN_BASE};
+use lanyard::port::PortId;
+use lanyard::time::Time;
+use lanyard::wire::dns as w;
+use lanyard::wire::vnet::VnetHdr;
+use lanyard::wire::MacAddr;
+
+#[path = "metered_io.rs"]
+mod metered_io;
+use metered_io::{Meter, MeteredIo};
+
+const MAX_OPS: usize = 96;
+const NETS: usize = 4;
+/// Network bases and prefix lengths (never overlapping, as the config
+/// guarantees).
+const SUBNETS: [([u8; 4], u8); NETS] = [
+    ([172, 17, 0, 0], 16),
+    ([10, 9, 0, 0], 24),
+    ([192, 168, 5, 0], 24),
+    ([10, 77, 0, 0], 16),
+];
+const CONTAINERS: usize = 6;
+const VOCAB: [&str; 10] = [
+    "web",
+    "db",
+    "api",
+    "many",
+    "Web",
+    "host",
+    "c0ffee123456",
+    "x.y",
+    "a-b_c",
+    "lanyard.internal",
+];
+
+fn base(net: usize) -> Ipv4Addr {
+    Ipv4Addr::from(SUBNETS[net].0)
+}
+
+fn on_subnet(net: usize, a: Ipv4Addr) -> bool {
+    let mask = u32::MAX << (32 - SUBNETS[net].1 as u32);
+    u32::from(a) & mask == u32::from(base(net))
+}
+
+fn offset(net: usize, n: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(base(net)) + n)
+}
+
+fn gateway(net: usize) -> Ipv4Addr {
+    offset(net, 1)
+}
+
+fn endpoint(k: usize) -> Endpoint {
+    let ip = offset(k, 2);
+    Endpoint {
+        port: PortId(k as u32),
+        mac: MacAddr::docker_from_ipv4(ip),
+        ip,
+        gateway_mac: MacAddr::docker_from_ipv4(gateway(k)),
+        gateway_ip: gateway(k),
+        mtu: 1500,
+        allow_host_loopback: false,
+        internal: false,
+        net: k as u32,
+    }
+}
+
+fn upstream4() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::new(10, 200, 0, 9), 53))
+}
+
+fn upstream6() -> SocketAddr {
+    SocketAddr::from((Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 9), 53))
+}
+
+/// Reads fields from fuzz input; zeros past its end.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn u8(&mut self) -> u8 {
+        match self.0.split_first() {
+            Some((b, rest)) => {
+                self.0 = rest;
+                *b
+            }
+            None => 0,
+        }
+    }
+
+    fn u16(&mut self) -> u16 {
+        u16::from_be_bytes([self.u8(), self.u8()])
+    }
+
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let (head, rest) = self.0.split_at(n.min(self.0.len()));
+        self.0 = rest;
+        head
+    }
+}
+
+// --- the model of the name table --------------------------------------------
+
+#[derive(Debug, Clone)]
+struct Rec {
+    net: u32,
+    ip: Ipv4Addr,
+    container: String,
+    /// As given (the first is the primary, answered for reverse lookups).
+    names: Vec<String>,
+}
+
+#[derive(Default)]
+struct Model {
+    /// Known networks: internal or not.
+    nets: BTreeMap<u32, bool>,
+    recs: Vec<Rec>,
+}
+
+/// What a resolution should come to.
+#[derive(Debug)]
+enum Want {
+    Addrs(BTreeSet<Ipv4Addr>),
+    /// One of these names; `first` if it is set (the asking network's).
+    Name {
+        any_of: BTreeSet<String>,
+        first: Option<String>,
+    },
+    NoData,
+    NxDomain,
+    Forward,
+}
+
+impl Model {
+    fn add(&mut self, net: u32, ip: Ipv4Addr, container: &str, names: &[String]) {
+        self.remove(net, ip);
+        if !names.is_empty() {
+            self.recs.push(Rec {
+                net,
+                ip,
+                container: container.to_string(),
+                names: names.to_vec(),
+            });
+        }
+    }
+
+    fn remove(&mut self, net: u32, ip: Ipv4Addr) {
+        self.recs.retain(|r| !(r.net == net && r.ip == ip));
+    }
+
+    fn network_removed(&mut self, net: u32) {
+        self.nets.remove(&net);
+        self.recs.retain(|r| r.net != net);
+    }
+
+    fn networks_of(&self, net: u32, asker: Ipv4Addr) -> BTreeSet<u32> {
+        let mut n = BTreeSet::from([net]);
+        if let Some(r) = self.recs.iter().find(|r| r.net == net && r.ip == asker) {
+            for o in self.recs.iter().filter(|o| o.container == r.container) {
+                n.insert(o.net);
+            }
+        }
+        n
+    }
+
+    fn may_forward(&self, net: u32, asker: Ipv4Addr) -> bool {
+        self.networks_of(net, asker)
+            .iter()
+            .any(|n| self.nets.get(n).is_none_or(|internal| !internal))
+    }
+
+    fn resolve(&self, net: u32, asker: Ipv4Addr, gw: Ipv4Addr, name: &str, qtype: u16) -> Want {
+        use w::qtype as t;
+        let nets = self.networks_of(net, asker);
+        if let Some(ip) = w::reverse_v4(name) {
+            if qtype != t::PTR && qtype != t::ANY {
+                return Want::Forward;
+            }
+            let on: Vec<&Rec> = self
+                .recs
+                .iter()
+                .filter(|r| r.ip == ip && nets.contains(&r.net))
+                .collect();
+            if !on.is_empty() {
+                return Want::Name {
+                    any_of: on.iter().map(|r| r.names[0].clone()).collect(),
+                    first: on.iter().find(|r| r.net == net).map(|r| r.names[0].clone()),
+                };
+            }
+            let known = nets
+                .iter()
+                .any(|n| self.nets.contains_key(n) && on_subnet(*n as usize, ip));
+            return if known { Want::NxDomain } else { Want::Forward };
+        }
+        let owned = name == dns::DOMAIN || name.ends_with(".lanyard.internal");
+        let short = name.strip_suffix(".lanyard.internal").unwrap_or(name);
+        let wants_a = qtype == t::A || qtype == t::ANY;
+        if short == "host" && owned || name == "host.docker.internal" {
+            return if wants_a {
+                Want::Addrs(BTreeSet::from([gw]))
+            } else {
+                Want::NoData
+            };
+        }
+        let ips: BTreeSet<Ipv4Addr> = self
+            .recs
+            .iter()
+            .filter(|r| {
+                nets.contains(&r.net) && r.names.iter().any(|n| n.to_ascii_lowercase() == short)
+            })
+            .map(|r| r.ip)
+            .collect();
+        if !ips.is_empty() {
+            return if wants_a {
+                Want::Addrs(ips)
+            } else {
+                Want::NoData
+            };
+        }
+        if owned || !short.contains('.') {
+            return Want::NxDomain;
+        }
+        Want::Forward
+    }
+}
+
+// --- queries and names ------------------------------------------------------
+
+/// A name for a lookup: lower case, no final dot (what `resolve` takes);
+/// `raw` keeps the input's case for queries.
+fn pick_name(r: &mut Reader, model: &Model) -> String {
+    let sel = r.u8();
+    let v = VOCAB[(sel as usize / 8) % VOCAB.len()];
+    match sel % 8 {
+        0 | 1 => v.to_string(),
+        2 => format!("{v}.lanyard.internal"),
+        3 => "host.docker.internal".to_string(),
+        4 => "host.lanyard.internal".to_string(),
+        5 => {
+            // The reverse name of an address: a container's, or any.
+            let ip = match model.recs.get(sel as usize / 8) {
+                Some(rec) if r.u8() & 1 == 0 => rec.ip,
+                _ => Ipv4Addr::from([r.u8(), r.u8(), r.u8(), r.u8()]),
+            };
+            let o = ip.octets();
+            format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
+        }
+        6 => "example.com".to_string(),
+        _ => {
+            let n = r.u8() as usize % 40;
+            String::from_utf8_lossy(r.take(n)).into_owned()
+        }
+    }
+}
+
+fn pick_qtype(r: &mut Reader) -> u16 {
+    match r.u8() % 6 {
+        0 | 1 => w::qtype::A,
+        2 => w::qtype::AAAA,
+        3 => w::qtype::PTR,
+        4 => w::qtype::ANY,
+        _ => r.u16(),
+    }
+}
+
+/// A query for `name` (labels over 63 bytes are cut, empty ones skipped).
+fn build_query(id: u16, rd: bool, name: &str, qtype: u16, qclass: u16) -> Vec<u8> {
+    let mut q = vec![0u8; 12];
+    q[0..2].copy_from_slice(&id.to_be_bytes());
+    q[2] = u8::from(rd);
+    q[5] = 1;
+    for l in name.split('.').filter(|l| !l.is_empty()) {
+        let l = &l.as_bytes()[..l.len().min(63)];
+        q.push(l.len() as u8);
+        q.extend_from_slice(l);
+    }
+    q.push(0);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&qclass.to_be_bytes());
+    q
+}
+
+/// A query from the input: built (op bit 6 clear) or raw.
+fn pick_query(r: &mut Reader, model: &Model, raw: bool) -> Vec<u8> {
+    if raw {
+        let n = r.u8() as usize;
+        return r.take(n).to_vec();
+    }
+    let name = pick_name(r, model);
+    let qtype = pick_qtype(r);
+    let qclass = match r.u8() % 8 {
+        7 => r.u16(),
+        6 => 3, // CH
+        _ => w::CLASS_IN,
+    };
+    let id = r.u16();
+    // Case from the input: the answer must echo it.
+    let name = if r.u8() & 1 == 1 {
+        name.to_ascii_uppercase()
+    } else {
+        name
+    };
+    build_query(id, true, &name, qtype, qclass)
+}
+
+fn pick_ip(r: &mut Reader, net: usize) -> Ipv4Addr {
+    let sel = r.u8();
+    match sel % 4 {
+        0 => offset(net, 2),
+        1 => offset(net, 3),
+        2 => offset(net, 2 + (sel >> 2) as u32),
+        _ => Ipv4Addr::from([r.u8(), r.u8(), r.u8(), r.u8()]),
+    }
+}
+
+/// A container name as the control plane accepts them (`check_name`).
+fn pick_names(r: &mut Reader, container: &str) -> Vec<String> {
+    let count = r.u8() % 4;
+    let mut names = Vec::new();
+    for _ in 0..count {
+        let sel = r.u8();
+        let n = if sel & 0x80 == 0 {
+            VOCAB[sel as usize % VOCAB.len()].to_string()
+        } else {
+            let len = r.u8() as usize % 70;
+            String::from_utf8_lossy(r.take(len)).into_owned()
+        };
+        if lanyard::config::check_name("--alias", &n).is_ok() {
+            names.push(n);
+        }
+    }
+    if count > 0 && names.is_empty() {
+        // As the control plane does, the container's own name goes first.
+        names.push(container.to_string());
+    }
+    names
+}
+
+// --- parsing what comes back ---------------------------------------------------
+
+/// A response parsed as far as the checks need.
+struct Response {
+    id: u16,
+    flags: u16,
+    rcode: u8,
+    question: Vec<u8>,
+    answers: Vec<(u16, Vec<u8>)>,
+}
+
+/// Parses `m` as a response whose question is `qlen` bytes long; records
+/// are expected as `build_response` writes them (owner a pointer to the
+/// question).
+fn parse_local_response(m: &[u8], qlen: usize) -> Response {
+    assert!(m.len() >= 12 + qlen, "response shorter than its question");
+    let flags = u16::from_be_bytes([m[2], m[3]]);
+    let an = u16::from_be_bytes([m[6], m[7]]);
+    let mut i = 12 + qlen;
+    let mut answers = Vec::new();
+    for _ in 0..an {
+        let h = m.get(i..i + 12).expect("a whole record header");
+        assert_eq!(&h[0..2], &[0xc0, 0x0c], "owner is the question's name");
+        let ty = u16::from_be_bytes([h[2], h[3]]);
+        let rdlen = u16::from_be_bytes([h[10], h[11]]) as usize;
+        let rd = m.get(i + 12..i + 12 + rdlen).expect("whole record data");
+        answers.push((ty, rd.to_vec()));
+        i += 12 + rdlen;
+    }
+    assert_eq!(i, m.len(), "bytes after the last record");
+    Response {
+        id: u16::from_be_bytes([m[0], m[1]]),
+        flags,
+        rcode: (flags & 0xf) as u8,
+        question: m[12..12 + qlen].to_vec(),
+        answers,
+    }
+}
+
+/// A DNS name in wire form: labels of 1 to 63 bytes, at most 255 in all.
+fn decode_name(b: &[u8]) -> Option<String> {
+    let mut i = 0;
+    let mut out = Vec::new();
+    loop {
+        let l = *b.get(i)? as usize;
+        if l == 0 {
+            break;
+        }
+        if l > 63 {
+            return None;
+        }
+        if !out.is_empty() {
+            out.push(b'.');
+        }
+        out.extend_from_slice(b.get(i + 1..i + 1 + l)?);
+        i += 1 + l;
+    }
+    (i + 1 == b.len() && b.len() <= 255).then(|| String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The length of a message's (first) question: its name's labels, then
+/// type and class.
+fn question_len(m: &[u8]) -> Option<usize> {
+    let mut i = 12;
+    loop {
+        let l = *m.get(i)? as usize;
+        if l == 0 {
+            break;
+        }
+        if l > 63 {
+            return None;
+        }
+        i += 1 + l;
+    }
+    let end = i + 1 + 4;
+    (end <= m.len()).then_some(end - 12)
+}
+
+/// The name a PTR answer for `primary` should carry (labels cut at 63).
+fn encoded(primary: &str) -> String {
+    primary
+        .split('.')
+        .filter(|l| !l.is_empty())
+        .map(|l| &l[..l.len().min(63)])
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Checks a local answer against the model's resolution.
+fn check_local(
+    model: &Model,
+    net: u32,
+    client: Ipv4Addr,
+    gw: Ipv4Addr,
+    q: &w::Query<'_>,
+    out: &[u8],
+    answer: LocalAnswer,
+) {
+    let forward = model.may_forward(net, client);
+    let mut buf = [0u8; 256];
+    let name = if q.qclass == w::CLASS_IN {
+        w::question_name(q, &mut buf).ok().map(|n| n.to_string())
+    } else {
+        None
+    };
+    let want = match &name {
+        Some(n) => model.resolve(net, client, gw, n, q.qtype),
+        None => Want::Forward,
+    };
+    let n = match (&want, answer) {
+        (Want::Forward, LocalAnswer::Forward) => {
+            assert!(
+                forward,
+                "forwarded for {client} on {net}, which may not forward"
+            );
+            return;
+        }
+        (_, LocalAnswer::Forward) => panic!("local_answer forwarded; the model says {want:?}"),
+        (Want::NxDomain, LocalAnswer::NxDomain(n)) => n,
+        (_, LocalAnswer::NxDomain(_)) => panic!("NXDOMAIN; the model says {want:?}"),
+        (_, LocalAnswer::Answer(n)) => n,
+    };
+    assert!(
+        n <= out.len(),
+        "answer of {n} bytes in a buffer of {}",
+        out.len()
+    );
+    if n == 0 {
+        assert!(
+            12 + q.question.len() > out.len(),
+            "an empty answer although the question fits"
+        );
+        return;
+    }
+    let resp = parse_local_response(&out[..n], q.question.len());
+    assert_eq!(resp.id, q.id, "answer id");
+    assert_eq!(resp.question, q.question, "answer question");
+    assert!(resp.flags & 0x8000 != 0, "QR");
+    assert_eq!(resp.flags & 0x0100 != 0, q.rd, "RD copied");
+    let tc = resp.flags & 0x0200 != 0;
+    match want {
+        Want::Forward => {
+            assert!(!forward, "SERVFAIL'd what may be forwarded");
+            assert_eq!(resp.rcode, w::rcode::SERVFAIL);
+            assert!(resp.answers.is_empty());
+        }
+        Want::NxDomain | Want::NoData => {
+            let rc = if matches!(want, Want::NxDomain) {
+                w::rcode::NXDOMAIN
+            } else {
+                w::rcode::NOERROR
+            };
+            assert_eq!(resp.rcode, rc, "rcode for {want:?}");
+            assert!(resp.answers.is_empty(), "records for {want:?}");
+        }
+        Want::Addrs(ips) => {
+            assert_eq!(resp.rcode, w::rcode::NOERROR);
+            let mut seen = BTreeSet::new();
+            for (ty, rd) in &resp.answers {
+                assert_eq!(*ty, w::qtype::A);
+                let ip = Ipv4Addr::from(<[u8; 4]>::try_from(&rd[..]).expect("A data of 4 bytes"));
+                assert!(ips.contains(&ip), "A {ip} not among {ips:?}");
+                assert!(seen.insert(ip), "A {ip} twice");
+            }
+            assert_eq!(
+                tc,
+                seen.len() < ips.len(),
+                "TC set wrongly: {} of {} addresses",
+                seen.len(),
+                ips.len()
+            );
+        }
+        Want::Name { any_of, first } => {
+            assert_eq!(resp.rcode, w::rcode::NOERROR);
+            assert_eq!(resp.answers.len(), usize::from(!tc), "one PTR or TC");
+            if let Some((ty, rd)) = resp.answers.first() {
+                assert_eq!(*ty, w::qtype::PTR);
+                let got = decode_name(rd).expect("PTR data is a valid name");
+                let want_any: BTreeSet<String> = any_of.iter().map(|n| encoded(n)).collect();
+                assert!(want_any.contains(&got), "PTR {got} not among {want_any:?}");
+                if let Some(f) = first {
+                    assert_eq!(got, encoded(&f), "the asking network's name first");
+                }
+            }
+        }
+    }
+}
+
+// --- the forwarder's world ---------------------------------------------------
+
+#[derive(Default)]
+struct Sink(Vec<(PortId, VnetHdr, Vec<u8>)>);
+
+impl Emit for Sink {
+    fn emit(&mut self, port: PortId, frame: &mut FrameBuf) {
+        self.0.push((port, frame.vnet(), frame.frame().to_vec()));
+    }
+}
+
+/// A query the forwarder sent upstream and has not answered yet.
+#[derive(Debug, Clone)]
+struct Pending {
+    ep: usize,
+    client: Ipv4Addr,
+    client_port: u16,
+    orig_id: u16,
+    up_id: u16,
+    question: Vec<u8>,
+}
+
+struct World {
+    model: Model,
+    fwd: DnsForwarder,
+    names: dns::SharedNames,
+    io: MeteredIo,
+    meter: Meter,
+    upstreams: Vec<SocketAddr>,
+    tx: FrameBuf,
+    counters: NatCounters,
+    now: Time,
+    /// Queries clients asked (client, port, id, question in lower case),
+    /// for answers.
+    asked: BTreeSet<(Ipv4Addr, u16, u16, Vec<u8>)>,
+    /// Pending queries by poll token.
+    pending: BTreeMap<usize, Pending>,
+    scratch: FrameBuf,
+}
+
+fn ones_sum(data: &[u8]) -> u64 {
+    data.chunks(2)
+        .map(|w| u16::from_be_bytes([w[0], w.get(1).copied().unwrap_or(0)]) as u64)
+        .sum()
+}
+
+fn fold(mut sum: u64) -> u16 {
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().take(96).map(|x| format!("{x:02x}")).collect()
+}
+
+impl World {
+    fn new(sel: u8) -> World {
+        let mut upstreams = Vec::new();
+        if sel & 1 != 0 {
+            upstreams.push(upstream4());
+        }
+        if sel & 2 != 0 {
+            upstreams.push(upstream6());
+        }
+        let names = dns::shared_names();
+        let (io, meter) = MeteredIo::new().expect("/dev/null");
+        let mut peers = upstreams.clone();
+        peers.extend([
+            SocketAddr::from((Ipv4Addr::new(10, 200, 0, 9), 5353)),
+            SocketAddr::from((Ipv4Addr::new(10, 200, 0, 66), 53)),
+            SocketAddr::from((Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 9), 5353)),
+        ]);
+        meter.fake.set_peers(peers);
+        World {
+            model: Model::default(),
+            fwd: DnsForwarder::with_names(upstreams.clone(), names.clone()),
+            names,
+            io,
+            meter,
+            upstreams,
+            tx: FrameBuf::new(),
+            counters: NatCounters::default(),
+            now: Time::ZERO,
+            asked: BTreeSet::new(),
+            pending: BTreeMap::new(),
+            scratch: FrameBuf::new(),
+        }
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, NameTable> {
+        self.names.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn dns_tokens(&self) -> BTreeSet<usize> {
+        self.meter
+            .fake
+            .tokens()
+            .into_iter()
+            .filter(|t| (DNS_TOKEN_BASE..FLOW_TOKEN_BASE).contains(t))
+            .collect()
+    }
+
+    fn op(&mut self, op: u8, r: &mut Reader) {
+        match (op & 0x3f) % 12 {
+            0 => {
+                let net = r.u8() as usize % NETS;
+                let internal = r.u8() & 1 == 1;
+                let (b, len) = SUBNETS[net];
+                let subnet = ipnet::Ipv4Net::new(Ipv4Addr::from(b), len).expect("prefix");
+                self.table().network_added(net as u32, subnet, internal);
+                self.model.nets.insert(net as u32, internal);
+            }
+            1 => {
+                let net = r.u8() as usize % NETS;
+                let ip = pick_ip(r, net);
+                let c = format!("ctr{}", r.u8() as usize % CONTAINERS);
+                let names = pick_names(r, &c);
+                // As `Switch::set_names`: no names is a removal.
+                if names.is_empty() {
+                    self.table().remove(net as u32, ip);
+                } else {
+                    self.table().add(net as u32, ip, &c, &names);
+                }
+                self.model.add(net as u32, ip, &c, &names);
+            }
+            2 => {
+                let net = r.u8() as usize % NETS;
+                let ip = pick_ip(r, net);
+                self.table().remove(net as u32, ip);
+                self.model.remove(net as u32, ip);
+            }
+            3 => {
+                let net = r.u8() as usize % NETS;
+                self.table().network_removed(net as u32);
+                self.model.network_removed(net as u32);
+            }
+            4 => self.resolve(r),
+            5 => self.local(op, r),
+            6 => self.query(op, r),
+            7 => {
+                let n = r.u8() as usize;
+                self.meter.feed(r.take(n));
+            }
+            8 => self.answer(r),
+            9 => {
+                let tokens: Vec<usize> = self.dns_tokens().into_iter().collect();
+                let sel = r.u8() as usize;
+                let t = tokens
+                    .get(sel % tokens.len().max(1))
+                    .copied()
+                    .unwrap_or(DNS_TOKEN_BASE + sel);
+                self.readable(t);
+            }
+            10 => {
+                let v = r.u16();
+                let d = if v & 0x8000 != 0 {
+                    Duration::from_secs((v & 0x7fff) as u64)
+                } else {
+                    Duration::from_millis(v as u64)
+                };
+                self.now = self.now.saturating_add(d);
+                self.fwd.tick(self.now, &mut self.io, &mut self.counters);
+            }
+            _ => {
+                let port = PortId(r.u8() as u32 % (NETS as u32 + 1));
+                self.fwd.port_removed(port, &mut self.io);
+            }
+        }
+        self.check_pending();
+    }
+
+    fn resolve(&mut self, r: &mut Reader) {
+        let net = r.u8() as usize % NETS;
+        let asker = pick_ip(r, net);
+        let mut name = pick_name(r, &self.model).to_ascii_lowercase();
+        if name.ends_with('.') {
+            name.pop();
+        }
+        let qtype = pick_qtype(r);
+        let want = self
+            .model
+            .resolve(net as u32, asker, gateway(net), &name, qtype);
+        let mut t = self.table();
+        let got = t.resolve(net as u32, asker, gateway(net), &name, qtype);
+        let ok = match (&want, got) {
+            (Want::Addrs(ips), Resolution::Addresses(a)) => {
+                let a: Vec<Ipv4Addr> = a.collect();
+                let set: BTreeSet<Ipv4Addr> = a.iter().copied().collect();
+                assert_eq!(set.len(), a.len(), "resolve({name}) gave duplicates: {a:?}");
+                set == *ips
+            }
+            (Want::Name { any_of, first }, Resolution::Name(n)) => {
+                any_of.contains(n) && first.as_ref().is_none_or(|f| f == n)
+            }
+            (Want::NoData, Resolution::NoData)
+            | (Want::NxDomain, Resolution::NxDomain)
+            | (Want::Forward, Resolution::Forward) => true,
+            (_, got) => panic!(
+                "resolve({net}, {asker}, {name:?}, {qtype}) gave {got:?}; the model says {want:?}"
+            ),
+        };
+        assert!(
+            ok,
+            "resolve({net}, {asker}, {name:?}, {qtype}) disagrees with the model's {want:?}"
+        );
+        assert_eq!(
+            t.may_forward(net as u32, asker),
+            self.model.may_forward(net as u32, asker),
+            "may_forward({net}, {asker})"
+        );
+    }
+
+    fn local(&mut self, op: u8, r: &mut Reader) {
+        let net = r.u8() as usize % NETS;
+        let client = pick_ip(r, net);
+        let query = pick_query(r, &self.model, op & 0x40 != 0);
+        let len = match r.u8() % 5 {
+            0 => 12,
+            1 => 64,
+            2 => w::MAX_UDP_LEN,
+            3 => 4096,
+            _ => 65535,
+        };
+        let Ok(q) = w::parse_query(&query) else {
+            return;
+        };
+        let mut out = vec![0u8; len];
+        let a = local_answer(
+            &mut self.table(),
+            net as u32,
+            client,
+            gateway(net),
+            &q,
+            &mut out,
+        );
+        check_local(&self.model, net as u32, client, gateway(net), &q, &out, a);
+    }
+
+    fn query(&mut self, op: u8, r: &mut Reader) {
+        let k = r.u8() as usize % NETS;
+        let ep = endpoint(k);
+        let client = if r.u8() % 4 == 3 {
+            pick_ip(r, k)
+        } else {
+            ep.ip
+        };
+        let client_port = r.u16();
+        let mut query = pick_query(r, &self.model, op & 0x40 != 0);
+        let count = if op & 0x80 != 0 {
+            r.u16() as usize % 300 + 1
+        } else {
+            1
+        };
+        for i in 0..count {
+            if query.len() >= 2 && i > 0 {
+                let id = u16::from_be_bytes([query[0], query[1]]).wrapping_add(1);
+                query[0..2].copy_from_slice(&id.to_be_bytes());
+            }
+            self.query_one(k, &ep, client, client_port, &query);
+        }
+    }
+
+    fn query_one(
+        &mut self,
+        k: usize,
+        ep: &Endpoint,
+        client: Ipv4Addr,
+        client_port: u16,
+        query: &[u8],
+    ) {
+        let parsed = w::parse_query(query).ok();
+        if let Some(q) = &parsed {
+            self.asked
+                .insert((client, client_port, q.id, q.question.to_ascii_lowercase()));
+        }
+        // Sockets registered by this query come after those registered
+        // before (none of which it closes).
+        let before_tokens = self.meter.fake.tokens().len();
+        let (_, ok_before, calls_before) = self.meter.sent_to();
+        let mut sink = Sink::default();
+        self.fwd.query(
+            ep,
+            client,
+            client_port,
+            query,
+            self.now,
+            &mut self.io,
+            &mut self.tx,
+            &mut sink,
+            &mut self.counters,
+        );
+        let (sent, ok, calls) = self.meter.sent_to();
+        if !self.model.may_forward(ep.net, client) {
+            assert_eq!(
+                calls, calls_before,
+                "a query from {client}, only on internal networks, was sent upstream"
+            );
+        }
+        // What went upstream (at most one datagram per upstream): the
+        // query, with an id of the forwarder's.
+        let new_sent = &sent[sent.len() - (ok - ok_before) as usize..];
+        for (d, to) in new_sent {
+            assert!(
+                self.upstreams.contains(to),
+                "a query went to {to}, not an upstream"
+            );
+            assert_eq!(d.len(), query.len(), "the query is relayed whole");
+            assert_eq!(
+                &d[2..],
+                &query[2..],
+                "the query is relayed unchanged but for the id"
+            );
+        }
+        let new_tokens: Vec<usize> = self
+            .meter
+            .fake
+            .tokens()
+            .get(before_tokens..)
+            .unwrap_or_default()
+            .to_vec();
+        if !new_tokens.is_empty() {
+            let q = parsed.as_ref().expect("only a parsed query goes upstream");
+            let (d, _) = new_sent.last().expect("a pending query was sent");
+            let p = Pending {
+                ep: k,
+                client,
+                client_port,
+                orig_id: q.id,
+                up_id: u16::from_be_bytes([d[0], d[1]]),
+                question: q.question.to_vec(),
+            };
+            for t in new_tokens {
+                self.pending.insert(t, p.clone());
+            }
+            assert!(sink.0.is_empty(), "a forwarded query was also answered");
+        }
+        self.check_emitted(&sink, None);
+    }
+
+    /// Op 8: datagrams on a pending query's socket — forged and real as
+    /// the input says — then the readable event.
+    fn answer(&mut self, r: &mut Reader) {
+        let toks: Vec<(usize, Pending)> =
+            self.pending.iter().map(|(t, p)| (*t, p.clone())).collect();
+        let sel = r.u8() as usize;
+        // With no query pending the datagrams are still read (the input
+        // stays aligned) and arrive on a socket nobody asked on.
+        let (token, p) = toks.get(sel % toks.len().max(1)).cloned().unwrap_or((
+            DNS_TOKEN_BASE + sel,
+            Pending {
+                ep: 0,
+                client: Ipv4Addr::UNSPECIFIED,
+                client_port: 0,
+                orig_id: 0,
+                up_id: 0,
+                question: Vec::new(),
+            },
+        ));
+        let n = (r.u8() % 4) as usize + 1;
+        let mut script = Vec::new();
+        for _ in 0..n {
+            let kind = r.u8();
+            let mut a = Vec::new();
+            let id = if kind & 1 != 0 {
+                p.up_id ^ (r.u16() | 1)
+            } else {
+                p.up_id
+            };
+            a.extend_from_slice(&id.to_be_bytes());
+            // QR (unless told not), opcode/flags from the input.
+            let flags = r.u16() ^ 0x8180;
+            a.extend_from_slice(&flags.to_be_bytes());
+            let qd: u16 = if kind & 2 != 0 { r.u8() as u16 } else { 1 };
+            a.extend_from_slice(&qd.to_be_bytes());
+            a.extend_from_slice(&[0, 1, 0, 0, 0, 0]);
+            let mut question = p.question.clone();
+            if kind & 4 != 0 {
+                question.make_ascii_uppercase();
+            }
+            if kind & 8 != 0 && !question.is_empty() {
+                let i = r.u8() as usize % question.len();
+                question[i] ^= r.u8() | 1;
+            }
+            if kind & 16 != 0 {
+                let cut = r.u8() as usize % (question.len() + 1);
+                question.truncate(cut);
+            }
+            a.extend_from_slice(&question);
+            let tail = r.u8() as usize % 32;
+            a.extend_from_slice(r.take(tail));
+            // The datagram, then where it comes from (peers in order: the
+            // upstreams, then the forgers).
+            script.push(0);
+            script.extend_from_slice(&(a.len() as u16).to_be_bytes());
+            script.extend_from_slice(&a);
+            script.push((kind >> 5) % 4);
+        }
+        // Then nothing more to read.
+        script.push(7);
+        self.meter.feed(&script);
+        self.readable(token);
+    }
+
+    fn readable(&mut self, token: usize) {
+        let pend = self.pending.get(&token).cloned();
+        let _ = self.meter.take_received();
+        let mut sink = Sink::default();
+        self.fwd.on_readable(
+            token - DNS_TOKEN_BASE,
+            &mut self.io,
+            &mut self.tx,
+            &mut sink,
+            &mut self.counters,
+        );
+        let got = self.meter.take_received();
+        let Some(p) = pend else {
+            assert!(
+                sink.0.is_empty(),
+                "an answer for token {token:#x}, which has no query"
+            );
+            return;
+        };
+        // The datagram an answer may come from: an upstream's, with the
+        // id sent and the question asked.
+        let genuine = |d: &[u8], from: &SocketAddr| {
+            self.upstreams.contains(from)
+                && d.len() >= 12 + p.question.len()
+                && d[0..2] == p.up_id.to_be_bytes()
+                && d[2] & 0x80 != 0
+                && d[4..6] == [0, 1]
+                && d[12..12 + p.question.len()].eq_ignore_ascii_case(&p.question)
+        };
+        let first_genuine = got.iter().find(|(d, from)| genuine(d, from));
+        match (first_genuine, sink.0.len()) {
+            (None, 0) => {}
+            (Some((d, from)), 0) => {
+                panic!("a genuine answer from {from} was not relayed: {}", hex(d))
+            }
+            (None, _) => panic!(
+                "an answer was relayed though no datagram was genuine: {:?}",
+                got.iter().map(|(d, f)| (hex(d), *f)).collect::<Vec<_>>()
+            ),
+            (Some((d, _)), 1) => {
+                let payload = self.check_emitted(&sink, Some(&p)).expect("one frame");
+                assert_eq!(
+                    &payload[0..2],
+                    &p.orig_id.to_be_bytes(),
+                    "the client's id restored"
+                );
+                assert_eq!(&payload[2..], &d[2..], "the answer relayed unchanged");
+            }
+            (Some(_), n) => panic!("{n} frames for one answer"),
+        }
+    }
+
+    /// Every frame emitted: to the endpoint's port, IPv4/UDP from the
+    /// gateway's port 53 to the client, checksums valid, a response to a
+    /// query the client asked. Returns the last frame's DNS payload.
+    fn check_emitted(&mut self, sink: &Sink, pending: Option<&Pending>) -> Option<Vec<u8>> {
+        let mut last = None;
+        for (port, h, f) in &sink.0 {
+            let k = port.0 as usize;
+            assert!(k < NETS, "emitted to port {port}");
+            let ep = endpoint(k);
+            if let Some(p) = pending {
+                assert_eq!(k, p.ep, "an answer to another port than the asker's");
+            }
+            self.scratch.load(*h, f);
+            lanyard::offload::finish_checksum(&mut self.scratch).unwrap_or_else(|e| {
+                panic!(
+                    "the partial checksum cannot be completed ({e:?}): {}",
+                    hex(f)
+                )
+            });
+            let f = self.scratch.frame();
+            let pkt = SlicedPacket::from_ethernet(f)
+                .unwrap_or_else(|e| panic!("an emitted frame does not parse ({e:?}): {}", hex(f)));
+            let Some(NetSlice::Ipv4(ip)) = &pkt.net else {
+                panic!("not IPv4: {}", hex(f));
+            };
+            let Some(TransportSlice::Udp(u)) = &pkt.transport else {
+                panic!("not UDP: {}", hex(f));
+            };
+            let hdr = ip.header();
+            assert_eq!(
+                fold(ones_sum(hdr.slice())),
+                0xffff,
+                "IPv4 header checksum: {}",
+                hex(f)
+            );
+            assert_eq!(
+                hdr.total_len() as usize + 14,
+                f.len(),
+                "IPv4 length: {}",
+                hex(f)
+            );
+            let src = Ipv4Addr::from(hdr.source());
+            let dst = Ipv4Addr::from(hdr.destination());
+            assert_eq!(&f[6..12], &ep.gateway_mac.0, "from the gateway's MAC");
+            assert_eq!(src, ep.gateway_ip, "from the gateway's address");
+            assert_eq!(u.source_port(), 53, "from port 53");
+            let l4 = u.slice();
+            assert_eq!(u.length() as usize, l4.len(), "UDP length");
+            let pseudo =
+                ones_sum(&hdr.source()) + ones_sum(&hdr.destination()) + 17 + l4.len() as u64;
+            assert!(
+                u.checksum() != 0 && fold(pseudo + ones_sum(l4)) == 0xffff,
+                "UDP checksum: {}",
+                hex(f)
+            );
+            let m = u.payload();
+            assert!(
+                m.len() >= 12 && m[2] & 0x80 != 0,
+                "a DNS response: {}",
+                hex(m)
+            );
+            let id = u16::from_be_bytes([m[0], m[1]]);
+            let (client, cport) = (dst, u.destination_port());
+            assert_eq!(&f[0..6], &ep.mac.0, "to the endpoint's MAC");
+            if let Some(p) = pending {
+                assert_eq!((client, cport), (p.client, p.client_port), "to the asker");
+            }
+            let asked = question_len(m).is_some_and(|qlen| {
+                self.asked
+                    .contains(&(client, cport, id, m[12..12 + qlen].to_ascii_lowercase()))
+            });
+            assert!(
+                asked,
+                "a response to {client}:{cport} (id {id:#x}) that it never asked: {}",
+                hex(m)
+            );
+            last = Some(m.to_vec());
+        }
+        last
+    }
+
+    /// Pending queries: bounded, and those the harness knows of are those
+    /// with a socket on the poll.
+    fn check_pending(&mut self) {
+        let n = self.fwd.pending_len();
+        assert!(n <= dns::MAX_PENDING, "{n} queries pending");
+        let live = self.dns_tokens();
+        self.pending.retain(|t, _| live.contains(t));
+        let slots: BTreeSet<usize> = live.iter().map(|t| (t - DNS_TOKEN_BASE) / 2).collect();
+        assert_eq!(
+            slots.len(),
+            n,
+            "pending_len() is {n}, but {} queries have sockets on the poll",
+            slots.len()
+        );
+    }
+}
+
+fn trace_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("LANYARD_FUZZ_TRACE").is_some())
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut r = Reader(data);
+    let mut world = World::new(r.u8());
+    for _ in 0..MAX_OPS {
+        if r.0.is_empty() {
+            break;
+        }
+        let op = r.u8();
+        world.op(op, &mut r);
+        if trace_enabled() {
+            eprintln!(
+                "op {op:#04x} ({}): pending {}, {} names, counters {:?}",
+                (op & 0x3f) % 12,
+                world.fwd.pending_len(),
+                world.table().len(),
+                world.counters
+            );
+        }
+    }
+    // What is left pending expires.
+    world.now = world.now.saturating_add(dns::QUERY_TIMEOUT);
+    world
+        .fwd
+        .tick(world.now, &mut world.io, &mut world.counters);
+    world.check_pending();
+    assert_eq!(world.fwd.pending_len(), 0, "queries outlived their timeout");
+});
