@@ -608,9 +608,11 @@ def d_add(net, ip_sel, container, words):
 
 
 def d_query_op(ep, query, client_port=33000, op=D_QUERY, count=None):
+    """A query op; `count` (a power of two up to 256) makes it a burst."""
     b = bytes([op, ep, 0]) + struct.pack(">H", client_port) + query
     if count is not None:
-        b += struct.pack(">H", count - 1)
+        assert count & (count - 1) == 0 and count <= 256
+        b += bytes([count.bit_length() - 1])
     return b
 
 
@@ -667,12 +669,12 @@ def dns_seeds():
         + d_answer([GENUINE]) + bytes([D_READABLE, 0]),
         "port-removed": b"\x01" + nets + d_query_op(0, ex) + d_query_op(2, ex) + bytes([D_PORT_REMOVED, 0])
         + d_answer([GENUINE]),
-        "burst-rate-limit": b"\x01" + nets + d_query_op(0, ex, op=D_QUERY | D_BURST, count=300)
-        + d_query_op(0, ex, op=D_QUERY | D_BURST, count=300),
+        "burst-rate-limit": b"\x01" + nets + d_query_op(0, ex, op=D_QUERY | D_BURST, count=256)
+        + d_query_op(0, ex, op=D_QUERY | D_BURST, count=256),
         # Three clients up to their burst (400 each): the pending table
         # (1024) fills, the rest are refused.
         "pending-full": b"\x01" + nets + b"".join(
-            d_query_op(ep, ex, op=D_QUERY | D_BURST, count=c) for ep in (0, 2, 3) for c in (300, 100)),
+            d_query_op(ep, ex, op=D_QUERY | D_BURST, count=c) for ep in (0, 2, 3) for c in (256, 128, 16)),
         "raw-query": b"\x01" + nets + bytes([D_QUERY | D_RAW, 0, 0]) + struct.pack(">H", 5353)
         + bytes([len(dns_query("example.org"))]) + dns_query("example.org"),
         "script-fed": b"\x01" + nets + d_query_op(0, ex) + bytes([D_FEED, 4, 0, 0, 12, 0]) + bytes([D_READABLE, 0]),

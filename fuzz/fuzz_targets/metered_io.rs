@@ -102,13 +102,20 @@ impl Meter {
         lock(&self.shared).queue.extend(bytes.iter().copied());
     }
 
-    /// Datagrams sent with `send_to` so far (the last `KEEP_SENT`), how
-    /// many were sent, and how many `send_to` calls there were (failed
-    /// ones too).
+    /// How many datagrams `send_to` sent, and how many calls there were
+    /// (failed ones too).
     #[allow(dead_code)] // the dns target's
-    pub fn sent_to(&self) -> (Vec<(Vec<u8>, SocketAddr)>, u64, u64) {
+    pub fn sent_to_counts(&self) -> (u64, u64) {
         let s = lock(&self.shared);
-        (s.sent_to.clone(), s.send_to_ok, s.send_to_calls)
+        (s.send_to_ok, s.send_to_calls)
+    }
+
+    /// The last `n` datagrams `send_to` sent (at most `KEEP_SENT`), with
+    /// where they went.
+    #[allow(dead_code)] // the dns target's
+    pub fn last_sent(&self, n: usize) -> Vec<(Vec<u8>, SocketAddr)> {
+        let s = lock(&self.shared);
+        s.sent_to[s.sent_to.len().saturating_sub(n)..].to_vec()
     }
 
     /// The datagrams `recv_from` returned since the last call (the last
