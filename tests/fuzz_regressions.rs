@@ -1,6 +1,5 @@
 //! Defects the fuzz targets (`fuzz/`) led to, reproduced through the public
-//! API. Each is `#[ignore]`d with its reason until the library is fixed;
-//! then the `#[ignore]` goes and the test stays.
+//! API; each failed before its fix and stays as a test.
 
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -13,7 +12,6 @@ use lanyard::nat::host::{FakeIo, HostIo};
 /// targets work around it in `fuzz/fuzz_targets/metered_io.rs`.) The fix
 /// is in `FakeState::byte`: advance `pos` only when a byte was there.
 #[test]
-#[ignore = "FakeIo skips fed bytes after its script ran out (nat/host.rs FakeState::byte)"]
 fn fake_io_takes_bytes_fed_after_its_script_ran_out() {
     let (mut io, h) = FakeIo::new().unwrap();
     let to: SocketAddr = "10.200.0.1:80".parse().unwrap();
@@ -42,7 +40,6 @@ fn fake_io_takes_bytes_fed_after_its_script_ran_out() {
 /// `dns` target's `add` pass an empty list through. The fix is in `add`:
 /// after the `remove`, return when `names` is empty.
 #[test]
-#[ignore = "NameTable::add with no names leaves a stale container entry (nat/dns.rs NameTable::add)"]
 fn adding_no_names_changes_no_containers_networks() {
     let mut t = NameTable::default();
     t.network_added(0, "172.17.0.0/16".parse().unwrap(), false);

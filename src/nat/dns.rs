@@ -223,6 +223,12 @@ impl NameTable {
     /// `names[0]` is the primary name (answered for reverse lookups).
     pub fn add(&mut self, net: u32, ip: Ipv4Addr, container: &str, names: &[String]) {
         self.remove(net, ip);
+        if names.is_empty() {
+            // Nothing to answer for: the address is not the container's on
+            // this network as far as names go (and `remove`, keyed by the
+            // primary name's record, could never clear it again).
+            return;
+        }
         for n in names {
             let key = n.to_ascii_lowercase();
             let recs = self.by_name.entry(key).or_default();

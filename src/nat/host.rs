@@ -194,9 +194,15 @@ impl FakeState {
     /// The next decision byte; 0xff (the benign choice) once the script is
     /// spent.
     fn byte(&mut self) -> u8 {
-        let b = self.script.get(self.pos).copied().unwrap_or(0xff);
-        self.pos += 1;
-        b
+        // Once spent, the position stays at the end: bytes fed later are
+        // the next decisions, none skipped.
+        match self.script.get(self.pos) {
+            Some(&b) => {
+                self.pos += 1;
+                b
+            }
+            None => 0xff,
+        }
     }
 }
 
