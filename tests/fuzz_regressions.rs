@@ -6,11 +6,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 use lanyard::nat::dns::NameTable;
 use lanyard::nat::host::{FakeIo, HostIo};
 
-/// `FakeIo` answers 0xff once its script is spent, but its read position
-/// moves on past the end while it does: bytes fed after `k` such answers
-/// lose their first `k`. (Found writing the `pipeline` target's seeds; the
-/// targets work around it in `fuzz/fuzz_targets/metered_io.rs`.) The fix
-/// is in `FakeState::byte`: advance `pos` only when a byte was there.
+/// `FakeIo` answers 0xff once its script is spent, and its read position
+/// used to move on past the end while it did: bytes fed after `k` such
+/// answers lost their first `k`. (Found writing the `pipeline` target's
+/// seeds, which had to hand the fake its script one call at a time until
+/// `FakeState::byte` advanced `pos` only when a byte was there.)
 #[test]
 fn fake_io_takes_bytes_fed_after_its_script_ran_out() {
     let (mut io, h) = FakeIo::new().unwrap();
@@ -22,7 +22,8 @@ fn fake_io_takes_bytes_fed_after_its_script_ran_out() {
     // The next connect is to be refused (script byte 0)...
     h.feed(&[0]);
     let e = io.tcp_connect(to).map(drop);
-    // ...but the fake reads past the byte fed and succeeds.
+    // ...as it is (it was not: the fake read past the byte fed, and
+    // succeeded).
     assert_eq!(
         e.map_err(|e| e.raw_os_error()),
         Err(Some(libc::ECONNREFUSED)),

@@ -10,7 +10,7 @@
 //! with an empty list). The forwarder is `DnsForwarder::with_names` over
 //! the same table, its upstreams chosen by the first input byte (bit 0
 //! 10.200.0.9:53, bit 1 [fd00::9]:53, neither: none), on
-//! `fuzz_targets/metered_io.rs` (`nat::host::FakeIo`, its script fed by
+//! `fuzz_targets/logged_io.rs` (`nat::host::FakeIo`, its script fed by
 //! the input) whose `recv_from` answers from the upstreams or from forgers
 //! (10.200.0.9:5353, 10.200.0.66:53, [fd00::9]:5353).
 //!
@@ -82,9 +82,9 @@ use lanyard::wire::dns as w;
 use lanyard::wire::vnet::VnetHdr;
 use lanyard::wire::MacAddr;
 
-#[path = "metered_io.rs"]
-mod metered_io;
-use metered_io::{Meter, MeteredIo};
+#[path = "logged_io.rs"]
+mod logged_io;
+use logged_io::{IoLog, LoggedIo};
 
 const MAX_OPS: usize = 96;
 const NETS: usize = 4;
@@ -626,8 +626,8 @@ struct World {
     model: Model,
     fwd: DnsForwarder,
     names: dns::SharedNames,
-    io: MeteredIo,
-    meter: Meter,
+    io: LoggedIo,
+    log: IoLog,
     upstreams: Vec<SocketAddr>,
     tx: FrameBuf,
     counters: NatCounters,
@@ -667,20 +667,20 @@ impl World {
             upstreams.push(upstream6());
         }
         let names = dns::shared_names();
-        let (io, meter) = MeteredIo::new().expect("/dev/null");
+        let (io, log) = LoggedIo::new().expect("/dev/null");
         let mut peers = upstreams.clone();
         peers.extend([
             SocketAddr::from((Ipv4Addr::new(10, 200, 0, 9), 5353)),
             SocketAddr::from((Ipv4Addr::new(10, 200, 0, 66), 53)),
             SocketAddr::from((Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 9), 5353)),
         ]);
-        meter.fake.set_peers(peers);
+        log.fake.set_peers(peers);
         World {
             model: Model::default(),
             fwd: DnsForwarder::with_names(upstreams.clone(), names.clone()),
             names,
             io,
-            meter,
+            log,
             upstreams,
             tx: FrameBuf::new(),
             counters: NatCounters::default(),
@@ -696,7 +696,7 @@ impl World {
     }
 
     fn dns_tokens(&self) -> BTreeSet<usize> {
-        self.meter
+        self.log
             .fake
             .tokens()
             .into_iter()
@@ -743,7 +743,7 @@ impl World {
             6 => self.query(op, r),
             7 => {
                 let n = r.u8() as usize;
-                self.meter.feed(r.take(n));
+                self.log.feed(r.take(n));
             }
             8 => self.answer(r),
             9 => {
@@ -881,8 +881,8 @@ impl World {
         }
         // Sockets registered by this query come after those registered
         // before (none of which it closes).
-        let before_tokens = self.meter.fake.tokens().len();
-        let (ok_before, calls_before) = self.meter.sent_to_counts();
+        let before_tokens = self.log.fake.tokens().len();
+        let (ok_before, calls_before) = self.log.sent_to_counts();
         let mut sink = Sink::default();
         self.fwd.query(
             ep,
@@ -895,7 +895,7 @@ impl World {
             &mut sink,
             &mut self.counters,
         );
-        let (ok, calls) = self.meter.sent_to_counts();
+        let (ok, calls) = self.log.sent_to_counts();
         if !self.model.may_forward(ep.net, client) {
             assert_eq!(
                 calls, calls_before,
@@ -904,7 +904,7 @@ impl World {
         }
         // What went upstream (at most one datagram per upstream): the
         // query, with an id of the forwarder's.
-        let new_sent = self.meter.last_sent((ok - ok_before) as usize);
+        let new_sent = self.log.last_sent((ok - ok_before) as usize);
         for (d, to) in &new_sent {
             assert!(
                 self.upstreams.contains(to),
@@ -918,7 +918,7 @@ impl World {
             );
         }
         let new_tokens: Vec<usize> = self
-            .meter
+            .log
             .fake
             .tokens()
             .get(before_tokens..)
@@ -1003,13 +1003,13 @@ impl World {
         }
         // Then nothing more to read.
         script.push(7);
-        self.meter.feed(&script);
+        self.log.feed(&script);
         self.readable(token);
     }
 
     fn readable(&mut self, token: usize) {
         let pend = self.pending.get(&token).cloned();
-        let _ = self.meter.take_received();
+        let _ = self.log.take_received();
         let mut sink = Sink::default();
         self.fwd.on_readable(
             token - DNS_TOKEN_BASE,
@@ -1018,7 +1018,7 @@ impl World {
             &mut sink,
             &mut self.counters,
         );
-        let got = self.meter.take_received();
+        let got = self.log.take_received();
         let Some(p) = pend else {
             assert!(
                 sink.0.is_empty(),

@@ -139,9 +139,9 @@ use std::time::Duration;
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use libfuzzer_sys::fuzz_target;
 
-#[path = "metered_io.rs"]
-mod metered_io;
-use metered_io::{Meter, MeteredIo};
+#[path = "logged_io.rs"]
+mod logged_io;
+use logged_io::{IoLog, LoggedIo};
 
 use lanyard::dataplane::{NetworkId, NetworkSpec, PortSpec, Switch, SwitchError};
 use lanyard::frame::FrameBuf;
@@ -416,7 +416,7 @@ struct Harness {
     /// after every step.
     shards: Vec<Switch>,
     /// Each shard's fake host (its NAT's sockets).
-    fakes: Vec<Meter>,
+    fakes: Vec<IoLog>,
     nets: [NetworkId; 2],
     ports: Vec<PortState>,
     /// The frame being switched; reused, as the data path reuses its batch.
@@ -450,7 +450,7 @@ impl Harness {
         let mut fakes = Vec::new();
         for _ in 0..n_shards {
             let mut sw = Switch::with_names(NPORTS, nat.clone(), names.clone());
-            let (io, handle) = MeteredIo::new().expect("/dev/null");
+            let (io, handle) = LoggedIo::new().expect("/dev/null");
             handle.fake.set_peers(fake_peers());
             sw.set_nat_io(Box::new(io));
             shards.push(sw);
