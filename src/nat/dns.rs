@@ -680,7 +680,7 @@ impl DnsForwarder {
         if self.upstreams.is_empty() {
             // No resolver known: say so at once (SERVFAIL) rather than let
             // the client wait out its timeout.
-            reply_servfail(ep, client, client_port, query, tx, emit);
+            reply_servfail(ep, client, client_port, &q, tx, emit);
             return None;
         }
         let Some(slot) = self.free.pop() else {
@@ -729,7 +729,7 @@ impl DnsForwarder {
         if !sent {
             close(p, io);
             self.free.push(slot as u16);
-            reply_servfail(ep, client, client_port, query, tx, emit);
+            reply_servfail(ep, client, client_port, &q, tx, emit);
             return None;
         }
         self.pending[slot] = Some(p);
@@ -846,23 +846,25 @@ fn emit_udp_from_gateway(
     finish_frame(tx, off + l4_len, 6, None);
 }
 
-/// Answers a query with SERVFAIL (header flags QR, RD copied, RA, RCODE 2),
-/// echoing the question.
+/// Answers a query with SERVFAIL (header flags QR, RD copied, RA, RCODE 2):
+/// the header and the question, nothing after it (an EDNS record the
+/// query carried is not echoed: the counts say there is none).
 fn reply_servfail(
     ep: &Endpoint,
     client: Ipv4Addr,
     client_port: u16,
-    query: &[u8],
+    q: &w::Query<'_>,
     tx: &mut FrameBuf,
     emit: &mut dyn Emit,
 ) {
-    let n = query.len().min(512);
+    let n = DNS_HEADER_LEN + q.question.len();
     let buf = &mut tx.read_space()[PAYLOAD_OFFSET..PAYLOAD_OFFSET + n];
-    buf.copy_from_slice(&query[..n]);
-    buf[2] = 0x80 | (query[2] & 0x01);
-    buf[3] = 0x80 | 2;
-    // Keep the question count, drop any answer/authority/additional.
+    buf[0..2].copy_from_slice(&q.id.to_be_bytes());
+    buf[2] = 0x80 | u8::from(q.rd);
+    buf[3] = 0x80 | w::rcode::SERVFAIL;
+    buf[4..6].copy_from_slice(&1u16.to_be_bytes());
     buf[6..12].fill(0);
+    buf[DNS_HEADER_LEN..].copy_from_slice(q.question);
     emit_udp_from_gateway(ep, client, client_port, n, tx);
     emit.emit(ep.port, tx);
 }
