@@ -13,7 +13,7 @@ use mio::Poll;
 
 use lanyard::dataplane::{NetworkSpec, PortSpec, Switch};
 use lanyard::frame::FrameBuf;
-use lanyard::nat::{Emit, Endpoint, Nat, NatConfig};
+use lanyard::nat::{Emit, Inside, Nat, NatConfig};
 use lanyard::offload::Offloads;
 use lanyard::port::{MemoryPort, Port, PortId};
 use lanyard::security::PortPolicy;
@@ -267,12 +267,12 @@ fn nat(c: &mut Criterion) {
         ..NatConfig::default()
     });
     nat.set_registry(poll.registry().try_clone().unwrap());
-    let ep = Endpoint {
+    let ep = Inside {
         port: PortId(0),
         mac: mac(ip(2)),
-        ip: ip(2),
+        ip: ip(2).into(),
         gateway_mac: mac(GW),
-        gateway_ip: GW,
+        gateway_ip: GW.into(),
         mtu: 65520,
         // The host's loopback is reached through the gateway's address
         // only (never as given): the sink is on 127.0.0.1.
@@ -285,7 +285,7 @@ fn nat(c: &mut Criterion) {
     let frames: Vec<FrameBuf> = (0..FLOWS)
         .map(|i| {
             let buf = FrameBuf::from_frame(VnetHdr::default(), &udp_frame(10_000 + i, GW, port));
-            assert_eq!(nat.outbound(&ep, &buf, Time::ZERO, &mut emit), None);
+            assert_eq!(nat.outbound_frame(&ep, &buf, Time::ZERO, &mut emit), None);
             buf
         })
         .collect();
@@ -332,7 +332,7 @@ fn nat(c: &mut Criterion) {
     g.bench_function("outbound_send_64B", |b| {
         b.iter(|| {
             for i in 0..BATCH as usize {
-                black_box(nat.outbound(&ep, &frames[i % 64], Time(i as u64), &mut emit));
+                black_box(nat.outbound_frame(&ep, &frames[i % 64], Time(i as u64), &mut emit));
             }
             while sink.recv(&mut drain).is_ok() {}
         })

@@ -15,6 +15,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use crate::frame::FrameBuf;
+use crate::ratelimit::RateLimiter;
 use crate::stats::DropReason;
 use crate::time::Time;
 use crate::wire::arp::{self, ArpPacket, ArpRepr};
@@ -23,6 +24,7 @@ use crate::wire::ethernet::{self, ethertype, EthernetFrame, MacAddr};
 use crate::wire::icmpv4::{self, msg_type, unreachable, Icmpv4Packet};
 use crate::wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
 use crate::wire::tcp::{self, flags as tcpf, TcpPacket};
+use crate::wire::udp::UdpPacket;
 use crate::wire::vnet::VnetHdr;
 
 /// Smallest Ethernet frame (without FCS); shorter replies are padded.
@@ -48,46 +50,6 @@ fn is_dhcp_request(ip: &[u8]) -> bool {
         && l4[2..4] == 67u16.to_be_bytes()
 }
 
-/// A token bucket: `rate` per second, bursts of up to `burst`.
-#[derive(Debug, Clone)]
-pub struct RateLimiter {
-    rate: u32,
-    burst: u32,
-    tokens: u32,
-    last: Time,
-}
-
-impl RateLimiter {
-    pub fn new(rate: u32, burst: u32) -> RateLimiter {
-        RateLimiter {
-            rate,
-            burst,
-            tokens: burst,
-            last: Time::ZERO,
-        }
-    }
-
-    /// A bucket whose refills count from `now` (not from time zero).
-    pub fn starting_at(mut self, now: Time) -> RateLimiter {
-        self.last = now;
-        self
-    }
-
-    pub fn allow(&mut self, now: Time) -> bool {
-        let elapsed = now.saturating_sub(self.last);
-        let add = (elapsed.as_nanos() * self.rate as u128 / 1_000_000_000) as u64;
-        if add > 0 {
-            self.tokens = (self.tokens as u64 + add).min(self.burst as u64) as u32;
-            self.last = now;
-        }
-        if self.tokens == 0 {
-            return false;
-        }
-        self.tokens -= 1;
-        true
-    }
-}
-
 crate::stats::counters! {
     /// What the gateway did, counted per network.
     pub struct GatewayCounters {
@@ -98,60 +60,100 @@ crate::stats::counters! {
     }
 }
 
-/// The result of handing a frame to the gateway: whether a reply was
-/// written into the output buffer, and whether the frame counts as dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Outcome {
-    pub reply: bool,
-    pub drop: Option<DropReason>,
-    /// The packet is for the NAT: routed off the subnet, DNS to the
-    /// gateway, or the host's loopback through the gateway's address.
-    pub to_nat: bool,
-    /// A DHCP client message (UDP to port 67) for the DHCP server.
-    pub to_dhcp: bool,
+/// What the gateway made of a frame: a reply it wrote, a drop, or where
+/// the frame goes next — with what was parsed on the way, so the frame is
+/// parsed once.
+#[derive(Debug, Clone, Copy)]
+pub enum Verdict<'a> {
+    /// Not the gateway's business (a broadcast it plays no part in).
+    Ignored,
+    /// A reply is in the output buffer (ARP, echo, RST, ICMP error), for
+    /// the ingress port; `Some` also counts the frame as dropped.
+    Reply(Option<DropReason>),
+    Drop(DropReason),
+    /// A DHCP client message (UDP to port 67), for the DHCP server.
+    Dhcp,
+    /// A UDP query to the gateway's port 53, for the embedded DNS.
+    Dns(DnsQuery<'a>),
+    /// For the NAT: routed off the subnet, or TCP/UDP to the gateway's own
+    /// address (its services, the host's loopback).
+    Nat(Routed<'a>),
 }
 
-impl Outcome {
-    const IGNORED: Outcome = Outcome {
-        reply: false,
-        drop: None,
-        to_nat: false,
-        to_dhcp: false,
-    };
-    const REPLIED: Outcome = Outcome {
-        reply: true,
-        drop: None,
-        to_nat: false,
-        to_dhcp: false,
-    };
-    const NAT: Outcome = Outcome {
-        reply: false,
-        drop: None,
-        to_nat: true,
-        to_dhcp: false,
-    };
-    const DHCP: Outcome = Outcome {
-        reply: false,
-        drop: None,
-        to_nat: false,
-        to_dhcp: true,
-    };
-    fn drop(r: DropReason) -> Outcome {
-        Outcome {
-            reply: false,
-            drop: Some(r),
-            to_nat: false,
-            to_dhcp: false,
+/// A routed IPv4 packet, parsed and checked: not a fragment, TTL left.
+#[derive(Debug, Clone, Copy)]
+pub struct Routed<'a> {
+    pub src_mac: MacAddr,
+    pub ip: Ipv4Packet<&'a [u8]>,
+    /// The transport header and payload: as the IPv4 total length says, or
+    /// for a GSO super-frame everything after the IP header.
+    pub l4: &'a [u8],
+}
+
+/// A DNS query over UDP to the gateway.
+#[derive(Debug, Clone, Copy)]
+pub struct DnsQuery<'a> {
+    pub src_mac: MacAddr,
+    pub src: Ipv4Addr,
+    pub src_port: u16,
+    /// The DNS message.
+    pub message: &'a [u8],
+}
+
+impl Verdict<'_> {
+    /// A reply was written.
+    pub fn is_reply(&self) -> bool {
+        matches!(self, Verdict::Reply(_))
+    }
+
+    /// The drop it counts, if any.
+    pub fn drop_reason(&self) -> Option<DropReason> {
+        match self {
+            Verdict::Reply(r) => *r,
+            Verdict::Drop(r) => Some(*r),
+            _ => None,
         }
     }
-    fn reply_and_drop(r: DropReason) -> Outcome {
-        Outcome {
-            reply: true,
-            drop: Some(r),
-            to_nat: false,
-            to_dhcp: false,
-        }
+}
+
+/// Parses a frame's IPv4 packet as routed traffic (for the NAT, and for
+/// benches and tests that hand it frames): the view, its transport bytes,
+/// and the checks every routed packet passes.
+pub fn routed<'a>(frame: &'a [u8], vnet: &VnetHdr) -> Result<Routed<'a>, DropReason> {
+    let eth = EthernetFrame::new_checked(frame).map_err(|_| DropReason::Truncated)?;
+    let src_mac = eth.src();
+    let l3 = eth.into_payload();
+    let ip = if vnet.is_gso() {
+        Ipv4Packet::new_checked_gso(l3)
+    } else {
+        Ipv4Packet::new_checked(l3)
     }
+    .map_err(|_| DropReason::MalformedPacket)?;
+    routed_from(src_mac, ip, l3, vnet)
+}
+
+fn routed_from<'a>(
+    src_mac: MacAddr,
+    ip: Ipv4Packet<&'a [u8]>,
+    l3: &'a [u8],
+    vnet: &VnetHdr,
+) -> Result<Routed<'a>, DropReason> {
+    if ip.is_fragment() {
+        // Flows are keyed by ports, which only the first fragment carries;
+        // the container's PMTU discovery avoids fragments.
+        return Err(DropReason::Fragment);
+    }
+    if ip.ttl() <= 1 {
+        return Err(DropReason::NoRoute);
+    }
+    let hl = ip.header_len();
+    let l4 = if vnet.is_gso() {
+        &l3[hl..]
+    } else {
+        // The payload as declared by the total length (checked to fit).
+        &l3[hl..ip.total_len().clamp(hl, l3.len())]
+    };
+    Ok(Routed { src_mac, ip, l4 })
 }
 
 /// What the gateway needs to know about the port a frame came from.
@@ -207,57 +209,57 @@ impl Gateway {
     /// Handles a frame addressed to the gateway's MAC, or a broadcast or
     /// multicast frame (which the switch also floods). `frame` is at least
     /// an Ethernet header long.
-    pub fn handle(
+    pub fn handle<'a>(
         &mut self,
-        frame: &[u8],
+        frame: &'a [u8],
         vnet: &VnetHdr,
         now: Time,
         out: &mut FrameBuf,
-    ) -> Outcome {
+    ) -> Verdict<'a> {
         self.handle_from(frame, vnet, now, out, Ingress::default())
     }
 
     /// As [`Gateway::handle`], with what is known of the ingress port.
-    pub fn handle_from(
+    pub fn handle_from<'a>(
         &mut self,
-        frame: &[u8],
+        frame: &'a [u8],
         vnet: &VnetHdr,
         now: Time,
         out: &mut FrameBuf,
         ingress: Ingress,
-    ) -> Outcome {
+    ) -> Verdict<'a> {
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
-            return Outcome::drop(DropReason::Truncated);
+            return Verdict::Drop(DropReason::Truncated);
         };
         let to_us = eth.dst() == self.mac;
         match eth.ethertype() {
             ethertype::ARP => self.handle_arp(&eth, to_us, out),
-            ethertype::IPV4 if to_us => self.handle_ipv4(&eth, vnet, now, out, ingress),
+            ethertype::IPV4 if to_us => self.handle_ipv4(eth, vnet, now, out, ingress),
             ethertype::IPV4 if eth.dst().is_broadcast() && is_dhcp_request(eth.payload()) => {
-                Outcome::DHCP
+                Verdict::Dhcp
             }
-            _ if to_us => Outcome::drop(DropReason::NotServed),
-            _ => Outcome::IGNORED,
+            _ if to_us => Verdict::Drop(DropReason::NotServed),
+            _ => Verdict::Ignored,
         }
     }
 
-    fn handle_arp(
+    fn handle_arp<'a>(
         &mut self,
         eth: &EthernetFrame<&[u8]>,
         to_us: bool,
         out: &mut FrameBuf,
-    ) -> Outcome {
+    ) -> Verdict<'a> {
         let arp = match ArpPacket::new_checked(eth.payload()) {
             Ok(a) => a,
-            Err(_) if to_us => return Outcome::drop(DropReason::MalformedPacket),
-            Err(_) => return Outcome::IGNORED,
+            Err(_) if to_us => return Verdict::Drop(DropReason::MalformedPacket),
+            Err(_) => return Verdict::Ignored,
         };
         if arp.operation() != arp::OP_REQUEST || arp.target_ip() != self.ip {
-            return Outcome::IGNORED;
+            return Verdict::Ignored;
         }
         let requester = arp.sender_mac();
         if !requester.is_unicast() {
-            return Outcome::drop(DropReason::MalformedPacket);
+            return Verdict::Drop(DropReason::MalformedPacket);
         }
         let buf = out.read_space();
         let mut n = ethernet::emit_header(buf, requester, self.mac, ethertype::ARP);
@@ -271,72 +273,89 @@ impl Gateway {
         .emit(&mut buf[n..]);
         self.finish_reply(out, n);
         self.counters.arp_replies += 1;
-        Outcome::REPLIED
+        Verdict::Reply(None)
     }
 
-    fn handle_ipv4(
+    fn handle_ipv4<'a>(
         &mut self,
-        eth: &EthernetFrame<&[u8]>,
+        eth: EthernetFrame<&'a [u8]>,
         vnet: &VnetHdr,
         now: Time,
         out: &mut FrameBuf,
         ingress: Ingress,
-    ) -> Outcome {
-        let payload = eth.payload();
+    ) -> Verdict<'a> {
+        let payload: &'a [u8] = eth.into_payload();
+        let src_mac = eth.src();
         let parsed = if vnet.is_gso() {
             Ipv4Packet::new_checked_gso(payload)
         } else {
             Ipv4Packet::new_checked(payload)
         };
         let Ok(ip) = parsed else {
-            return Outcome::drop(DropReason::MalformedPacket);
+            return Verdict::Drop(DropReason::MalformedPacket);
         };
         if !ip.verify_checksum() {
-            return Outcome::drop(DropReason::BadChecksum);
+            return Verdict::Drop(DropReason::BadChecksum);
         }
         // A renewal, unicast to us.
         if is_dhcp_request(payload) {
-            return Outcome::DHCP;
+            return Verdict::Dhcp;
         }
+        let routed = |vnet: &VnetHdr| match routed_from(src_mac, ip, payload, vnet) {
+            Ok(r) => Verdict::Nat(r),
+            Err(reason) => Verdict::Drop(reason),
+        };
         let dst = ip.dst();
         if dst == self.ip {
             // Nothing is ever sent to a source that is not a unicast host
             // (RFC 1122 3.2.1.3): 0.0.0.0 is allowed through port security
             // for DHCP, but is no one to answer.
             if !is_unicast_host(ip.src()) {
-                return Outcome::drop(DropReason::NotServed);
+                return Verdict::Drop(DropReason::NotServed);
             }
-            // TCP and UDP to the gateway's address are the NAT's: DNS,
-            // replies to published-port clients shown as the gateway, and
-            // (when the endpoint may) the host's loopback. It answers what
-            // it does not serve with a RST or port unreachable.
-            // On a network without NAT (`--internal`) only DNS is, as
-            // docker's embedded DNS answers on internal networks too.
             let proto = ip.protocol();
-            if proto == protocol::TCP || proto == protocol::UDP {
-                let l4 = &payload[ip.header_len().min(payload.len())..];
-                let to_dns = !ip.is_fragment() && l4.get(2..4) == Some(&53u16.to_be_bytes()[..]);
-                if self.nat || to_dns {
-                    let _ = ingress;
-                    return Outcome::NAT;
-                }
+            let l4 = &payload[ip.header_len().min(payload.len())..];
+            let dport = (!ip.is_fragment())
+                .then(|| l4.get(2..4).map(|p| u16::from_be_bytes([p[0], p[1]])))
+                .flatten();
+            // UDP to port 53 is the embedded DNS's, on every network.
+            if proto == protocol::UDP && dport == Some(53) {
+                let Ok(u) = UdpPacket::new_checked(ip.into_payload()) else {
+                    return Verdict::Drop(DropReason::MalformedPacket);
+                };
+                return Verdict::Dns(DnsQuery {
+                    src_mac,
+                    src: ip.src(),
+                    src_port: u.src_port(),
+                    message: u.into_payload(),
+                });
             }
-            return self.deliver_local(eth, &ip, vnet, now, out);
+            // TCP and UDP to the gateway's address are the NAT's: DNS over
+            // TCP, replies to published-port clients shown as the gateway,
+            // and (when the endpoint may) the host's loopback. It answers
+            // what it does not serve with a RST or port unreachable. On a
+            // network without NAT (`--internal`) only DNS over TCP is.
+            let tcp_dns = proto == protocol::TCP && dport == Some(53);
+            if (self.nat && (proto == protocol::TCP || proto == protocol::UDP)) || tcp_dns {
+                let _ = ingress;
+                return routed(vnet);
+            }
+            return self.deliver_local(&eth, &ip, vnet, now, out);
         }
         if dst.is_broadcast() || dst.is_multicast() || dst == self.subnet.broadcast() {
-            return Outcome::drop(DropReason::NotServed);
+            return Verdict::Drop(DropReason::NotServed);
         }
         if self.subnet.contains(&dst) {
             // On-link destinations are reached directly, never through us.
-            return Outcome::drop(DropReason::NoRoute);
+            return Verdict::Drop(DropReason::NoRoute);
         }
         // Routed traffic: the NAT's. On a network without NAT there is no
         // route: say so rather than let the sender hang.
         if self.nat {
-            return Outcome::NAT;
+            return routed(vnet);
         }
         self.icmp_error(
-            eth,
+            &eth,
             &ip,
             msg_type::DEST_UNREACHABLE,
             unreachable::NET,
@@ -353,9 +372,9 @@ impl Gateway {
         vnet: &VnetHdr,
         now: Time,
         out: &mut FrameBuf,
-    ) -> Outcome {
+    ) -> Verdict<'static> {
         if ip.is_fragment() {
-            return Outcome::drop(DropReason::Fragment);
+            return Verdict::Drop(DropReason::Fragment);
         }
         // A GSO super-frame's IPv4 length may not describe the whole frame;
         // the transport header and data run to the end of it.
@@ -367,28 +386,28 @@ impl Gateway {
         match ip.protocol() {
             protocol::ICMP => {
                 let Ok(icmp) = Icmpv4Packet::new_checked(l4) else {
-                    return Outcome::drop(DropReason::MalformedPacket);
+                    return Verdict::Drop(DropReason::MalformedPacket);
                 };
                 // A partial checksum is the sender's kernel deferring the
                 // work to us; there is nothing to verify yet.
                 if !vnet.needs_csum() && !icmp.verify_checksum() {
-                    return Outcome::drop(DropReason::BadChecksum);
+                    return Verdict::Drop(DropReason::BadChecksum);
                 }
                 if icmp.msg_type() != msg_type::ECHO_REQUEST {
-                    return Outcome::drop(DropReason::NotServed);
+                    return Verdict::Drop(DropReason::NotServed);
                 }
                 self.echo_reply(eth, ip, icmp.echo_body(), out);
-                Outcome::REPLIED
+                Verdict::Reply(None)
             }
             protocol::TCP => {
                 let Ok(seg) = TcpPacket::new_checked(l4) else {
-                    return Outcome::drop(DropReason::MalformedPacket);
+                    return Verdict::Drop(DropReason::MalformedPacket);
                 };
                 if seg.flags() & tcpf::RST != 0 {
-                    return Outcome::drop(DropReason::NotServed);
+                    return Verdict::Drop(DropReason::NotServed);
                 }
                 self.tcp_reset(eth, ip, &seg, out);
-                Outcome::reply_and_drop(DropReason::NotServed)
+                Verdict::Reply(Some(DropReason::NotServed))
             }
             protocol::UDP => self.icmp_error(
                 eth,
@@ -503,18 +522,18 @@ impl Gateway {
         now: Time,
         out: &mut FrameBuf,
         reason: DropReason,
-    ) -> Outcome {
+    ) -> Verdict<'static> {
         if !is_unicast_host(ip.src()) || ip.is_later_fragment() {
-            return Outcome::drop(reason);
+            return Verdict::Drop(reason);
         }
         if ip.protocol() == protocol::ICMP {
             match Icmpv4Packet::new_checked(ip.payload()) {
                 Ok(m) if !m.is_error() => {}
-                _ => return Outcome::drop(reason),
+                _ => return Verdict::Drop(reason),
             }
         }
         if !self.icmp_errors.allow(now) {
-            return Outcome::drop(DropReason::IcmpRateLimited);
+            return Verdict::Drop(DropReason::IcmpRateLimited);
         }
         // Quote the header plus 8 bytes of what follows (RFC 792).
         let packet = eth.payload();
@@ -529,7 +548,7 @@ impl Gateway {
         let n = icmpv4::emit_error(&mut buf[off..], kind, code, quote);
         self.finish_reply(out, off + n);
         self.counters.unreachables_sent += 1;
-        Outcome::reply_and_drop(reason)
+        Verdict::Reply(Some(reason))
     }
 
     /// Pads to the Ethernet minimum and marks the reply as fully checksummed.
@@ -548,6 +567,15 @@ impl Gateway {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A verdict as text, to compare.
+    fn v(v: Verdict<'_>) -> String {
+        match v {
+            Verdict::Nat(_) => "nat".into(),
+            Verdict::Dns(_) => "dns".into(),
+            other => format!("{other:?}"),
+        }
+    }
     use crate::wire::icmpv4::HEADER_LEN as ICMP_HDR;
 
     const GW: Ipv4Addr = Ipv4Addr::new(172, 17, 0, 1);
@@ -616,8 +644,8 @@ mod tests {
     fn answers_arp_for_its_address_only() {
         let mut g = gw();
         let mut out = FrameBuf::new();
-        let o = g.handle(&arp_request(GW), &VnetHdr::default(), Time::ZERO, &mut out);
-        assert_eq!(o, Outcome::REPLIED);
+        let o = v(g.handle(&arp_request(GW), &VnetHdr::default(), Time::ZERO, &mut out));
+        assert_eq!(o, v(Verdict::Reply(None)));
         let f = out.frame();
         assert_eq!(f.len(), 60);
         let eth = EthernetFrame::new_checked(f).unwrap();
@@ -627,13 +655,13 @@ mod tests {
         assert_eq!(a.operation, arp::OP_REPLY);
         assert_eq!((a.sender_mac, a.sender_ip), (g.mac(), GW));
         assert_eq!((a.target_mac, a.target_ip), (c1_mac(), C1));
-        let o = g.handle(
+        let o = v(g.handle(
             &arp_request(Ipv4Addr::new(172, 17, 0, 9)),
             &VnetHdr::default(),
             Time::ZERO,
             &mut out,
-        );
-        assert_eq!(o, Outcome::IGNORED);
+        ));
+        assert_eq!(o, v(Verdict::Ignored));
         assert_eq!(g.counters.arp_replies, 1);
     }
 
@@ -643,8 +671,8 @@ mod tests {
         let mut out = FrameBuf::new();
         let data: Vec<u8> = (0..100u8).collect();
         let f = ip_frame(GW, protocol::ICMP, &echo_request(&data));
-        let o = g.handle(&f, &VnetHdr::default(), Time::ZERO, &mut out);
-        assert_eq!(o, Outcome::REPLIED);
+        let o = v(g.handle(&f, &VnetHdr::default(), Time::ZERO, &mut out));
+        assert_eq!(o, v(Verdict::Reply(None)));
         let p = parse_reply(&out);
         let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else {
             panic!("not ipv4")
@@ -671,13 +699,13 @@ mod tests {
         let mut out = FrameBuf::new();
         let mut m = echo_request(b"x");
         m[2] ^= 0xff;
-        let o = g.handle(
+        let o = v(g.handle(
             &ip_frame(GW, protocol::ICMP, &m),
             &VnetHdr::default(),
             Time::ZERO,
             &mut out,
-        );
-        assert_eq!(o, Outcome::drop(DropReason::BadChecksum));
+        ));
+        assert_eq!(o, v(Verdict::Drop(DropReason::BadChecksum)));
     }
 
     #[test]
@@ -686,13 +714,13 @@ mod tests {
         let mut out = FrameBuf::new();
         let mut syn = [0u8; 20];
         tcp::emit_header(&mut syn, 40000, 80, 5000, 0, tcpf::SYN, 1000);
-        let o = g.handle(
+        let o = v(g.handle(
             &ip_frame(GW, protocol::TCP, &syn),
             &VnetHdr::default(),
             Time::ZERO,
             &mut out,
-        );
-        assert_eq!(o, Outcome::reply_and_drop(DropReason::NotServed));
+        ));
+        assert_eq!(o, v(Verdict::Reply(Some(DropReason::NotServed))));
         let p = parse_reply(&out);
         let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else {
             panic!()
@@ -719,8 +747,8 @@ mod tests {
             protocol::UDP,
             &[0, 1, 0, 2, 0, 8, 0, 0],
         );
-        let o = g.handle(&f, &VnetHdr::default(), Time::ZERO, &mut out);
-        assert_eq!(o, Outcome::reply_and_drop(DropReason::NoRoute));
+        let o = v(g.handle(&f, &VnetHdr::default(), Time::ZERO, &mut out));
+        assert_eq!(o, v(Verdict::Reply(Some(DropReason::NoRoute))));
         {
             let p = parse_reply(&out);
             let Some(etherparse::TransportSlice::Icmpv4(icmp)) = &p.transport else {
@@ -737,17 +765,16 @@ mod tests {
         let mut sent = 1;
         for _ in 0..200 {
             if g.handle(&f, &VnetHdr::default(), Time::ZERO, &mut out)
-                .reply
+                .is_reply()
             {
                 sent += 1;
             }
         }
         assert_eq!(sent, Gateway::ICMP_ERRORS_BURST);
         // Refills with time.
-        assert!(
-            g.handle(&f, &VnetHdr::default(), Time::from_secs(1), &mut out)
-                .reply
-        );
+        assert!(g
+            .handle(&f, &VnetHdr::default(), Time::from_secs(1), &mut out)
+            .is_reply());
     }
 
     #[test]
@@ -759,8 +786,8 @@ mod tests {
         let c = checksum::checksum(&m);
         m[2..4].copy_from_slice(&c.to_be_bytes());
         let f = ip_frame(Ipv4Addr::new(10, 0, 0, 1), protocol::ICMP, &m);
-        let o = g.handle(&f, &VnetHdr::default(), Time::ZERO, &mut out);
-        assert_eq!(o, Outcome::drop(DropReason::NoRoute));
+        let o = v(g.handle(&f, &VnetHdr::default(), Time::ZERO, &mut out));
+        assert_eq!(o, v(Verdict::Drop(DropReason::NoRoute)));
     }
 
     #[test]
@@ -772,8 +799,8 @@ mod tests {
         f[24..26].copy_from_slice(&[0, 0]);
         let c = checksum::checksum(&f[14..34]);
         f[24..26].copy_from_slice(&c.to_be_bytes());
-        let o = g.handle(&f, &VnetHdr::default(), Time::ZERO, &mut out);
-        assert_eq!(o, Outcome::drop(DropReason::NotServed));
+        let o = v(g.handle(&f, &VnetHdr::default(), Time::ZERO, &mut out));
+        assert_eq!(o, v(Verdict::Drop(DropReason::NotServed)));
     }
 
     #[test]
@@ -783,8 +810,8 @@ mod tests {
         let mut f = ip_frame(GW, protocol::ICMP, &echo_request(b"abc"));
         f[16..18].copy_from_slice(&2000u16.to_be_bytes()); // total length > frame
         assert_eq!(
-            g.handle(&f, &VnetHdr::default(), Time::ZERO, &mut out),
-            Outcome::drop(DropReason::MalformedPacket)
+            v(g.handle(&f, &VnetHdr::default(), Time::ZERO, &mut out)),
+            v(Verdict::Drop(DropReason::MalformedPacket))
         );
         for n in 0..f.len() {
             let _ = g.handle(&f[..n], &VnetHdr::default(), Time::ZERO, &mut out);

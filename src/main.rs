@@ -1154,6 +1154,10 @@ fn stats(a: StatsArgs) -> u8 {
             let items: Vec<String> = nat.iter().map(|(k, v)| format!("{k}={v}")).collect();
             outln!("\nnat: flows={} {}", v["nat_flows"], items.join(" "));
         }
+        if let Some(dns) = v["dns"].as_object() {
+            let items: Vec<String> = dns.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            outln!("dns: {}", items.join(" "));
+        }
         for n in v["networks"].as_array().into_iter().flatten() {
             let g = &n["gateway"];
             let f = &n["fdb_counters"];

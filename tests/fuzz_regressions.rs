@@ -3,8 +3,8 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use lanyard::nat::dns::NameTable;
-use lanyard::nat::host::{FakeIo, HostIo};
+use lanyard::dns::NameTable;
+use lanyard::host::{FakeIo, HostIo};
 
 /// `FakeIo` answers 0xff once its script is spent, and its read position
 /// used to move on past the end while it did: bytes fed after `k` such

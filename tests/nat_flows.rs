@@ -333,7 +333,7 @@ fn removing_a_port_with_thousands_of_busy_flows_removes_every_flow() {
         ..Opts::default()
     });
     // A backlog for a batch of connects at once (std's is 128).
-    let l: TcpListener = lanyard::nat::sock::bind_listener(true, "127.0.0.1:0".parse().unwrap())
+    let l: TcpListener = lanyard::sys::sock::bind_listener(true, "127.0.0.1:0".parse().unwrap())
         .expect("a loopback listener")
         .into();
     l.set_nonblocking(true).unwrap();

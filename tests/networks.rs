@@ -289,7 +289,7 @@ echo "tcp-nx: $(dig +tcp +tries=1 +time=3 nothing @172.17.0.1 | grep -o "status:
 echo "udp-only: $(dig +notcp +ignore +tries=1 +time=3 many @172.17.0.1 | grep -o "flags: [a-z ]*")"
 echo "fallback: $(dig +short +tries=1 +time=3 many @172.17.0.1 | wc -l)"
 '
-$B stats --socket $S --json | python3 -c 'import json,sys; n=json.load(sys.stdin)["nat"]; print("tcp-queries", n["dns_tcp_queries"], "local", n["dns_tcp_local_answers"], "forwarded", n["dns_tcp_forwarded"])'
+$B stats --socket $S --json | python3 -c 'import json,sys; n=json.load(sys.stdin)["dns"]; print("tcp-queries", n["tcp_queries"], "local", n["tcp_local_answers"], "forwarded", n["tcp_forwarded"])'
 "#,
     );
     assert!(
@@ -334,7 +334,7 @@ time.sleep(0.5)
 print("flood sent")
 '
 run -- sh -c 'echo "after: $(dig +short +tries=2 +time=3 web @172.17.0.1)"'
-$B stats --socket $S --json | python3 -c 'import json,sys; n=json.load(sys.stdin)["nat"]; print("limited", n["dns_rate_limited"], "malformed", n["dns_malformed"])'
+$B stats --socket $S --json | python3 -c 'import json,sys; n=json.load(sys.stdin)["dns"]; print("limited", n["rate_limited"], "malformed", n["malformed"])'
 "#,
     );
     assert!(out.contains("flood sent"), "{out}");

@@ -36,7 +36,6 @@ use std::time::Duration;
 use common::frames::GW;
 use common::natrig::*;
 use lanyard::dataplane::Event;
-use lanyard::nat::NatConfig;
 use lanyard::publish::{Mapping, Protocol};
 
 struct Counting;
@@ -496,14 +495,14 @@ fn dns_local() -> Outcome {
         }
     };
     one(&mut rig, 0, &mut good);
-    let local0 = rig.sw.nat_counters().dns_local_answers;
+    let local0 = rig.sw.dns_counters().local_answers;
     let ((), allocations) = counted(|| {
         for i in 1..=ROUNDS {
             one(&mut rig, i, &mut good);
         }
     });
-    let n = rig.sw.nat_counters();
-    assert_eq!(n.dns_local_answers - local0, ROUNDS, "answered locally");
+    let n = rig.sw.dns_counters();
+    assert_eq!(n.local_answers - local0, ROUNDS, "answered locally");
     assert_eq!(good, ROUNDS + 1, "every answer right");
     assert_eq!(rig.flows(), 0);
     Outcome {
@@ -521,10 +520,7 @@ fn dns_forwarded() -> Outcome {
     let upstream = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     upstream.set_nonblocking(true).unwrap();
     let mut rig = Rig::new(Opts {
-        nat: NatConfig {
-            dns_upstreams: vec![upstream.local_addr().unwrap()],
-            ..Opts::default().nat
-        },
+        dns_upstreams: vec![upstream.local_addr().unwrap()],
         ..Opts::default()
     });
     let mut buf = vec![0u8; 1024];
@@ -587,16 +583,16 @@ fn dns_forwarded() -> Outcome {
         }
     };
     let ((), open) = counted(|| one(&mut rig, 0, &mut good, &mut asked));
-    let n0 = rig.sw.nat_counters();
+    let n0 = rig.sw.dns_counters();
     let ((), allocations) = counted(|| {
         for i in 1..=ROUNDS {
             one(&mut rig, i, &mut good, &mut asked);
         }
     });
-    let n = rig.sw.nat_counters();
-    assert_eq!(n.dns_replies - n0.dns_replies, ROUNDS, "answers relayed");
-    assert_eq!(n.dns_queries - n0.dns_queries, ROUNDS);
-    assert_eq!((n.dns_answers_refused, n.dns_timeouts), (0, 0));
+    let n = rig.sw.dns_counters();
+    assert_eq!(n.replies - n0.replies, ROUNDS, "answers relayed");
+    assert_eq!(n.queries - n0.queries, ROUNDS);
+    assert_eq!((n.answers_refused, n.timeouts), (0, 0));
     assert_eq!((good, asked), (ROUNDS + 1, ROUNDS + 1));
     Outcome {
         name: "dns forwarded (fake upstream on 127.0.0.1)",
@@ -657,8 +653,8 @@ fn published_tcp() -> Outcome {
     const ROUNDS: u32 = 150;
     const CHUNK: u64 = 16 * 1024;
     let mut rig = Rig::new(Opts::default());
-    let fd = lanyard::nat::sock::bind_listener(true, "127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = lanyard::nat::sock::local_addr(std::os::fd::AsRawFd::as_raw_fd(&fd)).unwrap();
+    let fd = lanyard::sys::sock::bind_listener(true, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = lanyard::sys::sock::local_addr(std::os::fd::AsRawFd::as_raw_fd(&fd)).unwrap();
     let ids = rig
         .sw
         .add_forwards(
@@ -778,8 +774,8 @@ fn published_tcp() -> Outcome {
 fn published_udp() -> Outcome {
     const ROUNDS: u64 = 1000;
     let mut rig = Rig::new(Opts::default());
-    let fd = lanyard::nat::sock::bind_listener(false, "127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = lanyard::nat::sock::local_addr(std::os::fd::AsRawFd::as_raw_fd(&fd)).unwrap();
+    let fd = lanyard::sys::sock::bind_listener(false, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = lanyard::sys::sock::local_addr(std::os::fd::AsRawFd::as_raw_fd(&fd)).unwrap();
     rig.sw
         .add_forwards(
             rig.port,

@@ -233,7 +233,7 @@ for i in range(20):
     print("answer", a)
 '
 cat forger.out
-$B stats --socket $S --json | python3 -c 'import json,sys; n=json.load(sys.stdin)["nat"]; print("refused", n["dns_answers_refused"], "replies", n["dns_replies"])'
+$B stats --socket $S --json | python3 -c 'import json,sys; n=json.load(sys.stdin)["dns"]; print("refused", n["answers_refused"], "replies", n["replies"])'
 "#,
     );
     let answers: Vec<&str> = out.lines().filter(|l| l.starts_with("answer ")).collect();
@@ -290,7 +290,7 @@ HOG=$CPID
 sleep 3
 run --name polite -- sh -c 'echo "polite: $(dig +tcp +short +tries=1 +time=5 web @172.17.0.1) $(dig +tcp +short +tries=1 +time=5 some.example.test @172.17.0.1)"'
 wait $HOG
-$B stats --socket $S --json | python3 -c 'import json,sys; n=json.load(sys.stdin)["nat"]; print("tcp", "per_client", n["dns_tcp_refused_per_client"], "timed_out", n["dns_tcp_timed_out"])'
+$B stats --socket $S --json | python3 -c 'import json,sys; n=json.load(sys.stdin)["dns"]; print("tcp", "per_client", n["tcp_refused_per_client"], "timed_out", n["tcp_timed_out"])'
 "#,
     );
     // Another container is served while the hog trickles.

@@ -44,7 +44,7 @@ fn parse_specs(specs: &[String]) -> Result<Vec<PublishSpec>, ControlError> {
 /// wildcard address, one on `[::]` too when the host has IPv6, as docker
 /// does). Either every socket of the spec is bound or none.
 fn bind_spec(spec: &PublishSpec) -> Result<Vec<(std::os::fd::OwnedFd, Mapping)>, ControlError> {
-    use crate::nat::sock;
+    use crate::sys::sock;
     use std::os::fd::AsRawFd;
     let mut out = Vec::new();
     for m in spec.mappings() {
@@ -89,18 +89,9 @@ pub struct Daemon {
     dataplane: Mutex<Option<Dataplane>>,
 }
 
-/// The data path's NAT settings: the config's, with the DNS upstreams from
-/// the host's resolv.conf when the config names none.
+/// The data path's NAT settings, from the config.
 fn nat_config(config: &Config) -> crate::nat::NatConfig {
     let n = &config.nat;
-    let mut upstreams = config.dns.upstream.clone();
-    if upstreams.is_empty() {
-        let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        upstreams = crate::nat::dns::parse_resolv_conf(&text);
-        if upstreams.is_empty() {
-            log::warn!("no IPv4 nameserver in /etc/resolv.conf: containers' DNS queries will fail (set [dns] upstream)");
-        }
-    }
     crate::nat::NatConfig {
         max_flows: n.max_flows,
         max_flows_per_container: n.max_flows_per_container,
@@ -109,8 +100,21 @@ fn nat_config(config: &Config) -> crate::nat::NatConfig {
         udp_timeout: n.udp_timeout,
         udp_stream_timeout: n.udp_stream_timeout,
         icmp_timeout: n.icmp_timeout,
-        dns_upstreams: upstreams,
     }
+}
+
+/// Where the embedded DNS forwards: the config's upstreams, else the
+/// nameservers of the host's resolv.conf.
+fn dns_upstreams(config: &Config) -> Vec<std::net::SocketAddr> {
+    let mut upstreams = config.dns.upstream.clone();
+    if upstreams.is_empty() {
+        let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        upstreams = crate::dns::parse_resolv_conf(&text);
+        if upstreams.is_empty() {
+            log::warn!("no nameserver in /etc/resolv.conf: containers' DNS queries will fail (set [dns] upstream)");
+        }
+    }
+    upstreams
 }
 
 fn events_loop(
@@ -173,6 +177,7 @@ impl Daemon {
                 max_ports: config.limits.max_ports,
                 batch_size: config.limits.batch_size,
                 nat: nat_config(config),
+                dns_upstreams: dns_upstreams(config),
             },
             Some(events_tx),
         )?;

@@ -33,7 +33,7 @@ use mio::{Poll, Waker};
 use crate::nat::NatConfig;
 use crate::port::{Port, PortId};
 
-use poll_loop::{Loop, Peer, WAKER};
+use poll_loop::{waker_token, Loop, Peer};
 pub use switch::{
     FdbRow, Learned, NetworkId, NetworkReport, NetworkSpec, PortReport, PortSpec, Snapshot, Switch,
     SwitchError, Verdict,
@@ -590,6 +590,8 @@ pub struct DataplaneConfig {
     pub batch_size: usize,
     /// The NAT of all shards together: `max_flows` is split between them.
     pub nat: NatConfig,
+    /// Where the embedded DNS forwards what it does not answer.
+    pub dns_upstreams: Vec<std::net::SocketAddr>,
 }
 
 /// The running data path threads.
@@ -602,7 +604,7 @@ impl Dataplane {
     /// Starts the shards with an empty switch each.
     pub fn start(cfg: DataplaneConfig, events: Option<Sender<Event>>) -> io::Result<Dataplane> {
         let n = cfg.threads.clamp(1, MAX_SHARDS);
-        let names = crate::nat::dns::shared_names();
+        let names = crate::dns::shared_names();
         let mut nat = cfg.nat.clone();
         nat.max_flows = (nat.max_flows / n).max(1);
         let mut polls = Vec::with_capacity(n);
@@ -611,7 +613,7 @@ impl Dataplane {
         let mut sync: Vec<(Sender<Learned>, Receiver<Learned>)> = Vec::with_capacity(n);
         for _ in 0..n {
             let poll = Poll::new()?;
-            let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+            let waker = Arc::new(Waker::new(poll.registry(), waker_token())?);
             let (tx, rx) = bounded(COMMAND_QUEUE);
             links.push(ShardLink { tx, waker });
             cmd_rx.push(rx);
@@ -634,7 +636,12 @@ impl Dataplane {
             .collect::<io::Result<Vec<_>>>()?;
         for (i, ((poll, rx), registry)) in polls.into_iter().zip(cmd_rx).zip(registries).enumerate()
         {
-            let mut switch = Switch::with_names(cfg.max_ports, nat.clone(), names.clone());
+            let mut switch = Switch::with_names(
+                cfg.max_ports,
+                nat.clone(),
+                cfg.dns_upstreams.clone(),
+                names.clone(),
+            );
             switch.set_registry(registry);
             if let Some(e) = &events {
                 switch.set_events(e.clone());

@@ -15,12 +15,15 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use super::switch::{Learned, LEARNED_OUTBOX};
 use super::{Command, Switch, SwitchError};
 use crate::frame::FrameBuf;
+use crate::host::PollToken;
 use crate::log;
-use crate::nat::{DNS_TOKEN_BASE, FLOW_TOKEN_BASE, FORWARD_TOKEN_BASE};
 use crate::port::PortId;
 use crate::time::{Clock, Time};
 
-pub(super) const WAKER: Token = Token(0);
+/// The waker's poll token (every token is a `host::PollToken`).
+pub(super) fn waker_token() -> Token {
+    PollToken::Waker.encode()
+}
 /// How often timers run: NAT retransmissions and idle flows (the switch
 /// ages MAC tables once a second of these).
 const TICK: Duration = Duration::from_millis(50);
@@ -52,7 +55,7 @@ pub(super) struct Loop {
 }
 
 fn token(id: PortId) -> Token {
-    Token(id.index() + 1)
+    PollToken::Port(id).encode()
 }
 
 impl Loop {
@@ -113,26 +116,18 @@ impl Loop {
             }
             let now = self.clock.now();
             for ev in events.iter() {
-                let t = ev.token().0;
-                if ev.token() == WAKER {
-                    continue;
-                }
-                if t >= FLOW_TOKEN_BASE {
-                    // An error (a refused connect, a reset) is handled by
-                    // the read or write that reports it.
-                    let err = ev.is_error();
-                    self.switch.nat_flow_event(
-                        t,
+                // An error (a refused connect, a reset) is handled by the
+                // read or write that reports it.
+                let err = ev.is_error();
+                match PollToken::decode(ev.token()) {
+                    PollToken::Waker => {}
+                    PollToken::Port(id) => self.mark_ready(id),
+                    host => self.switch.host_event(
+                        host,
                         ev.is_readable() || ev.is_read_closed() || err,
                         ev.is_writable() || err,
                         now,
-                    );
-                } else if t >= DNS_TOKEN_BASE {
-                    self.switch.nat_dns_event(t, now);
-                } else if t >= FORWARD_TOKEN_BASE {
-                    self.switch.nat_forward_event(t, now);
-                } else {
-                    self.mark_ready(PortId((t - 1) as u32));
+                    ),
                 }
             }
             // Commands first: a removal must not race a read of the port.

@@ -15,9 +15,12 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 use crate::bridge::{Fdb, FdbCounters, Forward, Learn};
+use crate::dns::{Dns, DnsCounters, SharedNames};
 use crate::frame::{FrameBuf, MAX_FRAME_LEN};
-use crate::gateway::{Gateway, GatewayCounters, Ingress};
-use crate::nat::{Emit, Endpoint, FlowReport, Nat, NatConfig, NatCounters};
+use crate::gateway::{Gateway, GatewayCounters, Ingress, Verdict as GatewayVerdict};
+use crate::host::{HostIo, PollToken};
+use crate::inside::{Emit, Inside};
+use crate::nat::{FlowReport, Nat, NatConfig, NatCounters};
 use crate::offload::{self, Offloads};
 use crate::port::{Port, PortId, PortKind, SendError};
 use crate::security::PortPolicy;
@@ -123,6 +126,8 @@ pub struct Switch {
     /// The gateway's reply to the frame being handled.
     reply: FrameBuf,
     nat: Nat,
+    /// The embedded DNS of every gateway; it borrows the NAT's host side.
+    dns: Dns,
     last_fdb_sweep: Time,
     /// Where DHCP messages go (the control plane); `None` drops them.
     events: Option<crossbeam_channel::Sender<super::Event>>,
@@ -165,16 +170,23 @@ impl Switch {
     }
 
     pub fn with_nat(max_ports: usize, nat: NatConfig) -> Switch {
-        Switch::with_names(max_ports, nat, crate::nat::dns::shared_names())
+        Switch::with_names(max_ports, nat, Vec::new(), crate::dns::shared_names())
     }
 
-    /// A switch whose embedded DNS answers from `names`, a table shared
-    /// with the other shards of the data path.
+    /// A switch whose NAT runs with `nat`, whose embedded DNS forwards to
+    /// `dns_upstreams` and answers from `names`, a table shared with the
+    /// other shards of the data path.
     pub fn with_names(
         max_ports: usize,
         nat: NatConfig,
-        names: crate::nat::dns::SharedNames,
+        dns_upstreams: Vec<std::net::SocketAddr>,
+        names: SharedNames,
     ) -> Switch {
+        let dns = Dns::new(dns_upstreams, names);
+        let mut nat = Nat::new(nat);
+        // TCP to the gateway's port 53: a NAT flow to the DNS-over-TCP
+        // server, which the NAT knows only as a service of that address.
+        nat.add_service(53, dns.tcp_service());
         Switch {
             ports: Vec::new(),
             nets: Vec::new(),
@@ -182,7 +194,8 @@ impl Switch {
             n_ports: 0,
             scratch: FrameBuf::new(),
             reply: FrameBuf::new(),
-            nat: Nat::with_names(nat, names),
+            nat,
+            dns,
             last_fdb_sweep: Time::ZERO,
             events: None,
             events_dropped: 0,
@@ -231,14 +244,18 @@ impl Switch {
         self.nat.set_registry(r);
     }
 
-    /// Runs the NAT over other host sockets than the real ones: the
-    /// fuzzer's and tests' `nat::host::FakeIo`.
-    pub fn set_nat_io(&mut self, io: Box<dyn crate::nat::host::HostIo>) {
+    /// Runs the NAT and the DNS over other host sockets than the real
+    /// ones: the fuzzer's and tests' `host::FakeIo`.
+    pub fn set_host_io(&mut self, io: Box<dyn HostIo>) {
         self.nat.set_io(io);
     }
 
     pub fn nat_counters(&self) -> NatCounters {
-        self.nat.counters_snapshot()
+        self.nat.counters()
+    }
+
+    pub fn dns_counters(&self) -> DnsCounters {
+        self.dns.counters()
     }
 
     /// NAT flows, and how many are on its retransmission list (never more
@@ -247,44 +264,38 @@ impl Switch {
         (self.nat.flow_count(), self.nat.busy_len())
     }
 
-    /// A poll event for a NAT flow's socket.
-    pub fn nat_flow_event(&mut self, token: usize, readable: bool, writable: bool, now: Time) {
-        let mut em = PortEmitter {
-            ports: &mut self.ports,
-            scratch: &mut self.scratch,
-        };
-        self.nat
-            .on_flow_event(token, readable, writable, now, &mut em);
+    /// DNS queries waiting for an upstream.
+    pub fn dns_pending(&self) -> usize {
+        self.dns.pending_len()
     }
 
-    /// A poll event for a DNS upstream socket.
-    pub fn nat_dns_event(&mut self, token: usize, now: Time) {
+    /// A poll event for a host socket: a NAT flow's, a DNS query's or a
+    /// published port's listener (ports and the waker are the poll loop's).
+    pub fn host_event(&mut self, token: PollToken, readable: bool, writable: bool, now: Time) {
         let mut em = PortEmitter {
             ports: &mut self.ports,
             scratch: &mut self.scratch,
         };
-        self.nat.on_dns_event(token, now, &mut em);
-    }
-
-    /// A poll event for a published port's listener.
-    pub fn nat_forward_event(&mut self, token: usize, now: Time) {
-        let mut em = PortEmitter {
-            ports: &mut self.ports,
-            scratch: &mut self.scratch,
-        };
-        self.nat.on_forward_event(token, now, &mut em);
+        match token {
+            PollToken::Flow(id) => self.nat.on_flow_event(id, readable, writable, now, &mut em),
+            PollToken::DnsQuery { slot, v6 } => {
+                self.dns.on_event(slot, v6, self.nat.host(), &mut em)
+            }
+            PollToken::Forward(id) => self.nat.on_forward_event(id, now, &mut em),
+            PollToken::Waker | PollToken::Port(_) => {}
+        }
     }
 
     /// What the NAT needs to reach an endpoint port.
-    fn endpoint_of(&self, port: PortId) -> Option<Endpoint> {
+    fn endpoint_of(&self, port: PortId) -> Option<Inside> {
         let s = self.slot(port)?;
         let net = self.nets.get(s.spec.network.0 as usize)?.as_ref()?;
-        Some(Endpoint {
+        Some(Inside {
             port,
             mac: s.spec.policy.mac?,
-            ip: s.spec.policy.ipv4?,
+            ip: s.spec.policy.ipv4?.into(),
             gateway_mac: net.gateway.mac(),
-            gateway_ip: net.gateway.ip(),
+            gateway_ip: net.gateway.ip().into(),
             mtu: s.spec.mtu,
             allow_host_loopback: s.spec.allow_host_loopback,
             internal: !net.spec.nat,
@@ -357,7 +368,7 @@ impl Switch {
         }
         let (subnet, internal) = (spec.subnet, !spec.nat);
         self.add_network_state(id, spec);
-        self.nat.names().network_added(id.0, subnet, internal);
+        self.dns.names().network_added(id.0, subnet, internal);
         Ok(())
     }
 
@@ -371,9 +382,9 @@ impl Switch {
         names: &[String],
     ) {
         if names.is_empty() {
-            self.nat.names().remove(net.0, ip);
+            self.dns.names().remove(net.0, ip);
         } else {
-            self.nat.names().add(net.0, ip, container, names);
+            self.dns.names().add(net.0, ip, container, names);
         }
     }
 
@@ -408,7 +419,7 @@ impl Switch {
             return Err(SwitchError::NetworkHasPorts);
         }
         self.nets[id.0 as usize] = None;
-        self.nat.names().network_removed(id.0);
+        self.dns.names().network_removed(id.0);
         Ok(())
     }
 
@@ -473,6 +484,7 @@ impl Switch {
             scratch: &mut self.scratch,
         };
         self.nat.port_removed(id, &mut em);
+        self.dns.port_removed(id, self.nat.host());
         let slot = self.ports.get_mut(id.index())?.take()?;
         if let Some(Some(net)) = self.nets.get_mut(slot.spec.network.0 as usize) {
             net.fdb.flush_port(id);
@@ -702,69 +714,76 @@ impl Switch {
         let ingress_info = Ingress {
             allow_host_loopback: slot.spec.allow_host_loopback,
         };
-        let (mtu, gateway_ip, gateway_mac, internal) = (
-            slot.spec.mtu,
-            net.gateway.ip(),
-            net.gateway.mac(),
-            !net.spec.nat,
-        );
-        let outcome =
+        let (network, mtu) = (slot.spec.network, slot.spec.mtu);
+        let (gateway_mac, gateway_ip, internal) =
+            (net.gateway.mac(), net.gateway.ip(), !net.spec.nat);
+        // The container end of what the gateway hands on: the sender as the
+        // frame names it (for an endpoint, port security made sure it is
+        // its own; an uplink carries many hosts).
+        let inside = |src_mac: MacAddr, src: std::net::Ipv4Addr| Inside {
+            port: ingress,
+            mac: src_mac,
+            ip: src.into(),
+            gateway_mac,
+            gateway_ip: gateway_ip.into(),
+            mtu,
+            allow_host_loopback: ingress_info.allow_host_loopback,
+            internal,
+            net: network.0,
+        };
+        let vnet = buf.vnet();
+        let verdict =
             net.gateway
-                .handle_from(buf.frame(), &buf.vnet(), now, &mut self.reply, ingress_info);
-        if outcome.to_dhcp {
-            let net = slot.spec.network;
-            let sent = match (&self.events, super::DhcpFrame::copy_of(buf.frame())) {
-                (Some(tx), Some(frame)) => tx
-                    .try_send(super::Event::Dhcp {
-                        net,
-                        port: ingress,
-                        frame,
-                    })
-                    .is_ok(),
-                // Nobody serves DHCP here (tests, benches): not a drop.
-                (None, _) => true,
-                (Some(_), None) => false,
-            };
-            if !sent {
-                self.events_dropped += 1;
-                if let Some(Some(s)) = self.ports.get_mut(ingress.index()) {
-                    s.counters.drop(DropReason::DhcpDropped);
+                .handle_from(buf.frame(), &vnet, now, &mut self.reply, ingress_info);
+        let drop = match verdict {
+            GatewayVerdict::Dhcp => {
+                let sent = match (&self.events, super::DhcpFrame::copy_of(buf.frame())) {
+                    (Some(tx), Some(frame)) => tx
+                        .try_send(super::Event::Dhcp {
+                            net: network,
+                            port: ingress,
+                            frame,
+                        })
+                        .is_ok(),
+                    // Nobody serves DHCP here (tests, benches): not a drop.
+                    (None, _) => true,
+                    (Some(_), None) => false,
+                };
+                if !sent {
+                    self.events_dropped += 1;
                 }
+                (!sent).then_some(DropReason::DhcpDropped)
             }
-            return;
-        }
-        if outcome.to_nat {
-            let f = buf.frame();
-            // The gateway passed it as IPv4 to its MAC: at least the headers.
-            let ep = Endpoint {
-                port: ingress,
-                mac: MacAddr::from_slice(&f[6..12]),
-                ip: std::net::Ipv4Addr::new(f[26], f[27], f[28], f[29]),
-                gateway_mac,
-                gateway_ip,
-                mtu,
-                allow_host_loopback: ingress_info.allow_host_loopback,
-                internal,
-                net: slot.spec.network.0,
-            };
-            let mut em = PortEmitter {
-                ports: &mut self.ports,
-                scratch: &mut self.scratch,
-            };
-            if let Some(r) = self.nat.outbound(&ep, buf, now, &mut em) {
+            GatewayVerdict::Dns(q) => {
+                let from = inside(q.src_mac, q.src);
+                let mut em = PortEmitter {
+                    ports: &mut self.ports,
+                    scratch: &mut self.scratch,
+                };
+                self.dns
+                    .query(&from, q.src_port, q.message, now, self.nat.host(), &mut em)
+            }
+            GatewayVerdict::Nat(routed) => {
+                let from = inside(routed.src_mac, routed.ip.src());
+                let mut em = PortEmitter {
+                    ports: &mut self.ports,
+                    scratch: &mut self.scratch,
+                };
+                self.nat.outbound(&from, &routed, &vnet, now, &mut em)
+            }
+            GatewayVerdict::Reply(drop) => {
                 if let Some(Some(s)) = self.ports.get_mut(ingress.index()) {
-                    s.counters.drop(r);
+                    if !s.dead {
+                        transmit(s, &self.reply);
+                    }
                 }
+                drop
             }
-            return;
-        }
-        if let Some(Some(s)) = self.ports.get_mut(ingress.index()) {
-            if let Some(r) = outcome.drop {
-                s.counters.drop(r);
-            }
-            if outcome.reply && !s.dead {
-                transmit(s, &self.reply);
-            }
+            GatewayVerdict::Drop(r) => Some(r),
+            GatewayVerdict::Ignored => None,
+        };
+        if let (Some(r), Some(Some(s))) = (drop, self.ports.get_mut(ingress.index())) {
+            s.counters.drop(r);
         }
     }
 
@@ -776,6 +795,7 @@ impl Switch {
             scratch: &mut self.scratch,
         };
         self.nat.tick(now, &mut em);
+        self.dns.tick(now, self.nat.host());
         if now.saturating_sub(self.last_fdb_sweep) >= Duration::from_secs(1)
             || now < self.last_fdb_sweep
         {
@@ -841,7 +861,8 @@ impl Switch {
         Snapshot {
             ports,
             networks,
-            nat: self.nat.counters_snapshot(),
+            nat: self.nat.counters(),
+            dns: self.dns.counters(),
             nat_flows: self.nat.flow_count(),
             fdb_sync_dropped: self.learned_dropped,
         }
@@ -935,6 +956,8 @@ pub struct Snapshot {
     pub ports: Vec<PortReport>,
     pub networks: Vec<NetworkReport>,
     pub nat: NatCounters,
+    #[serde(default)]
+    pub dns: DnsCounters,
     pub nat_flows: usize,
     /// Learned MACs one shard could not tell the others (their queue was
     /// full); they flood to those MACs until the next announcement.

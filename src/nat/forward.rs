@@ -26,21 +26,21 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use mio::Interest;
 
 use super::table::FlowKey;
-use super::{Emit, Endpoint, Flow, FlowState, Nat, Proto};
+use super::{Flow, FlowState, Nat, Proto};
+use crate::host::PollToken;
+use crate::inside::{Emit, Inside};
 use crate::log;
 use crate::port::PortId;
 use crate::publish::{Mapping, Protocol};
 use crate::time::Time;
 
-/// Poll tokens for published-port listeners (token - base = forward id).
-pub const FORWARD_TOKEN_BASE: usize = 1 << 22;
 /// Connections (or datagrams) taken from one listener per readiness event.
 const ACCEPT_BATCH: usize = 64;
 
 pub struct Forward {
     pub mapping: Mapping,
     pub listener: OwnedFd,
-    pub ep: Endpoint,
+    pub ep: Inside,
     pub accepted: u64,
     pub refused: u64,
 }
@@ -58,7 +58,7 @@ fn alias_ports(first: u16) -> impl Iterator<Item = u16> {
 }
 
 /// The address a client appears from inside the container.
-fn seen_from(ep: &Endpoint, client: SocketAddr) -> SocketAddr {
+fn seen_from(ep: &Inside, client: SocketAddr) -> SocketAddr {
     match client.ip() {
         IpAddr::V4(ip) if !ip.is_loopback() && !ip.is_unspecified() => client,
         _ => SocketAddr::from((ep.gateway_ip, client.port())),
@@ -72,7 +72,7 @@ impl Nat {
         &mut self,
         listener: OwnedFd,
         mapping: Mapping,
-        ep: Endpoint,
+        ep: Inside,
     ) -> io::Result<u32> {
         let fd = listener.as_raw_fd();
         let id = match self.forwards.iter().position(|f| f.is_none()) {
@@ -83,7 +83,7 @@ impl Nat {
             }
         };
         self.io
-            .register(fd, FORWARD_TOKEN_BASE + id, Interest::READABLE)?;
+            .register(fd, PollToken::Forward(id as u32), Interest::READABLE)?;
         self.forwards[id] = Some(Forward {
             mapping,
             listener,
@@ -122,8 +122,8 @@ impl Nat {
     }
 
     /// A published port's listener is readable.
-    pub fn on_forward_event(&mut self, token: usize, now: Time, emit: &mut dyn Emit) {
-        let id = token - FORWARD_TOKEN_BASE;
+    pub fn on_forward_event(&mut self, forward: u32, now: Time, emit: &mut dyn Emit) {
+        let id = forward as usize;
         let Some(Some(f)) = self.forwards.get(id) else {
             return;
         };
@@ -256,7 +256,7 @@ impl Nat {
     /// port reach that client only.
     fn udp_client_key(
         &self,
-        ep: &Endpoint,
+        ep: &Inside,
         cport: u16,
         peer: SocketAddr,
     ) -> Option<(FlowKey, Option<super::FlowId>)> {

@@ -15,10 +15,9 @@ use mio::Interest;
 
 use super::policy::Target;
 use super::table::{FlowId, FlowKey};
-use super::{
-    emit_ipv4_to, inside_v4, outside_v4, Emit, Endpoint, Flow, FlowState, Nat, Next, Proto,
-};
+use super::{inside_v4, outside_v4, Flow, FlowState, Nat, Next, Proto};
 use crate::frame::FrameBuf;
+use crate::inside::{emit_ipv4_to, Emit, Inside};
 use crate::log;
 use crate::stats::DropReason;
 use crate::time::Time;
@@ -37,7 +36,7 @@ pub struct IcmpFlow {
 /// a reconstructed IPv4 header and the first 8 transport bytes `l4`.
 pub(crate) fn send_unreachable(
     tx: &mut FrameBuf,
-    ep: &Endpoint,
+    ep: &Inside,
     key: &FlowKey,
     proto: u8,
     code: u8,
@@ -56,7 +55,7 @@ pub(crate) fn send_unreachable(
     .emit(&mut quote);
     quote[20..].copy_from_slice(l4);
     let len = icmpv4::HEADER_LEN + quote.len();
-    let off = emit_ipv4_to(tx, ep, ep.gateway_ip, protocol::ICMP, len);
+    let off = emit_ipv4_to(tx, ep, ep.v4().1, protocol::ICMP, len);
     let n = icmpv4::emit_error(
         &mut tx.read_space()[off..],
         msg_type::DEST_UNREACHABLE,
@@ -71,7 +70,7 @@ pub(crate) fn send_unreachable(
 impl Nat {
     pub(super) fn icmp_outbound(
         &mut self,
-        ep: &Endpoint,
+        ep: &Inside,
         ip: &Ipv4Packet<&[u8]>,
         l4: &[u8],
         vnet: &VnetHdr,
@@ -101,7 +100,7 @@ impl Nat {
                 // Echo to the gateway is answered by the gateway itself;
                 // what reaches here is routed, and the same destination
                 // rule as for TCP and UDP holds (port 0: no service).
-                if let Target::Refuse(r) = self.target_for(ep, ip.dst(), 0) {
+                if let Target::Refuse(r) = self.target_for(ep, ip.dst(), 0, false) {
                     send_unreachable(
                         &mut self.tx,
                         ep,

@@ -4,52 +4,46 @@
 //! here. Each 5-tuple becomes a flow in a bounded conntrack table with one
 //! host socket: TCP is translated segment by segment onto a stream socket
 //! (`tcp`), UDP datagrams onto a connected datagram socket (`udp`), ICMP
-//! echo onto an unprivileged ping socket (`icmp`); DNS to the gateway is
-//! forwarded to the host's resolvers (`dns`). Replies come back as frames
-//! from the original destination. The sockets live on the data path's mio
-//! poll; a flow's index in the table is its poll token.
+//! echo onto an unprivileged ping socket (`icmp`); a container's TCP to a
+//! service of the gateway's own address (the DNS-over-TCP server) is a flow
+//! to that service on the host's loopback (`host::LocalService`). Replies
+//! come back as frames from the original destination. The sockets live on
+//! the data path's mio poll; a flow's index in the table is its poll token.
 //!
 //! Nothing here parses more of a frame than it needs, and every byte that
 //! reaches a socket has passed the switch's port security.
 
-pub mod dns;
-pub mod dns_tcp;
 pub mod forward;
-pub mod host;
 pub mod icmp;
 pub mod policy;
-pub mod sock;
 pub mod table;
 pub mod tcp;
 pub mod udp;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 use std::time::Duration;
 
 use mio::{Interest, Registry};
 use serde::{Deserialize, Serialize};
 
 use crate::frame::FrameBuf;
+use crate::gateway::Routed;
+use crate::host::{HostIo, LocalService, PollToken, RealIo};
+use crate::inside;
 use crate::log;
 use crate::port::PortId;
 use crate::stats::DropReason;
 use crate::time::Time;
-use crate::wire::ethernet::{self, ethertype};
-use crate::wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
+use crate::wire::ipv4::protocol;
 use crate::wire::vnet::VnetHdr;
-use crate::wire::MacAddr;
 
-pub use forward::FORWARD_TOKEN_BASE;
+pub use crate::inside::{Emit, Inside};
 pub use table::{FlowId, FlowKey, Proto};
 use table::{FlowTable, Refused};
 
-/// Poll tokens at and above this belong to NAT flows (token - base = flow).
-pub const FLOW_TOKEN_BASE: usize = 1 << 24;
-/// Poll tokens for the DNS forwarder's upstream sockets.
-pub const DNS_TOKEN_BASE: usize = 1 << 23;
-
-/// Limits and timeouts (config `[nat]` and `[dns]`).
+/// Limits and timeouts (config `[nat]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NatConfig {
     pub max_flows: usize,
@@ -59,7 +53,6 @@ pub struct NatConfig {
     pub udp_timeout: Duration,
     pub udp_stream_timeout: Duration,
     pub icmp_timeout: Duration,
-    pub dns_upstreams: Vec<SocketAddr>,
 }
 
 impl Default for NatConfig {
@@ -72,33 +65,8 @@ impl Default for NatConfig {
             udp_timeout: Duration::from_secs(30),
             udp_stream_timeout: Duration::from_secs(180),
             icmp_timeout: Duration::from_secs(30),
-            dns_upstreams: Vec::new(),
         }
     }
-}
-
-/// The container end of a flow: where its frames go and what they look
-/// like.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Endpoint {
-    pub port: PortId,
-    pub mac: MacAddr,
-    pub ip: Ipv4Addr,
-    pub gateway_mac: MacAddr,
-    pub gateway_ip: Ipv4Addr,
-    pub mtu: u32,
-    pub allow_host_loopback: bool,
-    /// Its network has no NAT (docker's `--internal`): only the gateway's
-    /// DNS is served.
-    pub internal: bool,
-    /// The network it is on (for DNS: names resolve within networks).
-    pub net: u32,
-}
-
-/// Where NAT-built frames go: implemented by the switch (a port's send
-/// path with its offload fallback) and by tests.
-pub trait Emit {
-    fn emit(&mut self, port: PortId, frame: &mut FrameBuf);
 }
 
 crate::stats::counters! {
@@ -123,28 +91,6 @@ crate::stats::counters! {
         /// Packets from a source no host has (0.0.0.0, loopback, group
         /// addresses, the gateway's own) refused.
         bad_source_refused,
-        dns_queries,
-        dns_replies,
-        dns_timeouts,
-        dns_refused,
-        dns_local_answers,
-        dns_nxdomain,
-        dns_rate_limited,
-        dns_malformed,
-        /// A query's own socket could not be made for an upstream.
-        dns_upstream_socket_failed,
-        /// Datagrams on a query's socket that were not its answer (another
-        /// source, id or question): forgery attempts, or late junk.
-        dns_answers_refused,
-        dns_tcp_connections,
-        dns_tcp_refused,
-        dns_tcp_refused_per_client,
-        dns_tcp_timed_out,
-        dns_tcp_queries,
-        dns_tcp_local_answers,
-        dns_tcp_forwarded,
-        dns_tcp_upstream_failures,
-        dns_tcp_malformed,
     }
 }
 
@@ -171,7 +117,7 @@ pub enum FlowState {
 }
 
 pub struct Flow {
-    pub ep: Endpoint,
+    pub ep: Inside,
     pub sock: OwnedFd,
     pub target: SocketAddr,
     pub created: Time,
@@ -186,13 +132,7 @@ pub struct Flow {
 const NOT_BUSY: u32 = u32::MAX;
 
 impl Flow {
-    pub fn new(
-        ep: Endpoint,
-        sock: OwnedFd,
-        target: SocketAddr,
-        now: Time,
-        state: FlowState,
-    ) -> Flow {
+    pub fn new(ep: Inside, sock: OwnedFd, target: SocketAddr, now: Time, state: FlowState) -> Flow {
         Flow {
             ep,
             sock,
@@ -224,7 +164,10 @@ pub struct Nat {
     cfg: NatConfig,
     table: FlowTable<Flow>,
     /// Host sockets and their poll: real ones, or a fake (fuzzing).
-    io: Box<dyn host::HostIo>,
+    io: Box<dyn HostIo>,
+    /// Services of the gateway's own address on the host's loopback, by
+    /// TCP port (the DNS-over-TCP server on 53).
+    services: Vec<(u16, Arc<dyn LocalService>)>,
     /// Frames the NAT builds, one at a time.
     tx: FrameBuf,
     /// Flows with data in flight toward their container (retransmission
@@ -233,7 +176,6 @@ pub struct Nat {
     busy: Vec<FlowId>,
     /// Next flow index the incremental idle sweep looks at.
     sweep: usize,
-    dns: dns::DnsForwarder,
     /// Published ports, by forward id.
     forwards: Vec<Option<forward::Forward>>,
     icmp_warned: bool,
@@ -246,21 +188,15 @@ pub struct Nat {
 
 impl Nat {
     pub fn new(cfg: NatConfig) -> Nat {
-        Nat::with_names(cfg, dns::shared_names())
-    }
-
-    /// A NAT whose embedded DNS answers from `names` (shared between the
-    /// shards of a data path).
-    pub fn with_names(cfg: NatConfig, names: dns::SharedNames) -> Nat {
         let max_flows = cfg.max_flows;
         let mut seed = [0u8; 8];
         crate::sys::random_bytes(&mut seed);
         Nat {
             table: FlowTable::new(cfg.max_flows, cfg.max_flows_per_container),
-            dns: dns::DnsForwarder::with_names(cfg.dns_upstreams.clone(), names),
             forwards: Vec::new(),
             cfg,
-            io: Box::new(host::RealIo::default()),
+            io: Box::new(RealIo::default()),
+            services: Vec::new(),
             tx: FrameBuf::new(),
             busy: Vec::with_capacity(max_flows),
             sweep: 0,
@@ -278,8 +214,28 @@ impl Nat {
     }
 
     /// Runs the NAT over `io` instead of real sockets (the fuzzer's fake).
-    pub fn set_io(&mut self, io: Box<dyn host::HostIo>) {
+    pub fn set_io(&mut self, io: Box<dyn HostIo>) {
         self.io = io;
+    }
+
+    /// The host side, lent to the embedded DNS by the switch (one host,
+    /// one poll, per shard).
+    pub fn host(&mut self) -> &mut dyn HostIo {
+        &mut *self.io
+    }
+
+    /// Serves TCP to the gateway's `port` with `service` (on the host's
+    /// loopback): the DNS-over-TCP server on 53.
+    pub fn add_service(&mut self, port: u16, service: Arc<dyn LocalService>) {
+        self.services.retain(|(p, _)| *p != port);
+        self.services.push((port, service));
+    }
+
+    fn service(&self, port: u16) -> Option<&Arc<dyn LocalService>> {
+        self.services
+            .iter()
+            .find(|(p, _)| *p == port)
+            .map(|(_, s)| s)
     }
 
     pub fn config(&self) -> &NatConfig {
@@ -324,10 +280,7 @@ impl Nat {
             self.counters.flows_evicted += 1;
             self.finish_flow(&k, old, Next::Abort, emit);
         }
-        if let Err(e) = self
-            .io
-            .register(fd, FLOW_TOKEN_BASE + id.0 as usize, interest)
-        {
+        if let Err(e) = self.io.register(fd, PollToken::Flow(id.0), interest) {
             log::warn!("cannot poll a NAT socket: {e}");
             self.table.remove(id);
             self.counters.host_socket_failed += 1;
@@ -421,33 +374,47 @@ impl Nat {
     /// packet from a container. Returns why it was dropped, if it was.
     pub fn outbound(
         &mut self,
-        ep: &Endpoint,
+        ep: &Inside,
+        pkt: &Routed<'_>,
+        vnet: &VnetHdr,
+        now: Time,
+        emit: &mut dyn Emit,
+    ) -> Option<DropReason> {
+        let (ip, l4) = (&pkt.ip, pkt.l4);
+        if !policy::valid_source(ip.src(), inside::v4(ep.gateway_ip)) {
+            self.counters.bad_source_refused += 1;
+            return Some(DropReason::SpoofedSrcIp);
+        }
+        match ip.protocol() {
+            protocol::TCP => self.tcp_outbound(ep, ip, l4, vnet, now, emit),
+            protocol::UDP => self.udp_outbound(ep, ip, l4, now, emit),
+            protocol::ICMP => self.icmp_outbound(ep, ip, l4, vnet, now, emit),
+            _ => Some(DropReason::NotServed),
+        }
+    }
+
+    /// [`Nat::outbound`] for a whole frame (benches and tests): parsed as
+    /// the gateway parses routed traffic.
+    pub fn outbound_frame(
+        &mut self,
+        ep: &Inside,
         buf: &FrameBuf,
         now: Time,
         emit: &mut dyn Emit,
     ) -> Option<DropReason> {
         let vnet = buf.vnet();
-        let (ip, l4) = match routed_packet(buf) {
-            Ok(p) => p,
-            Err(r) => return Some(r),
-        };
-        if !policy::valid_source(ip.src(), ep.gateway_ip) {
-            self.counters.bad_source_refused += 1;
-            return Some(DropReason::SpoofedSrcIp);
-        }
-        match ip.protocol() {
-            protocol::TCP => self.tcp_outbound(ep, &ip, l4, &vnet, now, emit),
-            protocol::UDP => self.udp_outbound(ep, &ip, l4, now, emit),
-            protocol::ICMP => self.icmp_outbound(ep, &ip, l4, &vnet, now, emit),
-            _ => Some(DropReason::NotServed),
+        match crate::gateway::routed(buf.frame(), &vnet) {
+            Ok(pkt) => self.outbound(ep, &pkt, &vnet, now, emit),
+            Err(r) => Some(r),
         }
     }
 
     /// Where a new flow's host socket may connect: `policy::destination`,
-    /// with refusals counted. `Dns` is for the caller to resolve (UDP to
-    /// the forwarder, TCP to the DNS-over-TCP server).
-    fn target_for(&mut self, ep: &Endpoint, dst: Ipv4Addr, port: u16) -> policy::Target {
-        let t = policy::destination(ep, dst, port);
+    /// with refusals counted. A `Service` is for the caller to resolve
+    /// (only TCP has them).
+    fn target_for(&mut self, ep: &Inside, dst: Ipv4Addr, port: u16, tcp: bool) -> policy::Target {
+        let service = tcp && dst == inside::v4(ep.gateway_ip) && self.service(port).is_some();
+        let t = policy::destination(ep, dst, port, service);
         if let policy::Target::Refuse(policy::Refusal::HostLoopback) = t {
             self.counters.loopback_refused += 1;
         }
@@ -465,13 +432,13 @@ impl Nat {
     /// A poll event on a flow's socket.
     pub fn on_flow_event(
         &mut self,
-        token: usize,
+        flow: u32,
         readable: bool,
         writable: bool,
         now: Time,
         emit: &mut dyn Emit,
     ) {
-        let id = FlowId((token - FLOW_TOKEN_BASE) as u32);
+        let id = FlowId(flow);
         let Some(key) = self.table.key(id).copied() else {
             return;
         };
@@ -493,36 +460,11 @@ impl Nat {
         }
     }
 
-    /// The names the embedded DNS answers (control plane).
-    pub fn names(&mut self) -> std::sync::MutexGuard<'_, dns::NameTable> {
-        self.dns.names()
+    pub fn counters(&self) -> NatCounters {
+        self.counters
     }
 
-    /// The counters, with those of the DNS-over-TCP server (kept apart,
-    /// on its own threads).
-    pub fn counters_snapshot(&self) -> NatCounters {
-        let mut c = self.counters;
-        let t = self.dns.tcp_counters();
-        c.dns_tcp_connections = t.connections;
-        c.dns_tcp_refused = t.refused;
-        c.dns_tcp_refused_per_client = t.refused_per_client;
-        c.dns_tcp_timed_out = t.timed_out;
-        c.dns_tcp_queries = t.queries;
-        c.dns_tcp_local_answers = t.local_answers;
-        c.dns_tcp_forwarded = t.forwarded;
-        c.dns_tcp_upstream_failures = t.upstream_failures;
-        c.dns_tcp_malformed = t.malformed;
-        c
-    }
-
-    /// A poll event on a DNS upstream socket.
-    pub fn on_dns_event(&mut self, token: usize, _now: Time, emit: &mut dyn Emit) {
-        let i = token - DNS_TOKEN_BASE;
-        self.dns
-            .on_readable(i, &mut *self.io, &mut self.tx, emit, &mut self.counters);
-    }
-
-    /// Timers: retransmissions toward containers, idle flows, DNS queries.
+    /// Timers: retransmissions toward containers, idle flows.
     pub fn tick(&mut self, now: Time, emit: &mut dyn Emit) {
         let mut i = 0;
         while i < self.busy.len() {
@@ -572,14 +514,12 @@ impl Nat {
                 self.remove_flow(id, Next::Abort, emit);
             }
         }
-        self.dns.tick(now, &mut *self.io, &mut self.counters);
     }
 
     /// A port left: its published ports close (freeing the host ports)
     /// and its flows go, host sides reset.
     pub fn port_removed(&mut self, port: PortId, emit: &mut dyn Emit) {
         self.remove_forwards_of(port);
-        self.dns.port_removed(port, &mut *self.io);
         for id in self.table.owned_by(port) {
             // No frame can reach the container any more: close quietly.
             if let Some((_, mut f)) = self.table.remove(id) {
@@ -631,90 +571,6 @@ impl Nat {
     pub fn busy_len(&self) -> usize {
         self.busy.len()
     }
-}
-
-/// The IPv4 packet a container routed to the gateway, and its transport
-/// bytes (for a GSO super-frame: everything after the IP header).
-fn routed_packet(buf: &FrameBuf) -> Result<(Ipv4Packet<&[u8]>, &[u8]), DropReason> {
-    let frame = buf.frame();
-    let vnet = buf.vnet();
-    let l3 = frame
-        .get(ethernet::HEADER_LEN..)
-        .ok_or(DropReason::Truncated)?;
-    let ip = if vnet.is_gso() {
-        Ipv4Packet::new_checked_gso(l3)
-    } else {
-        Ipv4Packet::new_checked(l3)
-    }
-    .map_err(|_| DropReason::MalformedPacket)?;
-    if ip.is_fragment() {
-        // Flows are keyed by ports, which only the first fragment carries;
-        // the container's PMTU discovery avoids fragments.
-        return Err(DropReason::Fragment);
-    }
-    if ip.ttl() <= 1 {
-        return Err(DropReason::NoRoute);
-    }
-    let hl = ip.header_len();
-    let l4 = if vnet.is_gso() {
-        &l3[hl..]
-    } else {
-        // The payload as declared by the total length (checked above to fit).
-        &l3[hl..ip.total_len().clamp(hl, l3.len())]
-    };
-    Ok((ip, l4))
-}
-
-/// Writes Ethernet + IPv4 headers of a frame from `src` (the far end, or the
-/// gateway) to the endpoint into `out`; returns the offset of the transport
-/// header. `l4_len` must leave the IPv4 total length within 65535.
-pub(crate) fn emit_ipv4_to(
-    out: &mut FrameBuf,
-    ep: &Endpoint,
-    src: Ipv4Addr,
-    proto: u8,
-    l4_len: usize,
-) -> usize {
-    let buf = out.read_space();
-    let n = ethernet::emit_header(buf, ep.mac, ep.gateway_mac, ethertype::IPV4);
-    n + Ipv4Repr {
-        src,
-        dst: ep.ip,
-        protocol: proto,
-        payload_len: l4_len,
-        ttl: 64,
-        ident: 0,
-    }
-    .emit(&mut buf[n..])
-}
-
-/// GSO parameters of a frame the NAT builds: kind, segment size, and the
-/// length of the headers in front of the payload.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Gso {
-    pub kind: u8,
-    pub size: u16,
-    pub hdr_len: u16,
-}
-
-/// Finishes a frame built with `emit_ipv4_to`: length and a vnet header
-/// asking for the transport checksum (`csum_offset` into the L4 header) to
-/// be completed, plus GSO when given.
-pub(crate) fn finish_frame(out: &mut FrameBuf, len: usize, csum_offset: u16, gso: Option<Gso>) {
-    out.set_len(len);
-    let g = gso.unwrap_or(Gso {
-        kind: 0,
-        size: 0,
-        hdr_len: 0,
-    });
-    out.set_vnet(VnetHdr {
-        flags: crate::wire::vnet::flags::NEEDS_CSUM,
-        gso_type: g.kind,
-        hdr_len: g.hdr_len,
-        gso_size: g.size,
-        csum_start: (ethernet::HEADER_LEN + 20) as u16,
-        csum_offset,
-    });
 }
 
 /// The inside address of a flow key (an IPv4 container address).

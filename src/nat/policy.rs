@@ -27,7 +27,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::Endpoint;
+use crate::inside::{v4, Inside};
 use crate::stats::DropReason;
 
 /// True for an address the host treats as itself on its loopback: IPv4
@@ -68,8 +68,9 @@ fn is_host_local_v6(a: Ipv6Addr) -> bool {
 pub enum Target {
     /// Open a host socket to this address.
     Connect(SocketAddr),
-    /// The embedded DNS (the gateway's port 53).
-    Dns,
+    /// A service of the gateway's own address (the DNS-over-TCP server):
+    /// the caller connects to where it listens.
+    Service,
     /// Refused: answer with a RST (TCP) or an ICMP error, count `reason`.
     Refuse(Refusal),
 }
@@ -107,15 +108,15 @@ impl Refusal {
     }
 }
 
-/// Where a packet from `ep` to `dst`:`port` may go. `port` 53 on the
-/// gateway's address is the embedded DNS; the gateway's address otherwise
-/// means the host's loopback, where the endpoint may reach it; any other
-/// destination is connected to as given, unless it is the host's loopback,
-/// broadcast or multicast.
-pub fn destination(ep: &Endpoint, dst: Ipv4Addr, port: u16) -> Target {
-    if dst == ep.gateway_ip {
-        if port == 53 {
-            return Target::Dns;
+/// Where a packet from `ep` to `dst`:`port` may go. On the gateway's
+/// address a port with a local service (`service`: the DNS-over-TCP server
+/// on 53) is that service; any other port means the host's loopback, where
+/// the endpoint may reach it; any other destination is connected to as
+/// given, unless it is the host's loopback, broadcast or multicast.
+pub fn destination(ep: &Inside, dst: Ipv4Addr, port: u16, service: bool) -> Target {
+    if dst == v4(ep.gateway_ip) {
+        if service {
+            return Target::Service;
         }
         if ep.allow_host_loopback && !ep.internal {
             return Target::Connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
@@ -123,7 +124,7 @@ pub fn destination(ep: &Endpoint, dst: Ipv4Addr, port: u16) -> Target {
         return Target::Refuse(Refusal::NotServed);
     }
     if ep.internal {
-        // No NAT on this network: only the gateway's DNS is served. (The
+        // No NAT on this network: only the gateway's services. (The
         // gateway answers routed traffic itself; this is the same rule
         // where a socket would be opened.)
         return Target::Refuse(Refusal::NotServed);
@@ -156,13 +157,13 @@ mod tests {
 
     const GW: Ipv4Addr = Ipv4Addr::new(172, 17, 0, 1);
 
-    fn ep(allow: bool, internal: bool) -> Endpoint {
-        Endpoint {
+    fn ep(allow: bool, internal: bool) -> Inside {
+        Inside {
             port: PortId(0),
             mac: MacAddr([2, 0x42, 172, 17, 0, 2]),
-            ip: Ipv4Addr::new(172, 17, 0, 2),
+            ip: Ipv4Addr::new(172, 17, 0, 2).into(),
             gateway_mac: MacAddr::docker_from_ipv4(GW),
-            gateway_ip: GW,
+            gateway_ip: GW.into(),
             mtu: 1500,
             allow_host_loopback: allow,
             internal,
@@ -198,32 +199,35 @@ mod tests {
         ] {
             for allow in [false, true] {
                 assert_eq!(
-                    destination(&ep(allow, false), dst, 22),
+                    destination(&ep(allow, false), dst, 22, false),
                     Target::Refuse(Refusal::HostLoopback),
                     "{dst} allow={allow}"
                 );
             }
         }
         assert_eq!(
-            destination(&ep(false, false), GW, 22),
+            destination(&ep(false, false), GW, 22, false),
             Target::Refuse(Refusal::NotServed)
         );
         assert_eq!(
-            destination(&ep(true, false), GW, 22),
+            destination(&ep(true, false), GW, 22, false),
             Target::Connect("127.0.0.1:22".parse().unwrap())
         );
-        assert_eq!(destination(&ep(false, false), GW, 53), Target::Dns);
+        assert_eq!(
+            destination(&ep(false, false), GW, 53, true),
+            Target::Service
+        );
     }
 
     #[test]
     fn other_destinations_and_group_addresses() {
         assert_eq!(
-            destination(&ep(false, false), Ipv4Addr::new(10, 200, 0, 1), 80),
+            destination(&ep(false, false), Ipv4Addr::new(10, 200, 0, 1), 80, false),
             Target::Connect("10.200.0.1:80".parse().unwrap())
         );
         for dst in [Ipv4Addr::BROADCAST, Ipv4Addr::new(224, 0, 0, 251)] {
             assert_eq!(
-                destination(&ep(false, false), dst, 5353),
+                destination(&ep(false, false), dst, 5353, false),
                 Target::Refuse(Refusal::NotRoutable)
             );
         }
@@ -231,13 +235,13 @@ mod tests {
 
     #[test]
     fn internal_networks_serve_only_dns() {
-        assert_eq!(destination(&ep(true, true), GW, 53), Target::Dns);
+        assert_eq!(destination(&ep(true, true), GW, 53, true), Target::Service);
         assert_eq!(
-            destination(&ep(true, true), GW, 22),
+            destination(&ep(true, true), GW, 22, false),
             Target::Refuse(Refusal::NotServed)
         );
         assert_eq!(
-            destination(&ep(false, true), Ipv4Addr::new(10, 0, 0, 1), 80),
+            destination(&ep(false, true), Ipv4Addr::new(10, 0, 0, 1), 80, false),
             Target::Refuse(Refusal::NotServed)
         );
     }

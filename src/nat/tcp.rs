@@ -35,13 +35,12 @@ use std::time::Duration;
 
 use mio::Interest;
 
-use super::host::HostIo;
 use super::policy::Target;
 use super::table::{FlowId, FlowKey};
-use super::{
-    emit_ipv4_to, finish_frame, outside_v4, Emit, Endpoint, Flow, FlowState, Gso, Nat, Next, Proto,
-};
+use super::{outside_v4, Flow, FlowState, Nat, Next, Proto};
 use crate::frame::FrameBuf;
+use crate::host::{HostIo, PollToken};
+use crate::inside::{emit_ipv4_to, finish_frame, Emit, Gso, Inside};
 use crate::stats::DropReason;
 use crate::time::Time;
 use crate::wire::checksum;
@@ -334,7 +333,7 @@ fn socket_window(io: &mut dyn HostIo, fd: RawFd) -> (u32, u32) {
 #[allow(clippy::too_many_arguments)]
 fn emit_segment(
     tx: &mut FrameBuf,
-    ep: &Endpoint,
+    ep: &Inside,
     key: &FlowKey,
     seq: u32,
     ack: u32,
@@ -357,7 +356,7 @@ fn emit_segment(
         fl,
         window,
     );
-    let pseudo = checksum::pseudo_header_v4(remote, ep.ip, protocol::TCP, l4_len as u16);
+    let pseudo = checksum::pseudo_header_v4(remote, ep.v4().0, protocol::TCP, l4_len as u16);
     buf[off + 16..off + 18].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
     let gso = (payload_len > mss as usize).then_some(Gso {
         kind: gso::TCPV4,
@@ -369,13 +368,7 @@ fn emit_segment(
 }
 
 /// A RST to the container for a synchronized connection.
-pub fn send_reset(
-    c: &TcpConn,
-    key: &FlowKey,
-    ep: &Endpoint,
-    tx: &mut FrameBuf,
-    emit: &mut dyn Emit,
-) {
+pub fn send_reset(c: &TcpConn, key: &FlowKey, ep: &Inside, tx: &mut FrameBuf, emit: &mut dyn Emit) {
     emit_segment(
         tx,
         ep,
@@ -392,7 +385,7 @@ pub fn send_reset(
 
 /// A RST answering a segment that belongs to no connection (RFC 9293
 /// 3.10.7.1), e.g. a refused connect or a flow over its limit.
-fn reset_for(seg: &Seg<'_>, key: &FlowKey, ep: &Endpoint, tx: &mut FrameBuf, emit: &mut dyn Emit) {
+fn reset_for(seg: &Seg<'_>, key: &FlowKey, ep: &Inside, tx: &mut FrameBuf, emit: &mut dyn Emit) {
     if seg.has(flags::RST) {
         return;
     }
@@ -428,7 +421,7 @@ fn window_field(c: &mut TcpConn, io: &mut dyn HostIo, fd: RawFd) -> u16 {
 }
 
 /// Arms or disarms EPOLLOUT on the flow's socket as its window requires.
-fn arm_write(c: &mut TcpConn, want: bool, io: &mut dyn HostIo, fd: RawFd, token: usize) {
+fn arm_write(c: &mut TcpConn, want: bool, io: &mut dyn HostIo, fd: RawFd, token: PollToken) {
     // Re-arming while still low is what sets SOCK_NOSPACE again after a
     // wake-up cleared it, so it is done even when `want` did not change.
     if want || want != c.want_write {
@@ -447,7 +440,7 @@ fn send_ack(
     io: &mut dyn HostIo,
     fd: RawFd,
     key: &FlowKey,
-    ep: &Endpoint,
+    ep: &Inside,
     tx: &mut FrameBuf,
     emit: &mut dyn Emit,
 ) {
@@ -481,14 +474,14 @@ fn queue_for_flush(pending: &mut Vec<FlowId>, c: &mut TcpConn, id: FlowId) -> bo
 }
 
 /// EPOLLOUT after an acknowledgement: armed while the window is low.
-fn arm_after_ack(c: &mut TcpConn, io: &mut dyn HostIo, fd: RawFd, token: usize) {
+fn arm_after_ack(c: &mut TcpConn, io: &mut dyn HostIo, fd: RawFd, token: PollToken) {
     let low = !c.c_fin && c.window_is_low();
     if low != c.want_write || low {
         arm_write(c, low, io, fd, token);
     }
 }
 
-fn send_syn_ack(c: &TcpConn, key: &FlowKey, ep: &Endpoint, tx: &mut FrameBuf, emit: &mut dyn Emit) {
+fn send_syn_ack(c: &TcpConn, key: &FlowKey, ep: &Inside, tx: &mut FrameBuf, emit: &mut dyn Emit) {
     send_syn(c, key, ep, tx, emit, true);
 }
 
@@ -496,7 +489,7 @@ fn send_syn_ack(c: &TcpConn, key: &FlowKey, ep: &Endpoint, tx: &mut FrameBuf, em
 fn send_syn(
     c: &TcpConn,
     key: &FlowKey,
-    ep: &Endpoint,
+    ep: &Inside,
     tx: &mut FrameBuf,
     emit: &mut dyn Emit,
     ack: bool,
@@ -530,7 +523,7 @@ fn send_syn(
     );
     buf[off + 12] = ((l4_len / 4) as u8) << 4;
     buf[off + 20..off + 20 + opt_len].copy_from_slice(&opts[..opt_len]);
-    let pseudo = checksum::pseudo_header_v4(remote, ep.ip, protocol::TCP, l4_len as u16);
+    let pseudo = checksum::pseudo_header_v4(remote, ep.v4().0, protocol::TCP, l4_len as u16);
     buf[off + 16..off + 18].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
     finish_frame(tx, off + l4_len, tcpw::CHECKSUM_OFFSET as u16, None);
     emit.emit(ep.port, tx);
@@ -588,7 +581,7 @@ fn send_host_data(
     io: &mut dyn HostIo,
     fd: RawFd,
     key: &FlowKey,
-    ep: &Endpoint,
+    ep: &Inside,
     tx: &mut FrameBuf,
     emit: &mut dyn Emit,
 ) -> Next {
@@ -678,7 +671,7 @@ impl Nat {
     /// A TCP segment from a container.
     pub(super) fn tcp_outbound(
         &mut self,
-        ep: &Endpoint,
+        ep: &Inside,
         ip: &Ipv4Packet<&[u8]>,
         l4: &[u8],
         vnet: &VnetHdr,
@@ -732,19 +725,21 @@ impl Nat {
             reset_for(&seg, &key, ep, &mut self.tx, emit);
             return Some(DropReason::NoFlow);
         }
-        let dns = match self.target_for(ep, ip.dst(), key.outside.port()) {
-            Target::Connect(t) => Some(t),
-            Target::Dns => None,
+        let dport = key.outside.port();
+        let service = match self.target_for(ep, ip.dst(), dport, true) {
+            Target::Connect(t) => Err(t),
+            Target::Service => Ok(self.service(dport).cloned()),
             Target::Refuse(r) => {
                 // The destination says no: a refused connect, at once.
                 reset_for(&seg, &key, ep, &mut self.tx, emit);
                 return Some(r.reason());
             }
         };
-        let target = match dns {
-            Some(t) => t,
-            // The embedded DNS's TCP server (on the host's loopback, ours).
-            None => match self.dns.tcp_target(&mut *self.io) {
+        let target = match &service {
+            Err(t) => *t,
+            // A service of the gateway's address (the DNS-over-TCP server),
+            // on the host's loopback.
+            Ok(s) => match s.as_deref().and_then(|s| self.io.service_addr(s)) {
                 Some(t) => t,
                 None => {
                     reset_for(&seg, &key, ep, &mut self.tx, emit);
@@ -765,15 +760,11 @@ impl Nat {
                 return None;
             }
         };
-        if dns.is_none() {
-            // The embedded DNS's TCP server: tell it who is asking.
-            if let Ok(SocketAddr::V4(local)) = self.io.local_addr(sock.as_raw_fd()) {
-                let origin = super::dns::Origin {
-                    net: ep.net,
-                    client: ip.src(),
-                    gateway: ep.gateway_ip,
-                };
-                self.dns.tcp_origin(local.port(), origin);
+        if let Ok(Some(s)) = &service {
+            // Tell the service who this connection speaks for, before the
+            // container can have sent anything on it.
+            if let Ok(local) = self.io.local_addr(sock.as_raw_fd()) {
+                s.connected(local.port(), ep);
             }
         }
         let peek_off = self.io.set_peek_off(sock.as_raw_fd(), 0);
@@ -800,7 +791,7 @@ impl Nat {
     fn connect_failed(
         &mut self,
         key: &FlowKey,
-        ep: &Endpoint,
+        ep: &Inside,
         c_isn: u32,
         e: &io::Error,
         emit: &mut dyn Emit,
@@ -1015,7 +1006,7 @@ impl Nat {
                 need_ack = true; // a retransmitted FIN
             }
         }
-        let token = super::FLOW_TOKEN_BASE + id.0 as usize;
+        let token = PollToken::Flow(id.0);
         // In-order data taken whole (a gap leaves `all_taken` false) is
         // acknowledged at the flush, once for the whole batch; anything else
         // (a gap, a FIN, a full socket) at once.
@@ -1086,7 +1077,7 @@ impl Nat {
                 if !carried {
                     send_ack(c, io, fd, &key, &ep, &mut self.tx, emit);
                 }
-                let token = super::FLOW_TOKEN_BASE + id.0 as usize;
+                let token = PollToken::Flow(id.0);
                 arm_after_ack(c, io, fd, token);
             }
         }
@@ -1111,7 +1102,7 @@ impl Nat {
         let FlowState::Tcp(c) = &mut flow.state else {
             return Next::Keep;
         };
-        let token = super::FLOW_TOKEN_BASE + id.0 as usize;
+        let token = PollToken::Flow(id.0);
         if c.phase == Phase::Connecting {
             if !writable && !readable {
                 return Next::Keep;
@@ -1187,7 +1178,7 @@ impl Nat {
             if free > before.saturating_mul(2).max(before + 65536) {
                 send_ack(c, io, fd, &key, &ep, &mut self.tx, emit);
                 if !c.window_is_low() {
-                    let token = super::FLOW_TOKEN_BASE + id.0 as usize;
+                    let token = PollToken::Flow(id.0);
                     arm_write(c, false, io, fd, token);
                 }
             }

@@ -12,11 +12,9 @@ use mio::Interest;
 
 use super::policy::Target;
 use super::table::{FlowId, FlowKey};
-use super::{
-    emit_ipv4_to, finish_frame, inside_v4, outside_v4, Emit, Endpoint, Flow, FlowState, Nat, Next,
-    Proto,
-};
+use super::{inside_v4, outside_v4, Flow, FlowState, Nat, Next, Proto};
 use crate::frame::FrameBuf;
+use crate::inside::{emit_ipv4_to, finish_frame, Emit, Inside};
 use crate::stats::DropReason;
 use crate::time::Time;
 use crate::wire::checksum;
@@ -44,7 +42,7 @@ pub struct UdpFlow {
 /// from the flow's outside address to the container, and emits it.
 pub(crate) fn emit_datagram(
     tx: &mut crate::frame::FrameBuf,
-    ep: &Endpoint,
+    ep: &Inside,
     key: &FlowKey,
     n: usize,
     emit: &mut dyn Emit,
@@ -103,14 +101,14 @@ impl Nat {
         buf: &'a FrameBuf,
         now: Time,
     ) -> Option<(FlowId, &'a [u8])> {
-        let (ip, l4) = super::routed_packet(buf).ok()?;
-        if ip.protocol() != protocol::UDP {
+        let pkt = crate::gateway::routed(buf.frame(), &buf.vnet()).ok()?;
+        if pkt.ip.protocol() != protocol::UDP {
             return None;
         }
-        let u = UdpPacket::new_checked(l4).ok()?;
-        let id = self.udp_lookup(&udp_key(&ip, &u), now)?;
+        let u = UdpPacket::new_checked(pkt.l4).ok()?;
+        let id = self.udp_lookup(&udp_key(&pkt.ip, &u), now)?;
         // The payload as a slice of `buf` (the view's borrow ends here).
-        Some((id, &l4[HEADER_LEN..HEADER_LEN + u.payload().len()]))
+        Some((id, &pkt.l4[HEADER_LEN..HEADER_LEN + u.payload().len()]))
     }
 
     /// The per-datagram work of an established UDP flow toward its
@@ -129,7 +127,7 @@ impl Nat {
 
     pub(super) fn udp_outbound(
         &mut self,
-        ep: &Endpoint,
+        ep: &Inside,
         ip: &Ipv4Packet<&[u8]>,
         l4: &[u8],
         now: Time,
@@ -143,21 +141,11 @@ impl Nat {
         let id = match self.udp_lookup(&key, now) {
             Some(id) => id,
             None => {
-                let target = match self.target_for(ep, dst, dport) {
+                let target = match self.target_for(ep, dst, dport, false) {
                     Target::Connect(t) => t,
-                    Target::Dns => {
-                        return self.dns.query(
-                            ep,
-                            ip.src(),
-                            u.src_port(),
-                            u.payload(),
-                            now,
-                            &mut *self.io,
-                            &mut self.tx,
-                            emit,
-                            &mut self.counters,
-                        );
-                    }
+                    // UDP to the gateway's port 53 is the DNS's, handed to it
+                    // before the NAT; no other UDP service exists.
+                    Target::Service => return Some(DropReason::NotServed),
                     Target::Refuse(r) => {
                         super::icmp::send_unreachable(
                             &mut self.tx,

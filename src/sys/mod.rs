@@ -7,6 +7,7 @@
 pub mod fdpass;
 pub mod ifreq;
 pub mod rtnl;
+pub mod sock;
 
 use std::io;
 use std::os::fd::RawFd;

@@ -142,6 +142,14 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     }
 }
 
+impl<'a> EthernetFrame<&'a [u8]> {
+    /// The payload, borrowed for as long as the frame is (not the view).
+    #[inline]
+    pub fn into_payload(self) -> &'a [u8] {
+        &self.buf[HEADER_LEN..]
+    }
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
     #[inline]
     pub fn set_dst(&mut self, mac: MacAddr) {

@@ -142,6 +142,16 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 }
 
+impl<'a> Ipv4Packet<&'a [u8]> {
+    /// [`Ipv4Packet::payload`], borrowed for as long as the packet is (not
+    /// the view).
+    pub fn into_payload(self) -> &'a [u8] {
+        let hl = self.header_len().min(self.buf.len());
+        let end = self.total_len().clamp(hl, self.buf.len());
+        &self.buf[hl..end]
+    }
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     pub fn set_total_len(&mut self, len: u16) {
         self.buf.as_mut()[2..4].copy_from_slice(&len.to_be_bytes());

@@ -58,6 +58,14 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     }
 }
 
+impl<'a> UdpPacket<&'a [u8]> {
+    /// The payload, borrowed for as long as the datagram is (not the view).
+    pub fn into_payload(self) -> &'a [u8] {
+        let len = self.len();
+        &self.buf[HEADER_LEN..len]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use lanyard::dataplane::{Event, NetworkId, NetworkSpec, PortSpec, Switch};
 use lanyard::frame::FrameBuf;
-use lanyard::nat::{NatConfig, DNS_TOKEN_BASE, FLOW_TOKEN_BASE, FORWARD_TOKEN_BASE};
+use lanyard::host::PollToken;
+use lanyard::nat::NatConfig;
 use lanyard::offload::Offloads;
 use lanyard::port::{MemoryHandle, MemoryPort, PortId};
 use lanyard::security::PortPolicy;
@@ -45,6 +46,8 @@ pub struct Opts {
     pub mtu: u32,
     pub allow_host_loopback: bool,
     pub nat: NatConfig,
+    /// Where the embedded DNS forwards.
+    pub dns_upstreams: Vec<std::net::SocketAddr>,
     /// Slots of the endpoint's recording ring.
     pub ring_slots: usize,
     /// What the endpoint takes (FULL: GSO super-frames arrive whole).
@@ -66,6 +69,7 @@ impl Default for Opts {
                 max_flows_per_container: 4096,
                 ..NatConfig::default()
             },
+            dns_upstreams: Vec::new(),
             ring_slots: 1024,
             offloads: Offloads::FULL,
             events: None,
@@ -529,7 +533,12 @@ pub struct Rig {
 
 impl Rig {
     pub fn new(o: Opts) -> Rig {
-        let mut sw = Switch::with_nat(16, o.nat.clone());
+        let mut sw = Switch::with_names(
+            16,
+            o.nat.clone(),
+            o.dns_upstreams.clone(),
+            lanyard::dns::shared_names(),
+        );
         let net = sw.add_network(NetworkSpec {
             name: "default".into(),
             subnet: "172.17.0.0/16".parse().unwrap(),
@@ -604,25 +613,21 @@ impl Rig {
         let mut n = 0;
         for ev in self.events.iter() {
             n += 1;
-            let t = ev.token().0;
-            if t >= FLOW_TOKEN_BASE {
-                let err = ev.is_error();
-                self.flow_events += 1;
-                self.sw.nat_flow_event(
-                    t,
-                    ev.is_readable() || ev.is_read_closed() || err,
-                    ev.is_writable() || err,
-                    now,
-                );
-            } else if t >= DNS_TOKEN_BASE {
-                self.dns_events += 1;
-                self.sw.nat_dns_event(t, now);
-            } else if t >= FORWARD_TOKEN_BASE {
-                self.forward_events += 1;
-                self.sw.nat_forward_event(t, now);
-            } else {
-                panic!("a poll token the NAT does not use: {t}");
+            let err = ev.is_error();
+            let token = PollToken::decode(ev.token());
+            match token {
+                PollToken::Flow(_) => self.flow_events += 1,
+                PollToken::DnsQuery { .. } => self.dns_events += 1,
+                PollToken::Forward(_) => self.forward_events += 1,
+                other => panic!("a poll token the NAT does not use: {other:?}"),
             }
+            // As the data path's poll loop hands them on.
+            self.sw.host_event(
+                token,
+                ev.is_readable() || ev.is_read_closed() || err,
+                ev.is_writable() || err,
+                now,
+            );
         }
         n
     }

@@ -4,7 +4,8 @@
 //!
 //! A container's TCP connection to the gateway's port 53 is translated by
 //! the NAT like any other; its host socket connects to this server on
-//! loopback. The server answers container names from the same `NameTable`
+//! loopback (the server is a `host::LocalService`, so the NAT knows it only
+//! as "a service of the gateway's address"). The server answers container names from the same `NameTable`
 //! the UDP path uses and relays everything else to the upstream resolvers
 //! over TCP. Names are per network, so the server must know who is asking:
 //! the NAT tells it, keyed by the host socket's local port, right after
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use hashbrown::HashMap;
 
-use super::dns::{local_answer, LocalAnswer, NameTable};
+use super::names::{local_answer, LocalAnswer, NameTable};
 use crate::log;
 use crate::wire::dns as w;
 
@@ -226,6 +227,24 @@ impl DnsTcp {
             upstream_failures: l(&c.upstream_failures),
             malformed: l(&c.malformed),
         }
+    }
+}
+
+impl crate::host::LocalService for DnsTcp {
+    fn start(&self) -> Option<SocketAddr> {
+        self.addr()
+    }
+
+    fn connected(&self, local_port: u16, inside: &crate::inside::Inside) {
+        let (client, gateway) = inside.v4();
+        self.expect(
+            local_port,
+            Origin {
+                net: inside.net,
+                client,
+                gateway,
+            },
+        );
     }
 }
 

@@ -1,170 +1,15 @@
-//! The NAT's host side as a trait: every socket call and poll registration
-//! the translation makes goes through [`HostIo`], so the same state
-//! machines run over real sockets ([`RealIo`], on the data path's mio
-//! poll) or over a fake that records what was asked and answers from a
-//! script ([`FakeIo`]): the fuzzer drives the whole pipeline, NAT included,
-//! without a socket, and tests can check what the NAT *tried* to do (which
-//! addresses it connected to) as well as what it sent.
-//!
-//! Descriptors stay real in both: a fake socket is a duplicate of one
-//! `/dev/null` descriptor, so a flow owns and closes an `OwnedFd` as it
-//! always does, and nothing the fake hands out can alias a real socket.
+//! [`FakeIo`]: host sockets that exist only as decisions, for the fuzzer
+//! and tests (see the module above for why).
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex};
 
-use mio::unix::SourceFd;
-use mio::{Interest, Registry, Token};
+use mio::Interest;
 
-use super::sock;
-
-/// The host sockets and poll of a NAT.
-pub trait HostIo: Send {
-    /// The poll host sockets register with (real sockets only).
-    fn set_registry(&mut self, _r: Registry) {}
-
-    /// A non-blocking TCP connect to `to` (in progress is success).
-    fn tcp_connect(&mut self, to: SocketAddr) -> io::Result<OwnedFd>;
-    /// A UDP socket connected to `to`.
-    fn udp_connect(&mut self, to: SocketAddr) -> io::Result<OwnedFd>;
-    /// An unprivileged ICMP echo socket (EACCES when the host allows none).
-    fn ping_socket(&mut self) -> io::Result<OwnedFd>;
-    /// Connects a socket made here (the ping socket) to `to`.
-    fn connect(&mut self, fd: RawFd, to: SocketAddr) -> io::Result<()>;
-    /// An unbound UDP socket of the family (a DNS query's own).
-    fn udp_socket(&mut self, v6: bool) -> io::Result<OwnedFd>;
-    /// A connection waiting on a published port's listener, and its peer.
-    fn accept(&mut self, listener: RawFd) -> io::Result<(OwnedFd, SocketAddr)>;
-    fn dup(&mut self, fd: RawFd) -> io::Result<OwnedFd>;
-
-    fn send(&mut self, fd: RawFd, buf: &[u8]) -> io::Result<usize>;
-    fn send_to(&mut self, fd: RawFd, buf: &[u8], to: SocketAddr) -> io::Result<usize>;
-    /// recv(2) with `flags` (MSG_PEEK, MSG_TRUNC), never blocking.
-    fn recv(&mut self, fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize>;
-    fn recv_from(&mut self, fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)>;
-
-    /// How a non-blocking connect ended.
-    fn take_error(&mut self, fd: RawFd) -> io::Result<Option<io::Error>>;
-    /// Sets SO_PEEK_OFF; false if the kernel lacks it.
-    fn set_peek_off(&mut self, fd: RawFd, off: u32) -> bool;
-    /// The send buffer's size and what is queued in it.
-    fn send_buffer(&mut self, fd: RawFd) -> (usize, usize);
-    fn shutdown_write(&mut self, fd: RawFd);
-    /// Makes close() reset the connection.
-    fn set_linger_zero(&mut self, fd: RawFd);
-    fn local_addr(&mut self, fd: RawFd) -> io::Result<SocketAddr>;
-
-    fn register(&mut self, fd: RawFd, token: usize, interest: Interest) -> io::Result<()>;
-    fn reregister(&mut self, fd: RawFd, token: usize, interest: Interest);
-    fn deregister(&mut self, fd: RawFd);
-
-    /// Where the DNS-over-TCP server listens, starting it on first use.
-    fn dns_tcp_addr(&mut self, server: &super::dns_tcp::DnsTcp) -> Option<SocketAddr> {
-        server.addr()
-    }
-}
-
-/// Real sockets on the data path's poll.
-#[derive(Default)]
-pub struct RealIo {
-    registry: Option<Registry>,
-}
-
-impl HostIo for RealIo {
-    fn set_registry(&mut self, r: Registry) {
-        self.registry = Some(r);
-    }
-
-    fn tcp_connect(&mut self, to: SocketAddr) -> io::Result<OwnedFd> {
-        sock::tcp_connect(to)
-    }
-
-    fn udp_connect(&mut self, to: SocketAddr) -> io::Result<OwnedFd> {
-        sock::udp_connect(to)
-    }
-
-    fn ping_socket(&mut self) -> io::Result<OwnedFd> {
-        sock::ping_socket()
-    }
-
-    fn connect(&mut self, fd: RawFd, to: SocketAddr) -> io::Result<()> {
-        sock::connect(fd, to)
-    }
-
-    fn udp_socket(&mut self, v6: bool) -> io::Result<OwnedFd> {
-        sock::udp_socket(v6)
-    }
-
-    fn accept(&mut self, listener: RawFd) -> io::Result<(OwnedFd, SocketAddr)> {
-        sock::accept(listener)
-    }
-
-    fn dup(&mut self, fd: RawFd) -> io::Result<OwnedFd> {
-        sock::dup(fd)
-    }
-
-    fn send(&mut self, fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-        sock::send(fd, buf)
-    }
-
-    fn send_to(&mut self, fd: RawFd, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
-        sock::send_to_any(fd, buf, to)
-    }
-
-    fn recv(&mut self, fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
-        sock::recv(fd, buf, flags)
-    }
-
-    fn recv_from(&mut self, fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        sock::recv_from_any(fd, buf)
-    }
-
-    fn take_error(&mut self, fd: RawFd) -> io::Result<Option<io::Error>> {
-        sock::take_error(fd)
-    }
-
-    fn set_peek_off(&mut self, fd: RawFd, off: u32) -> bool {
-        sock::set_peek_off(fd, off)
-    }
-
-    fn send_buffer(&mut self, fd: RawFd) -> (usize, usize) {
-        sock::send_buffer(fd)
-            .unwrap_or_else(|_| (sock::sndbuf(fd).unwrap_or(0), sock::outq(fd).unwrap_or(0)))
-    }
-
-    fn shutdown_write(&mut self, fd: RawFd) {
-        sock::shutdown_write(fd)
-    }
-
-    fn set_linger_zero(&mut self, fd: RawFd) {
-        sock::set_linger_zero(fd)
-    }
-
-    fn local_addr(&mut self, fd: RawFd) -> io::Result<SocketAddr> {
-        sock::local_addr(fd)
-    }
-
-    fn register(&mut self, fd: RawFd, token: usize, interest: Interest) -> io::Result<()> {
-        let Some(r) = &self.registry else {
-            return Err(io::Error::other("no poll registry"));
-        };
-        r.register(&mut SourceFd(&fd), Token(token), interest)
-    }
-
-    fn reregister(&mut self, fd: RawFd, token: usize, interest: Interest) {
-        if let Some(r) = &self.registry {
-            let _ = r.reregister(&mut SourceFd(&fd), Token(token), interest);
-        }
-    }
-
-    fn deregister(&mut self, fd: RawFd) {
-        if let Some(r) = &self.registry {
-            let _ = r.deregister(&mut SourceFd(&fd));
-        }
-    }
-}
+use super::{HostIo, LocalService, PollToken};
+use crate::sys::sock;
 
 /// What a [`FakeIo`] was asked, for invariants and tests.
 #[derive(Debug, Default, Clone)]
@@ -175,7 +20,7 @@ pub struct FakeLog {
     pub sends: u64,
     pub bytes_sent: u64,
     /// Registered descriptors and their tokens.
-    pub registered: Vec<(RawFd, usize)>,
+    pub registered: Vec<(RawFd, PollToken)>,
 }
 
 impl FakeLog {
@@ -286,7 +131,7 @@ impl FakeHandle {
     }
 
     /// Tokens of the descriptors registered now.
-    pub fn tokens(&self) -> Vec<usize> {
+    pub fn tokens(&self) -> Vec<PollToken> {
         lock(&self.state)
             .log
             .registered
@@ -429,7 +274,7 @@ impl HostIo for FakeIo {
         Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, p)))
     }
 
-    fn register(&mut self, fd: RawFd, token: usize, _interest: Interest) -> io::Result<()> {
+    fn register(&mut self, fd: RawFd, token: PollToken, _interest: Interest) -> io::Result<()> {
         let mut s = lock(&self.state);
         if s.byte() % 32 == 0 {
             return Err(io::Error::from_raw_os_error(libc::ENOMEM));
@@ -439,21 +284,21 @@ impl HostIo for FakeIo {
         Ok(())
     }
 
-    fn reregister(&mut self, _fd: RawFd, _token: usize, _interest: Interest) {}
+    fn reregister(&mut self, _fd: RawFd, _token: PollToken, _interest: Interest) {}
 
     fn deregister(&mut self, fd: RawFd) {
         lock(&self.state).log.registered.retain(|r| r.0 != fd);
     }
 
-    /// A DNS-over-TCP address that no server is behind: the fake never
-    /// starts threads.
-    fn dns_tcp_addr(&mut self, _server: &super::dns_tcp::DnsTcp) -> Option<SocketAddr> {
-        Some(SocketAddr::from((Ipv4Addr::LOCALHOST, FAKE_DNS_TCP_PORT)))
+    /// An address no service is behind: the fake never starts threads.
+    fn service_addr(&mut self, _service: &dyn LocalService) -> Option<SocketAddr> {
+        Some(SocketAddr::from((Ipv4Addr::LOCALHOST, FAKE_SERVICE_PORT)))
     }
 }
 
-/// The loopback port [`FakeIo`] says the DNS-over-TCP server is on.
-pub const FAKE_DNS_TCP_PORT: u16 = 5300;
+/// The loopback port [`FakeIo`] says every local service (the
+/// DNS-over-TCP server) is on.
+pub const FAKE_SERVICE_PORT: u16 = 5300;
 
 #[cfg(test)]
 mod tests {
@@ -469,8 +314,9 @@ mod tests {
             Some(libc::ECONNREFUSED)
         );
         let fd = io.tcp_connect(to).unwrap();
-        io.register(fd.as_raw_fd(), 7, Interest::READABLE).unwrap();
-        assert_eq!(h.tokens(), vec![7]);
+        io.register(fd.as_raw_fd(), PollToken::Flow(7), Interest::READABLE)
+            .unwrap();
+        assert_eq!(h.tokens(), vec![PollToken::Flow(7)]);
         io.deregister(fd.as_raw_fd());
         assert!(h.tokens().is_empty());
         assert_eq!(h.log().connects, vec![to, to]);
