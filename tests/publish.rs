@@ -205,6 +205,11 @@ $B port add --socket $S ok nonsense 2> err4; echo "port add bad rc=$? $(head -1 
 $B port add --socket $S nobody 8097:80 2> err5; echo "port add unknown rc=$? $(tr '\n' ' ' < err5)"
 set -e
 LS=$($B port ls --socket $S ok); echo "ls: [$LS]"
+# The failed attaches (one got as far as its data-path port) gave back
+# their addresses and ports: `ok` has the first address, and its port is
+# the only one.
+echo "ok at: $($B network inspect --socket $S | python3 -c 'import json,sys; print(" ".join(c["IPv4Address"] for n in json.load(sys.stdin) for c in n["Containers"].values()))')"
+echo "ports: $($B stats --socket $S --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["ports"]))')"
 # The same container takes a good spec: the refusals above were the specs'.
 $B port add --socket $S ok 8096:80 > /dev/null
 LS=$($B port ls --socket $S ok); echo "ls after good add: $(printf '%s' "$LS" | tr '\n' ';')"
@@ -247,6 +252,8 @@ LS=$($B port ls --socket $S ok); echo "ls after good add: $(printf '%s' "$LS" | 
         "{out}"
     );
     assert!(out.contains("ls: []"), "{out}");
+    assert_eq!(line(&out, "ok at: "), "ok at: 172.17.0.2/16", "{out}");
+    assert_eq!(line(&out, "ports: "), "ports: 1", "{out}");
     assert!(
         line(&out, "ls after good add: ").contains("ok\t80/tcp -> 0.0.0.0:8096"),
         "{out}"

@@ -29,7 +29,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{Port, PortKind, SendError};
+use super::{Port, PortKind, PortType, SendError};
 use crate::frame::{FrameBuf, MAX_FRAME_LEN};
 use crate::offload::Offloads;
 use crate::wire::vnet::VnetHdr;
@@ -271,6 +271,19 @@ impl MemoryHandle {
 
     pub fn pending_inbound(&self) -> usize {
         self.lock().inbound.len()
+    }
+}
+
+impl PortType for MemoryPort {
+    /// The port itself: it is made with its handle ([`MemoryPort::new`] and
+    /// its siblings), which the test keeps.
+    type Source = MemoryPort;
+
+    /// Whatever it was made to declare, up to everything a TAP takes.
+    const OFFERS: Offloads = Offloads::FULL;
+
+    fn open(port: MemoryPort) -> io::Result<MemoryPort> {
+        Ok(port)
     }
 }
 

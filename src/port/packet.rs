@@ -16,7 +16,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use super::{Port, PortKind, SendError};
+use super::{Port, PortKind, PortType, SendError};
 use crate::frame::FrameBuf;
 use crate::offload::Offloads;
 use crate::sys::cvt_retry;
@@ -140,13 +140,25 @@ impl PacketPort {
     }
 }
 
+impl PortType for PacketPort {
+    /// The interface's name, in the switch's own namespace.
+    type Source = String;
+
+    /// `PACKET_VNET_HDR`: the same vnet header and offloads as our TAPs.
+    const OFFERS: Offloads = Offloads::FULL;
+
+    fn open(ifname: String) -> io::Result<PacketPort> {
+        PacketPort::open(&ifname)
+    }
+}
+
 impl Port for PacketPort {
     fn kind(&self) -> PortKind {
         PortKind::Packet
     }
 
     fn offloads(&self) -> Offloads {
-        Offloads::FULL
+        Self::OFFERS
     }
 
     fn raw_fd(&self) -> Option<RawFd> {

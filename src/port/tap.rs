@@ -15,7 +15,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
-use super::{Port, PortKind, SendError, SendOnly};
+use super::{Port, PortKind, PortType, SendError, SendOnly};
 use crate::frame::FrameBuf;
 use crate::offload::Offloads;
 use crate::sys::ifreq::{ioctl_ifreq, ioctl_int_ptr, ioctl_value, IfReq};
@@ -104,6 +104,19 @@ impl TapPort {
     }
 }
 
+impl PortType for TapPort {
+    /// The fd of a TAP made with [`CREATE_FLAGS`] (or at least `IFF_TAP |
+    /// IFF_NO_PI`), sent over the control socket.
+    type Source = OwnedFd;
+
+    /// Checksum and TSO offload, with a vnet header, when the TAP has one.
+    const OFFERS: Offloads = Offloads::FULL;
+
+    fn open(fd: OwnedFd) -> io::Result<TapPort> {
+        TapPort::from_fd(fd)
+    }
+}
+
 impl Port for TapPort {
     fn kind(&self) -> PortKind {
         PortKind::Tap
@@ -111,7 +124,7 @@ impl Port for TapPort {
 
     fn offloads(&self) -> Offloads {
         if self.vnet {
-            Offloads::FULL
+            Self::OFFERS
         } else {
             Offloads::NONE
         }
