@@ -1,13 +1,16 @@
 //! lanyard: a userspace virtual switch for rootless containers.
 //!
-//! The library holds everything; the `lanyard` binary is a thin CLI over
-//! it, so tests, benches and fuzz targets drive the real code. Start at
+//! The library holds everything — down to a container's life (`container`)
+//! and the daemon's (`daemon`); the `lanyard` binary is a thin CLI over it,
+//! so tests, benches and fuzz targets drive the real code. Start at
 //! `docs/ARCHITECTURE.md` for the path of a frame and which module owns
 //! what.
 
 pub mod bridge;
 pub mod config;
+pub mod container;
 pub mod control;
+pub mod daemon;
 pub mod dataplane;
 pub mod dns;
 pub mod frame;
@@ -17,7 +20,6 @@ pub mod inside;
 pub mod ipam;
 pub mod log;
 pub mod nat;
-pub mod netns;
 pub mod offload;
 pub mod port;
 pub mod publish;

@@ -1,6 +1,6 @@
 //! `resolv_conf`: the host's resolv.conf as lanyard reads it
 //! (`nat::dns::parse_resolv_conf`, for the DNS upstreams) and the
-//! container's it writes from it (`netns::resolv_conf`).
+//! container's it writes from it (`container::resolv_conf`).
 //!
 //! Input: `ns:[u8; 4]` (the nameserver the container gets, the gateway)
 //! then the host's resolv.conf text (non-UTF-8 input is read lossily).
@@ -28,7 +28,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use libfuzzer_sys::fuzz_target;
 
 use lanyard::nat::dns::parse_resolv_conf;
-use lanyard::netns::resolv_conf;
+use lanyard::container::resolv_conf;
 
 /// The nameservers of `text`, read with space and tab as the only word
 /// separators (as the C library does).

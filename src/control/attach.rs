@@ -252,8 +252,8 @@ impl Daemon {
             (ep.container_id.clone(), ep.name.clone(), pid, n)
         };
         let ifname = format!("eth{n}");
-        let mut helper = super::tap_helper(pid, &ifname)?;
-        let tap = helper.take_tap()?;
+        let (mut helper, tap) = crate::container::helper::start_tap_helper(pid, &ifname)
+            .map_err(ControlError::failed)?;
         let req = AttachRequest {
             container_id: container_id.clone(),
             name: Some(name.clone()),
@@ -278,7 +278,7 @@ impl Daemon {
         // (the helper may take seconds).
         let mut undo = self.undo();
         undo.took_endpoint(reply.endpoint_id.clone());
-        let cfg = crate::netns::IfConfig {
+        let cfg = crate::container::IfConfig {
             ifname: ifname.clone(),
             ip: reply.ip,
             prefix_len: reply.prefix_len,

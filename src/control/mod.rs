@@ -29,7 +29,6 @@ mod ports;
 mod undo;
 
 use std::net::Ipv4Addr;
-use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
@@ -245,82 +244,6 @@ impl Daemon {
             .values()
             .find(|e| e.name == name)
             .map(|e| e.ip)
-    }
-}
-
-/// The `lanyard connect` helper process: our own binary, which joins the
-/// container's namespaces (a single-threaded process may enter a user
-/// namespace; the daemon may not) and hands back a TAP.
-struct TapHelper {
-    child: std::process::Child,
-    sock: std::io::BufReader<std::os::unix::net::UnixStream>,
-    tap: Option<OwnedFd>,
-}
-
-fn tap_helper(pid: u32, ifname: &str) -> Result<TapHelper, ControlError> {
-    use std::os::fd::AsRawFd;
-    let exe = std::env::current_exe()
-        .map_err(|e| ControlError::failed(format!("own executable: {e}")))?;
-    let (ours, theirs) =
-        std::os::unix::net::UnixStream::pair().map_err(|e| ControlError::failed(e.to_string()))?;
-    let child = std::process::Command::new(exe)
-        .arg("__container-tap")
-        .arg(pid.to_string())
-        .arg(ifname)
-        .stdin(std::process::Stdio::from(OwnedFd::from(theirs)))
-        .spawn()
-        .map_err(|e| ControlError::failed(format!("starting the interface helper: {e}")))?;
-    let _ = ours.set_read_timeout(Some(std::time::Duration::from_secs(20)));
-    let mut buf = [0u8; 512];
-    let (n, mut fds) = crate::sys::fdpass::recv_with_fds(ours.as_raw_fd(), &mut buf)
-        .map_err(|e| ControlError::failed(format!("interface helper: {e}")))?;
-    let msg = String::from_utf8_lossy(&buf[..n]).trim().to_string();
-    let mut h = TapHelper {
-        child,
-        sock: std::io::BufReader::new(ours),
-        tap: None,
-    };
-    if msg != "taps" || fds.len() != 1 {
-        h.abort();
-        return Err(ControlError::failed(format!(
-            "creating {ifname} in the container: {}",
-            msg.trim_start_matches("error: ")
-        )));
-    }
-    h.tap = fds.pop();
-    Ok(h)
-}
-
-impl TapHelper {
-    fn take_tap(&mut self) -> Result<OwnedFd, ControlError> {
-        self.tap
-            .take()
-            .ok_or_else(|| ControlError::failed("the helper sent no TAP"))
-    }
-
-    fn configure(&mut self, cfg: &crate::netns::IfConfig) -> Result<(), String> {
-        use std::io::{BufRead, Write};
-        let mut line = serde_json::to_vec(cfg).map_err(|e| e.to_string())?;
-        line.push(b'\n');
-        self.sock
-            .get_mut()
-            .write_all(&line)
-            .map_err(|e| e.to_string())?;
-        let mut resp = String::new();
-        let r = self.sock.read_line(&mut resp);
-        let _ = self.child.wait();
-        match r {
-            Ok(_) if resp.trim() == "ok" => Ok(()),
-            Ok(_) => Err(resp.trim().trim_start_matches("error: ").to_string()),
-            Err(e) => Err(e.to_string()),
-        }
-    }
-
-    fn abort(&mut self) {
-        use std::io::Write;
-        let _ = self.sock.get_mut().write_all(b"abort\n");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -8,7 +8,7 @@ use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::exit_code;
+use super::EXIT_SETUP_FAILED;
 
 /// Signals passed on to the container.
 const FORWARDED: [Signal; 7] = [
@@ -49,7 +49,7 @@ pub fn supervise(pid: Pid) -> i32 {
                 }
             }
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return super::EXIT_SETUP_FAILED,
+            Err(_) => return EXIT_SETUP_FAILED,
         }
         let Some(caught) = crate::sys::wait_signal(&set, Duration::from_millis(200)) else {
             continue;
@@ -66,5 +66,14 @@ pub fn supervise(pid: Pid) -> i32 {
         if let Ok(s) = Signal::try_from(caught.signal) {
             let _ = kill(pid, s);
         }
+    }
+}
+
+/// Result of waiting on a child, as a shell exit code.
+pub fn exit_code(status: WaitStatus) -> Option<i32> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(code),
+        WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
+        _ => None,
     }
 }

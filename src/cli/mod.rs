@@ -1,0 +1,166 @@
+//! The `lanyard` command line: argument parsing and output formatting
+//! only; every operation lives in the library. One file per command group:
+//! `run`, `daemon`, `network`, `port`, `show` (fdb, stats, conntrack) and
+//! `container` (connect, disconnect, attach, detach, and `lanyard
+//! connect`'s hidden helper). Here: the command tree, the dispatch, and
+//! what the management commands share (the socket, one query, stdout).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+
+use lanyard::config::{MAX_MTU, MIN_MTU};
+use lanyard::container::helper::TAP_HELPER_COMMAND;
+use lanyard::control::client::{Client, ClientError};
+use lanyard::control::Request;
+use lanyard::daemon::{EXIT_FAILED, EXIT_USAGE};
+
+/// `println!` that ends the command quietly, exit 0, when stdout is a
+/// closed pipe (`lanyard conntrack | head -1`), as `ls | head` does;
+/// `println!` would panic.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($t)*) {
+            $crate::cli::stdout_failed(e);
+        }
+    }};
+}
+
+mod container;
+mod daemon;
+mod network;
+mod port;
+mod run;
+mod show;
+
+fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("lanyard: writing the output: {e}");
+    std::process::exit(EXIT_FAILED as i32);
+}
+
+#[derive(Parser)]
+#[command(
+    name = "lanyard",
+    version,
+    about = "A userspace switch for rootless containers: a learning bridge, a gateway, NAT and published ports in one unprivileged process"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a command in a new container attached to a lanyard network.
+    Run(run::RunArgs),
+    /// Run the switch in the foreground, serving the control socket.
+    Daemon(daemon::DaemonArgs),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// Show the MAC table (forwarding database) of a network.
+    Fdb(show::FdbArgs),
+    /// Show per-port counters and drops by reason.
+    Stats(show::StatsArgs),
+    /// List NAT flows: protocol, container side, remote side, state, bytes, age.
+    Conntrack(show::StatsArgs),
+    /// Attach an existing interface (e.g. a veth's host end) to a network through AF_PACKET.
+    Attach(container::AttachArgs),
+    /// Detach an interface attached with `lanyard attach`.
+    Detach(container::DetachArgs),
+    /// Connect a running container to a network (a new interface).
+    Connect(container::ConnectArgs),
+    /// Disconnect a running container from a network.
+    Disconnect(container::DisconnectArgs),
+    /// (internal) `lanyard connect`'s helper: creates a TAP inside a container.
+    #[command(name = TAP_HELPER_COMMAND, hide = true)]
+    ContainerTap(container::ContainerTapArgs),
+    /// Manage published ports of running containers.
+    #[command(subcommand)]
+    Port(port::PortCommand),
+}
+
+#[derive(Args)]
+struct SocketArg {
+    /// Control socket of the daemon [default: $XDG_RUNTIME_DIR/lanyard/lanyard.sock or /tmp/lanyard-$UID/lanyard.sock]
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+}
+
+fn parse_publish(s: &str) -> Result<String, String> {
+    s.parse::<lanyard::publish::PublishSpec>()
+        .map(|_| s.to_string())
+}
+
+fn parse_mtu(s: &str) -> Result<u32, String> {
+    let v: u32 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if !(MIN_MTU..=MAX_MTU).contains(&v) {
+        return Err(format!(
+            "{v} is out of range (allowed {MIN_MTU}..={MAX_MTU})"
+        ));
+    }
+    Ok(v)
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Run(a) => return run::run(a),
+        Command::Daemon(a) => daemon::daemon(a),
+        Command::Network(c) => network::network(c),
+        Command::Fdb(a) => show::fdb(a),
+        Command::Stats(a) => show::stats(a),
+        Command::Conntrack(a) => show::conntrack(a),
+        Command::Attach(a) => container::attach(a),
+        Command::Detach(a) => container::detach(a),
+        Command::Connect(a) => container::connect(a),
+        Command::Disconnect(a) => container::disconnect(a),
+        Command::ContainerTap(a) => return container::container_tap(a),
+        Command::Port(c) => port::port(c),
+    };
+    ExitCode::from(code)
+}
+
+fn pretty(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+fn connect(arg: &SocketArg) -> Result<Client, u8> {
+    let path = lanyard::daemon::socket_path(arg.socket.as_deref(), None);
+    Client::connect(&path).map_err(|e| {
+        eprintln!(
+            "lanyard: no daemon reachable at {}: {e} (start one with `lanyard daemon`)",
+            path.display()
+        );
+        EXIT_FAILED
+    })
+}
+
+fn report_client_error(e: ClientError) -> u8 {
+    eprintln!("lanyard: {e}");
+    match e {
+        ClientError::Control(c) if c.exit_code() == 2 => EXIT_USAGE,
+        _ => EXIT_FAILED,
+    }
+}
+
+/// Sends one request to the daemon and prints the answer with `show`.
+fn query(arg: &SocketArg, req: &Request, show: impl FnOnce(&Value)) -> u8 {
+    let mut c = match connect(arg) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match c.request(req, &[]) {
+        Ok(v) => {
+            show(&v);
+            0
+        }
+        Err(e) => report_client_error(e),
+    }
+}

@@ -1,0 +1,147 @@
+//! `lanyard network ls|create|rm|prune|inspect`.
+
+use clap::Subcommand;
+
+use lanyard::config::NetworkRequest;
+use lanyard::control::Request;
+
+use super::{parse_mtu, pretty, query, SocketArg};
+
+#[derive(Subcommand)]
+pub(super) enum NetworkCommand {
+    /// List networks.
+    Ls {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a network.
+    Create {
+        name: String,
+        /// Subnet in CIDR form (default: the next free of docker's pools).
+        #[arg(long)]
+        subnet: Option<String>,
+        /// Gateway address (default: the subnet's first host).
+        #[arg(long)]
+        gateway: Option<String>,
+        /// Range dynamic addresses come from (default: the whole subnet).
+        #[arg(long)]
+        ip_range: Option<String>,
+        /// MTU of the containers' interfaces on it.
+        #[arg(long, value_parser = parse_mtu)]
+        mtu: Option<u32>,
+        /// No NAT out of the network (docker's --internal).
+        #[arg(long)]
+        internal: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Remove networks (refused while containers are on them, unless --force).
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Disconnect the containers on them first.
+        #[arg(long, short)]
+        force: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Remove every network (not declared in the config) with nothing on it.
+    Prune {
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Show networks in the JSON shape of `docker network inspect`.
+    Inspect {
+        /// Network name (default: all).
+        network: Option<String>,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+}
+
+pub(super) fn network(c: NetworkCommand) -> u8 {
+    match c {
+        NetworkCommand::Ls { socket, json } => ls(&socket, json),
+        NetworkCommand::Create {
+            name,
+            subnet,
+            gateway,
+            ip_range,
+            mtu,
+            internal,
+            socket,
+        } => query(
+            &socket,
+            &Request::NetworkCreate(NetworkRequest {
+                name,
+                subnet,
+                gateway,
+                ip_range,
+                mtu,
+                internal,
+            }),
+            |v| outln!("{}", v["Id"].as_str().unwrap_or("")),
+        ),
+        NetworkCommand::Rm {
+            names,
+            force,
+            socket,
+        } => {
+            let mut code = 0;
+            for name in names {
+                let c = query(
+                    &socket,
+                    &Request::NetworkRm {
+                        name: name.clone(),
+                        force,
+                    },
+                    |_| outln!("{name}"),
+                );
+                code = code.max(c);
+            }
+            code
+        }
+        NetworkCommand::Prune { socket } => query(&socket, &Request::NetworkPrune {}, |v| {
+            for n in v["removed"].as_array().into_iter().flatten() {
+                outln!("{}", n.as_str().unwrap_or(""));
+            }
+        }),
+        NetworkCommand::Inspect { network, socket } => {
+            query(&socket, &Request::NetworkInspect { name: network }, |v| {
+                outln!("{}", pretty(v));
+            })
+        }
+    }
+}
+
+fn ls(socket: &SocketArg, json: bool) -> u8 {
+    query(socket, &Request::NetworkLs {}, |v| {
+        if json {
+            outln!("{}", pretty(v));
+            return;
+        }
+        outln!(
+            "{:<14} {:<16} {:<8} {:<6} {:<18} CONTAINERS",
+            "NETWORK ID",
+            "NAME",
+            "DRIVER",
+            "SCOPE",
+            "SUBNET"
+        );
+        for n in v.as_array().into_iter().flatten() {
+            let id = n["Id"].as_str().unwrap_or("");
+            outln!(
+                "{:<14} {:<16} {:<8} {:<6} {:<18} {}",
+                &id[..id.len().min(12)],
+                n["Name"].as_str().unwrap_or(""),
+                n["Driver"].as_str().unwrap_or(""),
+                n["Scope"].as_str().unwrap_or(""),
+                n["Subnet"].as_str().unwrap_or(""),
+                n["Containers"]
+            );
+        }
+    })
+}

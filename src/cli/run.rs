@@ -1,0 +1,73 @@
+//! `lanyard run`: the arguments, then `container::run`.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use lanyard::container::{self, RunSpec};
+
+use super::{parse_mtu, parse_publish, SocketArg};
+
+#[derive(Args)]
+pub(super) struct RunArgs {
+    /// Container name (unique; default: the short container id).
+    #[arg(long)]
+    name: Option<String>,
+    /// Network to attach to (repeatable: one interface per network, eth0,
+    /// eth1, ...); or `none`, `host`, `container:NAME` [default: default].
+    #[arg(long)]
+    network: Vec<String>,
+    /// Another name the container answers to in DNS (repeatable).
+    #[arg(long = "alias", value_name = "NAME")]
+    alias: Vec<String>,
+    /// IPv4 address (on the first network) to use instead of the next free one.
+    #[arg(long)]
+    ip: Option<Ipv4Addr>,
+    /// MTU of eth0 (default: the network's).
+    #[arg(long, value_parser = parse_mtu)]
+    mtu: Option<u32>,
+    /// Hostname inside the container (default: the short container id).
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Let the container reach the host's 127.0.0.1 through the gateway's address.
+    #[arg(long)]
+    allow_host_loopback: bool,
+    /// Publish a container port on the host: [ip:][host[-end]:]container[-end][/tcp|udp] (repeatable).
+    #[arg(short = 'p', long = "publish", value_name = "SPEC", value_parser = parse_publish)]
+    publish: Vec<String>,
+    /// Config for the embedded switch when no daemon is running.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    socket: SocketArg,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+pub(super) fn run(a: RunArgs) -> ExitCode {
+    let spec = RunSpec {
+        name: a.name,
+        networks: a.network,
+        aliases: a.alias,
+        ip: a.ip,
+        mtu: a.mtu,
+        hostname: a.hostname,
+        allow_host_loopback: a.allow_host_loopback,
+        publish: a.publish,
+        argv: a.command,
+        socket: a.socket.socket,
+        config: a.config,
+    };
+    // SAFETY: nothing has started a thread: `main` only parsed the
+    // arguments.
+    match unsafe { container::run(&spec) } {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("lanyard: {}", e.message);
+            ExitCode::from(e.code as u8)
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The `lanyard daemon` process: the config a lanyard runs on (a file or
+//! the embedded default, with `LANYARD_THREADS`), where its control socket
+//! is, and the daemon's life: signals blocked before any thread starts, the
+//! open-file limit raised, the socket bound, the switch started, the accept
+//! thread, then waiting for SIGINT/SIGTERM/SIGHUP or a dead data-path
+//! thread. The switch itself is `control::Daemon`; the socket's protocol is
+//! `control::server`.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::signal::{SigSet, Signal};
+
+use crate::config::Config;
+use crate::control::server::{self, default_socket_path};
+use crate::control::Daemon;
+use crate::dataplane::MAX_SHARDS;
+use crate::log;
+
+/// Exit code of a bad argument or config (clap's too).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code of a daemon (or management command) that failed.
+pub const EXIT_FAILED: u8 = 1;
+
+/// Loads the config file at `path`, or the embedded default, and applies
+/// `LANYARD_THREADS`. The error is a usage error's message (exit 2).
+pub fn load_config(path: Option<&Path>) -> Result<Config, String> {
+    let mut config = match path {
+        Some(p) => Config::load(p).map_err(|e| format!("config error: {e}"))?,
+        None => Config::embedded(),
+    };
+    // As LANYARD_LOG does for the log level: one knob for every lanyard a
+    // script (or a test run) starts, daemons and embedded switches alike.
+    if let Ok(v) = std::env::var("LANYARD_THREADS") {
+        match v.parse::<usize>() {
+            Ok(n) if n <= MAX_SHARDS => config.dataplane.threads = n,
+            _ => {
+                return Err(format!(
+                    "LANYARD_THREADS: '{v}' is not a thread count (0..={MAX_SHARDS}; 0: one per CPU, at most 8)"
+                ));
+            }
+        }
+    }
+    Ok(config)
+}
+
+/// The control socket's path: the one given (`--socket`), else the
+/// config's `daemon.socket`, else the per-user default.
+pub fn socket_path(given: Option<&Path>, config: Option<&Config>) -> PathBuf {
+    given
+        .map(Path::to_path_buf)
+        .or_else(|| config.and_then(|c| c.daemon.socket.clone()))
+        .unwrap_or_else(default_socket_path)
+}
+
+/// Why the daemon stopped, or did not start.
+#[derive(Debug)]
+pub enum DaemonError {
+    /// The control socket could not be bound; `field` names where its path
+    /// came from (`--socket`, `daemon.socket`, or the default).
+    Bind {
+        field: &'static str,
+        path: PathBuf,
+        error: io::Error,
+    },
+    /// The switch did not start.
+    Start(io::Error),
+    /// The accept thread could not be started.
+    Serve(io::Error),
+    /// A data-path thread died; the daemon logged it and shut down.
+    DataPathStopped,
+}
+
+impl DaemonError {
+    /// The process's exit code: a bad socket path is a bad argument (2),
+    /// the rest failures (1).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DaemonError::Bind { .. } => EXIT_USAGE,
+            _ => EXIT_FAILED,
+        }
+    }
+}
+
+impl fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DaemonError::Bind { field, path, error } => {
+                write!(f, "{field} {}: {error}", path.display())
+            }
+            DaemonError::Start(e) => write!(f, "starting the switch: {e}"),
+            DaemonError::Serve(e) => write!(f, "{e}"),
+            DaemonError::DataPathStopped => write!(f, "a data-path thread has stopped"),
+        }
+    }
+}
+
+impl std::error::Error for DaemonError {}
+
+/// Runs the daemon on `config` until a signal (Ok) or a dead data-path
+/// thread, serving the control socket at `socket` (`--socket`) or where
+/// `socket_path` puts it. Call from the main thread before any other
+/// thread starts: the signals it waits for are blocked here, and the
+/// threads it starts inherit the mask.
+pub fn run(config: &Config, socket: Option<&Path>) -> Result<(), DaemonError> {
+    log::set_level(config.daemon.log_level);
+    let path = socket_path(socket, Some(config));
+    // Threads started from here on inherit the mask; the main thread waits
+    // for the signals synchronously.
+    let mut signals = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        signals.add(s);
+    }
+    let _ = signals.thread_block();
+    let fds = crate::sys::raise_fd_limit();
+    let needed = (config.limits.max_ports + config.limits.max_control_connections + 64) as u64;
+    if fds < needed {
+        log::warn!(
+            "open-file limit {fds} is below what limits.max_ports and limits.max_control_connections need ({needed})"
+        );
+    }
+    let listener = server::bind(&path).map_err(|error| DaemonError::Bind {
+        // Name where the path came from, as for any bad argument.
+        field: if socket.is_some() {
+            "--socket"
+        } else if config.daemon.socket.is_some() {
+            "daemon.socket"
+        } else {
+            "the default control socket"
+        },
+        path: path.clone(),
+        error,
+    })?;
+    let d = match Daemon::start(config) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(DaemonError::Start(e));
+        }
+    };
+    let serving = d.clone();
+    std::thread::Builder::new()
+        .name("lanyard-accept".into())
+        .spawn(move || server::serve(serving, listener))
+        .map_err(DaemonError::Serve)?;
+    log::info!(
+        "listening on {} with {} network(s): {}",
+        path.display(),
+        config.networks.len(),
+        config
+            .networks
+            .iter()
+            .map(|n| format!("{} {} gw {}", n.name, n.subnet, n.gateway))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    // A data path with a dead thread has ports nobody reads: stop serving
+    // rather than accept containers onto it.
+    let sig = loop {
+        if let Some(c) = crate::sys::wait_signal(&signals, Duration::from_secs(1)) {
+            break c.signal;
+        }
+        if !d.dataplane_running() {
+            log::error!("a data-path thread has stopped; shutting down");
+            let _ = std::fs::remove_file(&path);
+            d.shutdown();
+            return Err(DaemonError::DataPathStopped);
+        }
+    };
+    log::info!(
+        "{}: shutting down",
+        Signal::try_from(sig)
+            .map(|s| s.as_str())
+            .unwrap_or("signal")
+    );
+    let _ = std::fs::remove_file(&path);
+    d.shutdown();
+    Ok(())
+}
