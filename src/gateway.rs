@@ -20,6 +20,7 @@ use crate::stats::DropReason;
 use crate::time::Time;
 use crate::wire::arp::{self, ArpPacket, ArpRepr};
 use crate::wire::checksum;
+use crate::wire::dhcp;
 use crate::wire::ethernet::{self, ethertype, EthernetFrame, MacAddr};
 use crate::wire::icmpv4::{self, msg_type, unreachable, Icmpv4Packet};
 use crate::wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
@@ -42,12 +43,10 @@ fn is_dhcp_request(ip: &[u8]) -> bool {
     let Ok(p) = Ipv4Packet::new_checked(ip) else {
         return false;
     };
-    let l4 = p.payload();
     p.protocol() == protocol::UDP
         && !p.is_fragment()
-        && l4.len() >= 8
-        && l4[0..2] == 68u16.to_be_bytes()
-        && l4[2..4] == 67u16.to_be_bytes()
+        && UdpPacket::new_checked(p.payload())
+            .is_ok_and(|u| (u.src_port(), u.dst_port()) == (dhcp::CLIENT_PORT, dhcp::SERVER_PORT))
 }
 
 crate::stats::counters! {

@@ -8,8 +8,10 @@ use std::net::Ipv4Addr;
 
 use crate::stats::DropReason;
 use crate::wire::arp::ArpPacket;
-use crate::wire::ethernet::{ethertype, HEADER_LEN};
+use crate::wire::ethernet::{self, ethertype, HEADER_LEN};
+use crate::wire::ipv4::{self, protocol};
 use crate::wire::MacAddr;
+use crate::wire::{dhcp, udp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PortPolicy {
@@ -44,47 +46,39 @@ impl PortPolicy {
     #[inline]
     pub fn check(&self, frame: &[u8]) -> Result<(), DropReason> {
         if let Some(mac) = self.mac {
-            if frame[6..12] != mac.0 {
+            if frame[ethernet::field::SRC] != mac.0 {
                 return Err(DropReason::SpoofedSrcMac);
             }
         }
         if *self == PortPolicy::TRUSTED {
             return Ok(());
         }
-        let et = u16::from_be_bytes([frame[12], frame[13]]);
-        match et {
+        let et = &frame[ethernet::field::ETHERTYPE];
+        match u16::from_be_bytes([et[0], et[1]]) {
             ethertype::IPV4 => {
-                let (Some(&vihl), Some(&proto), Some(src)) = (
-                    frame.get(HEADER_LEN),
-                    frame.get(HEADER_LEN + 9),
-                    frame.get(HEADER_LEN + 12..HEADER_LEN + 16),
-                ) else {
+                let l3 = &frame[HEADER_LEN..];
+                let Some(ip) = ipv4::peek(l3) else {
                     return Err(DropReason::MalformedPacket);
                 };
-                let ihl = ((vihl & 0x0f) as usize) * 4;
-                let ports = frame.get(HEADER_LEN + ihl..HEADER_LEN + ihl + 4);
-                let udp_ports = |s: u16, d: u16| {
-                    proto == 17
-                        && ports.is_some_and(|p| {
-                            p[0..2] == s.to_be_bytes() && p[2..4] == d.to_be_bytes()
-                        })
-                };
-                if let Some(ip) = self.ipv4 {
-                    if src == [0, 0, 0, 0] {
+                let udp_ports = (ip.protocol == protocol::UDP)
+                    .then(|| l3.get(ip.header_len..).and_then(udp::peek_ports))
+                    .flatten();
+                if let Some(own) = self.ipv4 {
+                    if ip.src.is_unspecified() {
                         // 0.0.0.0 is a client that has no address yet: it
                         // may ask a DHCP server and nothing else. Routed
                         // anywhere else it would share flow keys and
                         // limits with every other address-less sender.
-                        if !udp_ports(68, 67) {
+                        if udp_ports != Some((dhcp::CLIENT_PORT, dhcp::SERVER_PORT)) {
                             return Err(DropReason::SpoofedSrcIp);
                         }
-                    } else if src != ip.octets() {
+                    } else if ip.src != own {
                         return Err(DropReason::SpoofedSrcIp);
                     }
                 }
                 // Only the gateway serves DHCP: a container answering from
                 // port 67 would hand out leases on the others' behalf.
-                if proto == 17 && ports.is_some_and(|p| p[0..2] == [0, 67]) {
+                if udp_ports.is_some_and(|(sport, _)| sport == dhcp::SERVER_PORT) {
                     return Err(DropReason::RogueDhcpServer);
                 }
                 Ok(())

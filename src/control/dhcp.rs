@@ -30,7 +30,7 @@ use crate::wire::checksum;
 use crate::wire::dhcp::{self, msg, ClientMessage, Reply};
 use crate::wire::ethernet::{self, ethertype, EthernetFrame};
 use crate::wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
-use crate::wire::udp::UdpPacket;
+use crate::wire::udp::{self, UdpPacket};
 use crate::wire::MacAddr;
 
 /// An offer nobody requested is withdrawn after this.
@@ -358,14 +358,13 @@ fn build_frame(m: &ClientMessage, r: &Reply, gw: Ipv4Addr, gw_mac: MacAddr) -> F
         ident: 0,
     }
     .emit(&mut f[14..]);
-    let u = &mut f[34..];
-    u[0..2].copy_from_slice(&dhcp::SERVER_PORT.to_be_bytes());
-    u[2..4].copy_from_slice(&dhcp::CLIENT_PORT.to_be_bytes());
-    u[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
-    u[8..].copy_from_slice(&payload[..n]);
+    let at = ethernet::HEADER_LEN + crate::wire::ipv4::MIN_HEADER_LEN;
+    let u = &mut f[at..];
+    udp::emit_header(u, dhcp::SERVER_PORT, dhcp::CLIENT_PORT, l4_len as u16, 0);
+    u[udp::HEADER_LEN..].copy_from_slice(&payload[..n]);
     let pseudo = checksum::pseudo_header_v4(gw, Ipv4Addr::BROADCAST, protocol::UDP, l4_len as u16);
-    let c = checksum::finish(checksum::sum(pseudo, &f[34..]));
-    f[40..42].copy_from_slice(&c.to_be_bytes());
+    let c = checksum::finish(checksum::sum(pseudo, u));
+    udp::emit_header(u, dhcp::SERVER_PORT, dhcp::CLIENT_PORT, l4_len as u16, c);
     f
 }
 

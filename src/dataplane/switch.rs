@@ -26,7 +26,7 @@ use crate::port::{Port, PortId, PortKind, SendError};
 use crate::security::PortPolicy;
 use crate::stats::{DropReason, PortCounters, PortCountersReport};
 use crate::time::Time;
-use crate::wire::ethernet::HEADER_LEN as ETH_LEN;
+use crate::wire::ethernet::{self, HEADER_LEN as ETH_LEN};
 use crate::wire::MacAddr;
 
 /// Index of a network in the switch.
@@ -597,7 +597,7 @@ impl Switch {
             }
             Ok(_) => {}
         }
-        let src = MacAddr::from_slice(&frame[6..12]);
+        let src = MacAddr::from_slice(&frame[ethernet::field::SRC]);
         if !src.is_unicast() {
             return Verdict::Drop(DropReason::InvalidSrcMac);
         }
@@ -628,7 +628,7 @@ impl Switch {
             }
             Learn::Refreshed | Learn::Full => {}
         }
-        let dst = MacAddr::from_slice(&frame[0..6]);
+        let dst = MacAddr::from_slice(&frame[ethernet::field::DST]);
         if dst == net.gateway.mac() {
             return Verdict::Gateway;
         }

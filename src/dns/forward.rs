@@ -34,7 +34,7 @@ use crate::time::Time;
 use crate::wire::checksum;
 use crate::wire::dns as w;
 use crate::wire::ipv4::protocol;
-use crate::wire::udp::HEADER_LEN;
+use crate::wire::udp::{self, HEADER_LEN};
 
 /// Queries waiting for an answer, at most.
 pub const MAX_PENDING: usize = 1024;
@@ -80,11 +80,11 @@ impl Pending {
 /// equal to the one asked (case aside).
 fn answers(p: &Pending, answer: &[u8]) -> bool {
     let q = p.question();
-    answer.len() >= DNS_HEADER_LEN + q.len()
-        && answer[2] & 0x80 != 0
-        && answer[0..2] == p.id.to_be_bytes()
-        && answer[4..6] == [0, 1]
-        && answer[DNS_HEADER_LEN..DNS_HEADER_LEN + q.len()].eq_ignore_ascii_case(q)
+    answer.len() >= w::header::QUESTION + q.len()
+        && w::header::is_response(answer)
+        && w::header::id(answer) == p.id
+        && w::header::qdcount(answer) == 1
+        && answer[w::header::QUESTION..w::header::QUESTION + q.len()].eq_ignore_ascii_case(q)
 }
 
 /// The queries sent upstream and waiting for their answers.
@@ -169,7 +169,7 @@ impl DnsForwarder {
         // area (no allocation).
         let buf = &mut tx.read_space()[PAYLOAD_OFFSET..PAYLOAD_OFFSET + query.len()];
         buf.copy_from_slice(query);
-        buf[0..2].copy_from_slice(&p.id.to_be_bytes());
+        w::header::set_id(buf, p.id);
         let mut sent = false;
         for to in &self.upstreams {
             let v6 = to.is_ipv6();
@@ -237,7 +237,7 @@ impl DnsForwarder {
                 counters.answers_refused += 1;
                 continue;
             }
-            space[0..2].copy_from_slice(&p.orig_id.to_be_bytes());
+            w::header::set_id(space, p.orig_id);
             let (to, client_port) = (p.to, p.client_port);
             emit_udp_from_gateway(&to, client_port, n, tx);
             emit.emit(to.port, tx);
@@ -298,13 +298,15 @@ pub(super) fn emit_udp_from_gateway(to: &Inside, client_port: u16, n: usize, tx:
     let l4_len = HEADER_LEN + n;
     let (client, gateway) = to.v4();
     let off = emit_ipv4_to(tx, to, gateway, protocol::UDP, l4_len);
-    let buf = tx.read_space();
-    buf[off..off + 2].copy_from_slice(&53u16.to_be_bytes());
-    buf[off + 2..off + 4].copy_from_slice(&client_port.to_be_bytes());
-    buf[off + 4..off + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
     let pseudo = checksum::pseudo_header_v4(gateway, client, protocol::UDP, l4_len as u16);
-    buf[off + 6..off + 8].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
-    finish_frame(tx, off + l4_len, 6, None);
+    udp::emit_header(
+        &mut tx.read_space()[off..],
+        53,
+        client_port,
+        l4_len as u16,
+        checksum::fold(pseudo),
+    );
+    finish_frame(tx, off + l4_len, udp::CHECKSUM_OFFSET as u16, None);
 }
 
 /// Answers a query with SERVFAIL (header flags QR, RD copied, RA, RCODE 2):

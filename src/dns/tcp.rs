@@ -564,7 +564,10 @@ fn forward(
 fn exchange(s: &mut TcpStream, msg: &[u8], q: &[u8], out: &mut [u8]) -> Option<usize> {
     s.write_all(msg).ok()?;
     let n = read_reply(s, out)?;
-    (n >= 12 && out[0..2] == q[0..2] && out[2] & 0x80 != 0).then_some(n)
+    (n >= w::HEADER_LEN
+        && w::header::id(&out[..n]) == w::header::id(q)
+        && w::header::is_response(&out[..n]))
+    .then_some(n)
 }
 
 #[cfg(test)]

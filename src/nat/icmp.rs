@@ -21,7 +21,6 @@ use crate::inside::{emit_ipv4_to, Emit, Inside};
 use crate::log;
 use crate::stats::DropReason;
 use crate::time::Time;
-use crate::wire::checksum;
 use crate::wire::icmpv4::{self, msg_type, unreachable, Icmpv4Packet};
 use crate::wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
 use crate::wire::vnet::VnetHdr;
@@ -86,14 +85,13 @@ impl Nat {
         if icmp.msg_type() != msg_type::ECHO_REQUEST {
             return Some(DropReason::NotServed);
         }
-        let ident = u16::from_be_bytes([l4[4], l4[5]]);
+        let ident = icmp.echo_ident();
         let key = FlowKey {
             proto: Proto::Icmp,
             inside: SocketAddr::from((ip.src(), ident)),
             outside: SocketAddr::from((ip.dst(), 0)),
         };
-        let mut q = [0u8; 8];
-        q.copy_from_slice(&l4[..8]);
+        let q = icmp.quote();
         let id = match self.table.lookup(&key) {
             Some(id) => id,
             None => {
@@ -208,10 +206,12 @@ impl Nat {
             let space = &mut self.tx.read_space()[OFF..OFF + 65535 - 20];
             match self.io.recv(fd, space, 0) {
                 Ok(n) if n >= icmpv4::HEADER_LEN => {
-                    space[4..6].copy_from_slice(&ident.to_be_bytes());
-                    space[2..4].copy_from_slice(&[0, 0]);
-                    let c = checksum::checksum(&space[..n]);
-                    space[2..4].copy_from_slice(&c.to_be_bytes());
+                    if let Ok(mut m) = Icmpv4Packet::new_checked(&mut space[..n]) {
+                        // The container's identifier back in place of the
+                        // ping socket's.
+                        m.set_echo_ident(ident);
+                        m.fill_checksum();
+                    }
                     let off = emit_ipv4_to(&mut self.tx, &ep, outside_v4(key), protocol::ICMP, n);
                     self.tx.set_len(off + n);
                     self.tx.set_vnet(VnetHdr::default());

@@ -143,6 +143,8 @@ pub struct TcpConn {
 
 /// A TCP segment from the container.
 pub struct Seg<'a> {
+    pub src_port: u16,
+    pub dst_port: u16,
     pub seq: u32,
     pub ack: u32,
     pub flags: u8,
@@ -160,7 +162,7 @@ impl Seg<'_> {
         let hl = t.header_len();
         let mut mss = None;
         let mut wscale = None;
-        let mut opts = &l4[tcpw::MIN_HEADER_LEN..hl];
+        let mut opts = t.options();
         while let Some(&kind) = opts.first() {
             match kind {
                 0 => break,
@@ -180,10 +182,12 @@ impl Seg<'_> {
             }
         }
         Some(Seg {
+            src_port: t.src_port(),
+            dst_port: t.dst_port(),
             seq: t.seq(),
             ack: t.ack(),
             flags: t.flags(),
-            window: u16::from_be_bytes([l4[14], l4[15]]),
+            window: t.window(),
             payload: &l4[hl..],
             mss,
             wscale,
@@ -328,6 +332,14 @@ fn socket_window(io: &mut dyn HostIo, fd: RawFd) -> (u32, u32) {
     (clamp(free), clamp(buf))
 }
 
+/// Puts the pseudo-header sum in the checksum field of the TCP header at
+/// the start of `tcp` (the port, or the offload fallback, completes it).
+fn set_pseudo_checksum(tcp: &mut [u8], pseudo: u32) {
+    if let Ok(mut t) = TcpPacket::new_checked(tcp) {
+        t.set_checksum(checksum::fold(pseudo));
+    }
+}
+
 /// Builds a segment to the container whose payload (if any) is already in
 /// `tx` at [`PAYLOAD_OFFSET`], and emits it.
 #[allow(clippy::too_many_arguments)]
@@ -357,7 +369,7 @@ fn emit_segment(
         window,
     );
     let pseudo = checksum::pseudo_header_v4(remote, ep.v4().0, protocol::TCP, l4_len as u16);
-    buf[off + 16..off + 18].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
+    set_pseudo_checksum(&mut buf[off..], pseudo);
     let gso = (payload_len > mss as usize).then_some(Gso {
         kind: gso::TCPV4,
         size: mss,
@@ -497,13 +509,11 @@ fn send_syn(
     let remote = outside_v4(key);
     let our_mss = (ep.mtu.saturating_sub(40)).min(u16::MAX as u32) as u16;
     let mut opts = [0u8; 8];
-    opts[0..4].copy_from_slice(&[2, 4, (our_mss >> 8) as u8, our_mss as u8]);
-    let opt_len = if c.our_wscale > 0 {
-        opts[4..8].copy_from_slice(&[1, 3, 3, c.our_wscale]);
-        8
-    } else {
-        4
-    };
+    let opt_len = tcpw::emit_syn_options(
+        &mut opts,
+        our_mss,
+        (c.our_wscale > 0).then_some(c.our_wscale),
+    );
     let l4_len = tcpw::MIN_HEADER_LEN + opt_len;
     let off = emit_ipv4_to(tx, ep, remote, protocol::TCP, l4_len);
     let buf = tx.read_space();
@@ -521,10 +531,11 @@ fn send_syn(
         fl,
         u16::MAX,
     );
-    buf[off + 12] = ((l4_len / 4) as u8) << 4;
-    buf[off + 20..off + 20 + opt_len].copy_from_slice(&opts[..opt_len]);
+    let opts_at = off + tcpw::MIN_HEADER_LEN;
+    buf[opts_at..opts_at + opt_len].copy_from_slice(&opts[..opt_len]);
+    tcpw::set_header_len(&mut buf[off..], l4_len);
     let pseudo = checksum::pseudo_header_v4(remote, ep.v4().0, protocol::TCP, l4_len as u16);
-    buf[off + 16..off + 18].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
+    set_pseudo_checksum(&mut buf[off..], pseudo);
     finish_frame(tx, off + l4_len, tcpw::CHECKSUM_OFFSET as u16, None);
     emit.emit(ep.port, tx);
 }
@@ -699,8 +710,8 @@ impl Nat {
         }
         let key = FlowKey {
             proto: Proto::Tcp,
-            inside: SocketAddr::from((ip.src(), u16::from_be_bytes([l4[0], l4[1]]))),
-            outside: SocketAddr::from((ip.dst(), u16::from_be_bytes([l4[2], l4[3]]))),
+            inside: SocketAddr::from((ip.src(), seg.src_port)),
+            outside: SocketAddr::from((ip.dst(), seg.dst_port)),
         };
         if let Some(id) = self.table.lookup(&key) {
             // A new SYN on a tuple whose old connection is still here: the
@@ -808,10 +819,7 @@ impl Nat {
         };
         match code {
             Some(code) => {
-                let mut l4 = [0u8; 8];
-                l4[0..2].copy_from_slice(&key.inside.port().to_be_bytes());
-                l4[2..4].copy_from_slice(&key.outside.port().to_be_bytes());
-                l4[4..8].copy_from_slice(&c_isn.to_be_bytes());
+                let l4 = tcpw::quote(key.inside.port(), key.outside.port(), c_isn);
                 super::icmp::send_unreachable(
                     &mut self.tx,
                     ep,
@@ -824,6 +832,8 @@ impl Nat {
             }
             None => {
                 let seg = Seg {
+                    src_port: key.inside.port(),
+                    dst_port: key.outside.port(),
                     seq: c_isn,
                     ack: 0,
                     flags: flags::SYN,

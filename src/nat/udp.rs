@@ -20,7 +20,7 @@ use crate::time::Time;
 use crate::wire::checksum;
 use crate::wire::icmpv4::unreachable;
 use crate::wire::ipv4::{protocol, Ipv4Packet};
-use crate::wire::udp::{UdpPacket, HEADER_LEN};
+use crate::wire::udp::{self as udpw, UdpPacket, HEADER_LEN};
 
 /// Largest UDP payload in an IPv4 packet.
 pub(crate) const MAX_PAYLOAD: usize = 65535 - 20 - HEADER_LEN;
@@ -51,13 +51,17 @@ pub(crate) fn emit_datagram(
     let container = inside_v4(key);
     let l4_len = HEADER_LEN + n;
     let off = emit_ipv4_to(tx, ep, remote, protocol::UDP, l4_len);
-    let buf = tx.read_space();
-    buf[off..off + 2].copy_from_slice(&key.outside.port().to_be_bytes());
-    buf[off + 2..off + 4].copy_from_slice(&key.inside.port().to_be_bytes());
-    buf[off + 4..off + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
     let pseudo = checksum::pseudo_header_v4(remote, container, protocol::UDP, l4_len as u16);
-    buf[off + 6..off + 8].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
-    finish_frame(tx, off + l4_len, 6, None);
+    // The pseudo-header sum in the checksum field; the port (or the
+    // offload fallback) completes it.
+    udpw::emit_header(
+        &mut tx.read_space()[off..],
+        key.outside.port(),
+        key.inside.port(),
+        l4_len as u16,
+        checksum::fold(pseudo),
+    );
+    finish_frame(tx, off + l4_len, udpw::CHECKSUM_OFFSET as u16, None);
     emit.emit(ep.port, tx);
 }
 
@@ -65,9 +69,13 @@ pub(crate) fn emit_datagram(
 /// an ICMP error.
 fn quote(key: &FlowKey) -> [u8; 8] {
     let mut q = [0u8; 8];
-    q[0..2].copy_from_slice(&key.inside.port().to_be_bytes());
-    q[2..4].copy_from_slice(&key.outside.port().to_be_bytes());
-    q[4..6].copy_from_slice(&(HEADER_LEN as u16).to_be_bytes());
+    udpw::emit_header(
+        &mut q,
+        key.inside.port(),
+        key.outside.port(),
+        HEADER_LEN as u16,
+        0,
+    );
     q
 }
 

@@ -30,6 +30,31 @@ pub mod rcode {
 
 pub const CLASS_IN: u16 = 1;
 
+/// The header's fields a forwarder looks at, on a whole message.
+pub mod header {
+    /// The transaction id.
+    pub fn id(m: &[u8]) -> u16 {
+        u16::from_be_bytes([m[0], m[1]])
+    }
+
+    pub fn set_id(m: &mut [u8], id: u16) {
+        m[0..2].copy_from_slice(&id.to_be_bytes());
+    }
+
+    /// QR: a response, not a query.
+    pub fn is_response(m: &[u8]) -> bool {
+        m[2] & 0x80 != 0
+    }
+
+    /// How many questions it carries.
+    pub fn qdcount(m: &[u8]) -> u16 {
+        u16::from_be_bytes([m[4], m[5]])
+    }
+
+    /// The question section starts here.
+    pub const QUESTION: usize = super::HEADER_LEN;
+}
+
 /// A parsed standard query with one question.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Query<'a> {

@@ -101,6 +101,14 @@ pub mod ethertype {
 
 pub const HEADER_LEN: usize = 14;
 
+/// Where the header's fields are.
+pub mod field {
+    use std::ops::Range;
+    pub const DST: Range<usize> = 0..6;
+    pub const SRC: Range<usize> = 6..12;
+    pub const ETHERTYPE: Range<usize> = 12..14;
+}
+
 /// A zero-copy view of an Ethernet II frame.
 #[derive(Debug, Clone, Copy)]
 pub struct EthernetFrame<T> {
@@ -118,18 +126,18 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
 
     #[inline]
     pub fn dst(&self) -> MacAddr {
-        MacAddr::from_slice(&self.buf.as_ref()[0..6])
+        MacAddr::from_slice(&self.buf.as_ref()[field::DST])
     }
 
     #[inline]
     pub fn src(&self) -> MacAddr {
-        MacAddr::from_slice(&self.buf.as_ref()[6..12])
+        MacAddr::from_slice(&self.buf.as_ref()[field::SRC])
     }
 
     #[inline]
     pub fn ethertype(&self) -> u16 {
-        let b = self.buf.as_ref();
-        u16::from_be_bytes([b[12], b[13]])
+        let b = &self.buf.as_ref()[field::ETHERTYPE];
+        u16::from_be_bytes([b[0], b[1]])
     }
 
     #[inline]

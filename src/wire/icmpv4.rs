@@ -61,6 +61,34 @@ impl<T: AsRef<[u8]>> Icmpv4Packet<T> {
     pub fn echo_body(&self) -> &[u8] {
         &self.buf.as_ref()[4..]
     }
+
+    /// The identifier of an echo message.
+    pub fn echo_ident(&self) -> u16 {
+        let b = self.buf.as_ref();
+        u16::from_be_bytes([b[4], b[5]])
+    }
+
+    /// The first 8 bytes, as an ICMP error quotes the message it is about.
+    pub fn quote(&self) -> [u8; 8] {
+        let mut q = [0u8; 8];
+        q.copy_from_slice(&self.buf.as_ref()[..HEADER_LEN]);
+        q
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv4Packet<T> {
+    /// Sets an echo message's identifier.
+    pub fn set_echo_ident(&mut self, ident: u16) {
+        self.buf.as_mut()[4..6].copy_from_slice(&ident.to_be_bytes());
+    }
+
+    /// Computes and sets the checksum over the whole message.
+    pub fn fill_checksum(&mut self) {
+        let b = self.buf.as_mut();
+        b[2..4].copy_from_slice(&[0, 0]);
+        let c = checksum::checksum(b);
+        b[2..4].copy_from_slice(&c.to_be_bytes());
+    }
 }
 
 /// Writes an echo reply for the echo request body `body` (identifier,

@@ -13,6 +13,39 @@ pub mod protocol {
     pub const UDP: u8 = 17;
 }
 
+/// Where the fixed header's fields are.
+pub mod field {
+    use std::ops::Range;
+    pub const VER_IHL: usize = 0;
+    pub const PROTOCOL: usize = 9;
+    pub const SRC: Range<usize> = 12..16;
+    pub const DST: Range<usize> = 16..20;
+}
+
+/// What port security needs of an IPv4 header, read leniently: only the
+/// bytes up to the source address must be there (the bridge forwards
+/// malformed packets between containers as it finds them; only their
+/// source is policed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peek {
+    pub src: Ipv4Addr,
+    pub protocol: u8,
+    /// As the IHL field says (not checked against the buffer).
+    pub header_len: usize,
+}
+
+/// Reads [`Peek`] from the start of `b`; `None` if it is shorter than
+/// that.
+pub fn peek(b: &[u8]) -> Option<Peek> {
+    let h = b.get(..field::SRC.end)?;
+    let s = &h[field::SRC];
+    Some(Peek {
+        src: Ipv4Addr::new(s[0], s[1], s[2], s[3]),
+        protocol: h[field::PROTOCOL],
+        header_len: ((h[field::VER_IHL] & 0x0f) as usize) * 4,
+    })
+}
+
 /// A zero-copy view of an IPv4 packet. `new_checked` guarantees that the
 /// header and the `total_length` it declares fit in the buffer, so every
 /// accessor below is in bounds. Trailing bytes beyond `total_length`

@@ -54,6 +54,19 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         u16::from_be_bytes([b[2], b[3]])
     }
 
+    /// The window field, unscaled.
+    #[inline]
+    pub fn window(&self) -> u16 {
+        let b = self.buf.as_ref();
+        u16::from_be_bytes([b[14], b[15]])
+    }
+
+    /// The options: everything between the fixed header and the data.
+    #[inline]
+    pub fn options(&self) -> &[u8] {
+        &self.buf.as_ref()[MIN_HEADER_LEN..self.header_len()]
+    }
+
     #[inline]
     pub fn seq(&self) -> u32 {
         let b = self.buf.as_ref();
@@ -118,6 +131,36 @@ pub fn emit_header(
     buf[14..16].copy_from_slice(&window.to_be_bytes());
     buf[16..20].copy_from_slice(&[0; 4]);
     MIN_HEADER_LEN
+}
+
+/// Writes the options of a SYN we send: MSS, and window scale when given
+/// (a NOP first, so the header stays a multiple of 4 bytes); returns their
+/// length (4 or 8).
+pub fn emit_syn_options(buf: &mut [u8], mss: u16, wscale: Option<u8>) -> usize {
+    buf[0..4].copy_from_slice(&[2, 4, (mss >> 8) as u8, mss as u8]);
+    match wscale {
+        Some(w) => {
+            buf[4..8].copy_from_slice(&[1, 3, 3, w]);
+            8
+        }
+        None => 4,
+    }
+}
+
+/// Sets the data offset of a header written by [`emit_header`] whose
+/// options (already written after the fixed 20 bytes) make it `len` long.
+pub fn set_header_len(buf: &mut [u8], len: usize) {
+    buf[12] = ((len / 4) as u8) << 4;
+}
+
+/// The first 8 bytes of a TCP header (ports and sequence number), as an
+/// ICMP error quotes the packet it is about.
+pub fn quote(src_port: u16, dst_port: u16, seq: u32) -> [u8; 8] {
+    let mut q = [0u8; 8];
+    q[0..2].copy_from_slice(&src_port.to_be_bytes());
+    q[2..4].copy_from_slice(&dst_port.to_be_bytes());
+    q[4..8].copy_from_slice(&seq.to_be_bytes());
+    q
 }
 
 #[cfg(test)]

@@ -4,9 +4,6 @@ use super::WireError;
 
 pub const HEADER_LEN: usize = 8;
 
-/// Offset of the checksum field inside the UDP header.
-pub const CHECKSUM_OFFSET: usize = 6;
-
 /// A zero-copy view of a UDP datagram; `new_checked` guarantees the header
 /// and the length it declares fit in the buffer.
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +62,28 @@ impl<'a> UdpPacket<&'a [u8]> {
         &self.buf[HEADER_LEN..len]
     }
 }
+
+/// The ports of a UDP header at the start of `b` (source, destination),
+/// read leniently: only they must be there.
+pub fn peek_ports(b: &[u8]) -> Option<(u16, u16)> {
+    let p = b.get(..4)?;
+    Some((
+        u16::from_be_bytes([p[0], p[1]]),
+        u16::from_be_bytes([p[2], p[3]]),
+    ))
+}
+
+/// Writes a UDP header (8 bytes) into `buf`: ports, the length of header
+/// and payload, and the checksum field as given.
+pub fn emit_header(buf: &mut [u8], src_port: u16, dst_port: u16, len: u16, checksum: u16) {
+    buf[0..2].copy_from_slice(&src_port.to_be_bytes());
+    buf[2..4].copy_from_slice(&dst_port.to_be_bytes());
+    buf[4..6].copy_from_slice(&len.to_be_bytes());
+    buf[6..8].copy_from_slice(&checksum.to_be_bytes());
+}
+
+/// Offset of the checksum field inside the UDP header.
+pub const CHECKSUM_OFFSET: usize = 6;
 
 #[cfg(test)]
 mod tests {
