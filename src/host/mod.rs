@@ -177,7 +177,7 @@ impl HostIo for RealIo {
     }
 
     fn send_to(&mut self, fd: RawFd, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
-        sock::send_to_any(fd, buf, to)
+        sock::send_to(fd, buf, to)
     }
 
     fn recv(&mut self, fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
@@ -185,7 +185,7 @@ impl HostIo for RealIo {
     }
 
     fn recv_from(&mut self, fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        sock::recv_from_any(fd, buf)
+        sock::recv_from(fd, buf)
     }
 
     fn take_error(&mut self, fd: RawFd) -> io::Result<Option<io::Error>> {

@@ -1,94 +1,75 @@
-//! Host sockets for NAT flows: thin libc wrappers with the flags the
-//! translation needs (non-blocking connect, MSG_PEEK with SO_PEEK_OFF,
-//! MSG_TRUNC discards, SIOCOUTQ), each returning `io::Result`.
+//! Every socket system call lanyard makes, in one place: host sockets for
+//! NAT flows, DNS queries and published ports, and the AF_PACKET sockets of
+//! attached interfaces. On `socket2` where it covers the call (socket,
+//! bind, connect, listen, accept, linger, shutdown, options, addresses of
+//! both families, send and receive with flags); on libc only for what it
+//! lacks: `SO_PEEK_OFF`, `SO_MEMINFO`, `SIOCOUTQ` and the AF_PACKET
+//! options. Every descriptor is non-blocking and close-on-exec; every call
+//! returns `io::Result` and is retried on EINTR.
+//!
+//! The data path holds its sockets as `OwnedFd`s and calls in with their
+//! raw descriptors; [`on`] lends one to socket2 for the call.
 
 use std::io;
-use std::mem::size_of;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::mem::{size_of, MaybeUninit};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
-use crate::sys::cvt_retry;
+use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
 
-const SO_PEEK_OFF: libc::c_int = 42;
-const SIOCOUTQ: libc::Ioctl = 0x5411; // TIOCOUTQ
+/// Lends a descriptor to socket2 for the call `f` makes with it.
+fn on<T>(fd: RawFd, f: impl FnOnce(&SockRef<'_>) -> T) -> T {
+    // SAFETY: every caller passes the descriptor of a socket it owns (an
+    // `OwnedFd` it holds across the call), so it stays open for the
+    // borrow, which ends when `f` returns.
+    let b = unsafe { BorrowedFd::borrow_raw(fd) };
+    f(&SockRef::from(&b))
+}
 
-fn sockaddr_in(a: SocketAddrV4) -> libc::sockaddr_in {
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: a.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from_ne_bytes(a.ip().octets()),
-        },
-        sin_zero: [0; 8],
+/// Views an initialised byte buffer as the `MaybeUninit` one socket2's
+/// receive calls take.
+fn uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and every `u8` is a
+    // valid `MaybeUninit<u8>`; the kernel only ever writes initialised
+    // bytes into it, so the buffer stays initialised for the caller.
+    unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
+}
+
+/// Retries a socket2 call on EINTR.
+fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
     }
 }
 
-fn v4(a: SocketAddr) -> io::Result<SocketAddrV4> {
-    match a {
-        SocketAddr::V4(a) => Ok(a),
-        SocketAddr::V6(_) => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "IPv6 flows are not supported yet",
-        )),
+fn domain(a: &SocketAddr) -> Domain {
+    if a.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
     }
 }
 
-/// A new non-blocking, close-on-exec IPv4 socket.
-pub fn socket(ty: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
-    socket_of(libc::AF_INET, ty, proto)
-}
-
-/// A new non-blocking, close-on-exec socket of `family`.
-fn socket_of(family: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: plain socket(2); the result is owned at once.
-    let fd = unsafe { libc::socket(family, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, proto) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+/// A new non-blocking, close-on-exec socket.
+fn socket(domain: Domain, ty: Type, proto: Protocol) -> io::Result<OwnedFd> {
+    let s = Socket::new(domain, ty.nonblocking().cloexec(), Some(proto))?;
+    Ok(s.into())
 }
 
 /// Starts a connect; `Ok(())` also when it is in progress (EINPROGRESS).
 pub fn connect(fd: RawFd, to: SocketAddr) -> io::Result<()> {
-    let sa = sockaddr_in(v4(to)?);
-    // SAFETY: connect with a sockaddr_in of its exact size.
-    let r = unsafe {
-        libc::connect(
-            fd,
-            (&sa as *const libc::sockaddr_in).cast(),
-            size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        return Ok(());
+    match on(fd, |s| s.connect(&SockAddr::from(to))) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(()),
+        Err(e) => Err(e),
     }
-    let e = io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::EINPROGRESS) {
-        return Ok(());
-    }
-    Err(e)
 }
 
-fn getsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
-    let mut v: libc::c_int = 0;
-    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: the option is an int; we pass a pointer to one and its size.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            level,
-            name,
-            (&mut v as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(v)
-}
-
+/// Sets an integer socket option (what socket2 does not name).
 pub fn setsockopt_int(
     fd: RawFd,
     level: libc::c_int,
@@ -113,21 +94,20 @@ pub fn setsockopt_int(
 
 /// The pending error of a socket (how a non-blocking connect ended).
 pub fn take_error(fd: RawFd) -> io::Result<Option<io::Error>> {
-    let e = getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR)?;
-    Ok((e != 0).then(|| io::Error::from_raw_os_error(e)))
+    on(fd, |s| s.take_error())
 }
 
 /// Enables SO_PEEK_OFF at `off`; false if the kernel lacks it for TCP
 /// (before Linux 6.9).
 pub fn set_peek_off(fd: RawFd, off: u32) -> bool {
-    setsockopt_int(fd, libc::SOL_SOCKET, SO_PEEK_OFF, off as libc::c_int).is_ok()
+    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, off as libc::c_int).is_ok()
 }
 
 /// Bytes in a TCP socket's send queue (unsent plus unacknowledged).
 pub fn outq(fd: RawFd) -> io::Result<usize> {
     let mut v: libc::c_int = 0;
-    // SAFETY: SIOCOUTQ writes one int.
-    let r = unsafe { libc::ioctl(fd, SIOCOUTQ, &mut v as *mut libc::c_int) };
+    // SAFETY: SIOCOUTQ (TIOCOUTQ) writes one int.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut v as *mut libc::c_int) };
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -135,15 +115,14 @@ pub fn outq(fd: RawFd) -> io::Result<usize> {
 }
 
 pub fn sndbuf(fd: RawFd) -> io::Result<usize> {
-    Ok(getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF)?.max(0) as usize)
+    on(fd, |s| s.send_buffer_size())
 }
-
-const SO_MEMINFO: libc::c_int = 55;
 
 /// The send buffer's size and what is queued in it, in the kernel's own
 /// accounting (SO_MEMINFO: `sndbuf` and `wmem_queued`, which counts buffer
 /// overhead too), with one syscall.
 pub fn send_buffer(fd: RawFd) -> io::Result<(usize, usize)> {
+    // SK_MEMINFO_VARS, which libc does not export.
     let mut v = [0u32; 9];
     let mut len = std::mem::size_of_val(&v) as libc::socklen_t;
     // SAFETY: SO_MEMINFO fills up to `len` bytes of u32 counters.
@@ -151,7 +130,7 @@ pub fn send_buffer(fd: RawFd) -> io::Result<(usize, usize)> {
         libc::getsockopt(
             fd,
             libc::SOL_SOCKET,
-            SO_MEMINFO,
+            libc::SO_MEMINFO,
             v.as_mut_ptr().cast(),
             &mut len,
         )
@@ -159,102 +138,64 @@ pub fn send_buffer(fd: RawFd) -> io::Result<(usize, usize)> {
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SK_MEMINFO_SNDBUF = 3, SK_MEMINFO_WMEM_QUEUED = 5.
-    Ok((v[3] as usize, v[5] as usize))
+    Ok((
+        v[libc::SK_MEMINFO_SNDBUF as usize] as usize,
+        v[libc::SK_MEMINFO_WMEM_QUEUED as usize] as usize,
+    ))
 }
 
-/// recv(2) with flags, retried on EINTR.
+/// recv(2) with flags (MSG_PEEK, MSG_TRUNC), never blocking. With
+/// MSG_TRUNC on TCP the kernel discards without writing into `buf`; on a
+/// packet socket it reports a frame's whole length.
 pub fn recv(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
-    // SAFETY: recv into a buffer we own, bounded by its length. With
-    // MSG_TRUNC on TCP the kernel discards without writing into it.
-    cvt_retry(|| unsafe {
-        libc::recv(
-            fd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            flags | libc::MSG_DONTWAIT,
-        ) as isize
+    let buf = uninit(buf);
+    on(fd, |s| {
+        retry(|| s.recv_with_flags(buf, flags | libc::MSG_DONTWAIT))
     })
 }
 
-/// send(2) without SIGPIPE, retried on EINTR.
+/// send(2) without SIGPIPE, never blocking.
 pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    // SAFETY: send from a buffer we own, bounded by its length.
-    cvt_retry(|| unsafe {
-        libc::send(
-            fd,
-            buf.as_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        ) as isize
+    on(fd, |s| {
+        retry(|| s.send_with_flags(buf, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL))
     })
 }
 
-/// sendto(2) an IPv4 address.
-pub fn send_to(fd: RawFd, buf: &[u8], to: Ipv4Addr) -> io::Result<usize> {
-    let sa = sockaddr_in(SocketAddrV4::new(to, 0));
-    // SAFETY: sendto from our buffer with a sockaddr_in of its exact size.
-    cvt_retry(|| unsafe {
-        libc::sendto(
-            fd,
-            buf.as_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-            (&sa as *const libc::sockaddr_in).cast(),
-            size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        ) as isize
-    })
-}
-
-/// recvfrom(2): the byte count and the sender's IPv4 address.
-pub fn recv_from(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV4)> {
-    // SAFETY: sockaddr_in is plain data; zeroed is valid.
-    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    let mut len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    // SAFETY: recvfrom into our buffer and address struct, both bounded.
-    let n = cvt_retry(|| unsafe {
-        libc::recvfrom(
-            fd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT,
-            (&mut sa as *mut libc::sockaddr_in).cast(),
-            &mut len,
-        ) as isize
+/// recvfrom(2): the byte count and the sender, of either family.
+pub fn recv_from(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+    let buf = uninit(buf);
+    let (n, from) = on(fd, |s| {
+        retry(|| s.recv_from_with_flags(buf, libc::MSG_DONTWAIT))
     })?;
-    let ip = Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr));
-    Ok((n, SocketAddrV4::new(ip, u16::from_be(sa.sin_port))))
+    let from = from
+        .as_socket()
+        .ok_or_else(|| io::Error::other("unknown address family"))?;
+    Ok((n, from))
+}
+
+/// sendto(2) an address of either family, without SIGPIPE.
+pub fn send_to(fd: RawFd, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+    let to = SockAddr::from(to);
+    on(fd, |s| {
+        retry(|| s.send_to_with_flags(buf, &to, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL))
+    })
 }
 
 pub fn shutdown_write(fd: RawFd) {
-    // SAFETY: shutdown on our own socket.
-    unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+    let _ = on(fd, |s| s.shutdown(std::net::Shutdown::Write));
 }
 
 /// Makes close() send a RST instead of a FIN (SO_LINGER with 0 s).
 pub fn set_linger_zero(fd: RawFd) {
-    let l = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: SO_LINGER takes one struct linger.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&l as *const libc::linger).cast(),
-            size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
+    let _ = on(fd, |s| s.set_linger(Some(Duration::ZERO)));
 }
 
 /// A new TCP socket, connecting to `to`.
 pub fn tcp_connect(to: SocketAddr) -> io::Result<OwnedFd> {
-    let fd = socket(libc::SOCK_STREAM, libc::IPPROTO_TCP)?;
+    let fd = socket(domain(&to), Type::STREAM, Protocol::TCP)?;
     // The container's own stack already coalesces small writes (Nagle);
     // a second Nagle here would only add a round trip of delay.
-    let _ = setsockopt_int(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+    let _ = on(fd.as_raw_fd(), |s| s.set_tcp_nodelay(true));
     connect(fd.as_raw_fd(), to)?;
     Ok(fd)
 }
@@ -262,7 +203,7 @@ pub fn tcp_connect(to: SocketAddr) -> io::Result<OwnedFd> {
 /// A new UDP socket connected to `to` (replies from anyone else are
 /// filtered by the kernel, as port-restricted NAT does).
 pub fn udp_connect(to: SocketAddr) -> io::Result<OwnedFd> {
-    let fd = socket(libc::SOCK_DGRAM, libc::IPPROTO_UDP)?;
+    let fd = socket(domain(&to), Type::DGRAM, Protocol::UDP)?;
     connect(fd.as_raw_fd(), to)?;
     Ok(fd)
 }
@@ -270,195 +211,174 @@ pub fn udp_connect(to: SocketAddr) -> io::Result<OwnedFd> {
 /// An unbound UDP socket of either family (a DNS query's own: the kernel
 /// binds it to a random port at the first send).
 pub fn udp_socket(v6: bool) -> io::Result<OwnedFd> {
-    let family = if v6 { libc::AF_INET6 } else { libc::AF_INET };
-    socket_of(family, libc::SOCK_DGRAM, libc::IPPROTO_UDP)
+    let d = if v6 { Domain::IPV6 } else { Domain::IPV4 };
+    socket(d, Type::DGRAM, Protocol::UDP)
 }
 
 /// An unprivileged ICMP echo socket; fails with EACCES when the host's
 /// `net.ipv4.ping_group_range` excludes our group.
 pub fn ping_socket() -> io::Result<OwnedFd> {
-    socket(libc::SOCK_DGRAM, libc::IPPROTO_ICMP)
-}
-
-/// A `sockaddr_storage` for either family, and its length.
-fn sockaddr_any(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: sockaddr_storage is plain data; zeroed is a valid value.
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match a {
-        SocketAddr::V4(a) => {
-            let sin = sockaddr_in(a);
-            // SAFETY: sockaddr_storage is larger than and aligned for
-            // sockaddr_in.
-            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin) };
-            size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            };
-            // SAFETY: as above, for sockaddr_in6.
-            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin6) };
-            size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (ss, len as libc::socklen_t)
-}
-
-/// Reads a `sockaddr_storage` the kernel filled.
-fn from_storage(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
-    match ss.ss_family as libc::c_int {
-        libc::AF_INET => {
-            // SAFETY: the family says the storage holds a sockaddr_in.
-            let sin: &libc::sockaddr_in = unsafe { &*(ss as *const libc::sockaddr_storage).cast() };
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
-                u16::from_be(sin.sin_port),
-            )))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says the storage holds a sockaddr_in6.
-            let sin6: &libc::sockaddr_in6 =
-                unsafe { &*(ss as *const libc::sockaddr_storage).cast() };
-            Some(SocketAddr::V6(std::net::SocketAddrV6::new(
-                std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr),
-                u16::from_be(sin6.sin6_port),
-                sin6.sin6_flowinfo,
-                sin6.sin6_scope_id,
-            )))
-        }
-        _ => None,
-    }
+    socket(Domain::IPV4, Type::DGRAM, Protocol::ICMPV4)
 }
 
 /// A listening (TCP) or bound (UDP) socket on `addr`; port 0 picks one.
 /// IPv6 sockets are IPv6-only, so `[::]` and `0.0.0.0` can both be bound.
 pub fn bind_listener(tcp: bool, addr: SocketAddr) -> io::Result<OwnedFd> {
-    let family = if addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
     let (ty, proto) = if tcp {
-        (libc::SOCK_STREAM, libc::IPPROTO_TCP)
+        (Type::STREAM, Protocol::TCP)
     } else {
-        (libc::SOCK_DGRAM, libc::IPPROTO_UDP)
+        (Type::DGRAM, Protocol::UDP)
     };
-    // SAFETY: plain socket(2); owned at once.
-    let fd = unsafe { libc::socket(family, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, proto) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let raw = fd.as_raw_fd();
+    let s = Socket::new(domain(&addr), ty.nonblocking().cloexec(), Some(proto))?;
     if tcp {
-        setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+        s.set_reuse_address(true)?;
     }
     if addr.is_ipv6() {
-        setsockopt_int(raw, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+        s.set_only_v6(true)?;
     }
-    let (ss, len) = sockaddr_any(addr);
-    // SAFETY: bind with a sockaddr of the stated length.
-    if unsafe { libc::bind(raw, (&ss as *const libc::sockaddr_storage).cast(), len) } < 0 {
-        return Err(io::Error::last_os_error());
+    s.bind(&SockAddr::from(addr))?;
+    if tcp {
+        s.listen(1024)?;
     }
-    // SAFETY: listen on our own bound socket.
-    if tcp && unsafe { libc::listen(raw, 1024) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(fd)
+    Ok(s.into())
 }
 
 /// The address a socket is bound to (the port the kernel chose for 0).
 pub fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
-    // SAFETY: sockaddr_storage is plain data; zeroed is valid.
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: getsockname fills at most `len` bytes of the storage.
-    if unsafe {
-        libc::getsockname(
-            fd,
-            (&mut ss as *mut libc::sockaddr_storage).cast(),
-            &mut len,
-        )
-    } < 0
-    {
-        return Err(io::Error::last_os_error());
-    }
-    from_storage(&ss).ok_or_else(|| io::Error::other("unknown address family"))
+    on(fd, |s| s.local_addr())?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("unknown address family"))
 }
 
 /// accept4(2): a non-blocking, close-on-exec connection and its peer.
 pub fn accept(fd: RawFd) -> io::Result<(OwnedFd, SocketAddr)> {
-    // SAFETY: sockaddr_storage is plain data; zeroed is valid.
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    let c = cvt_retry(|| {
-        // SAFETY: accept4 fills at most `len` bytes of the storage.
-        unsafe {
-            libc::accept4(
-                fd,
-                (&mut ss as *mut libc::sockaddr_storage).cast(),
-                &mut len,
-                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            ) as isize
-        }
-    })?;
-    // SAFETY: a fresh descriptor from accept4, ours alone.
-    let c = unsafe { OwnedFd::from_raw_fd(c as RawFd) };
-    let peer = from_storage(&ss).ok_or_else(|| io::Error::other("unknown address family"))?;
-    Ok((c, peer))
-}
-
-/// recvfrom(2) from any family.
-pub fn recv_from_any(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-    // SAFETY: sockaddr_storage is plain data; zeroed is valid.
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: recvfrom into our buffer and address storage, both bounded.
-    let n = cvt_retry(|| unsafe {
-        libc::recvfrom(
-            fd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT,
-            (&mut ss as *mut libc::sockaddr_storage).cast(),
-            &mut len,
-        ) as isize
-    })?;
-    let from = from_storage(&ss).ok_or_else(|| io::Error::other("unknown address family"))?;
-    Ok((n, from))
-}
-
-/// sendto(2) any family.
-pub fn send_to_any(fd: RawFd, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
-    let (ss, len) = sockaddr_any(to);
-    // SAFETY: sendto from our buffer with a sockaddr of the stated length.
-    cvt_retry(|| unsafe {
-        libc::sendto(
-            fd,
-            buf.as_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-            (&ss as *const libc::sockaddr_storage).cast(),
-            len,
-        ) as isize
-    })
+    let (c, peer) = on(fd, |s| retry(|| s.accept()))?;
+    c.set_nonblocking(true)?;
+    let peer = peer
+        .as_socket()
+        .ok_or_else(|| io::Error::other("unknown address family"))?;
+    Ok((c.into(), peer))
 }
 
 /// dup(2) with close-on-exec.
 pub fn dup(fd: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: F_DUPFD_CLOEXEC on our own descriptor.
-    let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    if d < 0 {
+    // SAFETY: the caller owns `fd` for the call.
+    let b = unsafe { BorrowedFd::borrow_raw(fd) };
+    b.try_clone_to_owned()
+}
+
+/// An AF_PACKET socket bound to interface `ifindex`, all protocols, with
+/// the virtio-net header (`PACKET_VNET_HDR`), without its own sends coming
+/// back (`PACKET_IGNORE_OUTGOING`), promiscuous, and past the qdisc when
+/// the kernel allows (`PACKET_QDISC_BYPASS`, best effort).
+pub fn packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
+    let all = (libc::ETH_P_ALL as u16).to_be() as libc::c_int;
+    let s = Socket::new(
+        Domain::PACKET,
+        Type::RAW.nonblocking().cloexec(),
+        Some(Protocol::from(all)),
+    )?;
+    let fd = s.as_raw_fd();
+    setsockopt_int(fd, libc::SOL_PACKET, libc::PACKET_VNET_HDR, 1)?;
+    setsockopt_int(fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1)?;
+    // Best effort: skipping the qdisc only saves time.
+    let _ = setsockopt_int(fd, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, 1);
+    let mreq = libc::packet_mreq {
+        mr_ifindex: ifindex as libc::c_int,
+        mr_type: libc::PACKET_MR_PROMISC as libc::c_ushort,
+        mr_alen: 0,
+        mr_address: [0; 8],
+    };
+    // SAFETY: PACKET_ADD_MEMBERSHIP reads one packet_mreq.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_PACKET,
+            libc::PACKET_ADD_MEMBERSHIP,
+            (&mreq as *const libc::packet_mreq).cast(),
+            size_of::<libc::packet_mreq>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: a fresh descriptor, ours alone.
-    Ok(unsafe { OwnedFd::from_raw_fd(d) })
+    // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+    sll.sll_ifindex = ifindex as i32;
+    // SAFETY: bind with a sockaddr_ll and its exact size.
+    let r = unsafe {
+        libc::bind(
+            fd,
+            (&sll as *const libc::sockaddr_ll).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor is socket2's, handed over whole.
+    Ok(unsafe { OwnedFd::from_raw_fd(s.into_raw_fd()) })
+}
+
+/// send(2) of one frame on a packet socket (no SIGPIPE there).
+pub fn send_frame(fd: RawFd, frame: &[u8]) -> io::Result<usize> {
+    on(fd, |s| {
+        retry(|| s.send_with_flags(frame, libc::MSG_DONTWAIT))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_udp_both_families_and_peek() {
+        let a = bind_listener(false, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let at = local_addr(a.as_raw_fd()).unwrap();
+        let b = udp_connect(at).unwrap();
+        assert_eq!(send(b.as_raw_fd(), b"hello").unwrap(), 5);
+        let mut buf = [0u8; 16];
+        // A peek leaves it there; the read takes it, with the sender.
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(recv(a.as_raw_fd(), &mut buf, libc::MSG_PEEK).unwrap(), 5);
+        let (n, from) = recv_from(a.as_raw_fd(), &mut buf).unwrap();
+        assert_eq!(
+            (&buf[..n], from),
+            (&b"hello"[..], local_addr(b.as_raw_fd()).unwrap())
+        );
+        assert_eq!(
+            recv(a.as_raw_fd(), &mut buf, 0).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        // The reply goes back with sendto.
+        assert_eq!(send_to(a.as_raw_fd(), b"hi", from).unwrap(), 2);
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(recv(b.as_raw_fd(), &mut buf, 0).unwrap(), 2);
+    }
+
+    #[test]
+    fn tcp_connect_in_progress_accept_and_reset() {
+        let l = bind_listener(true, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let at = local_addr(l.as_raw_fd()).unwrap();
+        let c = tcp_connect(at).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(take_error(c.as_raw_fd()).unwrap().is_none());
+        let (s, peer) = accept(l.as_raw_fd()).unwrap();
+        assert_eq!(peer, local_addr(c.as_raw_fd()).unwrap());
+        assert_eq!(send(c.as_raw_fd(), b"abc").unwrap(), 3);
+        std::thread::sleep(Duration::from_millis(20));
+        let (size, queued) = send_buffer(c.as_raw_fd()).unwrap();
+        assert!(size > 0 && queued <= size);
+        let mut buf = [0u8; 8];
+        assert_eq!(recv(s.as_raw_fd(), &mut buf, libc::MSG_TRUNC).unwrap(), 3);
+        set_linger_zero(s.as_raw_fd());
+        drop(s);
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(
+            recv(c.as_raw_fd(), &mut buf, 0).unwrap_err().raw_os_error(),
+            Some(libc::ECONNRESET)
+        );
+    }
 }
