@@ -27,6 +27,37 @@
 //!
 //! No timestamps, no SACK: the container falls back to plain TCP on its
 //! loss-free link to us, and the host socket does the real TCP.
+//!
+//! # States
+//!
+//! A connection is a [`Phase`] (the handshake) and, once established, the
+//! state of each direction: [`ToHost`] (the container's data, onto the
+//! socket) and [`ToContainer`] (the socket's data, peeked and sent). What
+//! an event does in each:
+//!
+//! | state | event | action | next |
+//! |---|---|---|---|
+//! | — | container SYN | `connect()` (non-blocking) | `Connecting` |
+//! | — | published port's client accepted | SYN to the container, from the client | `SynSent` |
+//! | `Connecting` | socket writable, no error | SYN-ACK to the container | `SynAckSent` |
+//! | `Connecting` | socket error | RST (refused) or ICMP unreachable; flow goes | — |
+//! | `SynSent` | container SYN-ACK for our ISN | ACK; host data may flow | `Established` |
+//! | `SynSent` | no answer, 5 retries | flow goes (client reset) | — |
+//! | `SynAckSent` | container ACK of our SYN | | `Established` |
+//! | any | container RST at `rcv_nxt` (RFC 5961) | host side reset; flow goes | — |
+//! | `Established` | container data in order | `send()`; ACK what the socket took (deferred to the batch's flush) | |
+//! | `Established` | container data past a gap | ACK for what is missing | |
+//! | `ToHost::Open` | container FIN in order | `shutdown(SHUT_WR)`; ACK | `ToHost::Shut` |
+//! | `ToContainer::Open` | socket readable | peek at the in-flight offset; data as super-frames within the container's window | |
+//! | `ToContainer::Open` | peek returns 0 (EOF) | FIN to the container | `ToContainer::FinSent` |
+//! | `ToContainer::FinSent` | container ACK of the FIN | | `ToContainer::FinAcked` |
+//! | any direction | container ACK of new data | discard it from the socket (deferred to the flush) | |
+//! | data in flight | 3 duplicate ACKs, or the timer | rewind the peek to `snd_una` (a FIN in flight is taken back) | `FinSent` → `Eof` |
+//! | `ToContainer::Eof` | the peek finds EOF again | FIN again | `ToContainer::FinSent` |
+//! | window 0, nothing in flight | timer | window probe (`snd_una - 1`); the container's answer resets the count | |
+//! | data in flight or probing | 12 timeouts without an answer | both sides reset; flow goes | — |
+//! | `ToHost::Shut` and `ToContainer::FinAcked` | — | socket closed cleanly; flow goes | — |
+//! | socket send buffer low | EPOLLOUT | window update (three times if data was dropped) | |
 
 use std::io;
 use std::net::SocketAddr;
@@ -83,8 +114,72 @@ enum Phase {
     Established,
 }
 
+/// The container → host direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ToHost {
+    Open,
+    /// The container sent FIN: the socket is shut down for writing.
+    Shut,
+}
+
+/// The host → container direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ToContainer {
+    /// No EOF read from the socket yet.
+    Open,
+    /// EOF read, and a FIN sent (it is the last sequence number in flight).
+    FinSent,
+    /// EOF read, the FIN to be sent again (a rewind took it back).
+    Eof,
+    /// The container acknowledged our FIN.
+    FinAcked,
+}
+
+impl ToContainer {
+    fn eof(self) -> bool {
+        self != ToContainer::Open
+    }
+
+    fn fin_sent(self) -> bool {
+        matches!(self, ToContainer::FinSent | ToContainer::FinAcked)
+    }
+}
+
+/// Waiting for the socket's send buffer to drain.
+#[derive(Debug, Clone, Copy, Default)]
+struct WriteWait {
+    /// EPOLLOUT is registered.
+    armed: bool,
+    /// In-order data was dropped because the socket was full: the next
+    /// window update goes out three times, so the container retransmits at
+    /// once (fast retransmit) instead of after its RTO.
+    dropped: bool,
+}
+
+/// Work deferred to the end of a batch of frames (`Nat::flush`).
+#[derive(Debug, Clone, Copy, Default)]
+struct Deferred {
+    /// The flow is on the NAT's list for the next flush.
+    queued: bool,
+    /// An acknowledgement of in-order data is owed to the container; it
+    /// goes out at the flush, after the rest of the batch (one ACK for
+    /// several super-frames read in one round).
+    ack: bool,
+    /// The acknowledgement owed went out on a data segment: the flush sends
+    /// none, but still arms EPOLLOUT if the window it gave is low.
+    ack_carried: bool,
+    /// Bytes the container acknowledged that are still in the socket's
+    /// receive buffer: discarded at the flush, once for the batch (each
+    /// discard may send the remote a window update, run in our thread).
+    discard: u32,
+}
+
 pub struct TcpConn {
     phase: Phase,
+    to_host: ToHost,
+    to_container: ToContainer,
+    write_wait: WriteWait,
+    deferred: Deferred,
     /// The container's initial sequence number.
     c_isn: u32,
     /// Next sequence number expected from the container.
@@ -100,18 +195,6 @@ pub struct TcpConn {
     c_wscale: u8,
     our_wscale: u8,
     c_mss: u16,
-    /// The container sent FIN (our socket is shut down for writing).
-    c_fin: bool,
-    /// The host side sent FIN (read EOF).
-    host_eof: bool,
-    fin_sent: bool,
-    fin_acked: bool,
-    /// EPOLLOUT is registered: waiting for send-buffer space.
-    want_write: bool,
-    /// In-order data was dropped because the socket was full: the next
-    /// window update goes out three times, so the container retransmits at
-    /// once (fast retransmit) instead of after its RTO.
-    dropped_data: bool,
     dup_acks: u8,
     last_progress: Time,
     rto: Duration,
@@ -126,19 +209,6 @@ pub struct TcpConn {
     /// the container until its next readable event (or a rewind), so the
     /// container's segments need not peek again.
     host_drained: bool,
-    /// An acknowledgement of in-order data is owed to the container; it
-    /// goes out when the NAT flushes, after the rest of the batch (one ACK
-    /// for several super-frames read in one round).
-    ack_pending: bool,
-    /// The acknowledgement owed went out on a data segment: the flush
-    /// sends none, but still arms EPOLLOUT if the window it gave is low.
-    ack_carried: bool,
-    /// Bytes the container acknowledged that are still in the socket's
-    /// receive buffer: discarded at the flush, once for the batch (each
-    /// discard may send the remote a window update, run in our thread).
-    discard_pending: u32,
-    /// The flow is on the NAT's list for the next flush.
-    queued: bool,
 }
 
 /// A TCP segment from the container.
@@ -217,12 +287,10 @@ impl TcpConn {
             c_wscale,
             our_wscale,
             c_mss: syn.mss.unwrap_or(536).max(64),
-            c_fin: false,
-            host_eof: false,
-            fin_sent: false,
-            fin_acked: false,
-            want_write: false,
-            dropped_data: false,
+            to_host: ToHost::Open,
+            to_container: ToContainer::Open,
+            write_wait: WriteWait::default(),
+            deferred: Deferred::default(),
             dup_acks: 0,
             last_progress: now,
             rto: RTO_MIN,
@@ -231,10 +299,6 @@ impl TcpConn {
             last_window: 0,
             last_sndbuf: 0,
             host_drained: false,
-            ack_pending: false,
-            ack_carried: false,
-            discard_pending: 0,
-            queued: false,
         }
     }
 
@@ -252,12 +316,10 @@ impl TcpConn {
             c_wscale: 0,
             our_wscale: OUR_WSCALE,
             c_mss: 536,
-            c_fin: false,
-            host_eof: false,
-            fin_sent: false,
-            fin_acked: false,
-            want_write: false,
-            dropped_data: false,
+            to_host: ToHost::Open,
+            to_container: ToContainer::Open,
+            write_wait: WriteWait::default(),
+            deferred: Deferred::default(),
             dup_acks: 0,
             last_progress: now,
             rto: Duration::from_secs(1),
@@ -266,10 +328,6 @@ impl TcpConn {
             last_window: 0,
             last_sndbuf: 0,
             host_drained: false,
-            ack_pending: false,
-            ack_carried: false,
-            discard_pending: 0,
-            queued: false,
         }
     }
 
@@ -279,8 +337,13 @@ impl TcpConn {
         !matches!(self.phase, Phase::Connecting | Phase::SynSent)
     }
 
+    /// Both FINs are through: the container's taken, ours acknowledged.
+    fn closed_both_ways(&self) -> bool {
+        self.to_host == ToHost::Shut && self.to_container == ToContainer::FinAcked
+    }
+
     pub fn is_established_both_ways(&self) -> bool {
-        self.phase == Phase::Established && !self.c_fin && !self.host_eof
+        self.phase == Phase::Established && self.to_host == ToHost::Open && !self.to_container.eof()
     }
 
     pub fn state_name(&self) -> &'static str {
@@ -288,7 +351,7 @@ impl TcpConn {
             Phase::Connecting => "syn_sent",
             Phase::SynSent => "syn_sent",
             Phase::SynAckSent => "syn_recv",
-            Phase::Established => match (self.c_fin, self.host_eof) {
+            Phase::Established => match (self.to_host == ToHost::Shut, self.to_container.eof()) {
                 (false, false) => "established",
                 (true, false) => "fin_wait",
                 (false, true) => "close_wait",
@@ -299,14 +362,14 @@ impl TcpConn {
 
     fn in_flight_data(&self) -> u32 {
         let all = self.snd_nxt.wrapping_sub(self.snd_una);
-        all - u32::from(self.fin_sent && !self.fin_acked).min(all)
+        all - u32::from(self.to_container == ToContainer::FinSent).min(all)
     }
 
     /// Bytes in flight (data and FIN), a closed window toward the
     /// container, or a low window toward us: the timer has work.
     fn busy(&self) -> bool {
         self.phase == Phase::Established
-            && (self.snd_nxt != self.snd_una || self.c_wnd == 0 || self.want_write)
+            && (self.snd_nxt != self.snd_una || self.c_wnd == 0 || self.write_wait.armed)
     }
 
     /// The window we advertised is low: the socket's buffer must tell us
@@ -315,7 +378,7 @@ impl TcpConn {
     /// (SOCK_NOSPACE, which re-arming EPOLLOUT on a full socket sets; the
     /// buffer's autotuning also waits for that flag).
     fn window_is_low(&self) -> bool {
-        !self.c_fin && self.last_window < self.last_sndbuf / 3
+        self.to_host == ToHost::Open && self.last_window < self.last_sndbuf / 3
     }
 }
 
@@ -422,7 +485,7 @@ fn reset_for(seg: &Seg<'_>, key: &FlowKey, ep: &Inside, tx: &mut FrameBuf, emit:
 }
 
 fn window_field(c: &mut TcpConn, io: &mut dyn HostIo, fd: RawFd) -> u16 {
-    let (free, size) = if c.c_fin {
+    let (free, size) = if c.to_host == ToHost::Shut {
         (0, 0)
     } else {
         socket_window(io, fd)
@@ -436,8 +499,8 @@ fn window_field(c: &mut TcpConn, io: &mut dyn HostIo, fd: RawFd) -> u16 {
 fn arm_write(c: &mut TcpConn, want: bool, io: &mut dyn HostIo, fd: RawFd, token: PollToken) {
     // Re-arming while still low is what sets SOCK_NOSPACE again after a
     // wake-up cleared it, so it is done even when `want` did not change.
-    if want || want != c.want_write {
-        c.want_write = want;
+    if want || want != c.write_wait.armed {
+        c.write_wait.armed = want;
         let interest = if want {
             Interest::READABLE | Interest::WRITABLE
         } else {
@@ -475,11 +538,11 @@ fn send_ack(
 /// list (sized for the whole table) has no room, and the work must be done
 /// at once.
 fn queue_for_flush(pending: &mut Vec<FlowId>, c: &mut TcpConn, id: FlowId) -> bool {
-    if !c.queued {
+    if !c.deferred.queued {
         if pending.len() == pending.capacity() {
             return false;
         }
-        c.queued = true;
+        c.deferred.queued = true;
         pending.push(id);
     }
     true
@@ -487,8 +550,8 @@ fn queue_for_flush(pending: &mut Vec<FlowId>, c: &mut TcpConn, id: FlowId) -> bo
 
 /// EPOLLOUT after an acknowledgement: armed while the window is low.
 fn arm_after_ack(c: &mut TcpConn, io: &mut dyn HostIo, fd: RawFd, token: PollToken) {
-    let low = !c.c_fin && c.window_is_low();
-    if low != c.want_write || low {
+    let low = c.to_host == ToHost::Open && c.window_is_low();
+    if low != c.write_wait.armed || low {
         arm_write(c, low, io, fd, token);
     }
 }
@@ -565,18 +628,19 @@ pub(super) fn discard_before_close(
     io: &mut dyn HostIo,
     tx: &mut FrameBuf,
 ) {
-    let _ = discard(io, fd, std::mem::take(&mut c.discard_pending) as usize, tx);
+    let _ = discard(io, fd, std::mem::take(&mut c.deferred.discard) as usize, tx);
 }
 
 /// Rewinds to the first unacknowledged byte: the next send starts there.
 /// Acknowledged bytes still waiting for the flush go first, so the peek
 /// restarts at the first unacknowledged one.
 fn rewind(c: &mut TcpConn, io: &mut dyn HostIo, fd: RawFd, tx: &mut FrameBuf) -> io::Result<()> {
-    discard(io, fd, std::mem::take(&mut c.discard_pending) as usize, tx)?;
+    discard(io, fd, std::mem::take(&mut c.deferred.discard) as usize, tx)?;
     c.snd_nxt = c.snd_una;
     c.host_drained = false;
-    if c.fin_sent && !c.fin_acked {
-        c.fin_sent = false;
+    if c.to_container == ToContainer::FinSent {
+        // The FIN in flight is taken back with the data: sent again after.
+        c.to_container = ToContainer::Eof;
     }
     if c.peek_off {
         io.set_peek_off(fd, 0);
@@ -596,7 +660,7 @@ fn send_host_data(
     tx: &mut FrameBuf,
     emit: &mut dyn Emit,
 ) -> Next {
-    if c.phase != Phase::Established || c.fin_sent {
+    if c.phase != Phase::Established || c.to_container.fin_sent() {
         return Next::Keep;
     }
     loop {
@@ -611,7 +675,6 @@ fn send_host_data(
         let space = &mut tx.read_space()[PAYLOAD_OFFSET..PAYLOAD_OFFSET + max];
         match io.recv(fd, space, libc::MSG_PEEK) {
             Ok(0) => {
-                c.host_eof = true;
                 let w = window_field(c, io, fd);
                 emit_segment(
                     tx,
@@ -626,14 +689,14 @@ fn send_host_data(
                     emit,
                 );
                 c.snd_nxt = c.snd_nxt.wrapping_add(1);
-                c.fin_sent = true;
+                c.to_container = ToContainer::FinSent;
                 break;
             }
             Ok(n) => {
                 let w = window_field(c, io, fd);
                 // This segment carries the acknowledgement owed, if any; the
                 // flush only checks the window then.
-                c.ack_carried = c.ack_pending;
+                c.deferred.ack_carried = c.deferred.ack;
                 emit_segment(
                     tx,
                     ep,
@@ -944,12 +1007,12 @@ impl Nat {
                 if c.peek_off && queue_for_flush(&mut self.pending, c, id) {
                     // Peeks go on from the peek offset; the bytes go at the
                     // flush, with those of the batch's other ACKs.
-                    c.discard_pending += data;
+                    c.deferred.discard += data;
                 } else if discard(io, fd, data as usize, tx).is_err() {
                     return Next::Abort;
                 }
-                if c.fin_sent && seg.ack == c.snd_nxt {
-                    c.fin_acked = true;
+                if c.to_container == ToContainer::FinSent && seg.ack == c.snd_nxt {
+                    c.to_container = ToContainer::FinAcked;
                 }
                 c.snd_una = seg.ack;
                 c.last_progress = now;
@@ -980,7 +1043,7 @@ impl Nat {
         // Data from the container.
         let mut need_ack = false;
         let mut all_taken = true;
-        if !seg.payload.is_empty() && !c.c_fin {
+        if !seg.payload.is_empty() && c.to_host == ToHost::Open {
             let len = seg.payload.len() as u32;
             if seq_gt(seg.seq, c.rcv_nxt) {
                 need_ack = true; // a gap: ask for what is missing
@@ -1003,16 +1066,16 @@ impl Nat {
             }
         }
         if !all_taken {
-            c.dropped_data = true;
+            c.write_wait.dropped = true;
         }
         if seg.has(flags::FIN) && all_taken {
             let fin_seq = seg.seq.wrapping_add(seg.payload.len() as u32);
-            if !c.c_fin && fin_seq == c.rcv_nxt {
-                c.c_fin = true;
+            if c.to_host == ToHost::Open && fin_seq == c.rcv_nxt {
+                c.to_host = ToHost::Shut;
                 c.rcv_nxt = c.rcv_nxt.wrapping_add(1);
                 io.shutdown_write(fd);
                 need_ack = true;
-            } else if c.c_fin && fin_seq.wrapping_add(1) == c.rcv_nxt {
+            } else if c.to_host == ToHost::Shut && fin_seq.wrapping_add(1) == c.rcv_nxt {
                 need_ack = true; // a retransmitted FIN
             }
         }
@@ -1023,18 +1086,18 @@ impl Nat {
         let defer = need_ack && all_taken && !seg.has(flags::FIN);
         if defer {
             if queue_for_flush(&mut self.pending, c, id) {
-                c.ack_pending = true;
+                c.deferred.ack = true;
             } else {
                 send_ack(c, io, fd, key, &ep, tx, emit);
                 arm_after_ack(c, io, fd, token);
             }
         } else {
             if need_ack {
-                c.ack_pending = false;
+                c.deferred.ack = false;
                 send_ack(c, io, fd, key, &ep, tx, emit);
             }
-            let low = !c.c_fin && (!all_taken || c.window_is_low());
-            if low != c.want_write || (low && need_ack) {
+            let low = c.to_host == ToHost::Open && (!all_taken || c.window_is_low());
+            if low != c.write_wait.armed || (low && need_ack) {
                 arm_write(c, low, io, fd, token);
             }
         }
@@ -1044,7 +1107,7 @@ impl Nat {
                 return next;
             }
         }
-        let done = c.c_fin && c.fin_acked;
+        let done = c.closed_both_ways();
         let busy = c.busy();
         if done {
             return Next::Close;
@@ -1072,18 +1135,18 @@ impl Nat {
             let FlowState::Tcp(c) = &mut flow.state else {
                 continue;
             };
-            if !std::mem::take(&mut c.queued) {
+            if !std::mem::take(&mut c.deferred.queued) {
                 // A flow that took this slot after the queued one left.
                 continue;
             }
             let io = &mut *self.io;
-            let n = std::mem::take(&mut c.discard_pending) as usize;
+            let n = std::mem::take(&mut c.deferred.discard) as usize;
             if discard(io, fd, n, &mut self.tx).is_err() {
                 self.remove_flow(id, Next::Abort, emit);
                 continue;
             }
-            let carried = std::mem::take(&mut c.ack_carried);
-            if std::mem::take(&mut c.ack_pending) {
+            let carried = std::mem::take(&mut c.deferred.ack_carried);
+            if std::mem::take(&mut c.deferred.ack) {
                 if !carried {
                     send_ack(c, io, fd, &key, &ep, &mut self.tx, emit);
                 }
@@ -1136,11 +1199,11 @@ impl Nat {
         } else {
             let tx = &mut self.tx;
             let io = &mut *self.io;
-            if writable && c.want_write {
+            if writable && c.write_wait.armed {
                 // Buffer space came back: tell the container (three times
                 // if it has data to send again).
                 send_ack(c, io, fd, key, &ep, tx, emit);
-                if std::mem::take(&mut c.dropped_data) {
+                if std::mem::take(&mut c.write_wait.dropped) {
                     send_ack(c, io, fd, key, &ep, tx, emit);
                     send_ack(c, io, fd, key, &ep, tx, emit);
                 }
@@ -1153,7 +1216,7 @@ impl Nat {
                 next = send_host_data(c, &mut flow.bytes_in, io, fd, key, &ep, tx, emit);
             }
             let busy = c.busy();
-            if next == Next::Keep && c.c_fin && c.fin_acked {
+            if next == Next::Keep && c.closed_both_ways() {
                 next = Next::Close;
             }
             if next == Next::Keep {
@@ -1180,7 +1243,7 @@ impl Nat {
             return None;
         }
         let io = &mut *self.io;
-        if c.want_write {
+        if c.write_wait.armed {
             // A safety net for the EPOLLOUT wake-up: if the buffer drained
             // without one, the container still hears of the new window.
             let before = c.last_window;
