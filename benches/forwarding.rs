@@ -42,7 +42,7 @@ fn bench_network() -> NetworkSpec {
     NetworkSpec {
         name: "bench".into(),
         subnet: "172.17.0.0/16".parse().unwrap(),
-        gateway_ip: GW,
+        gateway_ip: GW.into(),
         gateway_mac: mac(GW),
         fdb_max_entries: 8192,
         fdb_max_per_port: 1024,
@@ -187,7 +187,7 @@ fn offload(c: &mut Criterion) {
     let net = sw.add_network(NetworkSpec {
         name: "b".into(),
         subnet: "172.17.0.0/16".parse().unwrap(),
-        gateway_ip: GW,
+        gateway_ip: GW.into(),
         gateway_mac: mac(GW),
         fdb_max_entries: 64,
         fdb_max_per_port: 8,

@@ -10,9 +10,9 @@
 //! at most one reply into a caller-owned buffer, which the switch sends back
 //! out of the ingress port.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net};
 
 use crate::frame::FrameBuf;
 use crate::ratelimit::RateLimiter;
@@ -162,11 +162,18 @@ pub struct Ingress {
     pub allow_host_loopback: bool,
 }
 
+/// The gateway of one network prefix: its address there (of either family)
+/// and the prefix. The IPv4 paths below serve an IPv4 gateway; an IPv6 one
+/// (the IPv6 issue) adds its own paths, not a new type.
 #[derive(Debug, Clone)]
 pub struct Gateway {
+    addr: IpAddr,
+    prefix: IpNet,
+    /// The IPv4 address and subnet, when the gateway is IPv4 (what its IPv4
+    /// paths compare with, per packet).
     ip: Ipv4Addr,
-    mac: MacAddr,
     subnet: Ipv4Net,
+    mac: MacAddr,
     /// Routed traffic goes to the NAT (false: an internal network).
     nat: bool,
     icmp_errors: RateLimiter,
@@ -179,11 +186,19 @@ impl Gateway {
     pub const ICMP_ERRORS_PER_SEC: u32 = 1000;
     pub const ICMP_ERRORS_BURST: u32 = 50;
 
-    pub fn new(ip: Ipv4Addr, mac: MacAddr, subnet: Ipv4Net) -> Gateway {
+    pub fn new(ip: impl Into<IpAddr>, mac: MacAddr, prefix: IpNet) -> Gateway {
+        let addr = ip.into();
+        let (ip, subnet) = match (addr, prefix) {
+            (IpAddr::V4(a), IpNet::V4(n)) => (a, n),
+            // Not IPv4: its IPv4 paths match nothing.
+            _ => (Ipv4Addr::UNSPECIFIED, Ipv4Net::default()),
+        };
         Gateway {
+            addr,
+            prefix,
             ip,
-            mac,
             subnet,
+            mac,
             nat: false,
             icmp_errors: RateLimiter::new(Self::ICMP_ERRORS_PER_SEC, Self::ICMP_ERRORS_BURST),
             ident: 1,
@@ -197,8 +212,12 @@ impl Gateway {
         self
     }
 
-    pub fn ip(&self) -> Ipv4Addr {
-        self.ip
+    pub fn ip(&self) -> IpAddr {
+        self.addr
+    }
+
+    pub fn prefix(&self) -> IpNet {
+        self.prefix
     }
 
     pub fn mac(&self) -> MacAddr {

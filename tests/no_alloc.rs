@@ -72,7 +72,7 @@ fn switching_frames_does_not_allocate() {
     let spec = NetworkSpec {
         name: "n".into(),
         subnet: "172.17.0.0/16".parse().unwrap(),
-        gateway_ip: GW,
+        gateway_ip: GW.into(),
         gateway_mac: gw_mac(),
         fdb_max_entries: 1024,
         fdb_max_per_port: 256,

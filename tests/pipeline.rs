@@ -27,7 +27,7 @@ fn spec(name: &str, subnet: &str, gw: Ipv4Addr, fdb_max: usize, per_port: u32) -
     NetworkSpec {
         name: name.into(),
         subnet: subnet.parse().unwrap(),
-        gateway_ip: gw,
+        gateway_ip: gw.into(),
         gateway_mac: mac_of(gw),
         fdb_max_entries: fdb_max,
         fdb_max_per_port: per_port,

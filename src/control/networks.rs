@@ -16,8 +16,8 @@ use crate::sys::random_id;
 pub(super) fn network_spec(n: &crate::config::NetworkConfig, limits: &Limits) -> NetworkSpec {
     NetworkSpec {
         name: n.name.clone(),
-        subnet: n.subnet,
-        gateway_ip: n.gateway,
+        subnet: n.subnet.into(),
+        gateway_ip: n.gateway.into(),
         gateway_mac: Ipam::mac_for(n.gateway),
         fdb_max_entries: limits.fdb_max_entries,
         fdb_max_per_port: limits.fdb_max_per_port,

@@ -8,10 +8,10 @@
 //! offloads per egress port. Nothing here allocates per frame.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::bridge::{Fdb, FdbCounters, Forward, Learn};
@@ -37,8 +37,10 @@ pub struct NetworkId(pub u32);
 #[derive(Debug, Clone)]
 pub struct NetworkSpec {
     pub name: String,
-    pub subnet: Ipv4Net,
-    pub gateway_ip: Ipv4Addr,
+    /// The network's prefix, of either family, and its gateway's address in
+    /// it (IPv4 today; a dual-stack network will carry a second prefix).
+    pub subnet: IpNet,
+    pub gateway_ip: IpAddr,
     pub gateway_mac: MacAddr,
     pub fdb_max_entries: usize,
     pub fdb_max_per_port: u32,
@@ -295,7 +297,7 @@ impl Switch {
             mac: s.spec.policy.mac?,
             ip: s.spec.policy.ipv4?.into(),
             gateway_mac: net.gateway.mac(),
-            gateway_ip: net.gateway.ip().into(),
+            gateway_ip: net.gateway.ip(),
             mtu: s.spec.mtu,
             allow_host_loopback: s.spec.allow_host_loopback,
             internal: !net.spec.nat,
@@ -368,7 +370,9 @@ impl Switch {
         }
         let (subnet, internal) = (spec.subnet, !spec.nat);
         self.add_network_state(id, spec);
-        self.dns.names().network_added(id.0, subnet, internal);
+        if let IpNet::V4(subnet) = subnet {
+            self.dns.names().network_added(id.0, subnet, internal);
+        }
         Ok(())
     }
 
@@ -725,7 +729,7 @@ impl Switch {
             mac: src_mac,
             ip: src.into(),
             gateway_mac,
-            gateway_ip: gateway_ip.into(),
+            gateway_ip,
             mtu,
             allow_host_loopback: ingress_info.allow_host_loopback,
             internal,

@@ -542,7 +542,7 @@ impl Rig {
         let net = sw.add_network(NetworkSpec {
             name: "default".into(),
             subnet: "172.17.0.0/16".parse().unwrap(),
-            gateway_ip: GW,
+            gateway_ip: GW.into(),
             gateway_mac: gw_mac(),
             fdb_max_entries: 1024,
             fdb_max_per_port: 64,
