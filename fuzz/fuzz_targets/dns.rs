@@ -7,11 +7,12 @@
 //! `k` for network `k`). The table starts empty: networks are added (with
 //! or without NAT, i.e. internal), removed, and containers named on them,
 //! as the control plane does (a container's names replaced by `add`, gone
-//! with an empty list). The forwarder is `DnsForwarder::with_names` over
-//! the same table, its upstreams chosen by the first input byte (bit 0
+//! with an empty list). Queries go to `dns::Dns` (what the switch holds:
+//! the rate limit, the local answers and the forwarder together) over the
+//! same table, its upstreams chosen by the first input byte (bit 0
 //! 10.200.0.9:53, bit 1 [fd00::9]:53, neither: none), on
-//! `fuzz_targets/logged_io.rs` (`nat::host::FakeIo`, its script fed by
-//! the input) whose `recv_from` answers from the upstreams or from forgers
+//! `fuzz_targets/logged_io.rs` (`host::FakeIo`, its script fed by the
+//! input) whose `recv_from` answers from the upstreams or from forgers
 //! (10.200.0.9:5353, 10.200.0.66:53, [fd00::9]:5353).
 //!
 //! Input: `upstreams:u8`, then operations, each `op:u8` and its fields
@@ -26,12 +27,16 @@
 //! | 3 | `network_removed` | net |
 //! | 4 | `resolve`, against the model | net, asker ip, name, qtype |
 //! | 5 | `local_answer`, against the model | net, client ip, query, out len |
-//! | 6 | `DnsForwarder::query` from an endpoint (op bit 7: a burst of `1 << (count % 9)`, the id counting up) | endpoint, client ip, client port, query, [count:u8] |
+//! | 6 | `Dns::query` from an endpoint's port (op bit 7: a burst of `1 << (count % 9)`, the id counting up) | endpoint, client ip, client port, query, [count:u8] |
 //! | 7 | feed the fake's script | len:u8, bytes |
-//! | 8 | an answer to a pending query, then `on_readable` on its token | pending, kind, tail |
-//! | 9 | `on_readable` on a registered token (the script as it is) | token |
-//! | 10 | `tick` | ms:u16 (bit 15: seconds) |
-//! | 11 | `port_removed` | port |
+//! | 8 | an answer to a pending query, then `Dns::on_event` on its token | pending, kind, tail |
+//! | 9 | `Dns::on_event` on a registered token (the script as it is) | token |
+//! | 10 | `Dns::tick` | ms:u16 (bit 15: seconds) |
+//! | 11 | `Dns::port_removed` | port |
+//!
+//! A token is a `host::PollToken::DnsQuery { slot, v6 }`; where the input
+//! names one that is not registered, `sel` stands for slot `sel / 2`,
+//! family `sel % 2`.
 //!
 //! A name is one of a vocabulary (with and without `.lanyard.internal`),
 //! `host.docker.internal`, the reverse name of an address, or bytes from
@@ -61,7 +66,7 @@
 //!   question asked (case aside), and is then relayed unchanged but for
 //!   the id; conversely such a datagram is always relayed;
 //! * a query from an asker only on internal networks makes no `send_to`;
-//! * `pending_len()` never exceeds `nat::dns::MAX_PENDING` and equals the
+//! * `pending_len()` never exceeds `dns::MAX_PENDING` and equals the
 //!   number of queries with a socket on the poll.
 
 #![no_main]
@@ -73,9 +78,10 @@ use std::time::Duration;
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use libfuzzer_sys::fuzz_target;
 
+use lanyard::dns::{self, local_answer, Dns, LocalAnswer, NameTable, Resolution};
 use lanyard::frame::FrameBuf;
-use lanyard::nat::dns::{self, local_answer, DnsForwarder, LocalAnswer, NameTable, Resolution};
-use lanyard::nat::{Emit, Endpoint, NatCounters, DNS_TOKEN_BASE, FLOW_TOKEN_BASE};
+use lanyard::host::PollToken;
+use lanyard::inside::{Emit, Inside};
 use lanyard::port::PortId;
 use lanyard::time::Time;
 use lanyard::wire::dns as w;
@@ -127,14 +133,14 @@ fn gateway(net: usize) -> Ipv4Addr {
     offset(net, 1)
 }
 
-fn endpoint(k: usize) -> Endpoint {
+fn endpoint(k: usize) -> Inside {
     let ip = offset(k, 2);
-    Endpoint {
+    Inside {
         port: PortId(k as u32),
         mac: MacAddr::docker_from_ipv4(ip),
-        ip,
+        ip: ip.into(),
         gateway_mac: MacAddr::docker_from_ipv4(gateway(k)),
-        gateway_ip: gateway(k),
+        gateway_ip: gateway(k).into(),
         mtu: 1500,
         allow_host_loopback: false,
         internal: false,
@@ -611,6 +617,21 @@ impl Emit for Sink {
     }
 }
 
+/// A pending query's socket, as its poll token names it: slot and family.
+type Token = (u32, bool);
+
+fn token_of(t: PollToken) -> Option<Token> {
+    match t {
+        PollToken::DnsQuery { slot, v6 } => Some((slot, v6)),
+        _ => None,
+    }
+}
+
+/// The token the input names by `sel` when no registered one is chosen.
+fn token_from(sel: usize) -> Token {
+    ((sel / 2) as u32, sel % 2 == 1)
+}
+
 /// A query the forwarder sent upstream and has not answered yet.
 #[derive(Debug, Clone)]
 struct Pending {
@@ -624,19 +645,16 @@ struct Pending {
 
 struct World {
     model: Model,
-    fwd: DnsForwarder,
-    names: dns::SharedNames,
+    dns: Dns,
     io: LoggedIo,
     log: IoLog,
     upstreams: Vec<SocketAddr>,
-    tx: FrameBuf,
-    counters: NatCounters,
     now: Time,
     /// Queries clients asked (client, port, id, question in lower case),
     /// for answers.
     asked: BTreeSet<(Ipv4Addr, u16, u16, Vec<u8>)>,
     /// Pending queries by poll token.
-    pending: BTreeMap<usize, Pending>,
+    pending: BTreeMap<Token, Pending>,
     scratch: FrameBuf,
 }
 
@@ -677,13 +695,10 @@ impl World {
         log.fake.set_peers(peers);
         World {
             model: Model::default(),
-            fwd: DnsForwarder::with_names(upstreams.clone(), names.clone()),
-            names,
+            dns: Dns::new(upstreams.clone(), names),
             io,
             log,
             upstreams,
-            tx: FrameBuf::new(),
-            counters: NatCounters::default(),
             now: Time::ZERO,
             asked: BTreeSet::new(),
             pending: BTreeMap::new(),
@@ -691,16 +706,17 @@ impl World {
         }
     }
 
+    /// The table the DNS answers from.
     fn table(&self) -> std::sync::MutexGuard<'_, NameTable> {
-        self.names.lock().unwrap_or_else(|p| p.into_inner())
+        self.dns.names()
     }
 
-    fn dns_tokens(&self) -> BTreeSet<usize> {
+    fn dns_tokens(&self) -> BTreeSet<Token> {
         self.log
             .fake
             .tokens()
             .into_iter()
-            .filter(|t| (DNS_TOKEN_BASE..FLOW_TOKEN_BASE).contains(t))
+            .filter_map(token_of)
             .collect()
     }
 
@@ -747,12 +763,12 @@ impl World {
             }
             8 => self.answer(r),
             9 => {
-                let tokens: Vec<usize> = self.dns_tokens().into_iter().collect();
+                let tokens: Vec<Token> = self.dns_tokens().into_iter().collect();
                 let sel = r.u8() as usize;
                 let t = tokens
                     .get(sel % tokens.len().max(1))
                     .copied()
-                    .unwrap_or(DNS_TOKEN_BASE + sel);
+                    .unwrap_or(token_from(sel));
                 self.readable(t);
             }
             10 => {
@@ -763,11 +779,11 @@ impl World {
                     Duration::from_millis(v as u64)
                 };
                 self.now = self.now.saturating_add(d);
-                self.fwd.tick(self.now, &mut self.io, &mut self.counters);
+                self.dns.tick(self.now, &mut self.io);
             }
             _ => {
                 let port = PortId(r.u8() as u32 % (NETS as u32 + 1));
-                self.fwd.port_removed(port, &mut self.io);
+                self.dns.port_removed(port, &mut self.io);
             }
         }
         self.check_pending();
@@ -846,7 +862,7 @@ impl World {
         let client = if r.u8() % 4 == 3 {
             pick_ip(r, k)
         } else {
-            ep.ip
+            ep.v4().0
         };
         let client_port = r.u16();
         let mut query = pick_query(r, &self.model, op & 0x40 != 0);
@@ -869,7 +885,7 @@ impl World {
     fn query_one(
         &mut self,
         k: usize,
-        ep: &Endpoint,
+        ep: &Inside,
         client: Ipv4Addr,
         client_port: u16,
         query: &[u8],
@@ -884,17 +900,14 @@ impl World {
         let before_tokens = self.log.fake.tokens().len();
         let (ok_before, calls_before) = self.log.sent_to_counts();
         let mut sink = Sink::default();
-        self.fwd.query(
-            ep,
-            client,
-            client_port,
-            query,
-            self.now,
-            &mut self.io,
-            &mut self.tx,
-            &mut sink,
-            &mut self.counters,
-        );
+        // The asker as the switch hands it over: the endpoint's port and
+        // MAC, the frame's source address.
+        let from = Inside {
+            ip: client.into(),
+            ..*ep
+        };
+        self.dns
+            .query(&from, client_port, query, self.now, &mut self.io, &mut sink);
         let (ok, calls) = self.log.sent_to_counts();
         if !self.model.may_forward(ep.net, client) {
             assert_eq!(
@@ -917,7 +930,7 @@ impl World {
                 "the query is relayed unchanged but for the id"
             );
         }
-        let new_tokens: Vec<usize> = self
+        let new_tokens: Vec<PollToken> = self
             .log
             .fake
             .tokens()
@@ -936,6 +949,7 @@ impl World {
                 question: q.question.to_vec(),
             };
             for t in new_tokens {
+                let t = token_of(t).unwrap_or_else(|| panic!("a query registered {t:?}"));
                 self.pending.insert(t, p.clone());
             }
             assert!(sink.0.is_empty(), "a forwarded query was also answered");
@@ -946,13 +960,13 @@ impl World {
     /// Op 8: datagrams on a pending query's socket — forged and real as
     /// the input says — then the readable event.
     fn answer(&mut self, r: &mut Reader) {
-        let toks: Vec<(usize, Pending)> =
+        let toks: Vec<(Token, Pending)> =
             self.pending.iter().map(|(t, p)| (*t, p.clone())).collect();
         let sel = r.u8() as usize;
         // With no query pending the datagrams are still read (the input
         // stays aligned) and arrive on a socket nobody asked on.
         let (token, p) = toks.get(sel % toks.len().max(1)).cloned().unwrap_or((
-            DNS_TOKEN_BASE + sel,
+            token_from(sel),
             Pending {
                 ep: 0,
                 client: Ipv4Addr::UNSPECIFIED,
@@ -1007,22 +1021,17 @@ impl World {
         self.readable(token);
     }
 
-    fn readable(&mut self, token: usize) {
+    fn readable(&mut self, token: Token) {
         let pend = self.pending.get(&token).cloned();
         let _ = self.log.take_received();
         let mut sink = Sink::default();
-        self.fwd.on_readable(
-            token - DNS_TOKEN_BASE,
-            &mut self.io,
-            &mut self.tx,
-            &mut sink,
-            &mut self.counters,
-        );
+        let (slot, v6) = token;
+        self.dns.on_event(slot, v6, &mut self.io, &mut sink);
         let got = self.log.take_received();
         let Some(p) = pend else {
             assert!(
                 sink.0.is_empty(),
-                "an answer for token {token:#x}, which has no query"
+                "an answer for token {token:?}, which has no query"
             );
             return;
         };
@@ -1103,7 +1112,7 @@ impl World {
             let src = Ipv4Addr::from(hdr.source());
             let dst = Ipv4Addr::from(hdr.destination());
             assert_eq!(&f[6..12], &ep.gateway_mac.0, "from the gateway's MAC");
-            assert_eq!(src, ep.gateway_ip, "from the gateway's address");
+            assert_eq!(src, ep.v4().1, "from the gateway's address");
             assert_eq!(u.source_port(), 53, "from port 53");
             let l4 = u.slice();
             assert_eq!(u.length() as usize, l4.len(), "UDP length");
@@ -1143,11 +1152,11 @@ impl World {
     /// Pending queries: bounded, and those the harness knows of are those
     /// with a socket on the poll.
     fn check_pending(&mut self) {
-        let n = self.fwd.pending_len();
+        let n = self.dns.pending_len();
         assert!(n <= dns::MAX_PENDING, "{n} queries pending");
         let live = self.dns_tokens();
         self.pending.retain(|t, _| live.contains(t));
-        let slots: BTreeSet<usize> = live.iter().map(|t| (t - DNS_TOKEN_BASE) / 2).collect();
+        let slots: BTreeSet<u32> = live.iter().map(|t| t.0).collect();
         assert_eq!(
             slots.len(),
             n,
@@ -1175,17 +1184,15 @@ fuzz_target!(|data: &[u8]| {
             eprintln!(
                 "op {op:#04x} ({}): pending {}, {} names, counters {:?}",
                 (op & 0x3f) % 12,
-                world.fwd.pending_len(),
+                world.dns.pending_len(),
                 world.table().len(),
-                world.counters
+                world.dns.counters()
             );
         }
     }
     // What is left pending expires.
     world.now = world.now.saturating_add(dns::QUERY_TIMEOUT);
-    world
-        .fwd
-        .tick(world.now, &mut world.io, &mut world.counters);
+    world.dns.tick(world.now, &mut world.io);
     world.check_pending();
-    assert_eq!(world.fwd.pending_len(), 0, "queries outlived their timeout");
+    assert_eq!(world.dns.pending_len(), 0, "queries outlived their timeout");
 });

@@ -1,5 +1,5 @@
 //! `dns_tcp`: one DNS-over-TCP connection (RFC 7766, RFC 1035 4.2.2
-//! framing) served by `DnsTcp::serve_stream` over a fake stream.
+//! framing) served by `dns::tcp::DnsTcp::serve_stream` over a fake stream.
 //!
 //! The server has no upstreams (nothing goes to the network: what is not
 //! ours is answered SERVFAIL) and answers from a name table with two
@@ -52,8 +52,8 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 
-use lanyard::nat::dns::NameTable;
-use lanyard::nat::dns_tcp::{DnsStream, DnsTcp, Limits, Origin};
+use lanyard::dns::tcp::{DnsStream, DnsTcp, Limits, Origin};
+use lanyard::dns::NameTable;
 use lanyard::wire::dns as w;
 
 struct FuzzStream<'a> {

@@ -1,4 +1,4 @@
-//! The fuzz targets' host for the NAT: `nat::host::FakeIo`, which makes
+//! The fuzz targets' host for the NAT and the DNS: `host::FakeIo`, which makes
 //! every decision (from the script the input feeds it), hands out every
 //! descriptor and logs every connect and registration, wrapped to keep
 //! also what was sent with `send_to` (the DNS forwarder's upstream
@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::os::fd::{OwnedFd, RawFd};
 use std::sync::{Arc, Mutex};
 
-use lanyard::nat::host::{FakeHandle, FakeIo, HostIo};
+use lanyard::host::{FakeHandle, FakeIo, HostIo, LocalService, PollToken};
 use mio::Interest;
 
 /// Datagrams kept each way, at most.
@@ -171,11 +171,11 @@ impl HostIo for LoggedIo {
         self.inner.local_addr(fd)
     }
 
-    fn register(&mut self, fd: RawFd, token: usize, interest: Interest) -> io::Result<()> {
+    fn register(&mut self, fd: RawFd, token: PollToken, interest: Interest) -> io::Result<()> {
         self.inner.register(fd, token, interest)
     }
 
-    fn reregister(&mut self, fd: RawFd, token: usize, interest: Interest) {
+    fn reregister(&mut self, fd: RawFd, token: PollToken, interest: Interest) {
         self.inner.reregister(fd, token, interest)
     }
 
@@ -183,9 +183,9 @@ impl HostIo for LoggedIo {
         self.inner.deregister(fd)
     }
 
-    /// The fake's address: the real server (a listener thread) is never
-    /// started.
-    fn dns_tcp_addr(&mut self, server: &lanyard::nat::dns_tcp::DnsTcp) -> Option<SocketAddr> {
-        self.inner.dns_tcp_addr(server)
+    /// The fake's address: the real service (the DNS-over-TCP server's
+    /// listener thread) is never started.
+    fn service_addr(&mut self, service: &dyn LocalService) -> Option<SocketAddr> {
+        self.inner.service_addr(service)
     }
 }

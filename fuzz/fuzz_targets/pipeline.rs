@@ -21,16 +21,17 @@
 //! bounds are small enough that both the per-port and the table bound are
 //! reached: A holds 8 entries, 4 per port; B holds 4, 3 per port.
 //!
-//! Network A has NAT, over `nat::host::FakeIo` (no socket is ever made:
-//! every host socket call takes its outcome from a byte script the input
-//! feeds); network B has none (docker's `--internal`), so only DNS to its
-//! gateway reaches the NAT, and is never forwarded upstream. The NAT's
-//! table is small (16 flows, 8 per container) so that eviction and the
-//! per-container bound are within reach of one input; its DNS upstream is
-//! 10.200.0.9:53, and the fake answers `recv_from` from it, from
-//! 10.200.0.9:5353 or from 10.200.0.66:53 (forgeries). The endpoints have
-//! names in the embedded DNS: port 0 `web` and `c0`, port 1 `db`, port 4
-//! `b4`, port 5 `b5`.
+//! Network A has NAT; the NAT and the embedded DNS share one host,
+//! `host::FakeIo` (no socket is ever made: every host socket call takes
+//! its outcome from a byte script the input feeds); network B has none
+//! (docker's `--internal`), so only DNS to its gateway is served (UDP by
+//! the DNS, TCP by the NAT's flow to the DNS-over-TCP service), and is
+//! never forwarded upstream. The NAT's table is small (16 flows, 8 per
+//! container) so that eviction and the per-container bound are within
+//! reach of one input; the DNS upstream is 10.200.0.9:53, and the fake
+//! answers `recv_from` from it, from 10.200.0.9:5353 or from
+//! 10.200.0.66:53 (forgeries). The endpoints have names in the embedded
+//! DNS: port 0 `web` and `c0`, port 1 `db`, port 4 `b4`, port 5 `b5`.
 //!
 //! Input: a sequence of steps, each
 //!
@@ -59,16 +60,16 @@
 //!   mod 3:
 //!   * 0 **feed**: the body is appended to the script of every shard's
 //!     fake host (the next socket calls' outcomes and the data they read:
-//!     see `nat::host::FakeIo`; a spent script answers benignly: success,
+//!     see `host::FakeIo`; a spent script answers benignly: success,
 //!     everything sent, nothing to read).
 //!   * 1 **poll event**: body `sel:u8 ev:u8`. `sel & 0x80` clear: the
 //!     `sel`-th (mod their number) of the poll tokens registered now, over
 //!     all shards in order; set: of every token registered so far in this
 //!     run (a stale event, as a poll batch can hold one for a socket closed
 //!     while the batch was handled). `ev` bit 0 readable, bit 1 writable,
-//!     neither: both. The event goes to the shard whose NAT registered the
-//!     token: a flow (`nat_flow_event`), a DNS query (`nat_dns_event`) or
-//!     a published port's listener (`nat_forward_event`).
+//!     neither: both. The event goes to the shard whose host registered the
+//!     token, through `Switch::host_event`: a `host::PollToken` of a NAT
+//!     flow, a DNS query or a published port's listener.
 //!   * 2 **tick**: NAT timers (and MAC aging) run now, on every shard.
 //!
 //! `fuzz/make_seeds.py` writes seeds in this format. To see what an input
@@ -105,21 +106,23 @@
 //!   or an address of the sender's own subnet; the host's loopback
 //!   (127.0.0.1:port) only for a packet to the gateway's address from the
 //!   endpoint with `allow_host_loopback` (port 1); the DNS-over-TCP server
-//!   (127.0.0.1:`FAKE_DNS_TCP_PORT`) only for TCP to the gateway's port 53
-//!   (from either network);
+//!   (127.0.0.1:`FAKE_SERVICE_PORT`, where the fake says every local
+//!   service is) only for TCP to the gateway's port 53 (from either
+//!   network);
 //! * (k) on every shard, the NAT holds at most `max_flows` flows, and its
 //!   busy (retransmission) list is no longer than its flows;
 //! * (l) an IPv4 frame the gateway or the NAT sends a port goes to a (MAC,
 //!   address) pair that port has sent from — for an endpoint, exactly its
 //!   own;
 //! * (m) a frame from network B (internal) never makes the DNS forwarder
-//!   open an upstream query (no DNS poll token is registered for it).
+//!   open an upstream query (no `PollToken::DnsQuery` is registered for
+//!   it).
 //!
 //! Every input runs twice: on one switch, and on two shards as the daemon
 //! runs them with `[dataplane] threads = 2` (port `i` read by shard
 //! `i % 2`, every shard holding the others' ports as send-only handles,
 //! learned MACs passed on after every step, one name table shared by both,
-//! each shard with its own NAT and fake host, published ports on the
+//! each shard with its own NAT, DNS and fake host, published ports on the
 //! owner's); the invariants hold for both, and (c) and (k) for every
 //! shard.
 //!
@@ -145,9 +148,9 @@ use logged_io::{IoLog, LoggedIo};
 
 use lanyard::dataplane::{NetworkId, NetworkSpec, PortSpec, Switch, SwitchError};
 use lanyard::frame::FrameBuf;
-use lanyard::nat::host::FAKE_DNS_TCP_PORT;
+use lanyard::host::{FakeLog, PollToken, FAKE_SERVICE_PORT};
 use lanyard::nat::policy::is_host_local;
-use lanyard::nat::{NatConfig, DNS_TOKEN_BASE, FLOW_TOKEN_BASE, FORWARD_TOKEN_BASE};
+use lanyard::nat::NatConfig;
 use lanyard::offload::Offloads;
 use lanyard::port::{MemoryHandle, MemoryPort, Port, PortId};
 use lanyard::publish::{Mapping, Protocol};
@@ -425,7 +428,7 @@ struct Harness {
     frame: Vec<u8>,
     now: Time,
     /// Every (shard, token) registered so far, for stale events.
-    tokens_seen: Vec<(usize, usize)>,
+    tokens_seen: Vec<(usize, PollToken)>,
     /// Connects of each shard's fake already checked against (j).
     connects_checked: Vec<usize>,
     /// (MAC, IPv4 source) pairs each port has sent IPv4 from (l).
@@ -441,18 +444,19 @@ impl Harness {
         let nat = NatConfig {
             max_flows: MAX_FLOWS,
             max_flows_per_container: MAX_FLOWS_PER_CONTAINER,
-            dns_upstreams: vec![dns_upstream()],
             ..NatConfig::default()
         };
         // One name table for all shards, as the daemon has.
-        let names = lanyard::nat::dns::shared_names();
+        let names = lanyard::dns::shared_names();
         let mut shards = Vec::new();
         let mut fakes = Vec::new();
         for _ in 0..n_shards {
-            let mut sw = Switch::with_names(NPORTS, nat.clone(), names.clone());
+            let mut sw =
+                Switch::with_names(NPORTS, nat.clone(), vec![dns_upstream()], names.clone());
             let (io, handle) = LoggedIo::new().expect("/dev/null");
             handle.fake.set_peers(fake_peers());
-            sw.set_nat_io(Box::new(io));
+            // The NAT's and the DNS's host sockets.
+            sw.set_host_io(Box::new(io));
             shards.push(sw);
             fakes.push(handle);
         }
@@ -619,7 +623,7 @@ impl Harness {
                     0 => (true, true),
                     e => (e & 1 != 0, e & 2 != 0),
                 };
-                let pool: Vec<(usize, usize)> = if sel & 0x80 != 0 {
+                let pool: Vec<(usize, PollToken)> = if sel & 0x80 != 0 {
                     self.tokens_seen.clone()
                 } else {
                     self.fakes
@@ -631,18 +635,11 @@ impl Harness {
                 if let Some(&(s, token)) = pool.get((sel & 0x7f) as usize % pool.len().max(1)) {
                     if trace_enabled() {
                         eprintln!(
-                            "t={}ms event shard {s} token {token:#x} readable={readable} writable={writable}",
+                            "t={}ms event shard {s} token {token:?} readable={readable} writable={writable}",
                             self.now.0 / 1_000_000
                         );
                     }
-                    let sw = &mut self.shards[s];
-                    if token >= FLOW_TOKEN_BASE {
-                        sw.nat_flow_event(token, readable, writable, self.now);
-                    } else if token >= DNS_TOKEN_BASE {
-                        sw.nat_dns_event(token, self.now);
-                    } else if token >= FORWARD_TOKEN_BASE {
-                        sw.nat_forward_event(token, self.now);
-                    }
+                    self.shards[s].host_event(token, readable, writable, self.now);
                 } else if trace_enabled() {
                     eprintln!("t={}ms event: no token", self.now.0 / 1_000_000);
                 }
@@ -664,17 +661,17 @@ impl Harness {
         self.check_host(StepKind::Host, &BTreeSet::new());
     }
 
-    /// DNS query tokens registered now, over all shards.
-    fn dns_tokens(&self) -> BTreeSet<(usize, usize)> {
+    /// DNS query tokens registered now, over all shards: (shard, slot,
+    /// family).
+    fn dns_tokens(&self) -> BTreeSet<(usize, u32, bool)> {
         self.fakes
             .iter()
             .enumerate()
             .flat_map(|(s, f)| {
-                f.fake
-                    .tokens()
-                    .into_iter()
-                    .filter(|t| (DNS_TOKEN_BASE..FLOW_TOKEN_BASE).contains(t))
-                    .map(move |t| (s, t))
+                f.fake.tokens().into_iter().filter_map(move |t| match t {
+                    PollToken::DnsQuery { slot, v6 } => Some((s, slot, v6)),
+                    _ => None,
+                })
             })
             .collect()
     }
@@ -691,11 +688,11 @@ impl Harness {
     }
 
     /// (j), (k), (m): what the NAT asked of the host, and its table.
-    fn check_host(&mut self, step: StepKind, dns_before: &BTreeSet<(usize, usize)>) {
+    fn check_host(&mut self, step: StepKind, dns_before: &BTreeSet<(usize, u32, bool)>) {
         for (s, f) in self.fakes.iter().enumerate() {
             let log = f.fake.log();
             assert!(
-                log.connects.len() < lanyard::nat::host::FakeLog::KEEP,
+                log.connects.len() < FakeLog::KEEP,
                 "the fake's connect log overflowed; (j) would miss some"
             );
             for &to in &log.connects[self.connects_checked[s]..] {
@@ -720,7 +717,7 @@ impl Harness {
                 let new: Vec<_> = now.difference(dns_before).collect();
                 assert!(
                     new.is_empty(),
-                    "(m) a frame from port {ingress} (internal network) opened upstream DNS queries {new:x?}"
+                    "(m) a frame from port {ingress} (internal network) opened upstream DNS queries (shard, slot, v6) {new:?}"
                 );
             }
         }
@@ -993,7 +990,7 @@ fn check_connect(to: SocketAddr, step: StepKind) {
     if dst == gw {
         // The gateway's address: DNS over TCP, or the host's loopback for
         // the one endpoint that may reach it.
-        let dns_tcp = SocketAddr::from((Ipv4Addr::LOCALHOST, FAKE_DNS_TCP_PORT));
+        let dns_tcp = SocketAddr::from((Ipv4Addr::LOCALHOST, FAKE_SERVICE_PORT));
         if dport == 53 {
             assert!(
                 to == dns_tcp && proto == protocol::TCP,
@@ -1142,7 +1139,7 @@ impl Harness {
                 .fake
                 .tokens()
                 .iter()
-                .map(|t| format!("{t:#x}"))
+                .map(|t| format!("{t:?}"))
                 .collect();
             eprintln!("  shard {s} tokens {tokens:?}");
         }

@@ -1,5 +1,5 @@
 //! `resolv_conf`: the host's resolv.conf as lanyard reads it
-//! (`nat::dns::parse_resolv_conf`, for the DNS upstreams) and the
+//! (`dns::parse_resolv_conf`, for the DNS upstreams) and the
 //! container's it writes from it (`container::resolv_conf`).
 //!
 //! Input: `ns:[u8; 4]` (the nameserver the container gets, the gateway)
@@ -27,8 +27,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use libfuzzer_sys::fuzz_target;
 
-use lanyard::nat::dns::parse_resolv_conf;
 use lanyard::container::resolv_conf;
+use lanyard::dns::parse_resolv_conf;
 
 /// The nameservers of `text`, read with space and tab as the only word
 /// separators (as the C library does).
