@@ -4,7 +4,8 @@
 //! routed (off-subnet) traffic arrives: on a network with NAT it goes to
 //! the NAT; on an internal network (no NAT) it gets an ICMP "network
 //! unreachable", so a container's connect fails at once instead of
-//! hanging. DNS to the gateway's address goes to the NAT's DNS on both.
+//! hanging. DNS to the gateway's address is served on both: UDP goes to
+//! the embedded DNS, TCP to the NAT (a flow to the DNS-over-TCP server).
 //!
 //! It owns no sockets and does no I/O: each call takes one frame and writes
 //! at most one reply into a caller-owned buffer, which the switch sends back
@@ -155,13 +156,6 @@ fn routed_from<'a>(
     Ok(Routed { src_mac, ip, l4 })
 }
 
-/// What the gateway needs to know about the port a frame came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Ingress {
-    /// Connections to the gateway's address may reach the host's loopback.
-    pub allow_host_loopback: bool,
-}
-
 /// The gateway of one network prefix: its address there (of either family)
 /// and the prefix. The IPv4 paths below serve an IPv4 gateway; an IPv6 one
 /// (the IPv6 issue) adds its own paths, not a new type.
@@ -234,25 +228,13 @@ impl Gateway {
         now: Time,
         out: &mut FrameBuf,
     ) -> Verdict<'a> {
-        self.handle_from(frame, vnet, now, out, Ingress::default())
-    }
-
-    /// As [`Gateway::handle`], with what is known of the ingress port.
-    pub fn handle_from<'a>(
-        &mut self,
-        frame: &'a [u8],
-        vnet: &VnetHdr,
-        now: Time,
-        out: &mut FrameBuf,
-        ingress: Ingress,
-    ) -> Verdict<'a> {
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             return Verdict::Drop(DropReason::Truncated);
         };
         let to_us = eth.dst() == self.mac;
         match eth.ethertype() {
             ethertype::ARP => self.handle_arp(&eth, to_us, out),
-            ethertype::IPV4 if to_us => self.handle_ipv4(eth, vnet, now, out, ingress),
+            ethertype::IPV4 if to_us => self.handle_ipv4(eth, vnet, now, out),
             ethertype::IPV4 if eth.dst().is_broadcast() && is_dhcp_request(eth.payload()) => {
                 Verdict::Dhcp
             }
@@ -300,7 +282,6 @@ impl Gateway {
         vnet: &VnetHdr,
         now: Time,
         out: &mut FrameBuf,
-        ingress: Ingress,
     ) -> Verdict<'a> {
         let payload: &'a [u8] = eth.into_payload();
         let src_mac = eth.src();
@@ -355,7 +336,6 @@ impl Gateway {
             // network without NAT (`--internal`) only DNS over TCP is.
             let tcp_dns = proto == protocol::TCP && dport == Some(53);
             if (self.nat && (proto == protocol::TCP || proto == protocol::UDP)) || tcp_dns {
-                let _ = ingress;
                 return routed(vnet);
             }
             return self.deliver_local(&eth, &ip, vnet, now, out);

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::bridge::{Fdb, FdbCounters, Forward, Learn};
 use crate::dns::{Dns, DnsCounters, SharedNames};
 use crate::frame::{FrameBuf, MAX_FRAME_LEN};
-use crate::gateway::{Gateway, GatewayCounters, Ingress, Verdict as GatewayVerdict};
+use crate::gateway::{Gateway, GatewayCounters, Verdict as GatewayVerdict};
 use crate::host::{HostIo, PollToken};
 use crate::inside::{Emit, Inside};
 use crate::nat::{FlowReport, Nat, NatConfig, NatCounters};
@@ -715,9 +715,7 @@ impl Switch {
         let Some(Some(net)) = self.nets.get_mut(slot.spec.network.0 as usize) else {
             return;
         };
-        let ingress_info = Ingress {
-            allow_host_loopback: slot.spec.allow_host_loopback,
-        };
+        let allow_host_loopback = slot.spec.allow_host_loopback;
         let (network, mtu) = (slot.spec.network, slot.spec.mtu);
         let (gateway_mac, gateway_ip, internal) =
             (net.gateway.mac(), net.gateway.ip(), !net.spec.nat);
@@ -731,14 +729,12 @@ impl Switch {
             gateway_mac,
             gateway_ip,
             mtu,
-            allow_host_loopback: ingress_info.allow_host_loopback,
+            allow_host_loopback,
             internal,
             net: network.0,
         };
         let vnet = buf.vnet();
-        let verdict =
-            net.gateway
-                .handle_from(buf.frame(), &vnet, now, &mut self.reply, ingress_info);
+        let verdict = net.gateway.handle(buf.frame(), &vnet, now, &mut self.reply);
         let drop = match verdict {
             GatewayVerdict::Dhcp => {
                 let sent = match (&self.events, super::DhcpFrame::copy_of(buf.frame())) {

@@ -20,14 +20,14 @@ pub mod forward;
 pub mod names;
 pub mod tcp;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, MutexGuard};
 
 use hashbrown::HashMap;
 
 use crate::frame::FrameBuf;
 use crate::host::{HostIo, LocalService};
-use crate::inside::{v4, Emit, Inside};
+use crate::inside::{Emit, Inside};
 use crate::port::PortId;
 use crate::ratelimit::RateLimiter;
 use crate::stats::DropReason;
@@ -80,7 +80,8 @@ pub struct Dns {
     names: SharedNames,
     forwarder: DnsForwarder,
     tcp: Arc<DnsTcp>,
-    limits: HashMap<Ipv4Addr, RateLimiter>,
+    /// Per-client budgets, by the client's address (of either family).
+    limits: HashMap<IpAddr, RateLimiter>,
     /// Answers are built here, one at a time.
     tx: FrameBuf,
     counters: DnsCounters,
@@ -135,7 +136,7 @@ impl Dns {
     }
 
     /// Spends one query of `client`'s budget; false when it is spent.
-    fn allow(&mut self, client: Ipv4Addr, now: Time) -> bool {
+    fn allow(&mut self, client: IpAddr, now: Time) -> bool {
         if !self.limits.contains_key(&client) && self.limits.len() >= MAX_CLIENTS {
             self.limits.clear();
         }
@@ -163,7 +164,7 @@ impl Dns {
             return Some(DropReason::MalformedPacket);
         }
         c.queries += 1;
-        if !self.allow(v4(from.ip), now) {
+        if !self.allow(from.ip, now) {
             self.counters.rate_limited += 1;
             return Some(DropReason::RateLimited);
         }

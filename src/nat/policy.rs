@@ -63,6 +63,10 @@ fn is_host_local_v6(a: Ipv6Addr) -> bool {
         ))
 }
 
+/// The gateway's DNS port: the embedded DNS's (UDP before the NAT, TCP as
+/// a local service), never a way to the host's own port 53.
+pub const DNS_PORT: u16 = 53;
+
 /// Where a routed packet may go, if anywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
@@ -117,6 +121,11 @@ pub fn destination(ep: &Inside, dst: Ipv4Addr, port: u16, service: bool) -> Targ
     if dst == v4(ep.gateway_ip) {
         if service {
             return Target::Service;
+        }
+        if port == DNS_PORT {
+            // The gateway's DNS, whatever the protocol: never the host's
+            // loopback resolver, which the container did not ask for.
+            return Target::Refuse(Refusal::NotServed);
         }
         if ep.allow_host_loopback && !ep.internal {
             return Target::Connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
@@ -231,6 +240,17 @@ mod tests {
                 Target::Refuse(Refusal::NotRoutable)
             );
         }
+    }
+
+    #[test]
+    fn the_gateways_port_53_is_never_the_hosts() {
+        // With host loopback allowed, no service on the port (UDP, whose
+        // DNS runs before the NAT): refused, not 127.0.0.1:53.
+        assert_eq!(
+            destination(&ep(true, false), GW, 53, false),
+            Target::Refuse(Refusal::NotServed)
+        );
+        assert_eq!(destination(&ep(true, false), GW, 53, true), Target::Service);
     }
 
     #[test]

@@ -809,10 +809,15 @@ impl Nat {
                 return Some(r.reason());
             }
         };
+        if self.table.flows_of(key.inside.ip()) >= self.cfg.max_flows_per_container {
+            self.counters.flows_refused_limit += 1;
+            reset_for(&seg, &key, ep, &mut self.tx, emit);
+            return Some(DropReason::FlowLimit);
+        }
         let target = match &service {
             Err(t) => *t,
             // A service of the gateway's address (the DNS-over-TCP server),
-            // on the host's loopback.
+            // on the host's loopback; started on first use.
             Ok(s) => match s.as_deref().and_then(|s| self.io.service_addr(s)) {
                 Some(t) => t,
                 None => {
@@ -821,11 +826,6 @@ impl Nat {
                 }
             },
         };
-        if self.table.flows_of(key.inside.ip()) >= self.cfg.max_flows_per_container {
-            self.counters.flows_refused_limit += 1;
-            reset_for(&seg, &key, ep, &mut self.tx, emit);
-            return Some(DropReason::FlowLimit);
-        }
         let sock = match self.io.tcp_connect(target) {
             Ok(s) => s,
             Err(e) => {
@@ -834,13 +834,16 @@ impl Nat {
                 return None;
             }
         };
-        if let Ok(Some(s)) = &service {
-            // Tell the service who this connection speaks for, before the
-            // container can have sent anything on it.
-            if let Ok(local) = self.io.local_addr(sock.as_raw_fd()) {
-                s.connected(local.port(), ep);
-            }
-        }
+        // A service hears who the connection speaks for once the flow
+        // exists (still before the container can have sent on it).
+        let announce = match &service {
+            Ok(Some(s)) => self
+                .io
+                .local_addr(sock.as_raw_fd())
+                .ok()
+                .map(|local| (s.clone(), local.port())),
+            _ => None,
+        };
         let peek_off = self.io.set_peek_off(sock.as_raw_fd(), 0);
         let isn = self.next_isn();
         let conn = TcpConn::new(&seg, isn, now, peek_off);
@@ -852,7 +855,12 @@ impl Nat {
             now,
             emit,
         ) {
-            Ok(_) => None,
+            Ok(_) => {
+                if let Some((s, local_port)) = announce {
+                    s.connected(local_port, ep);
+                }
+                None
+            }
             Err(r) => {
                 reset_for(&seg, &key, ep, &mut self.tx, emit);
                 Some(r)
