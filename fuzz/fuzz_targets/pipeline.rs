@@ -469,7 +469,7 @@ impl Harness {
                 sw.add_network(NetworkSpec {
                     name: n.name.into(),
                     subnet: n.subnet.parse().expect("subnet"),
-                    gateway_ip: n.gateway,
+                    gateway_ip: n.gateway.into(),
                     gateway_mac: MacAddr::docker_from_ipv4(n.gateway),
                     fdb_max_entries: n.fdb_max_entries,
                     fdb_max_per_port: n.fdb_max_per_port,
