@@ -541,6 +541,7 @@ fn merge_snapshots(
             }
         }
         out.nat.add(&snap.nat);
+        out.dns.add(&snap.dns);
         out.nat_flows += snap.nat_flows;
         out.fdb_sync_dropped += snap.fdb_sync_dropped;
     }
@@ -707,5 +708,32 @@ impl Drop for Dataplane {
         if !self.threads.is_empty() {
             self.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every shard's counters reach the merged snapshot: the NAT's, the
+    /// DNS's and the flow counts (a section left out reads as zeros in
+    /// `lanyard stats` as soon as a daemon runs two shards).
+    #[test]
+    fn merged_snapshots_sum_every_shards_counters() {
+        let shard = |n: u64| {
+            let mut s = Snapshot::default();
+            s.nat.udp_flows = n;
+            s.dns.rate_limited = 10 * n;
+            s.dns.tcp_queries = 100 * n;
+            s.nat_flows = n as usize;
+            s.fdb_sync_dropped = n;
+            s
+        };
+        let m = merge_snapshots(vec![shard(1), shard(2)], |_| None);
+        assert_eq!(m.nat.udp_flows, 3);
+        assert_eq!(m.dns.rate_limited, 30);
+        assert_eq!(m.dns.tcp_queries, 300);
+        assert_eq!(m.nat_flows, 3);
+        assert_eq!(m.fdb_sync_dropped, 3);
     }
 }
