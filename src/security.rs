@@ -9,7 +9,9 @@ use std::net::Ipv4Addr;
 use crate::stats::DropReason;
 use crate::wire::arp::ArpPacket;
 use crate::wire::ethernet::{self, ethertype, HEADER_LEN};
+use crate::wire::icmpv6::{self, Icmpv6Packet};
 use crate::wire::ipv4::{self, protocol};
+use crate::wire::ipv6::{next_header, Ipv6Packet};
 use crate::wire::MacAddr;
 use crate::wire::{dhcp, udp};
 
@@ -100,14 +102,85 @@ impl PortPolicy {
                 }
                 Ok(())
             }
-            // IPv6 addresses are not assigned yet; the IPv6 issue adds
-            // source checks and RA guard here.
-            ethertype::IPV6 => Ok(()),
+            ethertype::IPV6 => self.check_ipv6(&frame[HEADER_LEN..]),
             _ if self.restrict_ethertypes => Err(DropReason::EtherTypeNotAllowed),
             _ => Ok(()),
         }
     }
 }
+
+impl PortPolicy {
+    /// IPv6 from an endpoint. Whatever the extension headers in front of
+    /// it: no Router Advertisement or Redirect (RA guard, RFC 6105: only
+    /// the gateway routes), no Neighbor Discovery naming another MAC as
+    /// the sender's or the target's link-layer address (what ARP spoofing
+    /// is to IPv4), no NDP in fragments (RFC 6980), no DHCPv6 server
+    /// messages (UDP from port 547), and no first fragment that does not
+    /// hold the whole header chain (RFC 7112), since that is how the rules
+    /// above would be evaded. Later fragments pass: without their first
+    /// they reassemble into nothing.
+    ///
+    /// IPv6 source addresses are not checked yet: endpoints have no IPv6
+    /// address assigned (the IPv6 issue assigns them and checks them here).
+    fn check_ipv6(&self, l3: &[u8]) -> Result<(), DropReason> {
+        let Ok(ip) = Ipv6Packet::new_checked(l3) else {
+            return Err(DropReason::MalformedPacket);
+        };
+        let Ok(upper) = ip.upper_layer() else {
+            return Err(DropReason::MalformedPacket);
+        };
+        if upper.fragment.is_some_and(|f| !f.is_first()) {
+            return Ok(());
+        }
+        let l4 = &ip.packet()[upper.offset..];
+        match upper.protocol {
+            next_header::ICMPV6 => {
+                let Ok(icmp) = Icmpv6Packet::new_checked(l4) else {
+                    return Err(DropReason::MalformedPacket);
+                };
+                match icmp.msg_type() {
+                    icmpv6::kind::ROUTER_ADVERT | icmpv6::kind::REDIRECT => {
+                        return Err(DropReason::RogueRouter)
+                    }
+                    icmpv6::kind::ROUTER_SOLICIT
+                    | icmpv6::kind::NEIGHBOR_SOLICIT
+                    | icmpv6::kind::NEIGHBOR_ADVERT => {}
+                    _ => return Ok(()),
+                }
+                if upper.fragment.is_some() {
+                    return Err(DropReason::SpoofedNd);
+                }
+                let Some(Ok(options)) = icmp.ndp_options() else {
+                    return Err(DropReason::MalformedPacket);
+                };
+                for o in options {
+                    let Ok(o) = o else {
+                        return Err(DropReason::MalformedPacket);
+                    };
+                    if let (Some(own), Some(claimed)) = (self.mac, o.link_layer_addr()) {
+                        if claimed != own {
+                            return Err(DropReason::SpoofedNd);
+                        }
+                    }
+                }
+                Ok(())
+            }
+            next_header::UDP => match udp::peek_ports(l4) {
+                None => Err(DropReason::MalformedPacket),
+                Some((sport, _)) if sport == DHCPV6_SERVER_PORT => Err(DropReason::RogueDhcpServer),
+                Some(_) => Ok(()),
+            },
+            // The headers a first fragment must hold, as the UDP case
+            // asks for its ports.
+            next_header::TCP if l4.len() < 4 => Err(DropReason::MalformedPacket),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// DHCPv6 servers and relays send from this port (RFC 8415); clients
+/// from 546.
+const DHCPV6_SERVER_PORT: u16 = 547;
 
 #[cfg(test)]
 mod tests {
@@ -250,5 +323,176 @@ mod tests {
         let mut f = ipv4_frame(other, Ipv4Addr::new(8, 8, 8, 8));
         f[12..14].copy_from_slice(&0x88ccu16.to_be_bytes());
         assert_eq!(PortPolicy::TRUSTED.check(&f), Ok(()));
+    }
+
+    mod v6 {
+        use super::*;
+        use crate::wire::icmpv6::{kind, option};
+        use crate::wire::ipv6::{emit_header as emit_ipv6, next_header as nh};
+        use std::net::Ipv6Addr;
+
+        const LL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0x42, 0xacff, 0xfe11, 2);
+        const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+
+        fn own() -> MacAddr {
+            MacAddr::docker_from_ipv4(IP)
+        }
+
+        /// An IPv6 frame from the endpoint's MAC: `exts` extension headers
+        /// (type, length) in front of an upper layer of type `upper` whose
+        /// bytes are `l4`.
+        fn frame(exts: &[(u8, usize)], upper: u8, l4: &[u8]) -> Vec<u8> {
+            let ext_len: usize = exts.iter().map(|e| e.1).sum();
+            let mut f = vec![0u8; 14 + 40 + ext_len];
+            emit_header(&mut f, MacAddr::BROADCAST, own(), ethertype::IPV6);
+            let first = exts.first().map_or(upper, |e| e.0);
+            emit_ipv6(
+                &mut f[14..],
+                LL,
+                ALL_NODES,
+                first,
+                (ext_len + l4.len()) as u16,
+                255,
+            );
+            let mut off = 54;
+            for (i, &(k, len)) in exts.iter().enumerate() {
+                f[off] = exts.get(i + 1).map_or(upper, |e| e.0);
+                if k != nh::FRAGMENT {
+                    f[off + 1] = (len / 8 - 1) as u8;
+                }
+                off += len;
+            }
+            f.extend_from_slice(l4);
+            f
+        }
+
+        /// An NDP message of `msg_type` with one link-layer option naming `mac`.
+        fn ndp(msg_type: u8, mac: MacAddr) -> Vec<u8> {
+            let off = crate::wire::icmpv6::ndp_options_offset(msg_type).unwrap();
+            let mut m = vec![0u8; off + 8];
+            m[0] = msg_type;
+            m[off] = if msg_type == kind::NEIGHBOR_ADVERT {
+                option::TARGET_LL_ADDR
+            } else {
+                option::SOURCE_LL_ADDR
+            };
+            m[off + 1] = 1;
+            m[off + 2..off + 8].copy_from_slice(&mac.0);
+            m
+        }
+
+        #[test]
+        fn a_containers_own_ipv6_passes() {
+            let echo = [kind::ECHO_REQUEST, 0, 0, 0, 0, 1, 0, 1];
+            assert_eq!(policy().check(&frame(&[], nh::ICMPV6, &echo)), Ok(()));
+            for t in [
+                kind::ROUTER_SOLICIT,
+                kind::NEIGHBOR_SOLICIT,
+                kind::NEIGHBOR_ADVERT,
+            ] {
+                assert_eq!(
+                    policy().check(&frame(&[], nh::ICMPV6, &ndp(t, own()))),
+                    Ok(()),
+                    "{t}"
+                );
+            }
+            // MLD reports come behind Hop-by-Hop (router alert).
+            let mld = [143, 0, 0, 0, 0, 0, 0, 0];
+            assert_eq!(
+                policy().check(&frame(&[(nh::HOP_BY_HOP, 8)], nh::ICMPV6, &mld)),
+                Ok(())
+            );
+            // A DHCPv6 client, TCP, and a later fragment of anything.
+            assert_eq!(
+                policy().check(&frame(&[], nh::UDP, &[2, 34, 2, 35, 0, 8, 0, 0])),
+                Ok(())
+            );
+            assert_eq!(policy().check(&frame(&[], nh::TCP, &[0u8; 20])), Ok(()));
+            let mut later = frame(
+                &[(nh::FRAGMENT, 8)],
+                nh::ICMPV6,
+                &[kind::ROUTER_ADVERT, 0, 0, 0],
+            );
+            later[54 + 2..54 + 4].copy_from_slice(&(100u16 << 3).to_be_bytes());
+            assert_eq!(policy().check(&later), Ok(()));
+        }
+
+        #[test]
+        fn router_advertisements_and_redirects_are_refused_behind_any_header() {
+            for t in [kind::ROUTER_ADVERT, kind::REDIRECT] {
+                let m = ndp(t, own());
+                for exts in [
+                    &[][..],
+                    &[(nh::DST_OPTS, 8)][..],
+                    &[(nh::HOP_BY_HOP, 8), (nh::DST_OPTS, 16)][..],
+                    &[(nh::FRAGMENT, 8)][..],
+                    &[(nh::DST_OPTS, 8), (nh::FRAGMENT, 8), (nh::DST_OPTS, 8)][..],
+                ] {
+                    assert_eq!(
+                        policy().check(&frame(exts, nh::ICMPV6, &m)),
+                        Err(DropReason::RogueRouter),
+                        "type {t} behind {exts:?}"
+                    );
+                }
+            }
+            // Uplinks carry the network's routers.
+            let ra = frame(&[], nh::ICMPV6, &ndp(kind::ROUTER_ADVERT, own()));
+            assert_eq!(PortPolicy::TRUSTED.check(&ra), Ok(()));
+        }
+
+        #[test]
+        fn neighbor_discovery_for_another_mac_is_refused() {
+            let other = MacAddr::docker_from_ipv4(Ipv4Addr::new(172, 17, 0, 3));
+            for t in [
+                kind::ROUTER_SOLICIT,
+                kind::NEIGHBOR_SOLICIT,
+                kind::NEIGHBOR_ADVERT,
+            ] {
+                assert_eq!(
+                    policy().check(&frame(&[], nh::ICMPV6, &ndp(t, other))),
+                    Err(DropReason::SpoofedNd),
+                    "{t}"
+                );
+                // NDP in a fragment, even naming its own MAC (RFC 6980).
+                assert_eq!(
+                    policy().check(&frame(&[(nh::FRAGMENT, 8)], nh::ICMPV6, &ndp(t, own()))),
+                    Err(DropReason::SpoofedNd),
+                    "{t}"
+                );
+            }
+            // A zero-length option, and an NS too short for its target.
+            let mut bad = ndp(kind::NEIGHBOR_SOLICIT, own());
+            bad[25] = 0;
+            assert_eq!(
+                policy().check(&frame(&[], nh::ICMPV6, &bad)),
+                Err(DropReason::MalformedPacket)
+            );
+            assert_eq!(
+                policy().check(&frame(&[], nh::ICMPV6, &bad[..20])),
+                Err(DropReason::MalformedPacket)
+            );
+        }
+
+        #[test]
+        fn dhcpv6_servers_and_incomplete_chains_are_refused() {
+            assert_eq!(
+                policy().check(&frame(&[], nh::UDP, &[2, 35, 2, 34, 0, 8, 0, 0])),
+                Err(DropReason::RogueDhcpServer)
+            );
+            // A first fragment whose chain stops before the upper layer's
+            // header: the RA guard could not see what it is.
+            for upper in [nh::ICMPV6, nh::UDP, nh::TCP] {
+                assert_eq!(
+                    policy().check(&frame(&[(nh::FRAGMENT, 8)], upper, &[])),
+                    Err(DropReason::MalformedPacket),
+                    "{upper}"
+                );
+            }
+            // A chain that runs past the packet, and no fixed header.
+            let mut f = frame(&[(nh::DST_OPTS, 8)], nh::UDP, &[0u8; 8]);
+            f[55] = 40;
+            assert_eq!(policy().check(&f), Err(DropReason::MalformedPacket));
+            assert_eq!(policy().check(&f[..40]), Err(DropReason::MalformedPacket));
+        }
     }
 }

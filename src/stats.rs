@@ -87,10 +87,17 @@ pub enum DropReason {
     /// A DHCP message the control plane could not take (too long for an
     /// event, or its queue was full).
     DhcpDropped,
+    /// A Router Advertisement or Redirect from an endpoint (RA guard: only
+    /// the gateway routes; a container announcing itself as a router would
+    /// take its neighbours' traffic).
+    RogueRouter,
+    /// Neighbor Discovery claiming a link-layer address that is not the
+    /// endpoint's own, or NDP in a fragment (which RFC 6980 forbids).
+    SpoofedNd,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 27;
+    pub const COUNT: usize = 29;
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Truncated,
         DropReason::Oversize,
@@ -119,6 +126,8 @@ impl DropReason {
         DropReason::RogueDhcpServer,
         DropReason::HostLoopback,
         DropReason::DhcpDropped,
+        DropReason::RogueRouter,
+        DropReason::SpoofedNd,
     ];
 
     pub fn name(self) -> &'static str {
@@ -150,6 +159,8 @@ impl DropReason {
             DropReason::RogueDhcpServer => "rogue_dhcp_server",
             DropReason::HostLoopback => "host_loopback",
             DropReason::DhcpDropped => "dhcp_dropped",
+            DropReason::RogueRouter => "rogue_router",
+            DropReason::SpoofedNd => "spoofed_nd",
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod dhcp;
 pub mod dns;
 pub mod ethernet;
 pub mod icmpv4;
+pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 pub mod tcp;
