@@ -338,3 +338,65 @@ run --network small -- ip -br addr show eth0
     // The pool was not drained: run got the next free address.
     assert!(line(&out, "eth0").contains("10.60.0.18/27"), "{out}");
 }
+
+/// RA guard: a container announcing itself as a router (RA, behind
+/// extension headers or as a fragment, a Redirect) or claiming another MAC
+/// in Neighbor Discovery is dropped at its port, so a neighbour whose
+/// kernel takes RAs (`accept_ra = 1`, the default in a container) gets
+/// no address from it; next to that, the same two containers
+/// reach each other over link-local IPv6 (NDP and echo with their own MACs
+/// pass).
+#[test]
+fn a_container_cannot_be_its_neighbours_router() {
+    let out = run(
+        As::Unprivileged,
+        CONFIG,
+        &format!(
+            r#"
+rm -f victim.ll ra-sent
+bg_run --name victim -- sh -c '
+sysctl -n net.ipv6.conf.eth0.accept_ra net.ipv6.conf.eth0.forwarding | tr "\n" " " | sed "s/^/victim-sysctl: /"; echo
+i=0; until ip -6 addr show dev eth0 scope link | grep -q "inet6 fe80" && ! ip -6 addr show dev eth0 | grep -q tentative; do
+  i=$((i+1)); [ $i -lt 100 ] || break; sleep 0.1; done
+ip -6 addr show dev eth0 scope link | sed -n "s/.*inet6 \(fe80[^/]*\).*/\1/p" > victim.ll.tmp && mv victim.ll.tmp victim.ll
+i=0; until [ -e ra-sent ]; do i=$((i+1)); [ $i -lt 300 ] || break; sleep 0.1; done
+sleep 2
+echo "victim-global: $(ip -6 addr show dev eth0 scope global | grep -c inet6)"
+echo victim-done
+sleep 30' > victim.out 2>&1
+until_ok test -s victim.ll
+bg_run --name rogue -- sh -c '
+i=0; until ip -6 addr show dev eth0 scope link | grep -q "inet6 fe80" && ! ip -6 addr show dev eth0 | grep -q tentative; do
+  i=$((i+1)); [ $i -lt 100 ] || break; sleep 0.1; done
+ping -6 -c 2 -W 2 $(cat victim.ll)%eth0 >/dev/null 2>&1 && echo "rogue-ping6: ok" || echo "rogue-ping6: failed"
+python3 $0 rogue-router $(cat victim.ll)
+touch ra-sent
+sleep 30' $H > rogue.out 2>&1
+until_ok grep -q victim-done victim.out
+cat victim.out rogue.out
+{DROPS}
+"#
+        ),
+    );
+    // The victim would take an RA: its kernel accepts them...
+    assert_eq!(
+        line(&out, "victim-sysctl:").trim(),
+        "victim-sysctl: 1 0",
+        "{out}"
+    );
+    // ...and the two reach each other over link-local IPv6...
+    assert_eq!(line(&out, "rogue-ping6:"), "rogue-ping6: ok", "{out}");
+    assert_eq!(
+        line(&out, "rogue-router sent"),
+        "rogue-router sent 5",
+        "{out}"
+    );
+    // ...but none of the rogue's RAs reached it: no SLAAC address from
+    // 2001:db8:1-3::/64 (without the guard it takes two: the plain RA's
+    // and the one behind Destination Options; its kernel ignores the
+    // fragmented one itself).
+    assert_eq!(line(&out, "victim-global:"), "victim-global: 0", "{out}");
+    // Three RAs and the Redirect, then the NA naming another MAC.
+    assert_eq!(count(&out, "drops ", "rogue_router"), 4, "{out}");
+    assert_eq!(count(&out, "drops ", "spoofed_nd"), 1, "{out}");
+}

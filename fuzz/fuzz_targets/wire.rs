@@ -24,7 +24,8 @@ use lanyard::wire::checksum;
 use lanyard::wire::ethernet::{ethertype, EthernetFrame};
 use lanyard::wire::icmpv4::Icmpv4Packet;
 use lanyard::wire::ipv4::Ipv4Packet;
-use lanyard::wire::ipv6::Ipv6Packet;
+use lanyard::wire::icmpv6::Icmpv6Packet;
+use lanyard::wire::ipv6::{next_header, Ipv6Packet};
 use lanyard::wire::tcp::TcpPacket;
 use lanyard::wire::udp::UdpPacket;
 use lanyard::wire::vnet::{VnetHdr, HDR_LEN};
@@ -157,6 +158,44 @@ fn ipv6(b: &[u8]) {
     let mut m = Ipv6Packet::new_checked(&mut copy[..]).expect("same bytes");
     m.set_payload_len(ip.payload_len() as u16);
     assert_eq!(copy, b, "ipv6 setter changed the packet");
+    // The extension-header walk ends inside the packet, and what it finds
+    // there is what port security reads: ICMPv6 and NDP included.
+    let packet = ip.packet();
+    assert!(packet.len() <= b.len());
+    if let Ok(u) = ip.upper_layer() {
+        assert!(u.offset <= packet.len(), "upper layer past the packet");
+        let l4 = &packet[u.offset..];
+        if u.protocol == next_header::ICMPV6 {
+            icmpv6(l4, ip.src(), ip.dst());
+        }
+        transport(l4);
+    }
+}
+
+/// ICMPv6 and its NDP options: the option walk ends, and every option
+/// lies inside the message.
+fn icmpv6(b: &[u8], src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr) {
+    let Ok(icmp) = Icmpv6Packet::new_checked(b) else {
+        return;
+    };
+    black_box((icmp.msg_type(), icmp.code(), icmp.checksum(), icmp.target()));
+    black_box(icmp.verify_checksum(src, dst));
+    if let Some(Ok(opts)) = icmp.ndp_options() {
+        let mut total = 0;
+        for o in opts {
+            let Ok(o) = o else { break };
+            total += o.bytes.len();
+            assert!(total <= b.len(), "NDP options past the message");
+            black_box(o.link_layer_addr());
+        }
+    }
+    let mut copy = b.to_vec();
+    let mut m = Icmpv6Packet::new_checked(&mut copy[..]).expect("same bytes");
+    m.fill_checksum(src, dst);
+    assert!(
+        Icmpv6Packet::new_checked(&copy[..]).unwrap().verify_checksum(src, dst),
+        "a filled checksum does not verify"
+    );
 }
 
 /// ICMPv4, TCP and UDP over the same bytes: which one applies depends on

@@ -14,6 +14,12 @@ In a container (frames to the gateway's MAC, 02:42 + the gateway's IPv4):
                         -> "held OPEN/N closed CLOSED"
   dhcp-churn IFACE N    N DHCP DISCOVER + DECLINE exchanges, each from a fresh
                         MAC (for an uplink's "VM") -> "churn offers O declined D"
+  rogue-router VICTIM_LL  what a container claiming to be a router sends, to
+                        all nodes (Router Advertisements of 2001:db8:N::/64:
+                        plain, behind Destination Options, as an atomic
+                        fragment), to VICTIM_LL (a Redirect), and a Neighbor
+                        Advertisement for our own address naming another MAC
+                        -> "rogue-router sent 5"
 
 On the host's loopback:
   forger PORT           a DNS "upstream" that, for each query, first sends
@@ -285,6 +291,76 @@ def forger(port):
         s.sendto(answer(q, qid, question, "192.0.2.7"), client)
 
 
+ETH_P_IPV6 = 0x86DD
+ICMPV6 = 58
+ALL_NODES = socket.inet_pton(socket.AF_INET6, "ff02::1")
+
+
+def link_local(iface="eth0", secs=5.0):
+    """Our link-local address once DAD has passed (not tentative)."""
+    end = time.time() + secs
+    while time.time() < end:
+        for line in open("/proc/net/if_inet6"):
+            addr, _idx, _plen, scope, flags, name = line.split()
+            if name == iface and scope == "20" and not int(flags, 16) & 0x40:
+                return bytes.fromhex(addr)
+        time.sleep(0.1)
+    sys.exit(f"no link-local address on {iface}")
+
+
+def icmp6(src, dst, body):
+    """`body` (checksum field zero) with its checksum filled in."""
+    pseudo = src + dst + struct.pack("!I3xB", len(body), ICMPV6)
+    return body[:2] + struct.pack("!H", csum(pseudo + body)) + body[4:]
+
+
+def send6(s, mac, dst_mac, src, dst, exts, body):
+    """An IPv6 frame: `exts` (a list of (type, bytes) extension headers whose
+    first byte, their next header, is filled in) in front of ICMPv6 `body`."""
+    chain = b""
+    for i, (_kind, h) in enumerate(exts):
+        nxt = exts[i + 1][0] if i + 1 < len(exts) else ICMPV6
+        chain += bytes([nxt]) + h[1:]
+    first = exts[0][0] if exts else ICMPV6
+    payload = chain + icmp6(src, dst, body)
+    ip = struct.pack("!IHBB", 0x60000000, len(payload), first, 255) + src + dst
+    s.send(dst_mac + mac + struct.pack("!H", ETH_P_IPV6) + ip + payload)
+
+
+def router_advert(mac, n):
+    """An RA: router lifetime 1800 s, our MAC, prefix 2001:db8:N::/64 for
+    SLAAC (on-link and autonomous flags)."""
+    prefix = socket.inet_pton(socket.AF_INET6, f"2001:db8:{n}::")
+    body = struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, 1800, 0, 0)
+    body += bytes([1, 1]) + mac
+    body += struct.pack("!BBBBIII", 3, 4, 64, 0xC0, 86400, 14400, 0) + prefix
+    return body
+
+
+def rogue_router(victim):
+    s, mac, _ip, _gw = eth0()
+    ll = link_local()
+    victim = socket.inet_pton(socket.AF_INET6, victim)
+    all_nodes_mac = bytes([0x33, 0x33, 0, 0, 0, 1])
+    dst_opts = (60, bytes([0, 0, 1, 4, 0, 0, 0, 0]))  # PadN
+    frag = (44, bytes([0, 0, 0, 0]) + struct.pack("!I", random.getrandbits(32)))
+    sent = 0
+    for exts, n in (([], 1), ([dst_opts], 2), ([frag], 3)):
+        send6(s, mac, all_nodes_mac, ll, ALL_NODES, exts, router_advert(mac, n))
+        sent += 1
+    # A Redirect: "reach 2001:db8:99::1 through me".
+    body = struct.pack("!BBHI", 137, 0, 0, 0) + ll
+    body += socket.inet_pton(socket.AF_INET6, "2001:db8:99::1") + bytes([2, 1]) + mac
+    send6(s, mac, all_nodes_mac, ll, victim, [], body)
+    sent += 1
+    # An unsolicited NA (override) for our own address with another MAC.
+    other = bytes([2, 0x42, 0xAC, 0x11, 0, 0x99])
+    body = struct.pack("!BBHI", 136, 0, 0, 0x20000000) + ll + bytes([2, 1]) + other
+    send6(s, mac, all_nodes_mac, ll, ALL_NODES, [], body)
+    sent += 1
+    print(f"rogue-router sent {sent}", flush=True)
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "tcp":
@@ -297,6 +373,8 @@ def main():
         dns_tcp_hold(int(args[0]), int(args[1]))
     elif cmd == "dhcp-churn":
         dhcp_churn(args[0], int(args[1]))
+    elif cmd == "rogue-router":
+        rogue_router(args[0])
     elif cmd == "forger":
         forger(int(args[0]))
     else:
