@@ -92,6 +92,18 @@ pub struct IfConfig {
     pub txqueuelen: u32,
     /// The default route goes via this interface's gateway.
     pub default_route: bool,
+    /// Its IPv6 address and gateway, on a dual-stack network.
+    #[serde(default)]
+    pub ipv6: Option<Ipv6Config>,
+}
+
+/// An interface's static IPv6 settings (docker's: an address from the
+/// network's IPv6 subnet, the default route via its gateway).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Ipv6Config {
+    pub ip: std::net::Ipv6Addr,
+    pub prefix_len: u8,
+    pub gateway: std::net::Ipv6Addr,
 }
 
 /// Everything `lanyard run`'s child applies before exec.
@@ -545,6 +557,7 @@ mod tests {
             mtu: 1500,
             txqueuelen: 5000,
             default_route: false,
+            ipv6: None,
         }
     }
 

@@ -45,7 +45,7 @@ use files::ContainerFiles;
 use supervise::{block_forwarded_signals, supervise};
 
 pub use files::{hosts_file, resolv_conf};
-pub use helper::{IfConfig, Setup};
+pub use helper::{IfConfig, Ipv6Config, Setup};
 pub use ns::{ContainerSpec, NetMode};
 
 /// Exit code when lanyard itself fails to set up the container (docker's).
@@ -238,6 +238,7 @@ pub unsafe fn run(spec: &RunSpec) -> Result<i32, RunError> {
             mtu: r.mtu,
             txqueuelen: r.txqueuelen,
             default_route: i == 0,
+            ipv6: None,
         })
         .collect();
     let files = match (&mode, replies.first(), join) {

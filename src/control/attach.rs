@@ -287,6 +287,7 @@ impl Daemon {
             mtu: reply.mtu,
             txqueuelen: reply.txqueuelen,
             default_route: false,
+            ipv6: None,
         };
         if let Err(e) = helper.configure(&cfg) {
             return Err(ControlError::failed(format!(
