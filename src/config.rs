@@ -4,11 +4,11 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Deserialize;
 
 use crate::log::Level;
@@ -115,6 +115,15 @@ pub struct NetworkConfig {
     pub txqueuelen: u32,
     pub mac_aging: Duration,
     pub internal: bool,
+    /// The IPv6 side of a dual-stack network.
+    pub ipv6: Option<Ipv6Settings>,
+}
+
+/// A network's IPv6 subnet and gateway address in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv6Settings {
+    pub subnet: Ipv6Net,
+    pub gateway: Ipv6Addr,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -265,6 +274,14 @@ struct RawNetwork {
     mac_aging_secs: i64,
     #[serde(default)]
     internal: bool,
+    #[serde(default = "default_ipv6")]
+    ipv6: bool,
+    subnet6: Option<String>,
+    gateway6: Option<String>,
+}
+
+fn default_ipv6() -> bool {
+    true
 }
 
 fn default_mtu() -> i64 {
@@ -287,6 +304,9 @@ fn default_network() -> RawNetwork {
         txqueuelen: default_txqueuelen(),
         mac_aging_secs: default_mac_aging(),
         internal: false,
+        ipv6: default_ipv6(),
+        subnet6: None,
+        gateway6: None,
     }
 }
 
@@ -336,6 +356,54 @@ pub fn parse_subnet(field: &str, s: &str) -> Result<Ipv4Net, ConfigError> {
     Ok(net)
 }
 
+/// An IPv6 subnet in CIDR form, without host bits, that a network of
+/// containers may use: not multicast, link-local or loopback, /120 or
+/// shorter (SLAAC clients need a /64; static addresses work on any).
+pub fn parse_subnet6(field: &str, s: &str) -> Result<Ipv6Net, ConfigError> {
+    let net: Ipv6Net = s.parse().map_err(|_| {
+        ConfigError::new(
+            field,
+            format!("'{s}' is not an IPv6 network in CIDR form (like fd00:172:17::/64)"),
+        )
+    })?;
+    if net.trunc() != net {
+        return Err(ConfigError::new(
+            field,
+            format!("'{s}' has host bits set (did you mean {}?)", net.trunc()),
+        ));
+    }
+    let a = net.network();
+    if a.is_multicast()
+        || a.is_loopback()
+        || a.is_unspecified()
+        || a.segments()[0] & 0xffc0 == 0xfe80
+    {
+        return Err(ConfigError::new(
+            field,
+            format!("{net} is not a unicast prefix a network may use"),
+        ));
+    }
+    if net.prefix_len() > 120 || net.prefix_len() < 8 {
+        return Err(ConfigError::new(
+            field,
+            format!("{net}: a network needs a prefix between /8 and /120 (/64 for SLAAC)"),
+        ));
+    }
+    Ok(net)
+}
+
+/// The IPv6 subnet a network gets when none is given: fd00:A:B:C::/64 for
+/// the IPv4 subnet A.B.C.x, the octets written as they read in decimal
+/// (172.17.0.0/16 → fd00:172:17::/64), so the pairing is obvious. Two IPv4
+/// subnets smaller than /24 may share one; the overlap check then asks
+/// for `subnet6`.
+pub fn derived_subnet6(v4: Ipv4Net) -> Ipv6Net {
+    let o = v4.network().octets();
+    let hex = |b: u8| u16::from_str_radix(&b.to_string(), 16).unwrap_or(0);
+    let a = Ipv6Addr::new(0xfd00, hex(o[0]), hex(o[1]), hex(o[2]), 0, 0, 0, 0);
+    Ipv6Net::new(a, 64).expect("a /64 is valid")
+}
+
 fn parse_ipv4(field: &str, s: &str) -> Result<Ipv4Addr, ConfigError> {
     s.parse()
         .map_err(|_| ConfigError::new(field, format!("'{s}' is not an IPv4 address")))
@@ -352,6 +420,7 @@ fn network_from_raw(field: &str, raw: RawNetwork) -> Result<NetworkConfig, Confi
         .subnet
         .ok_or_else(|| ConfigError::new(format!("{field}.subnet"), "is required"))?;
     let subnet = parse_subnet(&format!("{field}.subnet"), &subnet_s)?;
+    let ipv6 = ipv6_from_raw(field, raw.ipv6, &raw.subnet6, &raw.gateway6, subnet)?;
     if subnet.prefix_len() > 30 {
         return Err(ConfigError::new(
             format!("{field}.subnet"),
@@ -406,7 +475,57 @@ fn network_from_raw(field: &str, raw: RawNetwork) -> Result<NetworkConfig, Confi
         txqueuelen,
         mac_aging: Duration::from_secs(aging as u64),
         internal: raw.internal,
+        ipv6,
     })
+}
+
+fn ipv6_from_raw(
+    field: &str,
+    enabled: bool,
+    subnet6: &Option<String>,
+    gateway6: &Option<String>,
+    subnet: Ipv4Net,
+) -> Result<Option<Ipv6Settings>, ConfigError> {
+    if !enabled {
+        for (k, v) in [("subnet6", subnet6), ("gateway6", gateway6)] {
+            if v.is_some() {
+                return Err(ConfigError::new(
+                    format!("{field}.{k}"),
+                    "is given, but ipv6 is false",
+                ));
+            }
+        }
+        return Ok(None);
+    }
+    let subnet6 = match subnet6 {
+        Some(s) => parse_subnet6(&format!("{field}.subnet6"), s)?,
+        None => derived_subnet6(subnet),
+    };
+    let gateway6 = match gateway6 {
+        Some(g) => g.parse::<Ipv6Addr>().map_err(|_| {
+            ConfigError::new(
+                format!("{field}.gateway6"),
+                format!("'{g}' is not an IPv6 address"),
+            )
+        })?,
+        None => Ipv6Addr::from(u128::from(subnet6.network()) + 1),
+    };
+    if !subnet6.contains(&gateway6) || gateway6 == subnet6.network() {
+        return Err(ConfigError::new(
+            format!("{field}.gateway6"),
+            format!("{gateway6} is not a host address of the subnet {subnet6}"),
+        ));
+    }
+    Ok(Some(Ipv6Settings {
+        subnet: subnet6,
+        gateway: gateway6,
+    }))
+}
+
+/// Two networks' IPv6 subnets overlap.
+fn overlaps6(a: &NetworkConfig, b: &NetworkConfig) -> Option<(Ipv6Net, Ipv6Net)> {
+    let (x, y) = (a.ipv6?.subnet, b.ipv6?.subnet);
+    (x.contains(&y.network()) || y.contains(&x.network())).then_some((x, y))
 }
 
 /// What `lanyard network create` is given; `None` takes the default.
@@ -424,6 +543,13 @@ pub struct NetworkRequest {
     pub mtu: Option<u32>,
     #[serde(default)]
     pub internal: bool,
+    /// `--ipv6`: `None` is the default (dual stack).
+    #[serde(default)]
+    pub ipv6: Option<bool>,
+    #[serde(default)]
+    pub subnet6: Option<String>,
+    #[serde(default)]
+    pub gateway6: Option<String>,
 }
 
 /// Docker's default address pools: 172.17-31.0.0/16, then the /20 blocks
@@ -472,18 +598,48 @@ impl NetworkRequest {
             txqueuelen: default_txqueuelen(),
             mac_aging_secs: default_mac_aging(),
             internal: self.internal,
+            ipv6: self.ipv6.unwrap_or(true),
+            subnet6: self.subnet6.clone(),
+            gateway6: self.gateway6.clone(),
         };
         let n = network_from_raw("create", raw).map_err(|e| ConfigError {
             field: match e.field.trim_start_matches("create.") {
                 "name" => "NAME".to_string(),
+                "subnet6" if self.subnet6.is_none() => "--ipv6".to_string(),
                 f => format!("--{}", f.replace('_', "-")),
             },
-            reason: e.reason,
+            reason: match e.field.trim_start_matches("create.") {
+                "ipv6" | "subnet6" | "gateway6" if self.ipv6 == Some(false) => {
+                    e.reason.replace("ipv6 is false", "--ipv6=false")
+                }
+                _ => e.reason,
+            },
         })?;
         if let Some(o) = existing.iter().find(|o| overlaps(&o.subnet, &n.subnet)) {
             return Err(ConfigError::new(
                 "--subnet",
                 format!("{} overlaps {} of network '{}'", n.subnet, o.subnet, o.name),
+            ));
+        }
+        if let Some((o, (mine, theirs))) = existing
+            .iter()
+            .find_map(|o| overlaps6(&n, o).map(|p| (o, p)))
+        {
+            return Err(ConfigError::new(
+                if self.subnet6.is_some() {
+                    "--subnet6"
+                } else {
+                    "--ipv6"
+                },
+                format!(
+                    "{mine} overlaps {theirs} of network '{}'{}",
+                    o.name,
+                    if self.subnet6.is_some() {
+                        ""
+                    } else {
+                        " (give --subnet6)"
+                    }
+                ),
             ));
         }
         Ok(n)
@@ -635,6 +791,15 @@ impl Config {
                 return Err(ConfigError::new(
                     format!("{field}.subnet"),
                     format!("{} overlaps {} of network '{}'", n.subnet, o.subnet, o.name),
+                ));
+            }
+            if let Some((o, (mine, theirs))) = networks
+                .iter()
+                .find_map(|o| overlaps6(&n, o).map(|p| (o, p)))
+            {
+                return Err(ConfigError::new(
+                    format!("{field}.subnet6"),
+                    format!("{mine} overlaps {theirs} of network '{}'", o.name),
                 ));
             }
             networks.push(n);

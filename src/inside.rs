@@ -6,10 +6,10 @@
 //! neither depends on the other.
 //!
 //! Addresses are of either family: an IPv4 flow's container end holds IPv4
-//! addresses, an IPv6 one (to come) IPv6 ones, and the header builders pick
-//! the header by the addresses they are given.
+//! addresses, an IPv6 one IPv6 ones, and the header builders pick the
+//! header by the container's address.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::frame::FrameBuf;
 use crate::port::PortId;
@@ -39,9 +39,44 @@ pub struct Inside {
 
 impl Inside {
     /// The container's and the gateway's IPv4 addresses, for the IPv4
-    /// paths (every flow today); unspecified for another family.
+    /// paths; unspecified for another family.
     pub fn v4(&self) -> (Ipv4Addr, Ipv4Addr) {
         (v4(self.ip), v4(self.gateway_ip))
+    }
+
+    /// Where the transport header starts in a frame to this container.
+    #[inline]
+    pub fn l4_offset(&self) -> usize {
+        l4_offset(self.ip)
+    }
+}
+
+/// Where the transport header starts in a frame of `ip`'s family
+/// (Ethernet + the IPv4 header without options, or the IPv6 fixed header).
+#[inline]
+pub fn l4_offset(ip: IpAddr) -> usize {
+    ethernet::HEADER_LEN
+        + match ip {
+            IpAddr::V4(_) => crate::wire::ipv4::MIN_HEADER_LEN,
+            IpAddr::V6(_) => crate::wire::ipv6::HEADER_LEN,
+        }
+}
+
+/// The transport checksum's pseudo-header sum for either family.
+pub fn pseudo_header(src: IpAddr, dst: IpAddr, proto: u8, l4_len: usize) -> u32 {
+    use crate::wire::checksum;
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => checksum::pseudo_header_v4(s, d, proto, l4_len as u16),
+        (s, d) => checksum::pseudo_header_v6(v6(s), v6(d), proto, l4_len as u32),
+    }
+}
+
+/// An IPv6 address; an IPv4 one as its IPv4-mapped form (which the IPv6
+/// paths never build: their addresses come from IPv6 packets).
+pub fn v6(a: IpAddr) -> Ipv6Addr {
+    match a {
+        IpAddr::V4(a) => a.to_ipv6_mapped(),
+        IpAddr::V6(a) => a,
     }
 }
 
@@ -60,28 +95,37 @@ pub trait Emit {
     fn emit(&mut self, port: PortId, frame: &mut FrameBuf);
 }
 
-/// Writes Ethernet + IPv4 headers of a frame from `src` (the far end, or
-/// the gateway) to the container into `out`; returns the offset of the
-/// transport header. `l4_len` must leave the IPv4 total length within
+/// Writes Ethernet + IP headers of a frame from `src` (the far end, or
+/// the gateway) to the container into `out`, IPv4 or IPv6 as the
+/// container's address is; returns the offset of the transport header.
+/// `proto` is the IPv4 protocol number (ICMP becomes ICMPv6 in IPv6).
+/// `l4_len` must leave the IPv4 total length (IPv6 payload length) within
 /// 65535.
-pub fn emit_ipv4_to(
-    out: &mut FrameBuf,
-    to: &Inside,
-    src: Ipv4Addr,
-    proto: u8,
-    l4_len: usize,
-) -> usize {
+pub fn emit_ip_to(out: &mut FrameBuf, to: &Inside, src: IpAddr, proto: u8, l4_len: usize) -> usize {
     let buf = out.read_space();
-    let n = ethernet::emit_header(buf, to.mac, to.gateway_mac, ethertype::IPV4);
-    n + Ipv4Repr {
-        src,
-        dst: v4(to.ip),
-        protocol: proto,
-        payload_len: l4_len,
-        ttl: 64,
-        ident: 0,
+    match to.ip {
+        IpAddr::V4(dst) => {
+            let n = ethernet::emit_header(buf, to.mac, to.gateway_mac, ethertype::IPV4);
+            n + Ipv4Repr {
+                src: v4(src),
+                dst,
+                protocol: proto,
+                payload_len: l4_len,
+                ttl: 64,
+                ident: 0,
+            }
+            .emit(&mut buf[n..])
+        }
+        IpAddr::V6(dst) => {
+            let n = ethernet::emit_header(buf, to.mac, to.gateway_mac, ethertype::IPV6);
+            let next = match proto {
+                crate::wire::ipv4::protocol::ICMP => crate::wire::ipv6::next_header::ICMPV6,
+                p => p,
+            };
+            crate::wire::ipv6::emit_header(&mut buf[n..], v6(src), dst, next, l4_len as u16, 64);
+            n + crate::wire::ipv6::HEADER_LEN
+        }
     }
-    .emit(&mut buf[n..])
 }
 
 /// GSO parameters of a built frame: kind, segment size, and the length of
@@ -93,10 +137,24 @@ pub struct Gso {
     pub hdr_len: u16,
 }
 
-/// Finishes a frame built with `emit_ipv4_to`: length and a vnet header
+/// Finishes a frame built with `emit_ip_to`: length and a vnet header
 /// asking for the transport checksum (`csum_offset` into the L4 header) to
-/// be completed, plus GSO when given.
+/// be completed, plus GSO when given (its kind made TCPV6 for IPv6).
 pub fn finish_frame(out: &mut FrameBuf, len: usize, csum_offset: u16, gso: Option<Gso>) {
+    let v6 = out.read_space()[ethernet::field::ETHERTYPE] == ethertype::IPV6.to_be_bytes();
+    let csum_start = ethernet::HEADER_LEN
+        + if v6 {
+            crate::wire::ipv6::HEADER_LEN
+        } else {
+            crate::wire::ipv4::MIN_HEADER_LEN
+        };
+    let gso = gso.map(|g| match (v6, g.kind & !crate::wire::vnet::gso::ECN) {
+        (true, crate::wire::vnet::gso::TCPV4) => Gso {
+            kind: (g.kind & crate::wire::vnet::gso::ECN) | crate::wire::vnet::gso::TCPV6,
+            ..g
+        },
+        _ => g,
+    });
     out.set_len(len);
     let g = gso.unwrap_or(Gso {
         kind: 0,
@@ -108,7 +166,7 @@ pub fn finish_frame(out: &mut FrameBuf, len: usize, csum_offset: u16, gso: Optio
         gso_type: g.kind,
         hdr_len: g.hdr_len,
         gso_size: g.size,
-        csum_start: (ethernet::HEADER_LEN + crate::wire::ipv4::MIN_HEADER_LEN) as u16,
+        csum_start: csum_start as u16,
         csum_offset,
     });
 }

@@ -2,26 +2,29 @@
 //! gateway, ip-range), which are taken, and the MAC that goes with each.
 //! Docker's conventions: addresses handed out in order from the start of
 //! the range (lowest free first), never the network, broadcast or gateway
-//! address; MAC 02:42 + the four bytes of the address.
+//! address; MAC 02:42 + the four bytes of the address. An IPv6 subnet
+//! (`Ipam6`) hands out its addresses the same way, from ::2 (docker 27's
+//! order), never the subnet-router anycast address (the prefix itself) or
+//! the gateway.
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::wire::MacAddr;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IpamError {
     /// Every address of the range is taken.
-    Exhausted { range: Ipv4Net },
+    Exhausted { range: IpNet },
     /// A requested address is outside the subnet.
-    OutsideSubnet { ip: Ipv4Addr, subnet: Ipv4Net },
+    OutsideSubnet { ip: IpAddr, subnet: IpNet },
     /// A requested address is the network, broadcast or gateway address.
-    Reserved { ip: Ipv4Addr, what: &'static str },
+    Reserved { ip: IpAddr, what: &'static str },
     /// A requested address is already taken.
-    InUse { ip: Ipv4Addr },
+    InUse { ip: IpAddr },
 }
 
 impl fmt::Display for IpamError {
@@ -92,15 +95,18 @@ impl Ipam {
         if let Some(ip) = requested {
             if !self.subnet.contains(&ip) {
                 return Err(IpamError::OutsideSubnet {
-                    ip,
-                    subnet: self.subnet,
+                    ip: ip.into(),
+                    subnet: self.subnet.into(),
                 });
             }
             if let Some(what) = self.reserved(ip) {
-                return Err(IpamError::Reserved { ip, what });
+                return Err(IpamError::Reserved {
+                    ip: ip.into(),
+                    what,
+                });
             }
             if !self.taken.insert(ip) {
-                return Err(IpamError::InUse { ip });
+                return Err(IpamError::InUse { ip: ip.into() });
             }
             return Ok(ip);
         }
@@ -115,7 +121,9 @@ impl Ipam {
             }
             candidate = c.checked_add(1);
         }
-        Err(IpamError::Exhausted { range: self.range })
+        Err(IpamError::Exhausted {
+            range: self.range.into(),
+        })
     }
 
     pub fn release(&mut self, ip: Ipv4Addr) -> bool {
@@ -125,6 +133,84 @@ impl Ipam {
     /// Docker's MAC for an address.
     pub fn mac_for(ip: Ipv4Addr) -> MacAddr {
         MacAddr::docker_from_ipv4(ip)
+    }
+}
+
+/// The addresses of a network's IPv6 subnet.
+#[derive(Debug, Clone)]
+pub struct Ipam6 {
+    subnet: Ipv6Net,
+    gateway: Ipv6Addr,
+    taken: BTreeSet<Ipv6Addr>,
+}
+
+impl Ipam6 {
+    /// The caller (config validation) guarantees the gateway lies inside
+    /// the subnet.
+    pub fn new(subnet: Ipv6Net, gateway: Ipv6Addr) -> Ipam6 {
+        Ipam6 {
+            subnet,
+            gateway,
+            taken: BTreeSet::new(),
+        }
+    }
+
+    pub fn subnet(&self) -> Ipv6Net {
+        self.subnet
+    }
+
+    pub fn gateway(&self) -> Ipv6Addr {
+        self.gateway
+    }
+
+    fn reserved(&self, ip: Ipv6Addr) -> Option<&'static str> {
+        if ip == self.gateway {
+            Some("gateway")
+        } else if ip == self.subnet.network() {
+            // The subnet-router anycast address (RFC 4291 2.6.1).
+            Some("subnet-router anycast")
+        } else {
+            None
+        }
+    }
+
+    /// Takes `requested`, or the lowest free address of the subnet.
+    pub fn allocate(&mut self, requested: Option<Ipv6Addr>) -> Result<Ipv6Addr, IpamError> {
+        if let Some(ip) = requested {
+            if !self.subnet.contains(&ip) {
+                return Err(IpamError::OutsideSubnet {
+                    ip: ip.into(),
+                    subnet: self.subnet.into(),
+                });
+            }
+            if let Some(what) = self.reserved(ip) {
+                return Err(IpamError::Reserved {
+                    ip: ip.into(),
+                    what,
+                });
+            }
+            if !self.taken.insert(ip) {
+                return Err(IpamError::InUse { ip: ip.into() });
+            }
+            return Ok(ip);
+        }
+        // As for IPv4: every address skipped is taken or reserved.
+        let end = u128::from(self.subnet.broadcast());
+        let mut candidate = Some(u128::from(self.subnet.network()));
+        while let Some(c) = candidate.filter(|c| *c <= end) {
+            let ip = Ipv6Addr::from(c);
+            if self.reserved(ip).is_none() && self.taken.insert(ip) {
+                return Ok(ip);
+            }
+            candidate = c.checked_add(1);
+        }
+        Err(IpamError::Exhausted {
+            range: self.subnet.into(),
+        })
+    }
+
+    pub fn release(&mut self, ip: Ipv6Addr) -> bool {
+        self.taken.remove(&ip)
     }
 }
 
@@ -156,7 +242,7 @@ mod tests {
         assert_eq!(
             a.allocate(Some(Ipv4Addr::new(172, 17, 0, 1))),
             Err(IpamError::Reserved {
-                ip: Ipv4Addr::new(172, 17, 0, 1),
+                ip: Ipv4Addr::new(172, 17, 0, 1).into(),
                 what: "gateway"
             })
         );
@@ -178,7 +264,7 @@ mod tests {
         assert_eq!(
             a.allocate(Some(Ipv4Addr::new(172, 17, 0, 9))),
             Err(IpamError::InUse {
-                ip: Ipv4Addr::new(172, 17, 0, 9)
+                ip: Ipv4Addr::new(172, 17, 0, 9).into()
             })
         );
         // Sequential allocation skips it.
@@ -201,6 +287,45 @@ mod tests {
         assert!(matches!(a.allocate(None), Err(IpamError::Exhausted { .. })));
         // Static addresses outside the range but inside the subnet are fine.
         assert!(a.allocate(Some(Ipv4Addr::new(10, 5, 0, 200))).is_ok());
+    }
+
+    #[test]
+    fn ipv6_sequential_from_two_and_checked() {
+        let net: Ipv6Net = "fd00:172:17::/64".parse().unwrap();
+        let gw: Ipv6Addr = "fd00:172:17::1".parse().unwrap();
+        let mut a = Ipam6::new(net, gw);
+        let at = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+        assert_eq!(a.allocate(None).unwrap(), at("fd00:172:17::2"));
+        assert_eq!(a.allocate(None).unwrap(), at("fd00:172:17::3"));
+        assert!(matches!(
+            a.allocate(Some(gw)),
+            Err(IpamError::Reserved {
+                what: "gateway",
+                ..
+            })
+        ));
+        assert!(matches!(
+            a.allocate(Some(at("fd00:172:17::"))),
+            Err(IpamError::Reserved { .. })
+        ));
+        assert!(matches!(
+            a.allocate(Some(at("fd00:172:18::5"))),
+            Err(IpamError::OutsideSubnet { .. })
+        ));
+        assert!(matches!(
+            a.allocate(Some(at("fd00:172:17::3"))),
+            Err(IpamError::InUse { .. })
+        ));
+        assert!(a.release(at("fd00:172:17::2")));
+        assert_eq!(a.allocate(None).unwrap(), at("fd00:172:17::2"));
+        // A /126 holds ::1 (gateway), ::2, ::3 beside the prefix itself.
+        let mut small = Ipam6::new("fd00::/126".parse().unwrap(), at("fd00::1"));
+        assert_eq!(small.allocate(None).unwrap(), at("fd00::2"));
+        assert_eq!(small.allocate(None).unwrap(), at("fd00::3"));
+        assert!(matches!(
+            small.allocate(None),
+            Err(IpamError::Exhausted { .. })
+        ));
     }
 
     #[test]

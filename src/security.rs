@@ -1,17 +1,19 @@
 //! Port security: what an endpoint port may send. An endpoint (a container's
-//! TAP) owns one MAC and one IPv4 address, given by the address manager; a
-//! frame claiming any other source identity — another container's, or the
-//! gateway's — is dropped before the bridge can learn from it. Trusted
+//! TAP) owns one MAC, one IPv4 address given by the address manager, and
+//! its IPv6 addresses: the static one on a dual-stack network and the two
+//! its kernel forms from its MAC (link-local, SLAAC on the network's /64);
+//! a frame claiming any other source identity — another container's, or
+//! the gateway's — is dropped before the bridge can learn from it. Trusted
 //! ports (an attached uplink) carry many hosts and are not checked.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::stats::DropReason;
 use crate::wire::arp::ArpPacket;
 use crate::wire::ethernet::{self, ethertype, HEADER_LEN};
 use crate::wire::icmpv6::{self, Icmpv6Packet};
 use crate::wire::ipv4::{self, protocol};
-use crate::wire::ipv6::{next_header, Ipv6Packet};
+use crate::wire::ipv6::{self, next_header, Ipv6Packet};
 use crate::wire::MacAddr;
 use crate::wire::{dhcp, udp};
 
@@ -22,9 +24,34 @@ pub struct PortPolicy {
     /// The only source IPv4 address the port may use (0.0.0.0 is also
     /// allowed, for DHCP requests — UDP 68 to 67 — and ARP probes).
     pub ipv4: Option<Ipv4Addr>,
+    /// The IPv6 source addresses the port may use (`::` is also allowed
+    /// for Duplicate Address Detection and MLD reports, which are sent
+    /// before an address is usable).
+    pub ipv6: Option<Ipv6Sources>,
     /// Only IPv4, ARP and IPv6 frames: no VLAN tags (which would smuggle
     /// frames past these checks), no other protocols.
     pub restrict_ethertypes: bool,
+}
+
+/// An endpoint's own IPv6 addresses. The link-local and SLAAC ones are
+/// formed from its MAC (modified EUI-64, the kernel's default
+/// `addr_gen_mode`), which port security already pins, so no other
+/// endpoint can have them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv6Sources {
+    pub link_local: Ipv6Addr,
+    /// The static address from the network's IPv6 subnet.
+    pub global: Option<Ipv6Addr>,
+    /// The network's /64 + the MAC's EUI-64 (what a SLAAC client forms
+    /// from the gateway's Router Advertisement).
+    pub slaac: Option<Ipv6Addr>,
+}
+
+impl Ipv6Sources {
+    #[inline]
+    pub fn owns(&self, a: Ipv6Addr) -> bool {
+        a == self.link_local || Some(a) == self.global || Some(a) == self.slaac
+    }
 }
 
 impl PortPolicy {
@@ -32,16 +59,36 @@ impl PortPolicy {
     pub const TRUSTED: PortPolicy = PortPolicy {
         mac: None,
         ipv4: None,
+        ipv6: None,
         restrict_ethertypes: false,
     };
 
-    /// The policy of a container endpoint.
+    /// The policy of a container endpoint: its MAC, its IPv4 address, and
+    /// in IPv6 its link-local address (until [`PortPolicy::with_ipv6`]
+    /// gives it more).
     pub fn endpoint(mac: MacAddr, ipv4: Ipv4Addr) -> PortPolicy {
         PortPolicy {
             mac: Some(mac),
             ipv4: Some(ipv4),
+            ipv6: Some(Ipv6Sources {
+                link_local: ipv6::link_local_from_mac(mac),
+                global: None,
+                slaac: None,
+            }),
             restrict_ethertypes: true,
         }
+    }
+
+    /// On a dual-stack network: the static address, and the SLAAC address
+    /// the endpoint may form on the network's subnet when it is a /64.
+    pub fn with_ipv6(mut self, global: Option<Ipv6Addr>, subnet: Option<ipnet::Ipv6Net>) -> Self {
+        if let (Some(s), Some(mac)) = (&mut self.ipv6, self.mac) {
+            s.global = global;
+            s.slaac = subnet
+                .filter(|n| n.prefix_len() == 64)
+                .map(|n| ipv6::addr_from_mac(n.network(), mac));
+        }
+        self
     }
 
     /// Checks a frame (at least an Ethernet header long) against the policy.
@@ -120,19 +167,45 @@ impl PortPolicy {
     /// above would be evaded. Later fragments pass: without their first
     /// they reassemble into nothing.
     ///
-    /// IPv6 source addresses are not checked yet: endpoints have no IPv6
-    /// address assigned (the IPv6 issue assigns them and checks them here).
+    /// The source must be one of the endpoint's own addresses; `::` only
+    /// for a Neighbor Solicitation to a solicited-node group (Duplicate
+    /// Address Detection) and MLD reports (RFC 4862 5.4.2, RFC 3810 5.2.13),
+    /// and a Neighbor Advertisement may only name one of its own addresses
+    /// as its target (it cannot claim another's).
     fn check_ipv6(&self, l3: &[u8]) -> Result<(), DropReason> {
         let Ok(ip) = Ipv6Packet::new_checked(l3) else {
             return Err(DropReason::MalformedPacket);
         };
+        let src = ip.src();
+        let unspecified_src = src.is_unspecified();
+        if let Some(own) = &self.ipv6 {
+            if !unspecified_src && !own.owns(src) {
+                return Err(DropReason::SpoofedSrcIp);
+            }
+        }
         let Ok(upper) = ip.upper_layer() else {
             return Err(DropReason::MalformedPacket);
         };
         if upper.fragment.is_some_and(|f| !f.is_first()) {
-            return Ok(());
+            return if unspecified_src && self.ipv6.is_some() {
+                Err(DropReason::SpoofedSrcIp)
+            } else {
+                Ok(())
+            };
         }
         let l4 = &ip.packet()[upper.offset..];
+        if unspecified_src && self.ipv6.is_some() {
+            let dad_or_mld = upper.protocol == next_header::ICMPV6
+                && upper.fragment.is_none()
+                && match l4.first().copied() {
+                    Some(icmpv6::kind::NEIGHBOR_SOLICIT) => is_solicited_node(ip.dst()),
+                    Some(icmpv6::kind::MLD_REPORT | icmpv6::kind::MLD2_REPORT) => true,
+                    _ => false,
+                };
+            if !dad_or_mld {
+                return Err(DropReason::SpoofedSrcIp);
+            }
+        }
         match upper.protocol {
             next_header::ICMPV6 => {
                 let Ok(icmp) = Icmpv6Packet::new_checked(l4) else {
@@ -149,6 +222,13 @@ impl PortPolicy {
                 }
                 if upper.fragment.is_some() {
                     return Err(DropReason::SpoofedNd);
+                }
+                if icmp.msg_type() == icmpv6::kind::NEIGHBOR_ADVERT {
+                    match (&self.ipv6, icmp.target()) {
+                        (_, None) => return Err(DropReason::MalformedPacket),
+                        (Some(own), Some(t)) if !own.owns(t) => return Err(DropReason::SpoofedNd),
+                        _ => {}
+                    }
                 }
                 let Some(Ok(options)) = icmp.ndp_options() else {
                     return Err(DropReason::MalformedPacket);
@@ -176,6 +256,12 @@ impl PortPolicy {
             _ => Ok(()),
         }
     }
+}
+
+/// ff02::1:ffXX:XXXX, where Neighbor Solicitations for an address go.
+fn is_solicited_node(a: Ipv6Addr) -> bool {
+    let s = a.segments();
+    s[..6] == [0xff02, 0, 0, 0, 0, 1] && s[6] >> 8 == 0xff
 }
 
 /// DHCPv6 servers and relays send from this port (RFC 8415); clients
@@ -366,11 +452,16 @@ mod tests {
             f
         }
 
-        /// An NDP message of `msg_type` with one link-layer option naming `mac`.
+        /// An NDP message of `msg_type` with one link-layer option naming
+        /// `mac` (and the sender's own link-local as the target of an NS or
+        /// NA).
         fn ndp(msg_type: u8, mac: MacAddr) -> Vec<u8> {
             let off = crate::wire::icmpv6::ndp_options_offset(msg_type).unwrap();
             let mut m = vec![0u8; off + 8];
             m[0] = msg_type;
+            if off >= 24 {
+                m[8..24].copy_from_slice(&LL.octets());
+            }
             m[off] = if msg_type == kind::NEIGHBOR_ADVERT {
                 option::TARGET_LL_ADDR
             } else {
@@ -471,6 +562,118 @@ mod tests {
                 policy().check(&frame(&[], nh::ICMPV6, &bad[..20])),
                 Err(DropReason::MalformedPacket)
             );
+        }
+
+        /// `frame` with another source address and destination.
+        fn from(src: Ipv6Addr, dst: Ipv6Addr, upper: u8, l4: &[u8]) -> Vec<u8> {
+            let mut f = frame(&[], upper, l4);
+            f[22..38].copy_from_slice(&src.octets());
+            f[38..54].copy_from_slice(&dst.octets());
+            f
+        }
+
+        fn dual_stack() -> PortPolicy {
+            policy().with_ipv6(
+                Some("fd00:172:17::2".parse().unwrap()),
+                Some("fd00:172:17::/64".parse().unwrap()),
+            )
+        }
+
+        #[test]
+        fn only_its_own_ipv6_sources_pass() {
+            let echo = [kind::ECHO_REQUEST, 0, 0, 0, 0, 1, 0, 1];
+            let gw: Ipv6Addr = "fd00:172:17::1".parse().unwrap();
+            let p = dual_stack();
+            // Its static address, its SLAAC address (the /64 + its MAC's
+            // EUI-64) and its link-local.
+            for src in [
+                "fd00:172:17::2",
+                "fd00:172:17:0:42:acff:fe11:2",
+                &LL.to_string(),
+            ] {
+                let f = from(src.parse().unwrap(), gw, nh::ICMPV6, &echo);
+                assert_eq!(p.check(&f), Ok(()), "{src}");
+            }
+            // Another container's static, SLAAC and link-local addresses,
+            // the gateway's, and an address off the subnet.
+            for src in [
+                "fd00:172:17::3",
+                "fd00:172:17:0:42:acff:fe11:3",
+                "fe80::42:acff:fe11:3",
+                "fd00:172:17::1",
+                "2001:db8::2",
+            ] {
+                let f = from(src.parse().unwrap(), gw, nh::ICMPV6, &echo);
+                assert_eq!(p.check(&f), Err(DropReason::SpoofedSrcIp), "{src}");
+            }
+            // A later fragment is checked too: the source is in the fixed
+            // header.
+            let mut later = frame(&[(nh::FRAGMENT, 8)], nh::UDP, &[0u8; 8]);
+            later[54 + 2..54 + 4].copy_from_slice(&(100u16 << 3).to_be_bytes());
+            later[22..38].copy_from_slice(&"fd00:172:17::3".parse::<Ipv6Addr>().unwrap().octets());
+            assert_eq!(p.check(&later), Err(DropReason::SpoofedSrcIp));
+            // Without a dual-stack network only the link-local is its own.
+            let f = from("fd00:172:17::2".parse().unwrap(), gw, nh::ICMPV6, &echo);
+            assert_eq!(policy().check(&f), Err(DropReason::SpoofedSrcIp));
+            // An uplink carries many hosts.
+            assert_eq!(PortPolicy::TRUSTED.check(&f), Ok(()));
+        }
+
+        #[test]
+        fn the_unspecified_source_is_for_dad_and_mld_only() {
+            let p = dual_stack();
+            let me: Ipv6Addr = "fd00:172:17::2".parse().unwrap();
+            let mut dad = ndp(kind::NEIGHBOR_SOLICIT, own());
+            dad.truncate(24); // DAD carries no link-layer option
+            dad[8..24].copy_from_slice(&me.octets());
+            let snm = crate::wire::ipv6::solicited_node(me);
+            let un = Ipv6Addr::UNSPECIFIED;
+            assert_eq!(p.check(&from(un, snm, nh::ICMPV6, &dad)), Ok(()));
+            let mld = [kind::MLD2_REPORT, 0, 0, 0, 0, 0, 0, 0];
+            let all_mld: Ipv6Addr = "ff02::16".parse().unwrap();
+            assert_eq!(p.check(&from(un, all_mld, nh::ICMPV6, &mld)), Ok(()));
+            // An NS from :: to a unicast address is no DAD; echo, UDP and an
+            // RS from :: pass nothing.
+            let gw: Ipv6Addr = "fd00:172:17::1".parse().unwrap();
+            assert_eq!(
+                p.check(&from(un, gw, nh::ICMPV6, &dad)),
+                Err(DropReason::SpoofedSrcIp)
+            );
+            let echo = [kind::ECHO_REQUEST, 0, 0, 0, 0, 1, 0, 1];
+            assert_eq!(
+                p.check(&from(un, gw, nh::ICMPV6, &echo)),
+                Err(DropReason::SpoofedSrcIp)
+            );
+            assert_eq!(
+                p.check(&from(un, gw, nh::UDP, &[0, 53, 0, 53, 0, 8, 0, 0])),
+                Err(DropReason::SpoofedSrcIp)
+            );
+        }
+
+        #[test]
+        fn a_neighbor_advertisement_may_only_claim_its_own_addresses() {
+            let p = dual_stack();
+            for (target, ok) in [
+                ("fd00:172:17::2", true),
+                ("fd00:172:17:0:42:acff:fe11:2", true),
+                ("fd00:172:17::3", false),
+                ("fd00:172:17::1", false),
+                ("fe80::42:acff:fe11:3", false),
+            ] {
+                let mut na = ndp(kind::NEIGHBOR_ADVERT, own());
+                na[8..24].copy_from_slice(&target.parse::<Ipv6Addr>().unwrap().octets());
+                let got = p.check(&frame(&[], nh::ICMPV6, &na));
+                let want = if ok {
+                    Ok(())
+                } else {
+                    Err(DropReason::SpoofedNd)
+                };
+                assert_eq!(got, want, "{target}");
+            }
+            // An NS may ask about anyone.
+            let mut ns = ndp(kind::NEIGHBOR_SOLICIT, own());
+            ns[8..24].copy_from_slice(&"fd00:172:17::3".parse::<Ipv6Addr>().unwrap().octets());
+            assert_eq!(p.check(&frame(&[], nh::ICMPV6, &ns)), Ok(()));
         }
 
         #[test]

@@ -78,6 +78,7 @@ fn switching_frames_does_not_allocate() {
         fdb_max_per_port: 256,
         mac_aging: Duration::from_secs(300),
         nat: false,
+        ipv6: None,
     };
     let net = sw.add_network(spec.clone());
     peer.add_network(spec);

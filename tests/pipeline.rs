@@ -33,6 +33,7 @@ fn spec(name: &str, subnet: &str, gw: Ipv4Addr, fdb_max: usize, per_port: u32) -
         fdb_max_per_port: per_port,
         mac_aging: Duration::from_secs(300),
         nat: false,
+        ipv6: None,
     }
 }
 

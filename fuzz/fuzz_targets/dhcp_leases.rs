@@ -115,6 +115,7 @@ fn registry(subnet: ipnet::Ipv4Net, range: ipnet::Ipv4Net) -> Registry {
             txqueuelen: 1000,
             mac_aging: Duration::from_secs(300),
             internal: false,
+            ipv6: None,
         },
         id: "id".into(),
         created: SystemTime::UNIX_EPOCH,

@@ -475,6 +475,7 @@ impl Harness {
                     fdb_max_per_port: n.fdb_max_per_port,
                     mac_aging: n.mac_aging,
                     nat: n.nat,
+                    ipv6: None,
                 })
             });
         }

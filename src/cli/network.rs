@@ -35,6 +35,16 @@ pub(super) enum NetworkCommand {
         /// No NAT out of the network (docker's --internal).
         #[arg(long)]
         internal: bool,
+        /// Dual stack (the default): an IPv6 subnet beside the IPv4 one;
+        /// `--ipv6=false` for IPv4 only.
+        #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+        ipv6: Option<bool>,
+        /// IPv6 subnet in CIDR form (default: fd00:A:B:C::/64 for the IPv4 subnet A.B.C.0).
+        #[arg(long)]
+        subnet6: Option<String>,
+        /// IPv6 gateway address (default: the IPv6 subnet's first host).
+        #[arg(long)]
+        gateway6: Option<String>,
         #[command(flatten)]
         socket: SocketArg,
     },
@@ -72,6 +82,9 @@ pub(super) fn network(c: NetworkCommand) -> u8 {
             ip_range,
             mtu,
             internal,
+            ipv6,
+            subnet6,
+            gateway6,
             socket,
         } => query(
             &socket,
@@ -82,6 +95,9 @@ pub(super) fn network(c: NetworkCommand) -> u8 {
                 ip_range,
                 mtu,
                 internal,
+                ipv6,
+                subnet6,
+                gateway6,
             }),
             |v| outln!("{}", v["Id"].as_str().unwrap_or("")),
         ),

@@ -25,6 +25,9 @@ pub(super) struct RunArgs {
     /// IPv4 address (on the first network) to use instead of the next free one.
     #[arg(long)]
     ip: Option<Ipv4Addr>,
+    /// IPv6 address (on the first network, if it is dual stack) to use instead of the next free one.
+    #[arg(long)]
+    ip6: Option<std::net::Ipv6Addr>,
     /// MTU of eth0 (default: the network's).
     #[arg(long, value_parser = parse_mtu)]
     mtu: Option<u32>,
@@ -53,6 +56,7 @@ pub(super) fn run(a: RunArgs) -> ExitCode {
         networks: a.network,
         aliases: a.alias,
         ip: a.ip,
+        ip6: a.ip6,
         mtu: a.mtu,
         hostname: a.hostname,
         allow_host_loopback: a.allow_host_loopback,

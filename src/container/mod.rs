@@ -67,6 +67,9 @@ pub struct RunSpec {
     pub aliases: Vec<String>,
     /// The address on the first network, instead of the next free one.
     pub ip: Option<Ipv4Addr>,
+    /// The IPv6 address on the first network (dual stack), instead of the
+    /// next free one.
+    pub ip6: Option<std::net::Ipv6Addr>,
     /// MTU of the interfaces (default: the network's).
     pub mtu: Option<u32>,
     /// Hostname inside (default: the short container id).
@@ -192,6 +195,7 @@ pub unsafe fn run(spec: &RunSpec) -> Result<i32, RunError> {
             name: spec.name.clone(),
             network: net.clone(),
             ip: if i == 0 { spec.ip } else { None },
+            ip6: if i == 0 { spec.ip6 } else { None },
             mtu: spec.mtu,
             allow_host_loopback: spec.allow_host_loopback.then_some(true),
             publish: if i == 0 {
@@ -238,7 +242,7 @@ pub unsafe fn run(spec: &RunSpec) -> Result<i32, RunError> {
             mtu: r.mtu,
             txqueuelen: r.txqueuelen,
             default_route: i == 0,
-            ipv6: None,
+            ipv6: r.ipv6,
         })
         .collect();
     let files = match (&mode, replies.first(), join) {
@@ -305,6 +309,7 @@ fn check(spec: &RunSpec) -> Result<(Vec<String>, Mode), RunError> {
         for (flag, given) in [
             ("-p", !spec.publish.is_empty()),
             ("--ip", spec.ip.is_some()),
+            ("--ip6", spec.ip6.is_some()),
             ("--alias", !spec.aliases.is_empty()),
             ("--mtu", spec.mtu.is_some()),
         ] {
@@ -333,6 +338,24 @@ fn check_embedded(spec: &RunSpec, networks: &[String], config: &Config) -> Resul
                 "--ip: {ip} is outside the network's subnet {}",
                 net.subnet
             )));
+        }
+    }
+    if let Some(ip) = spec.ip6 {
+        let net = config.network(&networks[0]).expect("checked");
+        match &net.ipv6 {
+            None => {
+                return Err(RunError::usage(format!(
+                    "--ip6: network '{}' has no IPv6 subnet",
+                    net.name
+                )))
+            }
+            Some(v) if !v.subnet.contains(&ip) => {
+                return Err(RunError::usage(format!(
+                    "--ip6: {ip} is outside the network's subnet {}",
+                    v.subnet
+                )))
+            }
+            Some(_) => {}
         }
     }
     Ok(())

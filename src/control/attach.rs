@@ -113,6 +113,21 @@ impl Daemon {
                 Some(_) => ControlError::invalid(format!("--ip: {e}")),
                 None => ControlError::failed(format!("network '{}': {e}", req.network)),
             })?;
+        let ip6 = undo
+            .allocate6(&req.network, req.ip6)
+            .map_err(|e| match req.ip6 {
+                Some(_) => ControlError::invalid(format!("--ip6: {e}")),
+                None => ControlError::failed(format!("network '{}': {e}", req.network)),
+            })?;
+        let net6 = undo.reg().network(&req.network).and_then(|n| n.config.ipv6);
+        let ipv6 = match (ip6, net6) {
+            (Some(ip), Some(v)) => Some(crate::container::Ipv6Config {
+                ip,
+                prefix_len: v.subnet.prefix_len(),
+                gateway: v.gateway,
+            }),
+            _ => None,
+        };
         let mac = Ipam::mac_for(ip);
         let mtu = req.mtu.unwrap_or(network_mtu);
         let allow_host_loopback = req
@@ -123,7 +138,7 @@ impl Daemon {
         let spec = PortSpec {
             name: name.clone(),
             network: dp_net,
-            policy: PortPolicy::endpoint(mac, ip),
+            policy: PortPolicy::endpoint(mac, ip).with_ipv6(ip6, net6.map(|v| v.subnet)),
             mtu,
             allow_host_loopback,
         };
@@ -154,6 +169,7 @@ impl Daemon {
                 name: name.clone(),
                 network: req.network.clone(),
                 ip,
+                ip6,
                 mac,
                 mtu,
                 port: port_id,
@@ -181,6 +197,7 @@ impl Daemon {
             mtu,
             txqueuelen,
             nameserver: gateway,
+            ipv6,
             published: published_report,
         })
     }
@@ -259,6 +276,7 @@ impl Daemon {
             name: Some(name.clone()),
             network: network.to_string(),
             ip,
+            ip6: None,
             mtu: None,
             allow_host_loopback: None,
             publish: Vec::new(),

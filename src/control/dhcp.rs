@@ -393,10 +393,12 @@ mod tests {
                 txqueuelen: 1000,
                 mac_aging: Duration::from_secs(300),
                 internal: false,
+                ipv6: None,
             },
             id: "id".into(),
             created: std::time::SystemTime::now(),
             ipam: Ipam::new(subnet, gw, subnet),
+            ipam6: None,
             dp: NetworkId(0),
             from_config: false,
         });

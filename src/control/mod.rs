@@ -36,7 +36,7 @@ use serde_json::Value;
 
 use crate::config::{Config, Limits, NatSettings};
 use crate::dataplane::{Dataplane, DataplaneConfig, DataplaneHandle};
-use crate::ipam::Ipam;
+use crate::ipam::{Ipam, Ipam6};
 use crate::log;
 use crate::sys::random_id;
 
@@ -113,6 +113,7 @@ impl Daemon {
                 id: random_id(),
                 created: SystemTime::now(),
                 ipam: Ipam::new(n.subnet, n.gateway, n.ip_range),
+                ipam6: n.ipv6.map(|v| Ipam6::new(v.subnet, v.gateway)),
                 dp: id,
                 from_config: true,
             });

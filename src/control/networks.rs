@@ -9,7 +9,7 @@ use super::registry::NetworkEntry;
 use super::{gone, ControlError, Daemon};
 use crate::config::Limits;
 use crate::dataplane::NetworkSpec;
-use crate::ipam::Ipam;
+use crate::ipam::{Ipam, Ipam6};
 use crate::log;
 use crate::sys::random_id;
 
@@ -23,6 +23,11 @@ pub(super) fn network_spec(n: &crate::config::NetworkConfig, limits: &Limits) ->
         fdb_max_per_port: limits.fdb_max_per_port,
         mac_aging: n.mac_aging,
         nat: !n.internal,
+        ipv6: n.ipv6.map(|v| crate::dataplane::NetworkSpec6 {
+            subnet: v.subnet,
+            gateway: v.gateway,
+            mtu: n.mtu,
+        }),
     }
 }
 
@@ -41,6 +46,7 @@ impl Daemon {
         let dp = undo.add_network(network_spec(&cfg, &self.limits))?;
         let entry = NetworkEntry {
             ipam: Ipam::new(cfg.subnet, cfg.gateway, cfg.ip_range),
+            ipam6: cfg.ipv6.map(|v| Ipam6::new(v.subnet, v.gateway)),
             config: cfg,
             id: random_id(),
             created: SystemTime::now(),

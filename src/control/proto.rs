@@ -86,6 +86,9 @@ pub struct AttachRequest {
     pub network: String,
     #[serde(default)]
     pub ip: Option<Ipv4Addr>,
+    /// `--ip6`: a static IPv6 address on a dual-stack network.
+    #[serde(default)]
+    pub ip6: Option<std::net::Ipv6Addr>,
     #[serde(default)]
     pub mtu: Option<u32>,
     /// Reach the host's loopback through the gateway (default: config).
@@ -121,6 +124,9 @@ pub struct AttachReply {
     pub txqueuelen: u32,
     /// Where the container's resolv.conf points (the gateway).
     pub nameserver: Ipv4Addr,
+    /// The IPv6 address and gateway, on a dual-stack network.
+    #[serde(default)]
+    pub ipv6: Option<crate::container::Ipv6Config>,
     /// The ports published, with the host ports actually bound.
     pub published: Vec<PublishedPort>,
 }
@@ -232,6 +238,7 @@ mod tests {
             name: Some("web".into()),
             network: "default".into(),
             ip: None,
+            ip6: None,
             mtu: Some(1500),
             allow_host_loopback: None,
             publish: vec!["8080:80".into()],

@@ -4,14 +4,14 @@
 //! commands. Every operation either completes or leaves the state as it was.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
 use crate::config::NetworkConfig;
 use crate::dataplane::NetworkId;
-use crate::ipam::Ipam;
+use crate::ipam::{Ipam, Ipam6};
 use crate::port::PortId;
 use crate::wire::MacAddr;
 
@@ -20,6 +20,8 @@ pub struct NetworkEntry {
     pub id: String,
     pub created: SystemTime,
     pub ipam: Ipam,
+    /// The IPv6 subnet's addresses, on a dual-stack network.
+    pub ipam6: Option<Ipam6>,
     pub dp: NetworkId,
     /// Declared in the config file: not removable at runtime (as docker's
     /// predefined networks).
@@ -33,6 +35,8 @@ pub struct Endpoint {
     pub name: String,
     pub network: String,
     pub ip: Ipv4Addr,
+    /// Its IPv6 address, on a dual-stack network.
+    pub ip6: Option<Ipv6Addr>,
     pub mac: MacAddr,
     pub mtu: u32,
     pub port: PortId,
@@ -124,11 +128,25 @@ impl Registry {
                     "EndpointID": e.id,
                     "MacAddress": e.mac.to_string(),
                     "IPv4Address": format!("{}/{}", e.ip, net.config.subnet.prefix_len()),
-                    "IPv6Address": "",
+                    "IPv6Address": match (e.ip6, &net.config.ipv6) {
+                        (Some(a), Some(v)) => format!("{a}/{}", v.subnet.prefix_len()),
+                        _ => String::new(),
+                    },
                 }),
             );
         }
         let c = &net.config;
+        let mut ipam_config = vec![json!({
+            "Subnet": c.subnet.to_string(),
+            "IPRange": c.ip_range.to_string(),
+            "Gateway": c.gateway.to_string(),
+        })];
+        if let Some(v) = &c.ipv6 {
+            ipam_config.push(json!({
+                "Subnet": v.subnet.to_string(),
+                "Gateway": v.gateway.to_string(),
+            }));
+        }
         json!({
             "Name": c.name,
             "Id": net.id,
@@ -136,15 +154,11 @@ impl Registry {
             "Scope": "local",
             "Driver": "bridge",
             "EnableIPv4": true,
-            "EnableIPv6": false,
+            "EnableIPv6": c.ipv6.is_some(),
             "IPAM": {
                 "Driver": "default",
                 "Options": {},
-                "Config": [{
-                    "Subnet": c.subnet.to_string(),
-                    "IPRange": c.ip_range.to_string(),
-                    "Gateway": c.gateway.to_string(),
-                }],
+                "Config": ipam_config,
             },
             "Internal": c.internal,
             "Attachable": false,

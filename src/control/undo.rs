@@ -10,7 +10,7 @@
 //! never looks at the registry (`connect`, while its helper configures the
 //! interface) locks it only to give back what needs it.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::OwnedFd;
 use std::sync::{Mutex, MutexGuard};
 
@@ -26,6 +26,8 @@ use crate::publish::Mapping;
 enum Taken {
     /// An address of a network's IPAM: released.
     Address { network: String, ip: Ipv4Addr },
+    /// An address of a network's IPv6 IPAM: released.
+    Address6 { network: String, ip: Ipv6Addr },
     /// A network of the data path: removed.
     Network(NetworkId),
     /// A port of the data path: removed (its forwards and flows with it).
@@ -87,6 +89,31 @@ impl<'a> Undo<'a> {
             ip,
         });
         Some(Ok(ip))
+    }
+
+    /// Takes an IPv6 address of `network` if it is dual stack: `requested`,
+    /// or the lowest free. `Ok(None)` for a network without IPv6 (a
+    /// requested address is then refused).
+    pub fn allocate6(
+        &mut self,
+        network: &str,
+        requested: Option<Ipv6Addr>,
+    ) -> Result<Option<Ipv6Addr>, String> {
+        let Some(net) = self.reg().network_mut(network) else {
+            return Err(format!("no network named '{network}'"));
+        };
+        let Some(ipam) = net.ipam6.as_mut() else {
+            return match requested {
+                Some(_) => Err(format!("network '{network}' has no IPv6 subnet")),
+                None => Ok(None),
+            };
+        };
+        let ip = ipam.allocate(requested).map_err(|e| e.to_string())?;
+        self.taken.push(Taken::Address6 {
+            network: network.to_string(),
+            ip,
+        });
+        Ok(Some(ip))
     }
 
     /// Adds a network to the data path.
@@ -153,6 +180,11 @@ impl Drop for Undo<'_> {
                 Taken::Address { network, ip } => {
                     if let Some(n) = reg.network_mut(&network) {
                         n.ipam.release(ip);
+                    }
+                }
+                Taken::Address6 { network, ip } => {
+                    if let Some(i) = reg.network_mut(&network).and_then(|n| n.ipam6.as_mut()) {
+                        i.release(ip);
                     }
                 }
                 Taken::Network(id) => {
@@ -307,6 +339,7 @@ mod tests {
                     name: "undone".into(),
                     network: "default".into(),
                     ip,
+                    ip6: None,
                     mac: crate::ipam::Ipam::mac_for(ip),
                     mtu: 1500,
                     port,

@@ -47,6 +47,17 @@ pub struct NetworkSpec {
     pub mac_aging: Duration,
     /// Routed traffic leaves through the NAT (false: an internal network).
     pub nat: bool,
+    /// The IPv6 side of a dual-stack network.
+    pub ipv6: Option<NetworkSpec6>,
+}
+
+/// A dual-stack network's IPv6 subnet, its gateway's address there, and
+/// the link MTU its Router Advertisements state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkSpec6 {
+    pub subnet: ipnet::Ipv6Net,
+    pub gateway: std::net::Ipv6Addr,
+    pub mtu: u32,
 }
 
 /// What the data path needs to know about a port.
@@ -401,8 +412,14 @@ impl Switch {
                 self.max_ports,
                 spec.mac_aging,
             ),
-            gateway: Gateway::new(spec.gateway_ip, spec.gateway_mac, spec.subnet)
-                .with_nat(spec.nat),
+            gateway: {
+                let g =
+                    Gateway::new(spec.gateway_ip, spec.gateway_mac, spec.subnet).with_nat(spec.nat);
+                match spec.ipv6 {
+                    Some(v) => g.with_ipv6(v.gateway, v.subnet, v.mtu),
+                    None => g,
+                }
+            },
             ports: Vec::new(),
             spec,
         };
@@ -717,17 +734,25 @@ impl Switch {
         };
         let allow_host_loopback = slot.spec.allow_host_loopback;
         let (network, mtu) = (slot.spec.network, slot.spec.mtu);
-        let (gateway_mac, gateway_ip, internal) =
-            (net.gateway.mac(), net.gateway.ip(), !net.spec.nat);
+        let (gateway_mac, gateway_ip, gateway_ip6, internal) = (
+            net.gateway.mac(),
+            net.gateway.ip(),
+            net.gateway.ipv6(),
+            !net.spec.nat,
+        );
         // The container end of what the gateway hands on: the sender as the
         // frame names it (for an endpoint, port security made sure it is
-        // its own; an uplink carries many hosts).
-        let inside = |src_mac: MacAddr, src: std::net::Ipv4Addr| Inside {
+        // its own; an uplink carries many hosts), and the gateway's address
+        // of its family (`via`: the one it asked, for DNS).
+        let inside = |src_mac: MacAddr, src: IpAddr, via: Option<IpAddr>| Inside {
             port: ingress,
             mac: src_mac,
-            ip: src.into(),
+            ip: src,
             gateway_mac,
-            gateway_ip,
+            gateway_ip: via.unwrap_or(match (src, gateway_ip6) {
+                (IpAddr::V6(_), Some(g6)) => g6.into(),
+                _ => gateway_ip,
+            }),
             mtu,
             allow_host_loopback,
             internal,
@@ -755,7 +780,7 @@ impl Switch {
                 (!sent).then_some(DropReason::DhcpDropped)
             }
             GatewayVerdict::Dns(q) => {
-                let from = inside(q.src_mac, q.src);
+                let from = inside(q.src_mac, q.src, Some(q.dst));
                 let mut em = PortEmitter {
                     ports: &mut self.ports,
                     scratch: &mut self.scratch,
@@ -764,7 +789,7 @@ impl Switch {
                     .query(&from, q.src_port, q.message, now, self.nat.host(), &mut em)
             }
             GatewayVerdict::Nat(routed) => {
-                let from = inside(routed.src_mac, routed.ip.src());
+                let from = inside(routed.src_mac, routed.src, None);
                 let mut em = PortEmitter {
                     ports: &mut self.ports,
                     scratch: &mut self.scratch,
@@ -796,6 +821,23 @@ impl Switch {
         };
         self.nat.tick(now, &mut em);
         self.dns.tick(now, self.nat.host());
+        // Unsolicited Router Advertisements, to every port of each
+        // dual-stack network (the first at the network's first tick).
+        for i in 0..self.nets.len() {
+            let Some(Some(net)) = self.nets.get_mut(i) else {
+                continue;
+            };
+            if !net.gateway.advert_due(now, &mut self.reply) {
+                continue;
+            }
+            for &p in &net.ports {
+                if let Some(Some(s)) = self.ports.get_mut(p.index()) {
+                    if !s.dead {
+                        transmit(s, &self.reply);
+                    }
+                }
+            }
+        }
         if now.saturating_sub(self.last_fdb_sweep) >= Duration::from_secs(1)
             || now < self.last_fdb_sweep
         {

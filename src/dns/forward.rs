@@ -27,7 +27,7 @@ use mio::Interest;
 use super::DnsCounters;
 use crate::frame::FrameBuf;
 use crate::host::{HostIo, PollToken};
-use crate::inside::{emit_ipv4_to, finish_frame, Emit, Inside};
+use crate::inside::{emit_ip_to, finish_frame, pseudo_header, Emit, Inside};
 use crate::port::PortId;
 use crate::stats::DropReason;
 use crate::time::Time;
@@ -41,7 +41,11 @@ pub const MAX_PENDING: usize = 1024;
 /// How long a query waits for any upstream.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 const DNS_HEADER_LEN: usize = 12;
-pub(super) const PAYLOAD_OFFSET: usize = 14 + 20 + HEADER_LEN;
+/// Where a DNS message sits in a frame to `to`: after its Ethernet, IP
+/// (20 bytes more in IPv6) and UDP headers.
+pub(super) fn payload_offset(to: &Inside) -> usize {
+    to.l4_offset() + HEADER_LEN
+}
 
 /// The longest question kept to check answers against: a name of 255
 /// octets on the wire, type and class.
@@ -167,7 +171,8 @@ impl DnsForwarder {
             .copy_from_slice(&q.question[..p.question_len as usize]);
         // The query, with our id, goes out from the tx buffer's payload
         // area (no allocation).
-        let buf = &mut tx.read_space()[PAYLOAD_OFFSET..PAYLOAD_OFFSET + query.len()];
+        let at = payload_offset(to);
+        let buf = &mut tx.read_space()[at..at + query.len()];
         buf.copy_from_slice(query);
         w::header::set_id(buf, p.id);
         let mut sent = false;
@@ -188,7 +193,7 @@ impl DnsForwarder {
                 }
             }
             let fd = have.as_ref().expect("just made").as_raw_fd();
-            let buf = &tx.read_space()[PAYLOAD_OFFSET..PAYLOAD_OFFSET + query.len()];
+            let buf = &tx.read_space()[at..at + query.len()];
             if io.send_to(fd, buf, *to).is_ok() {
                 sent = true;
             }
@@ -221,8 +226,9 @@ impl DnsForwarder {
         let Some(fd) = p.sock(v6) else {
             return;
         };
+        let at = payload_offset(&p.to);
         loop {
-            let space = &mut tx.read_space()[PAYLOAD_OFFSET..PAYLOAD_OFFSET + 65535 - 28];
+            let space = &mut tx.read_space()[at..at + 65535 - 48];
             let (n, from) = match io.recv_from(fd, space) {
                 Ok(r) => r,
                 Err(_) => break,
@@ -296,9 +302,8 @@ fn close(p: Pending, io: &mut dyn HostIo) {
 /// UDP datagram from the gateway's port 53 to `to`'s `client_port`.
 pub(super) fn emit_udp_from_gateway(to: &Inside, client_port: u16, n: usize, tx: &mut FrameBuf) {
     let l4_len = HEADER_LEN + n;
-    let (client, gateway) = to.v4();
-    let off = emit_ipv4_to(tx, to, gateway, protocol::UDP, l4_len);
-    let pseudo = checksum::pseudo_header_v4(gateway, client, protocol::UDP, l4_len as u16);
+    let off = emit_ip_to(tx, to, to.gateway_ip, protocol::UDP, l4_len);
+    let pseudo = pseudo_header(to.gateway_ip, to.ip, protocol::UDP, l4_len);
     udp::emit_header(
         &mut tx.read_space()[off..],
         53,
@@ -320,7 +325,8 @@ pub(super) fn reply_servfail(
     emit: &mut dyn Emit,
 ) {
     let n = DNS_HEADER_LEN + q.question.len();
-    let buf = &mut tx.read_space()[PAYLOAD_OFFSET..PAYLOAD_OFFSET + n];
+    let at = payload_offset(to);
+    let buf = &mut tx.read_space()[at..at + n];
     buf[0..2].copy_from_slice(&q.id.to_be_bytes());
     buf[2] = 0x80 | u8::from(q.rd);
     buf[3] = 0x80 | w::rcode::SERVFAIL;

@@ -176,8 +176,8 @@ impl Dns {
             }
         };
         let (client, gateway) = from.v4();
-        let space = &mut self.tx.read_space()
-            [forward::PAYLOAD_OFFSET..forward::PAYLOAD_OFFSET + w::MAX_UDP_LEN];
+        let at = forward::payload_offset(from);
+        let space = &mut self.tx.read_space()[at..at + w::MAX_UDP_LEN];
         let answer = local_answer(
             &mut self.names.lock().unwrap_or_else(|p| p.into_inner()),
             from.net,

@@ -154,7 +154,7 @@ impl HostIo for FakeIo {
         self.socket(Some(to))
     }
 
-    fn ping_socket(&mut self) -> io::Result<OwnedFd> {
+    fn ping_socket(&mut self, _v6: bool) -> io::Result<OwnedFd> {
         self.socket(None)
     }
 

@@ -39,7 +39,8 @@ pub trait HostIo: Send {
     /// A UDP socket connected to `to`.
     fn udp_connect(&mut self, to: SocketAddr) -> io::Result<OwnedFd>;
     /// An unprivileged ICMP echo socket (EACCES when the host allows none).
-    fn ping_socket(&mut self) -> io::Result<OwnedFd>;
+    /// An unprivileged ping socket (ICMP, or ICMPv6 for `v6`).
+    fn ping_socket(&mut self, v6: bool) -> io::Result<OwnedFd>;
     /// Connects a socket made here (the ping socket) to `to`.
     fn connect(&mut self, fd: RawFd, to: SocketAddr) -> io::Result<()>;
     /// An unbound UDP socket of the family (a DNS query's own).
@@ -152,8 +153,8 @@ impl HostIo for RealIo {
         sock::udp_connect(to)
     }
 
-    fn ping_socket(&mut self) -> io::Result<OwnedFd> {
-        sock::ping_socket()
+    fn ping_socket(&mut self, v6: bool) -> io::Result<OwnedFd> {
+        sock::ping_socket(v6)
     }
 
     fn connect(&mut self, fd: RawFd, to: SocketAddr) -> io::Result<()> {

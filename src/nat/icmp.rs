@@ -1,11 +1,13 @@
-//! ICMP: echo requests to the world through unprivileged ping sockets
-//! (`socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP)`), one per container echo
-//! identifier and destination, and the ICMP errors the NAT sends to
-//! containers on behalf of the host (unreachable, refused by policy).
+//! ICMP and ICMPv6: echo requests to the world through unprivileged ping
+//! sockets (`socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP)`, and
+//! `AF_INET6`/`IPPROTO_ICMPV6`), one per container echo identifier and
+//! destination, and the ICMP errors the NAT sends to containers on behalf
+//! of the host (unreachable, refused by policy), of the flow's family.
 //!
-//! Ping sockets exist only for groups in `net.ipv4.ping_group_range`; when
-//! the host does not allow them, echo requests are answered with
-//! "administratively prohibited", logged once and counted.
+//! Ping sockets exist only for groups in `net.ipv4.ping_group_range` (which
+//! governs both families); when the host does not allow them, echo
+//! requests are answered with "administratively prohibited", logged once
+//! and counted.
 
 use std::io;
 use std::net::SocketAddr;
@@ -17,12 +19,15 @@ use super::policy::Target;
 use super::table::{FlowId, FlowKey};
 use super::{inside_v4, outside_v4, Flow, FlowState, Nat, Next, Proto};
 use crate::frame::FrameBuf;
-use crate::inside::{emit_ipv4_to, Emit, Inside};
+use crate::gateway::Routed;
+use crate::inside::{emit_ip_to, v6, Emit, Inside};
 use crate::log;
 use crate::stats::DropReason;
 use crate::time::Time;
 use crate::wire::icmpv4::{self, msg_type, unreachable, Icmpv4Packet};
-use crate::wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
+use crate::wire::icmpv6::{self, Icmpv6Packet};
+use crate::wire::ipv4::{protocol, Ipv4Repr};
+use crate::wire::ipv6::{self as ip6, next_header};
 use crate::wire::vnet::VnetHdr;
 
 pub struct IcmpFlow {
@@ -30,9 +35,20 @@ pub struct IcmpFlow {
     pub ident: u16,
 }
 
+/// The ICMPv6 Destination Unreachable code for an ICMP one (RFC 4443 3.1).
+fn v6_code(code: u8) -> u8 {
+    match code {
+        unreachable::NET => icmpv6::unreachable::NO_ROUTE,
+        unreachable::PORT => icmpv6::unreachable::PORT,
+        unreachable::ADMIN_PROHIBITED => icmpv6::unreachable::ADMIN_PROHIBITED,
+        _ => icmpv6::unreachable::ADDRESS,
+    }
+}
+
 /// Sends an ICMP destination unreachable to the endpoint, from the gateway,
 /// about a packet of `proto` from the container to `key.outside`, quoting
-/// a reconstructed IPv4 header and the first 8 transport bytes `l4`.
+/// a reconstructed IP header and the first 8 transport bytes `l4`; ICMPv6
+/// (with the code translated) for an IPv6 flow.
 pub(crate) fn send_unreachable(
     tx: &mut FrameBuf,
     ep: &Inside,
@@ -42,6 +58,34 @@ pub(crate) fn send_unreachable(
     l4: &[u8; 8],
     emit: &mut dyn Emit,
 ) {
+    if let (std::net::IpAddr::V6(from), std::net::IpAddr::V6(to)) = (ep.gateway_ip, ep.ip) {
+        let mut quote = [0u8; ip6::HEADER_LEN + 8];
+        let next = if proto == protocol::ICMP {
+            next_header::ICMPV6
+        } else {
+            proto
+        };
+        ip6::emit_header(
+            &mut quote,
+            v6(key.inside.ip()),
+            v6(key.outside.ip()),
+            next,
+            8,
+            64,
+        );
+        quote[ip6::HEADER_LEN..].copy_from_slice(l4);
+        let len = 8 + quote.len();
+        let off = emit_ip_to(tx, ep, ep.gateway_ip, protocol::ICMP, len);
+        let buf = &mut tx.read_space()[off..off + len];
+        icmpv6::emit_error(buf, icmpv6::kind::DST_UNREACHABLE, v6_code(code), 0, &quote);
+        if let Ok(mut m) = Icmpv6Packet::new_checked(buf) {
+            m.fill_checksum(from, to);
+        }
+        tx.set_len(off + len);
+        tx.set_vnet(VnetHdr::default());
+        emit.emit(ep.port, tx);
+        return;
+    }
     let mut quote = [0u8; 28];
     Ipv4Repr {
         src: inside_v4(key),
@@ -54,7 +98,7 @@ pub(crate) fn send_unreachable(
     .emit(&mut quote);
     quote[20..].copy_from_slice(l4);
     let len = icmpv4::HEADER_LEN + quote.len();
-    let off = emit_ipv4_to(tx, ep, ep.v4().1, protocol::ICMP, len);
+    let off = emit_ip_to(tx, ep, ep.gateway_ip, protocol::ICMP, len);
     let n = icmpv4::emit_error(
         &mut tx.read_space()[off..],
         msg_type::DEST_UNREACHABLE,
@@ -70,26 +114,36 @@ impl Nat {
     pub(super) fn icmp_outbound(
         &mut self,
         ep: &Inside,
-        ip: &Ipv4Packet<&[u8]>,
+        ip: &Routed<'_>,
         l4: &[u8],
         vnet: &VnetHdr,
         now: Time,
         emit: &mut dyn Emit,
     ) -> Option<DropReason> {
+        let is_v6 = ip.src.is_ipv6();
         let Ok(icmp) = Icmpv4Packet::new_checked(l4) else {
             return Some(DropReason::MalformedPacket);
         };
-        if !vnet.needs_csum() && !icmp.verify_checksum() {
+        // The echo layout (type, code, checksum, identifier, sequence) is
+        // the same in both; the checksum and the type numbers are not.
+        let (checksum_ok, echo_request) = if is_v6 {
+            let ok = Icmpv6Packet::new_checked(l4)
+                .is_ok_and(|m| m.verify_checksum(v6(ip.src), v6(ip.dst)));
+            (ok, icmpv6::kind::ECHO_REQUEST)
+        } else {
+            (icmp.verify_checksum(), msg_type::ECHO_REQUEST)
+        };
+        if !vnet.needs_csum() && !checksum_ok {
             return Some(DropReason::BadChecksum);
         }
-        if icmp.msg_type() != msg_type::ECHO_REQUEST {
+        if icmp.msg_type() != echo_request || l4.len() < 8 {
             return Some(DropReason::NotServed);
         }
         let ident = icmp.echo_ident();
         let key = FlowKey {
             proto: Proto::Icmp,
-            inside: SocketAddr::from((ip.src(), ident)),
-            outside: SocketAddr::from((ip.dst(), 0)),
+            inside: SocketAddr::new(ip.src, ident),
+            outside: SocketAddr::new(ip.dst, 0),
         };
         let q = icmp.quote();
         let id = match self.table.lookup(&key) {
@@ -98,7 +152,7 @@ impl Nat {
                 // Echo to the gateway is answered by the gateway itself;
                 // what reaches here is routed, and the same destination
                 // rule as for TCP and UDP holds (port 0: no service).
-                if let Target::Refuse(r) = self.target_for(ep, ip.dst(), 0, false) {
+                if let Target::Refuse(r) = self.target_for(ep, ip.dst, 0, false) {
                     send_unreachable(
                         &mut self.tx,
                         ep,
@@ -123,7 +177,7 @@ impl Nat {
                     );
                     return Some(DropReason::FlowLimit);
                 }
-                let sock = match self.io.ping_socket() {
+                let sock = match self.io.ping_socket(is_v6) {
                     Ok(s) => s,
                     Err(e) => {
                         self.counters.icmp_unavailable += 1;
@@ -149,7 +203,7 @@ impl Nat {
                 };
                 if let Err(e) = self
                     .io
-                    .connect(sock.as_raw_fd(), SocketAddr::from((ip.dst(), 0)))
+                    .connect(sock.as_raw_fd(), SocketAddr::new(ip.dst, 0))
                 {
                     self.counters.host_socket_failed += 1;
                     let code = if e.raw_os_error() == Some(libc::ENETUNREACH) {
@@ -201,18 +255,25 @@ impl Nat {
         let FlowState::Icmp(IcmpFlow { ident }) = flow.state else {
             return Next::Keep;
         };
-        const OFF: usize = 14 + 20;
+        let at = ep.l4_offset();
         loop {
-            let space = &mut self.tx.read_space()[OFF..OFF + 65535 - 20];
+            let space = &mut self.tx.read_space()[at..at + 65535 - 40];
             match self.io.recv(fd, space, 0) {
                 Ok(n) if n >= icmpv4::HEADER_LEN => {
                     if let Ok(mut m) = Icmpv4Packet::new_checked(&mut space[..n]) {
                         // The container's identifier back in place of the
                         // ping socket's.
                         m.set_echo_ident(ident);
-                        m.fill_checksum();
+                        if !ep.ip.is_ipv6() {
+                            m.fill_checksum();
+                        }
                     }
-                    let off = emit_ipv4_to(&mut self.tx, &ep, outside_v4(key), protocol::ICMP, n);
+                    if ep.ip.is_ipv6() {
+                        if let Ok(mut m) = Icmpv6Packet::new_checked(&mut space[..n]) {
+                            m.fill_checksum(v6(key.outside.ip()), v6(ep.ip));
+                        }
+                    }
+                    let off = emit_ip_to(&mut self.tx, &ep, key.outside.ip(), protocol::ICMP, n);
                     self.tx.set_len(off + n);
                     self.tx.set_vnet(VnetHdr::default());
                     emit.emit(ep.port, &mut self.tx);

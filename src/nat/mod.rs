@@ -31,7 +31,6 @@ use serde::{Deserialize, Serialize};
 use crate::frame::FrameBuf;
 use crate::gateway::Routed;
 use crate::host::{HostIo, LocalService, PollToken, RealIo};
-use crate::inside;
 use crate::log;
 use crate::port::PortId;
 use crate::stats::DropReason;
@@ -380,15 +379,22 @@ impl Nat {
         now: Time,
         emit: &mut dyn Emit,
     ) -> Option<DropReason> {
-        let (ip, l4) = (&pkt.ip, pkt.l4);
-        if !policy::valid_source(ip.src(), inside::v4(ep.gateway_ip)) {
+        let l4 = pkt.l4;
+        // The container end must be of the packet's family: the switch
+        // hands the gateway's address of the sender's family.
+        if !policy::valid_source(pkt.src, ep.gateway_ip)
+            || pkt.src.is_ipv4() != ep.gateway_ip.is_ipv4()
+        {
             self.counters.bad_source_refused += 1;
             return Some(DropReason::SpoofedSrcIp);
         }
-        match ip.protocol() {
-            protocol::TCP => self.tcp_outbound(ep, ip, l4, vnet, now, emit),
-            protocol::UDP => self.udp_outbound(ep, ip, l4, now, emit),
-            protocol::ICMP => self.icmp_outbound(ep, ip, l4, vnet, now, emit),
+        match (pkt.proto, pkt.src) {
+            (protocol::TCP, _) => self.tcp_outbound(ep, pkt, l4, vnet, now, emit),
+            (protocol::UDP, _) => self.udp_outbound(ep, pkt, l4, now, emit),
+            (protocol::ICMP, IpAddr::V4(_)) => self.icmp_outbound(ep, pkt, l4, vnet, now, emit),
+            (crate::wire::ipv6::next_header::ICMPV6, IpAddr::V6(_)) => {
+                self.icmp_outbound(ep, pkt, l4, vnet, now, emit)
+            }
             _ => Some(DropReason::NotServed),
         }
     }
@@ -412,8 +418,8 @@ impl Nat {
     /// Where a new flow's host socket may connect: `policy::destination`,
     /// with refusals counted. A `Service` is for the caller to resolve
     /// (only TCP has them).
-    fn target_for(&mut self, ep: &Inside, dst: Ipv4Addr, port: u16, tcp: bool) -> policy::Target {
-        let service = tcp && dst == inside::v4(ep.gateway_ip) && self.service(port).is_some();
+    fn target_for(&mut self, ep: &Inside, dst: IpAddr, port: u16, tcp: bool) -> policy::Target {
+        let service = tcp && dst == ep.gateway_ip && self.service(port).is_some();
         let t = policy::destination(ep, dst, port, service);
         if let policy::Target::Refuse(policy::Refusal::HostLoopback) = t {
             self.counters.loopback_refused += 1;

@@ -27,7 +27,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::inside::{v4, Inside};
+use crate::inside::Inside;
 use crate::stats::DropReason;
 
 /// True for an address the host treats as itself on its loopback: IPv4
@@ -117,8 +117,9 @@ impl Refusal {
 /// on 53) is that service; any other port means the host's loopback, where
 /// the endpoint may reach it; any other destination is connected to as
 /// given, unless it is the host's loopback, broadcast or multicast.
-pub fn destination(ep: &Inside, dst: Ipv4Addr, port: u16, service: bool) -> Target {
-    if dst == v4(ep.gateway_ip) {
+pub fn destination(ep: &Inside, dst: impl Into<IpAddr>, port: u16, service: bool) -> Target {
+    let dst = dst.into();
+    if dst == ep.gateway_ip {
         if service {
             return Target::Service;
         }
@@ -128,7 +129,11 @@ pub fn destination(ep: &Inside, dst: Ipv4Addr, port: u16, service: bool) -> Targ
             return Target::Refuse(Refusal::NotServed);
         }
         if ep.allow_host_loopback && !ep.internal {
-            return Target::Connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+            let lo: IpAddr = match dst {
+                IpAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+                IpAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+            };
+            return Target::Connect(SocketAddr::new(lo, port));
         }
         return Target::Refuse(Refusal::NotServed);
     }
@@ -138,24 +143,45 @@ pub fn destination(ep: &Inside, dst: Ipv4Addr, port: u16, service: bool) -> Targ
         // where a socket would be opened.)
         return Target::Refuse(Refusal::NotServed);
     }
-    if is_host_local_v4(dst) {
+    if is_host_local(dst) {
         return Target::Refuse(Refusal::HostLoopback);
     }
-    if dst.is_broadcast() || dst.is_multicast() {
+    if !is_routable(dst) {
         return Target::Refuse(Refusal::NotRoutable);
     }
-    Target::Connect(SocketAddr::from((dst, port)))
+    Target::Connect(SocketAddr::new(dst, port))
+}
+
+/// Not broadcast or multicast; in IPv6 also not link-local (it names a
+/// link, and the host's links are not the container's) and not an
+/// IPv4-mapped or -compatible address (an IPv6 packet that would leave as
+/// IPv4 on the host's dual-stack socket).
+fn is_routable(dst: IpAddr) -> bool {
+    match dst {
+        IpAddr::V4(a) => !(a.is_broadcast() || a.is_multicast()),
+        IpAddr::V6(a) => {
+            let s = a.segments();
+            !(a.is_multicast()
+                || s[0] & 0xffc0 == 0xfe80
+                || s[..5] == [0; 5] && (s[5] == 0xffff || s[5] == 0))
+        }
+    }
 }
 
 /// Whether `src` may be the source of a flow from an endpoint with
 /// gateway `gateway`: a unicast host that is not the gateway itself.
-pub fn valid_source(src: Ipv4Addr, gateway: Ipv4Addr) -> bool {
-    !(is_host_local_v4(src)
-        || src.is_broadcast()
-        || src.is_multicast()
-        || src == gateway
+pub fn valid_source(src: impl Into<IpAddr>, gateway: impl Into<IpAddr>) -> bool {
+    let (src, gateway) = (src.into(), gateway.into());
+    if is_host_local(src) || src == gateway {
+        return false;
+    }
+    match src {
         // 240.0.0.0/4, reserved; 255.255.255.255 is in it too.
-        || src.octets()[0] >= 240)
+        IpAddr::V4(a) => !(a.is_broadcast() || a.is_multicast() || a.octets()[0] >= 240),
+        // A link-local source is a host of the link, but the NAT's flows
+        // leave it: only global and unique-local sources are translated.
+        IpAddr::V6(_) => is_routable(src),
+    }
 }
 
 #[cfg(test)]
@@ -238,6 +264,69 @@ mod tests {
             assert_eq!(
                 destination(&ep(false, false), dst, 5353, false),
                 Target::Refuse(Refusal::NotRoutable)
+            );
+        }
+    }
+
+    #[test]
+    fn ipv6_destinations() {
+        let gw6: Ipv6Addr = "fd00:172:17::1".parse().unwrap();
+        let ep6 = |allow| Inside {
+            ip: "fd00:172:17::2".parse::<Ipv6Addr>().unwrap().into(),
+            gateway_ip: gw6.into(),
+            ..ep(allow, false)
+        };
+        // The host's loopback as given, in every spelling, with or without
+        // the allowance; through the gateway's address only when allowed.
+        for dst in ["::1", "::", "::ffff:127.0.0.1", "::127.0.0.1"] {
+            for allow in [false, true] {
+                assert_eq!(
+                    destination(&ep6(allow), dst.parse::<Ipv6Addr>().unwrap(), 22, false),
+                    Target::Refuse(Refusal::HostLoopback),
+                    "{dst}"
+                );
+            }
+        }
+        assert_eq!(
+            destination(&ep6(true), gw6, 22, false),
+            Target::Connect("[::1]:22".parse().unwrap())
+        );
+        assert_eq!(
+            destination(&ep6(false), gw6, 22, false),
+            Target::Refuse(Refusal::NotServed)
+        );
+        assert_eq!(
+            destination(
+                &ep6(false),
+                "2001:db8::5".parse::<Ipv6Addr>().unwrap(),
+                443,
+                false
+            ),
+            Target::Connect("[2001:db8::5]:443".parse().unwrap())
+        );
+        // Groups, link-local and IPv4 dressed as IPv6 are not routed.
+        for dst in [
+            "ff02::1",
+            "ff05::2",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+            "::10.0.0.1",
+        ] {
+            assert_eq!(
+                destination(&ep6(false), dst.parse::<Ipv6Addr>().unwrap(), 80, false),
+                Target::Refuse(Refusal::NotRoutable),
+                "{dst}"
+            );
+        }
+        // Sources: a host's global or unique-local address only.
+        assert!(valid_source(
+            "fd00:172:17::2".parse::<Ipv6Addr>().unwrap(),
+            gw6
+        ));
+        for src in ["::1", "::", "fe80::1", "ff02::1", "fd00:172:17::1"] {
+            assert!(
+                !valid_source(src.parse::<Ipv6Addr>().unwrap(), gw6),
+                "{src}"
             );
         }
     }

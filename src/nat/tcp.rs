@@ -68,24 +68,25 @@ use mio::Interest;
 
 use super::policy::Target;
 use super::table::{FlowId, FlowKey};
-use super::{outside_v4, Flow, FlowState, Nat, Next, Proto};
+use super::{Flow, FlowState, Nat, Next, Proto};
 use crate::frame::FrameBuf;
+use crate::gateway::Routed;
 use crate::host::{HostIo, PollToken};
-use crate::inside::{emit_ipv4_to, finish_frame, Emit, Gso, Inside};
+use crate::inside::{emit_ip_to, finish_frame, pseudo_header, Emit, Gso, Inside};
 use crate::stats::DropReason;
 use crate::time::Time;
 use crate::wire::checksum;
-use crate::wire::ipv4::{protocol, Ipv4Packet};
+use crate::wire::ipv4::protocol;
 use crate::wire::tcp::{self as tcpw, flags, TcpPacket};
 use crate::wire::vnet::{gso, VnetHdr};
 
 /// Our window scale: windows up to 8 MiB.
 const OUR_WSCALE: u8 = 7;
 /// Payload of one super-frame: the IPv4 total length (16 bits) minus the
-/// IP and TCP headers.
+/// IP and TCP headers (an IPv6 payload length, which leaves out the fixed
+/// header, holds it too). In the frames we build it starts after the
+/// transport header (`Inside::l4_offset` + 20).
 const MAX_SEG_PAYLOAD: usize = 65535 - 40;
-/// Where payload sits in the frames we build (Ethernet + IPv4 + TCP).
-const PAYLOAD_OFFSET: usize = 54;
 const RTO_MIN: Duration = Duration::from_millis(200);
 const RTO_MAX: Duration = Duration::from_secs(3);
 /// Retransmissions (or window probes) the container leaves unanswered
@@ -404,7 +405,7 @@ fn set_pseudo_checksum(tcp: &mut [u8], pseudo: u32) {
 }
 
 /// Builds a segment to the container whose payload (if any) is already in
-/// `tx` at [`PAYLOAD_OFFSET`], and emits it.
+/// `tx` after the headers (`Inside::l4_offset` + 20), and emits it.
 #[allow(clippy::too_many_arguments)]
 fn emit_segment(
     tx: &mut FrameBuf,
@@ -418,9 +419,9 @@ fn emit_segment(
     mss: u16,
     emit: &mut dyn Emit,
 ) {
-    let remote = outside_v4(key);
+    let remote = key.outside.ip();
     let l4_len = tcpw::MIN_HEADER_LEN + payload_len;
-    let off = emit_ipv4_to(tx, ep, remote, protocol::TCP, l4_len);
+    let off = emit_ip_to(tx, ep, remote, protocol::TCP, l4_len);
     let buf = tx.read_space();
     tcpw::emit_header(
         &mut buf[off..],
@@ -431,12 +432,13 @@ fn emit_segment(
         fl,
         window,
     );
-    let pseudo = checksum::pseudo_header_v4(remote, ep.v4().0, protocol::TCP, l4_len as u16);
+    let pseudo = pseudo_header(remote, ep.ip, protocol::TCP, l4_len);
     set_pseudo_checksum(&mut buf[off..], pseudo);
+    // finish_frame makes the kind TCPV6 for an IPv6 frame.
     let gso = (payload_len > mss as usize).then_some(Gso {
         kind: gso::TCPV4,
         size: mss,
-        hdr_len: PAYLOAD_OFFSET as u16,
+        hdr_len: (off + tcpw::MIN_HEADER_LEN) as u16,
     });
     finish_frame(tx, off + l4_len, tcpw::CHECKSUM_OFFSET as u16, gso);
     emit.emit(ep.port, tx);
@@ -569,8 +571,10 @@ fn send_syn(
     emit: &mut dyn Emit,
     ack: bool,
 ) {
-    let remote = outside_v4(key);
-    let our_mss = (ep.mtu.saturating_sub(40)).min(u16::MAX as u32) as u16;
+    let remote = key.outside.ip();
+    // The MTU less the IP and TCP headers (20 more in IPv6).
+    let ip_tcp = (ep.l4_offset() - crate::wire::ethernet::HEADER_LEN + tcpw::MIN_HEADER_LEN) as u32;
+    let our_mss = (ep.mtu.saturating_sub(ip_tcp)).min(u16::MAX as u32) as u16;
     let mut opts = [0u8; 8];
     let opt_len = tcpw::emit_syn_options(
         &mut opts,
@@ -578,7 +582,7 @@ fn send_syn(
         (c.our_wscale > 0).then_some(c.our_wscale),
     );
     let l4_len = tcpw::MIN_HEADER_LEN + opt_len;
-    let off = emit_ipv4_to(tx, ep, remote, protocol::TCP, l4_len);
+    let off = emit_ip_to(tx, ep, remote, protocol::TCP, l4_len);
     let buf = tx.read_space();
     let (fl, ack_no) = if ack {
         (flags::SYN | flags::ACK, c.rcv_nxt)
@@ -597,7 +601,7 @@ fn send_syn(
     let opts_at = off + tcpw::MIN_HEADER_LEN;
     buf[opts_at..opts_at + opt_len].copy_from_slice(&opts[..opt_len]);
     tcpw::set_header_len(&mut buf[off..], l4_len);
-    let pseudo = checksum::pseudo_header_v4(remote, ep.v4().0, protocol::TCP, l4_len as u16);
+    let pseudo = pseudo_header(remote, ep.ip, protocol::TCP, l4_len);
     set_pseudo_checksum(&mut buf[off..], pseudo);
     finish_frame(tx, off + l4_len, tcpw::CHECKSUM_OFFSET as u16, None);
     emit.emit(ep.port, tx);
@@ -672,7 +676,8 @@ fn send_host_data(
             break;
         }
         let max = ((c.c_wnd - in_flight) as usize).min(MAX_SEG_PAYLOAD);
-        let space = &mut tx.read_space()[PAYLOAD_OFFSET..PAYLOAD_OFFSET + max];
+        let at = ep.l4_offset() + tcpw::MIN_HEADER_LEN;
+        let space = &mut tx.read_space()[at..at + max];
         match io.recv(fd, space, libc::MSG_PEEK) {
             Ok(0) => {
                 let w = window_field(c, io, fd);
@@ -746,7 +751,7 @@ impl Nat {
     pub(super) fn tcp_outbound(
         &mut self,
         ep: &Inside,
-        ip: &Ipv4Packet<&[u8]>,
+        ip: &Routed<'_>,
         l4: &[u8],
         vnet: &VnetHdr,
         now: Time,
@@ -757,8 +762,7 @@ impl Nat {
             return Some(DropReason::MalformedPacket);
         };
         if !vnet.needs_csum() {
-            let pseudo =
-                checksum::pseudo_header_v4(ip.src(), ip.dst(), protocol::TCP, l4.len() as u16);
+            let pseudo = pseudo_header(ip.src, ip.dst, protocol::TCP, l4.len());
             if checksum::fold(checksum::sum(pseudo, l4)) != 0xffff {
                 self.counters.tcp_bad_segments += 1;
                 return Some(DropReason::BadChecksum);
@@ -773,8 +777,8 @@ impl Nat {
         }
         let key = FlowKey {
             proto: Proto::Tcp,
-            inside: SocketAddr::from((ip.src(), seg.src_port)),
-            outside: SocketAddr::from((ip.dst(), seg.dst_port)),
+            inside: SocketAddr::new(ip.src, seg.src_port),
+            outside: SocketAddr::new(ip.dst, seg.dst_port),
         };
         if let Some(id) = self.table.lookup(&key) {
             // A new SYN on a tuple whose old connection is still here: the
@@ -800,7 +804,7 @@ impl Nat {
             return Some(DropReason::NoFlow);
         }
         let dport = key.outside.port();
-        let service = match self.target_for(ep, ip.dst(), dport, true) {
+        let service = match self.target_for(ep, ip.dst, dport, true) {
             Target::Connect(t) => Err(t),
             Target::Service => Ok(self.service(dport).cloned()),
             Target::Refuse(r) => {

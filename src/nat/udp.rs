@@ -12,20 +12,28 @@ use mio::Interest;
 
 use super::policy::Target;
 use super::table::{FlowId, FlowKey};
-use super::{inside_v4, outside_v4, Flow, FlowState, Nat, Next, Proto};
+use super::{Flow, FlowState, Nat, Next, Proto};
 use crate::frame::FrameBuf;
-use crate::inside::{emit_ipv4_to, finish_frame, Emit, Inside};
+use crate::gateway::Routed;
+use crate::inside::{emit_ip_to, finish_frame, pseudo_header, Emit, Inside};
 use crate::stats::DropReason;
 use crate::time::Time;
 use crate::wire::checksum;
 use crate::wire::icmpv4::unreachable;
-use crate::wire::ipv4::{protocol, Ipv4Packet};
+use crate::wire::ipv4::protocol;
 use crate::wire::udp::{self as udpw, UdpPacket, HEADER_LEN};
 
 /// Largest UDP payload in an IPv4 packet.
 pub(crate) const MAX_PAYLOAD: usize = 65535 - 20 - HEADER_LEN;
-/// Where the payload sits in frames we build.
+/// Where the payload sits in IPv4 frames we build.
 pub(crate) const PAYLOAD_OFFSET: usize = 14 + 20 + HEADER_LEN;
+
+/// Where the payload sits in frames we build to `ep` (20 bytes further in
+/// IPv6).
+#[inline]
+pub(crate) fn payload_offset(ep: &Inside) -> usize {
+    ep.l4_offset() + HEADER_LEN
+}
 /// Datagrams read from one socket per readiness event (fairness).
 const BATCH: usize = 64;
 
@@ -47,11 +55,10 @@ pub(crate) fn emit_datagram(
     n: usize,
     emit: &mut dyn Emit,
 ) {
-    let remote = outside_v4(key);
-    let container = inside_v4(key);
+    let remote = key.outside.ip();
     let l4_len = HEADER_LEN + n;
-    let off = emit_ipv4_to(tx, ep, remote, protocol::UDP, l4_len);
-    let pseudo = checksum::pseudo_header_v4(remote, container, protocol::UDP, l4_len as u16);
+    let off = emit_ip_to(tx, ep, remote, protocol::UDP, l4_len);
+    let pseudo = pseudo_header(remote, ep.ip, protocol::UDP, l4_len);
     // The pseudo-header sum in the checksum field; the port (or the
     // offload fallback) completes it.
     udpw::emit_header(
@@ -81,11 +88,11 @@ fn quote(key: &FlowKey) -> [u8; 8] {
 
 /// A container's datagram's flow key.
 #[inline]
-fn udp_key(ip: &Ipv4Packet<&[u8]>, u: &UdpPacket<&[u8]>) -> FlowKey {
+fn udp_key(ip: &Routed<'_>, u: &UdpPacket<&[u8]>) -> FlowKey {
     FlowKey {
         proto: Proto::Udp,
-        inside: SocketAddr::from((ip.src(), u.src_port())),
-        outside: SocketAddr::from((ip.dst(), u.dst_port())),
+        inside: SocketAddr::new(ip.src, u.src_port()),
+        outside: SocketAddr::new(ip.dst, u.dst_port()),
     }
 }
 
@@ -110,11 +117,11 @@ impl Nat {
         now: Time,
     ) -> Option<(FlowId, &'a [u8])> {
         let pkt = crate::gateway::routed(buf.frame(), &buf.vnet()).ok()?;
-        if pkt.ip.protocol() != protocol::UDP {
+        if pkt.proto != protocol::UDP {
             return None;
         }
         let u = UdpPacket::new_checked(pkt.l4).ok()?;
-        let id = self.udp_lookup(&udp_key(&pkt.ip, &u), now)?;
+        let id = self.udp_lookup(&udp_key(&pkt, &u), now)?;
         // The payload as a slice of `buf` (the view's borrow ends here).
         Some((id, &pkt.l4[HEADER_LEN..HEADER_LEN + u.payload().len()]))
     }
@@ -136,7 +143,7 @@ impl Nat {
     pub(super) fn udp_outbound(
         &mut self,
         ep: &Inside,
-        ip: &Ipv4Packet<&[u8]>,
+        ip: &Routed<'_>,
         l4: &[u8],
         now: Time,
         emit: &mut dyn Emit,
@@ -144,7 +151,7 @@ impl Nat {
         let Ok(u) = UdpPacket::new_checked(l4) else {
             return Some(DropReason::MalformedPacket);
         };
-        let (dst, dport) = (ip.dst(), u.dst_port());
+        let (dst, dport) = (ip.dst, u.dst_port());
         let key = udp_key(ip, &u);
         let id = match self.udp_lookup(&key, now) {
             Some(id) => id,
@@ -266,7 +273,8 @@ impl Nat {
         let ep = flow.ep;
         let mut got_any = false;
         for _ in 0..BATCH {
-            let space = &mut self.tx.read_space()[PAYLOAD_OFFSET..PAYLOAD_OFFSET + MAX_PAYLOAD];
+            let at = payload_offset(&ep);
+            let space = &mut self.tx.read_space()[at..at + MAX_PAYLOAD];
             match self.io.recv(fd, space, 0) {
                 Ok(n) => {
                     emit_datagram(&mut self.tx, &ep, key, n, emit);

@@ -217,8 +217,12 @@ pub fn udp_socket(v6: bool) -> io::Result<OwnedFd> {
 
 /// An unprivileged ICMP echo socket; fails with EACCES when the host's
 /// `net.ipv4.ping_group_range` excludes our group.
-pub fn ping_socket() -> io::Result<OwnedFd> {
-    socket(Domain::IPV4, Type::DGRAM, Protocol::ICMPV4)
+pub fn ping_socket(v6: bool) -> io::Result<OwnedFd> {
+    if v6 {
+        socket(Domain::IPV6, Type::DGRAM, Protocol::ICMPV6)
+    } else {
+        socket(Domain::IPV4, Type::DGRAM, Protocol::ICMPV4)
+    }
 }
 
 /// A listening (TCP) or bound (UDP) socket on `addr`; port 0 picks one.

@@ -19,6 +19,10 @@ pub mod kind {
     pub const PARAM_PROBLEM: u8 = 4;
     pub const ECHO_REQUEST: u8 = 128;
     pub const ECHO_REPLY: u8 = 129;
+    pub const MLD_QUERY: u8 = 130;
+    pub const MLD_REPORT: u8 = 131;
+    pub const MLD_DONE: u8 = 132;
+    pub const MLD2_REPORT: u8 = 143;
     pub const ROUTER_SOLICIT: u8 = 133;
     pub const ROUTER_ADVERT: u8 = 134;
     pub const NEIGHBOR_SOLICIT: u8 = 135;
@@ -134,6 +138,110 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv6Packet<T> {
         let acc = checksum::pseudo_header_v6(src, dst, next_header::ICMPV6, m.len() as u32);
         let c = checksum::finish(checksum::sum(acc, m));
         m[field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
+    }
+}
+
+/// Flags of a Neighbor Advertisement (RFC 4861 4.4), in its first word.
+pub mod na_flags {
+    pub const ROUTER: u32 = 1 << 31;
+    pub const SOLICITED: u32 = 1 << 30;
+    pub const OVERRIDE: u32 = 1 << 29;
+}
+
+/// Codes of Destination Unreachable (RFC 4443 3.1).
+pub mod unreachable {
+    pub const NO_ROUTE: u8 = 0;
+    pub const ADMIN_PROHIBITED: u8 = 1;
+    pub const ADDRESS: u8 = 3;
+    pub const PORT: u8 = 4;
+}
+
+/// The most of an offending packet an error quotes: what fits in the
+/// minimum IPv6 MTU with the IPv6 and ICMPv6 headers (RFC 4443 2.4 (c)).
+pub const MAX_ERROR_QUOTE: usize = 1280 - 40 - 8;
+
+/// Writes an echo reply carrying `body` (identifier, sequence, data) into
+/// `buf`; the checksum is left 0 for [`Icmpv6Packet::fill_checksum`].
+pub fn emit_echo_reply(buf: &mut [u8], body: &[u8]) -> usize {
+    buf[..HEADER_LEN].copy_from_slice(&[kind::ECHO_REPLY, 0, 0, 0]);
+    buf[HEADER_LEN..HEADER_LEN + body.len()].copy_from_slice(body);
+    HEADER_LEN + body.len()
+}
+
+/// Writes an error message (`msg_type`, `code`, the 32-bit field after the
+/// checksum: the MTU or a pointer, else 0) quoting `quote`; checksum 0.
+pub fn emit_error(buf: &mut [u8], msg_type: u8, code: u8, param: u32, quote: &[u8]) -> usize {
+    buf[..HEADER_LEN].copy_from_slice(&[msg_type, code, 0, 0]);
+    buf[4..8].copy_from_slice(&param.to_be_bytes());
+    buf[8..8 + quote.len()].copy_from_slice(quote);
+    8 + quote.len()
+}
+
+/// Writes a Neighbor Advertisement for `target` with `flags` and a Target
+/// Link-Layer Address option naming `mac`; checksum 0.
+pub fn emit_neighbor_advert(buf: &mut [u8], flags: u32, target: Ipv6Addr, mac: MacAddr) -> usize {
+    buf[..4].copy_from_slice(&[kind::NEIGHBOR_ADVERT, 0, 0, 0]);
+    buf[4..8].copy_from_slice(&flags.to_be_bytes());
+    buf[field::TARGET].copy_from_slice(&target.octets());
+    buf[24..26].copy_from_slice(&[option::TARGET_LL_ADDR, 1]);
+    buf[26..32].copy_from_slice(&mac.0);
+    32
+}
+
+/// A Router Advertisement (RFC 4861 4.2) with the options a host needs to
+/// configure itself: the router's link-layer address, the link MTU, the
+/// on-link prefix (autonomous for SLAAC when it is a /64), and the DNS
+/// server (RFC 8106 RDNSS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouterAdvertRepr {
+    pub hop_limit: u8,
+    pub router_lifetime: u16,
+    pub mac: MacAddr,
+    pub mtu: u32,
+    pub prefix: Ipv6Addr,
+    pub prefix_len: u8,
+    pub valid_lifetime: u32,
+    pub preferred_lifetime: u32,
+    pub dns: Option<(Ipv6Addr, u32)>,
+}
+
+impl RouterAdvertRepr {
+    /// Its length on the wire.
+    pub fn len(&self) -> usize {
+        16 + 8 + 8 + 32 + if self.dns.is_some() { 24 } else { 0 }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Writes it into `buf` (at least [`RouterAdvertRepr::len`] bytes);
+    /// checksum 0.
+    pub fn emit(&self, buf: &mut [u8]) -> usize {
+        let b = &mut buf[..self.len()];
+        b.fill(0);
+        b[0] = kind::ROUTER_ADVERT;
+        b[4] = self.hop_limit;
+        // Flags (M, O) 0: addresses by SLAAC, no DHCPv6.
+        b[6..8].copy_from_slice(&self.router_lifetime.to_be_bytes());
+        // Reachable time and retransmission timer: unspecified (0).
+        b[16..18].copy_from_slice(&[option::SOURCE_LL_ADDR, 1]);
+        b[18..24].copy_from_slice(&self.mac.0);
+        b[24..26].copy_from_slice(&[option::MTU, 1]);
+        b[28..32].copy_from_slice(&self.mtu.to_be_bytes());
+        b[32..34].copy_from_slice(&[option::PREFIX_INFO, 4]);
+        b[34] = self.prefix_len;
+        // L (on-link), and A (autonomous) where SLAAC can use it.
+        b[35] = 0x80 | if self.prefix_len == 64 { 0x40 } else { 0 };
+        b[36..40].copy_from_slice(&self.valid_lifetime.to_be_bytes());
+        b[40..44].copy_from_slice(&self.preferred_lifetime.to_be_bytes());
+        b[48..64].copy_from_slice(&self.prefix.octets());
+        if let Some((dns, lifetime)) = self.dns {
+            b[64..66].copy_from_slice(&[option::RDNSS, 3]);
+            b[68..72].copy_from_slice(&lifetime.to_be_bytes());
+            b[72..88].copy_from_slice(&dns.octets());
+        }
+        self.len()
     }
 }
 
@@ -277,6 +385,58 @@ mod tests {
         assert!(!Icmpv6Packet::new_checked(&m[..])
             .unwrap()
             .verify_checksum(SRC, DST));
+    }
+
+    #[test]
+    fn built_messages_parse_back() {
+        let mut b = [0u8; 128];
+        let t: Ipv6Addr = "fd00::1".parse().unwrap();
+        let n = emit_neighbor_advert(&mut b, na_flags::ROUTER | na_flags::SOLICITED, t, MAC);
+        let p = Icmpv6Packet::new_checked(&b[..n]).unwrap();
+        assert_eq!(p.msg_type(), kind::NEIGHBOR_ADVERT);
+        assert_eq!(p.target(), Some(t));
+        assert_eq!(b[4], 0xc0);
+        let o: Vec<_> = p.ndp_options().unwrap().unwrap().collect();
+        assert_eq!(o.len(), 1);
+        assert_eq!(o[0].unwrap().link_layer_addr(), Some(MAC));
+
+        let ra = RouterAdvertRepr {
+            hop_limit: 64,
+            router_lifetime: 1800,
+            mac: MAC,
+            mtu: 1500,
+            prefix: "fd00:172:17::".parse().unwrap(),
+            prefix_len: 64,
+            valid_lifetime: 86400,
+            preferred_lifetime: 14400,
+            dns: Some((t, 1800)),
+        };
+        let n = ra.emit(&mut b);
+        assert_eq!(n, 88);
+        let p = Icmpv6Packet::new_checked(&b[..n]).unwrap();
+        let kinds: Vec<u8> = p
+            .ndp_options()
+            .unwrap()
+            .unwrap()
+            .map(|o| o.unwrap().kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                option::SOURCE_LL_ADDR,
+                option::MTU,
+                option::PREFIX_INFO,
+                option::RDNSS
+            ]
+        );
+        assert_eq!(b[35], 0xc0, "on-link and autonomous for a /64");
+        let n = RouterAdvertRepr {
+            prefix_len: 80,
+            dns: None,
+            ..ra
+        }
+        .emit(&mut b);
+        assert_eq!((n, b[35]), (64, 0x80), "no SLAAC on a /80");
     }
 
     #[test]

@@ -11,6 +11,8 @@
 
 use std::net::Ipv6Addr;
 
+use super::MacAddr;
+
 use super::WireError;
 
 pub const HEADER_LEN: usize = 40;
@@ -121,6 +123,11 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         addr(&self.buf.as_ref()[field::DST])
     }
 
+    /// The whole buffer the view was made over.
+    pub fn as_bytes(&self) -> &T {
+        &self.buf
+    }
+
     /// The packet: header and payload, without the Ethernet padding after
     /// it. A payload length of 0 (a jumbogram's, RFC 2675, or none) and one
     /// longer than the buffer both leave the buffer as it is: the walk
@@ -210,6 +217,48 @@ fn addr(b: &[u8]) -> Ipv6Addr {
     let mut a = [0u8; 16];
     a.copy_from_slice(b);
     Ipv6Addr::from(a)
+}
+
+/// The modified EUI-64 interface identifier of a MAC (RFC 4291 appendix
+/// A): the universal/local bit flipped and ff:fe in the middle.
+pub fn eui64(mac: MacAddr) -> [u8; 8] {
+    let m = mac.0;
+    [m[0] ^ 0x02, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]]
+}
+
+/// The address a kernel forms from `prefix` (its first 64 bits) and a MAC:
+/// its link-local with fe80::/64, its SLAAC address with a /64 prefix.
+pub fn addr_from_mac(prefix: Ipv6Addr, mac: MacAddr) -> Ipv6Addr {
+    let mut a = prefix.octets();
+    a[8..].copy_from_slice(&eui64(mac));
+    Ipv6Addr::from(a)
+}
+
+/// fe80::/64 + the MAC's EUI-64: the link-local address of an interface
+/// with that MAC (addr_gen_mode eui64, the kernel's default).
+pub fn link_local_from_mac(mac: MacAddr) -> Ipv6Addr {
+    addr_from_mac(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), mac)
+}
+
+/// The solicited-node multicast address of `a` (RFC 4291 2.7.1).
+pub fn solicited_node(a: Ipv6Addr) -> Ipv6Addr {
+    let o = a.octets();
+    Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | o[13] as u16,
+        u16::from_be_bytes([o[14], o[15]]),
+    )
+}
+
+/// The Ethernet multicast address of an IPv6 group (RFC 2464 7).
+pub fn multicast_mac(group: Ipv6Addr) -> MacAddr {
+    let o = group.octets();
+    MacAddr([0x33, 0x33, o[12], o[13], o[14], o[15]])
 }
 
 /// Writes a fixed header into `buf` (at least [`HEADER_LEN`] bytes):

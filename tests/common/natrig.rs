@@ -548,6 +548,7 @@ impl Rig {
             fdb_max_per_port: 64,
             mac_aging: Duration::from_secs(300),
             nat: true,
+            ipv6: None,
         });
         let poll = mio::Poll::new().expect("a mio poll");
         sw.set_registry(poll.registry().try_clone().expect("a registry handle"));

@@ -10,6 +10,12 @@
 //! It owns no sockets and does no I/O: each call takes one frame and writes
 //! at most one reply into a caller-owned buffer, which the switch sends back
 //! out of the ingress port.
+//!
+//! On a dual-stack network the same gateway (one MAC) is also the IPv6
+//! router: Neighbor Discovery, Router Advertisements, ICMPv6 echo and
+//! errors, and the same hand-offs to the DNS and the NAT (`ipv6`).
+
+mod ipv6;
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -57,6 +63,8 @@ crate::stats::counters! {
         echo_replies,
         unreachables_sent,
         resets_sent,
+        neighbor_adverts,
+        router_adverts,
     }
 }
 
@@ -80,13 +88,18 @@ pub enum Verdict<'a> {
     Nat(Routed<'a>),
 }
 
-/// A routed IPv4 packet, parsed and checked: not a fragment, TTL left.
+/// A routed packet of either family, parsed and checked: not a fragment,
+/// TTL (hop limit) left.
 #[derive(Debug, Clone, Copy)]
 pub struct Routed<'a> {
     pub src_mac: MacAddr,
-    pub ip: Ipv4Packet<&'a [u8]>,
-    /// The transport header and payload: as the IPv4 total length says, or
-    /// for a GSO super-frame everything after the IP header.
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// The transport protocol: IPv4's protocol field, or in IPv6 the upper
+    /// layer after the extension headers (ICMPv6 is 58, not ICMP's 1).
+    pub proto: u8,
+    /// The transport header and payload: as the IP length says, or for a
+    /// GSO super-frame everything after the IP headers.
     pub l4: &'a [u8],
 }
 
@@ -94,7 +107,9 @@ pub struct Routed<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct DnsQuery<'a> {
     pub src_mac: MacAddr,
-    pub src: Ipv4Addr,
+    pub src: IpAddr,
+    /// The gateway's address it was sent to (the answer comes from it).
+    pub dst: IpAddr,
     pub src_port: u16,
     /// The DNS message.
     pub message: &'a [u8],
@@ -116,12 +131,17 @@ impl Verdict<'_> {
     }
 }
 
-/// Parses a frame's IPv4 packet as routed traffic (for the NAT, and for
-/// benches and tests that hand it frames): the view, its transport bytes,
-/// and the checks every routed packet passes.
+/// Parses a frame's IP packet as routed traffic (for the NAT, and for
+/// benches and tests that hand it frames): its addresses, its transport
+/// bytes, and the checks every routed packet passes.
 pub fn routed<'a>(frame: &'a [u8], vnet: &VnetHdr) -> Result<Routed<'a>, DropReason> {
     let eth = EthernetFrame::new_checked(frame).map_err(|_| DropReason::Truncated)?;
     let src_mac = eth.src();
+    if eth.ethertype() == ethertype::IPV6 {
+        let ip = crate::wire::ipv6::Ipv6Packet::new_checked(eth.into_payload())
+            .map_err(|_| DropReason::MalformedPacket)?;
+        return ipv6::routed_from(src_mac, ip);
+    }
     let l3 = eth.into_payload();
     let ip = if vnet.is_gso() {
         Ipv4Packet::new_checked_gso(l3)
@@ -153,12 +173,17 @@ fn routed_from<'a>(
         // The payload as declared by the total length (checked to fit).
         &l3[hl..ip.total_len().clamp(hl, l3.len())]
     };
-    Ok(Routed { src_mac, ip, l4 })
+    Ok(Routed {
+        src_mac,
+        src: ip.src().into(),
+        dst: ip.dst().into(),
+        proto: ip.protocol(),
+        l4,
+    })
 }
 
-/// The gateway of one network prefix: its address there (of either family)
-/// and the prefix. The IPv4 paths below serve an IPv4 gateway; an IPv6 one
-/// (the IPv6 issue) adds its own paths, not a new type.
+/// The gateway of a network: its address and prefix (IPv4, the paths in
+/// this file), and on a dual-stack network its IPv6 side (`ipv6.rs`).
 #[derive(Debug, Clone)]
 pub struct Gateway {
     addr: IpAddr,
@@ -172,6 +197,7 @@ pub struct Gateway {
     nat: bool,
     icmp_errors: RateLimiter,
     ident: u16,
+    v6: Option<ipv6::V6>,
     pub counters: GatewayCounters,
 }
 
@@ -196,6 +222,7 @@ impl Gateway {
             nat: false,
             icmp_errors: RateLimiter::new(Self::ICMP_ERRORS_PER_SEC, Self::ICMP_ERRORS_BURST),
             ident: 1,
+            v6: None,
             counters: GatewayCounters::default(),
         }
     }
@@ -238,6 +265,7 @@ impl Gateway {
             ethertype::IPV4 if eth.dst().is_broadcast() && is_dhcp_request(eth.payload()) => {
                 Verdict::Dhcp
             }
+            ethertype::IPV6 if self.v6.is_some() => self.handle_ipv6(eth, to_us, vnet, now, out),
             _ if to_us => Verdict::Drop(DropReason::NotServed),
             _ => Verdict::Ignored,
         }
@@ -324,7 +352,8 @@ impl Gateway {
                 };
                 return Verdict::Dns(DnsQuery {
                     src_mac,
-                    src: ip.src(),
+                    src: ip.src().into(),
+                    dst: ip.dst().into(),
                     src_port: u.src_port(),
                     message: u.into_payload(),
                 });
