@@ -227,10 +227,11 @@ pub fn configure_interface(cfg: &IfConfig) -> Result<(), String> {
     if cfg.default_route {
         add_default_route(&sock, cfg.gateway).map_err(|e| e.to_string())?;
         if let (Some(v6), Some(index)) = (&cfg.ipv6, v6_index) {
-            // Only now: the kernel installs the prefix route of the
-            // address when the interface comes up, and refuses a gateway
-            // it has no on-link route to (EHOSTUNREACH) or a route on a
-            // down interface (ENETDOWN).
+            // Only now: the kernel adds the address's prefix route when
+            // the interface comes up (an address added to a down interface
+            // gets only its local route), and refuses a gateway it has no
+            // on-link route to with EHOSTUNREACH, which is what a route
+            // added before up gets.
             rtnl::add_default_route_v6(index, v6.gateway).map_err(|e| {
                 format!(
                     "adding the IPv6 default route via {} on {}: {e}",
@@ -296,9 +297,10 @@ fn check_ipv6(ifname: &str, v6: &Ipv6Config) -> Result<(), String> {
 /// root in its namespace), IPv6 on (`disable_ipv6` 0, else the address is
 /// refused), then the address, with NODAD. Returns the interface's index.
 ///
-/// Before up, because the kernel acts on these at up: with accept_ra it
-/// sends router solicitations and takes the first RA's prefix and default
-/// route. The sysctls are those of the calling process's network namespace
+/// Before up, because the kernel acts on them at up: with accept_ra it
+/// sends router solicitations once its link-local address is ready, and
+/// takes routes and (with autoconf) addresses from whatever RAs come.
+/// The sysctls are those of the calling process's network namespace
 /// (/proc/sys/net follows the opener, whatever /proc is mounted).
 fn add_static_ipv6(ifname: &str, v6: &Ipv6Config) -> Result<u32, String> {
     let dir = format!("{IPV6_SYSCTLS}/conf/{ifname}");

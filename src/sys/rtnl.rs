@@ -377,10 +377,11 @@ pub fn add_address_v6(ifindex: u32, ip: Ipv6Addr, prefix_len: u8) -> io::Result<
 }
 
 /// Adds the IPv6 default route via `gateway` on interface `ifindex` to the
-/// main table. The interface must be up and the gateway on its link (in
-/// the prefix of one of its addresses, or link-local): otherwise the kernel
-/// refuses (ENETDOWN, EHOSTUNREACH). EEXIST (`AlreadyExists`) if that route
-/// is there already.
+/// main table. The gateway must be on the interface's link: in the prefix
+/// of one of its addresses, whose prefix route exists only while the
+/// interface is up, or link-local. Otherwise the kernel refuses with
+/// EHOSTUNREACH, which is also what a gateway in the prefix gets before
+/// up. EEXIST (`AlreadyExists`) if that route is there already.
 pub fn add_default_route_v6(ifindex: u32, gateway: Ipv6Addr) -> io::Result<()> {
     request(&add_default_route_v6_msg(ifindex, gateway))
 }
