@@ -308,7 +308,14 @@ fn add_static_ipv6(ifname: &str, v6: &Ipv6Config) -> Result<u32, String> {
         return Err(format!("{ifname} has no IPv6 (no {dir})"));
     }
     // disable_ipv6 first: the address is refused (EACCES) while it is 1.
-    for (key, value) in [("disable_ipv6", "0"), ("accept_ra", "0"), ("autoconf", "0")] {
+    // addr_gen_mode 0 (EUI-64): the link-local address is the one port
+    // security allows for this MAC, whatever the namespace's default.
+    for (key, value) in [
+        ("disable_ipv6", "0"),
+        ("accept_ra", "0"),
+        ("autoconf", "0"),
+        ("addr_gen_mode", "0"),
+    ] {
         write_file(&format!("{dir}/{key}"), value)?;
     }
     let index = if_index(ifname).map_err(|e| e.to_string())?;

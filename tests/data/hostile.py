@@ -361,6 +361,66 @@ def rogue_router(victim):
     print(f"rogue-router sent {sent}", flush=True)
 
 
+def spoof6(own, other, gw):
+    """Echo requests to the gateway `gw` from our own address `own` and from
+    `other` (a neighbour's), and a Neighbor Advertisement claiming `other`;
+    counts the echo replies that come back to each."""
+    s, mac, _ip, _gw = eth0()
+    own, other, gw = (socket.inet_pton(socket.AF_INET6, a) for a in (own, other, gw))
+    gw_mac = gw_mac6(s, mac, own, gw)
+    got = {}
+    for name, src in (("own", own), ("other", other)):
+        body = struct.pack("!BBHHH", 128, 0, 0, 0x4242, 1) + b"lanyard"
+        send6(s, mac, gw_mac, src, gw, [], body)
+
+        def want(p, src=src):
+            return (
+                len(p) >= 62
+                and p[12:14] == b"\x86\xdd"
+                and p[20] == ICMPV6
+                and p[38:54] == src
+                and p[54] == 129
+                and p[58:60] == b"\x42\x42"
+            )
+
+        got[name] = len(replies6(s, want, 1.5))
+    # "other is at my MAC": an override NA for a neighbour's address.
+    all_nodes_mac = bytes([0x33, 0x33, 0, 0, 0, 1])
+    body = struct.pack("!BBHI", 136, 0, 0, 0x20000000) + other + bytes([2, 1]) + mac
+    send6(s, mac, all_nodes_mac, own, ALL_NODES, [], body)
+    print(f"spoof6 own={got['own']} other={got['other']}", flush=True)
+
+
+def replies6(s, want, secs):
+    """Incoming IPv6 frames for which `want(frame)` holds, for `secs`."""
+    got, end = [], time.time() + secs
+    while time.time() < end:
+        s.settimeout(max(0.01, end - time.time()))
+        try:
+            f, addr = s.recvfrom(65535)
+        except socket.timeout:
+            break
+        if addr[2] != socket.PACKET_OUTGOING and want(f):
+            got.append(f)
+    return got
+
+
+def gw_mac6(s, mac, own, gw):
+    """The gateway's MAC, by Neighbor Solicitation from `own`."""
+    snm = bytes.fromhex("ff0200000000000000000001ff") + gw[13:]
+    snm_mac = bytes([0x33, 0x33]) + snm[12:]
+    body = struct.pack("!BBHI", 135, 0, 0, 0) + gw + bytes([1, 1]) + mac
+    send6(s, mac, snm_mac, own, snm, [], body)
+
+    def want(p):
+        return len(p) >= 78 and p[12:14] == b"\x86\xdd" and p[54] == 136 and p[62:78] == gw
+
+    got = replies6(s, want, 1.0)
+    if not got:
+        sys.exit("no Neighbor Advertisement from the gateway")
+    return got[0][6:12]
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "tcp":
@@ -375,6 +435,8 @@ def main():
         dhcp_churn(args[0], int(args[1]))
     elif cmd == "rogue-router":
         rogue_router(args[0])
+    elif cmd == "spoof6":
+        spoof6(args[0], args[1], args[2])
     elif cmd == "forger":
         forger(int(args[0]))
     else:

@@ -45,8 +45,12 @@ def data_stream(n, seed=7):
         yield piece
 
 
+def family(addr):
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
 def listen(port, addr="0.0.0.0"):
-    s = socket.socket()
+    s = socket.socket(family(addr))
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((addr, port))
     s.listen(512)
@@ -127,7 +131,7 @@ def halfclose(port, addr="0.0.0.0"):
 
 
 def udp_echo(port, addr="0.0.0.0"):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(family(addr), socket.SOCK_DGRAM)
     s.bind((addr, port))
     print("ready", flush=True)
     while True:
@@ -283,7 +287,7 @@ def halfclose_client(host, port, nbytes):
 
 
 def udp(host, port):
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u = socket.socket(family(host), socket.SOCK_DGRAM)
     u.settimeout(3)
     for attempt in range(3):
         try:
@@ -294,7 +298,7 @@ def udp(host, port):
             continue
     u.sendto(b"big", (host, port))
     print(f"udp big {len(u.recv(65535))}", flush=True)
-    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c = socket.socket(family(host), socket.SOCK_DGRAM)
     c.settimeout(3)
     c.connect((host, port + 1))
     c.send(b"anyone?")

@@ -1,0 +1,202 @@
+//! IPv6 end to end, on the default network (dual stack: 172.17.0.0/16 and
+//! fd00:172:17::/64). Same topology as the egress tests, with IPv6 on the
+//! veth too: the daemon's namespace is fd99::1, the outside fd99::2.
+//! Real peers: the containers' kernels (static addresses, SLAAC from the
+//! gateway's Router Advertisement), ping -6, python sockets over AF_INET6;
+//! and a hostile container that spoofs a neighbour's IPv6 address.
+
+mod common;
+
+use common::harness::*;
+use common::scenario::*;
+
+const HOSTILE: &str = include_str!("data/hostile.py");
+
+fn run(who: As, body: &str) -> String {
+    let prelude = format!(
+        "cat > hostile.py <<'HOSTILE_EOF'\n{HOSTILE}\nHOSTILE_EOF\nH=$PWD/hostile.py\n\
+         until_ok() {{ i=0; until \"$@\" >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 150 ] || {{ echo \"never: $*\"; return 1; }}; sleep 0.1; done; }}\n\
+         bg_run() {{ timeout 120 $B run --socket $S \"$@\" & CPID=$!; PIDS=\"$PIDS $CPID\"; }}\n\
+         ip -6 addr add fd99::1/64 dev h0 nodad\n\
+         $O ip -6 addr add fd99::2/64 dev o0 nodad\n\
+         until_ok $O ping -6 -c1 -W1 fd99::1\n"
+    );
+    scenario(who, "[dns]\nupstream = [\"127.0.0.1:5353\"]\n", &format!("{prelude}\n{body}"))
+}
+
+/// The port counters' drops of every port, summed by reason.
+const DROPS: &str = r#"$B stats --socket $S --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+drops = {}
+for p in d["ports"]:
+    for k, v in p["counters"]["drops"].items():
+        drops[k] = drops.get(k, 0) + v
+print("drops", " ".join(f"{k}={v}" for k, v in sorted(drops.items())))
+'"#;
+
+fn count(out: &str, prefix: &str, key: &str) -> u64 {
+    line(out, prefix)
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .map_or(0, |v| v.parse().unwrap())
+}
+
+#[test]
+fn containers_speak_ipv6_to_each_other_the_gateway_and_the_outside() {
+    let out = run(
+        As::Unprivileged,
+        &format!(
+            r#"
+server src source 9001 8000000 ::
+server half halfclose 9002 ::
+server uecho udp-echo 7000 ::
+local_server lo6 halfclose 9004 ::1
+bg_run --name a -- sh -c 'echo "a-addr: $(ip -6 -o addr show dev eth0 scope global | awk "{{print \$4}}")"; sleep 60' > a.out 2>&1
+until_ok grep -q a-addr a.out
+run --name b -- sh -c '
+echo "b-addr: $(ip -6 -o addr show dev eth0 scope global | awk "{{print \$4}}")"
+echo "b-route: $(ip -6 route show default | cut -d" " -f1-5)"
+ping -6 -c1 -W3 fd00:172:17::1 >/dev/null && echo "b-ping-gw: ok" || echo "b-ping-gw: failed"
+ping -6 -c1 -W3 fd00:172:17::2 >/dev/null && echo "b-ping-a: ok" || echo "b-ping-a: failed"
+ping -6 -c1 -W3 fe80::42:acff:fe11:2%eth0 >/dev/null && echo "b-ping-a-ll: ok" || echo "b-ping-a-ll: failed"
+ping -6 -c1 -W3 fd99::2 >/dev/null && echo "b-ping-out: ok" || echo "b-ping-out: failed"
+python3 $0 recv fd99::2 9001
+python3 $0 halfclose-client fd99::2 9002 3000000
+python3 $0 udp fd99::2 7000
+python3 $0 halfclose-client fd00:172:17::1 9004 10 2>&1 | tail -1 | sed "s/^/b-loopback: /"
+' $P
+run --allow-host-loopback -- sh -c 'python3 $0 halfclose-client fd00:172:17::1 9004 10 | sed "s/^/allowed-loopback: /"' $P
+$B network inspect default --socket $S | python3 -c '
+import json, sys
+n = json.load(sys.stdin)[0]
+print("inspect", n["EnableIPv6"], [c["Subnet"] for c in n["IPAM"]["Config"]], sorted(c["IPv6Address"] for c in n["Containers"].values()))
+'
+cat a.out src.out
+"#
+        ),
+    );
+    assert_eq!(line(&out, "a-addr:"), "a-addr: fd00:172:17::2/64", "{out}");
+    assert_eq!(line(&out, "b-addr:"), "b-addr: fd00:172:17::3/64", "{out}");
+    assert_eq!(
+        line(&out, "b-route:"),
+        "b-route: default via fd00:172:17::1 dev eth0",
+        "{out}"
+    );
+    for what in ["gw", "a", "a-ll", "out"] {
+        assert_eq!(
+            line(&out, &format!("b-ping-{what}:")),
+            format!("b-ping-{what}: ok"),
+            "{out}"
+        );
+    }
+    // 8 MB from the outside (GSO super-frames toward the container) and 3 MB
+    // to it, byte for byte; the server saw the container's NATed source.
+    let source = line(&out, "source 8000000");
+    let recv = line(&out, "recv 8000000");
+    assert_eq!(
+        source.split_whitespace().nth(2),
+        recv.split_whitespace().nth(2),
+        "{out}"
+    );
+    assert_eq!(line(&out, "reply got"), "reply got 3000000", "{out}");
+    assert_eq!(line(&out, "udp echo"), "udp echo hello", "{out}");
+    assert_eq!(line(&out, "udp big"), "udp big 8000", "{out}");
+    assert_eq!(
+        line(&out, "udp closed port"),
+        "udp closed port refused",
+        "{out}"
+    );
+    // The host's [::1] through the gateway's IPv6 address: refused without
+    // the allowance, reached with it.
+    assert!(
+        line(&out, "b-loopback:").contains("Connection refused"),
+        "{out}"
+    );
+    assert_eq!(
+        line(&out, "allowed-loopback:"),
+        "allowed-loopback: reply got 10",
+        "{out}"
+    );
+    assert_eq!(
+        line(&out, "inspect"),
+        "inspect True ['172.17.0.0/16', 'fd00:172:17::/64'] ['fd00:172:17::2/64']",
+        "{out}"
+    );
+}
+
+#[test]
+fn slaac_clients_configure_themselves_and_no_container_takes_anothers_address() {
+    let out = run(
+        As::Unprivileged,
+        &format!(
+            r#"
+bg_run --name a -- sh -c 'echo a-up; sleep 60' > a.out 2>&1
+until_ok grep -q a-up a.out
+# A stock SLAAC client: the kernel's own autoconfiguration, asked for by
+# Router Solicitation when the link comes up.
+run --name slaac -- sh -c '
+sysctl -qw net.ipv6.conf.eth0.accept_ra=1 net.ipv6.conf.eth0.autoconf=1
+ip link set eth0 down; ip link set eth0 up
+i=0; until ip -6 addr show dev eth0 scope global | grep -q "inet6 fd00:172:17:0:" && ip -6 route show default | grep -q fe80; do
+  i=$((i+1)); [ $i -lt 100 ] || break; sleep 0.1; done
+echo "slaac-addr: $(ip -6 -o addr show dev eth0 scope global | awk "{{print \$4}}")"
+echo "slaac-route: $(ip -6 route show default | cut -d" " -f1-5)"
+echo "slaac-mtu: $(cat /proc/sys/net/ipv6/conf/eth0/mtu)"
+ping -6 -c1 -W3 fd00:172:17::1 >/dev/null && echo "slaac-ping-gw: ok" || echo "slaac-ping-gw: failed"
+'
+# A hostile container: echo requests from its own address and from a's,
+# and a Neighbor Advertisement claiming a's address.
+bg_run --name rogue -- sh -c '
+i=0; until ip -6 addr show dev eth0 scope link | grep -q fe80 && ! ip -6 addr show dev eth0 | grep -q tentative; do
+  i=$((i+1)); [ $i -lt 100 ] || break; sleep 0.1; done
+python3 $0 spoof6 $(ip -6 -o addr show dev eth0 scope global | awk "{{print \$4}}" | cut -d/ -f1) fd00:172:17::2 fd00:172:17::1
+echo rogue-done; sleep 30' $H > rogue.out 2>&1
+until_ok grep -q rogue-done rogue.out
+cat rogue.out
+# While the rogue's port is still there.
+{DROPS}
+"#
+        ),
+    );
+    // The network's /64 and the MAC's EUI-64 (02:42:ac:11:00:03, so
+    // 0042:acff:fe11:0003), the gateway's link-local as default router, the
+    // advertised MTU (the network's).
+    assert_eq!(
+        line(&out, "slaac-addr:"),
+        "slaac-addr: fd00:172:17:0:42:acff:fe11:3/64",
+        "{out}"
+    );
+    assert_eq!(
+        line(&out, "slaac-route:"),
+        "slaac-route: default via fe80::42:acff:fe11:1 dev eth0",
+        "{out}"
+    );
+    assert_eq!(line(&out, "slaac-mtu:"), "slaac-mtu: 65520", "{out}");
+    assert_eq!(line(&out, "slaac-ping-gw:"), "slaac-ping-gw: ok", "{out}");
+    // The gateway answers the rogue's own address, never a's.
+    assert_eq!(line(&out, "spoof6"), "spoof6 own=1 other=0", "{out}");
+    assert!(count(&out, "drops", "spoofed_src_ip") >= 1, "{out}");
+    assert!(count(&out, "drops", "spoofed_nd") >= 1, "{out}");
+}
+
+#[test]
+fn ipv4_only_networks_assign_no_ipv6() {
+    let out = run(
+        As::Unprivileged,
+        r#"
+$B network create v4only --ipv6=false --socket $S >/dev/null
+$B network create dual --socket $S >/dev/null
+$B network create bad --subnet6 fd00::/200 --socket $S 2>&1 | sed "s/^/bad: /" || true
+run --network v4only -- sh -c 'echo "v4only: $(ip -6 -o addr show dev eth0 scope global | wc -l)"'
+run --network dual -- sh -c 'echo "dual: $(ip -6 -o addr show dev eth0 scope global | awk "{print \$4}")"'
+run --network v4only --ip6 fd00:172:18::9 -- true 2>&1 | sed "s/^/ip6-on-v4only: /" || true
+"#,
+    );
+    assert_eq!(line(&out, "v4only:"), "v4only: 0", "{out}");
+    // The second network from the pools: 172.18.0.0/16 and fd00:172:18::/64
+    // (v4only took 172.18 — so dual is 172.19 and fd00:172:19::/64).
+    assert_eq!(line(&out, "dual:"), "dual: fd00:172:19::2/64", "{out}");
+    assert!(line(&out, "bad:").contains("--subnet6"), "{out}");
+    assert!(line(&out, "ip6-on-v4only:").contains("--ip6"), "{out}");
+}
