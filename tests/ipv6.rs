@@ -21,7 +21,11 @@ fn run(who: As, body: &str) -> String {
          $O ip -6 addr add fd99::2/64 dev o0 nodad\n\
          until_ok $O ping -6 -c1 -W1 fd99::1\n"
     );
-    scenario(who, "[dns]\nupstream = [\"127.0.0.1:5353\"]\n", &format!("{prelude}\n{body}"))
+    scenario(
+        who,
+        "[dns]\nupstream = [\"127.0.0.1:5353\"]\n",
+        &format!("{prelude}\n{body}"),
+    )
 }
 
 /// The port counters' drops of every port, summed by reason.

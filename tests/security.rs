@@ -355,13 +355,18 @@ fn a_container_cannot_be_its_neighbours_router() {
             r#"
 rm -f victim.ll ra-sent
 bg_run --name victim -- sh -c '
+# A SLAAC client (lanyard run configures a static address and turns RAs
+# off; a stock client takes them): it solicits when the link comes up.
+sysctl -qw net.ipv6.conf.eth0.accept_ra=1 net.ipv6.conf.eth0.autoconf=1
+ip link set eth0 down; ip link set eth0 up
 sysctl -n net.ipv6.conf.eth0.accept_ra net.ipv6.conf.eth0.forwarding | tr "\n" " " | sed "s/^/victim-sysctl: /"; echo
 i=0; until ip -6 addr show dev eth0 scope link | grep -q "inet6 fe80" && ! ip -6 addr show dev eth0 | grep -q tentative; do
   i=$((i+1)); [ $i -lt 100 ] || break; sleep 0.1; done
 ip -6 addr show dev eth0 scope link | sed -n "s/.*inet6 \(fe80[^/]*\).*/\1/p" > victim.ll.tmp && mv victim.ll.tmp victim.ll
 i=0; until [ -e ra-sent ]; do i=$((i+1)); [ $i -lt 300 ] || break; sleep 0.1; done
 sleep 2
-echo "victim-global: $(ip -6 addr show dev eth0 scope global | grep -c inet6)"
+echo "victim-global: $(ip -6 addr show dev eth0 scope global | grep -c "inet6 2001:db8")"
+echo "victim-gateway-slaac: $(ip -6 addr show dev eth0 scope global | grep -c "inet6 fd00:172:17:0:42:acff:fe11:")"
 echo victim-done
 sleep 30' > victim.out 2>&1
 until_ok test -s victim.ll
@@ -396,6 +401,13 @@ cat victim.out rogue.out
     // and the one behind Destination Options; its kernel ignores the
     // fragmented one itself).
     assert_eq!(line(&out, "victim-global:"), "victim-global: 0", "{out}");
+    // ...while the gateway's own RA, answering the victim's solicitation,
+    // configured its SLAAC address: it does take RAs, just not these.
+    assert_eq!(
+        line(&out, "victim-gateway-slaac:"),
+        "victim-gateway-slaac: 1",
+        "{out}"
+    );
     // Three RAs and the Redirect, then the NA naming another MAC.
     assert_eq!(count(&out, "drops ", "rogue_router"), 4, "{out}");
     assert_eq!(count(&out, "drops ", "spoofed_nd"), 1, "{out}");
