@@ -50,16 +50,15 @@ fn count(out: &str, prefix: &str, key: &str) -> u64 {
 fn containers_speak_ipv6_to_each_other_the_gateway_and_the_outside() {
     let out = run(
         As::Unprivileged,
-        &format!(
-            r#"
+        r#"
 server src source 9001 8000000 ::
 server half halfclose 9002 ::
 server uecho udp-echo 7000 ::
 local_server lo6 halfclose 9004 ::1
-bg_run --name a -- sh -c 'echo "a-addr: $(ip -6 -o addr show dev eth0 scope global | awk "{{print \$4}}")"; sleep 60' > a.out 2>&1
+bg_run --name a -- sh -c 'echo "a-addr: $(ip -6 -o addr show dev eth0 scope global | awk "{print \$4}")"; sleep 60' > a.out 2>&1
 until_ok grep -q a-addr a.out
 run --name b -- sh -c '
-echo "b-addr: $(ip -6 -o addr show dev eth0 scope global | awk "{{print \$4}}")"
+echo "b-addr: $(ip -6 -o addr show dev eth0 scope global | awk "{print \$4}")"
 echo "b-route: $(ip -6 route show default | cut -d" " -f1-5)"
 ping -6 -c1 -W3 fd00:172:17::1 >/dev/null && echo "b-ping-gw: ok" || echo "b-ping-gw: failed"
 ping -6 -c1 -W3 fd00:172:17::2 >/dev/null && echo "b-ping-a: ok" || echo "b-ping-a: failed"
@@ -77,8 +76,7 @@ n = json.load(sys.stdin)[0]
 print("inspect", n["EnableIPv6"], [c["Subnet"] for c in n["IPAM"]["Config"]], sorted(c["IPv6Address"] for c in n["Containers"].values()))
 '
 cat a.out src.out
-"#
-        ),
+"#,
     );
     assert_eq!(line(&out, "a-addr:"), "a-addr: fd00:172:17::2/64", "{out}");
     assert_eq!(line(&out, "b-addr:"), "b-addr: fd00:172:17::3/64", "{out}");
