@@ -202,3 +202,38 @@ run --network v4only --ip6 fd00:172:18::9 -- true 2>&1 | sed "s/^/ip6-on-v4only:
     assert!(line(&out, "bad:").contains("--subnet6"), "{out}");
     assert!(line(&out, "ip6-on-v4only:").contains("--ip6"), "{out}");
 }
+
+#[test]
+fn published_ports_take_ipv6_clients_as_themselves() {
+    let out = run(
+        As::Unprivileged,
+        r#"
+bg_run --name web -p 8080:9000 -p 8081:9001/udp -p '[::1]:8082:9000' -- sh -c 'python3 $0 whoami 9000 :: & python3 $0 udp-whoami 9001 :: & sleep 60' $P > web.out 2>&1
+until_ok sh -c 'test "$(grep -c ready web.out)" = 2' || cat web.out
+ask() { python3 $P ask "$@" 2>&1 | tail -1; }
+echo "outside-v6: $($O python3 $P ask fd99::1 8080 2>&1 | tail -1)"
+echo "outside-v4: $($O python3 $P ask 10.200.0.1 8080 2>&1 | tail -1)"
+echo "host-lo6: $(ask ::1 8080)"
+echo "host-lo4: $(ask 127.0.0.1 8080)"
+echo "udp-outside-v6: $($O python3 $P udp-ask fd99::1 8081 2>&1 | tail -1)"
+echo "lo-only-lo6: $(ask ::1 8082)"
+echo "lo-only-outside: $($O python3 $P ask fd99::1 8082 2>&1 | tail -1)"
+"#,
+    );
+    let peer = |k: &str| {
+        let l = line(&out, k);
+        let a = l.split_whitespace().nth(2).unwrap_or("");
+        a[..a.rfind(':').unwrap_or(0)].to_string()
+    };
+    // An IPv6 client over IPv6, as itself; an IPv4 one as itself (the
+    // container's dual-stack socket shows it IPv4-mapped).
+    assert_eq!(peer("outside-v6:"), "fd99::2", "{out}");
+    assert_eq!(peer("outside-v4:"), "::ffff:10.200.0.2", "{out}");
+    // The host's loopback, either family, as the gateway of that family.
+    assert_eq!(peer("host-lo6:"), "fd00:172:17::1", "{out}");
+    assert_eq!(peer("host-lo4:"), "::ffff:172.17.0.1", "{out}");
+    assert_eq!(peer("udp-outside-v6:"), "fd99::2", "{out}");
+    // -p [::1]:8082:80 listens on the host's IPv6 loopback only.
+    assert_eq!(peer("lo-only-lo6:"), "fd00:172:17::1", "{out}");
+    assert!(line(&out, "lo-only-outside:").contains("refused"), "{out}");
+}

@@ -300,10 +300,11 @@ impl Switch {
     }
 
     /// What the NAT needs to reach an endpoint port.
-    fn endpoint_of(&self, port: PortId) -> Option<Inside> {
+    /// An endpoint's container ends: IPv4, and IPv6 on a dual-stack network.
+    fn endpoint_of(&self, port: PortId) -> Option<(Inside, Option<Inside>)> {
         let s = self.slot(port)?;
         let net = self.nets.get(s.spec.network.0 as usize)?.as_ref()?;
-        Some(Inside {
+        let v4 = Inside {
             port,
             mac: s.spec.policy.mac?,
             ip: s.spec.policy.ipv4?.into(),
@@ -313,7 +314,19 @@ impl Switch {
             allow_host_loopback: s.spec.allow_host_loopback,
             internal: !net.spec.nat,
             net: s.spec.network.0,
-        })
+        };
+        let v6 = match (
+            s.spec.policy.ipv6.and_then(|p| p.global),
+            net.gateway.ipv6(),
+        ) {
+            (Some(ip), Some(gw)) => Some(Inside {
+                ip: ip.into(),
+                gateway_ip: gw.into(),
+                ..v4
+            }),
+            _ => None,
+        };
+        Some((v4, v6))
     }
 
     /// Publishes ports of an endpoint: each bound listener forwards to its
@@ -323,12 +336,12 @@ impl Switch {
         port: PortId,
         forwards: Vec<(std::os::fd::OwnedFd, crate::publish::Mapping)>,
     ) -> Result<Vec<u32>, String> {
-        let ep = self
+        let (ep, ep6) = self
             .endpoint_of(port)
             .ok_or_else(|| format!("port {port} is not a container endpoint"))?;
         let mut ids = Vec::new();
         for (fd, m) in forwards {
-            match self.nat.add_forward(fd, m, ep) {
+            match self.nat.add_forward(fd, m, ep, ep6) {
                 Ok(id) => ids.push(id),
                 Err(e) => {
                     for id in ids {

@@ -14,10 +14,11 @@
 //!   leave through it (sendto the client), so they come from the published
 //!   port.
 //!
-//! A client the container cannot answer directly — one on the host's
+//! An IPv6 client reaches a dual-stack container over IPv6, as itself. A
+//! client the container cannot answer directly — one on the host's
 //! loopback, or over IPv6 while the container has only IPv4 — is shown as
-//! coming from the gateway's address (as docker does for loopback clients),
-//! with its own port.
+//! coming from the gateway's address of the family the container is
+//! reached over (as docker does for loopback clients), with its own port.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -41,6 +42,8 @@ pub struct Forward {
     pub mapping: Mapping,
     pub listener: OwnedFd,
     pub ep: Inside,
+    /// The container's IPv6 end, on a dual-stack network.
+    pub ep6: Option<Inside>,
     pub accepted: u64,
     pub refused: u64,
 }
@@ -57,11 +60,19 @@ fn alias_ports(first: u16) -> impl Iterator<Item = u16> {
     std::iter::successors(Some(first), |p| Some(p.wrapping_add(1).max(1024))).take(64)
 }
 
-/// The address a client appears from inside the container.
-fn seen_from(ep: &Inside, client: SocketAddr) -> SocketAddr {
-    match client.ip() {
-        IpAddr::V4(ip) if !ip.is_loopback() && !ip.is_unspecified() => client,
-        _ => SocketAddr::from((ep.gateway_ip, client.port())),
+/// The container end a client is forwarded to (IPv6 for an IPv6 client of
+/// a dual-stack container), and the address it appears from there.
+fn seen_from(ep: &Inside, ep6: Option<&Inside>, client: SocketAddr) -> (Inside, SocketAddr) {
+    let as_gateway = |e: &Inside| (*e, SocketAddr::new(e.gateway_ip, client.port()));
+    match (client.ip(), ep6) {
+        (IpAddr::V4(ip), _) if !ip.is_loopback() && !ip.is_unspecified() => (*ep, client),
+        (IpAddr::V6(ip), Some(e6)) if super::policy::valid_source(ip, e6.gateway_ip) => {
+            (*e6, client)
+        }
+        // The host's [::1] (or a link-local client): the gateway's IPv6
+        // address, with its port.
+        (IpAddr::V6(_), Some(e6)) => as_gateway(e6),
+        _ => as_gateway(ep),
     }
 }
 
@@ -73,6 +84,7 @@ impl Nat {
         listener: OwnedFd,
         mapping: Mapping,
         ep: Inside,
+        ep6: Option<Inside>,
     ) -> io::Result<u32> {
         let fd = listener.as_raw_fd();
         let id = match self.forwards.iter().position(|f| f.is_none()) {
@@ -88,6 +100,7 @@ impl Nat {
             mapping,
             listener,
             ep,
+            ep6,
             accepted: 0,
             refused: 0,
         });
@@ -138,7 +151,7 @@ impl Nat {
             let Some(Some(f)) = self.forwards.get(id) else {
                 return;
             };
-            let (ep, cport) = (f.ep, f.mapping.container_port);
+            let (ep, ep6, cport) = (f.ep, f.ep6, f.mapping.container_port);
             let (client, peer) = match self.io.accept(f.listener.as_raw_fd()) {
                 Ok(c) => c,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -148,10 +161,11 @@ impl Nat {
                     return;
                 }
             };
+            let (ep, seen) = seen_from(&ep, ep6.as_ref(), peer);
             let mut key = FlowKey {
                 proto: Proto::Tcp,
-                inside: SocketAddr::from((ep.ip, cport)),
-                outside: seen_from(&ep, peer),
+                inside: SocketAddr::new(ep.ip, cport),
+                outside: seen,
             };
             // Two clients shown as the gateway with one port (127.0.0.1 and
             // 127.0.0.2, or ::1) would look alike from inside: move the
@@ -198,15 +212,27 @@ impl Nat {
             let Some(Some(f)) = self.forwards.get(id) else {
                 return;
             };
-            let (ep, cport, lfd) = (f.ep, f.mapping.container_port, f.listener.as_raw_fd());
-            let space = &mut self.tx.read_space()
-                [super::udp::PAYLOAD_OFFSET..super::udp::PAYLOAD_OFFSET + super::udp::MAX_PAYLOAD];
+            let (ep4, ep6, cport, lfd) = (
+                f.ep,
+                f.ep6,
+                f.mapping.container_port,
+                f.listener.as_raw_fd(),
+            );
+            // Received where an IPv4 frame's payload goes, the common case;
+            // moved 20 bytes on for a client forwarded over IPv6.
+            let at = super::udp::PAYLOAD_OFFSET;
+            let space = &mut self.tx.read_space()[at..at + super::udp::MAX_PAYLOAD];
             let (n, peer) = match self.io.recv_from(lfd, space) {
                 Ok(r) => r,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(_) => return,
             };
-            let Some((key, existing)) = self.udp_client_key(&ep, cport, peer) else {
+            let (ep, seen) = seen_from(&ep4, ep6.as_ref(), peer);
+            let to = super::udp::payload_offset(&ep);
+            if to != at {
+                self.tx.read_space().copy_within(at..at + n, to);
+            }
+            let Some((key, existing)) = self.udp_client_key(&ep, cport, peer, seen) else {
                 self.counters.flows_refused_limit += 1;
                 continue;
             };
@@ -259,11 +285,12 @@ impl Nat {
         ep: &Inside,
         cport: u16,
         peer: SocketAddr,
+        seen: SocketAddr,
     ) -> Option<(FlowKey, Option<super::FlowId>)> {
         let mut key = FlowKey {
             proto: Proto::Udp,
-            inside: SocketAddr::from((ep.ip, cport)),
-            outside: seen_from(ep, peer),
+            inside: SocketAddr::new(ep.ip, cport),
+            outside: seen,
         };
         if key.outside == peer {
             return Some((key, self.table.lookup(&key)));

@@ -311,7 +311,7 @@ def udp(host, port):
         print("udp closed port timeout", flush=True)
 
 
-def whoami(port):
+def whoami(port, addr="0.0.0.0"):
     def h(c, a):
         try:
             c.sendall(f"peer {a[0]}:{a[1]}\n".encode())
@@ -324,12 +324,12 @@ def whoami(port):
             pass
         c.close()
 
-    serve(listen(port, "0.0.0.0"), h)
+    serve(listen(port, addr), h)
 
 
-def udp_whoami(port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("0.0.0.0", port))
+def udp_whoami(port, addr="0.0.0.0"):
+    s = socket.socket(family(addr), socket.SOCK_DGRAM)
+    s.bind((addr, port))
     print("ready", flush=True)
     while True:
         d, a = s.recvfrom(65535)
@@ -406,9 +406,9 @@ if __name__ == "__main__":
     elif cmd == "udp":
         udp(args[0], int(args[1]))
     elif cmd == "whoami":
-        whoami(int(args[0]))
+        whoami(int(args[0]), *args[1:])
     elif cmd == "udp-whoami":
-        udp_whoami(int(args[0]))
+        udp_whoami(int(args[0]), *args[1:])
     elif cmd == "ask":
         ask(args[0], int(args[1]))
     elif cmd == "udp-ask":
