@@ -598,3 +598,363 @@ impl Gateway {
 fn ndp_valid(ip: &Ipv6Packet<&[u8]>, m: &Icmpv6Packet<&[u8]>) -> bool {
     ip.hop_limit() == NDP_HOP_LIMIT && m.code() == 0 && m.verify_checksum(ip.src(), ip.dst())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::icmpv6::option;
+    use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+
+    const GW4: std::net::Ipv4Addr = std::net::Ipv4Addr::new(172, 17, 0, 1);
+    const GW: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x172, 0x17, 0, 0, 0, 0, 1);
+    const C1: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x172, 0x17, 0, 0, 0, 0, 2);
+
+    fn gw(nat: bool) -> Gateway {
+        Gateway::new(
+            GW4,
+            MacAddr::docker_from_ipv4(GW4),
+            "172.17.0.0/16".parse().unwrap(),
+        )
+        .with_nat(nat)
+        .with_ipv6(GW, "fd00:172:17::/64".parse().unwrap(), 1500)
+    }
+
+    fn c1_mac() -> MacAddr {
+        MacAddr([2, 0x42, 0xac, 0x11, 0, 2])
+    }
+
+    /// A frame from C1 (`src`) to `dst` carrying `next`/`l4` (an ICMPv6
+    /// message gets its checksum), to `dst_mac`.
+    fn frame(
+        dst_mac: MacAddr,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        next: u8,
+        hop: u8,
+        l4: &[u8],
+    ) -> Vec<u8> {
+        let mut f = vec![0u8; 54 + l4.len()];
+        ethernet::emit_header(&mut f, dst_mac, c1_mac(), ethertype::IPV6);
+        w::emit_header(&mut f[14..], src, dst, next, l4.len() as u16, hop);
+        f[54..].copy_from_slice(l4);
+        if next == next_header::ICMPV6 {
+            let mut m = Icmpv6Packet::new_checked(&mut f[54..]).unwrap();
+            m.fill_checksum(src, dst);
+        }
+        f
+    }
+
+    fn to_gw(dst: Ipv6Addr, next: u8, l4: &[u8]) -> Vec<u8> {
+        frame(MacAddr::docker_from_ipv4(GW4), C1, dst, next, 64, l4)
+    }
+
+    fn ns(target: Ipv6Addr) -> Vec<u8> {
+        let mut m = vec![kind::NEIGHBOR_SOLICIT, 0, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(&target.octets());
+        m.extend_from_slice(&[option::SOURCE_LL_ADDR, 1]);
+        m.extend_from_slice(&c1_mac().0);
+        m
+    }
+
+    fn handle(g: &mut Gateway, f: &[u8], out: &mut FrameBuf) -> String {
+        match g.handle(f, &VnetHdr::default(), Time::ZERO, out) {
+            Verdict::Nat(r) => format!("nat {} {} {}", r.src, r.dst, r.proto),
+            Verdict::Dns(q) => format!("dns {} {}", q.src, q.dst),
+            other => format!("{other:?}"),
+        }
+    }
+
+    /// The reply's ICMPv6 type, its IPv6 source and destination and hop
+    /// limit, checked by etherparse (checksum included).
+    fn reply(out: &FrameBuf) -> (u8, Ipv6Addr, Ipv6Addr, u8) {
+        let p = SlicedPacket::from_ethernet(out.frame()).expect("reply parses");
+        let Some(NetSlice::Ipv6(ip)) = p.net else {
+            panic!("not IPv6")
+        };
+        let h = ip.header();
+        let Some(TransportSlice::Icmpv6(m)) = p.transport else {
+            panic!("not ICMPv6")
+        };
+        let payload = &out.frame()[54..];
+        let src = h.source_addr();
+        let dst = h.destination_addr();
+        assert_eq!(
+            m.icmp_type()
+                .calc_checksum(src.octets(), dst.octets(), m.payload())
+                .unwrap(),
+            m.checksum(),
+            "checksum"
+        );
+        (payload[0], src, dst, h.hop_limit())
+    }
+
+    #[test]
+    fn neighbor_solicitations_for_its_addresses_are_answered() {
+        let mut g = gw(true);
+        let mut out = FrameBuf::new();
+        let ll = g.ipv6_link_local().unwrap();
+        for target in [GW, ll] {
+            let snm = w::solicited_node(target);
+            let f = frame(
+                w::multicast_mac(snm),
+                C1,
+                snm,
+                next_header::ICMPV6,
+                255,
+                &ns(target),
+            );
+            assert_eq!(handle(&mut g, &f, &mut out), "Reply(None)");
+            assert_eq!(reply(&out), (kind::NEIGHBOR_ADVERT, target, C1, 255));
+            let m = Icmpv6Packet::new_checked(&out.frame()[54..]).unwrap();
+            assert_eq!(m.target(), Some(target));
+            // Router, solicited, override; its own MAC as target address.
+            assert_eq!(out.frame()[58], 0xe0);
+            let o: Vec<_> = m.ndp_options().unwrap().unwrap().collect();
+            assert_eq!(o[0].unwrap().link_layer_addr(), Some(g.mac()));
+            assert_eq!(
+                EthernetFrame::new_checked(out.frame()).unwrap().dst(),
+                c1_mac()
+            );
+        }
+        // Another host's address: not ours to answer.
+        let other = Ipv6Addr::new(0xfd00, 0x172, 0x17, 0, 0, 0, 0, 3);
+        let snm = w::solicited_node(other);
+        let f = frame(
+            w::multicast_mac(snm),
+            C1,
+            snm,
+            next_header::ICMPV6,
+            255,
+            &ns(other),
+        );
+        assert_eq!(handle(&mut g, &f, &mut out), "Ignored");
+        // Routed (hop limit below 255): not Neighbor Discovery.
+        let snm = w::solicited_node(GW);
+        let f = frame(
+            w::multicast_mac(snm),
+            C1,
+            snm,
+            next_header::ICMPV6,
+            64,
+            &ns(GW),
+        );
+        assert_eq!(handle(&mut g, &f, &mut out), "Drop(MalformedPacket)");
+        // Duplicate Address Detection of the gateway's address: the answer
+        // goes to all nodes, not solicited.
+        let f = frame(
+            w::multicast_mac(snm),
+            Ipv6Addr::UNSPECIFIED,
+            snm,
+            next_header::ICMPV6,
+            255,
+            &ns(GW)[..24],
+        );
+        assert_eq!(handle(&mut g, &f, &mut out), "Reply(None)");
+        assert_eq!(reply(&out), (kind::NEIGHBOR_ADVERT, GW, ALL_NODES, 255));
+        assert_eq!(out.frame()[58], 0xa0);
+        assert_eq!(g.counters.neighbor_adverts, 3);
+    }
+
+    #[test]
+    fn router_solicitations_and_the_timer_get_advertisements() {
+        let mut g = gw(true);
+        let mut out = FrameBuf::new();
+        let ll = g.ipv6_link_local().unwrap();
+        let all_routers = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
+        let rs = [kind::ROUTER_SOLICIT, 0, 0, 0, 0, 0, 0, 0];
+        let f = frame(
+            w::multicast_mac(all_routers),
+            C1,
+            all_routers,
+            next_header::ICMPV6,
+            255,
+            &rs,
+        );
+        assert_eq!(handle(&mut g, &f, &mut out), "Reply(None)");
+        assert_eq!(reply(&out), (kind::ROUTER_ADVERT, ll, C1, 255));
+        let m = Icmpv6Packet::new_checked(&out.frame()[54..]).unwrap();
+        let opts: Vec<_> = m
+            .ndp_options()
+            .unwrap()
+            .unwrap()
+            .map(|o| o.unwrap())
+            .collect();
+        let kinds: Vec<u8> = opts.iter().map(|o| o.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                option::SOURCE_LL_ADDR,
+                option::MTU,
+                option::PREFIX_INFO,
+                option::RDNSS
+            ]
+        );
+        assert_eq!(
+            &opts[2].bytes[16..32],
+            &"fd00:172:17::".parse::<Ipv6Addr>().unwrap().octets()
+        );
+        assert_eq!(&opts[3].bytes[8..24], &GW.octets());
+        assert_eq!(&opts[1].bytes[4..8], &1500u32.to_be_bytes());
+        // Unsolicited: at once, then not again before the interval.
+        assert!(g.advert_due(Time::ZERO, &mut out));
+        assert_eq!(reply(&out), (kind::ROUTER_ADVERT, ll, ALL_NODES, 255));
+        assert!(!g.advert_due(Time::from_secs(10), &mut out));
+        assert!(g.advert_due(Time::from_secs(601), &mut out));
+        // An IPv4-only gateway has nothing to advertise.
+        let mut v4 = Gateway::new(
+            GW4,
+            MacAddr::docker_from_ipv4(GW4),
+            "172.17.0.0/16".parse().unwrap(),
+        );
+        assert!(!v4.advert_due(Time::ZERO, &mut out));
+        assert_eq!(handle(&mut v4, &f, &mut out), "Ignored");
+    }
+
+    #[test]
+    fn echo_dns_and_what_it_does_not_serve() {
+        let mut g = gw(false);
+        let mut out = FrameBuf::new();
+        let echo = [kind::ECHO_REQUEST, 0, 0, 0, 0x12, 0x34, 0, 1, b'h', b'i'];
+        assert_eq!(
+            handle(&mut g, &to_gw(GW, next_header::ICMPV6, &echo), &mut out),
+            "Reply(None)"
+        );
+        assert_eq!(reply(&out), (kind::ECHO_REPLY, GW, C1, 64));
+        assert_eq!(&out.frame()[58..], &echo[4..]);
+        // A bad checksum is dropped.
+        let mut bad = to_gw(GW, next_header::ICMPV6, &echo);
+        bad[60] ^= 1;
+        assert_eq!(handle(&mut g, &bad, &mut out), "Drop(BadChecksum)");
+        // UDP 53 is the DNS's; other UDP a port unreachable; TCP a RST.
+        let udp = [
+            0x30, 0x39, 0, 53, 0, 20, 0, 0, 0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(
+            handle(&mut g, &to_gw(GW, next_header::UDP, &udp), &mut out),
+            format!("dns {C1} {GW}")
+        );
+        let mut udp9 = udp;
+        udp9[3] = 9;
+        assert_eq!(
+            handle(&mut g, &to_gw(GW, next_header::UDP, &udp9), &mut out),
+            "Reply(Some(NotServed))"
+        );
+        assert_eq!(reply(&out), (kind::DST_UNREACHABLE, GW, C1, 64));
+        assert_eq!(out.frame()[55], icmpv6::unreachable::PORT);
+        let mut syn = [0u8; 20];
+        syn[..4].copy_from_slice(&[0x30, 0x39, 0, 22]);
+        syn[12] = 5 << 4;
+        syn[13] = tcpf::SYN;
+        assert_eq!(
+            handle(&mut g, &to_gw(GW, next_header::TCP, &syn), &mut out),
+            "Reply(Some(NotServed))"
+        );
+        {
+            let p = SlicedPacket::from_ethernet(out.frame()).unwrap();
+            let Some(TransportSlice::Tcp(t)) = p.transport else {
+                panic!("not TCP")
+            };
+            assert!(t.rst() && t.ack());
+        }
+        // TCP to port 53 is DNS over TCP, a NAT flow even without NAT.
+        syn[3] = 53;
+        assert_eq!(
+            handle(&mut g, &to_gw(GW, next_header::TCP, &syn), &mut out),
+            format!("nat {C1} {GW} 6")
+        );
+    }
+
+    #[test]
+    fn routed_traffic_goes_to_the_nat_or_gets_an_unreachable() {
+        let out_addr: Ipv6Addr = "2001:db8::5".parse().unwrap();
+        let syn = {
+            let mut s = [0u8; 20];
+            s[12] = 5 << 4;
+            s[13] = tcpf::SYN;
+            s
+        };
+        let mut out = FrameBuf::new();
+        let mut nat = gw(true);
+        assert_eq!(
+            handle(&mut nat, &to_gw(out_addr, next_header::TCP, &syn), &mut out),
+            format!("nat {C1} {out_addr} 6")
+        );
+        let mut internal = gw(false);
+        assert_eq!(
+            handle(
+                &mut internal,
+                &to_gw(out_addr, next_header::TCP, &syn),
+                &mut out
+            ),
+            "Reply(Some(NoRoute))"
+        );
+        assert_eq!(reply(&out), (kind::DST_UNREACHABLE, GW, C1, 64));
+        assert_eq!(out.frame()[55], icmpv6::unreachable::NO_ROUTE);
+        // The quote is the offending packet.
+        assert_eq!(
+            &out.frame()[62..62 + 40 + 20],
+            &to_gw(out_addr, next_header::TCP, &syn)[14..]
+        );
+        // Hop limit spent: time exceeded.
+        let f = frame(
+            MacAddr::docker_from_ipv4(GW4),
+            C1,
+            out_addr,
+            next_header::TCP,
+            1,
+            &syn,
+        );
+        assert_eq!(handle(&mut nat, &f, &mut out), "Reply(Some(NoRoute))");
+        assert_eq!(reply(&out).0, kind::TIME_EXCEEDED);
+        // On-link and link-local destinations are never routed.
+        let on_link: Ipv6Addr = "fd00:172:17::9".parse().unwrap();
+        assert_eq!(
+            handle(&mut nat, &to_gw(on_link, next_header::TCP, &syn), &mut out),
+            "Drop(NoRoute)"
+        );
+        let ll: Ipv6Addr = "fe80::9".parse().unwrap();
+        assert_eq!(
+            handle(&mut nat, &to_gw(ll, next_header::TCP, &syn), &mut out),
+            "Drop(NoRoute)"
+        );
+        // No error about an error, nor to the unspecified address.
+        let err = [kind::DST_UNREACHABLE, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(
+            handle(
+                &mut internal,
+                &to_gw(out_addr, next_header::ICMPV6, &err),
+                &mut out
+            ),
+            "Drop(NoRoute)"
+        );
+        let f = frame(
+            MacAddr::docker_from_ipv4(GW4),
+            Ipv6Addr::UNSPECIFIED,
+            out_addr,
+            next_header::TCP,
+            64,
+            &syn,
+        );
+        assert_eq!(handle(&mut internal, &f, &mut out), "Drop(NotServed)");
+    }
+
+    #[test]
+    fn malformed_ipv6_never_panics() {
+        let mut g = gw(true);
+        let mut out = FrameBuf::new();
+        let good = to_gw(
+            GW,
+            next_header::ICMPV6,
+            &[kind::ECHO_REQUEST, 0, 0, 0, 0, 1, 0, 1],
+        );
+        for n in 0..good.len() {
+            let _ = handle(&mut g, &good[..n], &mut out);
+        }
+        // Every byte of the header and the message flipped in turn.
+        for i in 14..good.len() {
+            let mut f = good.clone();
+            f[i] ^= 0xff;
+            let _ = handle(&mut g, &f, &mut out);
+        }
+    }
+}
