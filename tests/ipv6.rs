@@ -68,6 +68,17 @@ python3 $0 recv fd99::2 9001
 python3 $0 halfclose-client fd99::2 9002 3000000
 python3 $0 udp fd99::2 7000
 python3 $0 halfclose-client fd00:172:17::1 9004 10 2>&1 | tail -1 | sed "s/^/b-loopback: /"
+# Nowhere to go (the host has no route to 2001:db8::/32): told at once.
+python3 -c "
+import socket, time
+t = time.time()
+try:
+    socket.create_connection((\"2001:db8::1\", 80), timeout=10)
+    r = \"connected?!\"
+except OSError as e:
+    r = type(e).__name__
+print(\"b-no-route:\", r, \"fast\" if time.time() - t < 3 else \"slow\")
+"
 ' $P
 run --allow-host-loopback -- sh -c 'python3 $0 halfclose-client fd00:172:17::1 9004 10 | sed "s/^/allowed-loopback: /"' $P
 $B network inspect default --socket $S | python3 -c '
@@ -118,6 +129,11 @@ cat a.out src.out
     assert_eq!(
         line(&out, "allowed-loopback:"),
         "allowed-loopback: reply got 10",
+        "{out}"
+    );
+    assert_eq!(
+        line(&out, "b-no-route:"),
+        "b-no-route: OSError fast",
         "{out}"
     );
     assert_eq!(
