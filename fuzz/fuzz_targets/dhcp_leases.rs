@@ -120,6 +120,7 @@ fn registry(subnet: ipnet::Ipv4Net, range: ipnet::Ipv4Net) -> Registry {
         id: "id".into(),
         created: SystemTime::UNIX_EPOCH,
         ipam: Ipam::new(subnet, GW, range),
+        ipam6: None,
         dp: NetworkId(0),
         from_config: false,
     });
@@ -305,6 +306,7 @@ impl World {
                 name: format!("c{slot}"),
                 network: NET.into(),
                 ip,
+                ip6: None,
                 mac: Ipam::mac_for(ip),
                 mtu: 1500,
                 port: PortId(slot as u32),

@@ -100,8 +100,8 @@ impl HostIo for LoggedIo {
         self.inner.udp_connect(to)
     }
 
-    fn ping_socket(&mut self) -> io::Result<OwnedFd> {
-        self.inner.ping_socket()
+    fn ping_socket(&mut self, v6: bool) -> io::Result<OwnedFd> {
+        self.inner.ping_socket(v6)
     }
 
     fn connect(&mut self, fd: RawFd, to: SocketAddr) -> io::Result<()> {

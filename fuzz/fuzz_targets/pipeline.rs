@@ -14,7 +14,10 @@
 //! | 5    | B                    | endpoint | NONE     | 65520 | |
 //! | 6    | B                    | trusted  | NONE     | 1500  | |
 //!
-//! Both gateways are .1. Endpoints own one MAC and IP (port security);
+//! Both gateways are .1. Network A is dual stack (fd00:172:17::/64, gateway
+//! ::1, endpoints ::2 and ::3 beside their IPv4 addresses: the IPv6 gateway
+//! and NAT are on this path too); B is IPv4 only. Endpoints own one MAC
+//! and IP, and on A their IPv6 addresses (port security);
 //! trusted ports stand for uplinks with many hosts behind them. Only trusted
 //! ports can make the bridge learn (endpoint MACs are static), so network A
 //! has two of them, to exercise MACs moving between ports, and the FDB
@@ -406,7 +409,7 @@ enum StepKind {
     /// IPv4 packet.
     Frame {
         ingress: usize,
-        routed: Option<(Ipv4Addr, u16, u8)>,
+        routed: Option<(IpAddr, u16, u8)>,
     },
     /// Feed, poll event, tick, replug: no packet from a container.
     Host,
@@ -475,7 +478,11 @@ impl Harness {
                     fdb_max_per_port: n.fdb_max_per_port,
                     mac_aging: n.mac_aging,
                     nat: n.nat,
-                    ipv6: None,
+                    ipv6: (n.name == "a").then(|| lanyard::dataplane::NetworkSpec6 {
+                        subnet: SUBNET6.parse().expect("subnet6"),
+                        gateway: GATEWAY6,
+                        mtu: 65520,
+                    }),
                 })
             });
         }
@@ -872,6 +879,7 @@ impl Harness {
         let ip = match &p.net {
             Some(NetSlice::Arp(_)) => return,
             Some(NetSlice::Ipv4(ip)) => ip,
+            Some(NetSlice::Ipv6(_)) => return check_gateway_frame6(j, f, &p),
             other => panic!(
                 "(e) gateway sent port {j} an unexpected packet {other:?}: {}",
                 hex(f)
@@ -961,9 +969,84 @@ impl Harness {
     }
 }
 
-/// The IPv4 destination, transport destination port (0 for ICMP and
-/// others) and protocol of an untagged IPv4 frame.
-fn routed_dst(f: &[u8]) -> Option<(Ipv4Addr, u16, u8)> {
+/// (e) and (l) for an IPv6 frame from the gateway (or the NAT) to port `j`:
+/// it parses, its length and transport checksum are right, and it goes to
+/// the port's own MAC and IPv6 addresses, or to all nodes.
+fn check_gateway_frame6(j: usize, f: &[u8], p: &SlicedPacket<'_>) {
+    let Some(NetSlice::Ipv6(ip)) = &p.net else {
+        unreachable!("called for IPv6")
+    };
+    let hdr = ip.header();
+    let total = hdr.payload_length() as usize + 40;
+    assert!(
+        total + 14 == f.len() || (f.len() == 60 && total + 14 < 60),
+        "(e) gateway frame to port {j} of {} bytes says its IPv6 packet is {total}: {}",
+        f.len(),
+        hex(f)
+    );
+    let dst = Ipv6Addr::from(hdr.destination());
+    let dst_mac: [u8; 6] = f[0..6].try_into().expect("6 bytes");
+    let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+    // (l)
+    if dst == all_nodes {
+        assert_eq!(
+            dst_mac,
+            [0x33, 0x33, 0, 0, 0, 1],
+            "(l) all-nodes frame to port {j}: {}",
+            hex(f)
+        );
+    } else if !PORTS[j].trusted {
+        assert!(
+            dst_mac == port_mac(j).0
+                && (Some(dst) == global6(j)
+                    || dst == link_local(port_mac(j))
+                    || dst.segments()[..4] == [0xfd00, 0x172, 0x17, 0]),
+            "(l) gateway frame to endpoint {j} goes to {} / {dst}: {}",
+            MacAddr(dst_mac),
+            hex(f)
+        );
+    }
+    let (next, l4) = (hdr.next_header().0, &f[54..54 + total - 40]);
+    let pseudo =
+        ones_sum(&hdr.source()) + ones_sum(&hdr.destination()) + l4.len() as u64 + next as u64;
+    assert!(
+        matches!(next, 6 | 17 | 58),
+        "(e) gateway sent port {j} IPv6 with next header {next}: {}",
+        hex(f)
+    );
+    assert_eq!(
+        fold(pseudo + ones_sum(l4)),
+        0xffff,
+        "(e) gateway frame to port {j} has a bad checksum (next header {next}): {}",
+        hex(f)
+    );
+}
+
+/// Network A's IPv6 subnet and gateway.
+const SUBNET6: &str = "fd00:172:17::/64";
+const GATEWAY6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x172, 0x17, 0, 0, 0, 0, 1);
+
+/// An endpoint's IPv6 address on network A (::2, ::3 as IPAM hands out).
+fn global6(port: usize) -> Option<Ipv6Addr> {
+    let p = &PORTS[port];
+    (p.net == 0 && !p.trusted)
+        .then(|| Ipv6Addr::new(0xfd00, 0x172, 0x17, 0, 0, 0, 0, port as u16 + 2))
+}
+
+/// The destination, transport destination port (0 for ICMP and others)
+/// and protocol (IPv6: the upper layer after the extension headers) of an
+/// untagged IPv4 or IPv6 frame.
+fn routed_dst(f: &[u8]) -> Option<(IpAddr, u16, u8)> {
+    if f.len() >= 54 && f[12..14] == ethertype::IPV6.to_be_bytes() {
+        let ip = lanyard::wire::ipv6::Ipv6Packet::new_checked(&f[14..]).ok()?;
+        let upper = ip.upper_layer().ok()?;
+        let l4 = 14 + upper.offset;
+        let port = match upper.protocol {
+            protocol::TCP | protocol::UDP => f.get(l4 + 2..l4 + 4).map_or(0, |p| be16(p, 0) as u16),
+            _ => 0,
+        };
+        return Some((ip.dst().into(), port, upper.protocol));
+    }
     if f.len() < 34 || f[12..14] != ethertype::IPV4.to_be_bytes() {
         return None;
     }
@@ -974,7 +1057,7 @@ fn routed_dst(f: &[u8]) -> Option<(Ipv4Addr, u16, u8)> {
         protocol::TCP | protocol::UDP => f.get(l4 + 2..l4 + 4).map_or(0, |p| be16(p, 0) as u16),
         _ => 0,
     };
-    Some((dst, port, proto))
+    Some((dst.into(), port, proto))
 }
 
 /// (j): a host connect the NAT made in a step, against the policy.
@@ -987,7 +1070,15 @@ fn check_connect(to: SocketAddr, step: StepKind) {
         panic!("(j) the NAT connected to {to} in a step without a packet asking for it");
     };
     let net = PORTS[ingress].net;
-    let gw = NETS[net].gateway;
+    let gw: IpAddr = match dst {
+        IpAddr::V4(_) => NETS[net].gateway.into(),
+        IpAddr::V6(_) => GATEWAY6.into(),
+    };
+    let lo: IpAddr = match dst {
+        IpAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+        IpAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+    };
+    let icmp = proto == protocol::ICMP || proto == 58;
     if dst == gw {
         // The gateway's address: DNS over TCP, or the host's loopback for
         // the one endpoint that may reach it.
@@ -1002,8 +1093,8 @@ fn check_connect(to: SocketAddr, step: StepKind) {
         assert!(
             ingress == LOOPBACK_PORT
                 && NETS[net].nat
-                && proto != protocol::ICMP
-                && to == SocketAddr::from((Ipv4Addr::LOCALHOST, dport)),
+                && !icmp
+                && to == SocketAddr::new(lo, dport),
             "(j) a packet (protocol {proto}) from port {ingress} to the gateway's port {dport} made the NAT connect to {to}"
         );
         return;
@@ -1017,21 +1108,37 @@ fn check_connect(to: SocketAddr, step: StepKind) {
         !is_host_local(to.ip()),
         "(j) a packet from port {ingress} to {dst}:{dport} made the NAT connect to host-local {to}"
     );
-    let IpAddr::V4(a) = to.ip() else {
-        panic!("(j) the NAT connected to {to} for an IPv4 packet to {dst}:{dport}");
-    };
     assert!(
-        !a.is_broadcast() && !a.is_multicast(),
-        "(j) the NAT connected to group address {to}"
+        to.is_ipv4() == dst.is_ipv4(),
+        "(j) the NAT connected to {to} for a packet to {dst}:{dport}"
     );
     assert!(
-        a == dst && (proto == protocol::ICMP || to.port() == dport),
+        to.ip() == dst && (icmp || to.port() == dport),
         "(j) a packet from port {ingress} to {dst}:{dport} (protocol {proto}) made the NAT connect to {to}"
     );
-    assert!(
-        !on_subnet(net, a),
-        "(j) the NAT connected to {to}, on the sender's own subnet"
-    );
+    match to.ip() {
+        IpAddr::V4(a) => {
+            assert!(
+                !a.is_broadcast() && !a.is_multicast(),
+                "(j) the NAT connected to group address {to}"
+            );
+            assert!(
+                !on_subnet(net, a),
+                "(j) the NAT connected to {to}, on the sender's own subnet"
+            );
+        }
+        IpAddr::V6(a) => {
+            let s = a.segments();
+            assert!(
+                !a.is_multicast() && s[0] & 0xffc0 != 0xfe80,
+                "(j) the NAT connected to group or link-local address {to}"
+            );
+            assert!(
+                !(s[..4] == [0xfd00, 0x172, 0x17, 0]),
+                "(j) the NAT connected to {to}, on the sender's own subnet"
+            );
+        }
+    }
 }
 
 /// A descriptor for a published port's listener: the fake host never reads
@@ -1050,7 +1157,11 @@ fn attach(shards: &mut [Switch], nets: [NetworkId; 2], i: usize) -> (Option<Port
     let policy = if p.trusted {
         PortPolicy::TRUSTED
     } else {
-        PortPolicy::endpoint(port_mac(i), p.ip)
+        let policy = PortPolicy::endpoint(port_mac(i), p.ip);
+        match global6(i) {
+            Some(g) => policy.with_ipv6(Some(g), SUBNET6.parse().ok()),
+            None => policy,
+        }
     };
     let spec = PortSpec {
         name: format!("p{i}"),
@@ -1461,14 +1572,22 @@ impl<'a> Builder<'a> {
         if v6 {
             let src_sel = self.r.u8();
             let dst_sel = self.r.u8();
-            let src_ip = if src_sel == 0 {
-                link_local(src)
-            } else {
-                Ipv6Addr::from(self.r.array::<16>())
+            // Mostly what gets past port security: its link-local, its
+            // global address on network A; else any.
+            let src_ip = match src_sel {
+                0 => link_local(src),
+                1..=0x7f => global6(self.port).unwrap_or_else(|| link_local(src)),
+                _ => Ipv6Addr::from(self.r.array::<16>()),
             };
-            let dst_ip = match dst_sel % 3 {
-                0 => link_local(port_mac((dst_sel / 3) as usize % NPORTS)),
+            let dst_ip = match dst_sel % 6 {
+                0 => link_local(port_mac((dst_sel / 6) as usize % NPORTS)),
                 1 => Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1),
+                // The gateway: its services, the host's loopback.
+                2 => GATEWAY6,
+                // Off the subnet, through the NAT (the fake's peers are
+                // any address).
+                3 => Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(dst_sel)),
+                4 => global6((dst_sel / 6) as usize % NPORTS).unwrap_or(GATEWAY6),
                 _ => Ipv6Addr::from(self.r.array::<16>()),
             };
             if tw & tweak::RAW_IP_LEN != 0 {

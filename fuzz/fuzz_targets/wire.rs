@@ -23,8 +23,8 @@ use lanyard::wire::arp::{ArpPacket, ArpRepr, PACKET_LEN as ARP_LEN};
 use lanyard::wire::checksum;
 use lanyard::wire::ethernet::{ethertype, EthernetFrame};
 use lanyard::wire::icmpv4::Icmpv4Packet;
-use lanyard::wire::ipv4::Ipv4Packet;
 use lanyard::wire::icmpv6::Icmpv6Packet;
+use lanyard::wire::ipv4::Ipv4Packet;
 use lanyard::wire::ipv6::{next_header, Ipv6Packet};
 use lanyard::wire::tcp::TcpPacket;
 use lanyard::wire::udp::UdpPacket;
@@ -193,7 +193,9 @@ fn icmpv6(b: &[u8], src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr) {
     let mut m = Icmpv6Packet::new_checked(&mut copy[..]).expect("same bytes");
     m.fill_checksum(src, dst);
     assert!(
-        Icmpv6Packet::new_checked(&copy[..]).unwrap().verify_checksum(src, dst),
+        Icmpv6Packet::new_checked(&copy[..])
+            .unwrap()
+            .verify_checksum(src, dst),
         "a filled checksum does not verify"
     );
 }
