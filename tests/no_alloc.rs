@@ -1,13 +1,14 @@
 //! "No per-packet heap allocation on the forwarding path", checked: a
 //! counting global allocator wraps the system one, and switching thousands
 //! of frames (learned unicast, flooding, the software offload fallback,
-//! gateway ARP and echo replies) must not allocate once the switch is set
-//! up.
+//! gateway ARP and echo replies, IPv6 Neighbor and Router Solicitations and
+//! echo to the gateway, its Router Advertisements) must not allocate once
+//! the switch is set up.
 
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use lanyard::port::{MemoryPort, Port};
 use lanyard::security::PortPolicy;
 use lanyard::time::Time;
 use lanyard::wire::vnet::VnetHdr;
-use lanyard::wire::MacAddr;
+use lanyard::wire::{icmpv6, ipv6, MacAddr};
 
 struct Counting;
 
@@ -58,6 +59,39 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+const GW6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x172, 0x17, 0, 0, 0, 0, 1);
+
+/// An ICMPv6 message `m` (checksum filled in) in a frame.
+fn icmp6(
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    hop: u8,
+    m: &[u8],
+) -> Vec<u8> {
+    let mut f = vec![0u8; 54 + m.len()];
+    lanyard::wire::ethernet::emit_header(
+        &mut f,
+        dst_mac,
+        src_mac,
+        lanyard::wire::ethernet::ethertype::IPV6,
+    );
+    ipv6::emit_header(
+        &mut f[14..],
+        src,
+        dst,
+        ipv6::next_header::ICMPV6,
+        m.len() as u16,
+        hop,
+    );
+    f[54..].copy_from_slice(m);
+    icmpv6::Icmpv6Packet::new_checked(&mut f[54..])
+        .unwrap()
+        .fill_checksum(src, dst);
+    f
+}
+
 #[test]
 fn switching_frames_does_not_allocate() {
     const A: Ipv4Addr = Ipv4Addr::new(172, 17, 0, 2);
@@ -78,7 +112,11 @@ fn switching_frames_does_not_allocate() {
         fdb_max_per_port: 256,
         mac_aging: Duration::from_secs(300),
         nat: false,
-        ipv6: None,
+        ipv6: Some(lanyard::dataplane::NetworkSpec6 {
+            subnet: "fd00:172:17::/64".parse().unwrap(),
+            gateway: GW6,
+            mtu: 1500,
+        }),
     };
     let net = sw.add_network(spec.clone());
     peer.add_network(spec);
@@ -87,7 +125,9 @@ fn switching_frames_does_not_allocate() {
             name: "p".into(),
             network: net,
             policy: ip.map_or(PortPolicy::TRUSTED, |ip| {
+                let g = Ipv6Addr::new(0xfd00, 0x172, 0x17, 0, 0, 0, 0, ip.octets()[3].into());
                 PortPolicy::endpoint(mac_of(ip), ip)
+                    .with_ipv6(Some(g), "fd00:172:17::/64".parse().ok())
             }),
             mtu: 1500,
             allow_host_loopback: false,
@@ -130,6 +170,37 @@ fn switching_frames_does_not_allocate() {
         (pa.0, VnetHdr::default(), vec![1, 2, 3]),
     ];
     let mut frames = frames;
+    // To the IPv6 gateway: a Neighbor Solicitation, an echo request and a
+    // Router Solicitation from A's global address.
+    let a6 = Ipv6Addr::new(0xfd00, 0x172, 0x17, 0, 0, 0, 0, 2);
+    let snm = ipv6::solicited_node(GW6);
+    let mut ns = vec![icmpv6::kind::NEIGHBOR_SOLICIT, 0, 0, 0, 0, 0, 0, 0];
+    ns.extend_from_slice(&GW6.octets());
+    frames.push((
+        pa.0,
+        VnetHdr::default(),
+        icmp6(mac_of(A), ipv6::multicast_mac(snm), a6, snm, 255, &ns),
+    ));
+    let echo = [icmpv6::kind::ECHO_REQUEST, 0, 0, 0, 0, 7, 0, 1, 1, 2, 3, 4];
+    frames.push((
+        pa.0,
+        VnetHdr::default(),
+        icmp6(mac_of(A), gw_mac(), a6, GW6, 64, &echo),
+    ));
+    let all_routers = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
+    let rs = [icmpv6::kind::ROUTER_SOLICIT, 0, 0, 0, 0, 0, 0, 0];
+    frames.push((
+        pa.0,
+        VnetHdr::default(),
+        icmp6(
+            mac_of(A),
+            ipv6::multicast_mac(all_routers),
+            a6,
+            all_routers,
+            255,
+            &rs,
+        ),
+    ));
     // IPv6 TCP and UDP super-frames, cut in software for the plain port C.
     for tcp in [true, false] {
         let (h, f) = gso6(tcp, mac_of(A), mac_of(C), 20_000, 1400);
@@ -180,6 +251,12 @@ fn switching_frames_does_not_allocate() {
     let after = ALLOCATIONS.load(Ordering::Relaxed);
     COUNTING.with(|c| c.set(false));
     assert_eq!(after - before, 0, "allocations while switching frames");
+    // The IPv6 gateway answered (NA, echo, RA per round; RAs on ticks too).
+    let g = sw.snapshot(Time::ZERO).networks[0].gateway;
+    assert!(
+        g.neighbor_adverts >= 2000 && g.router_adverts >= 2000,
+        "{g:?}"
+    );
     // And the frames really went somewhere.
     let c = sw.counters(pa).unwrap();
     assert!(c.rx_packets > 10_000);

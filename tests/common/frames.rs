@@ -185,7 +185,8 @@ pub fn gso6(
     payload_len: usize,
     mss: u16,
 ) -> (VnetHdr, Vec<u8>) {
-    let src: std::net::Ipv6Addr = "fe80::1:2ff:fdfc".parse().unwrap();
+    // The sender's own link-local, which port security lets through.
+    let src = lanyard::wire::ipv6::link_local_from_mac(src_mac);
     let dst: std::net::Ipv6Addr = "fe80::1".parse().unwrap();
     let l4_hdr = if tcp { 20 } else { 8 };
     let mut f = vec![0u8; 14 + 40 + l4_hdr + payload_len];
