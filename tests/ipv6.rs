@@ -208,6 +208,9 @@ $B network create dual --socket $S >/dev/null
 $B network create bad --subnet6 fd00::/200 --socket $S 2>&1 | sed "s/^/bad: /" || true
 run --network v4only -- sh -c 'echo "v4only: $(ip -6 -o addr show dev eth0 scope global | wc -l)"'
 run --network dual -- sh -c 'echo "dual: $(ip -6 -o addr show dev eth0 scope global | awk "{print \$4}")"'
+# The address went back with the container: the next one gets it again.
+run --network dual -- sh -c 'echo "dual-again: $(ip -6 -o addr show dev eth0 scope global | awk "{print \$4}")"'
+run --network dual --ip6 fd00:172:19::99 -- sh -c 'echo "dual-static: $(ip -6 -o addr show dev eth0 scope global | awk "{print \$4}")"'
 run --network v4only --ip6 fd00:172:18::9 -- true 2>&1 | sed "s/^/ip6-on-v4only: /" || true
 "#,
     );
@@ -215,6 +218,16 @@ run --network v4only --ip6 fd00:172:18::9 -- true 2>&1 | sed "s/^/ip6-on-v4only:
     // The second network from the pools: 172.18.0.0/16 and fd00:172:18::/64
     // (v4only took 172.18 — so dual is 172.19 and fd00:172:19::/64).
     assert_eq!(line(&out, "dual:"), "dual: fd00:172:19::2/64", "{out}");
+    assert_eq!(
+        line(&out, "dual-again:"),
+        "dual-again: fd00:172:19::2/64",
+        "{out}"
+    );
+    assert_eq!(
+        line(&out, "dual-static:"),
+        "dual-static: fd00:172:19::99/64",
+        "{out}"
+    );
     assert!(line(&out, "bad:").contains("--subnet6"), "{out}");
     assert!(line(&out, "ip6-on-v4only:").contains("--ip6"), "{out}");
 }

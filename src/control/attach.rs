@@ -39,6 +39,9 @@ pub(super) fn detach(reg: &mut Registry, dp: &DataplaneHandle, endpoint_id: &str
     }
     if let Some(n) = reg.network_mut(&ep.network) {
         n.ipam.release(ep.ip);
+        if let (Some(ip6), Some(ipam6)) = (ep.ip6, n.ipam6.as_mut()) {
+            ipam6.release(ip6);
+        }
         let _ = dp.set_names(n.dp, ep.ip, ep.container_id.clone(), Vec::new());
     }
     log::info!("detached {} ({}) from {}", ep.name, ep.ip, ep.network);
@@ -305,7 +308,7 @@ impl Daemon {
             mtu: reply.mtu,
             txqueuelen: reply.txqueuelen,
             default_route: false,
-            ipv6: None,
+            ipv6: reply.ipv6,
         };
         if let Err(e) = helper.configure(&cfg) {
             return Err(ControlError::failed(format!(
