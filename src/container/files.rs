@@ -3,7 +3,7 @@
 //! private directory of the user's that lives as long as the `run`; the
 //! child bind-mounts them over its /etc in its own mount namespace.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use crate::control::server::{self, default_socket_path};
@@ -40,13 +40,13 @@ impl ContainerFiles {
     }
 
     /// Writes resolv.conf (with `nameserver`) and hosts (with `own`, the
-    /// container's address and name) for container `id`; `None`, with a
+    /// container's addresses and name) for container `id`; `None`, with a
     /// warning logged, when they cannot be written: the container then
     /// keeps the host's files.
     pub fn write(
         id: &str,
         nameserver: Option<Ipv4Addr>,
-        own: Option<(Ipv4Addr, &str)>,
+        own: Option<(&[IpAddr], &str)>,
         hostname: &str,
     ) -> Option<ContainerFiles> {
         let base = match Self::private_dir(id) {
@@ -62,8 +62,8 @@ impl ContainerFiles {
             if let Some(ns) = nameserver {
                 std::fs::write(base.join("resolv.conf"), resolv_conf(ns, &host))?;
             }
-            if let Some((ip, name)) = own {
-                std::fs::write(base.join("hosts"), hosts_file(ip, hostname, name))?;
+            if let Some((ips, name)) = own {
+                std::fs::write(base.join("hosts"), hosts_file(ips, hostname, name))?;
             }
             Ok(())
         };
@@ -115,12 +115,43 @@ pub fn resolv_conf(nameserver: Ipv4Addr, host: &str) -> String {
 }
 
 /// The contents of a container's /etc/hosts.
-pub fn hosts_file(ip: Ipv4Addr, hostname: &str, name: &str) -> String {
-    let mut out = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-    out.push_str(&format!("{ip}\t{hostname}"));
-    if name != hostname {
-        out.push_str(&format!(" {name}"));
+/// Docker's /etc/hosts: loopback and the IPv6 groups, then a line per
+/// address of the container (IPv4, and IPv6 on a dual-stack network).
+pub fn hosts_file(ips: &[IpAddr], hostname: &str, name: &str) -> String {
+    let mut out = String::from(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+         fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
+         ff02::2\tip6-allrouters\n",
+    );
+    for ip in ips {
+        out.push_str(&format!("{ip}\t{hostname}"));
+        if name != hostname {
+            out.push_str(&format!(" {name}"));
+        }
+        out.push('\n');
     }
-    out.push('\n');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_lists_every_address_of_the_container() {
+        let ips: [IpAddr; 2] = [
+            "172.17.0.2".parse().unwrap(),
+            "fd00:172:17::2".parse().unwrap(),
+        ];
+        let h = hosts_file(&ips, "abc123", "web");
+        let lines: Vec<&str> = h.lines().collect();
+        assert_eq!(lines[0], "127.0.0.1\tlocalhost");
+        assert!(lines.contains(&"ff02::2\tip6-allrouters"), "{h}");
+        assert_eq!(
+            &lines[lines.len() - 2..],
+            ["172.17.0.2\tabc123 web", "fd00:172:17::2\tabc123 web"]
+        );
+        // The name is not repeated when it is the hostname.
+        assert!(hosts_file(&ips[..1], "web", "web").ends_with("172.17.0.2\tweb\n"));
+    }
 }

@@ -246,12 +246,17 @@ pub unsafe fn run(spec: &RunSpec) -> Result<i32, RunError> {
         })
         .collect();
     let files = match (&mode, replies.first(), join) {
-        (Mode::Networks, Some(r), _) => ContainerFiles::write(
-            &container_id,
-            Some(r.nameserver),
-            Some((r.ip, &r.name)),
-            &hostname,
-        ),
+        (Mode::Networks, Some(r), _) => {
+            let ips: Vec<std::net::IpAddr> = std::iter::once(r.ip.into())
+                .chain(r.ipv6.map(|v| v.ip.into()))
+                .collect();
+            ContainerFiles::write(
+                &container_id,
+                Some(r.nameserver),
+                Some((&ips, &r.name)),
+                &hostname,
+            )
+        }
         (Mode::Join(_), _, Some((_, Some(ns)))) => {
             ContainerFiles::write(&container_id, Some(ns), None, &hostname)
         }
