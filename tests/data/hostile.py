@@ -405,6 +405,53 @@ def replies6(s, want, secs):
     return got
 
 
+def probe6(proto, own, dst, port):
+    """A TCP SYN or a UDP datagram from our address `own` to `dst`:`port`,
+    written straight to the gateway's MAC: what comes back first — synack,
+    rst, reply, an ICMPv6 error (`icmp6 T/C`) — or nothing in 2 s."""
+    s, mac, _ip, gw4 = eth0()
+    own_b = socket.inet_pton(socket.AF_INET6, own)
+    dst_b = socket.inet_pton(socket.AF_INET6, dst)
+    gmac = gw_mac(gw4)
+    sport = random.randint(20000, 60000)
+    if proto == "tcp":
+        nh, seg = 6, struct.pack("!HHIIBBHHH", sport, port, random.getrandbits(32), 0, 5 << 4, 0x02, 65535, 0, 0)
+        at = 16
+    else:
+        nh, seg = 17, struct.pack("!HHHH", sport, port, 13, 0) + b"hello"
+        at = 6
+    pseudo = own_b + dst_b + struct.pack("!I3xB", len(seg), nh)
+    seg = seg[:at] + struct.pack("!H", csum(pseudo + seg) or 0xFFFF) + seg[at + 2 :]
+    ip = struct.pack("!IHBB", 0x60000000, len(seg), nh, 64) + own_b + dst_b
+    s.send(gmac + mac + struct.pack("!H", ETH_P_IPV6) + ip + seg)
+
+    def what(f):
+        if len(f) < 62 or f[12:14] != b"\x86\xdd" or f[38:54] != own_b:
+            return None
+        p = f[14:]
+        if p[6] == nh and p[8:24] == dst_b and struct.unpack("!HH", p[40:44]) == (port, sport):
+            if nh == 17:
+                return "reply"
+            if p[53] & 0x04:
+                return "rst"
+            if p[53] & 0x12 == 0x12:
+                return "synack"
+        if p[6] == ICMPV6 and p[40] < 128 and len(p) >= 48 + 44 and p[48 + 24 : 48 + 40] == dst_b:
+            return f"icmp6 {p[40]}/{p[41]}"
+        return None
+
+    got, end = "nothing", time.time() + 2.0
+    while got == "nothing" and time.time() < end:
+        s.settimeout(max(0.01, end - time.time()))
+        try:
+            f, addr = s.recvfrom(65535)
+        except socket.timeout:
+            break
+        if addr[2] != socket.PACKET_OUTGOING:
+            got = what(f) or got
+    print(f"{proto}6 [{dst}]:{port} {got}", flush=True)
+
+
 def gw_mac6(s, mac, own, gw):
     """The gateway's MAC, by Neighbor Solicitation from `own`."""
     snm = bytes.fromhex("ff0200000000000000000001ff") + gw[13:]
@@ -437,6 +484,8 @@ def main():
         rogue_router(args[0])
     elif cmd == "spoof6":
         spoof6(args[0], args[1], args[2])
+    elif cmd in ("tcp6", "udp6"):
+        probe6(cmd[:3], args[0], args[1], int(args[2]))
     elif cmd == "forger":
         forger(int(args[0]))
     else:
