@@ -271,8 +271,7 @@ echo "lo-only-outside: $($O python3 $P ask fd99::1 8082 2>&1 | tail -1)"
 fn the_hosts_ipv6_loopback_is_never_reached_as_given() {
     let out = run(
         As::Unprivileged,
-        &format!(
-            r#"
+        r#"
 # What the host keeps to itself, on [::1] and 127.0.0.1; what a container
 # may reach: the outside, and the host's own address.
 local_server lo6 sink 9004 ::1
@@ -284,7 +283,7 @@ server uecho6 udp-echo 7000 fd99::2
 bg_run --name rogue -- sh -c '
 i=0; until ip -6 addr show dev eth0 scope link | grep -q fe80 && ! ip -6 addr show dev eth0 | grep -q tentative; do
   i=$((i+1)); [ $i -lt 100 ] || break; sleep 0.1; done
-me=$(ip -6 -o addr show dev eth0 scope global | awk "{{print \$4}}" | cut -d/ -f1)
+me=$(ip -6 -o addr show dev eth0 scope global | awk "{print \$4}" | cut -d/ -f1)
 for d in ::1 :: ::ffff:127.0.0.1 ::127.0.0.1 fd99::2 fd99::1; do
   for p in 9004 9002 9005; do python3 $0 tcp6 $me $d $p; done
 done
@@ -293,11 +292,10 @@ python3 $0 udp6 $me ::ffff:127.0.0.1 7001
 python3 $0 udp6 $me fd99::2 7000
 echo rogue-done
 sleep 30' $H > rogue.out 2>&1
-i=0; until grep -q rogue-done rogue.out; do i=$((i+1)); [ $i -lt 600 ] || {{ cat rogue.out; exit 1; }}; sleep 0.1; done
+i=0; until grep -q rogue-done rogue.out; do i=$((i+1)); [ $i -lt 600 ] || { cat rogue.out; exit 1; }; sleep 0.1; done
 cat rogue.out
 $B stats --socket $S --json | python3 -c 'import json,sys; print("nat loopback_refused=%d" % json.load(sys.stdin)["nat"]["loopback_refused"])'
-"#
-        ),
+"#,
     );
     // Nothing of the host's loopback, in any spelling, on any port: reset at
     // once (TCP) or administratively prohibited (UDP, ICMPv6 1/1).
