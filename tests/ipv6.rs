@@ -239,6 +239,9 @@ fn published_ports_take_ipv6_clients_as_themselves() {
         r#"
 bg_run --name web -p 8080:9000 -p 8081:9001/udp -p '[::1]:8082:9000' -- sh -c 'python3 $0 whoami 9000 :: & python3 $0 udp-whoami 9001 :: & sleep 60' $P > web.out 2>&1
 until_ok sh -c 'test "$(grep -c ready web.out)" = 2' || cat web.out
+# A service that listens on IPv4 only, in a dual-stack container.
+bg_run --name old -p 8090:9000 -- python3 $P whoami 9000 > old.out 2>&1
+until_ok grep -q ready old.out
 ask() { python3 $P ask "$@" 2>&1 | tail -1; }
 echo "outside-v6: $($O python3 $P ask fd99::1 8080 2>&1 | tail -1)"
 echo "outside-v4: $($O python3 $P ask 10.200.0.1 8080 2>&1 | tail -1)"
@@ -247,6 +250,8 @@ echo "host-lo4: $(ask 127.0.0.1 8080)"
 echo "udp-outside-v6: $($O python3 $P udp-ask fd99::1 8081 2>&1 | tail -1)"
 echo "lo-only-lo6: $(ask ::1 8082)"
 echo "lo-only-outside: $($O python3 $P ask fd99::1 8082 2>&1 | tail -1)"
+echo "v4-only-service-outside-v6: $($O python3 $P ask fd99::1 8090 2>&1 | tail -1)"
+echo "v4-only-service-outside-v4: $($O python3 $P ask 10.200.0.1 8090 2>&1 | tail -1)"
 "#,
     );
     let peer = |k: &str| {
@@ -265,6 +270,11 @@ echo "lo-only-outside: $($O python3 $P ask fd99::1 8082 2>&1 | tail -1)"
     // -p [::1]:8082:80 listens on the host's IPv6 loopback only.
     assert_eq!(peer("lo-only-lo6:"), "fd00:172:17::1", "{out}");
     assert!(line(&out, "lo-only-outside:").contains("refused"), "{out}");
+    // An IPv4-only service is still reached by an IPv6 client: refused over
+    // IPv6, the connection is opened again over IPv4 with the client shown
+    // as the gateway; IPv4 clients as themselves.
+    assert_eq!(peer("v4-only-service-outside-v6:"), "172.17.0.1", "{out}");
+    assert_eq!(peer("v4-only-service-outside-v4:"), "10.200.0.2", "{out}");
 }
 
 #[test]

@@ -60,6 +60,19 @@ fn alias_ports(first: u16) -> impl Iterator<Item = u16> {
     std::iter::successors(Some(first), |p| Some(p.wrapping_add(1).max(1024))).take(64)
 }
 
+/// Moves `key`'s outside port to the first of `alias_ports` no flow holds
+/// (a client shown as the gateway shares its address with others); false
+/// if all are taken.
+pub(super) fn free_alias_port(table: &super::table::FlowTable<Flow>, key: &mut FlowKey) -> bool {
+    for port in alias_ports(key.outside.port()) {
+        key.outside.set_port(port);
+        if table.lookup(key).is_none() {
+            return true;
+        }
+    }
+    false
+}
+
 /// The container end a client is forwarded to (IPv6 for an IPv6 client of
 /// a dual-stack container), and the address it appears from there.
 fn seen_from(ep: &Inside, ep6: Option<&Inside>, client: SocketAddr) -> (Inside, SocketAddr) {
@@ -151,7 +164,7 @@ impl Nat {
             let Some(Some(f)) = self.forwards.get(id) else {
                 return;
             };
-            let (ep, ep6, cport) = (f.ep, f.ep6, f.mapping.container_port);
+            let (ep4, ep6, cport) = (f.ep, f.ep6, f.mapping.container_port);
             let (client, peer) = match self.io.accept(f.listener.as_raw_fd()) {
                 Ok(c) => c,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -161,7 +174,7 @@ impl Nat {
                     return;
                 }
             };
-            let (ep, seen) = seen_from(&ep, ep6.as_ref(), peer);
+            let (ep, seen) = seen_from(&ep4, ep6.as_ref(), peer);
             let mut key = FlowKey {
                 proto: Proto::Tcp,
                 inside: SocketAddr::new(ep.ip, cport),
@@ -170,13 +183,7 @@ impl Nat {
             // Two clients shown as the gateway with one port (127.0.0.1 and
             // 127.0.0.2, or ::1) would look alike from inside: move the
             // later one.
-            for port in alias_ports(key.outside.port()) {
-                key.outside.set_port(port);
-                if self.table.lookup(&key).is_none() {
-                    break;
-                }
-            }
-            let refuse = self.table.lookup(&key).is_some()
+            let refuse = !free_alias_port(&self.table, &mut key)
                 || self.table.flows_of(key.inside.ip()) >= self.cfg.max_flows_per_container;
             if refuse {
                 self.io.set_linger_zero(client.as_raw_fd());
@@ -189,7 +196,12 @@ impl Nat {
             let isn = self.next_isn();
             let peek_off = self.io.set_peek_off(client.as_raw_fd(), 0);
             let conn = super::tcp::TcpConn::new_inbound(isn, now, peek_off);
-            let flow = Flow::new(ep, client, peer, now, FlowState::Tcp(conn));
+            let mut flow = Flow::new(ep, client, peer, now, FlowState::Tcp(conn));
+            // An IPv6 client of a dual-stack container: IPv4 is the way in
+            // if its service listens there only.
+            if ep.ip.is_ipv6() {
+                flow.fallback_v4 = Some(ep4);
+            }
             match self.add_flow(key, flow, Interest::READABLE, now, emit) {
                 Ok(fid) => {
                     if let Some(Some(f)) = self.forwards.get_mut(id) {

@@ -126,6 +126,11 @@ pub struct Flow {
     /// Its index in the NAT's busy list, or `NOT_BUSY`: kept so that a
     /// flow leaves the list in O(1) however long it is.
     busy_at: u32,
+    /// For a published port's IPv6 client of a dual-stack container: the
+    /// container's IPv4 end, tried if the container refuses the IPv6 SYN
+    /// (a service listening on IPv4 only), with the client shown as the
+    /// gateway.
+    pub fallback_v4: Option<Inside>,
 }
 
 const NOT_BUSY: u32 = u32::MAX;
@@ -141,6 +146,7 @@ impl Flow {
             bytes_in: 0,
             state,
             busy_at: NOT_BUSY,
+            fallback_v4: None,
         }
     }
 
@@ -157,6 +163,9 @@ pub enum Next {
     Close,
     /// Remove the flow and reset the host side (close with SO_LINGER 0).
     Abort,
+    /// The container refused a published port's IPv6 SYN: open the flow
+    /// again toward its IPv4 end (`Flow::fallback_v4`).
+    RetryV4,
 }
 
 pub struct Nat {

@@ -736,6 +736,38 @@ fn send_host_data(
 
 impl Nat {
     /// Opens a published port's connection toward the container.
+    /// A published port's IPv6 client whose SYN the container refused: the
+    /// same host connection, opened again toward the container's IPv4 end
+    /// with the client shown as the gateway (what an IPv4-only listener
+    /// can answer), under a new key; the client never sees the refusal.
+    fn retry_over_v4(&mut self, id: FlowId, now: Time, emit: &mut dyn Emit) {
+        let Some((old, mut flow)) = self.table.remove(id) else {
+            return;
+        };
+        self.unbusy(&mut flow);
+        self.io.deregister(flow.sock.as_raw_fd());
+        let Some(ep4) = flow.fallback_v4.take() else {
+            return;
+        };
+        let mut key = FlowKey {
+            proto: Proto::Tcp,
+            inside: SocketAddr::new(ep4.ip, old.inside.port()),
+            outside: SocketAddr::new(ep4.gateway_ip, old.outside.port()),
+        };
+        if !super::forward::free_alias_port(&self.table, &mut key) {
+            self.io.set_linger_zero(flow.sock.as_raw_fd());
+            return;
+        }
+        flow.ep = ep4;
+        let isn = self.next_isn();
+        let peek_off = self.io.set_peek_off(flow.sock.as_raw_fd(), 0);
+        flow.state = FlowState::Tcp(TcpConn::new_inbound(isn, now, peek_off));
+        if let Ok(fid) = self.add_flow(key, flow, mio::Interest::READABLE, now, emit) {
+            self.send_syn_to_container(fid, &key, emit);
+            self.mark_busy(fid);
+        }
+    }
+
     pub(super) fn send_syn_to_container(&mut self, id: FlowId, key: &FlowKey, emit: &mut dyn Emit) {
         if let Some(Flow {
             ep,
@@ -788,9 +820,10 @@ impl Nat {
                 && matches!(self.table.get(id), Some(Flow { state: FlowState::Tcp(c), .. }) if c.c_isn != seg.seq);
             if !fresh_syn {
                 self.table.touch(id, now);
-                let next = self.tcp_segment(id, &key, &seg, now, emit);
-                if next != Next::Keep {
-                    self.remove_flow(id, next, emit);
+                match self.tcp_segment(id, &key, &seg, now, emit) {
+                    Next::Keep => {}
+                    Next::RetryV4 => self.retry_over_v4(id, now, emit),
+                    next => self.remove_flow(id, next, emit),
                 }
                 return None;
             }
@@ -949,6 +982,9 @@ impl Nat {
             let answers_syn = c.phase == Phase::SynSent
                 && seg.has(flags::ACK)
                 && seg.ack == c.isn.wrapping_add(1);
+            if answers_syn && flow.fallback_v4.is_some() {
+                return Next::RetryV4;
+            }
             if c.phase == Phase::Connecting
                 || answers_syn
                 || (c.is_synchronized() && seg.seq == c.rcv_nxt)
