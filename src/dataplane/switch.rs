@@ -368,10 +368,12 @@ impl Switch {
         if self.nets.get(id.0 as usize).is_some_and(|n| n.is_some()) {
             return Err(SwitchError::IdInUse);
         }
-        let (subnet, internal) = (spec.subnet, !spec.nat);
+        let (subnet, gateway, internal) = (spec.subnet, spec.gateway_ip, !spec.nat);
         self.add_network_state(id, spec);
-        if let IpNet::V4(subnet) = subnet {
-            self.dns.names().network_added(id.0, subnet, internal);
+        if let (IpNet::V4(subnet), IpAddr::V4(gateway)) = (subnet, gateway) {
+            self.dns
+                .names()
+                .network_added(id.0, subnet, gateway, None, internal);
         }
         Ok(())
     }
@@ -386,9 +388,9 @@ impl Switch {
         names: &[String],
     ) {
         if names.is_empty() {
-            self.dns.names().remove(net.0, ip);
+            self.dns.names().remove(net.0, ip.into());
         } else {
-            self.dns.names().add(net.0, ip, container, names);
+            self.dns.names().add(net.0, ip.into(), container, names);
         }
     }
 
