@@ -655,6 +655,8 @@ def dns_seeds():
     ex = d_query(d_name(6), ident=0x4242)
     s = {
         "names-and-lookups": b"\x01" + nets + names + lookups + changes,
+        "dual-stack-lookups": b"\x01" + dual_stack_lookups(),
+        "dual-stack-reverse-and-removal": b"\x01" + dual_stack_reverse_and_removal(),
         "forward-genuine": b"\x01" + nets + d_query_op(0, ex) + d_answer([GENUINE]),
         "forward-forged-then-genuine": b"\x01" + nets + d_query_op(0, ex)
         + d_answer([FORGED_ID, FORGED_PEER, OTHER_NAME, UPPER]),
@@ -680,6 +682,66 @@ def dns_seeds():
         "script-fed": b"\x01" + nets + d_query_op(0, ex) + bytes([D_FEED, 4, 0, 0, 12, 0]) + bytes([D_READABLE, 0]),
     }
     return s
+
+
+D_V6 = 0x40  # an ip selector's IPv6 bit: 0x40 is fd00:<net>::2, 0x41 ::3
+Q_A, Q_AAAA, Q_PTR, Q_ANY = 0, 2, 3, 4  # qtype selectors
+
+
+def d_spoilt_reverse(rec, mode, sub=0):
+    """Kind 5 past every record, then an ip6.arpa name of record `rec`
+    spoilt: mode 5 (31 labels), 6 with sub 0 (33 labels), 1 (a two-digit
+    label), 2 (a non-hex one), 7 (upper case)."""
+    return bytes([5 + 8 * 31, mode + 8 * rec, sub])
+
+
+def dual_stack_table():
+    # Networks 0 and 1 dual stack, 2 IPv4 only.
+    nets = bytes([D_NET_ADD, 0, 0, D_NET_ADD, 1, 0, D_NET_ADD, 2, 2])
+    names = (
+        d_add(0, 0, 0, ["web", "api"])             # rec 0: ctr0 172.17.0.2
+        + d_add(0, D_V6, 0, ["web", "api"])        # rec 1: ctr0 fd00:17::2
+        + d_add(0, D_V6 | 1, 1, ["db", "api"])     # rec 2: ctr1 fd00:17::3, IPv6 only
+        + d_add(1, D_V6, 2, ["many"])              # rec 3: ctr2 fd00:9::2
+        + d_add(1, 1, 0, ["web"])                  # rec 4: ctr0 on network 1 by IPv4
+        + d_add(2, 0, 3, ["many"])                 # rec 5: ctr3 192.168.5.2
+    )
+    return nets + names  # 9 ops
+
+
+def dual_stack_lookups():
+    """A, AAAA and PTR lookups by IPv4 and IPv6 askers (at most MAX_OPS = 96
+    operations, as every input)."""
+    lookups = b""
+    for net, asker in ((0, 0), (0, D_V6), (1, D_V6)):
+        for n in (d_name(0, "web"), d_name(0, "api"), d_name(0, "db"), d_name(0, "many"), d_name(3),
+                  d_reverse(1), d_reverse(2), d_reverse(3)):
+            qt = Q_PTR if n[0] % 8 == 5 else Q_A
+            lookups += bytes([D_RESOLVE, net, asker]) + n + bytes([Q_AAAA])
+            lookups += bytes([D_RESOLVE, net, asker]) + n + bytes([qt])
+            lookups += bytes([D_LOCAL, net, asker]) + d_query(n, Q_AAAA if qt == Q_A else qt, upper=1) + bytes([2])
+    # Network 2 has no IPv6: the gateway's AAAA is NODATA; ANY on network 0.
+    lookups += bytes([D_RESOLVE, 2, 0]) + d_name(3) + bytes([Q_AAAA])
+    lookups += bytes([D_LOCAL, 0, 0]) + d_query(d_name(0, "web"), Q_ANY) + bytes([2])
+    lookups += bytes([D_LOCAL, 0, D_V6]) + d_query(d_name(4), Q_ANY) + bytes([2])
+    return dual_stack_table() + lookups
+
+
+def dual_stack_reverse_and_removal():
+    # An address in fd00:17::/64 nobody has: NXDOMAIN; spoilt names: not ours.
+    unknown = bytes([5 + 8 * 31, 3 + 8 * 0]) + struct.pack(">H", 0x99)
+    lookups = b""
+    for n in (unknown, d_spoilt_reverse(1, 5), d_spoilt_reverse(1, 6, 0), d_spoilt_reverse(1, 6, 1),
+              d_spoilt_reverse(1, 6, 2), d_spoilt_reverse(1, 7)):
+        lookups += bytes([D_RESOLVE, 0, D_V6]) + n + bytes([Q_PTR])
+        lookups += bytes([D_LOCAL, 0, D_V6]) + d_query(n, Q_PTR) + bytes([2])
+    # Many AAAA records for 512 bytes (TC), then both families of ctr0 go.
+    many = b"".join(d_add(0, D_V6 | 2 | (k << 2), 4, ["many"]) for k in range(1, 16))
+    many += bytes([D_LOCAL, 0, 0]) + d_query(d_name(0, "many"), Q_AAAA) + bytes([2])
+    gone = bytes([D_REMOVE, 0, 0]) + bytes([D_RESOLVE, 0, 1]) + d_name(0, "web") + bytes([Q_AAAA])
+    gone += bytes([D_REMOVE, 0, D_V6]) + bytes([D_RESOLVE, 0, 1]) + d_name(0, "web") + bytes([Q_AAAA])
+    gone += bytes([D_RESOLVE, 1, 1]) + d_name(0, "db") + bytes([Q_AAAA])
+    return dual_stack_table() + lookups + many + gone
 
 
 # --- dns_tcp (format documented in fuzz_targets/dns_tcp.rs) ------------------

@@ -43,13 +43,26 @@ fn fake_io_takes_bytes_fed_after_its_script_ran_out() {
 #[test]
 fn adding_no_names_changes_no_containers_networks() {
     let mut t = NameTable::default();
-    t.network_added(0, "172.17.0.0/16".parse().unwrap(), false);
-    t.network_added(1, "10.9.0.0/24".parse().unwrap(), true);
-    let inside = Ipv4Addr::new(10, 9, 0, 2);
+    let gw = |a: &str| a.parse::<Ipv4Addr>().unwrap();
+    t.network_added(
+        0,
+        "172.17.0.0/16".parse().unwrap(),
+        gw("172.17.0.1"),
+        None,
+        false,
+    );
+    t.network_added(
+        1,
+        "10.9.0.0/24".parse().unwrap(),
+        gw("10.9.0.1"),
+        None,
+        true,
+    );
+    let inside = Ipv4Addr::new(10, 9, 0, 2).into();
     t.add(1, inside, "ctr", &["ctr".into()]);
     assert!(!t.may_forward(1, inside), "only on the internal network");
-    t.add(0, Ipv4Addr::new(172, 17, 0, 2), "ctr", &[]);
-    t.remove(0, Ipv4Addr::new(172, 17, 0, 2));
+    t.add(0, Ipv4Addr::new(172, 17, 0, 2).into(), "ctr", &[]);
+    t.remove(0, Ipv4Addr::new(172, 17, 0, 2).into());
     assert!(
         !t.may_forward(1, inside),
         "no names on network 0, and removed there: still only on the internal network"

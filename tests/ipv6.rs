@@ -346,3 +346,52 @@ $B stats --socket $S --json | python3 -c 'import json,sys; print("nat loopback_r
     );
     assert!(count(&out, "nat", "loopback_refused") >= 14, "{out}");
 }
+
+#[test]
+fn the_embedded_dns_answers_aaaa_and_over_ipv6() {
+    // The scenario's config forwards to 127.0.0.1:5353: a fake upstream on
+    // the host's loopback that answers A 192.0.2.7 for every name.
+    let out = run(
+        As::Unprivileged,
+        r#"
+local_server up dns 5353 127.0.0.1
+bg_run --name web --alias www -- sh -c 'echo up; sleep 60' > web.out 2>&1
+until_ok grep -q up web.out
+run --name client -- sh -c '
+d() { dig +short +tries=1 +time=3 "$@" | tr "\n" " "; }
+echo "aaaa-v4: $(d AAAA web @172.17.0.1)"
+echo "aaaa-v6: $(d AAAA web @fd00:172:17::1)"
+echo "a-v6: $(d A www @fd00:172:17::1)"
+echo "ptr6: $(d -x fd00:172:17::2 @fd00:172:17::1)"
+echo "gw6: $(d AAAA host.docker.internal @fd00:172:17::1)"
+echo "tcp-v6: $(d +tcp AAAA web @fd00:172:17::1)"
+echo "forwarded-v6: $(d A example.org @fd00:172:17::1)"
+echo "hosts: $(grep -c fd00:172:17 /etc/hosts)"
+'
+"#,
+    );
+    assert_eq!(
+        line(&out, "aaaa-v4:").trim(),
+        "aaaa-v4: fd00:172:17::2",
+        "{out}"
+    );
+    assert_eq!(
+        line(&out, "aaaa-v6:").trim(),
+        "aaaa-v6: fd00:172:17::2",
+        "{out}"
+    );
+    assert_eq!(line(&out, "a-v6:").trim(), "a-v6: 172.17.0.2", "{out}");
+    assert_eq!(line(&out, "ptr6:").trim(), "ptr6: web.", "{out}");
+    assert_eq!(line(&out, "gw6:").trim(), "gw6: fd00:172:17::1", "{out}");
+    assert_eq!(
+        line(&out, "tcp-v6:").trim(),
+        "tcp-v6: fd00:172:17::2",
+        "{out}"
+    );
+    assert_eq!(
+        line(&out, "forwarded-v6:").trim(),
+        "forwarded-v6: 192.0.2.7",
+        "{out}"
+    );
+    assert_eq!(line(&out, "hosts:"), "hosts: 1", "{out}");
+}

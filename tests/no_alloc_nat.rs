@@ -28,7 +28,7 @@ mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -464,27 +464,67 @@ fn dns_local() -> Outcome {
     let web = Ipv4Addr::new(172, 17, 0, 3);
     rig.sw.set_names(
         rig.net,
-        web,
+        web.into(),
         "c0ffee",
         &["web".to_string(), "db".to_string()],
     );
-    let names: [(&str, Ipv4Addr); 4] = [
-        ("web", web),
-        ("db.lanyard.internal", web),
-        ("host.docker.internal", GW),
-        ("host.lanyard.internal", GW),
+    rig.sw.set_names(
+        rig.net,
+        Ipv4Addr::new(172, 17, 0, 4).into(),
+        "0ld",
+        &["old".into()],
+    );
+    // The network dual stack, web with an IPv6 address too, registered in
+    // the name table directly (the rig's network is IPv4 only).
+    let gw6 = Ipv6Addr::new(0xfd00, 0x17, 0, 0, 0, 0, 0, 1);
+    let web6 = Ipv6Addr::new(0xfd00, 0x17, 0, 0, 0, 0, 0, 3);
+    {
+        let mut t = rig.names.lock().unwrap();
+        t.network_added(
+            rig.net.0,
+            "172.17.0.0/16".parse().unwrap(),
+            GW,
+            Some(("fd00:17::/64".parse().unwrap(), gw6)),
+            false,
+        );
+        t.add(
+            rig.net.0,
+            web6.into(),
+            "c0ffee",
+            &["web".into(), "db".into()],
+        );
+    }
+    let arpa6: String = web6
+        .octets()
+        .iter()
+        .rev()
+        .map(|o| format!("{:x}.{:x}.", o & 0xf, o >> 4))
+        .collect::<String>()
+        + "ip6.arpa";
+    let (web4, gw4, web6, gw6) = (web.octets(), GW.octets(), web6.octets(), gw6.octets());
+    // Name, type, answer count, the answer's data (the message's end).
+    let names: [(&str, u16, u16, &[u8]); 8] = [
+        ("web", 1, 1, &web4),
+        ("db.lanyard.internal", 1, 1, &web4),
+        ("host.docker.internal", 1, 1, &gw4),
+        ("host.lanyard.internal", 1, 1, &gw4),
+        ("web", 28, 1, &web6),
+        ("host.docker.internal", 28, 1, &gw6),
+        (&arpa6, 12, 1, b"\x03web\x00"),
+        // NODATA: a name with only an IPv4 address, asked AAAA.
+        ("old", 28, 0, &[]),
     ];
     let mut good = 0u64;
     let one = |rig: &mut Rig, i: u64, good: &mut u64| {
-        let (name, want) = names[(i % 4) as usize];
+        let (name, qtype, want_an, want) = names[(i % 8) as usize];
         let id = i as u16;
         // 100 queries a second: within the per-client rate.
         rig.advance(Duration::from_millis(10));
-        rig.dns_query(5300, id, name, 1);
+        rig.dns_query(5300, id, name, qtype);
         rig.drain(|s, p| {
             if s.is_udp() && s.src_ip == GW && s.src_port == 53 && s.dst_port == 5300 {
-                if let Some((aid, rcode, an, addr)) = dns_answer(p) {
-                    if aid == id && rcode == 0 && an == 1 && addr == want.octets() {
+                if let Some((aid, rcode, an, _)) = dns_answer(p) {
+                    if aid == id && rcode == 0 && an == want_an && p.ends_with(want) {
                         *good += 1;
                     }
                 }
@@ -506,10 +546,12 @@ fn dns_local() -> Outcome {
     assert_eq!(good, ROUNDS + 1, "every answer right");
     assert_eq!(rig.flows(), 0);
     Outcome {
-        name: "dns local answers (names, host.docker.internal)",
+        name: "dns local answers (names, host.docker.internal; A, AAAA, ip6.arpa PTR, NODATA)",
         packets: 2 * ROUNDS,
         allocations,
-        proof: format!("{ROUNDS} queries answered from the name table with the right A record"),
+        proof: format!(
+            "{ROUNDS} queries answered from the name table with the right A, AAAA or PTR record, or none"
+        ),
         open: None,
         report_only: false,
     }

@@ -3,9 +3,11 @@
 //! over a fake host with forged and real upstream answers.
 //!
 //! Four networks (ids 0–3: 172.17.0.0/16, 10.9.0.0/24, 192.168.5.0/24,
-//! 10.77.0.0/16, gateways at .1), each with one endpoint at .2 (port
-//! `k` for network `k`). The table starts empty: networks are added (with
-//! or without NAT, i.e. internal), removed, and containers named on them,
+//! 10.77.0.0/16, gateways at .1; networks 0 and 1 may be dual stack with
+//! fd00:17::/64 and fd00:9::/64, gateways at ::1), each with one endpoint
+//! at .2 (port `k` for network `k`). The table starts empty: networks are
+//! added (with or without NAT, i.e. internal; with or without IPv6),
+//! removed, and containers named on them by addresses of either family,
 //! as the control plane does (a container's names replaced by `add`, gone
 //! with an empty list). Queries go to `dns::Dns` (what the switch holds:
 //! the rate limit, the local answers and the forwarder together) over the
@@ -21,8 +23,8 @@
 //!
 //! | op | what | fields |
 //! |---------|------|--------|
-//! | 0 | `network_added` | net, internal (bit 0) |
-//! | 1 | `add` (names: count % 4; 0 removes, as `Switch::set_names`) | net, ip, container (% 6), names |
+//! | 0 | `network_added` | net, flags (bit 0 internal, bit 1 no IPv6) |
+//! | 1 | `add` (names: count % 4; 0 removes, as `Switch::set_names`; skipped for an address another network has) | net, ip, container (% 6), names |
 //! | 2 | `remove` | net, ip |
 //! | 3 | `network_removed` | net |
 //! | 4 | `resolve`, against the model | net, asker ip, name, qtype |
@@ -38,24 +40,30 @@
 //! names one that is not registered, `sel` stands for slot `sel / 2`,
 //! family `sel % 2`.
 //!
+//! An address (`ip` fields) is IPv4 or, with bit 6 of its selector, IPv6
+//! (the `Dns::query` client is always IPv4: the forwarder's frames are).
 //! A name is one of a vocabulary (with and without `.lanyard.internal`),
-//! `host.docker.internal`, the reverse name of an address, or bytes from
-//! the input; a query is built from a name, id, type and class, or (op bit
-//! 6) taken raw from the input.
+//! `host.docker.internal`, the reverse name of an address (`in-addr.arpa`
+//! or `ip6.arpa`, a record's or any, or an `ip6.arpa` name made malformed),
+//! or bytes from the input; a query is built from a name, id, type and
+//! class, or (op bit 6) taken raw from the input.
 //!
 //! What must hold:
 //!
 //! * `resolve` and `local_answer` agree with a model of the table (a list
 //!   of records): the addresses of a name are exactly those of the
-//!   containers carrying it on the networks the asker shares (no
-//!   duplicates), reverse names give a primary name of the address on
-//!   those networks, `host.docker.internal` the gateway, unknown single
-//!   labels and `lanyard.internal` names NXDOMAIN, and nothing an asker
-//!   only on internal networks asks is forwarded (SERVFAIL instead);
+//!   containers carrying it on the networks the asker shares, of the
+//!   family asked (no duplicates; a name visible only with the other
+//!   family's is NODATA), reverse names (the model parses `ip6.arpa` on
+//!   its own) give a primary name of the address on those networks,
+//!   `host.docker.internal` the gateway of each family its network has,
+//!   unknown single labels and `lanyard.internal` names NXDOMAIN, and
+//!   nothing an asker only on internal networks asks is forwarded
+//!   (SERVFAIL instead);
 //! * a local answer fits its buffer and parses as a response to the query:
 //!   its id, the question as asked, the rcode the resolution calls for,
-//!   well-formed records (A data from the model's set, PTR data a valid
-//!   name), TC set when records were left out;
+//!   well-formed records (A and AAAA data from the model's set, A before
+//!   AAAA, PTR data a valid name), TC set when records were left out;
 //! * every frame the forwarder emits goes to the asking endpoint's port and
 //!   parses (etherparse) as IPv4/UDP from the gateway's port 53 to the
 //!   client (its MAC, address and port), with valid IPv4 and UDP checksums
@@ -72,7 +80,7 @@
 #![no_main]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
@@ -115,6 +123,29 @@ const VOCAB: [&str; 10] = [
     "a-b_c",
     "lanyard.internal",
 ];
+
+/// The /64 of each network's IPv6 side; only networks 0 and 1 may have
+/// one (the others' are addresses of no registered prefix).
+const SUBNETS6: [[u16; 4]; NETS] = [
+    [0xfd00, 0x17, 0, 0],
+    [0xfd00, 0x9, 0, 0],
+    [0xfd00, 0xff02, 0, 0],
+    [0xfd00, 0xff03, 0, 0],
+];
+const HAS_V6: [bool; NETS] = [true, true, false, false];
+
+fn offset6(net: usize, n: u16) -> Ipv6Addr {
+    let [a, b, c, d] = SUBNETS6[net];
+    Ipv6Addr::new(a, b, c, d, 0, 0, 0, n)
+}
+
+fn gateway6(net: usize) -> Ipv6Addr {
+    offset6(net, 1)
+}
+
+fn on_subnet6(net: usize, a: Ipv6Addr) -> bool {
+    a.segments()[..4] == SUBNETS6[net]
+}
 
 fn base(net: usize) -> Ipv4Addr {
     Ipv4Addr::from(SUBNETS[net].0)
@@ -186,23 +217,29 @@ impl<'a> Reader<'a> {
 #[derive(Debug, Clone)]
 struct Rec {
     net: u32,
-    ip: Ipv4Addr,
+    ip: IpAddr,
     container: String,
     /// As given (the first is the primary, answered for reverse lookups).
     names: Vec<String>,
 }
 
+/// A known network: internal or not, registered with its IPv6 side or not.
+#[derive(Debug, Clone, Copy)]
+struct NetModel {
+    internal: bool,
+    v6: bool,
+}
+
 #[derive(Default)]
 struct Model {
-    /// Known networks: internal or not.
-    nets: BTreeMap<u32, bool>,
+    nets: BTreeMap<u32, NetModel>,
     recs: Vec<Rec>,
 }
 
 /// What a resolution should come to.
 #[derive(Debug)]
 enum Want {
-    Addrs(BTreeSet<Ipv4Addr>),
+    Addrs(BTreeSet<IpAddr>),
     /// One of these names; `first` if it is set (the asking network's).
     Name {
         any_of: BTreeSet<String>,
@@ -214,7 +251,7 @@ enum Want {
 }
 
 impl Model {
-    fn add(&mut self, net: u32, ip: Ipv4Addr, container: &str, names: &[String]) {
+    fn add(&mut self, net: u32, ip: IpAddr, container: &str, names: &[String]) {
         self.remove(net, ip);
         if !names.is_empty() {
             self.recs.push(Rec {
@@ -226,7 +263,7 @@ impl Model {
         }
     }
 
-    fn remove(&mut self, net: u32, ip: Ipv4Addr) {
+    fn remove(&mut self, net: u32, ip: IpAddr) {
         self.recs.retain(|r| !(r.net == net && r.ip == ip));
     }
 
@@ -235,7 +272,7 @@ impl Model {
         self.recs.retain(|r| r.net != net);
     }
 
-    fn networks_of(&self, net: u32, asker: Ipv4Addr) -> BTreeSet<u32> {
+    fn networks_of(&self, net: u32, asker: IpAddr) -> BTreeSet<u32> {
         let mut n = BTreeSet::from([net]);
         if let Some(r) = self.recs.iter().find(|r| r.net == net && r.ip == asker) {
             for o in self.recs.iter().filter(|o| o.container == r.container) {
@@ -245,16 +282,19 @@ impl Model {
         n
     }
 
-    fn may_forward(&self, net: u32, asker: Ipv4Addr) -> bool {
+    fn may_forward(&self, net: u32, asker: IpAddr) -> bool {
         self.networks_of(net, asker)
             .iter()
-            .any(|n| self.nets.get(n).is_none_or(|internal| !internal))
+            .any(|n| self.nets.get(n).is_none_or(|m| !m.internal))
     }
 
-    fn resolve(&self, net: u32, asker: Ipv4Addr, gw: Ipv4Addr, name: &str, qtype: u16) -> Want {
+    fn resolve(&self, net: u32, asker: IpAddr, name: &str, qtype: u16) -> Want {
         use w::qtype as t;
         let nets = self.networks_of(net, asker);
-        if let Some(ip) = w::reverse_v4(name) {
+        let reverse = w::reverse_v4(name)
+            .map(IpAddr::V4)
+            .or_else(|| model_reverse_v6(name).map(IpAddr::V6));
+        if let Some(ip) = reverse {
             if qtype != t::PTR && qtype != t::ANY {
                 return Want::Forward;
             }
@@ -269,22 +309,40 @@ impl Model {
                     first: on.iter().find(|r| r.net == net).map(|r| r.names[0].clone()),
                 };
             }
-            let known = nets
-                .iter()
-                .any(|n| self.nets.contains_key(n) && on_subnet(*n as usize, ip));
+            let known = nets.iter().any(|n| {
+                let k = *n as usize;
+                self.nets.get(n).is_some_and(|m| match ip {
+                    IpAddr::V4(a) => on_subnet(k, a),
+                    IpAddr::V6(a) => m.v6 && on_subnet6(k, a),
+                })
+            });
             return if known { Want::NxDomain } else { Want::Forward };
         }
         let owned = name == dns::DOMAIN || name.ends_with(".lanyard.internal");
         let short = name.strip_suffix(".lanyard.internal").unwrap_or(name);
-        let wants_a = qtype == t::A || qtype == t::ANY;
+        let wants = |ip: &IpAddr| match qtype {
+            t::A => ip.is_ipv4(),
+            t::AAAA => ip.is_ipv6(),
+            t::ANY => true,
+            _ => false,
+        };
         if short == "host" && owned || name == "host.docker.internal" {
-            return if wants_a {
-                Want::Addrs(BTreeSet::from([gw]))
-            } else {
+            // The gateways `net` was registered with.
+            let mut gws = BTreeSet::new();
+            if let Some(m) = self.nets.get(&net) {
+                gws.insert(IpAddr::V4(gateway(net as usize)));
+                if m.v6 {
+                    gws.insert(IpAddr::V6(gateway6(net as usize)));
+                }
+            }
+            gws.retain(wants);
+            return if gws.is_empty() {
                 Want::NoData
+            } else {
+                Want::Addrs(gws)
             };
         }
-        let ips: BTreeSet<Ipv4Addr> = self
+        let visible: BTreeSet<IpAddr> = self
             .recs
             .iter()
             .filter(|r| {
@@ -292,17 +350,58 @@ impl Model {
             })
             .map(|r| r.ip)
             .collect();
-        if !ips.is_empty() {
-            return if wants_a {
-                Want::Addrs(ips)
-            } else {
+        if !visible.is_empty() {
+            let ips: BTreeSet<IpAddr> = visible.into_iter().filter(wants).collect();
+            return if ips.is_empty() {
                 Want::NoData
+            } else {
+                Want::Addrs(ips)
             };
         }
         if owned || !short.contains('.') {
             return Want::NxDomain;
         }
         Want::Forward
+    }
+}
+
+/// The model's own reading of an `ip6.arpa` name (RFC 3596 2.5): 32
+/// one-hex-digit labels, least significant first, either case.
+fn model_reverse_v6(name: &str) -> Option<Ipv6Addr> {
+    let labels: Vec<&str> = name.split('.').collect();
+    if labels.len() != 34
+        || !labels[32].eq_ignore_ascii_case("ip6")
+        || !labels[33].eq_ignore_ascii_case("arpa")
+    {
+        return None;
+    }
+    let mut hex = String::new();
+    for l in labels[..32].iter().rev() {
+        if l.len() != 1 || !l.chars().all(|c| c.is_ascii_hexdigit()) {
+            return None;
+        }
+        hex.push_str(l);
+    }
+    u128::from_str_radix(&hex, 16).ok().map(Ipv6Addr::from)
+}
+
+/// The reverse name of an address, `in-addr.arpa` or `ip6.arpa`.
+fn reverse_name(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
+        }
+        IpAddr::V6(a) => {
+            let mut s: String = a
+                .octets()
+                .iter()
+                .rev()
+                .map(|o| format!("{:x}.{:x}.", o & 0xf, o >> 4))
+                .collect();
+            s.push_str("ip6.arpa");
+            s
+        }
     }
 }
 
@@ -319,13 +418,42 @@ fn pick_name(r: &mut Reader, model: &Model) -> String {
         3 => "host.docker.internal".to_string(),
         4 => "host.lanyard.internal".to_string(),
         5 => {
-            // The reverse name of an address: a container's, or any.
+            // The reverse name of an address: a container's, or any (IPv4,
+            // IPv6, in a network's prefix), or an ip6.arpa name spoilt.
             let ip = match model.recs.get(sel as usize / 8) {
-                Some(rec) if r.u8() & 1 == 0 => rec.ip,
-                _ => Ipv4Addr::from([r.u8(), r.u8(), r.u8(), r.u8()]),
+                Some(rec) if r.u8() & 1 == 0 => return reverse_name(rec.ip),
+                _ => {
+                    let f = r.u8();
+                    let net = (f >> 3) as usize % NETS;
+                    match f & 7 {
+                        0 | 1 => IpAddr::from([r.u8(), r.u8(), r.u8(), r.u8()]),
+                        2 => IpAddr::from(<[u8; 16]>::try_from(r.take(16)).unwrap_or([0; 16])),
+                        3 => offset6(net, r.u16()).into(),
+                        4 => offset(net, r.u16() as u32).into(),
+                        m => {
+                            let ip = match model.recs.get(f as usize >> 3) {
+                                Some(rec) => rec.ip,
+                                None => offset6(net, 2).into(),
+                            };
+                            let IpAddr::V6(a) = ip else {
+                                return reverse_name(ip);
+                            };
+                            let good = reverse_name(a.into());
+                            return match (m, r.u8() % 4) {
+                                // 31 labels, 33 labels.
+                                (5, _) => good[2..].to_string(),
+                                (6, 0) => format!("0.{good}"),
+                                // A two-digit label, a non-hex one.
+                                (6, 1) => format!("0{good}"),
+                                (6, _) => format!("g{}", &good[1..]),
+                                // Upper case (the table takes it).
+                                _ => good.to_ascii_uppercase(),
+                            };
+                        }
+                    }
+                }
             };
-            let o = ip.octets();
-            format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
+            reverse_name(ip)
         }
         6 => "example.com".to_string(),
         _ => {
@@ -385,13 +513,26 @@ fn pick_query(r: &mut Reader, model: &Model, raw: bool) -> Vec<u8> {
     build_query(id, true, &name, qtype, qclass)
 }
 
-fn pick_ip(r: &mut Reader, net: usize) -> Ipv4Addr {
-    let sel = r.u8();
+fn pick_ip4(r: &mut Reader, net: usize, sel: u8) -> Ipv4Addr {
     match sel % 4 {
         0 => offset(net, 2),
         1 => offset(net, 3),
         2 => offset(net, 2 + (sel >> 2) as u32),
         _ => Ipv4Addr::from([r.u8(), r.u8(), r.u8(), r.u8()]),
+    }
+}
+
+/// An address on `net`, IPv6 when bit 6 of the selector is set.
+fn pick_ip(r: &mut Reader, net: usize) -> IpAddr {
+    let sel = r.u8();
+    if sel & 0x40 == 0 {
+        return pick_ip4(r, net, sel).into();
+    }
+    match sel % 4 {
+        0 => offset6(net, 2).into(),
+        1 => offset6(net, 3).into(),
+        2 => offset6(net, 2 + (sel >> 2) as u16).into(),
+        _ => IpAddr::from(<[u8; 16]>::try_from(r.take(16)).unwrap_or([0; 16])),
     }
 }
 
@@ -510,8 +651,7 @@ fn encoded(primary: &str) -> String {
 fn check_local(
     model: &Model,
     net: u32,
-    client: Ipv4Addr,
-    gw: Ipv4Addr,
+    client: IpAddr,
     q: &w::Query<'_>,
     out: &[u8],
     answer: LocalAnswer,
@@ -524,7 +664,7 @@ fn check_local(
         None
     };
     let want = match &name {
-        Some(n) => model.resolve(net, client, gw, n, q.qtype),
+        Some(n) => model.resolve(net, client, n, q.qtype),
         None => Want::Forward,
     };
     let n = match (&want, answer) {
@@ -576,11 +716,21 @@ fn check_local(
         Want::Addrs(ips) => {
             assert_eq!(resp.rcode, w::rcode::NOERROR);
             let mut seen = BTreeSet::new();
+            let mut aaaa_seen = false;
             for (ty, rd) in &resp.answers {
-                assert_eq!(*ty, w::qtype::A);
-                let ip = Ipv4Addr::from(<[u8; 4]>::try_from(&rd[..]).expect("A data of 4 bytes"));
-                assert!(ips.contains(&ip), "A {ip} not among {ips:?}");
-                assert!(seen.insert(ip), "A {ip} twice");
+                let ip = match *ty {
+                    w::qtype::A => {
+                        assert!(!aaaa_seen, "an A record after an AAAA record");
+                        IpAddr::from(<[u8; 4]>::try_from(&rd[..]).expect("A data of 4 bytes"))
+                    }
+                    w::qtype::AAAA => {
+                        aaaa_seen = true;
+                        IpAddr::from(<[u8; 16]>::try_from(&rd[..]).expect("AAAA data of 16 bytes"))
+                    }
+                    t => panic!("a record of type {t} for addresses"),
+                };
+                assert!(ips.contains(&ip), "{ip} not among {ips:?}");
+                assert!(seen.insert(ip), "{ip} twice");
             }
             assert_eq!(
                 tc,
@@ -724,24 +874,46 @@ impl World {
         match (op & 0x3f) % 12 {
             0 => {
                 let net = r.u8() as usize % NETS;
-                let internal = r.u8() & 1 == 1;
+                let flags = r.u8();
+                let internal = flags & 1 == 1;
+                let v6 = HAS_V6[net] && flags & 2 == 0;
                 let (b, len) = SUBNETS[net];
                 let subnet = ipnet::Ipv4Net::new(Ipv4Addr::from(b), len).expect("prefix");
-                self.table().network_added(net as u32, subnet, internal);
-                self.model.nets.insert(net as u32, internal);
+                let subnet6 = ipnet::Ipv6Net::new(offset6(net, 0), 64).expect("prefix");
+                self.table().network_added(
+                    net as u32,
+                    subnet,
+                    gateway(net),
+                    v6.then_some((subnet6, gateway6(net))),
+                    internal,
+                );
+                self.model
+                    .nets
+                    .insert(net as u32, NetModel { internal, v6 });
             }
             1 => {
                 let net = r.u8() as usize % NETS;
                 let ip = pick_ip(r, net);
                 let c = format!("ctr{}", r.u8() as usize % CONTAINERS);
                 let names = pick_names(r, &c);
-                // As `Switch::set_names`: no names is a removal.
-                if names.is_empty() {
-                    self.table().remove(net as u32, ip);
-                } else {
-                    self.table().add(net as u32, ip, &c, &names);
+                // The table's precondition: an address is on one network
+                // (subnets never overlap, and the control plane names only
+                // addresses of the endpoint's subnet). A random address may
+                // be another network's already: not added.
+                let elsewhere = self
+                    .model
+                    .recs
+                    .iter()
+                    .any(|o| o.ip == ip && o.net != net as u32);
+                if !elsewhere {
+                    // As `Switch::set_names`: no names is a removal.
+                    if names.is_empty() {
+                        self.table().remove(net as u32, ip);
+                    } else {
+                        self.table().add(net as u32, ip, &c, &names);
+                    }
+                    self.model.add(net as u32, ip, &c, &names);
                 }
-                self.model.add(net as u32, ip, &c, &names);
             }
             2 => {
                 let net = r.u8() as usize % NETS;
@@ -797,15 +969,16 @@ impl World {
             name.pop();
         }
         let qtype = pick_qtype(r);
-        let want = self
-            .model
-            .resolve(net as u32, asker, gateway(net), &name, qtype);
+        let want = self.model.resolve(net as u32, asker, &name, qtype);
+        if trace_enabled() {
+            eprintln!("resolve({net}, {asker}, {name:?}, {qtype}): the model says {want:?}");
+        }
         let mut t = self.table();
-        let got = t.resolve(net as u32, asker, gateway(net), &name, qtype);
+        let got = t.resolve(net as u32, asker, &name, qtype);
         let ok = match (&want, got) {
             (Want::Addrs(ips), Resolution::Addresses(a)) => {
-                let a: Vec<Ipv4Addr> = a.collect();
-                let set: BTreeSet<Ipv4Addr> = a.iter().copied().collect();
+                let a: Vec<IpAddr> = a.collect();
+                let set: BTreeSet<IpAddr> = a.iter().copied().collect();
                 assert_eq!(set.len(), a.len(), "resolve({name}) gave duplicates: {a:?}");
                 set == *ips
             }
@@ -845,22 +1018,16 @@ impl World {
             return;
         };
         let mut out = vec![0u8; len];
-        let a = local_answer(
-            &mut self.table(),
-            net as u32,
-            client,
-            gateway(net),
-            &q,
-            &mut out,
-        );
-        check_local(&self.model, net as u32, client, gateway(net), &q, &out, a);
+        let a = local_answer(&mut self.table(), net as u32, client, &q, &mut out);
+        check_local(&self.model, net as u32, client, &q, &out, a);
     }
 
     fn query(&mut self, op: u8, r: &mut Reader) {
         let k = r.u8() as usize % NETS;
         let ep = endpoint(k);
         let client = if r.u8() % 4 == 3 {
-            pick_ip(r, k)
+            let sel = r.u8();
+            pick_ip4(r, k, sel)
         } else {
             ep.v4().0
         };
@@ -909,7 +1076,7 @@ impl World {
         self.dns
             .query(&from, client_port, query, self.now, &mut self.io, &mut sink);
         let (ok, calls) = self.log.sent_to_counts();
-        if !self.model.may_forward(ep.net, client) {
+        if !self.model.may_forward(ep.net, client.into()) {
             assert_eq!(
                 calls, calls_before,
                 "a query from {client}, only on internal networks, was sent upstream"

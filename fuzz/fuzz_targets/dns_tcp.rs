@@ -15,9 +15,9 @@
 //! ```
 //!
 //! * `origin % 4`: who the connection speaks for — 0 the container
-//!   172.17.0.2 on network 1, 1 an unknown address on network 1, 2 an
-//!   unknown address on internal network 2, 3 a network the table does not
-//!   know.
+//!   172.17.0.2 on network 1 (by its IPv6 address fd00:17::2 if bit 2 is
+//!   set), 1 an unknown address on network 1, 2 an unknown address on
+//!   internal network 2, 3 a network the table does not know.
 //! * `data`: the bytes the client sends (length-prefixed queries, or
 //!   anything), then end of stream.
 //! * `sched`: how each read and write call goes, one byte per call in the
@@ -46,7 +46,7 @@
 #![no_main]
 
 use std::io::{self, Read, Write};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -167,15 +167,63 @@ fn names() -> Arc<Mutex<NameTable>> {
 
 fn build_names() -> Arc<Mutex<NameTable>> {
     let mut t = NameTable::default();
-    t.network_added(1, "172.17.0.0/16".parse().expect("subnet"), false);
-    t.network_added(2, "10.9.0.0/24".parse().expect("subnet"), true);
-    t.add(1, Ipv4Addr::new(172, 17, 0, 2), "ctr-web", &["web".into()]);
-    t.add(1, Ipv4Addr::new(172, 17, 0, 3), "ctr-db", &["db".into()]);
+    t.network_added(
+        1,
+        "172.17.0.0/16".parse().expect("subnet"),
+        Ipv4Addr::new(172, 17, 0, 1),
+        Some((
+            "fd00:17::/64".parse().expect("subnet"),
+            "fd00:17::1".parse().expect("gateway"),
+        )),
+        false,
+    );
+    t.network_added(
+        2,
+        "10.9.0.0/24".parse().expect("subnet"),
+        Ipv4Addr::new(10, 9, 0, 1),
+        None,
+        true,
+    );
+    t.add(
+        1,
+        Ipv4Addr::new(172, 17, 0, 2).into(),
+        "ctr-web",
+        &["web".into()],
+    );
+    t.add(
+        1,
+        "fd00:17::2".parse().expect("address"),
+        "ctr-web",
+        &["web".into()],
+    );
+    t.add(
+        1,
+        Ipv4Addr::new(172, 17, 0, 3).into(),
+        "ctr-db",
+        &["db".into()],
+    );
     for i in 0..100u8 {
         let ip = Ipv4Addr::new(172, 17, 1, i);
-        t.add(1, ip, &format!("c{i}"), &[format!("c{i}"), "many".into()]);
+        t.add(
+            1,
+            ip.into(),
+            &format!("c{i}"),
+            &[format!("c{i}"), "many".into()],
+        );
+        let ip6 = Ipv6Addr::new(0xfd00, 0x17, 0, 0, 0, 0, 1, i.into());
+        t.add(
+            1,
+            ip6.into(),
+            &format!("c{i}"),
+            &[format!("c{i}"), "many".into()],
+        );
     }
-    t.add(2, Ipv4Addr::new(10, 9, 0, 2), "ctr-in", &["inside".into()]);
+    t.add(
+        2,
+        Ipv4Addr::new(10, 9, 0, 2).into(),
+        "ctr-in",
+        &["inside".into()],
+    );
     Arc::new(Mutex::new(t))
 }
 
@@ -211,6 +259,15 @@ fn check_records(m: &[u8], q: &w::Query<'_>) {
                 let ours = ip.octets()[..2] == [172, 17] || ip.octets()[..3] == [10, 9, 0];
                 assert!(ours, "A {ip} is on no network");
             }
+            w::qtype::AAAA => {
+                assert_eq!(rdlen, 16);
+                let ip = Ipv6Addr::from(<[u8; 16]>::try_from(rd).expect("16 bytes"));
+                assert_eq!(
+                    ip.segments()[..4],
+                    [0xfd00, 0x17, 0, 0],
+                    "AAAA {ip} is on no network"
+                );
+            }
             w::qtype::PTR => {
                 let mut j = 0;
                 while rd[j] != 0 {
@@ -238,23 +295,23 @@ fuzz_target!(|data: &[u8]| {
     let origin = match origin_sel % 4 {
         0 => Origin {
             net: 1,
-            client: Ipv4Addr::new(172, 17, 0, 2),
-            gateway: Ipv4Addr::new(172, 17, 0, 1),
+            client: if origin_sel & 4 != 0 {
+                "fd00:17::2".parse().expect("address")
+            } else {
+                Ipv4Addr::new(172, 17, 0, 2).into()
+            },
         },
         1 => Origin {
             net: 1,
-            client: Ipv4Addr::new(172, 17, 9, 9),
-            gateway: Ipv4Addr::new(172, 17, 0, 1),
+            client: Ipv4Addr::new(172, 17, 9, 9).into(),
         },
         2 => Origin {
             net: 2,
-            client: Ipv4Addr::new(10, 9, 0, 77),
-            gateway: Ipv4Addr::new(10, 9, 0, 1),
+            client: Ipv4Addr::new(10, 9, 0, 77).into(),
         },
         _ => Origin {
             net: 9,
-            client: Ipv4Addr::new(192, 168, 1, 2),
-            gateway: Ipv4Addr::new(192, 168, 1, 1),
+            client: Ipv4Addr::new(192, 168, 1, 2).into(),
         },
     };
     let limits = Limits::default();

@@ -490,7 +490,10 @@ impl Harness {
         for (i, p) in PORTS.iter().enumerate() {
             if !p.names.is_empty() {
                 let names: Vec<String> = p.names.iter().map(|n| n.to_string()).collect();
-                shards[0].set_names(nets[p.net], p.ip, &format!("ctr{i}"), &names);
+                shards[0].set_names(nets[p.net], p.ip.into(), &format!("ctr{i}"), &names);
+                if let Some(g) = global6(i) {
+                    shards[0].set_names(nets[p.net], g.into(), &format!("ctr{i}"), &names);
+                }
             }
         }
         let ports = (0..NPORTS)

@@ -42,7 +42,9 @@ pub(super) fn detach(reg: &mut Registry, dp: &DataplaneHandle, endpoint_id: &str
         if let (Some(ip6), Some(ipam6)) = (ep.ip6, n.ipam6.as_mut()) {
             ipam6.release(ip6);
         }
-        let _ = dp.set_names(n.dp, ep.ip, ep.container_id.clone(), Vec::new());
+        for ip in std::iter::once(ep.ip.into()).chain(ep.ip6.map(Into::into)) {
+            let _ = dp.set_names(n.dp, ip, ep.container_id.clone(), Vec::new());
+        }
     }
     log::info!("detached {} ({}) from {}", ep.name, ep.ip, ep.network);
     true
@@ -157,11 +159,13 @@ impl Daemon {
         if !names.contains(&short) {
             names.push(short);
         }
-        if let Err(e) = self
-            .dp
-            .set_names(dp_net, ip, req.container_id.clone(), names)
-        {
-            log::warn!("DNS names for {name}: {e}");
+        for addr in std::iter::once(ip.into()).chain(ip6.map(Into::into)) {
+            if let Err(e) = self
+                .dp
+                .set_names(dp_net, addr, req.container_id.clone(), names.clone())
+            {
+                log::warn!("DNS names for {name}: {e}");
+            }
         }
         let endpoint_id = random_id();
         undo.reg().endpoints.insert(

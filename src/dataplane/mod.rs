@@ -139,7 +139,7 @@ enum Command {
     /// Names the embedded DNS answers for an endpoint (empty: forget).
     SetNames {
         net: NetworkId,
-        ip: std::net::Ipv4Addr,
+        ip: std::net::IpAddr,
         container: String,
         names: Vec<String>,
         reply: Sender<()>,
@@ -474,7 +474,7 @@ impl DataplaneHandle {
     pub fn set_names(
         &self,
         net: NetworkId,
-        ip: std::net::Ipv4Addr,
+        ip: std::net::IpAddr,
         container: String,
         names: Vec<String>,
     ) -> Result<(), DataplaneGone> {

@@ -392,23 +392,20 @@ impl Switch {
         if self.nets.get(id.0 as usize).is_some_and(|n| n.is_some()) {
             return Err(SwitchError::IdInUse);
         }
-        let (subnet, internal) = (spec.subnet, !spec.nat);
+        let (subnet, gateway, internal) = (spec.subnet, spec.gateway_ip, !spec.nat);
+        let v6 = spec.ipv6.map(|v| (v.subnet, v.gateway));
         self.add_network_state(id, spec);
-        if let IpNet::V4(subnet) = subnet {
-            self.dns.names().network_added(id.0, subnet, internal);
+        if let (IpNet::V4(subnet), IpAddr::V4(gateway)) = (subnet, gateway) {
+            self.dns
+                .names()
+                .network_added(id.0, subnet, gateway, v6, internal);
         }
         Ok(())
     }
 
     /// Names the embedded DNS answers for an endpoint; `names` empty removes
     /// them.
-    pub fn set_names(
-        &mut self,
-        net: NetworkId,
-        ip: std::net::Ipv4Addr,
-        container: &str,
-        names: &[String],
-    ) {
+    pub fn set_names(&mut self, net: NetworkId, ip: IpAddr, container: &str, names: &[String]) {
         if names.is_empty() {
             self.dns.names().remove(net.0, ip);
         } else {

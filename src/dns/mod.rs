@@ -175,14 +175,12 @@ impl Dns {
                 return Some(DropReason::MalformedPacket);
             }
         };
-        let (client, gateway) = from.v4();
         let at = forward::payload_offset(from);
         let space = &mut self.tx.read_space()[at..at + w::MAX_UDP_LEN];
         let answer = local_answer(
             &mut self.names.lock().unwrap_or_else(|p| p.into_inner()),
             from.net,
-            client,
-            gateway,
+            from.ip,
             &q,
             space,
         );

@@ -21,7 +21,7 @@
 //! are relayed only for askers with a network that has NAT, as over UDP.
 
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -73,8 +73,8 @@ const ORIGIN_WAIT: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Origin {
     pub net: u32,
-    pub client: Ipv4Addr,
-    pub gateway: Ipv4Addr,
+    /// The container's address (of the family it connected over).
+    pub client: IpAddr,
 }
 
 /// What the server did, for `lanyard stats`.
@@ -150,7 +150,7 @@ struct Shared {
     /// Local port of the NAT's host socket → who it speaks for.
     origins: Mutex<Origins>,
     /// Connections held per asker.
-    per_client: Mutex<HashMap<(u32, Ipv4Addr), usize>>,
+    per_client: Mutex<HashMap<(u32, IpAddr), usize>>,
     limits: Limits,
     active: AtomicUsize,
     counters: Counters,
@@ -236,13 +236,11 @@ impl crate::host::LocalService for DnsTcp {
     }
 
     fn connected(&self, local_port: u16, inside: &crate::inside::Inside) {
-        let (client, gateway) = inside.v4();
         self.expect(
             local_port,
             Origin {
                 net: inside.net,
-                client,
-                gateway,
+                client: inside.ip,
             },
         );
     }
@@ -298,7 +296,7 @@ fn claim_origin(shared: &Shared, port: u16) -> Option<Origin> {
 /// A connection's slot in the per-client count, given back on drop.
 struct ClientSlot<'a> {
     shared: &'a Shared,
-    key: (u32, Ipv4Addr),
+    key: (u32, IpAddr),
 }
 
 impl<'a> ClientSlot<'a> {
@@ -406,7 +404,6 @@ fn serve_stream(conn: &mut impl DnsStream, shared: &Shared, origin: Origin, dead
             &mut lock(&shared.names),
             origin.net,
             origin.client,
-            origin.gateway,
             &parsed,
             &mut answer[2..],
         );
@@ -607,10 +604,15 @@ mod tests {
         let gw = Ipv4Addr::new(172, 17, 0, 1);
         {
             let mut t = names.lock().unwrap();
-            t.network_added(1, "172.17.0.0/16".parse().unwrap(), false);
+            t.network_added(1, "172.17.0.0/16".parse().unwrap(), gw, None, false);
             for i in 0..100u8 {
                 let ip = Ipv4Addr::new(172, 17, 1, i);
-                t.add(1, ip, &format!("c{i}"), &[format!("c{i}"), "many".into()]);
+                t.add(
+                    1,
+                    ip.into(),
+                    &format!("c{i}"),
+                    &[format!("c{i}"), "many".into()],
+                );
             }
         }
         let srv = DnsTcp::new(names, Vec::new());
@@ -621,8 +623,7 @@ mod tests {
             port,
             Origin {
                 net: 1,
-                client: Ipv4Addr::new(172, 17, 1, 0),
-                gateway: gw,
+                client: Ipv4Addr::new(172, 17, 1, 0).into(),
             },
         );
         let a = ask(&mut s, &query("many", 7));
@@ -653,10 +654,13 @@ mod tests {
     /// A server with short times, and a client connected to it as `client`.
     fn server(limits: Limits) -> DnsTcp {
         let names = Arc::new(Mutex::new(NameTable::default()));
-        names
-            .lock()
-            .unwrap()
-            .network_added(1, "172.17.0.0/16".parse().unwrap(), false);
+        names.lock().unwrap().network_added(
+            1,
+            "172.17.0.0/16".parse().unwrap(),
+            Ipv4Addr::new(172, 17, 0, 1),
+            None,
+            false,
+        );
         DnsTcp::with_limits(names, Vec::new(), limits)
     }
 
@@ -667,8 +671,7 @@ mod tests {
             s.local_addr().unwrap().port(),
             Origin {
                 net: 1,
-                client: Ipv4Addr::new(172, 17, 0, client),
-                gateway: Ipv4Addr::new(172, 17, 0, 1),
+                client: Ipv4Addr::new(172, 17, 0, client).into(),
             },
         );
         s

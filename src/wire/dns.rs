@@ -144,6 +144,8 @@ pub const NO_ANSWERS: [Rdata<'static>; 0] = [];
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rdata<'a> {
     A([u8; 4]),
+    /// An IPv6 address (type 28, RFC 3596).
+    Aaaa([u8; 16]),
     /// A name in presentation form (dots), for PTR.
     Name(&'a str),
 }
@@ -176,6 +178,7 @@ pub fn build_response<'a>(
     for a in answers {
         let (ty, rdlen) = match &a {
             Rdata::A(_) => (qtype::A, 4),
+            Rdata::Aaaa(_) => (qtype::AAAA, 16),
             Rdata::Name(name) => (qtype::PTR, encoded_len(name)),
         };
         if n + 12 + rdlen > max {
@@ -191,6 +194,7 @@ pub fn build_response<'a>(
         n += 12;
         match a {
             Rdata::A(ip) => out[n..n + 4].copy_from_slice(&ip),
+            Rdata::Aaaa(ip) => out[n..n + 16].copy_from_slice(&ip),
             Rdata::Name(name) => {
                 encode_name(name, &mut out[n..n + rdlen]);
             }
@@ -233,6 +237,28 @@ pub fn reverse_v4(name: &str) -> Option<std::net::Ipv4Addr> {
         return None;
     }
     Some(std::net::Ipv4Addr::from(o))
+}
+
+/// The IPv6 address of a reverse name (RFC 3596 2.5): exactly 32 labels of
+/// one hex digit each (either case), least significant nibble first, then
+/// `ip6.arpa`. Anything else (a shorter zone name, two-digit labels) is
+/// `None`.
+pub fn reverse_v6(name: &str) -> Option<std::net::Ipv6Addr> {
+    const SUFFIX: &[u8] = b"ip6.arpa";
+    let b = name.as_bytes();
+    // 32 nibbles, each followed by its dot, then the suffix.
+    if b.len() != 64 + SUFFIX.len() || !b[64..].eq_ignore_ascii_case(SUFFIX) {
+        return None;
+    }
+    let mut v = 0u128;
+    for (i, pair) in b[..64].chunks_exact(2).enumerate() {
+        if pair[1] != b'.' {
+            return None;
+        }
+        let d = (pair[0] as char).to_digit(16)?;
+        v |= u128::from(d) << (4 * i);
+    }
+    Some(std::net::Ipv6Addr::from(v))
 }
 
 #[cfg(test)]
@@ -323,6 +349,139 @@ mod tests {
         let n = build_response(&q, rcode::NOERROR, many.iter().copied(), 600, 512, &mut out);
         assert!(n <= 512);
         assert_eq!(out[2] & 0x02, 0x02);
+    }
+
+    /// The answer records of a response, read field by field from the
+    /// bytes (RFC 1035 4.1), independently of `build_response`: owner
+    /// (a pointer or labels), type, class, TTL and data.
+    fn records(m: &[u8]) -> Vec<(u16, u16, u32, Vec<u8>)> {
+        fn skip_name(m: &[u8], mut i: usize) -> usize {
+            loop {
+                match m[i] {
+                    0 => return i + 1,
+                    l if l & 0xc0 == 0xc0 => return i + 2,
+                    l => i += 1 + l as usize,
+                }
+            }
+        }
+        let qd = u16::from_be_bytes([m[4], m[5]]);
+        let an = u16::from_be_bytes([m[6], m[7]]);
+        let mut i = HEADER_LEN;
+        for _ in 0..qd {
+            i = skip_name(m, i) + 4;
+        }
+        let mut out = Vec::new();
+        for _ in 0..an {
+            i = skip_name(m, i);
+            let f = |k: usize| u16::from_be_bytes([m[i + k], m[i + k + 1]]);
+            let ttl = u32::from_be_bytes([m[i + 4], m[i + 5], m[i + 6], m[i + 7]]);
+            let rdlen = f(8) as usize;
+            out.push((f(0), f(2), ttl, m[i + 10..i + 10 + rdlen].to_vec()));
+            i += 10 + rdlen;
+        }
+        assert_eq!(i, m.len(), "nothing after the last record");
+        out
+    }
+
+    #[test]
+    fn builds_aaaa_records_a_hand_decoder_reads() {
+        let b = query("web", qtype::AAAA);
+        let q = parse_query(&b).unwrap();
+        let a: std::net::Ipv6Addr = "fd00:17::2".parse().unwrap();
+        let c: std::net::Ipv6Addr = "fd00:17::3".parse().unwrap();
+        let mut out = [0u8; 512];
+        let n = build_response(
+            &q,
+            rcode::NOERROR,
+            [Rdata::Aaaa(a.octets()), Rdata::Aaaa(c.octets())],
+            600,
+            512,
+            &mut out,
+        );
+        let m = &out[..n];
+        assert_eq!(u16::from_be_bytes([m[6], m[7]]), 2, "ANCOUNT");
+        assert_eq!(m[2] & 0x02, 0, "not truncated");
+        let recs = records(m);
+        assert_eq!(
+            recs,
+            vec![
+                (qtype::AAAA, CLASS_IN, 600, a.octets().to_vec()),
+                (qtype::AAAA, CLASS_IN, 600, c.octets().to_vec()),
+            ]
+        );
+        // The first record's bytes, spelled out: owner pointer to the
+        // question, type 28, class IN, TTL 600, RDLENGTH 16, the address.
+        let r = &m[HEADER_LEN + q.question.len()..];
+        assert_eq!(
+            &r[..12],
+            &[0xc0, 0x0c, 0, 28, 0, 1, 0, 0, 0x02, 0x58, 0, 16]
+        );
+        assert_eq!(
+            &r[12..28],
+            &[0xfd, 0, 0, 0x17, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]
+        );
+        // Mixed with A (an ANY answer), and truncated at 512 bytes.
+        let n = build_response(
+            &q,
+            rcode::NOERROR,
+            [Rdata::A([172, 17, 0, 2]), Rdata::Aaaa(a.octets())],
+            600,
+            512,
+            &mut out,
+        );
+        let recs = records(&out[..n]);
+        assert_eq!(recs[0].0, qtype::A);
+        assert_eq!(recs[1].0, qtype::AAAA);
+        let many = (0..40).map(|_| Rdata::Aaaa(a.octets()));
+        let n = build_response(&q, rcode::NOERROR, many, 600, 512, &mut out);
+        assert!(n <= 512);
+        assert_eq!(out[2] & 0x02, 0x02, "TC");
+        // 12 + 9 (question) + k * 28 <= 512: 17 records.
+        assert_eq!(records(&out[..n]).len(), 17);
+    }
+
+    #[test]
+    fn reverse_v6_names() {
+        let fwd = "4.3.2.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.7.1.0.0.0.0.d.f.ip6.arpa";
+        let want: std::net::Ipv6Addr = "fd00:17::1234".parse().unwrap();
+        assert_eq!(reverse_v6(fwd), Some(want));
+        // Either case, digits and suffix.
+        let upper = "4.3.2.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.7.1.0.0.0.0.D.F.IP6.ARPA";
+        assert_eq!(reverse_v6(upper), Some(want));
+        let all: std::net::Ipv6Addr = "2001:db8:abcd:ef01:2345:6789:abcd:ef01".parse().unwrap();
+        let name: String = all
+            .octets()
+            .iter()
+            .rev()
+            .map(|o| format!("{:x}.{:x}.", o & 0xf, o >> 4))
+            .collect::<String>()
+            + "ip6.arpa";
+        assert_eq!(reverse_v6(&name), Some(all));
+        // 31 labels, 33 labels, a two-digit label, a non-hex one, an empty
+        // one, another suffix.
+        assert_eq!(reverse_v6(&fwd[2..]), None);
+        assert_eq!(reverse_v6(&format!("0.{fwd}")), None);
+        assert_eq!(
+            reverse_v6("43.2.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.7.1.0.0.0.0.d.f.ip6.arpa"),
+            None
+        );
+        assert_eq!(
+            reverse_v6("g.3.2.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.7.1.0.0.0.0.d.f.ip6.arpa"),
+            None
+        );
+        assert_eq!(
+            reverse_v6("..3.2.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.7.1.0.0.0.0.d.f.ip6.arpa"),
+            None
+        );
+        assert_eq!(
+            reverse_v6("4.3.2.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.7.1.0.0.0.0.d.f.ip6.arpb"),
+            None
+        );
+        assert_eq!(reverse_v6("1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa"), None);
+        assert_eq!(reverse_v6("ip6.arpa"), None);
+        // Not ASCII, of the right length: refused, no panic.
+        let odd = format!("é{}", &fwd[2..]);
+        assert_eq!(reverse_v6(&odd), None);
     }
 
     #[test]

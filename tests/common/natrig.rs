@@ -510,6 +510,8 @@ pub struct Drained {
 
 pub struct Rig {
     pub sw: Switch,
+    /// The switch's name table (what the control plane writes).
+    pub names: lanyard::dns::SharedNames,
     pub poll: mio::Poll,
     events: mio::Events,
     pub now: Time,
@@ -533,12 +535,8 @@ pub struct Rig {
 
 impl Rig {
     pub fn new(o: Opts) -> Rig {
-        let mut sw = Switch::with_names(
-            16,
-            o.nat.clone(),
-            o.dns_upstreams.clone(),
-            lanyard::dns::shared_names(),
-        );
+        let names = lanyard::dns::shared_names();
+        let mut sw = Switch::with_names(16, o.nat.clone(), o.dns_upstreams.clone(), names.clone());
         let net = sw.add_network(NetworkSpec {
             name: "default".into(),
             subnet: "172.17.0.0/16".parse().unwrap(),
@@ -573,6 +571,7 @@ impl Rig {
             .expect("the endpoint port");
         Rig {
             sw,
+            names,
             poll,
             events: mio::Events::with_capacity(o.poll_events),
             now: Time::from_secs(1),
