@@ -207,7 +207,7 @@ fn embedded_dns_answers_names_aliases_ptr_and_forwards_the_rest() {
         As::Unprivileged,
         r#"
 local_server dns dns 5353 127.0.0.1
-$B network create --socket $S other > /dev/null
+$B network create --socket $S --ipv6=false other > /dev/null
 # One after the other, so that web is .2 and web2 is .3.
 bg_run --name web --alias api -- sleep 60
 on_network web default
@@ -231,7 +231,8 @@ echo "aaaa: $(dig +tries=1 +time=3 AAAA web @172.17.0.1 | grep -o "status: [A-Z]
 echo "getent: $(getent hosts web)"
 '
 # hidden has a name: on its own network it resolves.
-run --network other -- sh -c 'echo "same-net: $(dig +short +tries=1 +time=3 hidden @172.18.0.1)"'
+run --network other -- sh -c 'echo "same-net: $(dig +short +tries=1 +time=3 hidden @172.18.0.1)"
+echo "aaaa-v4only: $(dig +tries=1 +time=3 AAAA hidden @172.18.0.1 | grep -o "status: [A-Z]*") $(dig +short +tries=1 +time=3 AAAA hidden @172.18.0.1)"'
 "#,
     );
     assert_eq!(line(&out, "web:").trim(), "web: 172.17.0.2", "{out}");
@@ -266,9 +267,20 @@ run --network other -- sh -c 'echo "same-net: $(dig +short +tries=1 +time=3 hidd
         "same-net: 172.18.0.2",
         "{out}"
     );
-    // A name with no IPv6 address: no error, and no answer.
-    assert_eq!(line(&out, "aaaa:").trim(), "aaaa: status: NOERROR", "{out}");
-    assert!(line(&out, "getent:").contains("172.17.0.2"), "{out}");
+    // On the dual-stack default network a name has its IPv6 address too...
+    assert_eq!(
+        line(&out, "aaaa:").trim(),
+        "aaaa: status: NOERROR fd00:172:17::2",
+        "{out}"
+    );
+    assert!(line(&out, "getent:").contains("fd00:172:17::2"), "{out}");
+    // ...and on an IPv4-only network a name with no IPv6 address gets no
+    // error and no answer.
+    assert_eq!(
+        line(&out, "aaaa-v4only:").trim(),
+        "aaaa-v4only: status: NOERROR",
+        "{out}"
+    );
 }
 
 #[test]
