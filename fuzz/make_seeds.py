@@ -221,7 +221,17 @@ def pipeline_seeds():
     s["tcp-gso-superframe"] = step(0, TCP4 | M_GSO, tmpl_tcp(to_c2, flags=0x18, n=10000), hdr=gso_hdr)
     s["udp-partial-csum-broadcast"] = step(0, UDP4 | M_CSUM, tmpl_udp(tmpl_ip_head(dst_sel=1, dst_ip=3 ^ 1)))
     s["udp-off-subnet"] = step(4, UDP4, tmpl_udp_off_subnet())
-    s["tcp6-gso"] = step(4, TCP6 | M_GSO, tmpl_tcp(tmpl_v6_head(dst_sel=port_mac_sel(5), v6_dst=3 * 5), flags=0x18, n=3000), hdr=vnet(gso_size=1000))
+    # IPv6 destinations (dst selector mod 6): 0 + 6*k port k's link-local,
+    # 1 all nodes, 2 the gateway, 3 off the subnet (2001:db8::sel), 4 + 6*k
+    # port k's global; sources: 0 link-local, 1..0x7f the port's global.
+    s["tcp6-gso"] = step(4, TCP6 | M_GSO, tmpl_tcp(tmpl_v6_head(dst_sel=port_mac_sel(5), v6_dst=6 * 5), flags=0x18, n=3000), hdr=vnet(gso_size=1000))
+    gw6 = tmpl_v6_head(v6_src=1, v6_dst=2)
+    s["tcp6-syn-gateway-dns"] = step(0, TCP6, tmpl_tcp(gw6, dport=53))
+    s["tcp6-syn-gateway-loopback"] = step(1, TCP6, tmpl_tcp(gw6, dport=22))
+    s["tcp6-syn-off-link"] = step(0, TCP6, tmpl_tcp(tmpl_v6_head(v6_src=1, v6_dst=3), dport=443))
+    s["udp6-gateway-dns"] = step(0, UDP6, tmpl_udp(gw6, sport=40000, dport=53))
+    s["udp6-off-link"] = step(0, UDP6 | M_CSUM, tmpl_udp(tmpl_v6_head(v6_src=1, v6_dst=9), sport=40001, dport=7000))
+    s["tcp6-to-neighbour-global"] = step(0, TCP6, tmpl_tcp(tmpl_v6_head(dst_sel=port_mac_sel(1), v6_src=1, v6_dst=4 + 6 * 1)))
     s["truncated"] = step(0, RAW, TRUNCATED)
     # Raw frames, for the mutator to work on bytes directly.
     s["raw-arp-request"] = step(0, RAW, ARP_GW)
