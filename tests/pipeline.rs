@@ -559,3 +559,29 @@ fn nobody_may_send_from_the_gateway_mac() {
     r.send_plain(pa, &arp_request(A, GW));
     assert_eq!(count(&ha), 1, "the gateway still answers");
 }
+
+#[test]
+fn router_advertisements_go_to_endpoints_not_uplinks() {
+    let mut sw = Switch::new(8);
+    let mut s = spec("dual", "172.17.0.0/16", GW, 64, 8);
+    s.ipv6 = Some(lanyard::dataplane::NetworkSpec6 {
+        subnet: "fd00:172:17::/64".parse().unwrap(),
+        gateway: "fd00:172:17::1".parse().unwrap(),
+        mtu: 1500,
+    });
+    let net = sw.add_network(s);
+    let mut rig = Rig { sw, net };
+    let (_a, ha) = rig.endpoint(A, Offloads::NONE);
+    let (_u, hu) = rig.trusted(net);
+    rig.sw.tick(Time::from_secs(1));
+    let to_a = ha.take_sent();
+    assert_eq!(to_a.len(), 1, "one unsolicited RA to the endpoint");
+    let f = &to_a[0].1;
+    assert_eq!(&f[0..6], &[0x33, 0x33, 0, 0, 0, 1], "to all nodes");
+    assert_eq!(f[54], lanyard::wire::icmpv6::kind::ROUTER_ADVERT);
+    // The hosts behind an uplink have a router of their own.
+    assert!(hu.take_sent().is_empty(), "no RA out of the uplink");
+    // Not again before the interval.
+    rig.sw.tick(Time::from_secs(30));
+    assert!(ha.take_sent().is_empty());
+}

@@ -831,8 +831,11 @@ impl Switch {
         };
         self.nat.tick(now, &mut em);
         self.dns.tick(now, self.nat.host());
-        // Unsolicited Router Advertisements, to every port of each
-        // dual-stack network (the first at the network's first tick).
+        // Unsolicited Router Advertisements, to every container endpoint of
+        // each dual-stack network (the first at the network's first tick).
+        // Not to uplinks: the hosts behind an attached interface have their
+        // own router, and one that takes ours would route through lanyard
+        // unasked; a host there that solicits still gets an answer.
         for i in 0..self.nets.len() {
             let Some(Some(net)) = self.nets.get_mut(i) else {
                 continue;
@@ -842,7 +845,7 @@ impl Switch {
             }
             for &p in &net.ports {
                 if let Some(Some(s)) = self.ports.get_mut(p.index()) {
-                    if !s.dead {
+                    if !s.dead && s.spec.policy.mac.is_some() {
                         transmit(s, &self.reply);
                     }
                 }
