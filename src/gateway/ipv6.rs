@@ -25,8 +25,9 @@
 //!
 //! Router Advertisements carry the prefix (autonomous when it is a /64, so a
 //! SLAAC client forms its address), the link MTU and the gateway as DNS
-//! server (RDNSS, RFC 8106); the switch sends one unsolicited to every port
-//! every [`ADVERT_INTERVAL`], and one answers each solicitation.
+//! server (RDNSS, RFC 8106); the switch sends one unsolicited to every
+//! container endpoint (not to uplinks) every [`ADVERT_INTERVAL`], and one
+//! answers each solicitation.
 
 use std::net::Ipv6Addr;
 use std::time::Duration;
