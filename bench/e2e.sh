@@ -23,8 +23,9 @@
 # egress and 590 s for ports, so all four tables take about 1,170 s at
 # DUR=5 REPS=3 (containers ~200 s, scaling ~105 s, estimated) and about
 # 270 s at DUR=3 REPS=1. The ipv6 table is 56 runs of DUR per repetition
-# (+ ~0.9 s each) and 12 pings: DUR=1 REPS=1 took 105 s, DUR=3 REPS=3
-# IPV6_RUNTIME.
+# (+ ~0.9 s each; the kernel's [::1] DNAT costs one 5 s connect timeout)
+# and 12 pings: DUR=1 REPS=1 took 105 s, DUR=3 REPS=3 580 s; DUR=5 REPS=3
+# would take about 950 s.
 #
 # Needs root (namespaces, the kernel baselines); lanyard, slirp4netns and
 # pasta run as the unprivileged user $BENCH_USER (default: lanyard-ci, else
@@ -1488,7 +1489,7 @@ for f in c2c egress ports; do
     [ -s "$TMP/v6cpu-$f-4" ] && b=$(cpu_per_gb "$TMP/v6cpu-$f-4")
     cpu6+="; $f: IPv6 $a, IPv4 $b"
 done
-echo "lanyard daemon CPU (user+sys) over these TCP runs${cpu6#;}."
+echo "lanyard daemon CPU (user+sys) over these TCP runs:${cpu6#;}."
 echo "lanyard's counters that moved during these runs (lanyard stats --json before each run and DUR - 0.5 s into it: every port drop, and the NAT's, the gateways' and the shards' counters but flows made and ordinary replies; summed over the runs): $(python3 - "$TMP/v6-counters" <<'PY2'
 import sys
 agg = {}
