@@ -78,52 +78,20 @@ impl Ipam {
         self.taken.len()
     }
 
-    fn reserved(&self, ip: Ipv4Addr) -> Option<&'static str> {
-        if ip == self.gateway {
-            Some("gateway")
-        } else if ip == self.subnet.network() && self.subnet.prefix_len() < 31 {
-            Some("network")
-        } else if ip == self.subnet.broadcast() && self.subnet.prefix_len() < 31 {
-            Some("broadcast")
-        } else {
-            None
-        }
-    }
-
     /// Takes `requested`, or the lowest free address of the range.
     pub fn allocate(&mut self, requested: Option<Ipv4Addr>) -> Result<Ipv4Addr, IpamError> {
-        if let Some(ip) = requested {
-            if !self.subnet.contains(&ip) {
-                return Err(IpamError::OutsideSubnet {
-                    ip: ip.into(),
-                    subnet: self.subnet.into(),
-                });
-            }
-            if let Some(what) = self.reserved(ip) {
-                return Err(IpamError::Reserved {
-                    ip: ip.into(),
-                    what,
-                });
-            }
-            if !self.taken.insert(ip) {
-                return Err(IpamError::InUse { ip: ip.into() });
-            }
-            return Ok(ip);
-        }
-        // Every address skipped below is taken or reserved (at most three
-        // are), so the walk costs O(taken), not O(range).
-        let end = u32::from(self.range.broadcast());
-        let mut candidate = Some(u32::from(self.range.network()));
-        while let Some(c) = candidate.filter(|c| *c <= end) {
-            let ip = Ipv4Addr::from(c);
-            if self.reserved(ip).is_none() && self.taken.insert(ip) {
-                return Ok(ip);
-            }
-            candidate = c.checked_add(1);
-        }
-        Err(IpamError::Exhausted {
-            range: self.range.into(),
-        })
+        let (subnet, range) = (self.subnet, self.range);
+        let candidates =
+            (u32::from(range.network())..=u32::from(range.broadcast())).map(Ipv4Addr::from);
+        take(
+            &mut self.taken,
+            requested,
+            |ip| subnet.contains(ip),
+            subnet.into(),
+            range.into(),
+            |ip| reserved4(subnet, self.gateway, ip),
+            candidates,
+        )
     }
 
     pub fn release(&mut self, ip: Ipv4Addr) -> bool {
@@ -163,55 +131,87 @@ impl Ipam6 {
         self.gateway
     }
 
-    fn reserved(&self, ip: Ipv6Addr) -> Option<&'static str> {
-        if ip == self.gateway {
-            Some("gateway")
-        } else if ip == self.subnet.network() {
-            // The subnet-router anycast address (RFC 4291 2.6.1).
-            Some("subnet-router anycast")
-        } else {
-            None
-        }
-    }
-
     /// Takes `requested`, or the lowest free address of the subnet.
     pub fn allocate(&mut self, requested: Option<Ipv6Addr>) -> Result<Ipv6Addr, IpamError> {
-        if let Some(ip) = requested {
-            if !self.subnet.contains(&ip) {
-                return Err(IpamError::OutsideSubnet {
-                    ip: ip.into(),
-                    subnet: self.subnet.into(),
-                });
-            }
-            if let Some(what) = self.reserved(ip) {
-                return Err(IpamError::Reserved {
-                    ip: ip.into(),
-                    what,
-                });
-            }
-            if !self.taken.insert(ip) {
-                return Err(IpamError::InUse { ip: ip.into() });
-            }
-            return Ok(ip);
-        }
-        // As for IPv4: every address skipped is taken or reserved.
-        let end = u128::from(self.subnet.broadcast());
-        let mut candidate = Some(u128::from(self.subnet.network()));
-        while let Some(c) = candidate.filter(|c| *c <= end) {
-            let ip = Ipv6Addr::from(c);
-            if self.reserved(ip).is_none() && self.taken.insert(ip) {
-                return Ok(ip);
-            }
-            candidate = c.checked_add(1);
-        }
-        Err(IpamError::Exhausted {
-            range: self.subnet.into(),
-        })
+        let (subnet, gateway) = (self.subnet, self.gateway);
+        let candidates =
+            (u128::from(subnet.network())..=u128::from(subnet.broadcast())).map(Ipv6Addr::from);
+        take(
+            &mut self.taken,
+            requested,
+            |ip| subnet.contains(ip),
+            subnet.into(),
+            subnet.into(),
+            |ip| reserved6(subnet, gateway, ip),
+            candidates,
+        )
     }
 
     pub fn release(&mut self, ip: Ipv6Addr) -> bool {
         self.taken.remove(&ip)
     }
+}
+
+/// The IPv4 addresses no one may have: the gateway's, and the network and
+/// broadcast addresses of a subnet larger than /31.
+fn reserved4(subnet: Ipv4Net, gateway: Ipv4Addr, ip: Ipv4Addr) -> Option<&'static str> {
+    if ip == gateway {
+        Some("gateway")
+    } else if ip == subnet.network() && subnet.prefix_len() < 31 {
+        Some("network")
+    } else if ip == subnet.broadcast() && subnet.prefix_len() < 31 {
+        Some("broadcast")
+    } else {
+        None
+    }
+}
+
+/// The IPv6 addresses no one may have: the gateway's and the
+/// subnet-router anycast address (the prefix itself, RFC 4291 2.6.1).
+fn reserved6(subnet: Ipv6Net, gateway: Ipv6Addr, ip: Ipv6Addr) -> Option<&'static str> {
+    if ip == gateway {
+        Some("gateway")
+    } else if ip == subnet.network() {
+        Some("subnet-router anycast")
+    } else {
+        None
+    }
+}
+
+/// Takes `requested` (checked against the subnet and what is reserved), or
+/// the first of `candidates` that is neither reserved nor taken. Every
+/// candidate skipped is taken or reserved, so the walk costs O(taken), not
+/// O(range).
+fn take<A: Copy + Ord + Into<IpAddr>>(
+    taken: &mut BTreeSet<A>,
+    requested: Option<A>,
+    in_subnet: impl Fn(&A) -> bool,
+    subnet: IpNet,
+    range: IpNet,
+    reserved: impl Fn(A) -> Option<&'static str>,
+    mut candidates: impl Iterator<Item = A>,
+) -> Result<A, IpamError> {
+    if let Some(ip) = requested {
+        if !in_subnet(&ip) {
+            return Err(IpamError::OutsideSubnet {
+                ip: ip.into(),
+                subnet,
+            });
+        }
+        if let Some(what) = reserved(ip) {
+            return Err(IpamError::Reserved {
+                ip: ip.into(),
+                what,
+            });
+        }
+        if !taken.insert(ip) {
+            return Err(IpamError::InUse { ip: ip.into() });
+        }
+        return Ok(ip);
+    }
+    candidates
+        .find(|ip| reserved(*ip).is_none() && taken.insert(*ip))
+        .ok_or(IpamError::Exhausted { range })
 }
 
 #[cfg(test)]
