@@ -373,22 +373,11 @@ impl Gateway {
         } else {
             (src, src_mac, na_flags::SOLICITED)
         };
-        let buf = out.read_space();
-        let off = self.emit_v6_headers(
-            buf,
-            dst_mac,
-            target,
-            dst_ip,
-            next_header::ICMPV6,
-            32,
-            NDP_HOP_LIMIT,
-        );
         let flags = na_flags::ROUTER | na_flags::OVERRIDE | solicited;
-        let n = icmpv6::emit_neighbor_advert(&mut buf[off..], flags, target, self.mac);
-        if let Ok(mut p) = Icmpv6Packet::new_checked(&mut buf[off..off + n]) {
-            p.fill_checksum(target, dst_ip);
-        }
-        self.finish_reply(out, off + n);
+        let mac = self.mac;
+        self.icmp6_reply(out, dst_mac, target, dst_ip, NDP_HOP_LIMIT, 32, |b| {
+            icmpv6::emit_neighbor_advert(b, flags, target, mac)
+        });
         self.counters.neighbor_adverts += 1;
         Verdict::Reply(None)
     }
@@ -432,22 +421,9 @@ impl Gateway {
             dns: Some((v.ip, u32::from(ROUTER_LIFETIME))),
         };
         let src = v.link_local;
-        let len = ra.len();
-        let buf = out.read_space();
-        let off = self.emit_v6_headers(
-            buf,
-            dst_mac,
-            src,
-            dst,
-            next_header::ICMPV6,
-            len,
-            NDP_HOP_LIMIT,
-        );
-        let n = ra.emit(&mut buf[off..]);
-        if let Ok(mut p) = Icmpv6Packet::new_checked(&mut buf[off..off + n]) {
-            p.fill_checksum(src, dst);
-        }
-        self.finish_reply(out, off + n);
+        self.icmp6_reply(out, dst_mac, src, dst, NDP_HOP_LIMIT, ra.len(), |b| {
+            ra.emit(b)
+        });
         self.counters.router_adverts += 1;
     }
 
@@ -460,16 +436,12 @@ impl Gateway {
     ) {
         let (from, to) = (ip.dst(), ip.src());
         let len = icmpv6::HEADER_LEN + body.len();
-        let buf = out.read_space();
-        if w::HEADER_LEN + ethernet::HEADER_LEN + len > buf.len() {
+        if w::HEADER_LEN + ethernet::HEADER_LEN + len > out.read_space().len() {
             return;
         }
-        let off = self.emit_v6_headers(buf, src_mac, from, to, next_header::ICMPV6, len, REPLY_TTL);
-        let n = icmpv6::emit_echo_reply(&mut buf[off..], body);
-        if let Ok(mut p) = Icmpv6Packet::new_checked(&mut buf[off..off + n]) {
-            p.fill_checksum(from, to);
-        }
-        self.finish_reply(out, off + n);
+        self.icmp6_reply(out, src_mac, from, to, REPLY_TTL, len, |b| {
+            icmpv6::emit_echo_reply(b, body)
+        });
         self.counters.echo_replies += 1;
     }
 
@@ -481,39 +453,11 @@ impl Gateway {
         out: &mut FrameBuf,
     ) {
         let (from, to) = (ip.dst(), ip.src());
-        // RFC 9293 3.10.7.1, as for IPv4.
-        let (seq, ack, flags) = if seg.flags() & tcpf::ACK != 0 {
-            (seg.ack(), 0, tcpf::RST)
-        } else {
-            (
-                0,
-                seg.seq().wrapping_add(seg.seq_len()),
-                tcpf::RST | tcpf::ACK,
-            )
-        };
+        let len = tcp::MIN_HEADER_LEN;
         let buf = out.read_space();
-        let off = self.emit_v6_headers(
-            buf,
-            src_mac,
-            from,
-            to,
-            next_header::TCP,
-            tcp::MIN_HEADER_LEN,
-            REPLY_TTL,
-        );
-        let n = tcp::emit_header(
-            &mut buf[off..],
-            seg.dst_port(),
-            seg.src_port(),
-            seq,
-            ack,
-            flags,
-            0,
-        );
-        let pseudo = checksum::pseudo_header_v6(from, to, next_header::TCP, n as u32);
-        let c = checksum::finish(checksum::sum(pseudo, &buf[off..off + n]));
-        buf[off + tcp::CHECKSUM_OFFSET..off + tcp::CHECKSUM_OFFSET + 2]
-            .copy_from_slice(&c.to_be_bytes());
+        let off = self.emit_v6_headers(buf, src_mac, from, to, next_header::TCP, len, REPLY_TTL);
+        let pseudo = checksum::pseudo_header_v6(from, to, next_header::TCP, len as u32);
+        let n = super::emit_reset(&mut buf[off..], seg, pseudo);
         self.finish_reply(out, off + n);
         self.counters.resets_sent += 1;
     }
@@ -564,16 +508,34 @@ impl Gateway {
         let packet = ip.packet();
         let quote = &packet[..packet.len().min(icmpv6::MAX_ERROR_QUOTE)];
         let len = 8 + quote.len();
-        let buf = out.read_space();
-        let off =
-            self.emit_v6_headers(buf, src_mac, from, src, next_header::ICMPV6, len, REPLY_TTL);
-        let n = icmpv6::emit_error(&mut buf[off..], msg_type, code, param, quote);
-        if let Ok(mut p) = Icmpv6Packet::new_checked(&mut buf[off..off + n]) {
-            p.fill_checksum(from, src);
-        }
-        self.finish_reply(out, off + n);
+        self.icmp6_reply(out, src_mac, from, src, REPLY_TTL, len, |b| {
+            icmpv6::emit_error(b, msg_type, code, param, quote)
+        });
         self.counters.unreachables_sent += 1;
         Verdict::Reply(Some(reason))
+    }
+
+    /// An ICMPv6 message from the gateway (`src`) to `dst` in `out`, ready
+    /// to send: the headers, the message `write` puts at the payload
+    /// (`len` bytes at most) and returns the length of, its checksum.
+    #[allow(clippy::too_many_arguments)]
+    fn icmp6_reply(
+        &self,
+        out: &mut FrameBuf,
+        dst_mac: MacAddr,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        hop_limit: u8,
+        len: usize,
+        write: impl FnOnce(&mut [u8]) -> usize,
+    ) {
+        let buf = out.read_space();
+        let off = self.emit_v6_headers(buf, dst_mac, src, dst, next_header::ICMPV6, len, hop_limit);
+        let n = write(&mut buf[off..]);
+        if let Ok(mut p) = Icmpv6Packet::new_checked(&mut buf[off..off + n]) {
+            p.fill_checksum(src, dst);
+        }
+        self.finish_reply(out, off + n);
     }
 
     /// Ethernet + IPv6 headers from the gateway; returns the payload offset.

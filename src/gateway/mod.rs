@@ -182,6 +182,25 @@ fn routed_from<'a>(
     })
 }
 
+/// Writes the RST that answers `seg` on a port nobody serves (RFC 9293
+/// 3.10.7.1), its checksum completed from `pseudo` (the pseudo-header sum
+/// for a 20-byte segment, of either family); returns its length.
+fn emit_reset(buf: &mut [u8], seg: &TcpPacket<&[u8]>, pseudo: u32) -> usize {
+    let (seq, ack, flags) = if seg.flags() & tcpf::ACK != 0 {
+        (seg.ack(), 0, tcpf::RST)
+    } else {
+        (
+            0,
+            seg.seq().wrapping_add(seg.seq_len()),
+            tcpf::RST | tcpf::ACK,
+        )
+    };
+    let n = tcp::emit_header(buf, seg.dst_port(), seg.src_port(), seq, ack, flags, 0);
+    let c = checksum::finish(checksum::sum(pseudo, &buf[..n]));
+    buf[tcp::CHECKSUM_OFFSET..tcp::CHECKSUM_OFFSET + 2].copy_from_slice(&c.to_be_bytes());
+    n
+}
+
 /// The gateway of a network: its address and prefix (IPv4, the paths in
 /// this file), and on a dual-stack network its IPv6 side (`ipv6.rs`).
 #[derive(Debug, Clone)]
@@ -507,31 +526,15 @@ impl Gateway {
         seg: &TcpPacket<&[u8]>,
         out: &mut FrameBuf,
     ) {
-        // RFC 9293 3.10.7.1: answer an unacceptable segment on a closed port.
-        let (seq, ack, flags) = if seg.flags() & tcpf::ACK != 0 {
-            (seg.ack(), 0, tcpf::RST)
-        } else {
-            (
-                0,
-                seg.seq().wrapping_add(seg.seq_len()),
-                tcpf::RST | tcpf::ACK,
-            )
-        };
         let buf = out.read_space();
         let off = self.emit_headers_to_sender(buf, eth, ip, protocol::TCP, tcp::MIN_HEADER_LEN);
-        let n = tcp::emit_header(
-            &mut buf[off..],
-            seg.dst_port(),
-            seg.src_port(),
-            seq,
-            ack,
-            flags,
-            0,
+        let pseudo = checksum::pseudo_header_v4(
+            self.ip,
+            ip.src(),
+            protocol::TCP,
+            tcp::MIN_HEADER_LEN as u16,
         );
-        let pseudo = checksum::pseudo_header_v4(self.ip, ip.src(), protocol::TCP, n as u16);
-        let c = checksum::finish(checksum::sum(pseudo, &buf[off..off + n]));
-        buf[off + tcp::CHECKSUM_OFFSET..off + tcp::CHECKSUM_OFFSET + 2]
-            .copy_from_slice(&c.to_be_bytes());
+        let n = emit_reset(&mut buf[off..], seg, pseudo);
         self.finish_reply(out, off + n);
         self.counters.resets_sent += 1;
     }
