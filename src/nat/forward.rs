@@ -200,7 +200,7 @@ impl Nat {
             // An IPv6 client of a dual-stack container: IPv4 is the way in
             // if its service listens there only.
             if ep.ip.is_ipv6() {
-                flow.fallback_v4 = Some(ep4);
+                flow.fallback_v4 = Some(ep4.v4());
             }
             match self.add_flow(key, flow, Interest::READABLE, now, emit) {
                 Ok(fid) => {

@@ -127,10 +127,10 @@ pub struct Flow {
     /// flow leaves the list in O(1) however long it is.
     busy_at: u32,
     /// For a published port's IPv6 client of a dual-stack container: the
-    /// container's IPv4 end, tried if the container refuses the IPv6 SYN
-    /// (a service listening on IPv4 only), with the client shown as the
-    /// gateway.
-    pub fallback_v4: Option<Inside>,
+    /// container's and the gateway's IPv4 addresses, tried if the container
+    /// refuses the IPv6 SYN (a service listening on IPv4 only), with the
+    /// client shown as the gateway. The rest of that end is `ep`'s.
+    pub fallback_v4: Option<(Ipv4Addr, Ipv4Addr)>,
 }
 
 const NOT_BUSY: u32 = u32::MAX;

@@ -746,8 +746,13 @@ impl Nat {
         };
         self.unbusy(&mut flow);
         self.io.deregister(flow.sock.as_raw_fd());
-        let Some(ep4) = flow.fallback_v4.take() else {
+        let Some((ip, gateway_ip)) = flow.fallback_v4.take() else {
             return;
+        };
+        let ep4 = Inside {
+            ip: ip.into(),
+            gateway_ip: gateway_ip.into(),
+            ..flow.ep
         };
         let mut key = FlowKey {
             proto: Proto::Tcp,
