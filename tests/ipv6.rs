@@ -10,40 +10,17 @@ mod common;
 use common::harness::*;
 use common::scenario::*;
 
-const HOSTILE: &str = include_str!("data/hostile.py");
-
+/// The body after the hostile prelude (`$H`, `until_ok`, `bg_run`) and
+/// IPv6 on the veth.
 fn run(who: As, body: &str) -> String {
-    let prelude = format!(
-        "cat > hostile.py <<'HOSTILE_EOF'\n{HOSTILE}\nHOSTILE_EOF\nH=$PWD/hostile.py\n\
-         until_ok() {{ i=0; until \"$@\" >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 150 ] || {{ echo \"never: $*\"; return 1; }}; sleep 0.1; done; }}\n\
-         bg_run() {{ timeout 120 $B run --socket $S \"$@\" & CPID=$!; PIDS=\"$PIDS $CPID\"; }}\n\
-         ip -6 addr add fd99::1/64 dev h0 nodad\n\
-         $O ip -6 addr add fd99::2/64 dev o0 nodad\n\
-         until_ok $O ping -6 -c1 -W1 fd99::1\n"
-    );
+    let v6 = "ip -6 addr add fd99::1/64 dev h0 nodad\n\
+              $O ip -6 addr add fd99::2/64 dev o0 nodad\n\
+              until_ok $O ping -6 -c1 -W1 fd99::1\n";
     scenario(
         who,
         "[dns]\nupstream = [\"127.0.0.1:5353\"]\n",
-        &format!("{prelude}\n{body}"),
+        &format!("{}{v6}\n{body}", hostile_prelude()),
     )
-}
-
-/// The port counters' drops of every port, summed by reason.
-const DROPS: &str = r#"$B stats --socket $S --json | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-drops = {}
-for p in d["ports"]:
-    for k, v in p["counters"]["drops"].items():
-        drops[k] = drops.get(k, 0) + v
-print("drops", " ".join(f"{k}={v}" for k, v in sorted(drops.items())))
-'"#;
-
-fn count(out: &str, prefix: &str, key: &str) -> u64 {
-    line(out, prefix)
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix(&format!("{key}=")))
-        .map_or(0, |v| v.parse().unwrap())
 }
 
 #[test]

@@ -11,41 +11,12 @@ mod common;
 use common::harness::*;
 use common::scenario::*;
 
-const HOSTILE: &str = include_str!("data/hostile.py");
-
 /// The body, with `hostile.py` written next to the daemon as `$H`.
 fn run(who: As, config: &str, body: &str) -> String {
-    let prelude = format!(
-        "cat > hostile.py <<'HOSTILE_EOF'\n{HOSTILE}\nHOSTILE_EOF\nH=$PWD/hostile.py\n\
-         until_ok() {{ i=0; until \"$@\" >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 150 ] || {{ echo \"never: $*\"; return 1; }}; sleep 0.1; done; }}\n\
-         bg_run() {{ timeout 120 $B run --socket $S \"$@\" & CPID=$!; PIDS=\"$PIDS $CPID\"; }}\n"
-    );
-    scenario(who, config, &format!("{prelude}\n{body}"))
+    scenario(who, config, &format!("{}\n{body}", hostile_prelude()))
 }
 
 const CONFIG: &str = "[dns]\nupstream = [\"127.0.0.1:5353\"]\n";
-
-/// The port counters' drops of every port, summed by reason, as
-/// `drops REASON=N ...` (the container's port is gone once it exits, so
-/// the body prints this while it runs).
-const DROPS: &str = r#"$B stats --socket $S --json | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-drops = {}
-for p in d["ports"]:
-    for k, v in p["counters"]["drops"].items():
-        drops[k] = drops.get(k, 0) + v
-print("drops", " ".join(f"{k}={v}" for k, v in sorted(drops.items())))
-nat = d["nat"]
-print("nat", " ".join(f"{k}={nat[k]}" for k in ("loopback_refused", "bad_source_refused")))
-'"#;
-
-fn count(out: &str, prefix: &str, key: &str) -> u64 {
-    line(out, prefix)
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix(&format!("{key}=")))
-        .map_or(0, |v| v.parse().unwrap())
-}
 
 #[test]
 fn the_hosts_loopback_is_never_reached_as_given() {

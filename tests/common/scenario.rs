@@ -106,3 +106,41 @@ pub fn line<'a>(out: &'a str, prefix: &str) -> &'a str {
         .find(|l| l.starts_with(prefix))
         .unwrap_or_else(|| panic!("no line starting {prefix:?} in:\n{out}"))
 }
+
+/// `hostile.py` (raw frames from inside a container) written next to the
+/// daemon as `$H`, and the helpers hostile scenarios use: `until_ok CMD`
+/// (retries for 15 s) and `bg_run ARGS` (a container in the background,
+/// ended with the scenario).
+pub fn hostile_prelude() -> String {
+    const HOSTILE: &str = include_str!("../data/hostile.py");
+    format!(
+        "cat > hostile.py <<'HOSTILE_EOF'\n{HOSTILE}\nHOSTILE_EOF\nH=$PWD/hostile.py\n\
+         until_ok() {{ i=0; until \"$@\" >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 150 ] || {{ echo \"never: $*\"; return 1; }}; sleep 0.1; done; }}\n\
+         bg_run() {{ timeout 120 $B run --socket $S \"$@\" & CPID=$!; PIDS=\"$PIDS $CPID\"; }}\n"
+    )
+}
+
+/// Prints the port counters' drops of every port, summed by reason, as
+/// `drops REASON=N ...`, and the NAT's refusals as `nat KEY=N ...` (a
+/// container's port is gone once it exits, so a body prints this while it
+/// runs).
+pub const DROPS: &str = r#"$B stats --socket $S --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+drops = {}
+for p in d["ports"]:
+    for k, v in p["counters"]["drops"].items():
+        drops[k] = drops.get(k, 0) + v
+print("drops", " ".join(f"{k}={v}" for k, v in sorted(drops.items())))
+nat = d["nat"]
+print("nat", " ".join(f"{k}={nat[k]}" for k in ("loopback_refused", "bad_source_refused")))
+'"#;
+
+/// The number after `KEY=` on the line starting with `prefix` (0 if the
+/// key is not there).
+pub fn count(out: &str, prefix: &str, key: &str) -> u64 {
+    line(out, prefix)
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .map_or(0, |v| v.parse().unwrap())
+}
