@@ -1178,15 +1178,7 @@ mod tests {
     // --- answers on the wire --------------------------------------------
 
     fn query(name: &str, ty: u16) -> Vec<u8> {
-        let mut q = vec![0xab, 0xcd, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
-        for l in name.split('.') {
-            q.push(l.len() as u8);
-            q.extend_from_slice(l.as_bytes());
-        }
-        q.push(0);
-        q.extend_from_slice(&ty.to_be_bytes());
-        q.extend_from_slice(&w::CLASS_IN.to_be_bytes());
-        q
+        w::test_query(0xabcd, name, ty)
     }
 
     fn rcode(m: &[u8]) -> u8 {

@@ -261,20 +261,28 @@ pub fn reverse_v6(name: &str) -> Option<std::net::Ipv6Addr> {
     Some(std::net::Ipv6Addr::from(v))
 }
 
+/// A query (RD set) for `name` of type `ty`, class IN, with `id`: what the
+/// tests of this module and of the name table ask.
+#[cfg(test)]
+pub(crate) fn test_query(id: u16, name: &str, ty: u16) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for l in name.split('.') {
+        q.push(l.len() as u8);
+        q.extend_from_slice(l.as_bytes());
+    }
+    q.push(0);
+    q.extend_from_slice(&ty.to_be_bytes());
+    q.extend_from_slice(&CLASS_IN.to_be_bytes());
+    q
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn query(name: &str, ty: u16) -> Vec<u8> {
-        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
-        for l in name.split('.') {
-            q.push(l.len() as u8);
-            q.extend_from_slice(l.as_bytes());
-        }
-        q.push(0);
-        q.extend_from_slice(&ty.to_be_bytes());
-        q.extend_from_slice(&CLASS_IN.to_be_bytes());
-        q
+        test_query(0x1234, name, ty)
     }
 
     #[test]
