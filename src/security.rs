@@ -648,6 +648,12 @@ mod tests {
                 p.check(&from(un, gw, nh::UDP, &[0, 53, 0, 53, 0, 8, 0, 0])),
                 Err(DropReason::SpoofedSrcIp)
             );
+            // Nor a later fragment from ::, whatever it continues.
+            let mut later = from(un, snm, nh::FRAGMENT, &[nh::ICMPV6, 0, 0, 0, 0, 0, 0, 1]);
+            later[54 + 2..54 + 4].copy_from_slice(&(100u16 << 3).to_be_bytes());
+            assert_eq!(p.check(&later), Err(DropReason::SpoofedSrcIp));
+            // An MLD report from its own link-local passes too.
+            assert_eq!(p.check(&from(LL, all_mld, nh::ICMPV6, &mld)), Ok(()));
         }
 
         #[test]
