@@ -605,15 +605,10 @@ impl NetworkRequest {
         let n = network_from_raw("create", raw).map_err(|e| ConfigError {
             field: match e.field.trim_start_matches("create.") {
                 "name" => "NAME".to_string(),
-                "subnet6" if self.subnet6.is_none() => "--ipv6".to_string(),
                 f => format!("--{}", f.replace('_', "-")),
             },
-            reason: match e.field.trim_start_matches("create.") {
-                "ipv6" | "subnet6" | "gateway6" if self.ipv6 == Some(false) => {
-                    e.reason.replace("ipv6 is false", "--ipv6=false")
-                }
-                _ => e.reason,
-            },
+            // "given, but ipv6 is false", in the flags' words.
+            reason: e.reason.replace("ipv6 is false", "--ipv6=false"),
         })?;
         if let Some(o) = existing.iter().find(|o| overlaps(&o.subnet, &n.subnet)) {
             return Err(ConfigError::new(

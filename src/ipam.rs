@@ -123,14 +123,6 @@ impl Ipam6 {
         }
     }
 
-    pub fn subnet(&self) -> Ipv6Net {
-        self.subnet
-    }
-
-    pub fn gateway(&self) -> Ipv6Addr {
-        self.gateway
-    }
-
     /// Takes `requested`, or the lowest free address of the subnet.
     pub fn allocate(&mut self, requested: Option<Ipv6Addr>) -> Result<Ipv6Addr, IpamError> {
         let (subnet, gateway) = (self.subnet, self.gateway);

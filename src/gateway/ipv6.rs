@@ -421,7 +421,7 @@ impl Gateway {
             dns: Some((v.ip, u32::from(ROUTER_LIFETIME))),
         };
         let src = v.link_local;
-        self.icmp6_reply(out, dst_mac, src, dst, NDP_HOP_LIMIT, ra.len(), |b| {
+        self.icmp6_reply(out, dst_mac, src, dst, NDP_HOP_LIMIT, ra.wire_len(), |b| {
             ra.emit(b)
         });
         self.counters.router_adverts += 1;

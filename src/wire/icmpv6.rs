@@ -207,18 +207,14 @@ pub struct RouterAdvertRepr {
 
 impl RouterAdvertRepr {
     /// Its length on the wire.
-    pub fn len(&self) -> usize {
+    pub fn wire_len(&self) -> usize {
         16 + 8 + 8 + 32 + if self.dns.is_some() { 24 } else { 0 }
     }
 
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
-    /// Writes it into `buf` (at least [`RouterAdvertRepr::len`] bytes);
+    /// Writes it into `buf` (at least [`RouterAdvertRepr::wire_len`] bytes);
     /// checksum 0.
     pub fn emit(&self, buf: &mut [u8]) -> usize {
-        let b = &mut buf[..self.len()];
+        let b = &mut buf[..self.wire_len()];
         b.fill(0);
         b[0] = kind::ROUTER_ADVERT;
         b[4] = self.hop_limit;
@@ -241,7 +237,7 @@ impl RouterAdvertRepr {
             b[68..72].copy_from_slice(&lifetime.to_be_bytes());
             b[72..88].copy_from_slice(&dns.octets());
         }
-        self.len()
+        self.wire_len()
     }
 }
 
