@@ -48,6 +48,8 @@ pub struct DaemonConfig {
     /// `None`: the per-user default path.
     pub socket: Option<PathBuf>,
     pub log_level: Level,
+    /// `[daemon] sandbox`: the switch's self-confinement (`sandbox`).
+    pub sandbox: crate::sandbox::Mode,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +166,15 @@ struct RawConfig {
 struct RawDaemon {
     socket: String,
     log_level: String,
+    sandbox: RawSandbox,
+}
+
+/// `sandbox = true | false | "require"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawSandbox {
+    Flag(bool),
+    Word(String),
 }
 
 impl Default for RawDaemon {
@@ -171,6 +182,7 @@ impl Default for RawDaemon {
         RawDaemon {
             socket: String::new(),
             log_level: "info".into(),
+            sandbox: RawSandbox::Flag(true),
         }
     }
 }
@@ -694,6 +706,17 @@ impl Config {
                 ),
             )
         })?;
+        let sandbox = match &raw.daemon.sandbox {
+            RawSandbox::Flag(true) => crate::sandbox::Mode::On,
+            RawSandbox::Flag(false) => crate::sandbox::Mode::Off,
+            RawSandbox::Word(w) if w == "require" => crate::sandbox::Mode::Require,
+            RawSandbox::Word(w) => {
+                return Err(ConfigError::new(
+                    "daemon.sandbox",
+                    format!("'{w}' is not one of true, false, \"require\""),
+                ))
+            }
+        };
         let socket = if raw.daemon.socket.is_empty() {
             None
         } else {
@@ -800,7 +823,11 @@ impl Config {
             networks.push(n);
         }
         Ok(Config {
-            daemon: DaemonConfig { socket, log_level },
+            daemon: DaemonConfig {
+                socket,
+                log_level,
+                sandbox,
+            },
             limits,
             dataplane,
             nat,
@@ -887,6 +914,9 @@ mod tests {
 
         let e = err("[daemon]\nlog_level = \"loud\"\n");
         assert_eq!(e.field, "daemon.log_level");
+        let e = err("[daemon]\nsandbox = \"maybe\"\n");
+        assert_eq!(e.field, "daemon.sandbox");
+        assert!(e.reason.contains("require"), "{e}");
 
         let e = err("[limits]\nfdb_max_entries = 0\n");
         assert_eq!(e.field, "limits.fdb_max_entries");

@@ -71,6 +71,8 @@ pub enum DaemonError {
     Serve(io::Error),
     /// A data-path thread died; the daemon logged it and shut down.
     DataPathStopped,
+    /// `sandbox = "require"` and the kernel could not apply all of it.
+    Sandbox(String),
 }
 
 impl DaemonError {
@@ -93,6 +95,7 @@ impl fmt::Display for DaemonError {
             DaemonError::Start(e) => write!(f, "starting the switch: {e}"),
             DaemonError::Serve(e) => write!(f, "{e}"),
             DaemonError::DataPathStopped => write!(f, "a data-path thread has stopped"),
+            DaemonError::Sandbox(e) => write!(f, "{e}"),
         }
     }
 }
@@ -133,6 +136,20 @@ pub fn run(config: &Config, socket: Option<&Path>) -> Result<(), DaemonError> {
         path: path.clone(),
         error,
     })?;
+    // Confined before the switch's threads start (they inherit it), after
+    // the socket is bound.
+    let paths = crate::sandbox::Paths {
+        read: vec![PathBuf::from(crate::dns::HOST_RESOLV_CONF)],
+        write: path.parent().map(Path::to_path_buf).into_iter().collect(),
+    };
+    match crate::sandbox::apply(config.daemon.sandbox, crate::sandbox::Role::Daemon, &paths) {
+        Ok(r) if r.missing().is_empty() => log::info!("{r}"),
+        Ok(r) => log::warn!("{r}"),
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(DaemonError::Sandbox(e));
+        }
+    }
     let d = match Daemon::start(config) {
         Ok(d) => d,
         Err(e) => {

@@ -24,6 +24,7 @@ pub mod offload;
 pub mod port;
 pub mod publish;
 pub mod ratelimit;
+pub mod sandbox;
 pub mod security;
 pub mod stats;
 pub mod sys;

@@ -6,7 +6,7 @@ use clap::Args;
 
 use lanyard::daemon::{self, DaemonError, EXIT_USAGE};
 
-use super::SocketArg;
+use super::{SandboxArg, SocketArg};
 
 #[derive(Args)]
 pub(super) struct DaemonArgs {
@@ -18,6 +18,8 @@ pub(super) struct DaemonArgs {
     threads: Option<u16>,
     #[command(flatten)]
     socket: SocketArg,
+    #[command(flatten)]
+    sandbox: SandboxArg,
 }
 
 pub(super) fn daemon(a: DaemonArgs) -> u8 {
@@ -28,6 +30,9 @@ pub(super) fn daemon(a: DaemonArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
+    if let Some(m) = a.sandbox.mode() {
+        config.daemon.sandbox = m;
+    }
     if let Some(t) = a.threads {
         config.dataplane.threads = t as usize;
     }

@@ -93,6 +93,31 @@ struct SocketArg {
     socket: Option<PathBuf>,
 }
 
+#[derive(Args)]
+struct SandboxArg {
+    /// Confine the switch after set-up (docs/SECURITY.md): on (what the kernel offers), require (all of it, or fail), off [default: `[daemon] sandbox`, on]
+    #[arg(long, value_name = "on|off|require", value_parser = parse_sandbox)]
+    sandbox: Option<lanyard::sandbox::Mode>,
+    /// No sandbox (--sandbox=off)
+    #[arg(long, conflicts_with = "sandbox")]
+    no_sandbox: bool,
+}
+
+impl SandboxArg {
+    /// The mode asked for on the command line, if any.
+    fn mode(&self) -> Option<lanyard::sandbox::Mode> {
+        if self.no_sandbox {
+            Some(lanyard::sandbox::Mode::Off)
+        } else {
+            self.sandbox
+        }
+    }
+}
+
+fn parse_sandbox(s: &str) -> Result<lanyard::sandbox::Mode, String> {
+    lanyard::sandbox::Mode::parse(s).ok_or_else(|| format!("'{s}' is not one of on, off, require"))
+}
+
 fn parse_publish(s: &str) -> Result<String, String> {
     s.parse::<lanyard::publish::PublishSpec>()
         .map(|_| s.to_string())

@@ -58,7 +58,7 @@ impl ContainerFiles {
         };
         let write = || -> std::io::Result<()> {
             std::fs::create_dir_all(&base)?;
-            let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            let host = std::fs::read_to_string(crate::dns::HOST_RESOLV_CONF).unwrap_or_default();
             if let Some(ns) = nameserver {
                 std::fs::write(base.join("resolv.conf"), resolv_conf(ns, &host))?;
             }

@@ -75,7 +75,7 @@ fn nat_config(config: &Config) -> crate::nat::NatConfig {
 fn dns_upstreams(config: &Config) -> Vec<std::net::SocketAddr> {
     let mut upstreams = config.dns.upstream.clone();
     if upstreams.is_empty() {
-        let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let text = std::fs::read_to_string(crate::dns::HOST_RESOLV_CONF).unwrap_or_default();
         upstreams = crate::dns::parse_resolv_conf(&text);
         if upstreams.is_empty() {
             log::warn!("no nameserver in /etc/resolv.conf: containers' DNS queries will fail (set [dns] upstream)");

@@ -41,6 +41,10 @@ pub use names::{
 pub use tcp::{DnsTcp, DnsTcpCounters, Origin};
 
 /// Queries per second a client may ask, and its burst.
+/// The host's resolver list: where the upstreams come from when the
+/// config names none, and what a container's resolv.conf copies options from.
+pub const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
+
 pub const CLIENT_QPS: u32 = 200;
 pub const CLIENT_BURST: u32 = 400;
 /// Clients tracked by the rate limiter; the table is cleared when full.
