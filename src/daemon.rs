@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -136,6 +137,11 @@ pub fn run(config: &Config, socket: Option<&Path>) -> Result<(), DaemonError> {
         path: path.clone(),
         error,
     })?;
+    // `lanyard connect`'s helpers are started by a process forked now,
+    // unconfined and single-threaded, that keeps none of the daemon's
+    // descriptors but its own socket.
+    // SAFETY: no thread has been started yet.
+    unsafe { crate::container::spawner::start(&[listener.as_raw_fd()]) }.map_err(DaemonError::Start)?;
     // Confined before the switch's threads start (they inherit it), after
     // the socket is bound.
     let paths = crate::sandbox::Paths {

@@ -15,7 +15,8 @@
 //!   unshares the container's namespaces (or joins another container's),
 //!   makes one TAP per network and, once configured, execs the command.
 //! - **`lanyard connect`**: the daemon ([`start_tap_helper`], then
-//!   [`TapHelper`]) and a helper it starts, its own binary as
+//!   [`TapHelper`]) and a helper its spawner starts (`spawner`), its own
+//!   binary as
 //!   `lanyard __container-tap PID IFNAME` ([`TAP_HELPER_COMMAND`]) with the
 //!   socket as stdin ([`tap_helper_main`]). The helper joins the user (when
 //!   rootless) and network namespaces of the container's process, makes one
@@ -41,7 +42,7 @@
 //! interface. Anything but "taps" with the expected number of fds, or
 //! anything but "ok", fails the container's setup (exit 125), and the
 //! switch side then ends the other process (run: SIGKILL; connect:
-//! "abort", then SIGKILL). The switch side waits at most `SETUP_TIMEOUT`
+//! "abort", then the spawner's SIGKILL should it hang). The switch side waits at most `SETUP_TIMEOUT`
 //! (run) or `HELPER_TIMEOUT` (connect) for each reply. How the namespaces
 //! are entered and the interfaces configured is in `ns`.
 
@@ -49,7 +50,6 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use nix::sched::CloneFlags;
@@ -418,25 +418,18 @@ fn child_main(spec: &ContainerSpec, sock: UnixStream, uid: u32, gid: u32, parent
 /// binary, which joins the container's namespaces (a single-threaded
 /// process may enter a user namespace; the daemon may not).
 pub struct TapHelper {
-    child: Child,
     end: SwitchEnd,
 }
 
 /// Starts the helper for container process `pid` and waits for TAP
-/// `ifname`, made in the container's network namespace. The error is the
-/// message for the connect request's failure.
+/// `ifname`, made in the container's network namespace. The helper is
+/// started by the daemon's spawner (`spawner`: the sandboxed daemon
+/// cannot fork), which also reaps it. The error is the message for the
+/// connect request's failure.
 pub fn start_tap_helper(pid: u32, ifname: &str) -> Result<(TapHelper, OwnedFd), String> {
-    let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
     let (ours, theirs) = UnixStream::pair().map_err(|e| e.to_string())?;
-    let child = Command::new(exe)
-        .arg(TAP_HELPER_COMMAND)
-        .arg(pid.to_string())
-        .arg(ifname)
-        .stdin(Stdio::from(OwnedFd::from(theirs)))
-        .spawn()
-        .map_err(|e| format!("starting the interface helper: {e}"))?;
+    super::spawner::spawn_tap_helper(pid, ifname, OwnedFd::from(theirs))?;
     let mut h = TapHelper {
-        child,
         end: SwitchEnd::new(ours, HELPER_TIMEOUT),
     };
     match h.end.recv_taps(1) {
@@ -457,15 +450,13 @@ pub fn start_tap_helper(pid: u32, ifname: &str) -> Result<(TapHelper, OwnedFd), 
 
 impl TapHelper {
     /// Sends the interface's settings and waits for the helper to apply
-    /// them and exit.
+    /// them (it exits after its reply).
     pub fn configure(&mut self, cfg: &IfConfig) -> Result<(), String> {
         self.end.send_settings(cfg).map_err(|e| match e {
             NotSent::Encode(e) => e.to_string(),
             NotSent::Write(e) => e.to_string(),
         })?;
-        let r = self.end.read_reply();
-        let _ = self.child.wait();
-        r.map_err(|e| match e {
+        self.end.read_reply().map_err(|e| match e {
             NotApplied::Read(e) => e.to_string(),
             // As an empty reply: the helper says nothing more.
             NotApplied::Closed => String::new(),
@@ -473,11 +464,11 @@ impl TapHelper {
         })
     }
 
-    /// Tells the helper to give up (the switch refused its TAP) and ends it.
+    /// Tells the helper to give up (the switch refused its TAP); it exits
+    /// on "abort" or on the socket closing, and the spawner reaps it (and
+    /// kills it should it hang).
     pub fn abort(&mut self) {
         self.end.abort();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

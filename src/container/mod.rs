@@ -27,6 +27,7 @@
 mod files;
 pub mod helper;
 pub mod ns;
+pub mod spawner;
 pub mod supervise;
 
 use std::net::Ipv4Addr;

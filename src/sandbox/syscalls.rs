@@ -19,7 +19,8 @@
 //! - `mmap` and `mprotect` never with `PROT_EXEC`: no new code.
 //! - `socket` only of the families the switch uses: Unix (control),
 //!   IPv4 and IPv6 (NAT, DNS, published ports), packet (uplinks); no
-//!   netlink, so no changing the host's interfaces or routes.
+//!   netlink, so no changing the host's interfaces or routes;
+//!   `socketpair` only of Unix sockets.
 //! - `ioctl` only the requests it makes: non-blocking and close-on-exec,
 //!   queue lengths, the TAP's offload settings, reading an interface's
 //!   index, MTU and address.
@@ -233,6 +234,11 @@ fn rules(role: Role) -> BTreeMap<i64, Vec<SeccompRule>> {
     m.insert(
         libc::SYS_socket,
         any_of(0, Len::Dword, SOCKET_FAMILIES.iter().map(|&f| f as u64)),
+    );
+    // `lanyard connect`: the socket to the helper the spawner starts.
+    m.insert(
+        libc::SYS_socketpair,
+        any_of(0, Len::Dword, [libc::AF_UNIX as u64]),
     );
     m.insert(
         libc::SYS_ioctl,
