@@ -141,21 +141,29 @@ pub fn run(config: &Config, socket: Option<&Path>) -> Result<(), DaemonError> {
     // unconfined and single-threaded, that keeps none of the daemon's
     // descriptors but its own socket.
     // SAFETY: no thread has been started yet.
-    unsafe { crate::container::spawner::start(&[listener.as_raw_fd()]) }.map_err(DaemonError::Start)?;
+    unsafe { crate::container::spawner::start(&[listener.as_raw_fd()]) }
+        .map_err(DaemonError::Start)?;
     // Confined before the switch's threads start (they inherit it), after
     // the socket is bound.
     let paths = crate::sandbox::Paths {
         read: vec![PathBuf::from(crate::dns::HOST_RESOLV_CONF)],
         write: path.parent().map(Path::to_path_buf).into_iter().collect(),
     };
-    match crate::sandbox::apply(config.daemon.sandbox, crate::sandbox::Role::Daemon, &paths) {
-        Ok(r) if r.missing().is_empty() => log::info!("{r}"),
-        Ok(r) => log::warn!("{r}"),
-        Err(e) => {
-            let _ = std::fs::remove_file(&path);
-            return Err(DaemonError::Sandbox(e));
-        }
-    }
+    let confined =
+        match crate::sandbox::apply(config.daemon.sandbox, crate::sandbox::Role::Daemon, &paths) {
+            Ok(r) => {
+                if r.missing().is_empty() {
+                    log::info!("{r}");
+                } else {
+                    log::warn!("{r}");
+                }
+                r.to_string()
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(DaemonError::Sandbox(e));
+            }
+        };
     let d = match Daemon::start(config) {
         Ok(d) => d,
         Err(e) => {
@@ -163,6 +171,7 @@ pub fn run(config: &Config, socket: Option<&Path>) -> Result<(), DaemonError> {
             return Err(DaemonError::Start(e));
         }
     };
+    d.set_sandbox(confined, paths.write.first().cloned());
     let serving = d.clone();
     std::thread::Builder::new()
         .name("lanyard-accept".into())

@@ -70,6 +70,8 @@ enum Command {
     Stats(show::StatsArgs),
     /// List NAT flows: protocol, container side, remote side, state, bytes, age.
     Conntrack(show::StatsArgs),
+    /// Show the daemon's sandbox, and probe it: what it refuses and allows, tried in the daemon.
+    Sandbox(show::StatsArgs),
     /// Attach an existing interface (e.g. a veth's host end) to a network through AF_PACKET.
     Attach(container::AttachArgs),
     /// Detach an interface attached with `lanyard attach`.
@@ -142,6 +144,7 @@ pub fn main() -> ExitCode {
         Command::Fdb(a) => show::fdb(a),
         Command::Stats(a) => show::stats(a),
         Command::Conntrack(a) => show::conntrack(a),
+        Command::Sandbox(a) => show::sandbox(a),
         Command::Attach(a) => container::attach(a),
         Command::Detach(a) => container::detach(a),
         Command::Connect(a) => container::connect(a),

@@ -8,7 +8,7 @@ use clap::Args;
 
 use lanyard::container::{self, RunSpec};
 
-use super::{parse_mtu, parse_publish, SocketArg};
+use super::{parse_mtu, parse_publish, SandboxArg, SocketArg};
 
 #[derive(Args)]
 pub(super) struct RunArgs {
@@ -45,6 +45,9 @@ pub(super) struct RunArgs {
     config: Option<PathBuf>,
     #[command(flatten)]
     socket: SocketArg,
+    /// The embedded switch's sandbox (with no daemon)
+    #[command(flatten)]
+    sandbox: SandboxArg,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<String>,
@@ -64,6 +67,7 @@ pub(super) fn run(a: RunArgs) -> ExitCode {
         argv: a.command,
         socket: a.socket.socket,
         config: a.config,
+        sandbox: a.sandbox.mode(),
     };
     // SAFETY: nothing has started a thread: `main` only parsed the
     // arguments.

@@ -101,6 +101,25 @@ pub(super) fn conntrack(a: StatsArgs) -> u8 {
     })
 }
 
+pub(super) fn sandbox(a: StatsArgs) -> u8 {
+    query(&a.socket, &Request::Sandbox {}, |v| {
+        if a.json {
+            outln!("{}", pretty(v));
+            return;
+        }
+        outln!("{}", v["sandbox"].as_str().unwrap_or(""));
+        outln!("{:<48} {:<10} OUTCOME", "PROBE", "SANDBOXED");
+        for p in v["probes"].as_array().into_iter().flatten() {
+            outln!(
+                "{:<48} {:<10} {}",
+                p["probe"].as_str().unwrap_or(""),
+                p["when_sandboxed"].as_str().unwrap_or(""),
+                p["outcome"].as_str().unwrap_or("")
+            );
+        }
+    })
+}
+
 pub(super) fn stats(a: StatsArgs) -> u8 {
     query(&a.socket, &Request::Stats {}, |v| {
         if a.json {

@@ -17,18 +17,25 @@ pub struct ContainerFiles {
 }
 
 impl ContainerFiles {
-    /// A private directory for them: under the per-user runtime dir when
-    /// that is ours, else a fresh one in /tmp (never a directory someone
-    /// else could have made for us).
+    /// Where the containers' directories go: `containers` in the per-user
+    /// runtime dir, made (0700) if need be; `None` when that is not ours.
+    /// A sandboxed `run` may write only here.
+    pub fn base_dir() -> Option<PathBuf> {
+        let rt = default_socket_path().parent()?.to_path_buf();
+        server::prepare_dir(&rt).ok()?;
+        let c = rt.join("containers");
+        server::prepare_dir(&c).ok()?;
+        Some(c)
+    }
+
+    /// A private directory for them: under [`Self::base_dir`] when there
+    /// is one, else a fresh one in /tmp (never a directory someone else
+    /// could have made for us; a sandboxed `run` cannot write there, and
+    /// the container then keeps the host's files, with a warning).
     fn private_dir(id: &str) -> std::io::Result<PathBuf> {
         use std::os::unix::fs::DirBuilderExt;
-        if let Some(rt) = default_socket_path().parent() {
-            if server::prepare_dir(rt).is_ok() {
-                let c = rt.join("containers");
-                if server::prepare_dir(&c).is_ok() {
-                    return Ok(c.join(id));
-                }
-            }
+        if let Some(c) = Self::base_dir() {
+            return Ok(c.join(id));
         }
         let dir = std::env::temp_dir().join(format!(
             "lanyard-{}-{}",

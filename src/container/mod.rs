@@ -87,6 +87,9 @@ pub struct RunSpec {
     /// Config file (the embedded switch's, and where `daemon.socket` is);
     /// default: the embedded configs/default.toml.
     pub config: Option<PathBuf>,
+    /// The embedded switch's sandbox (`--sandbox`, `--no-sandbox`); `None`:
+    /// the config's `[daemon] sandbox`.
+    pub sandbox: Option<crate::sandbox::Mode>,
 }
 
 /// Why the container did not run: the exit code `lanyard run` exits with
@@ -187,6 +190,14 @@ pub unsafe fn run(spec: &RunSpec) -> Result<i32, RunError> {
     let mut container = unsafe { helper::spawn(&child) }
         .map_err(|e| RunError::setup(format!("creating the container: {e}")))?;
     block_forwarded_signals();
+    // An embedded switch confines this process before its threads start
+    // (they inherit it); the container, forked above, is outside.
+    if client.is_none() && mode == Mode::Networks {
+        if let Err(e) = confine_embedded(spec, &config, container.pid.as_raw()) {
+            container.abort();
+            return Err(e);
+        }
+    }
     let taps = container.take_taps();
     let mut replies: Vec<AttachReply> = Vec::new();
     let mut embedded: Option<Arc<Daemon>> = None;
@@ -325,6 +336,26 @@ fn check(spec: &RunSpec) -> Result<(Vec<String>, Mode), RunError> {
         }
     }
     Ok((networks, mode))
+}
+
+/// The embedded switch's sandbox: as the daemon's, but it may still wait
+/// for and signal its container, and writes only where the container's
+/// generated files go.
+fn confine_embedded(spec: &RunSpec, config: &Config, container_pid: i32) -> Result<(), RunError> {
+    use crate::sandbox::{self, Paths, Role};
+    // The embedded switch's level (LANYARD_LOG still overrides it).
+    log::set_level(Level::Warn);
+    let mode = spec.sandbox.unwrap_or(config.daemon.sandbox);
+    let paths = Paths {
+        read: vec![PathBuf::from(crate::dns::HOST_RESOLV_CONF)],
+        write: ContainerFiles::base_dir().into_iter().collect(),
+    };
+    match sandbox::apply(mode, Role::Run { container_pid }, &paths) {
+        Ok(r) if r.missing().is_empty() => log::debug!("{r}"),
+        Ok(r) => log::warn!("{r}"),
+        Err(e) => return Err(RunError::setup(e)),
+    }
+    Ok(())
 }
 
 /// The embedded switch: checks what the daemon would check, before

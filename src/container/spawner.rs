@@ -116,8 +116,8 @@ fn serve(sock: OwnedFd, exe: &std::path::Path) {
         };
         // SAFETY: poll on one pollfd we own.
         let ready = unsafe { libc::poll(&mut pfd, 1, 1000) };
-        helpers.retain(|&(pid, since)| {
-            match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+        helpers.retain(
+            |&(pid, since)| match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) if since.elapsed() > HELPER_LIMIT => {
                     let _ = kill(pid, Signal::SIGKILL);
                     let _ = waitpid(pid, None);
@@ -125,8 +125,8 @@ fn serve(sock: OwnedFd, exe: &std::path::Path) {
                 }
                 Ok(WaitStatus::StillAlive) => true,
                 _ => false,
-            }
-        });
+            },
+        );
         if ready <= 0 {
             continue;
         }

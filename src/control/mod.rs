@@ -54,6 +54,9 @@ pub struct Daemon {
     limits: Limits,
     nat_defaults: NatSettings,
     dataplane: Mutex<Option<Dataplane>>,
+    /// The sandbox's report line and the directory it may write in, set
+    /// once by whoever confined the process (`lanyard daemon`).
+    sandbox: std::sync::OnceLock<(String, Option<std::path::PathBuf>)>,
 }
 
 /// The data path's NAT settings, from the config.
@@ -126,6 +129,7 @@ impl Daemon {
             limits: config.limits.clone(),
             nat_defaults: config.nat.clone(),
             dataplane: Mutex::new(Some(dataplane)),
+            sandbox: std::sync::OnceLock::new(),
         });
         // The data path's events (DHCP) are handled on a thread of their
         // own; it holds the daemon weakly and ends with the data path.
@@ -134,6 +138,24 @@ impl Daemon {
             .name("lanyard-events".into())
             .spawn(move || events::events_loop(weak, events_rx))?;
         Ok(daemon)
+    }
+
+    /// Records what the sandbox applied (the line logged at start) and
+    /// where it lets the daemon write, for `lanyard sandbox`.
+    pub fn set_sandbox(&self, report: String, write_dir: Option<std::path::PathBuf>) {
+        let _ = self.sandbox.set((report, write_dir));
+    }
+
+    /// `lanyard sandbox`: the report, and the probes run now, in this
+    /// thread of the daemon.
+    fn sandbox(&self) -> Value {
+        let (report, dir) = self
+            .sandbox
+            .get()
+            .cloned()
+            .unwrap_or_else(|| ("sandbox: not recorded".into(), None));
+        let probes = crate::sandbox::probe::run(dir.as_deref());
+        serde_json::json!({ "sandbox": report, "probes": probes })
     }
 
     pub fn limits(&self) -> &Limits {
@@ -231,6 +253,7 @@ impl Daemon {
             Request::PortAdd { container, spec } => self.port_add(container, spec),
             Request::PortRm { container, spec } => self.port_rm(container, spec),
             Request::PortLs { container } => self.port_ls(container.as_deref()),
+            Request::Sandbox {} => Ok(self.sandbox()),
             Request::Conntrack {} => {
                 let flows = self.dp.conntrack().map_err(gone)?;
                 serde_json::to_value(flows).map_err(|e| ControlError::failed(e.to_string()))

@@ -42,6 +42,8 @@ pub enum Request {
     },
     Stats {},
     Conntrack {},
+    /// What the daemon's sandbox applied, and the probes run in it.
+    Sandbox {},
     /// Publish a port of a running container (`lanyard port add`).
     PortAdd {
         container: String,

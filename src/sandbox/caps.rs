@@ -94,10 +94,7 @@ fn set(s: Sets) -> std::io::Result<()> {
 
 /// The mask of what to keep out of `permitted`.
 fn keep_mask(permitted: u64) -> u64 {
-    KEPT.iter()
-        .map(|(c, _)| 1u64 << c)
-        .fold(0, |m, b| m | b)
-        & permitted
+    KEPT.iter().map(|(c, _)| 1u64 << c).fold(0, |m, b| m | b) & permitted
 }
 
 /// Drops every capability but the two used, from every set; the report

@@ -36,6 +36,7 @@ use std::path::PathBuf;
 
 pub mod caps;
 pub mod fs;
+pub mod probe;
 pub mod syscalls;
 
 /// How hard to try.
@@ -151,10 +152,7 @@ fn no_new_privs() -> Result<String, String> {
     // SAFETY: prctl with integer arguments only.
     let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
     if rc != 0 {
-        return Err(format!(
-            "no_new_privs: {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(format!("no_new_privs: {}", std::io::Error::last_os_error()));
     }
     Ok("no new privileges".into())
 }

@@ -165,7 +165,9 @@ const PLAIN_X86: &[i64] = &[];
 /// What `run` adds: it waits for its container.
 const RUN_ONLY: &[i64] = &[libc::SYS_wait4, libc::SYS_waitid];
 
-/// The ioctl requests made after set-up.
+/// The ioctl requests made after set-up. (Their type is `c_ulong` on glibc
+/// and `c_int` elsewhere, hence the casts.)
+#[allow(clippy::unnecessary_cast)]
 const IOCTLS: &[u64] = &[
     libc::FIONBIO as u64,
     libc::FIOCLEX as u64,
@@ -185,7 +187,12 @@ const IOCTLS: &[u64] = &[
     libc::SIOCGIFNAME as u64,
 ];
 
-const SOCKET_FAMILIES: &[i32] = &[libc::AF_UNIX, libc::AF_INET, libc::AF_INET6, libc::AF_PACKET];
+const SOCKET_FAMILIES: &[i32] = &[
+    libc::AF_UNIX,
+    libc::AF_INET,
+    libc::AF_INET6,
+    libc::AF_PACKET,
+];
 
 fn cond(arg: u8, len: Len, op: Op, value: u64) -> SeccompCondition {
     SeccompCondition::new(arg, len, op, value).expect("argument index below 6")
@@ -331,7 +338,10 @@ mod tests {
             libc::SYS_seccomp,
             libc::SYS_bpf,
         ] {
-            assert!(!d.contains_key(&forbidden), "{forbidden} must not be allowed");
+            assert!(
+                !d.contains_key(&forbidden),
+                "{forbidden} must not be allowed"
+            );
         }
     }
 }

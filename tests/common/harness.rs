@@ -160,6 +160,13 @@ impl Env {
                 .status()
                 .is_ok_and(|s| s.success())
         });
+        // Every end-to-end test's daemon runs confined (the default): the
+        // paths they prove are proven under the sandbox.
+        let said = fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            said.contains("sandbox: ") && said.contains("seccomp allow-list of"),
+            "the daemon did not confine itself:\n{said}"
+        );
         p
     }
 }
