@@ -50,6 +50,9 @@ pub struct DaemonConfig {
     pub log_level: Level,
     /// `[daemon] sandbox`: the switch's self-confinement (`sandbox`).
     pub sandbox: crate::sandbox::Mode,
+    /// `[daemon] state_dir`: where `network create`'s networks are kept;
+    /// `None`: the per-user default (`control::state::default_dir`).
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,6 +170,7 @@ struct RawDaemon {
     socket: String,
     log_level: String,
     sandbox: RawSandbox,
+    state_dir: String,
 }
 
 /// `sandbox = true | false | "require"`.
@@ -183,6 +187,7 @@ impl Default for RawDaemon {
             socket: String::new(),
             log_level: "info".into(),
             sandbox: RawSandbox::Flag(true),
+            state_dir: String::new(),
         }
     }
 }
@@ -827,6 +832,8 @@ impl Config {
                 socket,
                 log_level,
                 sandbox,
+                state_dir: (!raw.daemon.state_dir.is_empty())
+                    .then(|| PathBuf::from(&raw.daemon.state_dir)),
             },
             limits,
             dataplane,

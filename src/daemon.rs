@@ -137,6 +137,28 @@ pub fn run(config: &Config, socket: Option<&Path>) -> Result<(), DaemonError> {
         path: path.clone(),
         error,
     })?;
+    // Where `network create`'s networks are kept. Opened (made) before
+    // the sandbox, which then lets the daemon write there.
+    let state = match config
+        .daemon
+        .state_dir
+        .clone()
+        .or_else(crate::control::state::default_dir)
+    {
+        Some(dir) => match crate::control::state::StateFile::open(&dir) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::warn!(
+                    "networks made with `network create` will not be kept across restarts: {e}"
+                );
+                None
+            }
+        },
+        None => {
+            log::warn!("no state directory (set [daemon] state_dir, XDG_STATE_HOME or HOME): networks made with `network create` will not be kept across restarts");
+            None
+        }
+    };
     // `lanyard connect`'s helpers are started by a process forked now,
     // unconfined and single-threaded, that keeps none of the daemon's
     // descriptors but its own socket.
@@ -147,7 +169,12 @@ pub fn run(config: &Config, socket: Option<&Path>) -> Result<(), DaemonError> {
     // the socket is bound.
     let paths = crate::sandbox::Paths {
         read: vec![PathBuf::from(crate::dns::HOST_RESOLV_CONF)],
-        write: path.parent().map(Path::to_path_buf).into_iter().collect(),
+        write: path
+            .parent()
+            .map(Path::to_path_buf)
+            .into_iter()
+            .chain(state.as_ref().map(|s| s.dir().to_path_buf()))
+            .collect(),
     };
     let confined =
         match crate::sandbox::apply(config.daemon.sandbox, crate::sandbox::Role::Daemon, &paths) {
@@ -172,6 +199,11 @@ pub fn run(config: &Config, socket: Option<&Path>) -> Result<(), DaemonError> {
         }
     };
     d.set_sandbox(confined, paths.write.first().cloned());
+    if let Some(state) = state {
+        for w in d.restore_networks(state) {
+            log::warn!("{w}");
+        }
+    }
     let serving = d.clone();
     std::thread::Builder::new()
         .name("lanyard-accept".into())

@@ -15,6 +15,9 @@ use std::time::Duration;
 
 use common::harness::*;
 
+/// Every wait: generous, as the machine may be busy.
+const T: Duration = Duration::from_secs(60);
+
 /// A field of /proc/PID/status.
 fn status(pid: i32, field: &str) -> String {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -27,7 +30,7 @@ fn status(pid: i32, field: &str) -> String {
 
 /// The probes of a running daemon: (probe, when_sandboxed, outcome).
 fn probes(env: &Env) -> (String, Vec<(String, String, String)>) {
-    let o = output_within(env.ctl(&["sandbox", "--json"]), Duration::from_secs(20));
+    let o = output_within(env.ctl(&["sandbox", "--json"]), T);
     assert_ok(&o, "lanyard sandbox");
     let v = json(&o);
     let rows = v["probes"]
@@ -86,9 +89,7 @@ fn confined_and_unconfined(who: As) {
         off.socket.to_str().unwrap(),
     ]);
     let d2 = Proc::spawn_logged(&mut c, &log, "daemon --no-sandbox");
-    wait_until(Duration::from_secs(20), "unsandboxed daemon", || {
-        off.socket.exists()
-    });
+    wait_until(T, "unsandboxed daemon", || off.socket.exists());
     let (line, rows) = probes(&off);
     assert_eq!(line, "sandbox: off");
     for (probe, _, got) in &rows {
@@ -123,13 +124,13 @@ fn sandbox_settings_are_checked_and_require_is_honoured() {
             "--socket",
             env.socket.to_str().unwrap(),
         ]),
-        Duration::from_secs(20),
+        T,
     );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--sandbox"), "{}", stderr(&o));
     let o = output_within(
         env.lanyard(&["daemon", "--sandbox", "off", "--no-sandbox"]),
-        Duration::from_secs(20),
+        T,
     );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     // A bad config value: exit 2, the field named.
@@ -137,7 +138,7 @@ fn sandbox_settings_are_checked_and_require_is_honoured() {
     std::fs::write(&cfg, "[daemon]\nsandbox = \"maybe\"\n").unwrap();
     let o = output_within(
         env.lanyard(&["daemon", "--config", cfg.to_str().unwrap()]),
-        Duration::from_secs(20),
+        T,
     );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("daemon.sandbox"), "{}", stderr(&o));
@@ -150,9 +151,7 @@ fn sandbox_settings_are_checked_and_require_is_honoured() {
         env.socket.to_str().unwrap(),
     ]);
     let _d = Proc::spawn_logged(&mut c, &log, "daemon --sandbox=require");
-    wait_until(Duration::from_secs(20), "daemon with require", || {
-        env.socket.exists()
-    });
+    wait_until(T, "daemon with require", || env.socket.exists());
     let (line, rows) = probes(&env);
     assert!(!line.contains("NOT applied"), "{line}");
     assert!(

@@ -21,6 +21,7 @@ pub mod dhcp;
 pub mod proto;
 pub mod registry;
 pub mod server;
+pub mod state;
 
 mod attach;
 mod events;
@@ -57,6 +58,9 @@ pub struct Daemon {
     /// The sandbox's report line and the directory it may write in, set
     /// once by whoever confined the process (`lanyard daemon`).
     sandbox: std::sync::OnceLock<(String, Option<std::path::PathBuf>)>,
+    /// Where the runtime networks are kept (`lanyard daemon` only; an
+    /// embedded switch keeps nothing).
+    state: std::sync::OnceLock<state::StateFile>,
 }
 
 /// The data path's NAT settings, from the config.
@@ -130,6 +134,7 @@ impl Daemon {
             nat_defaults: config.nat.clone(),
             dataplane: Mutex::new(Some(dataplane)),
             sandbox: std::sync::OnceLock::new(),
+            state: std::sync::OnceLock::new(),
         });
         // The data path's events (DHCP) are handled on a thread of their
         // own; it holds the daemon weakly and ends with the data path.

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use serde_json::{json, Value};
 
 use super::registry::NetworkEntry;
+use super::state::{SavedNetwork, StateFile};
 use super::{gone, ControlError, Daemon};
 use crate::config::Limits;
 use crate::dataplane::NetworkSpec;
@@ -60,9 +61,95 @@ impl Daemon {
             entry.config.subnet,
             entry.config.gateway
         );
+        // Kept before it is committed: a network that cannot be written
+        // down is not made (the undo takes it off the data path).
+        let mut kept = self.saved_networks(&undo.reg().networks, None);
+        kept.push(SavedNetwork::new(&entry.config, &entry.id, entry.created));
+        self.persist(&kept)?;
         undo.reg().networks.push(entry);
         undo.commit();
         Ok(out)
+    }
+
+    /// The runtime networks of `nets` as the state file keeps them, but
+    /// `without`.
+    fn saved_networks(&self, nets: &[NetworkEntry], without: Option<&str>) -> Vec<SavedNetwork> {
+        nets.iter()
+            .filter(|n| !n.from_config && Some(n.config.name.as_str()) != without)
+            .map(|n| SavedNetwork::new(&n.config, &n.id, n.created))
+            .collect()
+    }
+
+    /// Writes the state file, when this daemon keeps one.
+    fn persist(&self, kept: &[SavedNetwork]) -> Result<(), ControlError> {
+        match self.state.get() {
+            Some(state) => state.save(kept).map_err(|e| {
+                ControlError::failed(format!(
+                    "cannot keep the networks in {}: {e}",
+                    state.path().display()
+                ))
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// At start: the networks the state file kept, made again with their
+    /// ids. One that no longer fits (the config now has its name or
+    /// subnet) is not restored; the file is then moved aside for its owner
+    /// and written anew with what was. Returns what to warn about.
+    pub fn restore_networks(&self, state: StateFile) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let saved = match state.load() {
+            Ok(s) => s,
+            Err(foreign) => {
+                warnings.push(foreign.to_string());
+                Vec::new()
+            }
+        };
+        let mut refused = Vec::new();
+        for s in &saved {
+            if let Err(e) = self.restore_network(s) {
+                refused.push(format!("{}: {e}", s.request.name));
+            }
+        }
+        let _ = self.state.set(state);
+        if !refused.is_empty() {
+            let state = self.state.get().expect("set above");
+            let why = format!("network(s) not restored: {}", refused.join("; "));
+            warnings.push(state.set_aside(why).to_string());
+            let kept = self.saved_networks(&self.reg().networks, None);
+            if let Err(e) = self.persist(&kept) {
+                warnings.push(e.to_string());
+            }
+        }
+        warnings
+    }
+
+    fn restore_network(&self, s: &SavedNetwork) -> Result<(), String> {
+        let mut undo = self.undo();
+        let reg = undo.reg();
+        let existing: Vec<_> = reg.networks.iter().map(|n| n.config.clone()).collect();
+        let cfg = s.request.validate(&existing).map_err(|e| e.to_string())?;
+        let dp = undo
+            .add_network(network_spec(&cfg, &self.limits))
+            .map_err(|e| e.to_string())?;
+        log::info!(
+            "restored network {} {} gw {}",
+            cfg.name,
+            cfg.subnet,
+            cfg.gateway
+        );
+        undo.reg().networks.push(NetworkEntry {
+            ipam: Ipam::new(cfg.subnet, cfg.gateway, cfg.ip_range),
+            ipam6: cfg.ipv6.map(|v| Ipam6::new(v.subnet, v.gateway)),
+            config: cfg,
+            id: s.id.clone(),
+            created: s.created(),
+            dp,
+            from_config: false,
+        });
+        undo.commit();
+        Ok(())
     }
 
     /// `lanyard network rm`: refused while containers are attached, unless
@@ -96,6 +183,8 @@ impl Daemon {
                 ifs.len()
             )));
         }
+        // Written down first: a removal that cannot be kept changes nothing.
+        self.persist(&self.saved_networks(&reg.networks, Some(name)))?;
         for id in eps {
             if let Some(ep) = reg.endpoints.remove(&id) {
                 let _ = self.dp.remove_port(ep.port);

@@ -124,6 +124,9 @@ impl Env {
         };
         c.args(args);
         c.env_remove("XDG_RUNTIME_DIR");
+        // The daemon's kept networks go to the test's own directory, never
+        // to the user's real state directory.
+        c.env("XDG_STATE_HOME", self.dir.join("run/state"));
         c.env("LANYARD_LOG", "info");
         c.stdin(Stdio::null());
         c

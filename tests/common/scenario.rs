@@ -86,6 +86,7 @@ pub fn scenario(who: As, config: &str, body: &str) -> String {
     c.args(["-Urn", "--", "sh", "-c", &script])
         .current_dir(env.dir.join("run"))
         .env_remove("XDG_RUNTIME_DIR")
+        .env("XDG_STATE_HOME", env.dir.join("run/state"))
         .env("LANYARD_LOG", "warn");
     let o = output_within(&mut c, Duration::from_secs(240));
     let out = stdout(&o);
