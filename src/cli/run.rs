@@ -45,9 +45,11 @@ pub(super) struct RunArgs {
     config: Option<PathBuf>,
     #[command(flatten)]
     socket: SocketArg,
-    /// The embedded switch's sandbox (with no daemon)
     #[command(flatten)]
     sandbox: SandboxArg,
+    /// Seconds the container waits for its daemon to come back (a restart) before it is stopped; run then exits 125
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    reattach_timeout: u64,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<String>,
@@ -68,6 +70,7 @@ pub(super) fn run(a: RunArgs) -> ExitCode {
         socket: a.socket.socket,
         config: a.config,
         sandbox: a.sandbox.mode(),
+        reattach_timeout: std::time::Duration::from_secs(a.reattach_timeout),
     };
     // SAFETY: nothing has started a thread: `main` only parsed the
     // arguments.

@@ -27,6 +27,7 @@
 mod files;
 pub mod helper;
 pub mod ns;
+pub mod reattach;
 pub mod spawner;
 pub mod supervise;
 
@@ -43,6 +44,7 @@ use crate::log::{self, Level};
 use crate::sys::random_id;
 
 use files::ContainerFiles;
+use reattach::Reattach;
 use supervise::{block_forwarded_signals, supervise};
 
 pub use files::{hosts_file, resolv_conf};
@@ -90,6 +92,9 @@ pub struct RunSpec {
     /// The embedded switch's sandbox (`--sandbox`, `--no-sandbox`); `None`:
     /// the config's `[daemon] sandbox`.
     pub sandbox: Option<crate::sandbox::Mode>,
+    /// How long the container waits for its daemon to come back once it
+    /// is gone (`--reattach-timeout`) before it is stopped.
+    pub reattach_timeout: std::time::Duration,
 }
 
 /// Why the container did not run: the exit code `lanyard run` exits with
@@ -201,6 +206,8 @@ pub unsafe fn run(spec: &RunSpec) -> Result<i32, RunError> {
     let taps = container.take_taps();
     let mut replies: Vec<AttachReply> = Vec::new();
     let mut embedded: Option<Arc<Daemon>> = None;
+    // What the daemon was given, to give it again after its restart.
+    let mut kept: Vec<(AttachRequest, AttachReply, OwnedFd)> = Vec::new();
     for (i, (net, tap)) in networks.iter().zip(taps).enumerate() {
         let req = AttachRequest {
             container_id: container_id.clone(),
@@ -220,7 +227,10 @@ pub unsafe fn run(spec: &RunSpec) -> Result<i32, RunError> {
             pid: Some(container.pid.as_raw() as u32),
         };
         let attached = match client.as_mut() {
-            Some(c) => attach_via_daemon(c, req, tap),
+            Some(c) => attach_via_daemon(c, req.clone(), tap).map(|(reply, ours)| {
+                kept.push((req, reply.clone(), ours));
+                reply
+            }),
             None => {
                 if embedded.is_none() {
                     match start_embedded(&config) {
@@ -284,9 +294,20 @@ pub unsafe fn run(spec: &RunSpec) -> Result<i32, RunError> {
         let _ = nix::sys::wait::waitpid(container.pid, None);
         return Err(RunError::setup(format!("configuring the container: {e}")));
     }
-    let code = supervise(container.pid);
+    // A container on a daemon's networks outlives the daemon (`reattach`).
+    let mut reattach = match (client, mode == Mode::Networks) {
+        (Some(c), true) => {
+            let mut r = Reattach::new(path.clone(), c, spec.reattach_timeout);
+            for (req, reply, ours) in kept {
+                r.keep(req, &reply, ours);
+            }
+            Some(r)
+        }
+        _ => None,
+    };
+    let code = supervise(container.pid, reattach.as_mut());
     drop(files);
-    drop(client);
+    drop(reattach);
     drop(embedded);
     Ok(code)
 }
@@ -447,13 +468,14 @@ fn attach_via_daemon(
     c: &mut Client,
     req: AttachRequest,
     tap: OwnedFd,
-) -> Result<AttachReply, RunError> {
+) -> Result<(AttachReply, OwnedFd), RunError> {
     let r = c.request(&Request::Attach(req), &[tap.as_raw_fd()]);
-    // The daemon holds the device now. Keeping our copy would keep eth0
-    // alive after the daemon let go of it (or died).
-    drop(tap);
+    // Our copy keeps the interface while the daemon is gone (a restart:
+    // `reattach`); it is dropped when the daemon detaches the endpoint
+    // (an event) or refuses it (here).
     match r {
         Ok(v) => serde_json::from_value(v)
+            .map(|reply| (reply, tap))
             .map_err(|e| RunError::setup(format!("unexpected reply from the daemon: {e}"))),
         Err(e) => Err(RunError::new(
             match &e {

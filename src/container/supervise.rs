@@ -8,7 +8,9 @@ use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use super::reattach::{Gone, Reattach, EXIT_DAEMON_GONE};
 use super::EXIT_SETUP_FAILED;
+use crate::log;
 
 /// Signals passed on to the container.
 const FORWARDED: [Signal; 7] = [
@@ -38,9 +40,20 @@ pub fn block_forwarded_signals() {
 }
 
 /// Waits for `pid` to exit, forwarding signals to it; returns its exit code.
-pub fn supervise(pid: Pid) -> i32 {
+/// `reattach` (a `run` served by a daemon) is looked at between waits: when
+/// it gives up on its daemon, the container is stopped and `run` exits
+/// `EXIT_DAEMON_GONE`.
+pub fn supervise(pid: Pid, mut reattach: Option<&mut Reattach>) -> i32 {
     let set = forwarded_set();
     loop {
+        if let Some(r) = reattach.as_deref_mut() {
+            if let Err(Gone(why)) = r.tick() {
+                log::error!("{why}");
+                let _ = kill(pid, Signal::SIGKILL);
+                let _ = waitpid(pid, None);
+                return EXIT_DAEMON_GONE;
+            }
+        }
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => {}
             Ok(st) => {

@@ -34,6 +34,12 @@ pub(super) fn detach(reg: &mut Registry, dp: &DataplaneHandle, endpoint_id: &str
     let Some(ep) = reg.endpoints.remove(endpoint_id) else {
         return false;
     };
+    if let Some(n) = reg.notify.remove(endpoint_id) {
+        n.send(&super::proto::Event::Detached {
+            ifname: ep.ifname.clone(),
+            network: ep.network.clone(),
+        });
+    }
     if let Err(e) = dp.remove_port(ep.port) {
         log::warn!("detaching {}: {e}", ep.name);
     }
@@ -344,6 +350,15 @@ impl Daemon {
         };
         self.detach_endpoint(&id);
         Ok(json!({ "disconnected": network }))
+    }
+
+    /// Tells `notifier` when endpoint `endpoint_id` is detached by anyone
+    /// else (the connection that attached it is `notifier`).
+    pub fn notify_on_detach(&self, endpoint_id: &str, notifier: super::registry::Notifier) {
+        let mut reg = self.reg();
+        if reg.endpoints.contains_key(endpoint_id) {
+            reg.notify.insert(endpoint_id.to_string(), notifier);
+        }
     }
 
     /// Detaches an endpoint and releases its address; false if unknown.

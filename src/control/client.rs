@@ -8,12 +8,14 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::proto::{ControlError, Request, Response, MAX_REQUEST_LEN};
+use super::proto::{ControlError, Event, Request, Response, MAX_REQUEST_LEN};
 use crate::sys::fdpass::{peer_uid, send_with_fds};
 
 pub struct Client {
     stream: UnixStream,
     pending: Vec<u8>,
+    /// Events that came while a response was awaited.
+    events: std::collections::VecDeque<Event>,
 }
 
 /// Why a request did not get an answer.
@@ -62,6 +64,7 @@ impl Client {
         Ok(Client {
             stream,
             pending: Vec::new(),
+            events: std::collections::VecDeque::new(),
         })
     }
 
@@ -77,7 +80,14 @@ impl Client {
         }
         line.push(b'\n');
         send_with_fds(self.stream.as_raw_fd(), &line, fds)?;
-        let line = self.read_line()?;
+        let line = loop {
+            let line = self.read_line()?;
+            // An event, unasked, may come before the response.
+            match serde_json::from_slice::<Event>(&line) {
+                Ok(ev) => self.events.push_back(ev),
+                Err(_) => break line,
+            }
+        };
         match serde_json::from_slice::<Response>(&line) {
             Ok(Response::Ok(v)) => Ok(v),
             Ok(Response::Error(e)) => Err(ClientError::Control(ControlError {
@@ -88,6 +98,55 @@ impl Client {
                 io::ErrorKind::InvalidData,
                 format!("malformed response: {e}"),
             ))),
+        }
+    }
+
+    /// The next event the daemon sent, without waiting: `Ok(None)` when
+    /// there is none yet; an error when the daemon closed the connection
+    /// (it stopped, or was killed).
+    pub fn poll_event(&mut self) -> io::Result<Option<Event>> {
+        loop {
+            if let Some(ev) = self.events.pop_front() {
+                return Ok(Some(ev));
+            }
+            if let Some(pos) = self.pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=pos).collect();
+                if let Ok(ev) = serde_json::from_slice::<Event>(&line[..line.len() - 1]) {
+                    self.events.push_back(ev);
+                }
+                continue;
+            }
+            let mut buf = [0u8; 4096];
+            // SAFETY: recv into a buffer we own, without blocking.
+            let n = unsafe {
+                libc::recv(
+                    self.stream.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            match n {
+                0 => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the daemon closed the connection",
+                    ))
+                }
+                n if n > 0 => {
+                    if self.pending.len() > MAX_REQUEST_LEN {
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, "event too long"));
+                    }
+                    self.pending.extend_from_slice(&buf[..n as usize]);
+                }
+                _ => {
+                    let e = io::Error::last_os_error();
+                    return match e.kind() {
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+                        _ => Err(e),
+                    };
+                }
+            }
         }
     }
 

@@ -164,6 +164,19 @@ pub struct ErrorBody {
     pub message: String,
 }
 
+/// What the daemon tells the connection that attached an endpoint, unasked,
+/// between responses: one JSON line each, told apart from responses by
+/// their `event` key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The endpoint was taken off the switch (`lanyard disconnect`,
+    /// `network rm --force`): the TAP is no longer the switch's, and
+    /// `run` lets go of its copy, so the interface goes from the
+    /// container as docker's does.
+    Detached { ifname: String, network: String },
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
 pub enum Response {

@@ -69,6 +69,34 @@ pub struct Registry {
     pub endpoints: BTreeMap<String, Endpoint>,
     /// By interface name.
     pub interfaces: BTreeMap<String, Interface>,
+    /// By endpoint id: the connection that attached it, told when it is
+    /// detached from elsewhere.
+    pub notify: BTreeMap<String, Notifier>,
+}
+
+/// A write end of an attaching connection, for [`super::proto::Event`]s.
+#[derive(Debug, Clone)]
+pub struct Notifier(pub std::sync::Arc<std::os::unix::net::UnixStream>);
+
+impl Notifier {
+    /// Sends without blocking: a client that does not read loses the
+    /// event, never stalls the daemon.
+    pub fn send(&self, ev: &super::proto::Event) {
+        use std::os::fd::AsRawFd;
+        let Ok(mut line) = serde_json::to_vec(ev) else {
+            return;
+        };
+        line.push(b'\n');
+        // SAFETY: send(2) of a buffer we own on a socket the Arc keeps open.
+        let _ = unsafe {
+            libc::send(
+                self.0.as_raw_fd(),
+                line.as_ptr().cast(),
+                line.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+    }
 }
 
 impl Registry {

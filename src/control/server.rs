@@ -256,6 +256,12 @@ impl Connection {
                 let fd = self.fds.remove(0);
                 match self.daemon.attach_tap(a, fd) {
                     Ok(r) => {
+                        if let Ok(w) = self.stream.try_clone() {
+                            self.daemon.notify_on_detach(
+                                &r.endpoint_id,
+                                super::registry::Notifier(std::sync::Arc::new(w)),
+                            );
+                        }
                         if !self.containers.contains(&r.container_id) {
                             self.containers.push(r.container_id.clone());
                         }
