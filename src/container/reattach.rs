@@ -88,7 +88,8 @@ impl Reattach {
                 match c.poll_event() {
                     Ok(Some(Event::Detached { ifname, network })) => {
                         log::info!("{ifname} was disconnected from {network}");
-                        self.kept.retain(|k| k.req.ifname.as_deref() != Some(ifname.as_str()));
+                        self.kept
+                            .retain(|k| k.req.ifname.as_deref() != Some(ifname.as_str()));
                     }
                     Ok(None) => return Ok(()),
                     Err(e) => {

@@ -85,6 +85,12 @@ impl Daemon {
         }
         let mut undo = self.undo();
         let reg = undo.reg();
+        // After a restart: this container's held address is its own again;
+        // others' lapse when their time is up.
+        reg.settle_reservations(
+            std::time::Instant::now(),
+            Some((&req.container_id, &req.network)),
+        );
         let name = req
             .name
             .clone()
@@ -358,12 +364,20 @@ impl Daemon {
         let mut reg = self.reg();
         if reg.endpoints.contains_key(endpoint_id) {
             reg.notify.insert(endpoint_id.to_string(), notifier);
+            // Kept: a restarted daemon holds its address for its `run`.
+            self.persist_registry(&reg);
         }
     }
 
     /// Detaches an endpoint and releases its address; false if unknown.
     pub fn detach_endpoint(&self, endpoint_id: &str) -> bool {
-        detach(&mut self.reg(), &self.dp, endpoint_id)
+        let mut reg = self.reg();
+        let kept = reg.notify.contains_key(endpoint_id);
+        let gone = detach(&mut reg, &self.dp, endpoint_id);
+        if gone && kept {
+            self.persist_registry(&reg);
+        }
+        gone
     }
 
     pub fn attach_interface(&self, network: &str, ifname: &str) -> Result<Value, ControlError> {

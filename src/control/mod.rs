@@ -61,6 +61,9 @@ pub struct Daemon {
     /// Where the runtime networks are kept (`lanyard daemon` only; an
     /// embedded switch keeps nothing).
     state: std::sync::OnceLock<state::StateFile>,
+    /// Set by `shutdown`: from then on nothing is written to the state
+    /// file (the containers are still attached, as a restart must find).
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 /// The data path's NAT settings, from the config.
@@ -135,6 +138,7 @@ impl Daemon {
             dataplane: Mutex::new(Some(dataplane)),
             sandbox: std::sync::OnceLock::new(),
             state: std::sync::OnceLock::new(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         });
         // The data path's events (DHCP) are handled on a thread of their
         // own; it holds the daemon weakly and ends with the data path.
@@ -192,6 +196,8 @@ impl Daemon {
 
     /// Stops the data path; every port is closed.
     pub fn shutdown(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(dp) = self
             .dataplane
             .lock()

@@ -5,8 +5,36 @@ use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
-use super::registry::NetworkEntry;
-use super::state::{SavedNetwork, StateFile};
+use super::registry::{NetworkEntry, Registry, Reservation};
+use super::state::{Saved, SavedEndpoint, SavedNetwork, StateFile};
+
+/// How long a restarted daemon holds a container's address and name for
+/// its `run` to attach it again (`run --reattach-timeout` is 60 s by
+/// default).
+pub const RESERVE_FOR: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The endpoints to hold across a restart: those a `run` attached (they
+/// have a connection to tell, `notify`), but those on network `without`.
+fn saved_endpoints(reg: &Registry, without: Option<&str>) -> Vec<SavedEndpoint> {
+    reg.endpoints
+        .values()
+        .filter(|e| reg.notify.contains_key(&e.id) && Some(e.network.as_str()) != without)
+        .map(|e| SavedEndpoint {
+            container_id: e.container_id.clone(),
+            name: e.name.clone(),
+            network: e.network.clone(),
+            ip: e.ip,
+            ip6: e.ip6,
+        })
+        .chain(
+            // Still held for a container not yet back: kept held.
+            reg.reserved
+                .iter()
+                .filter(|r| Some(r.ep.network.as_str()) != without)
+                .map(|r| r.ep.clone()),
+        )
+        .collect()
+}
 use super::{gone, ControlError, Daemon};
 use crate::config::Limits;
 use crate::dataplane::NetworkSpec;
@@ -63,9 +91,13 @@ impl Daemon {
         );
         // Kept before it is committed: a network that cannot be written
         // down is not made (the undo takes it off the data path).
-        let mut kept = self.saved_networks(&undo.reg().networks, None);
-        kept.push(SavedNetwork::new(&entry.config, &entry.id, entry.created));
-        self.persist(&kept)?;
+        let mut networks = self.saved_networks(&undo.reg().networks, None);
+        networks.push(SavedNetwork::new(&entry.config, &entry.id, entry.created));
+        let endpoints = saved_endpoints(undo.reg(), None);
+        self.persist(&Saved {
+            networks,
+            endpoints,
+        })?;
         undo.reg().networks.push(entry);
         undo.commit();
         Ok(out)
@@ -80,8 +112,12 @@ impl Daemon {
             .collect()
     }
 
-    /// Writes the state file, when this daemon keeps one.
-    fn persist(&self, kept: &[SavedNetwork]) -> Result<(), ControlError> {
+    /// Writes the state file, when this daemon keeps one (and is not
+    /// stopping: what it holds then is what a restart must find).
+    fn persist(&self, kept: &Saved) -> Result<(), ControlError> {
+        if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
         match self.state.get() {
             Some(state) => state.save(kept).map_err(|e| {
                 ControlError::failed(format!(
@@ -90,6 +126,18 @@ impl Daemon {
                 ))
             }),
             None => Ok(()),
+        }
+    }
+
+    /// Writes the state file after an endpoint came or went; a failure is
+    /// logged (the container is attached or gone either way).
+    pub(super) fn persist_registry(&self, reg: &Registry) {
+        let saved = Saved {
+            networks: self.saved_networks(&reg.networks, None),
+            endpoints: saved_endpoints(reg, None),
+        };
+        if let Err(e) = self.persist(&saved) {
+            log::warn!("{e}");
         }
     }
 
@@ -103,26 +151,62 @@ impl Daemon {
             Ok(s) => s,
             Err(foreign) => {
                 warnings.push(foreign.to_string());
-                Vec::new()
+                Saved::default()
             }
         };
         let mut refused = Vec::new();
-        for s in &saved {
+        for s in &saved.networks {
             if let Err(e) = self.restore_network(s) {
                 refused.push(format!("{}: {e}", s.request.name));
             }
         }
+        self.reserve_endpoints(&saved.endpoints);
         let _ = self.state.set(state);
         if !refused.is_empty() {
             let state = self.state.get().expect("set above");
             let why = format!("network(s) not restored: {}", refused.join("; "));
             warnings.push(state.set_aside(why).to_string());
-            let kept = self.saved_networks(&self.reg().networks, None);
+            let reg = self.reg();
+            let kept = Saved {
+                networks: self.saved_networks(&reg.networks, None),
+                endpoints: saved_endpoints(&reg, None),
+            };
             if let Err(e) = self.persist(&kept) {
                 warnings.push(e.to_string());
             }
         }
         warnings
+    }
+
+    /// Holds the addresses and names of the containers attached before
+    /// the restart, for [`RESERVE_FOR`], until their `run` attaches them
+    /// again (`reattach`). One whose address is no longer free is dropped.
+    fn reserve_endpoints(&self, eps: &[SavedEndpoint]) {
+        let mut reg = self.reg();
+        let until = std::time::Instant::now() + RESERVE_FOR;
+        for ep in eps {
+            let Some(n) = reg.network_mut(&ep.network) else {
+                continue;
+            };
+            if n.ipam.allocate(Some(ep.ip)).is_err() {
+                continue;
+            }
+            let ip6 = match (ep.ip6, n.ipam6.as_mut()) {
+                (Some(ip6), Some(ipam6)) => ipam6.allocate(Some(ip6)).ok(),
+                _ => None,
+            };
+            reg.reserved.push(Reservation {
+                ep: SavedEndpoint { ip6, ..ep.clone() },
+                until,
+            });
+        }
+        if !reg.reserved.is_empty() {
+            log::info!(
+                "holding the addresses of {} container endpoint(s) for {:?}, until their `run` attaches them again",
+                reg.reserved.len(),
+                RESERVE_FOR
+            );
+        }
     }
 
     fn restore_network(&self, s: &SavedNetwork) -> Result<(), String> {
@@ -184,7 +268,10 @@ impl Daemon {
             )));
         }
         // Written down first: a removal that cannot be kept changes nothing.
-        self.persist(&self.saved_networks(&reg.networks, Some(name)))?;
+        self.persist(&Saved {
+            networks: self.saved_networks(&reg.networks, Some(name)),
+            endpoints: saved_endpoints(&reg, Some(name)),
+        })?;
         for id in eps {
             if let Some(ep) = reg.endpoints.remove(&id) {
                 let _ = self.dp.remove_port(ep.port);

@@ -72,6 +72,16 @@ pub struct Registry {
     /// By endpoint id: the connection that attached it, told when it is
     /// detached from elsewhere.
     pub notify: BTreeMap<String, Notifier>,
+    /// Addresses and names held, after a restart, for the containers that
+    /// were attached before it (`networks::reserve_endpoints`).
+    pub reserved: Vec<Reservation>,
+}
+
+/// An address and name held for a container until it attaches again.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    pub ep: super::state::SavedEndpoint,
+    pub until: std::time::Instant,
 }
 
 /// A write end of an attaching connection, for [`super::proto::Event`]s.
@@ -114,6 +124,33 @@ impl Registry {
         self.endpoints
             .values()
             .any(|e| e.name == name && e.container_id != container_id)
+            || self
+                .reserved
+                .iter()
+                .any(|r| r.ep.name == name && r.ep.container_id != container_id)
+    }
+
+    /// Gives back what lapsed reservations held; then, if `container_id`
+    /// has one on `network`, takes it off (its address is free for it to
+    /// ask for again).
+    pub fn settle_reservations(&mut self, now: std::time::Instant, claim: Option<(&str, &str)>) {
+        let mut gone = Vec::new();
+        self.reserved.retain(|r| {
+            let claimed = claim.is_some_and(|(c, n)| r.ep.container_id == c && r.ep.network == n);
+            if claimed || r.until <= now {
+                gone.push(r.ep.clone());
+                return false;
+            }
+            true
+        });
+        for ep in gone {
+            if let Some(n) = self.network_mut(&ep.network) {
+                n.ipam.release(ep.ip);
+                if let (Some(ip6), Some(ipam6)) = (ep.ip6, n.ipam6.as_mut()) {
+                    ipam6.release(ip6);
+                }
+            }
+        }
     }
 
     /// Every endpoint of one container.

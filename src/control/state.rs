@@ -1,7 +1,11 @@
 //! What a daemon keeps across its restarts: the networks made with
-//! `lanyard network create`, as docker keeps its networks. Networks of the
-//! config file come from the config each time; containers are kept by
-//! their `run` processes (they re-attach, see `container::reattach`).
+//! `lanyard network create`, as docker keeps its networks, and the
+//! addresses and names of the containers `lanyard run` attached. Networks
+//! of the config file come from the config each time. The containers
+//! themselves are kept by their `run` processes, which attach them again
+//! (`container::reattach`); the new daemon holds their addresses and names
+//! for them meanwhile (`Registry::reserved`), so another container cannot
+//! take them first.
 //!
 //! One JSON file, `networks.json` in the user's state directory
 //! (`[daemon] state_dir`, else `$XDG_STATE_HOME/lanyard`, else
@@ -66,11 +70,33 @@ impl SavedNetwork {
     }
 }
 
+/// A container endpoint `run` attached: what to hold for it until it is
+/// attached again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedEndpoint {
+    pub container_id: String,
+    pub name: String,
+    pub network: String,
+    pub ip: std::net::Ipv4Addr,
+    #[serde(default)]
+    pub ip6: Option<std::net::Ipv6Addr>,
+}
+
+/// Everything the file keeps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Saved {
+    pub networks: Vec<SavedNetwork>,
+    pub endpoints: Vec<SavedEndpoint>,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Contents {
     version: u32,
     networks: Vec<SavedNetwork>,
+    #[serde(default)]
+    endpoints: Vec<SavedEndpoint>,
 }
 
 /// The default state directory of this user.
@@ -132,18 +158,21 @@ impl StateFile {
         self.dir.join(FILE)
     }
 
-    /// The kept networks: none when there is no file; a file that is not
+    /// What was kept: nothing when there is no file; a file that is not
     /// ours is moved aside and reported (`Err`), and nothing is restored
     /// from it.
-    pub fn load(&self) -> Result<Vec<SavedNetwork>, Foreign> {
+    pub fn load(&self) -> Result<Saved, Foreign> {
         let path = self.path();
         let text = match read_bounded(&path) {
             Ok(Some(t)) => t,
-            Ok(None) => return Ok(Vec::new()),
+            Ok(None) => return Ok(Saved::default()),
             Err(e) => return Err(self.set_aside(e)),
         };
         match serde_json::from_str::<Contents>(&text) {
-            Ok(c) if c.version == VERSION => Ok(c.networks),
+            Ok(c) if c.version == VERSION => Ok(Saved {
+                networks: c.networks,
+                endpoints: c.endpoints,
+            }),
             Ok(c) => Err(self.set_aside(format!(
                 "version {} is not this lanyard's ({VERSION})",
                 c.version
@@ -167,12 +196,13 @@ impl StateFile {
         }
     }
 
-    /// Replaces the file with `networks`, atomically.
-    pub fn save(&self, networks: &[SavedNetwork]) -> io::Result<()> {
+    /// Replaces the file with `saved`, atomically.
+    pub fn save(&self, saved: &Saved) -> io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         let body = serde_json::to_vec_pretty(&Contents {
             version: VERSION,
-            networks: networks.to_vec(),
+            networks: saved.networks.clone(),
+            endpoints: saved.endpoints.clone(),
         })
         .map_err(io::Error::other)?;
         let tmp = self.dir.join(format!(".{FILE}.tmp"));
@@ -237,11 +267,26 @@ mod tests {
     fn saved_networks_come_back_and_nothing_is_left_half_written() {
         let d = scratch("roundtrip");
         let s = StateFile::open(&d).unwrap();
-        assert_eq!(s.load().unwrap(), Vec::new(), "no file: nothing");
-        s.save(&[net("a"), net("b")]).unwrap();
-        assert_eq!(s.load().unwrap(), vec![net("a"), net("b")]);
-        s.save(&[net("b")]).unwrap();
-        assert_eq!(s.load().unwrap(), vec![net("b")]);
+        assert_eq!(s.load().unwrap(), Saved::default(), "no file: nothing");
+        let ep = SavedEndpoint {
+            container_id: "c0ffee".into(),
+            name: "web".into(),
+            network: "a".into(),
+            ip: "10.9.0.2".parse().unwrap(),
+            ip6: None,
+        };
+        let two = Saved {
+            networks: vec![net("a"), net("b")],
+            endpoints: vec![ep],
+        };
+        s.save(&two).unwrap();
+        assert_eq!(s.load().unwrap(), two);
+        let one = Saved {
+            networks: vec![net("b")],
+            endpoints: Vec::new(),
+        };
+        s.save(&one).unwrap();
+        assert_eq!(s.load().unwrap(), one);
         let names: Vec<_> = std::fs::read_dir(&d)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -267,7 +312,7 @@ mod tests {
             assert!(moved.exists() && !s.path().exists(), "{name}: {e}");
             assert!(e.to_string().contains(&s.path().display().to_string()));
             // Once moved, the next start finds nothing and saves anew.
-            assert_eq!(s.load().unwrap(), Vec::new());
+            assert_eq!(s.load().unwrap(), Saved::default());
             let _ = std::fs::remove_dir_all(&d);
         }
     }
