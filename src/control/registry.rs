@@ -281,4 +281,73 @@ mod tests {
         let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000000000Z");
     }
+
+    #[test]
+    fn a_held_address_and_name_are_the_owners_alone_until_claimed_or_lapsed() {
+        use crate::config::NetworkConfig;
+        let subnet: ipnet::Ipv4Net = "10.9.0.0/28".parse().unwrap();
+        let gw: Ipv4Addr = "10.9.0.1".parse().unwrap();
+        let mut r = Registry::default();
+        r.networks.push(NetworkEntry {
+            config: NetworkConfig {
+                name: "n".into(),
+                subnet,
+                gateway: gw,
+                ip_range: subnet,
+                mtu: 1500,
+                txqueuelen: 1000,
+                mac_aging: Duration::from_secs(300),
+                internal: false,
+                ipv6: None,
+            },
+            id: "id".into(),
+            created: SystemTime::now(),
+            ipam: Ipam::new(subnet, gw, subnet),
+            ipam6: None,
+            dp: crate::dataplane::NetworkId(0),
+            from_config: false,
+        });
+        let held: Ipv4Addr = "10.9.0.2".parse().unwrap();
+        let now = std::time::Instant::now();
+        let hold = |r: &mut Registry, who: &str, until| {
+            r.network_mut("n")
+                .unwrap()
+                .ipam
+                .allocate(Some(held))
+                .unwrap();
+            r.reserved.push(Reservation {
+                ep: crate::control::state::SavedEndpoint {
+                    container_id: who.into(),
+                    name: "web".into(),
+                    network: "n".into(),
+                    ip: held,
+                    ip6: None,
+                },
+                until,
+            });
+        };
+        hold(&mut r, "owner", now + Duration::from_secs(60));
+        // Another container: neither the name nor the address.
+        assert!(r.name_in_use("web", "other"));
+        assert!(!r.name_in_use("web", "owner"));
+        r.settle_reservations(now, Some(("other", "n")));
+        let next = r.network_mut("n").unwrap().ipam.allocate(None).unwrap();
+        assert_ne!(next, held);
+        // The owner claims it: free for it to ask for.
+        r.settle_reservations(now, Some(("owner", "n")));
+        assert!(r.reserved.is_empty() && !r.name_in_use("web", "other"));
+        assert_eq!(
+            r.network_mut("n").unwrap().ipam.allocate(Some(held)),
+            Ok(held)
+        );
+        r.network_mut("n").unwrap().ipam.release(held);
+        // Lapsed: given back to everyone.
+        hold(&mut r, "owner", now);
+        r.settle_reservations(now, None);
+        assert!(r.reserved.is_empty());
+        assert_eq!(
+            r.network_mut("n").unwrap().ipam.allocate(Some(held)),
+            Ok(held)
+        );
+    }
 }
