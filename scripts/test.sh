@@ -22,8 +22,8 @@ export PATH
 
 # What the tests run, and the Debian package each comes from.
 TOOLS="ping:iputils-ping ip:iproute2 unshare:util-linux nsenter:util-linux
-setpriv:util-linux python3:python3 dig:dnsutils udhcpc:udhcpc gdb:gdb"
-PACKAGES="iputils-ping iproute2 util-linux python3 ca-certificates dnsutils udhcpc gdb"
+setpriv:util-linux python3:python3 dig:dnsutils udhcpc:udhcpc"
+PACKAGES="iputils-ping iproute2 util-linux python3 ca-certificates dnsutils udhcpc"
 
 note() { printf 'test.sh: %s\n' "$*" >&2; }
 
