@@ -187,3 +187,100 @@ fn the_embedded_switch_of_run_is_confined_too() {
         assert!(stderr(&o).contains(want), "{flag}: {}", stderr(&o));
     }
 }
+
+/// Python that stacks Landlock's maximum of 16 layers (each allowing
+/// every read, so nothing changes but the count), then execs its
+/// arguments: there, the daemon's own Landlock layer cannot be added
+/// (E2BIG), a kernel that "cannot apply" the sandbox.
+const FULL_LANDLOCK: &str = r#"
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+READ_FILE = 1 << 2
+assert libc.prctl(38, 1, 0, 0, 0) == 0  # PR_SET_NO_NEW_PRIVS
+for _ in range(16):
+    attr = struct.pack("Q", READ_FILE)
+    fd = libc.syscall(444, attr, len(attr), 0)
+    assert fd >= 0, os.strerror(ctypes.get_errno())
+    root = os.open("/", os.O_PATH)
+    rule = struct.pack("=Qi", READ_FILE, root)
+    assert libc.syscall(445, fd, 1, rule, 0) == 0, os.strerror(ctypes.get_errno())
+    assert libc.syscall(446, fd, 0) == 0, os.strerror(ctypes.get_errno())
+    os.close(fd); os.close(root)
+os.execv(sys.argv[1], sys.argv[1:])
+"#;
+
+#[test]
+fn a_sandbox_the_kernel_cannot_apply_is_a_warning_or_with_require_an_error() {
+    let env = Env::new(As::Unprivileged);
+    let script = env.dir.join("full_landlock.py");
+    std::fs::write(&script, FULL_LANDLOCK).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let bin = env.bin.to_str().unwrap().to_string();
+    // Debian's python3, which the unprivileged user can run (a python of
+    // the developer's own may live under their home).
+    let python = if std::path::Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    // As `env.lanyard` runs lanyard (same user, same environment), with
+    // the python stacker in front.
+    let under_full_landlock = |args: &[&str]| {
+        let template = env.lanyard(&[]);
+        let mut a = vec![python, script.to_str().unwrap(), bin.as_str()];
+        a.extend_from_slice(args);
+        let mut c = match env.user {
+            Some((uid, gid)) => {
+                let mut c = std::process::Command::new("setpriv");
+                c.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={gid}"))
+                    .arg("--clear-groups")
+                    .arg("--")
+                    .args(&a);
+                c
+            }
+            None => {
+                let mut c = std::process::Command::new(a[0]);
+                c.args(&a[1..]);
+                c
+            }
+        };
+        for (k, v) in template.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        c.stdin(std::process::Stdio::null());
+        c
+    };
+    let sock = env.socket.to_str().unwrap().to_string();
+    // require: refused, exit 1, naming the layer.
+    let o = output_within(
+        under_full_landlock(&["daemon", "--sandbox=require", "--socket", &sock]),
+        T,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("sandbox required but not applied: landlock"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!env.socket.exists(), "a refused daemon leaves no socket");
+    // The default: a warning, and the daemon serves with the rest applied.
+    let log = env.dir.join("daemon-partial.log");
+    let mut c = under_full_landlock(&["daemon", "--socket", &sock]);
+    let _d = Proc::spawn_logged(&mut c, &log, "daemon under full landlock");
+    wait_until(T, "daemon under a full landlock stack", || {
+        env.socket.exists()
+    });
+    let (line, rows) = probes(&env);
+    assert!(line.contains("NOT applied: landlock"), "{line}");
+    assert!(line.contains("seccomp allow-list of"), "{line}");
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(said.contains("lanyard warn: sandbox: "), "{said}");
+    // Seccomp still refuses what it refuses.
+    let outcome = |p: &str| rows.iter().find(|r| r.0.contains(p)).unwrap().2.clone();
+    assert_eq!(outcome("execveat"), "refused (EPERM)");
+}
