@@ -145,3 +145,29 @@ pub fn count(out: &str, prefix: &str, key: &str) -> u64 {
         .find_map(|w| w.strip_prefix(&format!("{key}=")))
         .map_or(0, |v| v.parse().unwrap())
 }
+
+/// `streams.py` (named, time-bounded TCP streams with hashes, counted UDP)
+/// written next to the daemon as `$ST`, and the helpers the fault and soak
+/// scenarios share:
+/// - `st_server NAME ARGS...`: a streams.py server in the outside
+///   namespace, output in NAME.out; `LAST` is the PID to signal to make it
+///   die (a `timeout`, which passes SIGTERM on);
+/// - `wait_line FILE PATTERN SECS`: waits until FILE has a line matching
+///   the grep pattern, at most SECS seconds; prints FILE and fails if not;
+/// - `alive PID`: true while PID exists and is not a zombie (a zombie has
+///   ended; its parent may be an init that never reaps);
+/// - `wait_gone PID SECS`: waits until PID is not alive, at most SECS;
+/// - `now_ms`: a monotonic-enough clock in milliseconds, for elapsed times.
+pub fn streams_prelude() -> String {
+    const STREAMS: &str = include_str!("../data/streams.py");
+    format!(
+        "cat > streams.py <<'STREAMS_EOF'\n{STREAMS}\nSTREAMS_EOF\nST=$PWD/streams.py\n{}",
+        r#"
+st_server() { n=$1; shift; $O timeout ${STT:-150} python3 $ST "$@" > $n.out 2>&1 & LAST=$!; PIDS="$PIDS $LAST"; waitfor $n.out; }
+wait_line() { i=0; until grep -q "$2" "$1" 2>/dev/null; do i=$((i+1)); [ $i -lt $(($3 * 20)) ] || { echo "no line '$2' in $1 within $3 s:"; cat "$1"; return 1; }; sleep 0.05; done; }
+alive() { st=$(sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' /proc/$1/status 2>/dev/null); [ -n "$st" ] && [ "$st" != Z ]; }
+wait_gone() { i=0; while alive $1; do i=$((i+1)); [ $i -lt $(($2 * 20)) ] || return 1; sleep 0.05; done; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+"#
+    )
+}
