@@ -76,6 +76,10 @@ crate::stats::counters! {
         icmp_flows,
         flows_evicted,
         flows_expired,
+        /// Flows closed because their container's port left (the container
+        /// exited or was killed, its `run` died, or it was disconnected):
+        /// the host side was reset, so the remote sees the end at once.
+        flows_port_removed,
         flows_refused_limit,
         tcp_connect_failed,
         tcp_resets_to_container,
@@ -538,6 +542,7 @@ impl Nat {
         for id in self.table.owned_by(port) {
             // No frame can reach the container any more: close quietly.
             if let Some((_, mut f)) = self.table.remove(id) {
+                self.counters.flows_port_removed += 1;
                 self.unbusy(&mut f);
                 self.io.set_linger_zero(f.fd());
                 self.io.deregister(f.fd());

@@ -1,0 +1,180 @@
+//! Faults end to end (issue 18): a container killed mid-transfer, a remote
+//! server dying, `lanyard run` SIGKILLed, the daemon SIGTERMed with
+//! containers running. After each, what the fault took must be given back
+//! (flows, addresses, published host ports, processes) and the counters
+//! must say so; and each fault happens while a neighbour container's
+//! transfer runs, which must finish byte-identical (the fault is one
+//! container's, not everyone's).
+//!
+//! Same topology as the egress tests (`common::scenario`): a user + network
+//! namespace plays the host and runs the daemon, a second one behind a veth
+//! plays the outside (10.200.0.2). The streams are `tests/data/streams.py`'s:
+//! they run for a time rather than a size, so a transfer is surely in
+//! flight when the fault strikes, and they report how they ended (a hash at
+//! EOF, or the exception's class name), so a reset tells from a hang.
+
+mod common;
+
+use common::harness::*;
+use common::scenario::*;
+
+const CONFIG: &str = "[dns]\nupstream = [\"127.0.0.1:5353\"]\n";
+
+/// Shell helpers of these scenarios (after `streams_prelude`).
+const HELPERS: &str = r#"
+# children PID: the PIDs whose parent is PID (from /proc: ps may not be
+# installed).
+children() { python3 -c '
+import os, sys
+for d in os.listdir("/proc"):
+    if d.isdigit():
+        try:
+            s = open(f"/proc/{d}/stat").read()
+        except OSError:
+            continue
+        if s[s.rindex(")") + 2 :].split()[1] == sys.argv[1]:
+            print(d)
+' $1; }
+# bg_run ARGS...: `lanyard run` in the background, bounded by timeout(1);
+# T is timeout's PID (wait for it to get run's exit code).
+bg_run() { timeout 150 $B run --socket $S "$@" & T=$!; PIDS="$PIDS $T"; }
+# procs_of T: sets RUN (the `lanyard run` under timeout T) and C (the
+# container's process, run's child); call once the command has started.
+procs_of() { RUN=$(children $1); C=$(children $RUN); [ -n "$RUN" ] && [ -n "$C" ] || { echo "no run/container under $1"; return 1; }; }
+# flows_of IP: how many conntrack flows have IP as their container end.
+flows_of() { $B conntrack --socket $S --json | python3 -c '
+import json, sys
+print(sum(1 for f in json.load(sys.stdin) if f["container"].rsplit(":", 1)[0] == sys.argv[1]))
+' $1; }
+# bytes_of IP: the bytes (both ways) of IP's flows.
+bytes_of() { $B conntrack --socket $S --json | python3 -c '
+import json, sys
+print(sum(f["bytes_out"] + f["bytes_in"] for f in json.load(sys.stdin) if f["container"].rsplit(":", 1)[0] == sys.argv[1]))
+' $1; }
+# until_moving IP: waits (15 s at most) until IP's flows have carried 1 MB.
+until_moving() { i=0; until [ "$(bytes_of $1)" -gt 1000000 ]; do i=$((i+1)); [ $i -lt 150 ] || { echo "no data from $1"; $B conntrack --socket $S; return 1; }; sleep 0.1; done; }
+# until_no_flows IP: waits (10 s at most) until IP has no flow.
+until_no_flows() { i=0; until [ "$(flows_of $1)" = 0 ]; do i=$((i+1)); [ $i -lt 100 ] || return 0; sleep 0.1; done; }
+# stats_line LABEL: the counters these tests read, as "LABEL key=value ...".
+stats_line() { $B stats --socket $S --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+n = d["nat"]
+keys = ("tcp_flows", "flows_port_removed", "tcp_resets_to_container", "flows_expired", "flows_evicted")
+counts = [("ports", len(d["ports"])), ("nat_flows", d["nat_flows"])] + [(k, n.get(k, "absent")) for k in keys]
+print(sys.argv[1], " ".join(f"{k}={v}" for k, v in counts))
+' $1; }
+# inspect_names: the containers the daemon has, as "name@ip ...".
+inspect_names() { $B network inspect --socket $S | python3 -c '
+import json, sys
+print(" ".join(sorted(c["Name"] + "@" + c["IPv4Address"].split("/")[0] for n in json.load(sys.stdin) for c in n["Containers"].values())))
+'; }
+"#;
+
+fn faults(who: As, body: &str) -> String {
+    scenario(
+        who,
+        CONFIG,
+        &format!("{}\n{HELPERS}\n{body}", streams_prelude()),
+    )
+}
+
+/// The "N SHA" of the line starting with `prefix`.
+fn hash_of<'a>(out: &'a str, prefix: &str) -> (&'a str, &'a str) {
+    let l = line(out, prefix);
+    let mut w = l[prefix.len()..].split_whitespace();
+    (w.next().unwrap(), w.next().unwrap())
+}
+
+/// The number after `prefix` on its line.
+fn number(out: &str, prefix: &str) -> u64 {
+    let l = line(out, prefix);
+    l[prefix.len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no number after {prefix:?} in {l:?}\n{out}"))
+}
+
+/// A neighbour's transfer, run across the fault, arrived whole: both ends
+/// saw the same bytes, and there were some.
+fn assert_neighbour_whole(out: &str, sent: &str, got: &str) {
+    let a = hash_of(out, sent);
+    let b = hash_of(out, got);
+    assert_eq!(a, b, "the neighbour's stream was damaged:\n{out}");
+    assert!(a.0.parse::<u64>().unwrap() > 0, "{out}");
+}
+
+#[test]
+fn a_container_killed_mid_transfer_frees_its_flow_and_address() {
+    let out = faults(
+        As::Me,
+        r#"
+st_server up tcp-sink victim 9000
+st_server nb tcp-sink neighbour 9010
+# The victim uploads for as long as it lives; the neighbour, on the same
+# path to another server, for 8 s, across the kill.
+bg_run --name victim --ip 172.17.0.5 -- python3 $ST tcp-send victim 10.200.0.2 9000 120 > victim.out 2>&1
+VT=$T
+bg_run --name neighbour --ip 172.17.0.3 -- python3 $ST tcp-send neighbour 10.200.0.2 9010 8 > neighbour.out 2>&1
+NT=$T
+wait_line victim.out "victim started" 20
+wait_line neighbour.out "neighbour started" 20
+until_moving 172.17.0.5
+until_moving 172.17.0.3
+procs_of $VT
+stats_line before
+echo "neighbour flows at the kill: $(flows_of 172.17.0.3)"
+kill -KILL $C
+K=$(now_ms)
+# The outside server sees the connection end (lanyard resets the host
+# socket of a flow whose container left), well before its own 20 s timeout.
+wait_line up.out "^victim " 10
+echo "server saw the end after $(($(now_ms) - K)) ms: $(grep '^victim ' up.out)"
+set +e; wait $VT; echo "victim run rc=$?"; set -e
+wait_gone $C 5 && echo "container process gone"
+until_no_flows 172.17.0.5
+echo "victim flows after: $(flows_of 172.17.0.5)"
+stats_line after
+echo "containers after: $(inspect_names)"
+# Its address and name are free: a new container takes both.
+run --name victim --ip 172.17.0.5 -- sh -c 'ip -4 -o addr show eth0' > again.out 2>&1; echo "again rc=$?"
+cat again.out
+set +e; wait $NT; echo "neighbour run rc=$?"; set -e
+cat up.out nb.out neighbour.out
+"#,
+    );
+    // The remote saw the end of the connection as a reset: a clean EOF
+    // would have told it a truncated upload was complete.
+    assert!(
+        line(&out, "server saw the end after ")
+            .contains(": victim sink-error ConnectionResetError"),
+        "{out}"
+    );
+    // `lanyard run` reports its container's death as docker does: 128 + 9.
+    assert!(out.contains("victim run rc=137"), "{out}");
+    assert!(out.contains("container process gone"), "{out}");
+    assert!(out.contains("victim flows after: 0"), "{out}");
+    assert!(out.contains("neighbour flows at the kill: 1"), "{out}");
+    // The counters: before, two containers and two flows; after, the
+    // neighbour alone, and the victim's flow counted as closed because
+    // its container left.
+    assert_eq!(count(&out, "before ", "ports"), 2, "{out}");
+    assert_eq!(count(&out, "before ", "nat_flows"), 2, "{out}");
+    assert_eq!(count(&out, "after ", "ports"), 1, "{out}");
+    assert_eq!(count(&out, "after ", "nat_flows"), 1, "{out}");
+    assert_eq!(
+        count(&out, "after ", "flows_port_removed") - count(&out, "before ", "flows_port_removed"),
+        1,
+        "{out}"
+    );
+    assert!(
+        line(&out, "containers after: ").ends_with("neighbour@172.17.0.3"),
+        "{out}"
+    );
+    assert!(out.contains("again rc=0"), "{out}");
+    assert!(out.contains("inet 172.17.0.5/16"), "{out}");
+    assert!(out.contains("neighbour run rc=0"), "{out}");
+    assert_neighbour_whole(&out, "neighbour sent ", "neighbour sunk ");
+    let _ = number;
+}
