@@ -146,6 +146,7 @@ cat up.out nb.out neighbour.out
     );
     // The remote saw the end of the connection as a reset: a clean EOF
     // would have told it a truncated upload was complete.
+    eprintln!("{}", line(&out, "server saw the end after "));
     assert!(
         line(&out, "server saw the end after ")
             .contains(": victim sink-error ConnectionResetError"),
@@ -177,4 +178,149 @@ cat up.out nb.out neighbour.out
     assert!(out.contains("neighbour run rc=0"), "{out}");
     assert_neighbour_whole(&out, "neighbour sent ", "neighbour sunk ");
     let _ = number;
+}
+
+#[test]
+fn a_remote_server_dying_mid_transfer_ends_the_containers_connections() {
+    let out = faults(
+        As::Unprivileged,
+        r#"
+st_server up tcp-sink up 9000
+UPS=$LAST
+st_server down tcp-source down 9001 120
+DOWNS=$LAST
+st_server nb tcp-sink neighbour 9010
+# One container uploads to a server and another downloads from one, for
+# longer than the test; a neighbour uploads to a third server for 8 s.
+bg_run --name uploader --ip 172.17.0.5 -- python3 $ST tcp-send up 10.200.0.2 9000 120 > upc.out 2>&1
+UT=$T
+bg_run --name downloader --ip 172.17.0.6 -- python3 $ST tcp-recv down 10.200.0.2 9001 > downc.out 2>&1
+DT=$T
+bg_run --name neighbour --ip 172.17.0.3 -- python3 $ST tcp-send neighbour 10.200.0.2 9010 8 > neighbour.out 2>&1
+NT=$T
+wait_line upc.out "up started" 20
+wait_line downc.out "down started" 20
+wait_line neighbour.out "neighbour started" 20
+until_moving 172.17.0.5
+until_moving 172.17.0.6
+until_moving 172.17.0.3
+stats_line before
+# Both servers die (SIGTERM through timeout(1), as a crash or an operator's
+# kill would end them): the kernel closes their sockets, the sink's with
+# unread data in it (a reset), the source's with a FIN.
+kill $UPS $DOWNS
+K=$(now_ms)
+wait_line upc.out "^up send-error\|^up sent" 10
+echo "upload ended after $(($(now_ms) - K)) ms: $(grep '^up send-error\|^up sent ' upc.out)"
+wait_line downc.out "^down recv-error\|^down received" 10
+echo "download ended after $(($(now_ms) - K)) ms: $(grep '^down recv-error\|^down received ' downc.out)"
+until_no_flows 172.17.0.5
+until_no_flows 172.17.0.6
+echo "flows after: up $(flows_of 172.17.0.5) down $(flows_of 172.17.0.6) neighbour $(flows_of 172.17.0.3)"
+stats_line after
+set +e
+wait $UT; echo "uploader rc=$?"
+wait $DT; echo "downloader rc=$?"
+wait $NT; echo "neighbour rc=$?"
+set -e
+cat nb.out neighbour.out
+"#,
+    );
+    // The upload fails: the remote's reset reached the container as one
+    // (or as a broken pipe, if its next write came after it), not as a
+    // hang until the sender's 20 s timeout.
+    let up = line(&out, "upload ended after ");
+    eprintln!("{up}");
+    assert!(
+        up.contains(": up send-error ConnectionResetError")
+            || up.contains(": up send-error BrokenPipeError"),
+        "{out}"
+    );
+    // The download ends: the source's FIN comes through as an EOF (what
+    // a host's own connection sees when its peer process dies), a reset
+    // as an error; either way, before the 120 s it was sent for.
+    let down = line(&out, "download ended after ");
+    eprintln!("{down}");
+    assert!(
+        down.contains(": down received ")
+            || down.contains(": down recv-error ConnectionResetError"),
+        "{out}"
+    );
+    assert!(
+        out.contains("flows after: up 0 down 0 neighbour 1"),
+        "{out}"
+    );
+    // The reset the container got was lanyard's translation of the
+    // remote's.
+    assert!(
+        count(&out, "after ", "tcp_resets_to_container")
+            > count(&out, "before ", "tcp_resets_to_container"),
+        "{out}"
+    );
+    // The containers handled their errors and exited on their own.
+    assert!(out.contains("uploader rc=0"), "{out}");
+    assert!(out.contains("downloader rc=0"), "{out}");
+    assert!(out.contains("neighbour rc=0"), "{out}");
+    assert_neighbour_whole(&out, "neighbour sent ", "neighbour sunk ");
+}
+
+#[test]
+fn a_remote_that_vanishes_without_a_word_ends_in_a_reset_not_a_hang() {
+    // A remote host that goes silent (its link down: no FIN, no reset)
+    // leaves lanyard's host socket retransmitting until the host's TCP
+    // gives up (net.ipv4.tcp_retries2, ~15 min by default; made ~3 s here,
+    // in the scenario's own namespace). Then the container must hear of
+    // it as a reset: lanyard acknowledges the container's data itself, so
+    // the container's own TCP can never time out on its own.
+    let out = faults(
+        As::Me,
+        r#"
+echo 3 > /proc/sys/net/ipv4/tcp_retries2
+# A second outside host, 10.201.0.2, behind its own veth.
+behind_veth h1 o1
+O2=$NS
+$O2 ip addr add 10.201.0.2/24 dev o1
+$O2 ip link set o1 up
+ip addr add 10.201.0.1/24 dev h1
+ip link set h1 up
+$O2 timeout 150 python3 $ST tcp-sink lost 9000 > lost.out 2>&1 & PIDS="$PIDS $!"
+waitfor lost.out
+st_server nb tcp-sink neighbour 9010
+bg_run --name uploader --ip 172.17.0.5 -- python3 $ST tcp-send lost 10.201.0.2 9000 120 > upc.out 2>&1
+UT=$T
+bg_run --name neighbour --ip 172.17.0.3 -- python3 $ST tcp-send neighbour 10.200.0.2 9010 8 > neighbour.out 2>&1
+NT=$T
+wait_line upc.out "lost started" 20
+wait_line neighbour.out "neighbour started" 20
+until_moving 172.17.0.5
+stats_line before
+$O2 ip link set o1 down
+K=$(now_ms)
+wait_line upc.out "^lost send-error\|^lost sent " 30
+echo "upload ended after $(($(now_ms) - K)) ms: $(grep '^lost send-error\|^lost sent ' upc.out)"
+until_no_flows 172.17.0.5
+echo "flows after: $(flows_of 172.17.0.5)"
+stats_line after
+set +e
+wait $UT; echo "uploader rc=$?"
+wait $NT; echo "neighbour rc=$?"
+set -e
+cat nb.out neighbour.out
+"#,
+    );
+    let up = line(&out, "upload ended after ");
+    eprintln!("{up}");
+    assert!(
+        up.contains(": lost send-error ConnectionResetError"),
+        "{out}"
+    );
+    assert!(out.contains("flows after: 0"), "{out}");
+    assert!(
+        count(&out, "after ", "tcp_resets_to_container")
+            > count(&out, "before ", "tcp_resets_to_container"),
+        "{out}"
+    );
+    assert!(out.contains("uploader rc=0"), "{out}");
+    assert!(out.contains("neighbour rc=0"), "{out}");
+    assert_neighbour_whole(&out, "neighbour sent ", "neighbour sunk ");
 }
