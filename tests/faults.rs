@@ -324,3 +324,83 @@ cat nb.out neighbour.out
     assert!(out.contains("neighbour rc=0"), "{out}");
     assert_neighbour_whole(&out, "neighbour sent ", "neighbour sunk ");
 }
+
+#[test]
+fn lanyard_run_sigkilled_takes_its_container_and_gives_back_address_name_and_port() {
+    let out = faults(
+        As::Unprivileged,
+        r#"
+# svc publishes 8080 and takes a stream from outside through it; the
+# neighbour does the same on 8090, for 8 s, across the kill.
+bg_run --name svc --ip 172.17.0.7 -p 8080:80 -- python3 $ST tcp-sink pub 80 > svc.out 2>&1
+ST_T=$T
+bg_run --name neighbour --ip 172.17.0.3 -p 8090:90 -- python3 $ST tcp-sink neighbour 90 > neighbour.out 2>&1
+NT=$T
+waitfor svc.out
+waitfor neighbour.out
+$O timeout 60 python3 $ST tcp-send pub 10.200.0.1 8080 120 > pubc.out 2>&1 & PIDS="$PIDS $!"
+$O timeout 60 python3 $ST tcp-send neighbour 10.200.0.1 8090 8 > nbc.out 2>&1 & NBC=$!; PIDS="$PIDS $NBC"
+wait_line pubc.out "pub started" 20
+wait_line nbc.out "neighbour started" 20
+until_moving 172.17.0.7
+until_moving 172.17.0.3
+procs_of $ST_T
+stats_line before
+# `lanyard run` itself dies, not its command: nothing runs its cleanup.
+kill -KILL $RUN
+K=$(now_ms)
+# Its container dies with it (the parent-death signal), and the daemon,
+# seeing run's control connection close, detaches the endpoint: the
+# client from outside gets a reset.
+wait_gone $C 5 && echo "container process gone after $(($(now_ms) - K)) ms"
+wait_line pubc.out "^pub send-error\|^pub sent " 10
+echo "client ended after $(($(now_ms) - K)) ms: $(grep '^pub send-error\|^pub sent ' pubc.out)"
+set +e; wait $ST_T; echo "timeout rc=$?"; set -e
+until_no_flows 172.17.0.7
+echo "svc flows after: $(flows_of 172.17.0.7)"
+i=0; until [ "$(inspect_names)" = "neighbour@172.17.0.3" ]; do i=$((i+1)); [ $i -lt 100 ] || break; sleep 0.1; done
+echo "containers after: $(inspect_names)"
+stats_line after
+# The host port is free at once: bound here without SO_REUSEADDR (the
+# reset left no TIME_WAIT), then by a new container with the same name,
+# address and port, which serves through it.
+python3 -c 'import socket; s = socket.socket(); s.bind(("0.0.0.0", 8080)); s.listen(); print("8080 bindable")'
+bg_run --name svc --ip 172.17.0.7 -p 8080:80 -- python3 $ST tcp-sink again 80 > again.out 2>&1
+waitfor again.out
+$O timeout 60 python3 $ST tcp-send again 10.200.0.1 8080 1 > againc.out 2>&1
+wait_line again.out "^again sunk" 10
+set +e; wait $NBC; echo "neighbour client rc=$?"; set -e
+wait_line neighbour.out "^neighbour sunk\|^neighbour sink-error" 10
+cat again.out againc.out neighbour.out nbc.out
+"#,
+    );
+    eprintln!("{}", line(&out, "container process gone after "));
+    eprintln!("{}", line(&out, "client ended after "));
+    // timeout(1) reports its child's SIGKILL as 128 + 9.
+    assert!(out.contains("timeout rc=137"), "{out}");
+    assert!(
+        line(&out, "client ended after ").contains(": pub send-error ConnectionResetError"),
+        "{out}"
+    );
+    assert!(out.contains("svc flows after: 0"), "{out}");
+    assert_eq!(
+        line(&out, "containers after: "),
+        "containers after: neighbour@172.17.0.3",
+        "{out}"
+    );
+    assert_eq!(count(&out, "before ", "ports"), 2, "{out}");
+    assert_eq!(count(&out, "after ", "ports"), 1, "{out}");
+    assert_eq!(
+        count(&out, "after ", "flows_port_removed") - count(&out, "before ", "flows_port_removed"),
+        1,
+        "{out}"
+    );
+    assert!(out.contains("8080 bindable"), "{out}");
+    assert_eq!(
+        hash_of(&out, "again sent "),
+        hash_of(&out, "again sunk "),
+        "{out}"
+    );
+    assert!(out.contains("neighbour client rc=0"), "{out}");
+    assert_neighbour_whole(&out, "neighbour sent ", "neighbour sunk ");
+}
