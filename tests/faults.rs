@@ -404,3 +404,99 @@ cat again.out againc.out neighbour.out nbc.out
     assert!(out.contains("neighbour client rc=0"), "{out}");
     assert_neighbour_whole(&out, "neighbour sent ", "neighbour sunk ");
 }
+
+#[test]
+fn the_daemon_sigtermed_with_containers_running_releases_everything() {
+    let out = faults(
+        As::Me,
+        r#"
+st_server up tcp-sink up 9000
+# web publishes 8080 and takes a stream from outside through it; up
+# uploads to the outside.
+bg_run --name web -p 8080:80 -- python3 $ST tcp-sink pub 80 > web.out 2>&1
+WT=$T
+bg_run --name up -- python3 $ST tcp-send up 10.200.0.2 9000 120 > upc.out 2>&1
+UT=$T
+waitfor web.out
+$O timeout 60 python3 $ST tcp-send pub 10.200.0.1 8080 120 > pubc.out 2>&1 & PIDS="$PIDS $!"
+wait_line pubc.out "pub started" 20
+wait_line upc.out "up started" 20
+until_moving 172.17.0.2
+until_moving 172.17.0.3
+procs_of $WT; WRUN=$RUN; WC=$C
+procs_of $UT; URUN=$RUN; UC=$C
+echo "flows before: $($B conntrack --socket $S --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
+kill -TERM $D
+K=$(now_ms)
+set +e; wait $D; echo "daemon rc=$? after $(($(now_ms) - K)) ms"; set -e
+alive $D && echo "daemon still alive"
+[ -e $S ] && echo "socket file left" || echo "socket file removed"
+# The published port is free at once, without SO_REUSEADDR: its listening
+# sockets are closed and its connections were reset (no TIME_WAIT).
+python3 -c '
+import socket
+for fam, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+    s = socket.socket(fam)
+    if fam == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.bind((addr, 8080))
+    s.listen()
+    print("8080 bindable on", addr)
+'
+# Every flow ended as a reset, on both of its sides: the remote and the
+# client outside are not told that a cut stream was complete, and the
+# containers hear of it before their interfaces go.
+# (Each bounded; what came is asserted below.)
+wait_line up.out "^up " 10 || true
+wait_line pubc.out "^pub send-error\|^pub sent " 10 || true
+wait_line upc.out "^up send-error\|^up sent " 10 || true
+wait_line web.out "^pub sink-error\|^pub sunk " 10 || true
+echo "remote: $(grep '^up ' up.out)"
+echo "client outside: $(grep '^pub send-error\|^pub sent ' pubc.out)"
+echo "container up: $(grep '^up send-error\|^up sent ' upc.out)"
+echo "container web: $(grep '^pub sink-error\|^pub sunk ' web.out)"
+# What `lanyard run` does when its daemon goes: it keeps supervising its
+# container, whose interfaces went with the daemon's TAPs (printed, not
+# asserted: a daemon restart is to give them back); signals still reach
+# the command and its exit code is still run's. up's command ended by
+# itself on its reset, and its run with it.
+sleep 1
+alive $WRUN && alive $WC && echo "web run and container alive"
+echo "web eth0 after the daemon: $(nsenter -t $WC -n ip -o link show eth0 2>&1 | cut -c1-60)"
+set +e; wait $UT; echo "up rc=$?"; set -e
+kill -TERM $WRUN
+set +e; wait $WT; echo "web rc=$?"; set -e
+for p in $WRUN $WC $URUN $UC; do alive $p && echo "left behind: $p"; done
+echo "processes checked"
+"#,
+    );
+    let rc = line(&out, "daemon rc=");
+    eprintln!("{rc}");
+    assert!(rc.starts_with("daemon rc=0 after "), "{out}");
+    let ms: u64 = rc["daemon rc=0 after ".len()..]
+        .trim_end_matches(" ms")
+        .parse()
+        .unwrap();
+    assert!(ms < 5000, "the daemon took {ms} ms to stop:\n{out}");
+    assert!(!out.contains("daemon still alive"), "{out}");
+    assert!(out.contains("socket file removed"), "{out}");
+    assert!(out.contains("8080 bindable on 0.0.0.0"), "{out}");
+    assert!(out.contains("8080 bindable on ::"), "{out}");
+    assert!(out.contains("flows before: 2"), "{out}");
+    for (who, what) in [
+        ("remote: ", "up sink-error ConnectionResetError"),
+        ("client outside: ", "pub send-error ConnectionResetError"),
+        ("container up: ", "up send-error ConnectionResetError"),
+        ("container web: ", "pub sink-error ConnectionResetError"),
+    ] {
+        assert!(line(&out, who).contains(what), "{who}{what}?\n{out}");
+    }
+    assert!(out.contains("web run and container alive"), "{out}");
+    eprintln!("{}", line(&out, "web eth0 after the daemon: "));
+    // up's command printed its error and exited 0; web's died of the
+    // SIGTERM run passed on: 128 + 15.
+    assert!(out.contains("up rc=0"), "{out}");
+    assert!(out.contains("web rc=143"), "{out}");
+    assert!(!out.contains("left behind"), "{out}");
+    assert!(out.contains("processes checked"), "{out}");
+}

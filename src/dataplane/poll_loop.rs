@@ -275,7 +275,10 @@ impl Loop {
                 let _ = reply.send(ids.iter().map(|i| self.switch.forward_counts(*i)).collect());
             }
             Command::SendFrame { port, frame } => self.switch.send_frame(port, &frame),
-            Command::Shutdown => return false,
+            Command::Shutdown => {
+                self.switch.shutdown();
+                return false;
+            }
         }
         true
     }

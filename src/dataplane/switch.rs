@@ -525,6 +525,16 @@ impl Switch {
         Some(slot.port)
     }
 
+    /// Stopping: the NAT resets its flows, the containers' sides through
+    /// their ports, which are closed once the switch is dropped.
+    pub fn shutdown(&mut self) {
+        let mut em = PortEmitter {
+            ports: &mut self.ports,
+            scratch: &mut self.scratch,
+        };
+        self.nat.shutdown(&mut em);
+    }
+
     pub fn port_count(&self) -> usize {
         self.n_ports
     }

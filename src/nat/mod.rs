@@ -551,6 +551,19 @@ impl Nat {
         let _ = emit;
     }
 
+    /// The switch is stopping (the daemon's shutdown): every flow is reset
+    /// on both sides while the ports can still carry the containers'
+    /// resets. Left to the process's exit, a host socket with nothing
+    /// unread would send a FIN, and the remote would take a cut upload for
+    /// a complete one; and the container, its interface gone, would wait
+    /// for more until its own timeout.
+    pub fn shutdown(&mut self, emit: &mut dyn Emit) {
+        let ids: Vec<FlowId> = self.table.iter().map(|(id, _, _)| id).collect();
+        for id in ids {
+            self.remove_flow(id, Next::Abort, emit);
+        }
+    }
+
     pub fn report(&self, now: Time) -> Vec<FlowReport> {
         self.table
             .iter()
