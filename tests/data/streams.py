@@ -12,7 +12,8 @@ stream's lines, so many can share one output.
   tcp-source NAME PORT SECS [ADDR]  each connection gets SECS seconds of data,
                                    then FIN -> "NAME sourced N SHA" or
                                    "NAME source-error ERR after N"
-  tcp-send NAME HOST PORT SECS   client: send for SECS seconds, then FIN ->
+  tcp-send NAME HOST PORT SECS [STOP]  client: send for SECS seconds (or
+                                   until the file STOP exists), then FIN ->
                                    "NAME sent N SHA" or "NAME send-error ERR after N"
   tcp-recv NAME HOST PORT        client: read to EOF -> "NAME received N SHA"
                                    or "NAME recv-error ERR after N"
@@ -46,12 +47,13 @@ BUF = random.Random(1).randbytes(16 << 20)
 STEP = 1000003  # a prime: consecutive chunks start at unrelated offsets
 
 
-def chunks(seconds):
-    """1 MiB views of BUF, until `seconds` have passed."""
+def chunks(seconds, stop=None):
+    """1 MiB views of BUF, until `seconds` have passed or the file `stop`
+    exists."""
     view = memoryview(BUF)
     off = 0
     end = time.monotonic() + seconds
-    while time.monotonic() < end:
+    while time.monotonic() < end and not (stop and os.path.exists(stop)):
         yield view[off : off + CHUNK]
         off = (off + STEP) % (len(BUF) - CHUNK)
 
@@ -95,10 +97,10 @@ def read_all(name, s, ok_word, err_word):
     s.close()
 
 
-def write_for(name, s, seconds, ok_word, err_word):
+def write_for(name, s, seconds, ok_word, err_word, stop=None):
     sha, n = hashlib.sha256(), 0
     try:
-        for piece in chunks(seconds):
+        for piece in chunks(seconds, stop):
             s.sendall(piece)
             sha.update(piece)
             n += len(piece)
@@ -127,10 +129,10 @@ def connect(host, port):
     return s
 
 
-def tcp_send(name, host, port, seconds):
+def tcp_send(name, host, port, seconds, stop=None):
     s = connect(host, port)
     say(name, "started")
-    write_for(name, s, float(seconds), "sent", "send-error")
+    write_for(name, s, float(seconds), "sent", "send-error", stop)
 
 
 def tcp_recv(name, host, port):
