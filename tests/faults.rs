@@ -35,12 +35,57 @@ for d in os.listdir("/proc"):
         if s[s.rindex(")") + 2 :].split()[1] == sys.argv[1]:
             print(d)
 ' $1; }
+# descendants PID: every process under PID, as "PID DEPTH" lines (a child
+# of PID is at depth 1), in one look at /proc.
+descendants() { python3 -c '
+import os, sys
+kids = {}
+for d in os.listdir("/proc"):
+    if d.isdigit():
+        try:
+            s = open(f"/proc/{d}/stat").read()
+        except OSError:
+            continue
+        kids.setdefault(s[s.rindex(")") + 2 :].split()[1], []).append(d)
+todo = [(sys.argv[1], 0)]
+while todo:
+    p, depth = todo.pop()
+    for c in kids.get(p, []):
+        print(c, depth + 1)
+        todo.append((c, depth + 1))
+' $1; }
+# pids_with WORD: the live processes whose command line has WORD.
+pids_with() { python3 -c '
+import os, sys
+for d in os.listdir("/proc"):
+    if d.isdigit() and d != str(os.getpid()):
+        try:
+            cmd = open(f"/proc/{d}/cmdline", "rb").read().split(b"\0")
+            state = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if sys.argv[1].encode() in cmd and state != "Z":
+            print(d)
+' $1; }
 # bg_run ARGS...: `lanyard run` in the background, bounded by timeout(1);
 # T is timeout's PID (wait for it to get run's exit code).
 bg_run() { timeout 150 $B run --socket $S "$@" & T=$!; PIDS="$PIDS $T"; }
-# procs_of T: sets RUN (the `lanyard run` under timeout T) and C (the
-# container's process, run's child); call once the command has started.
-procs_of() { RUN=$(children $1); C=$(children $RUN); [ -n "$RUN" ] && [ -n "$C" ] || { echo "no run/container under $1"; return 1; }; }
+# procs_of T: sets RUN (the `lanyard run` under timeout T), C (run's
+# child: the container's first process, outside its PID namespace, the PID
+# the daemon knows it by), CMD (the command: the child of C's child, the
+# namespace's init) and TREE (RUN and everything under it); call once the
+# command has started.
+procs_of() {
+  DESC=$(descendants $1)
+  RUN=$(echo "$DESC" | while read -r p d; do [ $d != 1 ] || echo $p; done)
+  C=$(echo "$DESC" | while read -r p d; do [ $d != 2 ] || echo $p; done)
+  CMD=$(echo "$DESC" | while read -r p d; do [ $d != 4 ] || echo $p; done)
+  TREE=$(echo "$DESC" | while read -r p d; do echo $p; done)
+  [ -n "$RUN" ] && [ -n "$C" ] && [ -n "$CMD" ] || { echo "no run/container/command under $1"; return 1; }
+}
+# all_gone PIDS...: waits (5 s at most for each) until none is alive;
+# prints those that are.
+all_gone() { for p in "$@"; do wait_gone $p 5 || echo "left behind: $p $(tr '\0' ' ' < /proc/$p/cmdline)"; done; }
 # flows_of IP: how many conntrack flows have IP as their container end.
 flows_of() { $B conntrack --socket $S --json | python3 -c '
 import json, sys
@@ -126,14 +171,16 @@ until_moving 172.17.0.3
 procs_of $VT
 stats_line before
 echo "neighbour flows at the kill: $(flows_of 172.17.0.3)"
-kill -KILL $C
+# The command dies (as if the OOM killer took it).
+kill -KILL $CMD
 K=$(now_ms)
 # The outside server sees the connection end (an EOF or a reset, below),
 # well before its own 20 s timeout.
 wait_line up.out "^victim " 10
 echo "server saw the end after $(($(now_ms) - K)) ms: $(grep '^victim ' up.out)"
 set +e; wait $VT; echo "victim run rc=$?"; set -e
-wait_gone $C 5 && echo "container process gone"
+all_gone $TREE
+echo "container processes checked"
 until_no_flows 172.17.0.5
 echo "victim flows after: $(flows_of 172.17.0.5)"
 stats_line after
@@ -158,7 +205,8 @@ cat up.out nb.out neighbour.out
     assert!(reset || end.contains(": victim sunk "), "{out}");
     // `lanyard run` reports its container's death as docker does: 128 + 9.
     assert!(out.contains("victim run rc=137"), "{out}");
-    assert!(out.contains("container process gone"), "{out}");
+    assert!(out.contains("container processes checked"), "{out}");
+    assert!(!out.contains("left behind"), "{out}");
     assert!(out.contains("victim flows after: 0"), "{out}");
     assert!(out.contains("neighbour flows at the kill: 1"), "{out}");
     // The counters: before, two containers and two flows; after, the
@@ -427,7 +475,8 @@ K=$(now_ms)
 # Its container dies with it (the parent-death signal), and the daemon,
 # seeing run's control connection close, detaches the endpoint: the
 # client from outside gets a reset.
-wait_gone $C 5 && echo "container process gone after $(($(now_ms) - K)) ms"
+all_gone $TREE
+echo "container processes gone after $(($(now_ms) - K)) ms"
 wait_line pubc.out "^pub send-error\|^pub sent " 10
 echo "client ended after $(($(now_ms) - K)) ms: $(grep '^pub send-error\|^pub sent ' pubc.out)"
 set +e; wait $ST_T; echo "timeout rc=$?"; set -e
@@ -450,7 +499,8 @@ wait_line neighbour.out "^neighbour sunk\|^neighbour sink-error" 10
 cat again.out againc.out neighbour.out nbc.out
 "#,
     );
-    eprintln!("{}", line(&out, "container process gone after "));
+    eprintln!("{}", line(&out, "container processes gone after "));
+    assert!(!out.contains("left behind"), "{out}");
     eprintln!("{}", line(&out, "client ended after "));
     // timeout(1) reports its child's SIGKILL as 128 + 9.
     assert!(out.contains("timeout rc=137"), "{out}");
@@ -483,6 +533,63 @@ cat again.out againc.out neighbour.out nbc.out
 }
 
 #[test]
+fn a_containers_background_processes_end_with_it() {
+    // What a command leaves running ends with its container, however the
+    // container ends: the command exiting, `lanyard run` SIGTERMed, or
+    // SIGKILLed (then no code of lanyard's runs: the parent-death signals
+    // and the PID namespace's end do it). Each leftover is a `sleep` with
+    // an argument of its own, found by it in /proc, and with its output
+    // elsewhere: a leftover holding the scenario's stdout would hold the
+    // test until it ends by itself.
+    let out = faults(
+        As::Unprivileged,
+        r#"
+# until_none WORD: waits (5 s at most) until no live process has WORD.
+until_none() { i=0; while [ -n "$(pids_with $1)" ]; do i=$((i+1)); [ $i -lt 100 ] || return 0; sleep 0.05; done; }
+# The command exits, a background job still running.
+run -- sh -c 'sleep 59.871 </dev/null >/dev/null 2>&1 & echo "job started"'; echo "exit rc=$?"
+until_none 59.871
+echo "left after the command exited: [$(pids_with 59.871)]"
+# run SIGTERMed (the signal to run itself: timeout(1) would signal the
+# whole process group).
+bg_run -- sh -c 'sleep 59.872 </dev/null >/dev/null 2>&1 & echo ready; wait' > term.out 2>&1
+waitfor term.out
+echo "running before the TERM: [$(pids_with 59.872)]"
+kill -TERM $(children $T)
+set +e; wait $T; echo "term rc=$?"; set -e
+until_none 59.872
+echo "left after run was SIGTERMed: [$(pids_with 59.872)]"
+# run SIGKILLed, a tree under the command.
+bg_run -- sh -c 'sleep 59.873 </dev/null >/dev/null 2>&1 & sh -c "sleep 59.873 & wait" </dev/null >/dev/null 2>&1 & echo ready; wait' > kill.out 2>&1
+waitfor kill.out
+procs_of $T
+echo "tree before the KILL: $(echo $TREE | wc -w) processes, $(pids_with 59.873 | wc -l) sleeps"
+kill -KILL $RUN
+for p in $TREE; do wait_gone $p 5 || echo "left: $p $(tr '\0' ' ' < /proc/$p/cmdline)"; done
+echo "left after run was SIGKILLed: [$(pids_with 59.873)]"
+"#,
+    );
+    assert!(out.contains("job started"), "{out}");
+    assert!(out.contains("exit rc=0"), "{out}");
+    assert!(out.contains("left after the command exited: []"), "{out}");
+    assert!(
+        !line(&out, "running before the TERM: ").contains("[]"),
+        "{out}"
+    );
+    // sh died of the SIGTERM run passed on (through the init): 128 + 15.
+    assert!(out.contains("term rc=143"), "{out}");
+    assert!(out.contains("left after run was SIGTERMed: []"), "{out}");
+    // run, its child, the init, the command, its two jobs, the inner
+    // shell's.
+    assert!(
+        out.contains("tree before the KILL: 7 processes, 2 sleeps"),
+        "{out}"
+    );
+    assert!(out.contains("left after run was SIGKILLed: []"), "{out}");
+    assert!(!out.contains("left: "), "{out}");
+}
+
+#[test]
 fn the_daemon_sigtermed_with_containers_running_releases_everything() {
     let out = faults(
         As::Me,
@@ -500,8 +607,8 @@ wait_line pubc.out "pub started" 20
 wait_line upc.out "up started" 20
 until_moving 172.17.0.2
 until_moving 172.17.0.3
-procs_of $WT; WRUN=$RUN; WC=$C
-procs_of $UT; URUN=$RUN; UC=$C
+procs_of $WT; WRUN=$RUN; WC=$C; WTREE=$TREE
+procs_of $UT; UTREE=$TREE
 echo "flows before: $($B conntrack --socket $S --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
 kill -TERM $D
 K=$(now_ms)
@@ -543,7 +650,7 @@ echo "web eth0 after the daemon: $(nsenter -t $WC -n ip -o link show eth0 2>&1 |
 set +e; wait $UT; echo "up rc=$?"; set -e
 kill -TERM $WRUN
 set +e; wait $WT; echo "web rc=$?"; set -e
-for p in $WRUN $WC $URUN $UC; do alive $p && echo "left behind: $p"; done
+all_gone $WTREE $UTREE
 echo "processes checked"
 "#,
     );

@@ -13,7 +13,8 @@
 //! - **`lanyard run`**: the parent ([`spawn`], then [`Container`]) and the
 //!   child it forks while still single-threaded ([`child_main`]). The child
 //!   unshares the container's namespaces (or joins another container's),
-//!   makes one TAP per network and, once configured, execs the command.
+//!   makes one TAP per network and, once configured, starts the command
+//!   (under its PID namespace's init: `supervise::run_in_pid_namespace`).
 //! - **`lanyard connect`**: the daemon ([`start_tap_helper`], then
 //!   [`TapHelper`]) and a helper its spawner starts (`spawner`), its own
 //!   binary as
@@ -33,7 +34,7 @@
 //!                                              (run: `Setup`, connect: `IfConfig`)
 //!                                              or "abort" (the switch refused)
 //!   applies them
-//!   "ok" or "error: MESSAGE"           ───▶  run: the child execs the command;
+//!   "ok" or "error: MESSAGE"           ───▶  run: the child starts the command;
 //!                                            connect: the helper exits 0
 //! ```
 //!
@@ -278,7 +279,7 @@ impl Container {
     }
 
     /// Sends the settings, waits until the child has applied them; the
-    /// child then execs the command.
+    /// child then starts the command.
     pub fn configure(&mut self, cfg: &Setup) -> Result<(), String> {
         self.end.send_settings(cfg).map_err(|e| match e {
             NotSent::Encode(e) => e.to_string(),
@@ -310,7 +311,8 @@ pub unsafe fn spawn(spec: &ContainerSpec) -> Result<Container, String> {
     let gid = nix::unistd::getegid();
     let parent_pid = nix::unistd::getpid();
     // SAFETY: the caller guarantees no other thread exists, so the child
-    // may allocate and take locks freely; it leaves through exec or _exit.
+    // may allocate and take locks freely; it leaves through _exit (its
+    // command is exec'd by a process it forks).
     match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
         ForkResult::Child => {
             drop(parent_sock);
@@ -408,7 +410,7 @@ fn child_main(spec: &ContainerSpec, sock: UnixStream, uid: u32, gid: u32, parent
         return EXIT_SETUP_FAILED;
     }
     drop(end);
-    ns::exec(&spec.argv)
+    super::supervise::run_in_pid_namespace(&spec.argv)
 }
 
 // ---------------------------------------------------------------------------

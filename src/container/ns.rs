@@ -1,13 +1,14 @@
 //! A container's namespaces, as its child process sees them: unsharing a
-//! user (when not root), network, mount and UTS namespace, or joining
+//! user (when not root), network, mount, UTS and PID namespace, or joining
 //! another container's (`container:NAME`); the user mapped to root inside;
 //! private mounts and a sysfs of its own; the hostname; the TAPs (`eth0`,
 //! `eth1`, ... one per network); then, once the switch has chosen the
 //! addresses, `lo` and the interfaces configured, resolv.conf and hosts
-//! bind-mounted, and the command exec'd. Docker's modes: a network of its
+//! bind-mounted, and the command exec'd (by the PID namespace's init,
+//! `supervise::run_in_pid_namespace`). Docker's modes: a network of its
 //! own, `none` (only `lo`), `host` (no network namespace of its own),
 //! `container:NAME` (NAME's network and UTS namespaces, and its user
-//! namespace when rootless).
+//! namespace when rootless). Every mode has a PID namespace of its own.
 //!
 //! Everything here runs in a single-threaded process: the child `lanyard
 //! run` forks before any thread starts, or `lanyard connect`'s helper
@@ -83,9 +84,14 @@ pub(super) fn enter_namespaces(
         }
         join_ns(pid, "net", CloneFlags::CLONE_NEWNET)?;
         join_ns(pid, "uts", CloneFlags::CLONE_NEWUTS)?;
-        unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(mount namespace): {e}"))?;
+        // A PID namespace of its own, as for every container (docker's
+        // container:NAME shares the network only).
+        unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID)
+            .map_err(|e| format!("unshare(mount, pid namespaces): {e}"))?;
     } else {
-        let mut flags = CloneFlags::CLONE_NEWNS;
+        // CLONE_NEWPID makes the namespace of our children, not ours: the
+        // init `supervise::run_in_pid_namespace` forks is its PID 1.
+        let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID;
         if spec.net != NetMode::Host {
             flags |= CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWUTS;
         }
@@ -94,9 +100,9 @@ pub(super) fn enter_namespaces(
         }
         unshare(flags).map_err(|e| {
             if rootless {
-                format!("unshare(user, net, mount, uts namespaces): {e} (are unprivileged user namespaces enabled? see /proc/sys/user/max_user_namespaces)")
+                format!("unshare(user, net, mount, uts, pid namespaces): {e} (are unprivileged user namespaces enabled? see /proc/sys/user/max_user_namespaces)")
             } else {
-                format!("unshare(net, mount, uts namespaces): {e}")
+                format!("unshare(net, mount, uts, pid namespaces): {e}")
             }
         })?;
         if rootless {
