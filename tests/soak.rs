@@ -125,20 +125,18 @@ STT=$((DUR + 90))
 st_server eg_up tcp-sink egress-up 9000
 st_server eg_down tcp-source egress-down 9001 $DUR
 st_server eg_udp udp-sink egress-udp 7000
-# srv: the servers of the container-to-container and published paths, each
-# bounded in time and ended with the container (the trap: a container's
-# background processes outlive a SIGKILLed shell).
+# srv: the servers of the container-to-container and published paths
+# (they end with the container: its shell is their namespace's command).
 cat > srv.sh <<'EOF'
-ST=$1; STT=$2; DUR=$3
-timeout $STT python3 $ST tcp-sink c2c-tcp 5000 & P1=$!
-timeout $STT python3 $ST udp-sink c2c-udp 5001 & P2=$!
-timeout $STT python3 $ST tcp-sink pub-in 80 & P3=$!
-timeout $STT python3 $ST tcp-source pub-out 81 $DUR & P4=$!
-timeout $STT python3 $ST udp-sink pub-udp 53 & P5=$!
-trap 'kill $P1 $P2 $P3 $P4 $P5 2>/dev/null' TERM
+ST=$1; DUR=$2
+python3 $ST tcp-sink c2c-tcp 5000 &
+python3 $ST udp-sink c2c-udp 5001 &
+python3 $ST tcp-sink pub-in 80 &
+python3 $ST tcp-source pub-out 81 $DUR &
+python3 $ST udp-sink pub-udp 53 &
 wait
 EOF
-timeout $STT $B run --socket $S --name srv --ip 172.17.0.2 -p 8080:80 -p 8081:81 -p 5353:53/udp -- sh srv.sh $ST $STT $DUR > srv.out 2>&1 & SRV=$!; PIDS="$PIDS $SRV"
+timeout $STT $B run --socket $S --name srv --ip 172.17.0.2 -p 8080:80 -p 8081:81 -p 5353:53/udp -- sh srv.sh $ST $DUR > srv.out 2>&1 & SRV=$!; PIDS="$PIDS $SRV"
 i=0; until [ "$(grep -c ready srv.out)" = 5 ]; do i=$((i+1)); [ $i -lt 300 ] || {{ echo "srv not ready"; cat srv.out; exit 1; }}; sleep 0.1; done
 # c2c: TCP to srv over the bridge. egress: TCP to the outside, both ways.
 # The UDP senders have a container of their own (see the top of soak.rs).
