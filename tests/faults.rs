@@ -632,10 +632,11 @@ echo "client outside: $(grep '^pub send-error\|^pub sent ' pubc.out)"
 echo "container up: $(grep '^up send-error\|^up sent ' upc.out)"
 echo "container web: $(grep '^pub sink-error\|^pub sunk ' web.out)"
 # What `lanyard run` does when its daemon goes: it keeps supervising its
-# container, whose interfaces went with the daemon's TAPs (printed, not
-# asserted: a daemon restart is to give them back); signals still reach
-# the command and its exit code is still run's. up's command ended by
-# itself on its reset, and its run with it.
+# container, which keeps its interface (run holds a copy of each TAP, to
+# attach again to the next daemon: container::reattach; within its
+# --reattach-timeout, 60 s); signals still reach the command and its exit
+# code is still run's. up's command ended by itself on its reset, and its
+# run with it.
 sleep 1
 alive $WRUN && alive $WC && echo "web run and container alive"
 echo "web eth0 after the daemon: $(nsenter -t $WC -n ip -o link show eth0 2>&1 | cut -c1-60)"
@@ -668,7 +669,9 @@ echo "processes checked"
         assert!(line(&out, who).contains(what), "{who}{what}?\n{out}");
     }
     assert!(out.contains("web run and container alive"), "{out}");
-    eprintln!("{}", line(&out, "web eth0 after the daemon: "));
+    let eth0 = line(&out, "web eth0 after the daemon: ");
+    eprintln!("{eth0}");
+    assert!(eth0.contains(": eth0: <"), "{out}");
     // up's command printed its error and exited 0; web's died of the
     // SIGTERM run passed on: 128 + 15.
     assert!(out.contains("up rc=0"), "{out}");
