@@ -94,10 +94,27 @@ pub enum DropReason {
     /// Neighbor Discovery claiming a link-layer address that is not the
     /// endpoint's own, or NDP in a fragment (which RFC 6980 forbids).
     SpoofedNd,
+    /// A new NAT flow over its container's new-flows-per-second budget
+    /// (`[nat] new_flows_per_sec`): dropped, as a full SYN queue drops;
+    /// the container's stack retries.
+    FlowRateLimited,
+    /// A broadcast, multicast or unknown-unicast frame over its port's
+    /// flood budget (`[limits] floods_per_sec`): not flooded to the
+    /// network's other ports (storm control).
+    FloodLimited,
+    /// An echo request to the gateway over its sender's budget of echo
+    /// replies.
+    EchoRateLimited,
+    /// A DHCP message over its port's budget of messages to the control
+    /// plane.
+    DhcpRateLimited,
+    /// A DNS query to be forwarded while its sender already has its share
+    /// of the pending queries waiting.
+    DnsPendingLimit,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 29;
+    pub const COUNT: usize = 34;
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Truncated,
         DropReason::Oversize,
@@ -128,6 +145,11 @@ impl DropReason {
         DropReason::DhcpDropped,
         DropReason::RogueRouter,
         DropReason::SpoofedNd,
+        DropReason::FlowRateLimited,
+        DropReason::FloodLimited,
+        DropReason::EchoRateLimited,
+        DropReason::DhcpRateLimited,
+        DropReason::DnsPendingLimit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -161,18 +183,37 @@ impl DropReason {
             DropReason::DhcpDropped => "dhcp_dropped",
             DropReason::RogueRouter => "rogue_router",
             DropReason::SpoofedNd => "spoofed_nd",
+            DropReason::FlowRateLimited => "flow_rate_limited",
+            DropReason::FloodLimited => "flood_limited",
+            DropReason::EchoRateLimited => "echo_rate_limited",
+            DropReason::DhcpRateLimited => "dhcp_rate_limited",
+            DropReason::DnsPendingLimit => "dns_pending_limit",
         }
     }
 }
 
 /// Counters of one port.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortCounters {
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
     pub drops: [u64; DropReason::COUNT],
+}
+
+// By hand: the standard library derives `Default` for arrays of at most
+// 32 elements, and there are more reasons than that.
+impl Default for PortCounters {
+    fn default() -> Self {
+        PortCounters {
+            rx_packets: 0,
+            rx_bytes: 0,
+            tx_packets: 0,
+            tx_bytes: 0,
+            drops: [0; DropReason::COUNT],
+        }
+    }
 }
 
 impl PortCounters {

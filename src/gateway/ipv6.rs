@@ -36,6 +36,7 @@ use ipnet::Ipv6Net;
 
 use super::{DnsQuery, Gateway, Routed, Verdict, REPLY_TTL};
 use crate::frame::FrameBuf;
+use crate::ratelimit::SourceBudget;
 use crate::stats::DropReason;
 use crate::time::Time;
 use crate::wire::checksum;
@@ -163,6 +164,7 @@ impl Gateway {
         eth: EthernetFrame<&'a [u8]>,
         to_us: bool,
         vnet: &VnetHdr,
+        budget: &mut SourceBudget,
         now: Time,
         out: &mut FrameBuf,
     ) -> Verdict<'a> {
@@ -210,7 +212,7 @@ impl Gateway {
             if upper.fragment.is_some() {
                 return Verdict::Drop(DropReason::Fragment);
             }
-            return self.deliver_local_v6(src_mac, &ip, &upper, l4, vnet, now, out);
+            return self.deliver_local_v6(src_mac, &ip, &upper, l4, vnet, budget, now, out);
         }
         if is_link_local(dst) || subnet.contains(&dst) {
             // On-link destinations are reached directly, never through us.
@@ -225,6 +227,7 @@ impl Gateway {
                 kind::DST_UNREACHABLE,
                 icmpv6::unreachable::NO_ROUTE,
                 0,
+                budget,
                 now,
                 out,
                 DropReason::NoRoute,
@@ -237,6 +240,7 @@ impl Gateway {
                 kind::TIME_EXCEEDED,
                 0,
                 0,
+                budget,
                 now,
                 out,
                 DropReason::NoRoute,
@@ -254,6 +258,7 @@ impl Gateway {
         upper: &UpperLayer,
         l4: &'a [u8],
         vnet: &VnetHdr,
+        budget: &mut SourceBudget,
         now: Time,
         out: &mut FrameBuf,
     ) -> Verdict<'a> {
@@ -270,6 +275,9 @@ impl Gateway {
                 }
                 match m.msg_type() {
                     kind::ECHO_REQUEST => {
+                        if !budget.echo_replies.allow(now) {
+                            return Verdict::Drop(DropReason::EchoRateLimited);
+                        }
                         self.echo_reply_v6(src_mac, ip, &l4[icmpv6::HEADER_LEN..], out);
                         Verdict::Reply(None)
                     }
@@ -317,6 +325,7 @@ impl Gateway {
                 kind::DST_UNREACHABLE,
                 icmpv6::unreachable::PORT,
                 0,
+                budget,
                 now,
                 out,
                 DropReason::NotServed,
@@ -331,6 +340,7 @@ impl Gateway {
                 kind::PARAM_PROBLEM,
                 1,
                 w::field::NEXT_HEADER as u32,
+                budget,
                 now,
                 out,
                 DropReason::NotServed,
@@ -475,6 +485,7 @@ impl Gateway {
         msg_type: u8,
         code: u8,
         param: u32,
+        budget: &mut SourceBudget,
         now: Time,
         out: &mut FrameBuf,
         reason: DropReason,
@@ -491,7 +502,7 @@ impl Gateway {
                 _ => return Verdict::Drop(reason),
             }
         }
-        if !self.icmp_errors.allow(now) {
+        if !budget.icmp_errors.allow(now) || !self.icmp_errors.allow(now) {
             return Verdict::Drop(DropReason::IcmpRateLimited);
         }
         let Some(v) = &self.v6 else {

@@ -33,6 +33,7 @@ use crate::gateway::Routed;
 use crate::host::{HostIo, LocalService, PollToken, RealIo};
 use crate::log;
 use crate::port::PortId;
+use crate::ratelimit::SourceBudget;
 use crate::stats::DropReason;
 use crate::time::Time;
 use crate::wire::ipv4::protocol;
@@ -90,6 +91,12 @@ crate::stats::counters! {
         /// Packets from a source no host has (0.0.0.0, loopback, group
         /// addresses, the gateway's own) refused.
         bad_source_refused,
+        /// New flows refused because their container's new-flows-per-second
+        /// budget was spent.
+        flows_refused_rate,
+        /// ICMP errors about refused or failed new flows not sent because
+        /// their container's budget of ICMP errors was spent.
+        icmp_errors_limited,
     }
 }
 
@@ -380,11 +387,14 @@ impl Nat {
 
     /// A routed (or gateway-addressed, for DNS and host loopback) IPv4
     /// packet from a container. Returns why it was dropped, if it was.
+    /// `budget` is the sending port's: new flows and the ICMP errors
+    /// about them are charged to it.
     pub fn outbound(
         &mut self,
         ep: &Inside,
         pkt: &Routed<'_>,
         vnet: &VnetHdr,
+        budget: &mut SourceBudget,
         now: Time,
         emit: &mut dyn Emit,
     ) -> Option<DropReason> {
@@ -398,18 +408,20 @@ impl Nat {
             return Some(DropReason::SpoofedSrcIp);
         }
         match (pkt.proto, pkt.src) {
-            (protocol::TCP, _) => self.tcp_outbound(ep, pkt, l4, vnet, now, emit),
-            (protocol::UDP, _) => self.udp_outbound(ep, pkt, l4, now, emit),
-            (protocol::ICMP, IpAddr::V4(_)) => self.icmp_outbound(ep, pkt, l4, vnet, now, emit),
+            (protocol::TCP, _) => self.tcp_outbound(ep, pkt, l4, vnet, budget, now, emit),
+            (protocol::UDP, _) => self.udp_outbound(ep, pkt, l4, budget, now, emit),
+            (protocol::ICMP, IpAddr::V4(_)) => {
+                self.icmp_outbound(ep, pkt, l4, vnet, budget, now, emit)
+            }
             (crate::wire::ipv6::next_header::ICMPV6, IpAddr::V6(_)) => {
-                self.icmp_outbound(ep, pkt, l4, vnet, now, emit)
+                self.icmp_outbound(ep, pkt, l4, vnet, budget, now, emit)
             }
             _ => Some(DropReason::NotServed),
         }
     }
 
     /// [`Nat::outbound`] for a whole frame (benches and tests): parsed as
-    /// the gateway parses routed traffic.
+    /// the gateway parses routed traffic, from a sender with no budget.
     pub fn outbound_frame(
         &mut self,
         ep: &Inside,
@@ -419,7 +431,7 @@ impl Nat {
     ) -> Option<DropReason> {
         let vnet = buf.vnet();
         match crate::gateway::routed(buf.frame(), &vnet) {
-            Ok(pkt) => self.outbound(ep, &pkt, &vnet, now, emit),
+            Ok(pkt) => self.outbound(ep, &pkt, &vnet, &mut SourceBudget::unlimited(), now, emit),
             Err(r) => Some(r),
         }
     }

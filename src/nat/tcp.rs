@@ -73,6 +73,7 @@ use crate::frame::FrameBuf;
 use crate::gateway::Routed;
 use crate::host::{HostIo, PollToken};
 use crate::inside::{emit_ip_to, finish_frame, pseudo_header, Emit, Gso, Inside};
+use crate::ratelimit::SourceBudget;
 use crate::stats::DropReason;
 use crate::time::Time;
 use crate::wire::checksum;
@@ -785,12 +786,14 @@ impl Nat {
     }
 
     /// A TCP segment from a container.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn tcp_outbound(
         &mut self,
         ep: &Inside,
         ip: &Routed<'_>,
         l4: &[u8],
         vnet: &VnetHdr,
+        budget: &mut SourceBudget,
         now: Time,
         emit: &mut dyn Emit,
     ) -> Option<DropReason> {
@@ -840,6 +843,14 @@ impl Nat {
         if !seg.has(flags::SYN) || seg.has(flags::ACK) {
             reset_for(&seg, &key, ep, &mut self.tx, emit);
             return Some(DropReason::NoFlow);
+        }
+        // A new connection costs a socket and a connect on this thread:
+        // past the container's budget the SYN is dropped, as a full SYN
+        // queue drops it (its stack retries), before anything is made or
+        // answered.
+        if !budget.new_flows.allow(now) {
+            self.counters.flows_refused_rate += 1;
+            return Some(DropReason::FlowRateLimited);
         }
         let dport = key.outside.port();
         let service = match self.target_for(ep, ip.dst, dport, true) {

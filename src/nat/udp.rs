@@ -16,6 +16,7 @@ use super::{Flow, FlowState, Nat, Next, Proto};
 use crate::frame::FrameBuf;
 use crate::gateway::Routed;
 use crate::inside::{emit_ip_to, finish_frame, pseudo_header, Emit, Inside};
+use crate::ratelimit::SourceBudget;
 use crate::stats::DropReason;
 use crate::time::Time;
 use crate::wire::checksum;
@@ -145,6 +146,7 @@ impl Nat {
         ep: &Inside,
         ip: &Routed<'_>,
         l4: &[u8],
+        budget: &mut SourceBudget,
         now: Time,
         emit: &mut dyn Emit,
     ) -> Option<DropReason> {
@@ -156,14 +158,21 @@ impl Nat {
         let id = match self.udp_lookup(&key, now) {
             Some(id) => id,
             None => {
+                // A new flow: a socket and a connect on this thread, so
+                // the container's budget of them first.
+                if !budget.new_flows.allow(now) {
+                    self.counters.flows_refused_rate += 1;
+                    return Some(DropReason::FlowRateLimited);
+                }
                 let target = match self.target_for(ep, dst, dport, false) {
                     Target::Connect(t) => t,
                     // UDP to the gateway's port 53 is the DNS's, handed to it
                     // before the NAT; no other UDP service exists.
                     Target::Service => return Some(DropReason::NotServed),
                     Target::Refuse(r) => {
-                        super::icmp::send_unreachable(
-                            &mut self.tx,
+                        self.icmp_error_to(
+                            budget,
+                            now,
                             ep,
                             &key,
                             protocol::UDP,
@@ -176,8 +185,9 @@ impl Nat {
                 };
                 if self.table.flows_of(key.inside.ip()) >= self.cfg.max_flows_per_container {
                     self.counters.flows_refused_limit += 1;
-                    super::icmp::send_unreachable(
-                        &mut self.tx,
+                    self.icmp_error_to(
+                        budget,
+                        now,
                         ep,
                         &key,
                         protocol::UDP,
@@ -196,8 +206,9 @@ impl Nat {
                             Some(libc::EACCES) | Some(libc::EPERM) => unreachable::ADMIN_PROHIBITED,
                             _ => unreachable::HOST,
                         };
-                        super::icmp::send_unreachable(
-                            &mut self.tx,
+                        self.icmp_error_to(
+                            budget,
+                            now,
                             ep,
                             &key,
                             protocol::UDP,
@@ -241,8 +252,9 @@ impl Nat {
                 None
             }
             Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
-                super::icmp::send_unreachable(
-                    &mut self.tx,
+                self.icmp_error_to(
+                    budget,
+                    now,
                     ep,
                     &key,
                     protocol::UDP,
