@@ -1240,6 +1240,27 @@ impl Nat {
             return Next::Keep;
         };
         let token = PollToken::Flow(id.0);
+        if c.phase == Phase::SynSent {
+            // A published port's client that left (EOF or reset) before
+            // the container answered our SYN: nobody will use the flow, and
+            // it would hold a slot of the container's flow bound until the
+            // SYN's retries ran out (~30 s) — a flood of clients that give
+            // up held hundreds that way. Data it sent waits in the kernel.
+            if readable {
+                let mut probe = [0u8; 1];
+                match self.io.recv(fd, &mut probe, libc::MSG_PEEK) {
+                    Ok(0) => return Next::Abort,
+                    // The peek moved SO_PEEK_OFF on: nothing is in flight
+                    // yet, so the container's data starts at 0 again.
+                    Ok(_) if c.peek_off => {
+                        self.io.set_peek_off(fd, 0);
+                    }
+                    Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Next::Abort,
+                    _ => {}
+                }
+            }
+            return Next::Keep;
+        }
         if c.phase == Phase::Connecting {
             if !writable && !readable {
                 return Next::Keep;

@@ -15,6 +15,7 @@ use super::table::{FlowId, FlowKey};
 use super::{Flow, FlowState, Nat, Next, Proto};
 use crate::frame::FrameBuf;
 use crate::gateway::Routed;
+use crate::host::PollToken;
 use crate::inside::{emit_ip_to, finish_frame, pseudo_header, Emit, Inside};
 use crate::ratelimit::SourceBudget;
 use crate::stats::DropReason;
@@ -284,6 +285,7 @@ impl Nat {
         let fd = flow.sock.as_raw_fd();
         let ep = flow.ep;
         let mut got_any = false;
+        let mut drained = false;
         for _ in 0..BATCH {
             let at = payload_offset(&ep);
             let space = &mut self.tx.read_space()[at..at + MAX_PAYLOAD];
@@ -293,7 +295,10 @@ impl Nat {
                     flow.bytes_in += n as u64;
                     got_any = true;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    drained = true;
+                    break;
+                }
                 Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
                     super::icmp::send_unreachable(
                         &mut self.tx,
@@ -305,7 +310,10 @@ impl Nat {
                         emit,
                     );
                 }
-                Err(_) => break,
+                Err(_) => {
+                    drained = true;
+                    break;
+                }
             }
         }
         if got_any {
@@ -313,6 +321,14 @@ impl Nat {
                 u.replied = true;
             }
             self.table.touch(id, now);
+        }
+        // A full batch read: the socket is polled edge-triggered, so what
+        // is left would wait for the next datagram to arrive (for ever, if
+        // the remote sent its last). Re-arming reports it again on the next
+        // poll, after the others had their turn.
+        if !drained {
+            self.io
+                .reregister(fd, PollToken::Flow(id.0), Interest::READABLE);
         }
         Next::Keep
     }

@@ -46,7 +46,11 @@ neighbour() {
   i=0; until grep -q "^sink " sink.out; do i=$((i+1)); [ $i -lt 100 ] || break; sleep 0.1; done
   grep "^sink " sink.out
 }
+# on_net NAME [NET]: until NAME shows up on network NET (default).
+on_net() { until_ok sh -c "$B network inspect --socket $S ${2:-default} | grep -q '\"$1\"'"; }
 snapshot() { $B stats --socket $S --json | python3 -c "$SNAPSHOT_PY"; }
+# conntrack_count: the NAT's flows by container address, as `conntrack A=N ...`.
+conntrack_count() { $B conntrack --socket $S --json | python3 -c 'import json, sys, collections; c = collections.Counter(f["container"].rsplit(":", 1)[0] for f in json.load(sys.stdin)); print("conntrack", " ".join(f"{k}={v}" for k, v in sorted(c.items())))'; }
 "#;
 
 /// Prints `lanyard stats --json` (on stdin) as lines of `KEY=N` words:
@@ -75,6 +79,30 @@ print("flows", d["nat_flows"])
 /// snapshot script as `$SNAPSHOT_PY`.
 pub fn flood_prelude() -> String {
     format!("SNAPSHOT_PY='{SNAPSHOT_PY}'\n{FLOOD_HELPERS}")
+}
+
+/// The most the daemon may hold (VmRSS) under any one flood, with the
+/// default config, one or two data-path threads: docs/SECURITY.md's bound.
+/// Its tables are sized once (the NAT's for 65536 flows are about 40 MiB
+/// when every slot and bucket has been touched), so nothing an attacker
+/// sends can grow it past them.
+pub const RSS_BOUND_KB: u64 = 128 * 1024;
+/// What a flood may add to the daemon's VmRSS at start (tables touched for
+/// the first time, but nothing that grows per frame or per flow).
+pub const RSS_GROWTH_KB: u64 = 64 * 1024;
+
+/// Checks `rss_report`'s line against [`RSS_BOUND_KB`] and
+/// [`RSS_GROWTH_KB`].
+pub fn assert_memory_bounded(out: &str) {
+    let (peak, start) = rss(out);
+    assert!(
+        peak < RSS_BOUND_KB,
+        "the daemon's VmRSS peaked at {peak} kB, over {RSS_BOUND_KB} kB: {out}"
+    );
+    assert!(
+        peak.saturating_sub(start) < RSS_GROWTH_KB,
+        "the daemon's VmRSS grew from {start} to {peak} kB: {out}"
+    );
 }
 
 /// The daemon's peak and starting VmRSS in kB, from `rss_report`'s line.

@@ -41,9 +41,10 @@ In a container (frames to the gateway's MAC, 02:42 + the gateway's IPv4):
                           icmp           echo requests to the gateway
                           dhcp           DHCP DISCOVERs (our MAC; broadcast)
   unreachable DST PORT N
-                        N datagrams on a connected UDP socket (the kernel's
-                        own, not crafted), each waiting up to 1 s for the
-                        ICMP error the gateway owes us
+                        N datagrams, each on a connected UDP socket of its
+                        own (the kernel's, not crafted, with IP_RECVERR),
+                        each waiting up to 1 s for the ICMP error the
+                        gateway owes us
                         -> "unreachable told T/N"
 
 Outside (a client of a published port):
@@ -588,6 +589,9 @@ def unreachable(dst, port, n):
     told = 0
     for _ in range(n):
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # Without IP_RECVERR Linux reports only "hard" errors (port and
+        # protocol unreachable) on a UDP socket; net and host unreachable too.
+        u.setsockopt(socket.IPPROTO_IP, 11, 1)  # IP_RECVERR
         u.settimeout(1.0)
         u.connect((dst, port))
         try:
@@ -614,7 +618,12 @@ def mute_upstream(port):
         except socket.timeout:
             q = None
         if q is not None and len(q) > 12:
-            question = q[12:]
+            # The question alone (labels, root, type, class): a query may
+            # carry more after it (dig's EDNS record).
+            i = 12
+            while i < len(q) and q[i] != 0:
+                i += 1 + q[i]
+            question = q[12 : i + 5]
             if b"\x05flood\x04test\x00" in question:
                 muted += 1
             else:
