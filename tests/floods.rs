@@ -150,9 +150,11 @@ timeout 150 python3 $H mute-upstream 5353 > mute.out 2>&1 & PIDS="$PIDS $!"
 waitfor mute.out
 rss_watch
 attack att --ip 172.17.0.30 -- python3 $H flood dns {BOUND}
-neighbour 172.17.0.10 172.17.0.20
-sleep 3
+# 3.5 s in: the flood's burst (400) and 3.5 s at its rate (200/s) are
+# pending, more than the whole slab (1024), none expired yet (5 s).
+sleep 3.5
 run --name asker --ip 172.17.0.11 -- sh -c 'echo "asker: $(dig +short +tries=1 +time=4 polite.example.test @172.17.0.1)"'
+neighbour 172.17.0.10 172.17.0.20
 snapshot
 attack_end att
 rss_report

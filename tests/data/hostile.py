@@ -572,7 +572,9 @@ def flood(kind, count, secs, pps, args):
             sent += 1
         except (BlockingIOError, OSError):
             pass
-        if tried % 256 == 0:
+        # Paced in small steps, so that the flood is as even as its rate
+        # (a burst then a pause would leave the victim's budgets room).
+        if tried % 16 == 0:
             now = time.time()
             if now > end or (stop and os.path.exists(stop)):
                 break
