@@ -111,10 +111,13 @@ pub enum DropReason {
     /// A DNS query to be forwarded while its sender already has its share
     /// of the pending queries waiting.
     DnsPendingLimit,
+    /// A new NAT flow while the table is full of flows that may not be
+    /// closed for it (established connections, answered UDP).
+    FlowTableFull,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 34;
+    pub const COUNT: usize = 35;
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Truncated,
         DropReason::Oversize,
@@ -150,6 +153,7 @@ impl DropReason {
         DropReason::EchoRateLimited,
         DropReason::DhcpRateLimited,
         DropReason::DnsPendingLimit,
+        DropReason::FlowTableFull,
     ];
 
     pub fn name(self) -> &'static str {
@@ -188,6 +192,7 @@ impl DropReason {
             DropReason::EchoRateLimited => "echo_rate_limited",
             DropReason::DhcpRateLimited => "dhcp_rate_limited",
             DropReason::DnsPendingLimit => "dns_pending_limit",
+            DropReason::FlowTableFull => "flow_table_full",
         }
     }
 }

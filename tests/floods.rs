@@ -206,7 +206,10 @@ rss_report
     // containers' own.
     let replies = n(&out, "gw ", "arp_replies");
     let bound = 1000 + (1000.0 * (flood_secs(&out) + 1.0)) as u64 + 16;
-    assert!(replies <= bound, "{replies} ARP replies, bound {bound}: {out}");
+    assert!(
+        replies <= bound,
+        "{replies} ARP replies, bound {bound}: {out}"
+    );
 }
 
 /// Echo requests to the gateway: answered up to the attacker's budget of
@@ -232,7 +235,10 @@ rss_report
     assert!(n(&out, "drops ", "echo_rate_limited") > 0, "{out}");
     let replies = n(&out, "gw ", "echo_replies");
     let bound = 1000 + (1000.0 * (flood_secs(&out) + 1.0)) as u64;
-    assert!(replies <= bound, "{replies} echo replies, bound {bound}: {out}");
+    assert!(
+        replies <= bound,
+        "{replies} echo replies, bound {bound}: {out}"
+    );
 }
 
 /// The ICMP errors a gateway owes: one network's budget (1000/s) is
@@ -311,7 +317,11 @@ rss_report
     );
     assert!(n(&out, "drops ", "flood_limited") > 0, "{out}");
     assert!(n(&out, "drops ", "dhcp_rate_limited") > 0, "{out}");
-    assert_eq!(n(&out, "drops ", "dhcp_dropped"), 0, "the queue filled: {out}");
+    assert_eq!(
+        n(&out, "drops ", "dhcp_dropped"),
+        0,
+        "the queue filled: {out}"
+    );
 }
 
 /// Thousands of outside clients on a published port (3,000 connections
@@ -350,7 +360,10 @@ rss_report
     assert!(n(&out, "nat ", "flows_refused_limit") > 0, "{out}");
     let held = n(&out, "conntrack ", "172.17.0.40");
     assert!(held <= 1024, "{held}: {out}");
-    assert!(line(&out, "connect-flood ").contains("established"), "{out}");
+    assert!(
+        line(&out, "connect-flood ").contains("established"),
+        "{out}"
+    );
     assert_eq!(line(&out, "many "), "many 5/5", "{out}");
 }
 
@@ -384,4 +397,61 @@ rss_report
         line(&out, "held ").ends_with("closed 64"),
         "every trickler closed: {out}"
     );
+}
+
+/// Many attackers at once (the only way past the per-container bound):
+/// six containers, each opening as many unanswered UDP flows as it may
+/// (16 here), more than a small table holds (64). A full table makes room
+/// by closing a flow nobody answered (conntrack's early drop), never an
+/// established connection: the neighbour's idle TCP connection to the
+/// outside, older than all of them, still works afterwards; when nothing
+/// can go, the new flow is refused (`flow_table_full`).
+#[test]
+fn a_full_table_never_closes_a_neighbours_established_connection() {
+    let out = run(
+        As::Unprivileged,
+        "[nat]\nmax_flows = 64\nmax_flows_per_container = 16\n[dns]\nupstream = [\"127.0.0.1:5353\"]\n",
+        r#"
+server echo echo 9002
+rm -f attacked
+bg_run --name nb --ip 172.17.0.10 -- python3 -c '
+import os, socket, time
+s = socket.create_connection(("10.200.0.2", 9002), timeout=10)
+s.sendall(b"before"); print("before:", s.recv(100).decode(), flush=True)
+for _ in range(600):
+    if os.path.exists("attacked"):
+        break
+    time.sleep(0.1)
+try:
+    s.sendall(b"after"); print("after:", s.recv(100).decode() or "eof", flush=True)
+except OSError as e:
+    print("after:", e, flush=True)
+' > nb.out 2>&1
+until_ok grep -q "before:" nb.out
+# Older than every flood flow: the least recently active in the table.
+sleep 1
+for i in 1 2 3 4 5 6; do
+  timeout 60 $B run --socket $S --name a$i --ip 172.17.0.3$i -- python3 $H flood udp 400 4 200 10.200.0.2 9 > a$i.out 2>&1 &
+  PIDS="$PIDS $!"
+done
+for i in 1 2 3 4 5 6; do until_ok grep -q "^flood " a$i.out; done
+snapshot
+conntrack_count
+touch attacked
+until_ok grep -q "after:" nb.out
+cat nb.out
+"#,
+    );
+    assert_eq!(line(&out, "before:"), "before: before", "{out}");
+    assert_eq!(
+        line(&out, "after:"),
+        "after: after",
+        "the neighbour's connection was closed: {out}"
+    );
+    assert!(
+        n(&out, "nat ", "flows_evicted") > 0,
+        "the table never filled: {out}"
+    );
+    // The neighbour's flow is still in the table.
+    assert_eq!(n(&out, "conntrack ", "172.17.0.10"), 1, "{out}");
 }

@@ -94,6 +94,9 @@ crate::stats::counters! {
         /// New flows refused because their container's new-flows-per-second
         /// budget was spent.
         flows_refused_rate,
+        /// New flows refused because the table was full and none of its
+        /// oldest flows was one nobody answered.
+        flows_refused_full,
         /// ICMP errors about refused or failed new flows not sent because
         /// their container's budget of ICMP errors was spent.
         icmp_errors_limited,
@@ -159,6 +162,19 @@ impl Flow {
 
     fn fd(&self) -> RawFd {
         self.sock.as_raw_fd()
+    }
+
+    /// A flow a full table may close to make room (conntrack's early drop
+    /// takes the same): nobody answered it — a TCP connection not yet
+    /// established both ways (or closing), UDP with no reply, ICMP echo.
+    /// An established connection or an answered UDP flow is never closed
+    /// for someone else's new one.
+    fn may_evict(&self) -> bool {
+        match &self.state {
+            FlowState::Tcp(c) => !c.is_established_both_ways(),
+            FlowState::Udp(u) => !u.replied,
+            FlowState::Icmp(_) => true,
+        }
     }
 }
 
@@ -273,7 +289,9 @@ impl Nat {
     }
 
     /// Adds a flow with its socket registered for `interest`; on a full
-    /// table the least recently active flow is dropped first.
+    /// table the least recently active flow nobody answered is dropped
+    /// first (`Flow::may_evict`), or, if there is none, the new flow is
+    /// refused.
     fn add_flow(
         &mut self,
         key: FlowKey,
@@ -284,11 +302,15 @@ impl Nat {
     ) -> Result<FlowId, DropReason> {
         let fd = flow.fd();
         let port = flow.ep.port;
-        let (id, evicted) = match self.table.insert(key, port, flow, now) {
+        let (id, evicted) = match self.table.insert(key, port, flow, now, Flow::may_evict) {
             Ok(r) => r,
             Err((Refused::EndpointLimit, _flow)) => {
                 self.counters.flows_refused_limit += 1;
                 return Err(DropReason::FlowLimit);
+            }
+            Err((Refused::Full, _flow)) => {
+                self.counters.flows_refused_full += 1;
+                return Err(DropReason::FlowTableFull);
             }
         };
         if let Some((k, old)) = evicted {
@@ -319,7 +341,7 @@ impl Nat {
         emit: &mut dyn Emit,
     ) -> Option<FlowId> {
         let port = flow.ep.port;
-        match self.table.insert(key, port, flow, now) {
+        match self.table.insert(key, port, flow, now, Flow::may_evict) {
             Ok((id, evicted)) => {
                 if let Some((k, old)) = evicted {
                     self.counters.flows_evicted += 1;
@@ -328,8 +350,12 @@ impl Nat {
                 self.counters.udp_flows += 1;
                 Some(id)
             }
-            Err(_) => {
+            Err((Refused::EndpointLimit, _)) => {
                 self.counters.flows_refused_limit += 1;
+                None
+            }
+            Err((Refused::Full, _)) => {
+                self.counters.flows_refused_full += 1;
                 None
             }
         }
