@@ -28,14 +28,16 @@
 #               srv 172.17.0.40  the "ports" row's victim: an echo server
 #                                published on 10.200.0.1:18080
 #
-# Each row: the neighbour's cell without an attack, then the attacker
-# starts (hostile.py, unpaced: as fast as python's raw socket goes, at
+# Each row, REPS times (medians printed; the rows alternate within each
+# repetition, so drift hits them alike): the neighbour's cell without an
+# attack, then the attacker starts (hostile.py, unpaced: as fast as python's raw socket goes, at
 # most FLOOD_COUNT frames and DUR + 6 s), and once it floods the same cell
 # again; the attacker is stopped after it. Ratios: throughput during /
 # without, and RTT without / during (both 1.0 = unaffected, 0.5 = halved
 # throughput or doubled RTT). The daemon's peak VmRSS during the attack,
 # and the counters that moved (lanyard stats --json, before and after the
-# attack: drops by reason, NAT and DNS refusals), are printed beside.
+# attack, of the last repetition: drops by reason, NAT and DNS refusals),
+# are printed beside.
 #
 # Attacks (ATTACKS, default all):
 #   syn     SYNs to 10.200.0.2:9 (nothing listens: a RST each), a new source
@@ -242,13 +244,16 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%
 
 T0=$(date +%s)
 REV=${LANYARD_REV:-$(git rev-parse --short HEAD 2>/dev/null || echo "?")}
-ROWS=()
+# per attack, one value per repetition: the neighbour's Gbit/s and RTT
+# without and during, the daemon's peak RSS (KiB); the attacker's line and
+# the counters that moved, of the last repetition
+declare -A BG=() BR=() DG=() DR=() PK=() ASAY=() MOVED=() FAILS=()
 for rep in $(seq "$REPS"); do
     for a in $ATTACKS; do
         log "rep $rep: $a"
         cell; base=$R
         stats "$TMP/out/pre.json"
-        r0=$(rss); peak=$r0
+        r0=$(rss)
         attack_start "$a"
         ( m=0; while [ ! -e "$TMP/out/stop" ] && [ -e "/proc/$DPID" ]; do
               r=$(awk '/^VmRSS/ {print $2}' "/proc/$DPID/status"); [ "$r" -gt "$m" ] && { m=$r; echo "$m" >"$TMP/out/rss"; }
@@ -258,21 +263,30 @@ for rep in $(seq "$REPS"); do
         stats "$TMP/out/post.json"
         attack_end
         wait "$RW" 2>/dev/null || true; untrack "$RW"
-        peak=$(cat "$TMP/out/rss" 2>/dev/null || echo "$r0"); rm -f "$TMP/out/rss"
-        mv=$(moved "$TMP/out/pre.json" "$TMP/out/post.json")
+        PK[$a]+="$(cat "$TMP/out/rss" 2>/dev/null || echo "$r0") "; rm -f "$TMP/out/rss"
+        MOVED[$a]=$(moved "$TMP/out/pre.json" "$TMP/out/post.json")
+        ASAY[$a]=$ASENT
         if [ "${base#fail:}" != "$base" ] || [ "${during#fail:}" != "$during" ]; then
-            ROWS+=("| $a | $ASENT | ${base} | ${during} | - | - | - | - | $((peak / 1024)) | $mv |")
+            FAILS[$a]+="rep $rep: ${base#fail:} / ${during#fail:}; "
             continue
         fi
         read -r bg brtt <<<"$base"; read -r dg drtt <<<"$during"
-        ROWS+=("| $a | $ASENT | $bg | $dg | $(ratio "$dg" "$bg") | $brtt | $drtt | $(ratio "$brtt" "$drtt") | $((peak / 1024)) | $mv |")
+        BG[$a]+="$bg "; BR[$a]+="$brtt "; DG[$a]+="$dg "; DR[$a]+="$drtt "
     done
+done
+med() { python3 -c 'import statistics, sys; v = [float(x) for x in sys.argv[1:] if x != "nan"]; print("%g" % statistics.median(v) if v else "-")' $1; }
+ROWS=()
+for a in $ATTACKS; do
+    bg=$(med "${BG[$a]:-}"); dg=$(med "${DG[$a]:-}"); br=$(med "${BR[$a]:-}"); dr=$(med "${DR[$a]:-}")
+    pk=$(med "${PK[$a]:-}"); [ "$pk" = - ] || pk=$(awk -v k="$pk" 'BEGIN { printf "%.0f", k / 1024 }')
+    f=${FAILS[$a]:-}; [ -n "$f" ] && f=" (failed: $f)"
+    ROWS+=("| $a | ${ASAY[$a]:-} | $bg | $dg | $(ratio "$dg" "$bg") | $br | $dr | $(ratio "$br" "$dr") | $pk | ${MOVED[$a]:-}$f |")
 done
 
 echo
 echo "### Under attack: the neighbour's TCP to the outside and ping to another container"
 echo
-echo "lanyard $REV, $(nproc) CPUs, DUR=$DUR s per cell, REPS=$REPS, $(date -u +%F); one attacker at a time (hostile.py, unpaced, at most $FLOOD_COUNT frames and DUR + 6 s); $(( $(date +%s) - T0 )) s."
+echo "lanyard $REV, $(nproc) CPUs, DUR=$DUR s per cell, REPS=$REPS (medians), $(date -u +%F); one attacker at a time (hostile.py, unpaced, at most $FLOOD_COUNT frames and DUR + 6 s); $(( $(date +%s) - T0 )) s."
 echo
 echo "| attack | attacker | TCP Gbit/s without | during | ratio | ping µs without | during | ratio | daemon peak RSS MiB | counters that moved |"
 echo "|---|---|---|---|---|---|---|---|---|---|"

@@ -108,9 +108,11 @@ impl Default for SourceLimits {
 /// failing connects need to fail fast, in a burst or over time. (Linux
 /// keeps a per-destination limit beside the global one too: 1/s, burst 6.)
 pub const ICMP_ERRORS: Rate = Rate::new(100, 10);
-/// Echo requests the gateway answers one source (ping -i 0.001 still gets
-/// every answer).
-pub const ECHO_REPLIES: Rate = Rate::new(1000, 1000);
+/// Replies the gateway writes back to one source: ARP replies, echo
+/// replies, Neighbor Advertisements, solicited Router Advertisements, the
+/// RSTs for TCP to a port it does not serve (ping -i 0.001 still gets every
+/// answer; a stack asks for its gateway's address a few times a minute).
+pub const GATEWAY_REPLIES: Rate = Rate::new(1000, 1000);
 /// DHCP messages a port may hand the control plane: a client needs a
 /// handful per lease; each costs the event thread and a command back to
 /// the data path.
@@ -123,8 +125,8 @@ pub const DNS_QUERIES: Rate = Rate::new(200, 400);
 pub struct SourceBudget {
     /// ICMP errors sent to it, by the gateway and by the NAT.
     pub icmp_errors: RateLimiter,
-    /// The gateway's echo replies to it (ICMP and ICMPv6).
-    pub echo_replies: RateLimiter,
+    /// The gateway's replies to it (`GATEWAY_REPLIES`).
+    pub replies: RateLimiter,
     /// Its frames flooded to the network's other ports.
     pub floods: RateLimiter,
     /// Its DHCP messages to the control plane.
@@ -139,7 +141,7 @@ impl SourceBudget {
     pub fn new(limits: &SourceLimits) -> SourceBudget {
         SourceBudget {
             icmp_errors: ICMP_ERRORS.bucket(),
-            echo_replies: ECHO_REPLIES.bucket(),
+            replies: GATEWAY_REPLIES.bucket(),
             floods: limits.floods.bucket(),
             dhcp: DHCP_MESSAGES.bucket(),
             new_flows: limits.new_flows.bucket(),
@@ -152,7 +154,7 @@ impl SourceBudget {
     pub fn unlimited() -> SourceBudget {
         SourceBudget {
             icmp_errors: RateLimiter::unlimited(),
-            echo_replies: RateLimiter::unlimited(),
+            replies: RateLimiter::unlimited(),
             floods: RateLimiter::unlimited(),
             dhcp: RateLimiter::unlimited(),
             new_flows: RateLimiter::unlimited(),

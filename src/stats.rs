@@ -102,9 +102,10 @@ pub enum DropReason {
     /// flood budget (`[limits] floods_per_sec`): not flooded to the
     /// network's other ports (storm control).
     FloodLimited,
-    /// An echo request to the gateway over its sender's budget of echo
-    /// replies.
-    EchoRateLimited,
+    /// A request the gateway answers (ARP, echo, Neighbor or Router
+    /// Solicitation, TCP to a port it does not serve) over its sender's
+    /// budget of replies.
+    ReplyRateLimited,
     /// A DHCP message over its port's budget of messages to the control
     /// plane.
     DhcpRateLimited,
@@ -150,7 +151,7 @@ impl DropReason {
         DropReason::SpoofedNd,
         DropReason::FlowRateLimited,
         DropReason::FloodLimited,
-        DropReason::EchoRateLimited,
+        DropReason::ReplyRateLimited,
         DropReason::DhcpRateLimited,
         DropReason::DnsPendingLimit,
         DropReason::FlowTableFull,
@@ -189,7 +190,7 @@ impl DropReason {
             DropReason::SpoofedNd => "spoofed_nd",
             DropReason::FlowRateLimited => "flow_rate_limited",
             DropReason::FloodLimited => "flood_limited",
-            DropReason::EchoRateLimited => "echo_rate_limited",
+            DropReason::ReplyRateLimited => "reply_rate_limited",
             DropReason::DhcpRateLimited => "dhcp_rate_limited",
             DropReason::DnsPendingLimit => "dns_pending_limit",
             DropReason::FlowTableFull => "flow_table_full",

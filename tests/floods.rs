@@ -180,18 +180,21 @@ tail -1 mute.out
     assert!(muted >= 128, "{out}");
 }
 
-/// Broadcast ARP requests (what every port would be sent): past the
-/// attacker's flood budget (1000/s) they are dropped at its port
-/// (`flood_limited`), neither flooded to the neighbours nor answered.
+/// ARP requests for the gateway, broadcast (what every port would be
+/// sent) and unicast in turn: past the attacker's flood budget (1000/s)
+/// the broadcast ones are dropped at its port (`flood_limited`), neither
+/// flooded to the neighbours nor answered; past its budget of the
+/// gateway's replies (1000/s, shared by both kinds) the rest are not
+/// answered (`reply_rate_limited`).
 #[test]
-fn an_arp_storm_is_held_at_its_ports_flood_budget() {
+fn an_arp_storm_is_held_at_its_flood_and_reply_budgets() {
     let out = run(
         As::Unprivileged,
         CONFIG,
         &format!(
             r#"
 rss_watch
-attack att --ip 172.17.0.30 -- python3 $H flood arp {BOUND}
+attack att --ip 172.17.0.30 -- python3 $H flood arp-both {BOUND}
 neighbour 172.17.0.10 172.17.0.20
 snapshot
 attack_end att
@@ -202,6 +205,7 @@ rss_report
     assert_neighbour_worked(&out, 8);
     assert_memory_bounded(&out);
     assert!(n(&out, "drops ", "flood_limited") > 0, "{out}");
+    assert!(n(&out, "drops ", "reply_rate_limited") > 0, "{out}");
     // The ARP replies: the budget's burst and rate, and a few of the
     // containers' own.
     let replies = n(&out, "gw ", "arp_replies");
@@ -213,7 +217,7 @@ rss_report
 }
 
 /// Echo requests to the gateway: answered up to the attacker's budget of
-/// echo replies (1000/s), dropped past it (`echo_rate_limited`).
+/// replies (1000/s), dropped past it (`reply_rate_limited`).
 #[test]
 fn an_icmp_flood_at_the_gateway_is_held_at_its_echo_budget() {
     let out = run(
@@ -232,7 +236,7 @@ rss_report
     );
     assert_neighbour_worked(&out, 8);
     assert_memory_bounded(&out);
-    assert!(n(&out, "drops ", "echo_rate_limited") > 0, "{out}");
+    assert!(n(&out, "drops ", "reply_rate_limited") > 0, "{out}");
     let replies = n(&out, "gw ", "echo_replies");
     let bound = 1000 + (1000.0 * (flood_secs(&out) + 1.0)) as u64;
     assert!(

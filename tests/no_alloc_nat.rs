@@ -741,7 +741,7 @@ fn budgets() -> Outcome {
     assert_eq!(moved(DropReason::FlowRateLimited), n, "new flows");
     // The broadcast datagram and the DISCOVER are both floods.
     assert_eq!(moved(DropReason::FloodLimited), 2 * n, "floods");
-    assert_eq!(moved(DropReason::EchoRateLimited), n, "echo replies");
+    assert_eq!(moved(DropReason::ReplyRateLimited), n, "echo replies");
     assert_eq!(moved(DropReason::RateLimited), n, "DNS queries");
     // DHCP past its own budget: DISCOVERs sent as unicast to the gateway
     // are not floods.

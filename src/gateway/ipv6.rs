@@ -197,8 +197,12 @@ impl Gateway {
             // solicited-node group, all-routers); anything else multicast
             // is the containers' own business, flooded by the switch.
             return match icmp.map(|m| m.msg_type()) {
-                Some(kind::NEIGHBOR_SOLICIT) => self.neighbor_solicit(src_mac, &ip, l4, out),
-                Some(kind::ROUTER_SOLICIT) => self.router_solicit(src_mac, &ip, l4, out),
+                Some(kind::NEIGHBOR_SOLICIT) => {
+                    self.neighbor_solicit(src_mac, &ip, l4, budget, now, out)
+                }
+                Some(kind::ROUTER_SOLICIT) => {
+                    self.router_solicit(src_mac, &ip, l4, budget, now, out)
+                }
                 _ => Verdict::Ignored,
             };
         }
@@ -275,14 +279,16 @@ impl Gateway {
                 }
                 match m.msg_type() {
                     kind::ECHO_REQUEST => {
-                        if !budget.echo_replies.allow(now) {
-                            return Verdict::Drop(DropReason::EchoRateLimited);
+                        if !budget.replies.allow(now) {
+                            return Verdict::Drop(DropReason::ReplyRateLimited);
                         }
                         self.echo_reply_v6(src_mac, ip, &l4[icmpv6::HEADER_LEN..], out);
                         Verdict::Reply(None)
                     }
-                    kind::NEIGHBOR_SOLICIT => self.neighbor_solicit(src_mac, ip, l4, out),
-                    kind::ROUTER_SOLICIT => self.router_solicit(src_mac, ip, l4, out),
+                    kind::NEIGHBOR_SOLICIT => {
+                        self.neighbor_solicit(src_mac, ip, l4, budget, now, out)
+                    }
+                    kind::ROUTER_SOLICIT => self.router_solicit(src_mac, ip, l4, budget, now, out),
                     _ => Verdict::Drop(DropReason::NotServed),
                 }
             }
@@ -314,6 +320,9 @@ impl Gateway {
                 };
                 if seg.flags() & tcpf::RST != 0 {
                     return Verdict::Drop(DropReason::NotServed);
+                }
+                if !budget.replies.allow(now) {
+                    return Verdict::Drop(DropReason::ReplyRateLimited);
                 }
                 self.tcp_reset_v6(src_mac, ip, &seg, out);
                 Verdict::Reply(Some(DropReason::NotServed))
@@ -356,6 +365,8 @@ impl Gateway {
         src_mac: MacAddr,
         ip: &Ipv6Packet<&[u8]>,
         l4: &[u8],
+        budget: &mut SourceBudget,
+        now: Time,
         out: &mut FrameBuf,
     ) -> Verdict<'a> {
         let Some(v) = &self.v6 else {
@@ -374,6 +385,9 @@ impl Gateway {
         }
         if !ndp_valid(ip, &m) {
             return Verdict::Drop(DropReason::MalformedPacket);
+        }
+        if !budget.replies.allow(now) {
+            return Verdict::Drop(DropReason::ReplyRateLimited);
         }
         let src = ip.src();
         // DAD for our address (from ::) is answered to all nodes, and
@@ -399,6 +413,8 @@ impl Gateway {
         src_mac: MacAddr,
         ip: &Ipv6Packet<&[u8]>,
         l4: &[u8],
+        budget: &mut SourceBudget,
+        now: Time,
         out: &mut FrameBuf,
     ) -> Verdict<'a> {
         let Ok(m) = Icmpv6Packet::new_checked(l4) else {
@@ -406,6 +422,9 @@ impl Gateway {
         };
         if !ndp_valid(ip, &m) {
             return Verdict::Drop(DropReason::MalformedPacket);
+        }
+        if !budget.replies.allow(now) {
+            return Verdict::Drop(DropReason::ReplyRateLimited);
         }
         let src = ip.src();
         let dst = if src.is_unspecified() { ALL_NODES } else { src };

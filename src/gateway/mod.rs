@@ -294,7 +294,7 @@ impl Gateway {
         };
         let to_us = eth.dst() == self.mac;
         match eth.ethertype() {
-            ethertype::ARP => self.handle_arp(&eth, to_us, out),
+            ethertype::ARP => self.handle_arp(&eth, to_us, budget, now, out),
             ethertype::IPV4 if to_us => self.handle_ipv4(eth, vnet, budget, now, out),
             ethertype::IPV4 if eth.dst().is_broadcast() && is_dhcp_request(eth.payload()) => {
                 Verdict::Dhcp
@@ -311,6 +311,8 @@ impl Gateway {
         &mut self,
         eth: &EthernetFrame<&[u8]>,
         to_us: bool,
+        budget: &mut SourceBudget,
+        now: Time,
         out: &mut FrameBuf,
     ) -> Verdict<'a> {
         let arp = match ArpPacket::new_checked(eth.payload()) {
@@ -324,6 +326,9 @@ impl Gateway {
         let requester = arp.sender_mac();
         if !requester.is_unicast() {
             return Verdict::Drop(DropReason::MalformedPacket);
+        }
+        if !budget.replies.allow(now) {
+            return Verdict::Drop(DropReason::ReplyRateLimited);
         }
         let buf = out.read_space();
         let mut n = ethernet::emit_header(buf, requester, self.mac, ethertype::ARP);
@@ -462,8 +467,8 @@ impl Gateway {
                 if icmp.msg_type() != msg_type::ECHO_REQUEST {
                     return Verdict::Drop(DropReason::NotServed);
                 }
-                if !budget.echo_replies.allow(now) {
-                    return Verdict::Drop(DropReason::EchoRateLimited);
+                if !budget.replies.allow(now) {
+                    return Verdict::Drop(DropReason::ReplyRateLimited);
                 }
                 self.echo_reply(eth, ip, icmp.echo_body(), out);
                 Verdict::Reply(None)
@@ -474,6 +479,9 @@ impl Gateway {
                 };
                 if seg.flags() & tcpf::RST != 0 {
                     return Verdict::Drop(DropReason::NotServed);
+                }
+                if !budget.replies.allow(now) {
+                    return Verdict::Drop(DropReason::ReplyRateLimited);
                 }
                 self.tcp_reset(eth, ip, &seg, out);
                 Verdict::Reply(Some(DropReason::NotServed))
@@ -893,7 +901,7 @@ mod tests {
     /// is dropped (counted), and another asker is still answered.
     #[test]
     fn echo_replies_are_budgeted_per_sender() {
-        use crate::ratelimit::{SourceLimits, ECHO_REPLIES};
+        use crate::ratelimit::{SourceLimits, GATEWAY_REPLIES};
         let mut g = gw();
         let mut out = FrameBuf::new();
         let h = VnetHdr::default();
@@ -906,9 +914,9 @@ mod tests {
                     .is_reply()
             })
             .count();
-        assert_eq!(answered, ECHO_REPLIES.burst as usize);
+        assert_eq!(answered, GATEWAY_REPLIES.burst as usize);
         let o = g.handle_from(&f, &h, &mut flooder, Time::ZERO, &mut out);
-        assert_eq!(o.drop_reason(), Some(DropReason::EchoRateLimited));
+        assert_eq!(o.drop_reason(), Some(DropReason::ReplyRateLimited));
         assert!(g
             .handle_from(&f, &h, &mut polite, Time::ZERO, &mut out)
             .is_reply());

@@ -38,6 +38,7 @@ In a container (frames to the gateway's MAC, 02:42 + the gateway's IPv4):
                           arp            ARP requests for the gateway's
                                          address, broadcast
                           arp-gw         the same, unicast to the gateway's MAC
+                          arp-both       the two in turn
                           icmp           echo requests to the gateway
                           dhcp           DHCP DISCOVERs (our MAC; broadcast)
   unreachable DST PORT N
@@ -531,10 +532,12 @@ def flood_frames(kind, args):
             seg = struct.pack("!HHHH", sport, 53, 8 + len(q), 0) + q
             seg = seg[:6] + struct.pack("!H", l4_csum(own, gw, 17, seg) or 0xFFFF) + seg[8:]
             frames.append(eth_ip + ipv4(own, gw, 17, seg))
-    elif kind in ("arp", "arp-gw"):
-        dst_mac = b"\xff" * 6 if kind == "arp" else gmac
+    elif kind in ("arp", "arp-gw", "arp-both"):
         arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, mac, socket.inet_aton(own), b"\0" * 6, socket.inet_aton(gw))
-        frames.append(dst_mac + mac + struct.pack("!H", 0x0806) + arp + b"\0" * 18)
+        if kind != "arp-gw":
+            frames.append(b"\xff" * 6 + mac + struct.pack("!H", 0x0806) + arp + b"\0" * 18)
+        if kind != "arp":
+            frames.append(gmac + mac + struct.pack("!H", 0x0806) + arp + b"\0" * 18)
     elif kind == "icmp":
         for seq in range(4096):
             m = struct.pack("!BBHHH", 8, 0, 0, 0x4242, seq) + b"lanyard-flood" * 4
