@@ -2,6 +2,7 @@
 //! (embedded in the binary). A user's file may leave out any key; unknown
 //! keys and invalid values are errors naming the field and the reason.
 
+use crate::ratelimit::Rate;
 use std::collections::HashSet;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -62,6 +63,8 @@ pub struct Limits {
     pub fdb_max_per_port: u32,
     pub batch_size: usize,
     pub max_control_connections: usize,
+    /// Frames one port may have flooded to its network's other ports.
+    pub floods: Rate,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +99,8 @@ pub struct NatSettings {
     pub udp_stream_timeout: Duration,
     pub icmp_timeout: Duration,
     pub allow_host_loopback: bool,
+    /// New flows one container may open.
+    pub new_flows: Rate,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,6 +205,8 @@ struct RawLimits {
     fdb_max_per_port: i64,
     batch_size: i64,
     max_control_connections: i64,
+    floods_per_sec: i64,
+    floods_burst: i64,
 }
 
 impl Default for RawLimits {
@@ -210,6 +217,8 @@ impl Default for RawLimits {
             fdb_max_per_port: 1024,
             batch_size: 64,
             max_control_connections: 1024,
+            floods_per_sec: 1000,
+            floods_burst: 1000,
         }
     }
 }
@@ -237,6 +246,8 @@ struct RawNat {
     udp_stream_timeout_secs: i64,
     icmp_timeout_secs: i64,
     allow_host_loopback: bool,
+    new_flows_per_sec: i64,
+    new_flows_burst: i64,
 }
 
 impl Default for RawNat {
@@ -250,6 +261,8 @@ impl Default for RawNat {
             udp_stream_timeout_secs: 180,
             icmp_timeout_secs: 30,
             allow_host_loopback: false,
+            new_flows_per_sec: 2000,
+            new_flows_burst: 4096,
         }
     }
 }
@@ -338,6 +351,17 @@ fn in_range(field: &str, v: i64, lo: i64, hi: i64) -> Result<i64, ConfigError> {
 }
 
 /// Docker's rule for network and container names.
+/// A per-source budget: `{prefix}_per_sec` in 1..=10,000,000 and
+/// `{prefix}_burst` in 1..=10,000,000 (a budget cannot be turned off; a
+/// rate above anything a port can send is the same).
+fn rate(prefix: &str, per_sec: i64, burst: i64) -> Result<Rate, ConfigError> {
+    const MAX: i64 = 10_000_000;
+    Ok(Rate::new(
+        in_range(&format!("{prefix}_per_sec"), per_sec, 1, MAX)? as u32,
+        in_range(&format!("{prefix}_burst"), burst, 1, MAX)? as u32,
+    ))
+}
+
 pub fn check_name(field: &str, name: &str) -> Result<(), ConfigError> {
     let ok = !name.is_empty()
         && name.len() <= 64
@@ -745,6 +769,7 @@ impl Config {
                 1,
                 65_536,
             )? as usize,
+            floods: rate("limits.floods", l.floods_per_sec, l.floods_burst)?,
         };
         let dataplane = DataplaneSettings {
             threads: in_range(
@@ -781,6 +806,7 @@ impl Config {
             udp_stream_timeout: secs("udp_stream_timeout_secs", n.udp_stream_timeout_secs)?,
             icmp_timeout: secs("icmp_timeout_secs", n.icmp_timeout_secs)?,
             allow_host_loopback: n.allow_host_loopback,
+            new_flows: rate("nat.new_flows", n.new_flows_per_sec, n.new_flows_burst)?,
         };
         let mut upstream = Vec::new();
         for (i, u) in raw.dns.upstream.iter().enumerate() {
@@ -935,6 +961,30 @@ mod tests {
 
         let e = err("[limits]\nbatch_size = \"many\"\n");
         assert!(e.reason.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn per_source_budgets_are_read_and_checked() {
+        let c = Config::embedded();
+        assert_eq!(c.nat.new_flows, Rate::new(2000, 4096));
+        assert_eq!(c.limits.floods, Rate::new(1000, 1000));
+        let c = Config::parse(
+            "[nat]\nnew_flows_per_sec = 50\nnew_flows_burst = 10\n[limits]\nfloods_per_sec = 7\nfloods_burst = 3\n",
+        )
+        .unwrap();
+        assert_eq!(c.nat.new_flows, Rate::new(50, 10));
+        assert_eq!(c.limits.floods, Rate::new(7, 3));
+        // A budget cannot be switched off (0) or be negative.
+        for (text, field) in [
+            ("[nat]\nnew_flows_per_sec = 0\n", "nat.new_flows_per_sec"),
+            ("[nat]\nnew_flows_burst = -1\n", "nat.new_flows_burst"),
+            ("[limits]\nfloods_per_sec = 0\n", "limits.floods_per_sec"),
+            ("[limits]\nfloods_burst = 20000000\n", "limits.floods_burst"),
+        ] {
+            let e = err(text);
+            assert_eq!(e.field, field, "{text}");
+            assert!(e.reason.contains("out of range"), "{e}");
+        }
     }
 
     #[test]

@@ -94,10 +94,31 @@ pub enum DropReason {
     /// Neighbor Discovery claiming a link-layer address that is not the
     /// endpoint's own, or NDP in a fragment (which RFC 6980 forbids).
     SpoofedNd,
+    /// A new NAT flow over its container's new-flows-per-second budget
+    /// (`[nat] new_flows_per_sec`): dropped, as a full SYN queue drops;
+    /// the container's stack retries.
+    FlowRateLimited,
+    /// A broadcast, multicast or unknown-unicast frame over its port's
+    /// flood budget (`[limits] floods_per_sec`): not flooded to the
+    /// network's other ports (storm control).
+    FloodLimited,
+    /// A request the gateway answers (ARP, echo, Neighbor or Router
+    /// Solicitation, TCP to a port it does not serve) over its sender's
+    /// budget of replies.
+    ReplyRateLimited,
+    /// A DHCP message over its port's budget of messages to the control
+    /// plane.
+    DhcpRateLimited,
+    /// A DNS query to be forwarded while its sender already has its share
+    /// of the pending queries waiting.
+    DnsPendingLimit,
+    /// A new NAT flow while the table is full of flows that may not be
+    /// closed for it (established connections, answered UDP).
+    FlowTableFull,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 29;
+    pub const COUNT: usize = 35;
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Truncated,
         DropReason::Oversize,
@@ -128,6 +149,12 @@ impl DropReason {
         DropReason::DhcpDropped,
         DropReason::RogueRouter,
         DropReason::SpoofedNd,
+        DropReason::FlowRateLimited,
+        DropReason::FloodLimited,
+        DropReason::ReplyRateLimited,
+        DropReason::DhcpRateLimited,
+        DropReason::DnsPendingLimit,
+        DropReason::FlowTableFull,
     ];
 
     pub fn name(self) -> &'static str {
@@ -161,18 +188,38 @@ impl DropReason {
             DropReason::DhcpDropped => "dhcp_dropped",
             DropReason::RogueRouter => "rogue_router",
             DropReason::SpoofedNd => "spoofed_nd",
+            DropReason::FlowRateLimited => "flow_rate_limited",
+            DropReason::FloodLimited => "flood_limited",
+            DropReason::ReplyRateLimited => "reply_rate_limited",
+            DropReason::DhcpRateLimited => "dhcp_rate_limited",
+            DropReason::DnsPendingLimit => "dns_pending_limit",
+            DropReason::FlowTableFull => "flow_table_full",
         }
     }
 }
 
 /// Counters of one port.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortCounters {
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
     pub drops: [u64; DropReason::COUNT],
+}
+
+// By hand: the standard library derives `Default` for arrays of at most
+// 32 elements, and there are more reasons than that.
+impl Default for PortCounters {
+    fn default() -> Self {
+        PortCounters {
+            rx_packets: 0,
+            rx_bytes: 0,
+            tx_packets: 0,
+            tx_bytes: 0,
+            drops: [0; DropReason::COUNT],
+        }
+    }
 }
 
 impl PortCounters {

@@ -488,3 +488,71 @@ fn removing_a_port_with_thousands_of_busy_flows_removes_every_flow() {
     assert!(c.duplicates >= 1, "the new flow's data was retransmitted");
     assert_eq!(rig.sw.nat_flows(), (1, 1));
 }
+
+/// A container's new flows come out of its own budget (`[nat]
+/// new_flows_per_sec`, `new_flows_burst`): past it the datagram that
+/// would open a flow is dropped before any socket is made, and counted;
+/// the budget refills at its rate. The ICMP errors the NAT sends it about
+/// refused flows come out of its budget of errors: past it the refusal
+/// stands, unsaid, and is counted.
+#[test]
+fn new_flows_and_the_nat_icmp_errors_are_budgeted_per_container() {
+    use lanyard::ratelimit::{Rate, SourceLimits};
+    use lanyard::stats::DropReason;
+    use std::net::UdpSocket;
+    let mut rig = Rig::new(Opts::default());
+    rig.sw.set_source_limits(SourceLimits {
+        new_flows: Rate::new(100, 20),
+        ..SourceLimits::default()
+    });
+    let host = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    host.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let dst = SocketAddrV4::new(GW, host.local_addr().unwrap().port());
+    // 50 new flows at one instant: the burst of 20 opens, 30 are dropped.
+    for i in 0..50 {
+        rig.udp(30000 + i, dst, 16, 1, 0);
+    }
+    assert_eq!(rig.flows(), 20);
+    let dropped = |rig: &Rig, r| rig.sw.counters(rig.port).unwrap().dropped(r);
+    assert_eq!(dropped(&rig, DropReason::FlowRateLimited), 30);
+    assert_eq!(rig.sw.nat_counters().flows_refused_rate, 30);
+    let mut got = 0;
+    let mut buf = [0u8; 64];
+    while got < 50 && host.recv_from(&mut buf).is_ok() {
+        got += 1;
+    }
+    assert_eq!(got, 20, "only the flows made carried their datagram");
+    // An existing flow is not a new one: it still carries.
+    rig.udp(30000, dst, 16, 1, 0);
+    assert!(host.recv_from(&mut buf).is_ok());
+    // 100 ms later, 10 more.
+    rig.advance(Duration::from_millis(100));
+    for i in 100..150 {
+        rig.udp(30000 + i, dst, 16, 1, 0);
+    }
+    assert_eq!(rig.flows(), 30);
+
+    // Refusals by policy (the host's loopback as given) are answered with
+    // "administratively prohibited", 10 at once at most.
+    rig.sw.set_source_limits(SourceLimits::default());
+    rig.drain(|_, _| {});
+    for i in 0..30 {
+        rig.udp(
+            40000 + i,
+            SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9),
+            8,
+            1,
+            0,
+        );
+    }
+    let mut errors = 0;
+    rig.drain(|s, _| {
+        if s.is_icmp() && (s.icmp_type, s.icmp_code) == (3, 13) {
+            errors += 1;
+        }
+    });
+    assert_eq!(errors, lanyard::ratelimit::ICMP_ERRORS.burst);
+    assert_eq!(dropped(&rig, DropReason::HostLoopback), 30);
+    assert_eq!(rig.sw.nat_counters().icmp_errors_limited, 20);
+}

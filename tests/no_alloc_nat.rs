@@ -655,6 +655,9 @@ fn dhcp() -> Outcome {
     let rx = rig.dhcp.take().unwrap();
     let mut good = 0u64;
     let one = |rig: &mut Rig, xid: u32, good: &mut u64| {
+        // At the port's budget of DHCP messages (ratelimit::DHCP_MESSAGES,
+        // 100/s): each one is an event, none dropped.
+        rig.advance(std::time::Duration::from_millis(10));
         rig.dhcp_discover(xid);
         match rx.try_recv() {
             Ok(Event::Dhcp { net, port, frame }) => {
@@ -687,6 +690,107 @@ fn dhcp() -> Outcome {
         allocations,
         proof: format!("{ROUNDS} DISCOVERs on the bounded channel with their xid, none dropped"),
         open: None,
+        report_only: false,
+    }
+}
+
+/// What one source sends past its budgets (`lanyard::ratelimit`), at one
+/// instant so the budgets stay spent: a new flow each (dropped before any
+/// socket), a broadcast (not flooded), an echo request to the gateway, a
+/// DHCP DISCOVER, a DNS query, and a refused flow whose ICMP error is not
+/// sent: every refusal is counted, none allocates.
+fn budgets() -> Outcome {
+    use lanyard::ratelimit::{Rate, SourceLimits};
+    use lanyard::stats::DropReason;
+    use lanyard::wire::MacAddr;
+    const ROUNDS: u32 = 500;
+    let mut rig = Rig::new(Opts {
+        events: Some(4096),
+        ..Opts::default()
+    });
+    let tight = SourceLimits {
+        new_flows: Rate::new(1, 1),
+        floods: Rate::new(1, 1),
+    };
+    rig.sw.set_source_limits(tight);
+    let dst = SocketAddrV4::new(INSIDE, 9);
+    let bcast = Ipv4Addr::new(172, 17, 255, 255);
+    let ip = rig.ip;
+    // Each budget spent first (the flow this makes is an ordinary open).
+    let spend = |rig: &mut Rig, i: u32| {
+        rig.udp(20000 + (i % 30000) as u16, dst, 8, 1, 0);
+        rig.udp_with(ip, 5000, bcast, 5000, MacAddr::BROADCAST, 8, |b| b.fill(0));
+        rig.ping(GW, 7, i as u16, 8);
+        rig.dhcp_discover(i);
+        rig.dns_query(30000, i as u16, "nobody.example", 1);
+    };
+    let ((), open) = counted(|| {
+        for i in 0..1000 {
+            spend(&mut rig, i);
+        }
+    });
+    let before = rig.sw.counters(rig.port).unwrap().clone();
+    let ((), allocations) = counted(|| {
+        for i in 1000..1000 + ROUNDS {
+            spend(&mut rig, i);
+        }
+    });
+    let c = rig.sw.counters(rig.port).unwrap().clone();
+    let moved = |r| c.dropped(r) - before.dropped(r);
+    let n = ROUNDS as u64;
+    assert_eq!(moved(DropReason::FlowRateLimited), n, "new flows");
+    // The broadcast datagram and the DISCOVER are both floods.
+    assert_eq!(moved(DropReason::FloodLimited), 2 * n, "floods");
+    assert_eq!(moved(DropReason::ReplyRateLimited), n, "echo replies");
+    assert_eq!(moved(DropReason::RateLimited), n, "DNS queries");
+    // DHCP past its own budget: DISCOVERs sent as unicast to the gateway
+    // are not floods.
+    rig.sw.set_source_limits(SourceLimits {
+        new_flows: Rate::new(10_000_000, 10_000_000),
+        ..tight
+    });
+    let mac = rig.mac;
+    let dhcp_unicast = |rig: &mut Rig, xid: u32| {
+        rig.udp_with(
+            Ipv4Addr::UNSPECIFIED,
+            68,
+            GW,
+            67,
+            common::frames::gw_mac(),
+            300,
+            |b| write_dhcp_discover(b, xid, mac),
+        );
+        // A refused flow (the host's loopback as given): its error only
+        // while the budget of errors lasts.
+        rig.udp(40000, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9), 8, 1, 0);
+    };
+    for xid in 0..300 {
+        dhcp_unicast(&mut rig, xid);
+    }
+    let before = rig.sw.counters(rig.port).unwrap().clone();
+    let limited0 = rig.sw.nat_counters().icmp_errors_limited;
+    let ((), allocations2) = counted(|| {
+        for xid in 300..300 + ROUNDS {
+            dhcp_unicast(&mut rig, xid);
+        }
+    });
+    let c = rig.sw.counters(rig.port).unwrap().clone();
+    assert_eq!(
+        c.dropped(DropReason::DhcpRateLimited) - before.dropped(DropReason::DhcpRateLimited),
+        n,
+        "DHCP messages"
+    );
+    assert_eq!(
+        rig.sw.nat_counters().icmp_errors_limited - limited0,
+        n,
+        "ICMP errors"
+    );
+    Outcome {
+        name: "past the budgets (new flows, floods, echo, DHCP, DNS, ICMP errors)",
+        packets: 7 * n,
+        allocations: allocations + allocations2,
+        proof: format!("{ROUNDS} of each refused and counted at its budget"),
+        open: Some(open),
         report_only: false,
     }
 }
@@ -1022,7 +1126,7 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let checks: [(&str, Check); 9] = [
+    let checks: [(&str, Check); 10] = [
         ("tcp egress", tcp_egress),
         ("udp egress", udp_egress),
         ("icmp echo", icmp_echo),
@@ -1032,6 +1136,7 @@ fn main() {
         ("published tcp", published_tcp),
         ("published udp", published_udp),
         ("flow churn", flow_churn),
+        ("budgets", budgets),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, check) in checks {

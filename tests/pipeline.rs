@@ -585,3 +585,64 @@ fn router_advertisements_go_to_endpoints_not_uplinks() {
     rig.sw.tick(Time::from_secs(30));
     assert!(ha.take_sent().is_empty());
 }
+
+/// Storm control: each port's floods (broadcast here) come out of its own
+/// budget (`[limits] floods_per_sec`, `floods_burst`): past it a frame is
+/// dropped, not written to every neighbour, and counted; another port's
+/// floods at the same instant still go out; the budget refills.
+#[test]
+fn one_ports_broadcast_storm_is_cut_off_at_its_budget() {
+    use lanyard::ratelimit::{Rate, SourceLimits};
+    let mut r = Rig::new();
+    r.sw.set_source_limits(SourceLimits {
+        floods: Rate::new(100, 50),
+        ..SourceLimits::default()
+    });
+    let (pa, _ha) = r.endpoint(A, Offloads::NONE);
+    let (_pb, hb) = r.endpoint(B, Offloads::NONE);
+    let (pc, _hc) = r.endpoint(C, Offloads::NONE);
+    let t = Time::from_secs(1);
+    let storm = arp_request(A, Ipv4Addr::new(172, 17, 9, 9));
+    for _ in 0..500 {
+        r.send(pa, VnetHdr::default(), &storm, t);
+    }
+    assert_eq!(count(&hb), 50, "the burst reached the neighbour, no more");
+    assert_eq!(r.drops(pa, DropReason::FloodLimited), 450);
+    // C's broadcast at the same instant is its own.
+    r.send(pc, VnetHdr::default(), &arp_request(C, B), t);
+    assert_eq!(count(&hb), 1);
+    assert_eq!(r.drops(pc, DropReason::FloodLimited), 0);
+    // Unicast from the flooder still flows.
+    r.send(pa, VnetHdr::default(), &udp_frame(mac_of(B), A, B, b"x"), t);
+    assert_eq!(count(&hb), 1);
+    // 100 ms later: ten more.
+    let later = Time(t.0 + 100_000_000);
+    for _ in 0..500 {
+        r.send(pa, VnetHdr::default(), &storm, later);
+    }
+    assert_eq!(count(&hb), 10);
+}
+
+/// DHCP messages reach the control plane at most at their port's budget
+/// (`ratelimit::DHCP_MESSAGES`); past it they are dropped and counted, and
+/// the event queue the control plane shares with every port is left to
+/// the others.
+#[test]
+fn one_ports_dhcp_flood_is_cut_off_at_its_budget() {
+    use common::natrig::{Opts, Rig as NatRig};
+    use lanyard::ratelimit::DHCP_MESSAGES;
+    let mut rig = NatRig::new(Opts {
+        events: Some(4096),
+        ..Opts::default()
+    });
+    for xid in 0..1000 {
+        rig.dhcp_discover(xid);
+    }
+    let events = rig.dhcp.as_ref().unwrap().try_iter().count();
+    assert_eq!(events, DHCP_MESSAGES.burst as usize);
+    let c = rig.sw.counters(rig.port).unwrap();
+    assert_eq!(
+        c.dropped(DropReason::DhcpRateLimited),
+        1000 - DHCP_MESSAGES.burst as u64
+    );
+}

@@ -91,6 +91,7 @@ use lanyard::frame::FrameBuf;
 use lanyard::host::PollToken;
 use lanyard::inside::{Emit, Inside};
 use lanyard::port::PortId;
+use lanyard::ratelimit::{Budgets, SourceLimits};
 use lanyard::time::Time;
 use lanyard::wire::dns as w;
 use lanyard::wire::vnet::VnetHdr;
@@ -102,6 +103,8 @@ use logged_io::{IoLog, LoggedIo};
 
 const MAX_OPS: usize = 96;
 const NETS: usize = 4;
+/// The ports queries come from (an endpoint of each network, and one more).
+const PORTS: usize = NETS + 1;
 /// Network bases and prefix lengths (never overlapping, as the config
 /// guarantees).
 const SUBNETS: [([u8; 4], u8); NETS] = [
@@ -806,6 +809,8 @@ struct World {
     /// Pending queries by poll token.
     pending: BTreeMap<Token, Pending>,
     scratch: FrameBuf,
+    /// Each asking port's budget, as the switch keeps them.
+    budgets: Budgets,
 }
 
 fn ones_sum(data: &[u8]) -> u64 {
@@ -845,7 +850,7 @@ impl World {
         log.fake.set_peers(peers);
         World {
             model: Model::default(),
-            dns: Dns::new(upstreams.clone(), names),
+            dns: Dns::new(upstreams.clone(), names, PORTS),
             io,
             log,
             upstreams,
@@ -853,6 +858,7 @@ impl World {
             asked: BTreeSet::new(),
             pending: BTreeMap::new(),
             scratch: FrameBuf::new(),
+            budgets: Budgets::new(PORTS, SourceLimits::default()),
         }
     }
 
@@ -1033,8 +1039,9 @@ impl World {
         };
         let client_port = r.u16();
         let mut query = pick_query(r, &self.model, op & 0x40 != 0);
-        // Bursts of 1 to 256, most of them short: three clients' bursts
-        // (400 each before their rate limit) fill MAX_PENDING.
+        // Bursts of 1 to 256, most of them short: one client's burst (400
+        // before its rate limit) fills its share of the pending slots
+        // (dns::MAX_PENDING_PER_SOURCE).
         let count = if op & 0x80 != 0 {
             1usize << (r.u8() % 9)
         } else {
@@ -1073,8 +1080,16 @@ impl World {
             ip: client.into(),
             ..*ep
         };
-        self.dns
-            .query(&from, client_port, query, self.now, &mut self.io, &mut sink);
+        let budget = self.budgets.of(ep.port).expect("every port has a budget");
+        self.dns.query(
+            &from,
+            client_port,
+            query,
+            budget,
+            self.now,
+            &mut self.io,
+            &mut sink,
+        );
         let (ok, calls) = self.log.sent_to_counts();
         if !self.model.may_forward(ep.net, client.into()) {
             assert_eq!(

@@ -109,6 +109,10 @@ impl Daemon {
                 batch_size: config.limits.batch_size,
                 nat: nat_config(config),
                 dns_upstreams: dns_upstreams(config),
+                source_limits: crate::ratelimit::SourceLimits {
+                    new_flows: config.nat.new_flows,
+                    floods: config.limits.floods,
+                },
             },
             Some(events_tx),
         )?;

@@ -593,6 +593,9 @@ pub struct DataplaneConfig {
     pub nat: NatConfig,
     /// Where the embedded DNS forwards what it does not answer.
     pub dns_upstreams: Vec<std::net::SocketAddr>,
+    /// What each port may spend per second (per shard: a port is read by
+    /// one shard, which alone charges it).
+    pub source_limits: crate::ratelimit::SourceLimits,
 }
 
 /// The running data path threads.
@@ -644,6 +647,7 @@ impl Dataplane {
                 names.clone(),
             );
             switch.set_registry(registry);
+            switch.set_source_limits(cfg.source_limits);
             if let Some(e) = &events {
                 switch.set_events(e.clone());
             }

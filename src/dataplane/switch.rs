@@ -23,6 +23,7 @@ use crate::inside::{Emit, Inside};
 use crate::nat::{FlowReport, Nat, NatConfig, NatCounters};
 use crate::offload::{self, Offloads};
 use crate::port::{Port, PortId, PortKind, SendError};
+use crate::ratelimit::{Budgets, SourceLimits};
 use crate::security::PortPolicy;
 use crate::stats::{DropReason, PortCounters, PortCountersReport};
 use crate::time::Time;
@@ -141,6 +142,10 @@ pub struct Switch {
     nat: Nat,
     /// The embedded DNS of every gateway; it borrows the NAT's host side.
     dns: Dns,
+    /// What each port may spend of what its neighbours share (floods to
+    /// them, the data path's time on new flows, replies and errors, the
+    /// control plane's DHCP, the DNS): one budget per port, sized once.
+    budgets: Budgets,
     last_fdb_sweep: Time,
     /// Where DHCP messages go (the control plane); `None` drops them.
     events: Option<crossbeam_channel::Sender<super::Event>>,
@@ -195,7 +200,7 @@ impl Switch {
         dns_upstreams: Vec<std::net::SocketAddr>,
         names: SharedNames,
     ) -> Switch {
-        let dns = Dns::new(dns_upstreams, names);
+        let dns = Dns::new(dns_upstreams, names, max_ports);
         let mut nat = Nat::new(nat);
         // TCP to the gateway's port 53: a NAT flow to the DNS-over-TCP
         // server, which the NAT knows only as a service of that address.
@@ -209,6 +214,7 @@ impl Switch {
             reply: FrameBuf::new(),
             nat,
             dns,
+            budgets: Budgets::new(max_ports, SourceLimits::default()),
             last_fdb_sweep: Time::ZERO,
             events: None,
             events_dropped: 0,
@@ -239,6 +245,12 @@ impl Switch {
         if let Some(Some(net)) = self.nets.get_mut(l.net.0 as usize) {
             net.fdb.learn_synced(l.mac, l.port, now);
         }
+    }
+
+    /// The configurable per-source rates (`[nat] new_flows_per_sec`,
+    /// `[limits] floods_per_sec`, ...); every port's budget starts full.
+    pub fn set_source_limits(&mut self, limits: SourceLimits) {
+        self.budgets.set_limits(limits);
     }
 
     pub fn set_events(&mut self, tx: crossbeam_channel::Sender<super::Event>) {
@@ -496,6 +508,7 @@ impl Switch {
             }
         }
         net.ports.push(id);
+        self.budgets.reset(id);
         self.ports[index] = Some(PortSlot {
             offloads: port.offloads(),
             port,
@@ -691,6 +704,18 @@ impl Switch {
             }
             Verdict::Unicast(p) => send_to(&mut self.ports, &mut self.scratch, p, buf),
             Verdict::Flood { to_gateway } => {
+                // Storm control: every flooded frame is written to each of
+                // the network's ports, so a port's floods are budgeted.
+                if !self
+                    .budgets
+                    .of(ingress)
+                    .is_some_and(|b| b.floods.allow(now))
+                {
+                    if let Some(Some(s)) = self.ports.get_mut(ingress.index()) {
+                        s.counters.drop(DropReason::FloodLimited);
+                    }
+                    return;
+                }
                 self.flood(ingress, buf);
                 if to_gateway {
                     self.deliver_to_gateway(ingress, buf, now);
@@ -779,8 +804,16 @@ impl Switch {
             net: network.0,
         };
         let vnet = buf.vnet();
-        let verdict = net.gateway.handle(buf.frame(), &vnet, now, &mut self.reply);
+        // Every port has a budget (the table is sized for the switch's
+        // ports).
+        let Some(budget) = self.budgets.of(ingress) else {
+            return;
+        };
+        let verdict = net
+            .gateway
+            .handle_from(buf.frame(), &vnet, budget, now, &mut self.reply);
         let drop = match verdict {
+            GatewayVerdict::Dhcp if !budget.dhcp.allow(now) => Some(DropReason::DhcpRateLimited),
             GatewayVerdict::Dhcp => {
                 let sent = match (&self.events, super::DhcpFrame::copy_of(buf.frame())) {
                     (Some(tx), Some(frame)) => tx
@@ -805,8 +838,15 @@ impl Switch {
                     ports: &mut self.ports,
                     scratch: &mut self.scratch,
                 };
-                self.dns
-                    .query(&from, q.src_port, q.message, now, self.nat.host(), &mut em)
+                self.dns.query(
+                    &from,
+                    q.src_port,
+                    q.message,
+                    budget,
+                    now,
+                    self.nat.host(),
+                    &mut em,
+                )
             }
             GatewayVerdict::Nat(routed) => {
                 let from = inside(routed.src_mac, routed.src, None);
@@ -814,7 +854,8 @@ impl Switch {
                     ports: &mut self.ports,
                     scratch: &mut self.scratch,
                 };
-                self.nat.outbound(&from, &routed, &vnet, now, &mut em)
+                self.nat
+                    .outbound(&from, &routed, &vnet, budget, now, &mut em)
             }
             GatewayVerdict::Reply(drop) => {
                 if let Some(Some(s)) = self.ports.get_mut(ingress.index()) {

@@ -12,7 +12,8 @@
 //! an upstream's own address, on that query's socket, with that query's id
 //! and the question it asked (name, type, class). Pending queries live in a
 //! slab of fixed size (a query's slot is its sockets' poll token), are
-//! bounded and expire; each client is rate-limited.
+//! bounded and expire; each client is rate-limited and holds at most an
+//! eighth of the slab.
 //!
 //! Answers are built in the DNS's own frame buffer; nothing here allocates
 //! per query (`tests/no_alloc_nat.rs`).
@@ -38,6 +39,11 @@ use crate::wire::udp::{self, HEADER_LEN};
 
 /// Queries waiting for an answer, at most.
 pub const MAX_PENDING: usize = 1024;
+/// Queries of one source (a port) waiting at once, at most: an eighth of
+/// the slab, so that one container asking for names no upstream answers
+/// (at its query budget, 200/s × the 5 s timeout is all of the slab) leaves
+/// the rest to its neighbours.
+pub const MAX_PENDING_PER_SOURCE: u16 = (MAX_PENDING / 8) as u16;
 /// How long a query waits for any upstream.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 const DNS_HEADER_LEN: usize = 12;
@@ -97,6 +103,8 @@ pub struct DnsForwarder {
     /// Pending queries by slot; the slot is in the sockets' poll tokens.
     pending: Vec<Option<Pending>>,
     free: Vec<u16>,
+    /// Pending queries by asking port, sized for the switch's ports.
+    per_port: Vec<u16>,
 }
 
 /// A random transaction id (from the kernel's generator: ids must not be
@@ -108,14 +116,34 @@ fn random_id() -> u16 {
 }
 
 impl DnsForwarder {
-    pub fn new(upstreams: Vec<SocketAddr>) -> DnsForwarder {
+    /// A forwarder for a switch of `max_ports` ports.
+    pub fn new(upstreams: Vec<SocketAddr>, max_ports: usize) -> DnsForwarder {
         let mut pending = Vec::with_capacity(MAX_PENDING);
         pending.resize_with(MAX_PENDING, || None);
         DnsForwarder {
             upstreams,
             pending,
             free: (0..MAX_PENDING as u16).rev().collect(),
+            per_port: vec![0; max_ports],
         }
+    }
+
+    /// Queries of `port` waiting for an upstream.
+    pub fn pending_of(&self, port: PortId) -> u16 {
+        self.per_port.get(port.index()).copied().unwrap_or(0)
+    }
+
+    /// Ends pending query `slot`: its sockets close, its slot and its
+    /// asker's share are free again.
+    fn finish(&mut self, slot: usize, io: &mut dyn HostIo) {
+        let Some(p) = self.pending[slot].take() else {
+            return;
+        };
+        if let Some(n) = self.per_port.get_mut(p.to.port.index()) {
+            *n = n.saturating_sub(1);
+        }
+        close(p, io);
+        self.free.push(slot as u16);
     }
 
     /// Queries waiting for an upstream.
@@ -151,6 +179,13 @@ impl DnsForwarder {
             // the client wait out its timeout.
             reply_servfail(to, client_port, q, tx, emit);
             return None;
+        }
+        // The asker's share of the slab first (a port beyond the table has
+        // none: the switch never makes one).
+        let share = self.per_port.get(to.port.index()).copied();
+        if share.is_none_or(|n| n >= MAX_PENDING_PER_SOURCE) {
+            counters.refused_per_client += 1;
+            return Some(DropReason::DnsPendingLimit);
         }
         let Some(slot) = self.free.pop() else {
             counters.refused += 1;
@@ -205,6 +240,7 @@ impl DnsForwarder {
             return None;
         }
         self.pending[slot as usize] = Some(p);
+        self.per_port[to.port.index()] += 1;
         None
     }
 
@@ -249,9 +285,7 @@ impl DnsForwarder {
             emit.emit(to.port, tx);
             counters.replies += 1;
             // The first answer wins; later ones die with the sockets.
-            let p = self.pending[slot].take().expect("checked above");
-            close(p, io);
-            self.free.push(slot as u16);
+            self.finish(slot, io);
             return;
         }
     }
@@ -266,9 +300,7 @@ impl DnsForwarder {
                 .as_ref()
                 .is_some_and(|p| now.saturating_sub(p.sent) >= QUERY_TIMEOUT);
             if expired {
-                let p = self.pending[slot].take().expect("checked");
-                close(p, io);
-                self.free.push(slot as u16);
+                self.finish(slot, io);
                 counters.timeouts += 1;
             }
         }
@@ -282,9 +314,7 @@ impl DnsForwarder {
                 .as_ref()
                 .is_some_and(|p| p.to.port == port)
             {
-                let p = self.pending[slot].take().expect("checked");
-                close(p, io);
-                self.free.push(slot as u16);
+                self.finish(slot, io);
             }
         }
     }

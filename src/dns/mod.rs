@@ -14,41 +14,37 @@
 //! [`Dns`] is what the switch holds: it takes UDP queries to the gateway's
 //! port 53 (the gateway hands them over), answers or forwards them, takes
 //! the upstreams' answers from the poll, and counts ([`DnsCounters`]).
-//! Each client has a token bucket. Nothing allocates per query.
+//! Each client (a port: what a container cannot change) has a budget of
+//! queries (`ratelimit::DNS_QUERIES`) and a share of the pending slots.
+//! Nothing allocates per query.
 
 pub mod forward;
 pub mod names;
 pub mod tcp;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, MutexGuard};
-
-use hashbrown::HashMap;
 
 use crate::frame::FrameBuf;
 use crate::host::{HostIo, LocalService};
 use crate::inside::{Emit, Inside};
 use crate::port::PortId;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::SourceBudget;
 use crate::stats::DropReason;
 use crate::time::Time;
 use crate::wire::dns as w;
 
-pub use forward::{parse_resolv_conf, DnsForwarder, MAX_PENDING, QUERY_TIMEOUT};
+pub use forward::{
+    parse_resolv_conf, DnsForwarder, MAX_PENDING, MAX_PENDING_PER_SOURCE, QUERY_TIMEOUT,
+};
 pub use names::{
     local_answer, shared_names, LocalAnswer, NameTable, Resolution, SharedNames, DOMAIN, TTL,
 };
 pub use tcp::{DnsTcp, DnsTcpCounters, Origin};
 
-/// Queries per second a client may ask, and its burst.
 /// The host's resolver list: where the upstreams come from when the
 /// config names none, and what a container's resolv.conf copies options from.
 pub const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
-
-pub const CLIENT_QPS: u32 = 200;
-pub const CLIENT_BURST: u32 = 400;
-/// Clients tracked by the rate limiter; the table is cleared when full.
-const MAX_CLIENTS: usize = 4096;
 
 crate::stats::counters! {
     /// What the embedded DNS counts (`lanyard stats`, `dns`).
@@ -76,6 +72,9 @@ crate::stats::counters! {
         tcp_forwarded,
         tcp_upstream_failures,
         tcp_malformed,
+        /// Queries to forward refused because their asker already had its
+        /// share of the pending slots waiting (`MAX_PENDING_PER_SOURCE`).
+        refused_per_client,
     }
 }
 
@@ -84,8 +83,6 @@ pub struct Dns {
     names: SharedNames,
     forwarder: DnsForwarder,
     tcp: Arc<DnsTcp>,
-    /// Per-client budgets, by the client's address (of either family).
-    limits: HashMap<IpAddr, RateLimiter>,
     /// Answers are built here, one at a time.
     tx: FrameBuf,
     counters: DnsCounters,
@@ -93,13 +90,13 @@ pub struct Dns {
 
 impl Dns {
     /// A DNS answering from `names` (shared with the other shards and the
-    /// control plane) and forwarding to `upstreams`.
-    pub fn new(upstreams: Vec<SocketAddr>, names: SharedNames) -> Dns {
+    /// control plane) and forwarding to `upstreams`, for a switch of
+    /// `max_ports` ports.
+    pub fn new(upstreams: Vec<SocketAddr>, names: SharedNames, max_ports: usize) -> Dns {
         Dns {
             tcp: Arc::new(DnsTcp::new(names.clone(), upstreams.clone())),
-            forwarder: DnsForwarder::new(upstreams),
+            forwarder: DnsForwarder::new(upstreams, max_ports),
             names,
-            limits: HashMap::with_capacity(MAX_CLIENTS),
             tx: FrameBuf::new(),
             counters: DnsCounters::default(),
         }
@@ -139,25 +136,22 @@ impl Dns {
         self.forwarder.pending_len()
     }
 
-    /// Spends one query of `client`'s budget; false when it is spent.
-    fn allow(&mut self, client: IpAddr, now: Time) -> bool {
-        if !self.limits.contains_key(&client) && self.limits.len() >= MAX_CLIENTS {
-            self.limits.clear();
-        }
-        self.limits
-            .entry(client)
-            .or_insert_with(|| RateLimiter::new(CLIENT_QPS, CLIENT_BURST).starting_at(now))
-            .allow(now)
+    /// Queries of `port` waiting for an upstream.
+    pub fn pending_of(&self, port: PortId) -> u16 {
+        self.forwarder.pending_of(port)
     }
 
     /// A UDP query from `from` (its address, port `client_port`) to the
     /// gateway's port 53: answered from the names, forwarded upstream, or
-    /// refused (the reason returned).
+    /// refused (the reason returned). `budget` is the sending port's: the
+    /// query is charged to it.
+    #[allow(clippy::too_many_arguments)]
     pub fn query(
         &mut self,
         from: &Inside,
         client_port: u16,
         query: &[u8],
+        budget: &mut SourceBudget,
         now: Time,
         io: &mut dyn HostIo,
         emit: &mut dyn Emit,
@@ -168,7 +162,7 @@ impl Dns {
             return Some(DropReason::MalformedPacket);
         }
         c.queries += 1;
-        if !self.allow(from.ip, now) {
+        if !budget.dns_queries.allow(now) {
             self.counters.rate_limited += 1;
             return Some(DropReason::RateLimited);
         }
@@ -231,5 +225,126 @@ impl Dns {
     /// A port left: its pending queries go.
     pub fn port_removed(&mut self, port: PortId, io: &mut dyn HostIo) {
         self.forwarder.port_removed(port, io);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::FakeIo;
+    use crate::ratelimit::{SourceBudget, SourceLimits};
+    use crate::wire::MacAddr;
+    use std::net::Ipv4Addr;
+
+    struct Sink;
+    impl Emit for Sink {
+        fn emit(&mut self, _port: PortId, _frame: &mut FrameBuf) {}
+    }
+
+    fn asker(port: u32) -> Inside {
+        let ip = Ipv4Addr::new(172, 17, 0, 2 + port as u8);
+        Inside {
+            port: PortId(port),
+            mac: MacAddr::docker_from_ipv4(ip),
+            ip: ip.into(),
+            gateway_mac: MacAddr::docker_from_ipv4(Ipv4Addr::new(172, 17, 0, 1)),
+            gateway_ip: Ipv4Addr::new(172, 17, 0, 1).into(),
+            mtu: 1500,
+            allow_host_loopback: false,
+            internal: false,
+            net: 0,
+        }
+    }
+
+    fn query(i: u32) -> Vec<u8> {
+        let mut q = vec![0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        let label = format!("n{i}");
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+        q.extend_from_slice(b"\x07example\x00\x00\x01\x00\x01");
+        q
+    }
+
+    /// One asker whose queries no upstream answers holds at most its share
+    /// of the pending slots; another asker's query is still forwarded.
+    #[test]
+    fn one_asker_holds_at_most_its_share_of_the_pending_queries() {
+        let upstream: SocketAddr = "127.0.0.1:5353".parse().unwrap();
+        let mut dns = Dns::new(vec![upstream], shared_names(), 4);
+        dns.names().network_added(
+            0,
+            "172.17.0.0/16".parse().unwrap(),
+            Ipv4Addr::new(172, 17, 0, 1),
+            None,
+            false,
+        );
+        let (mut io, _handle) = FakeIo::new().unwrap();
+        // Its query budget aside (unlimited here): the share is the bound.
+        let mut flooder = SourceBudget::unlimited();
+        let refused = (0..300)
+            .filter_map(|i| {
+                dns.query(
+                    &asker(0),
+                    1000,
+                    &query(i),
+                    &mut flooder,
+                    Time::ZERO,
+                    &mut io,
+                    &mut Sink,
+                )
+            })
+            .collect::<Vec<_>>();
+        assert_eq!(dns.pending_of(PortId(0)), MAX_PENDING_PER_SOURCE);
+        assert_eq!(refused.len(), 300 - MAX_PENDING_PER_SOURCE as usize);
+        assert!(refused.iter().all(|r| *r == DropReason::DnsPendingLimit));
+        assert_eq!(dns.counters().refused_per_client, refused.len() as u64);
+        let mut polite = SourceBudget::new(&SourceLimits::default());
+        assert_eq!(
+            dns.query(
+                &asker(1),
+                1000,
+                &query(999),
+                &mut polite,
+                Time::ZERO,
+                &mut io,
+                &mut Sink
+            ),
+            None
+        );
+        assert_eq!(dns.pending_of(PortId(1)), 1);
+        // Expired, they give their share back.
+        dns.tick(Time::ZERO.saturating_add(QUERY_TIMEOUT), &mut io);
+        assert_eq!(dns.pending_of(PortId(0)), 0);
+        assert_eq!(dns.pending_len(), 0);
+    }
+
+    /// The query budget is the asking port's, whatever address it asks
+    /// from.
+    #[test]
+    fn the_query_budget_is_the_ports() {
+        let mut dns = Dns::new(Vec::new(), shared_names(), 4);
+        let (mut io, _handle) = FakeIo::new().unwrap();
+        let mut budget = SourceBudget::new(&SourceLimits::default());
+        let burst = crate::ratelimit::DNS_QUERIES.burst;
+        let mut limited = 0;
+        for i in 0..burst + 10 {
+            // Each from another address: the budget is the same.
+            let mut from = asker(0);
+            from.ip = Ipv4Addr::new(10, 0, (i >> 8) as u8, i as u8).into();
+            if dns.query(
+                &from,
+                1000,
+                &query(i),
+                &mut budget,
+                Time::ZERO,
+                &mut io,
+                &mut Sink,
+            ) == Some(DropReason::RateLimited)
+            {
+                limited += 1;
+            }
+        }
+        assert_eq!(limited, 10);
+        assert_eq!(dns.counters().rate_limited, 10);
     }
 }

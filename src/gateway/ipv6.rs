@@ -36,6 +36,7 @@ use ipnet::Ipv6Net;
 
 use super::{DnsQuery, Gateway, Routed, Verdict, REPLY_TTL};
 use crate::frame::FrameBuf;
+use crate::ratelimit::SourceBudget;
 use crate::stats::DropReason;
 use crate::time::Time;
 use crate::wire::checksum;
@@ -163,6 +164,7 @@ impl Gateway {
         eth: EthernetFrame<&'a [u8]>,
         to_us: bool,
         vnet: &VnetHdr,
+        budget: &mut SourceBudget,
         now: Time,
         out: &mut FrameBuf,
     ) -> Verdict<'a> {
@@ -195,8 +197,12 @@ impl Gateway {
             // solicited-node group, all-routers); anything else multicast
             // is the containers' own business, flooded by the switch.
             return match icmp.map(|m| m.msg_type()) {
-                Some(kind::NEIGHBOR_SOLICIT) => self.neighbor_solicit(src_mac, &ip, l4, out),
-                Some(kind::ROUTER_SOLICIT) => self.router_solicit(src_mac, &ip, l4, out),
+                Some(kind::NEIGHBOR_SOLICIT) => {
+                    self.neighbor_solicit(src_mac, &ip, l4, budget, now, out)
+                }
+                Some(kind::ROUTER_SOLICIT) => {
+                    self.router_solicit(src_mac, &ip, l4, budget, now, out)
+                }
                 _ => Verdict::Ignored,
             };
         }
@@ -210,7 +216,7 @@ impl Gateway {
             if upper.fragment.is_some() {
                 return Verdict::Drop(DropReason::Fragment);
             }
-            return self.deliver_local_v6(src_mac, &ip, &upper, l4, vnet, now, out);
+            return self.deliver_local_v6(src_mac, &ip, &upper, l4, vnet, budget, now, out);
         }
         if is_link_local(dst) || subnet.contains(&dst) {
             // On-link destinations are reached directly, never through us.
@@ -225,6 +231,7 @@ impl Gateway {
                 kind::DST_UNREACHABLE,
                 icmpv6::unreachable::NO_ROUTE,
                 0,
+                budget,
                 now,
                 out,
                 DropReason::NoRoute,
@@ -237,6 +244,7 @@ impl Gateway {
                 kind::TIME_EXCEEDED,
                 0,
                 0,
+                budget,
                 now,
                 out,
                 DropReason::NoRoute,
@@ -254,6 +262,7 @@ impl Gateway {
         upper: &UpperLayer,
         l4: &'a [u8],
         vnet: &VnetHdr,
+        budget: &mut SourceBudget,
         now: Time,
         out: &mut FrameBuf,
     ) -> Verdict<'a> {
@@ -270,11 +279,16 @@ impl Gateway {
                 }
                 match m.msg_type() {
                     kind::ECHO_REQUEST => {
+                        if !budget.replies.allow(now) {
+                            return Verdict::Drop(DropReason::ReplyRateLimited);
+                        }
                         self.echo_reply_v6(src_mac, ip, &l4[icmpv6::HEADER_LEN..], out);
                         Verdict::Reply(None)
                     }
-                    kind::NEIGHBOR_SOLICIT => self.neighbor_solicit(src_mac, ip, l4, out),
-                    kind::ROUTER_SOLICIT => self.router_solicit(src_mac, ip, l4, out),
+                    kind::NEIGHBOR_SOLICIT => {
+                        self.neighbor_solicit(src_mac, ip, l4, budget, now, out)
+                    }
+                    kind::ROUTER_SOLICIT => self.router_solicit(src_mac, ip, l4, budget, now, out),
                     _ => Verdict::Drop(DropReason::NotServed),
                 }
             }
@@ -307,6 +321,9 @@ impl Gateway {
                 if seg.flags() & tcpf::RST != 0 {
                     return Verdict::Drop(DropReason::NotServed);
                 }
+                if !budget.replies.allow(now) {
+                    return Verdict::Drop(DropReason::ReplyRateLimited);
+                }
                 self.tcp_reset_v6(src_mac, ip, &seg, out);
                 Verdict::Reply(Some(DropReason::NotServed))
             }
@@ -317,6 +334,7 @@ impl Gateway {
                 kind::DST_UNREACHABLE,
                 icmpv6::unreachable::PORT,
                 0,
+                budget,
                 now,
                 out,
                 DropReason::NotServed,
@@ -331,6 +349,7 @@ impl Gateway {
                 kind::PARAM_PROBLEM,
                 1,
                 w::field::NEXT_HEADER as u32,
+                budget,
                 now,
                 out,
                 DropReason::NotServed,
@@ -346,6 +365,8 @@ impl Gateway {
         src_mac: MacAddr,
         ip: &Ipv6Packet<&[u8]>,
         l4: &[u8],
+        budget: &mut SourceBudget,
+        now: Time,
         out: &mut FrameBuf,
     ) -> Verdict<'a> {
         let Some(v) = &self.v6 else {
@@ -364,6 +385,9 @@ impl Gateway {
         }
         if !ndp_valid(ip, &m) {
             return Verdict::Drop(DropReason::MalformedPacket);
+        }
+        if !budget.replies.allow(now) {
+            return Verdict::Drop(DropReason::ReplyRateLimited);
         }
         let src = ip.src();
         // DAD for our address (from ::) is answered to all nodes, and
@@ -389,6 +413,8 @@ impl Gateway {
         src_mac: MacAddr,
         ip: &Ipv6Packet<&[u8]>,
         l4: &[u8],
+        budget: &mut SourceBudget,
+        now: Time,
         out: &mut FrameBuf,
     ) -> Verdict<'a> {
         let Ok(m) = Icmpv6Packet::new_checked(l4) else {
@@ -396,6 +422,9 @@ impl Gateway {
         };
         if !ndp_valid(ip, &m) {
             return Verdict::Drop(DropReason::MalformedPacket);
+        }
+        if !budget.replies.allow(now) {
+            return Verdict::Drop(DropReason::ReplyRateLimited);
         }
         let src = ip.src();
         let dst = if src.is_unspecified() { ALL_NODES } else { src };
@@ -475,6 +504,7 @@ impl Gateway {
         msg_type: u8,
         code: u8,
         param: u32,
+        budget: &mut SourceBudget,
         now: Time,
         out: &mut FrameBuf,
         reason: DropReason,
@@ -491,7 +521,7 @@ impl Gateway {
                 _ => return Verdict::Drop(reason),
             }
         }
-        if !self.icmp_errors.allow(now) {
+        if !budget.icmp_errors.allow(now) || !self.icmp_errors.allow(now) {
             return Verdict::Drop(DropReason::IcmpRateLimited);
         }
         let Some(v) = &self.v6 else {

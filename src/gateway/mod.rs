@@ -22,7 +22,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use ipnet::{IpNet, Ipv4Net};
 
 use crate::frame::FrameBuf;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{RateLimiter, SourceBudget};
 use crate::stats::DropReason;
 use crate::time::Time;
 use crate::wire::arp::{self, ArpPacket, ArpRepr};
@@ -264,13 +264,28 @@ impl Gateway {
         self.mac
     }
 
-    /// Handles a frame addressed to the gateway's MAC, or a broadcast or
-    /// multicast frame (which the switch also floods). `frame` is at least
-    /// an Ethernet header long.
+    /// [`Gateway::handle_from`] for a sender with no budget of its own
+    /// (tests): only the network's shared limits apply.
     pub fn handle<'a>(
         &mut self,
         frame: &'a [u8],
         vnet: &VnetHdr,
+        now: Time,
+        out: &mut FrameBuf,
+    ) -> Verdict<'a> {
+        self.handle_from(frame, vnet, &mut SourceBudget::unlimited(), now, out)
+    }
+
+    /// Handles a frame addressed to the gateway's MAC, or a broadcast or
+    /// multicast frame (which the switch also floods). `frame` is at least
+    /// an Ethernet header long. `budget` is its sender's (the ingress
+    /// port's): the echo replies and ICMP errors it is sent are charged to
+    /// it, so that one sender cannot spend what the network shares.
+    pub fn handle_from<'a>(
+        &mut self,
+        frame: &'a [u8],
+        vnet: &VnetHdr,
+        budget: &mut SourceBudget,
         now: Time,
         out: &mut FrameBuf,
     ) -> Verdict<'a> {
@@ -279,12 +294,14 @@ impl Gateway {
         };
         let to_us = eth.dst() == self.mac;
         match eth.ethertype() {
-            ethertype::ARP => self.handle_arp(&eth, to_us, out),
-            ethertype::IPV4 if to_us => self.handle_ipv4(eth, vnet, now, out),
+            ethertype::ARP => self.handle_arp(&eth, to_us, budget, now, out),
+            ethertype::IPV4 if to_us => self.handle_ipv4(eth, vnet, budget, now, out),
             ethertype::IPV4 if eth.dst().is_broadcast() && is_dhcp_request(eth.payload()) => {
                 Verdict::Dhcp
             }
-            ethertype::IPV6 if self.v6.is_some() => self.handle_ipv6(eth, to_us, vnet, now, out),
+            ethertype::IPV6 if self.v6.is_some() => {
+                self.handle_ipv6(eth, to_us, vnet, budget, now, out)
+            }
             _ if to_us => Verdict::Drop(DropReason::NotServed),
             _ => Verdict::Ignored,
         }
@@ -294,6 +311,8 @@ impl Gateway {
         &mut self,
         eth: &EthernetFrame<&[u8]>,
         to_us: bool,
+        budget: &mut SourceBudget,
+        now: Time,
         out: &mut FrameBuf,
     ) -> Verdict<'a> {
         let arp = match ArpPacket::new_checked(eth.payload()) {
@@ -307,6 +326,9 @@ impl Gateway {
         let requester = arp.sender_mac();
         if !requester.is_unicast() {
             return Verdict::Drop(DropReason::MalformedPacket);
+        }
+        if !budget.replies.allow(now) {
+            return Verdict::Drop(DropReason::ReplyRateLimited);
         }
         let buf = out.read_space();
         let mut n = ethernet::emit_header(buf, requester, self.mac, ethertype::ARP);
@@ -327,6 +349,7 @@ impl Gateway {
         &mut self,
         eth: EthernetFrame<&'a [u8]>,
         vnet: &VnetHdr,
+        budget: &mut SourceBudget,
         now: Time,
         out: &mut FrameBuf,
     ) -> Verdict<'a> {
@@ -386,7 +409,7 @@ impl Gateway {
             if (self.nat && (proto == protocol::TCP || proto == protocol::UDP)) || tcp_dns {
                 return routed(vnet);
             }
-            return self.deliver_local(&eth, &ip, vnet, now, out);
+            return self.deliver_local(&eth, &ip, vnet, budget, now, out);
         }
         if dst.is_broadcast() || dst.is_multicast() || dst == self.subnet.broadcast() {
             return Verdict::Drop(DropReason::NotServed);
@@ -405,6 +428,7 @@ impl Gateway {
             &ip,
             msg_type::DEST_UNREACHABLE,
             unreachable::NET,
+            budget,
             now,
             out,
             DropReason::NoRoute,
@@ -416,6 +440,7 @@ impl Gateway {
         eth: &EthernetFrame<&[u8]>,
         ip: &Ipv4Packet<&[u8]>,
         vnet: &VnetHdr,
+        budget: &mut SourceBudget,
         now: Time,
         out: &mut FrameBuf,
     ) -> Verdict<'static> {
@@ -442,6 +467,9 @@ impl Gateway {
                 if icmp.msg_type() != msg_type::ECHO_REQUEST {
                     return Verdict::Drop(DropReason::NotServed);
                 }
+                if !budget.replies.allow(now) {
+                    return Verdict::Drop(DropReason::ReplyRateLimited);
+                }
                 self.echo_reply(eth, ip, icmp.echo_body(), out);
                 Verdict::Reply(None)
             }
@@ -452,6 +480,9 @@ impl Gateway {
                 if seg.flags() & tcpf::RST != 0 {
                     return Verdict::Drop(DropReason::NotServed);
                 }
+                if !budget.replies.allow(now) {
+                    return Verdict::Drop(DropReason::ReplyRateLimited);
+                }
                 self.tcp_reset(eth, ip, &seg, out);
                 Verdict::Reply(Some(DropReason::NotServed))
             }
@@ -460,6 +491,7 @@ impl Gateway {
                 ip,
                 msg_type::DEST_UNREACHABLE,
                 unreachable::PORT,
+                budget,
                 now,
                 out,
                 DropReason::NotServed,
@@ -469,6 +501,7 @@ impl Gateway {
                 ip,
                 msg_type::DEST_UNREACHABLE,
                 unreachable::PROTOCOL,
+                budget,
                 now,
                 out,
                 DropReason::NotServed,
@@ -540,8 +573,9 @@ impl Gateway {
     }
 
     /// Drops the packet `ip` (counted as `reason`) and tells its sender with
-    /// an ICMP error, unless RFC 1122 3.2.2 forbids one; when the rate limit
-    /// is spent the drop is counted as `IcmpRateLimited` instead.
+    /// an ICMP error, unless RFC 1122 3.2.2 forbids one; when its sender's
+    /// budget or the network's shared rate limit is spent the drop is
+    /// counted as `IcmpRateLimited` instead.
     #[allow(clippy::too_many_arguments)]
     fn icmp_error(
         &mut self,
@@ -549,6 +583,7 @@ impl Gateway {
         ip: &Ipv4Packet<&[u8]>,
         kind: u8,
         code: u8,
+        budget: &mut SourceBudget,
         now: Time,
         out: &mut FrameBuf,
         reason: DropReason,
@@ -562,7 +597,9 @@ impl Gateway {
                 _ => return Verdict::Drop(reason),
             }
         }
-        if !self.icmp_errors.allow(now) {
+        // The sender's own budget first: what it spends of the shared one
+        // is then at most its own rate.
+        if !budget.icmp_errors.allow(now) || !self.icmp_errors.allow(now) {
             return Verdict::Drop(DropReason::IcmpRateLimited);
         }
         // Quote the header plus 8 bytes of what follows (RFC 792).
@@ -804,6 +841,88 @@ mod tests {
         // Refills with time.
         assert!(g
             .handle(&f, &VnetHdr::default(), Time::from_secs(1), &mut out)
+            .is_reply());
+    }
+
+    /// A sender's errors come from its own budget (a tenth of the
+    /// network's rate, a fifth of its burst) before the shared one: one
+    /// flooding sender leaves its neighbours theirs.
+    #[test]
+    fn one_sender_cannot_spend_its_neighbours_icmp_errors() {
+        use crate::ratelimit::{SourceLimits, ICMP_ERRORS};
+        let mut g = gw();
+        let mut out = FrameBuf::new();
+        let h = VnetHdr::default();
+        let f = ip_frame(
+            Ipv4Addr::new(10, 9, 8, 7),
+            protocol::UDP,
+            &[0, 1, 0, 2, 0, 8, 0, 0],
+        );
+        let limits = SourceLimits::default();
+        let (mut flooder, mut polite) = (SourceBudget::new(&limits), SourceBudget::new(&limits));
+        let burst = (0..200)
+            .filter(|_| {
+                g.handle_from(&f, &h, &mut flooder, Time::ZERO, &mut out)
+                    .is_reply()
+            })
+            .count();
+        assert_eq!(burst, ICMP_ERRORS.burst as usize);
+        let o = g.handle_from(&f, &h, &mut flooder, Time::ZERO, &mut out);
+        assert_eq!(o.drop_reason(), Some(DropReason::IcmpRateLimited));
+        // The same instant, the neighbour is told.
+        assert!(g
+            .handle_from(&f, &h, &mut polite, Time::ZERO, &mut out)
+            .is_reply());
+        // For a second: the flooder sends 20 a millisecond, the neighbour
+        // one every 20 ms; every one of the neighbour's is answered, the
+        // flooder's at its own rate.
+        let (mut flooder_told, mut polite_told) = (0, 0);
+        for ms in 1..=1000u64 {
+            let now = Time(ms * 1_000_000);
+            for _ in 0..20 {
+                if g.handle_from(&f, &h, &mut flooder, now, &mut out)
+                    .is_reply()
+                {
+                    flooder_told += 1;
+                }
+            }
+            if ms % 20 == 0 && g.handle_from(&f, &h, &mut polite, now, &mut out).is_reply() {
+                polite_told += 1;
+            }
+        }
+        assert_eq!(polite_told, 50);
+        assert!(
+            flooder_told <= ICMP_ERRORS.per_sec + ICMP_ERRORS.burst,
+            "{flooder_told}"
+        );
+    }
+
+    /// Echo replies are charged to the asker: past its budget the request
+    /// is dropped (counted), and another asker is still answered.
+    #[test]
+    fn echo_replies_are_budgeted_per_sender() {
+        use crate::ratelimit::{SourceLimits, GATEWAY_REPLIES};
+        let mut g = gw();
+        let mut out = FrameBuf::new();
+        let h = VnetHdr::default();
+        let f = ip_frame(GW, protocol::ICMP, &echo_request(b"ping"));
+        let limits = SourceLimits::default();
+        let (mut flooder, mut polite) = (SourceBudget::new(&limits), SourceBudget::new(&limits));
+        let answered = (0..5000)
+            .filter(|_| {
+                g.handle_from(&f, &h, &mut flooder, Time::ZERO, &mut out)
+                    .is_reply()
+            })
+            .count();
+        assert_eq!(answered, GATEWAY_REPLIES.burst as usize);
+        let o = g.handle_from(&f, &h, &mut flooder, Time::ZERO, &mut out);
+        assert_eq!(o.drop_reason(), Some(DropReason::ReplyRateLimited));
+        assert!(g
+            .handle_from(&f, &h, &mut polite, Time::ZERO, &mut out)
+            .is_reply());
+        // Refilled at its rate.
+        assert!(g
+            .handle_from(&f, &h, &mut flooder, Time::from_secs(1), &mut out)
             .is_reply());
     }
 

@@ -159,6 +159,22 @@ impl Nat {
         }
     }
 
+    /// The listener of forward `id` is polled edge-triggered: after a full
+    /// batch (the backlog not yet drained) nothing would report it again
+    /// until a new client arrives — and with the backlog full no new
+    /// client can arrive, so the port would be stuck for good (a flood of
+    /// clients did that). Re-arming it reports it again on the next poll,
+    /// after the other ready ports and sockets had their turn.
+    fn rearm(&mut self, id: usize) {
+        if let Some(Some(f)) = self.forwards.get(id) {
+            let fd = f.listener.as_raw_fd();
+            self.io
+                .reregister(fd, PollToken::Forward(id as u32), Interest::READABLE);
+        }
+    }
+
+    /// Accepts up to `ACCEPT_BATCH` clients; re-arms the listener if the
+    /// batch was full.
     fn accept_clients(&mut self, id: usize, now: Time, emit: &mut dyn Emit) {
         for _ in 0..ACCEPT_BATCH {
             let Some(Some(f)) = self.forwards.get(id) else {
@@ -217,6 +233,8 @@ impl Nat {
                 }
             }
         }
+        // A full batch: more may be waiting.
+        self.rearm(id);
     }
 
     fn forward_datagrams(&mut self, id: usize, now: Time, emit: &mut dyn Emit) {
@@ -283,6 +301,8 @@ impl Nat {
                 f.bytes_in += n as u64;
             }
         }
+        // A full batch: more may be waiting (see `rearm`).
+        self.rearm(id);
     }
 
     /// The flow key of a UDP client of a published port, and its flow if it

@@ -22,6 +22,7 @@ use crate::frame::FrameBuf;
 use crate::gateway::Routed;
 use crate::inside::{emit_ip_to, v6, Emit, Inside};
 use crate::log;
+use crate::ratelimit::SourceBudget;
 use crate::stats::DropReason;
 use crate::time::Time;
 use crate::wire::icmpv4::{self, msg_type, unreachable, Icmpv4Packet};
@@ -111,12 +112,36 @@ pub(crate) fn send_unreachable(
 }
 
 impl Nat {
+    /// An ICMP error about a container's own packet (a refused or failed
+    /// new flow), charged to the container's budget of ICMP errors: past
+    /// it the error is not sent (counted), the refusal stands.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn icmp_error_to(
+        &mut self,
+        budget: &mut SourceBudget,
+        now: Time,
+        ep: &Inside,
+        key: &FlowKey,
+        proto: u8,
+        code: u8,
+        l4: &[u8; 8],
+        emit: &mut dyn Emit,
+    ) {
+        if budget.icmp_errors.allow(now) {
+            send_unreachable(&mut self.tx, ep, key, proto, code, l4, emit);
+        } else {
+            self.counters.icmp_errors_limited += 1;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn icmp_outbound(
         &mut self,
         ep: &Inside,
         ip: &Routed<'_>,
         l4: &[u8],
         vnet: &VnetHdr,
+        budget: &mut SourceBudget,
         now: Time,
         emit: &mut dyn Emit,
     ) -> Option<DropReason> {
@@ -149,12 +174,17 @@ impl Nat {
         let id = match self.table.lookup(&key) {
             Some(id) => id,
             None => {
+                if !budget.new_flows.allow(now) {
+                    self.counters.flows_refused_rate += 1;
+                    return Some(DropReason::FlowRateLimited);
+                }
                 // Echo to the gateway is answered by the gateway itself;
                 // what reaches here is routed, and the same destination
                 // rule as for TCP and UDP holds (port 0: no service).
                 if let Target::Refuse(r) = self.target_for(ep, ip.dst, 0, false) {
-                    send_unreachable(
-                        &mut self.tx,
+                    self.icmp_error_to(
+                        budget,
+                        now,
                         ep,
                         &key,
                         protocol::ICMP,
@@ -166,8 +196,9 @@ impl Nat {
                 }
                 if self.table.flows_of(key.inside.ip()) >= self.cfg.max_flows_per_container {
                     self.counters.flows_refused_limit += 1;
-                    send_unreachable(
-                        &mut self.tx,
+                    self.icmp_error_to(
+                        budget,
+                        now,
                         ep,
                         &key,
                         protocol::ICMP,
@@ -189,8 +220,9 @@ impl Nat {
                                 nix::unistd::getegid()
                             );
                         }
-                        send_unreachable(
-                            &mut self.tx,
+                        self.icmp_error_to(
+                            budget,
+                            now,
                             ep,
                             &key,
                             protocol::ICMP,
@@ -211,7 +243,7 @@ impl Nat {
                     } else {
                         unreachable::HOST
                     };
-                    send_unreachable(&mut self.tx, ep, &key, protocol::ICMP, code, &q, emit);
+                    self.icmp_error_to(budget, now, ep, &key, protocol::ICMP, code, &q, emit);
                     return Some(DropReason::HostSocketFailed);
                 }
                 let flow = Flow::new(

@@ -33,6 +33,7 @@ use crate::gateway::Routed;
 use crate::host::{HostIo, LocalService, PollToken, RealIo};
 use crate::log;
 use crate::port::PortId;
+use crate::ratelimit::SourceBudget;
 use crate::stats::DropReason;
 use crate::time::Time;
 use crate::wire::ipv4::protocol;
@@ -94,6 +95,15 @@ crate::stats::counters! {
         /// Packets from a source no host has (0.0.0.0, loopback, group
         /// addresses, the gateway's own) refused.
         bad_source_refused,
+        /// New flows refused because their container's new-flows-per-second
+        /// budget was spent.
+        flows_refused_rate,
+        /// New flows refused because the table was full and none of its
+        /// oldest flows was one nobody answered.
+        flows_refused_full,
+        /// ICMP errors about refused or failed new flows not sent because
+        /// their container's budget of ICMP errors was spent.
+        icmp_errors_limited,
     }
 }
 
@@ -156,6 +166,19 @@ impl Flow {
 
     fn fd(&self) -> RawFd {
         self.sock.as_raw_fd()
+    }
+
+    /// A flow a full table may close to make room (conntrack's early drop
+    /// takes the same): nobody answered it — a TCP connection not yet
+    /// established both ways (or closing), UDP with no reply, ICMP echo.
+    /// An established connection or an answered UDP flow is never closed
+    /// for someone else's new one.
+    fn may_evict(&self) -> bool {
+        match &self.state {
+            FlowState::Tcp(c) => !c.is_established_both_ways(),
+            FlowState::Udp(u) => !u.replied,
+            FlowState::Icmp(_) => true,
+        }
     }
 }
 
@@ -270,7 +293,9 @@ impl Nat {
     }
 
     /// Adds a flow with its socket registered for `interest`; on a full
-    /// table the least recently active flow is dropped first.
+    /// table the least recently active flow nobody answered is dropped
+    /// first (`Flow::may_evict`), or, if there is none, the new flow is
+    /// refused.
     fn add_flow(
         &mut self,
         key: FlowKey,
@@ -281,11 +306,15 @@ impl Nat {
     ) -> Result<FlowId, DropReason> {
         let fd = flow.fd();
         let port = flow.ep.port;
-        let (id, evicted) = match self.table.insert(key, port, flow, now) {
+        let (id, evicted) = match self.table.insert(key, port, flow, now, Flow::may_evict) {
             Ok(r) => r,
             Err((Refused::EndpointLimit, _flow)) => {
                 self.counters.flows_refused_limit += 1;
                 return Err(DropReason::FlowLimit);
+            }
+            Err((Refused::Full, _flow)) => {
+                self.counters.flows_refused_full += 1;
+                return Err(DropReason::FlowTableFull);
             }
         };
         if let Some((k, old)) = evicted {
@@ -316,7 +345,7 @@ impl Nat {
         emit: &mut dyn Emit,
     ) -> Option<FlowId> {
         let port = flow.ep.port;
-        match self.table.insert(key, port, flow, now) {
+        match self.table.insert(key, port, flow, now, Flow::may_evict) {
             Ok((id, evicted)) => {
                 if let Some((k, old)) = evicted {
                     self.counters.flows_evicted += 1;
@@ -325,8 +354,12 @@ impl Nat {
                 self.counters.udp_flows += 1;
                 Some(id)
             }
-            Err(_) => {
+            Err((Refused::EndpointLimit, _)) => {
                 self.counters.flows_refused_limit += 1;
+                None
+            }
+            Err((Refused::Full, _)) => {
+                self.counters.flows_refused_full += 1;
                 None
             }
         }
@@ -384,11 +417,14 @@ impl Nat {
 
     /// A routed (or gateway-addressed, for DNS and host loopback) IPv4
     /// packet from a container. Returns why it was dropped, if it was.
+    /// `budget` is the sending port's: new flows and the ICMP errors
+    /// about them are charged to it.
     pub fn outbound(
         &mut self,
         ep: &Inside,
         pkt: &Routed<'_>,
         vnet: &VnetHdr,
+        budget: &mut SourceBudget,
         now: Time,
         emit: &mut dyn Emit,
     ) -> Option<DropReason> {
@@ -402,18 +438,20 @@ impl Nat {
             return Some(DropReason::SpoofedSrcIp);
         }
         match (pkt.proto, pkt.src) {
-            (protocol::TCP, _) => self.tcp_outbound(ep, pkt, l4, vnet, now, emit),
-            (protocol::UDP, _) => self.udp_outbound(ep, pkt, l4, now, emit),
-            (protocol::ICMP, IpAddr::V4(_)) => self.icmp_outbound(ep, pkt, l4, vnet, now, emit),
+            (protocol::TCP, _) => self.tcp_outbound(ep, pkt, l4, vnet, budget, now, emit),
+            (protocol::UDP, _) => self.udp_outbound(ep, pkt, l4, budget, now, emit),
+            (protocol::ICMP, IpAddr::V4(_)) => {
+                self.icmp_outbound(ep, pkt, l4, vnet, budget, now, emit)
+            }
             (crate::wire::ipv6::next_header::ICMPV6, IpAddr::V6(_)) => {
-                self.icmp_outbound(ep, pkt, l4, vnet, now, emit)
+                self.icmp_outbound(ep, pkt, l4, vnet, budget, now, emit)
             }
             _ => Some(DropReason::NotServed),
         }
     }
 
     /// [`Nat::outbound`] for a whole frame (benches and tests): parsed as
-    /// the gateway parses routed traffic.
+    /// the gateway parses routed traffic, from a sender with no budget.
     pub fn outbound_frame(
         &mut self,
         ep: &Inside,
@@ -423,7 +461,7 @@ impl Nat {
     ) -> Option<DropReason> {
         let vnet = buf.vnet();
         match crate::gateway::routed(buf.frame(), &vnet) {
-            Ok(pkt) => self.outbound(ep, &pkt, &vnet, now, emit),
+            Ok(pkt) => self.outbound(ep, &pkt, &vnet, &mut SourceBudget::unlimited(), now, emit),
             Err(r) => Some(r),
         }
     }

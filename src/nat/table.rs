@@ -2,6 +2,14 @@
 //! index is also its socket's poll token), with an intrusive LRU list of
 //! activity so the oldest idle flow is found in O(1), a global bound, and a
 //! per-endpoint bound. Sized once; nothing grows on the data path.
+//!
+//! A full table makes room as Linux's conntrack does (its "early drop"):
+//! by closing the least recently active flow among the oldest
+//! [`EVICT_SCAN`] that the caller says may go (the NAT: one nobody
+//! answered), never an established connection; when none of them may, the
+//! new flow is refused. So containers that flood together (each at its own
+//! bound) churn each other's unanswered flows, not a neighbour's idle
+//! connections.
 
 use hashbrown::HashMap;
 use std::fmt;
@@ -58,7 +66,13 @@ struct Slot<T> {
 pub enum Refused {
     /// The endpoint has as many flows as it may.
     EndpointLimit,
+    /// The table is full and none of its oldest flows may be closed.
+    Full,
 }
+
+/// Flows looked at, from the least recently active, for one that may be
+/// closed to make room: bounded work per new flow.
+pub const EVICT_SCAN: usize = 64;
 
 pub struct FlowTable<T> {
     slots: Vec<Option<Slot<T>>>,
@@ -184,8 +198,24 @@ impl<T> FlowTable<T> {
         (self.head != NIL).then_some(FlowId(self.head))
     }
 
-    /// Adds a flow. When the table is full the least recently active flow
-    /// is removed first and handed back, for the caller to close.
+    /// The least recently active of the oldest [`EVICT_SCAN`] flows that
+    /// `may_evict` lets go.
+    fn evictable(&self, may_evict: impl Fn(&T) -> bool) -> Option<FlowId> {
+        let mut cur = self.head;
+        for _ in 0..EVICT_SCAN {
+            let s = self.slots.get(cur as usize)?.as_ref()?;
+            if may_evict(&s.value) {
+                return Some(FlowId(cur));
+            }
+            cur = s.next;
+        }
+        None
+    }
+
+    /// Adds a flow. When the table is full, the least recently active of
+    /// its oldest [`EVICT_SCAN`] flows for which `may_evict` holds is
+    /// removed first and handed back, for the caller to close; if none may
+    /// go, the new flow is refused.
     #[allow(clippy::type_complexity)]
     pub fn insert(
         &mut self,
@@ -193,6 +223,7 @@ impl<T> FlowTable<T> {
         owner: PortId,
         value: T,
         now: Time,
+        may_evict: impl Fn(&T) -> bool,
     ) -> Result<(FlowId, Option<(FlowKey, T)>), (Refused, T)> {
         let inside = key.inside.ip();
         if self.flows_of(inside) >= self.max_per_endpoint {
@@ -200,7 +231,9 @@ impl<T> FlowTable<T> {
         }
         let mut evicted = None;
         if self.free.is_empty() {
-            let old = FlowId(self.head);
+            let Some(old) = self.evictable(may_evict) else {
+                return Err((Refused::Full, value));
+            };
             evicted = self.remove(old);
         }
         let i = self.free.pop().expect("a free slot after eviction");
@@ -280,7 +313,7 @@ mod tests {
     fn insert_lookup_remove() {
         let mut t: FlowTable<u32> = FlowTable::new(4, 4);
         let (id, ev) = t
-            .insert(key(1, [172, 17, 0, 2]), PortId(0), 7, Time::ZERO)
+            .insert(key(1, [172, 17, 0, 2]), PortId(0), 7, Time::ZERO, |_| true)
             .unwrap();
         assert!(ev.is_none());
         assert_eq!(t.lookup(&key(1, [172, 17, 0, 2])), Some(id));
@@ -296,14 +329,20 @@ mod tests {
         let mut t: FlowTable<u32> = FlowTable::new(3, 10);
         let ids: Vec<_> = (0..3)
             .map(|n| {
-                t.insert(key(n, [172, 17, 0, 2]), PortId(0), n as u32, Time(n as u64))
-                    .unwrap()
-                    .0
+                t.insert(
+                    key(n, [172, 17, 0, 2]),
+                    PortId(0),
+                    n as u32,
+                    Time(n as u64),
+                    |_| true,
+                )
+                .unwrap()
+                .0
             })
             .collect();
         t.touch(ids[0], Time(10));
         let (_, evicted) = t
-            .insert(key(9, [172, 17, 0, 2]), PortId(0), 9, Time(11))
+            .insert(key(9, [172, 17, 0, 2]), PortId(0), 9, Time(11), |_| true)
             .unwrap();
         assert_eq!(evicted.map(|(_, v)| v), Some(1), "flow 1 was idle longest");
         assert_eq!(t.len(), 3);
@@ -311,25 +350,88 @@ mod tests {
         assert_eq!(order, vec![2, 0, 9]);
     }
 
+    /// A full table closes the oldest flow that may go (the NAT: one
+    /// nobody answered), skipping those that may not; none among the
+    /// oldest `EVICT_SCAN`, the new flow is refused.
+    #[test]
+    fn a_full_table_evicts_only_what_may_go() {
+        // Values: even = established (may not go), odd = unanswered.
+        let may_go = |v: &u32| v % 2 == 1;
+        let mut t: FlowTable<u32> = FlowTable::new(3, 10);
+        for n in [0u32, 1, 2] {
+            t.insert(
+                key(n as u16, [172, 17, 0, 2]),
+                PortId(0),
+                n,
+                Time(n as u64),
+                may_go,
+            )
+            .unwrap();
+        }
+        // Flow 0 is the oldest but established: flow 1 goes.
+        let (_, evicted) = t
+            .insert(key(9, [172, 17, 0, 3]), PortId(1), 8, Time(10), may_go)
+            .unwrap();
+        assert_eq!(evicted.map(|(_, v)| v), Some(1));
+        // 0, 2 and 8 are all established: refused, nothing closed.
+        assert!(matches!(
+            t.insert(key(10, [172, 17, 0, 3]), PortId(1), 11, Time(11), may_go),
+            Err((Refused::Full, 11))
+        ));
+        assert_eq!(t.len(), 3);
+        let order: Vec<u32> = t.iter().map(|(_, _, v)| *v).collect();
+        assert_eq!(order, vec![0, 2, 8]);
+    }
+
+    /// The scan is bounded: an evictable flow behind `EVICT_SCAN` flows
+    /// that may not go is not found.
+    #[test]
+    fn the_eviction_scan_is_bounded() {
+        let n = EVICT_SCAN as u32 + 1;
+        let mut t: FlowTable<u32> = FlowTable::new(n as usize, n);
+        for i in 0..n {
+            // The last (newest) one alone may go.
+            let v = if i == n - 1 { 1 } else { 0 };
+            t.insert(
+                key(i as u16, [172, 17, 0, 2]),
+                PortId(0),
+                v,
+                Time(i as u64),
+                |_| false,
+            )
+            .unwrap();
+        }
+        assert!(matches!(
+            t.insert(
+                key(999, [172, 17, 0, 3]),
+                PortId(1),
+                5,
+                Time(999),
+                |v: &u32| *v == 1
+            ),
+            Err((Refused::Full, 5))
+        ));
+    }
+
     #[test]
     fn per_endpoint_bound() {
         let mut t: FlowTable<u32> = FlowTable::new(10, 2);
-        t.insert(key(1, [172, 17, 0, 2]), PortId(0), 1, Time::ZERO)
+        t.insert(key(1, [172, 17, 0, 2]), PortId(0), 1, Time::ZERO, |_| true)
             .unwrap();
         let (b, _) = t
-            .insert(key(2, [172, 17, 0, 2]), PortId(0), 2, Time::ZERO)
+            .insert(key(2, [172, 17, 0, 2]), PortId(0), 2, Time::ZERO, |_| true)
             .unwrap();
         assert!(matches!(
-            t.insert(key(3, [172, 17, 0, 2]), PortId(0), 3, Time::ZERO),
+            t.insert(key(3, [172, 17, 0, 2]), PortId(0), 3, Time::ZERO, |_| true),
             Err((Refused::EndpointLimit, 3))
         ));
         // Another endpoint is not affected.
         assert!(t
-            .insert(key(3, [172, 17, 0, 3]), PortId(1), 3, Time::ZERO)
+            .insert(key(3, [172, 17, 0, 3]), PortId(1), 3, Time::ZERO, |_| true)
             .is_ok());
         t.remove(b);
         assert!(t
-            .insert(key(4, [172, 17, 0, 2]), PortId(0), 4, Time::ZERO)
+            .insert(key(4, [172, 17, 0, 2]), PortId(0), 4, Time::ZERO, |_| true)
             .is_ok());
         assert_eq!(t.owned_by(PortId(0)).len(), 2);
     }

@@ -73,6 +73,7 @@ use crate::frame::FrameBuf;
 use crate::gateway::Routed;
 use crate::host::{HostIo, PollToken};
 use crate::inside::{emit_ip_to, finish_frame, pseudo_header, Emit, Gso, Inside};
+use crate::ratelimit::SourceBudget;
 use crate::stats::DropReason;
 use crate::time::Time;
 use crate::wire::checksum;
@@ -785,12 +786,14 @@ impl Nat {
     }
 
     /// A TCP segment from a container.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn tcp_outbound(
         &mut self,
         ep: &Inside,
         ip: &Routed<'_>,
         l4: &[u8],
         vnet: &VnetHdr,
+        budget: &mut SourceBudget,
         now: Time,
         emit: &mut dyn Emit,
     ) -> Option<DropReason> {
@@ -840,6 +843,14 @@ impl Nat {
         if !seg.has(flags::SYN) || seg.has(flags::ACK) {
             reset_for(&seg, &key, ep, &mut self.tx, emit);
             return Some(DropReason::NoFlow);
+        }
+        // A new connection costs a socket and a connect on this thread:
+        // past the container's budget the SYN is dropped, as a full SYN
+        // queue drops it (its stack retries), before anything is made or
+        // answered.
+        if !budget.new_flows.allow(now) {
+            self.counters.flows_refused_rate += 1;
+            return Some(DropReason::FlowRateLimited);
         }
         let dport = key.outside.port();
         let service = match self.target_for(ep, ip.dst, dport, true) {
@@ -1229,6 +1240,27 @@ impl Nat {
             return Next::Keep;
         };
         let token = PollToken::Flow(id.0);
+        if c.phase == Phase::SynSent {
+            // A published port's client that left (EOF or reset) before
+            // the container answered our SYN: nobody will use the flow, and
+            // it would hold a slot of the container's flow bound until the
+            // SYN's retries ran out (~30 s) — a flood of clients that give
+            // up held hundreds that way. Data it sent waits in the kernel.
+            if readable {
+                let mut probe = [0u8; 1];
+                match self.io.recv(fd, &mut probe, libc::MSG_PEEK) {
+                    Ok(0) => return Next::Abort,
+                    // The peek moved SO_PEEK_OFF on: nothing is in flight
+                    // yet, so the container's data starts at 0 again.
+                    Ok(_) if c.peek_off => {
+                        self.io.set_peek_off(fd, 0);
+                    }
+                    Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Next::Abort,
+                    _ => {}
+                }
+            }
+            return Next::Keep;
+        }
         if c.phase == Phase::Connecting {
             if !writable && !readable {
                 return Next::Keep;

@@ -15,7 +15,9 @@ use super::table::{FlowId, FlowKey};
 use super::{Flow, FlowState, Nat, Next, Proto};
 use crate::frame::FrameBuf;
 use crate::gateway::Routed;
+use crate::host::PollToken;
 use crate::inside::{emit_ip_to, finish_frame, pseudo_header, Emit, Inside};
+use crate::ratelimit::SourceBudget;
 use crate::stats::DropReason;
 use crate::time::Time;
 use crate::wire::checksum;
@@ -145,6 +147,7 @@ impl Nat {
         ep: &Inside,
         ip: &Routed<'_>,
         l4: &[u8],
+        budget: &mut SourceBudget,
         now: Time,
         emit: &mut dyn Emit,
     ) -> Option<DropReason> {
@@ -156,14 +159,21 @@ impl Nat {
         let id = match self.udp_lookup(&key, now) {
             Some(id) => id,
             None => {
+                // A new flow: a socket and a connect on this thread, so
+                // the container's budget of them first.
+                if !budget.new_flows.allow(now) {
+                    self.counters.flows_refused_rate += 1;
+                    return Some(DropReason::FlowRateLimited);
+                }
                 let target = match self.target_for(ep, dst, dport, false) {
                     Target::Connect(t) => t,
                     // UDP to the gateway's port 53 is the DNS's, handed to it
                     // before the NAT; no other UDP service exists.
                     Target::Service => return Some(DropReason::NotServed),
                     Target::Refuse(r) => {
-                        super::icmp::send_unreachable(
-                            &mut self.tx,
+                        self.icmp_error_to(
+                            budget,
+                            now,
                             ep,
                             &key,
                             protocol::UDP,
@@ -176,8 +186,9 @@ impl Nat {
                 };
                 if self.table.flows_of(key.inside.ip()) >= self.cfg.max_flows_per_container {
                     self.counters.flows_refused_limit += 1;
-                    super::icmp::send_unreachable(
-                        &mut self.tx,
+                    self.icmp_error_to(
+                        budget,
+                        now,
                         ep,
                         &key,
                         protocol::UDP,
@@ -196,8 +207,9 @@ impl Nat {
                             Some(libc::EACCES) | Some(libc::EPERM) => unreachable::ADMIN_PROHIBITED,
                             _ => unreachable::HOST,
                         };
-                        super::icmp::send_unreachable(
-                            &mut self.tx,
+                        self.icmp_error_to(
+                            budget,
+                            now,
                             ep,
                             &key,
                             protocol::UDP,
@@ -241,8 +253,9 @@ impl Nat {
                 None
             }
             Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
-                super::icmp::send_unreachable(
-                    &mut self.tx,
+                self.icmp_error_to(
+                    budget,
+                    now,
                     ep,
                     &key,
                     protocol::UDP,
@@ -272,6 +285,7 @@ impl Nat {
         let fd = flow.sock.as_raw_fd();
         let ep = flow.ep;
         let mut got_any = false;
+        let mut drained = false;
         for _ in 0..BATCH {
             let at = payload_offset(&ep);
             let space = &mut self.tx.read_space()[at..at + MAX_PAYLOAD];
@@ -281,7 +295,10 @@ impl Nat {
                     flow.bytes_in += n as u64;
                     got_any = true;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    drained = true;
+                    break;
+                }
                 Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
                     super::icmp::send_unreachable(
                         &mut self.tx,
@@ -293,7 +310,10 @@ impl Nat {
                         emit,
                     );
                 }
-                Err(_) => break,
+                Err(_) => {
+                    drained = true;
+                    break;
+                }
             }
         }
         if got_any {
@@ -301,6 +321,14 @@ impl Nat {
                 u.replied = true;
             }
             self.table.touch(id, now);
+        }
+        // A full batch read: the socket is polled edge-triggered, so what
+        // is left would wait for the next datagram to arrive (for ever, if
+        // the remote sent its last). Re-arming reports it again on the next
+        // poll, after the others had their turn.
+        if !drained {
+            self.io
+                .reregister(fd, PollToken::Flow(id.0), Interest::READABLE);
         }
         Next::Keep
     }

@@ -1,3 +1,4 @@
+pub mod floods;
 pub mod frames;
 pub mod harness;
 pub mod natrig;

@@ -21,12 +21,51 @@ In a container (frames to the gateway's MAC, 02:42 + the gateway's IPv4):
                         Advertisement for our own address naming another MAC
                         -> "rogue-router sent 5"
 
+  flood KIND COUNT SECS PPS [ARGS]
+                        a flood from our own MAC and address, one frame
+                        after another until COUNT frames or SECS seconds
+                        (or the file named by $FLOOD_STOP appears), paced
+                        at PPS frames/s (0: as fast as the socket takes
+                        them). Prints "flooding" once the frames are made,
+                        then "flood KIND sent N in T s". KIND:
+                          syn DST PORT   SYNs, a new source port each (new
+                                         TCP flows to DST:PORT)
+                          udp DST PORT   datagrams, a new source port each
+                                         (new UDP flows)
+                          dns            queries to the gateway's port 53,
+                                         a new name each (fNNNN.flood.test:
+                                         forwarded upstream)
+                          arp            ARP requests for the gateway's
+                                         address, broadcast
+                          arp-gw         the same, unicast to the gateway's MAC
+                          arp-both       the two in turn
+                          icmp           echo requests to the gateway
+                          dhcp           DHCP DISCOVERs (our MAC; broadcast)
+  unreachable DST PORT N
+                        N datagrams, each on a connected UDP socket of its
+                        own (the kernel's, not crafted, with IP_RECVERR),
+                        each waiting up to 1 s for the ICMP error the
+                        gateway owes us
+                        -> "unreachable told T/N"
+
+Outside (a client of a published port):
+  connect-flood HOST PORT HOLD COUNT SECS
+                        TCP connections to HOST:PORT, up to HOLD open at once
+                        (the oldest closed to make room), until COUNT were
+                        tried or SECS passed (or $FLOOD_STOP appears); prints
+                        "flooding" at the start
+                        -> "connect-flood tried N established E reset R held H"
+
 On the host's loopback:
   forger PORT           a DNS "upstream" that, for each query, first sends
                         forged answers (a wrong id; the right id with another
                         question; the right id from another port), then the
                         real one (A 192.0.2.7); logs each query's source port
                         and id -> lines "query PORT ID"
+  mute-upstream PORT    a DNS upstream (UDP) that answers A 192.0.2.7 for every
+                        name but those under flood.test, which it never
+                        answers (they wait out the forwarder's timeout)
+                        -> "ready", then "mute N answered M" every second
 """
 import os
 import random
@@ -468,6 +507,187 @@ def gw_mac6(s, mac, own, gw):
     return got[0][6:12]
 
 
+def flood_frames(kind, args):
+    """The frames of a flood (cycled through when COUNT is larger)."""
+    s, mac, own, gw = eth0()
+    gmac = gw_mac(gw)
+    eth_ip = gmac + mac + struct.pack("!H", ETH_P_IP)
+    frames = []
+    if kind in ("syn", "udp"):
+        dst, port = args[0], int(args[1])
+        # Every source port but the privileged ones: each frame a new flow.
+        for sport in range(1024, 65536):
+            if kind == "syn":
+                seg = struct.pack("!HHIIBBHHH", sport, port, random.getrandbits(32), 0, 5 << 4, 0x02, 65535, 0, 0)
+                seg = seg[:16] + struct.pack("!H", l4_csum(own, dst, 6, seg)) + seg[18:]
+                frames.append(eth_ip + ipv4(own, dst, 6, seg))
+            else:
+                seg = struct.pack("!HHHH", sport, port, 8 + 5, 0) + b"flood"
+                seg = seg[:6] + struct.pack("!H", l4_csum(own, gw if dst == "gw" else dst, 17, seg) or 0xFFFF) + seg[8:]
+                frames.append(eth_ip + ipv4(own, gw if dst == "gw" else dst, 17, seg))
+    elif kind == "dns":
+        for i in range(65536):
+            q = dns_query(f"f{i}.flood.test", qid=i)
+            sport = 1024 + i % 64000
+            seg = struct.pack("!HHHH", sport, 53, 8 + len(q), 0) + q
+            seg = seg[:6] + struct.pack("!H", l4_csum(own, gw, 17, seg) or 0xFFFF) + seg[8:]
+            frames.append(eth_ip + ipv4(own, gw, 17, seg))
+    elif kind in ("arp", "arp-gw", "arp-both"):
+        arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, mac, socket.inet_aton(own), b"\0" * 6, socket.inet_aton(gw))
+        if kind != "arp-gw":
+            frames.append(b"\xff" * 6 + mac + struct.pack("!H", 0x0806) + arp + b"\0" * 18)
+        if kind != "arp":
+            frames.append(gmac + mac + struct.pack("!H", 0x0806) + arp + b"\0" * 18)
+    elif kind == "icmp":
+        for seq in range(4096):
+            m = struct.pack("!BBHHH", 8, 0, 0, 0x4242, seq) + b"lanyard-flood" * 4
+            m = m[:2] + struct.pack("!H", csum(m)) + m[4:]
+            frames.append(eth_ip + ipv4(own, gw, 1, m))
+    elif kind == "dhcp":
+        for _ in range(256):
+            xid = random.getrandbits(32)
+            m = struct.pack("!BBBBIHH4s4s4s4s16s64s128s", 1, 1, 6, 0, xid, 0, 0x8000,
+                            b"\0" * 4, b"\0" * 4, b"\0" * 4, b"\0" * 4, mac, b"", b"")
+            m += b"\x63\x82\x53\x63" + bytes([53, 1, 1]) + b"\xff"
+            udp = struct.pack("!HHHH", 68, 67, 8 + len(m), 0) + m
+            frames.append(b"\xff" * 6 + mac + struct.pack("!H", ETH_P_IP) + ipv4("0.0.0.0", "255.255.255.255", 17, udp))
+    else:
+        sys.exit(f"unknown flood {kind}")
+    return s, frames
+
+
+def flood(kind, count, secs, pps, args):
+    s, frames = flood_frames(kind, args)
+    # A full queue into the switch drops (the TAP's), it does not block:
+    # the socket must not either.
+    s.setblocking(False)
+    stop = os.environ.get("FLOOD_STOP")
+    print("flooding", flush=True)
+    start = time.time()
+    end = start + secs
+    sent = tried = 0
+    n = len(frames)
+    while tried < count:
+        f = frames[tried % n]
+        tried += 1
+        try:
+            s.send(f)
+            sent += 1
+        except (BlockingIOError, OSError):
+            pass
+        # Paced in small steps, so that the flood is as even as its rate
+        # (a burst then a pause would leave the victim's budgets room).
+        if tried % 16 == 0:
+            now = time.time()
+            if now > end or (stop and os.path.exists(stop)):
+                break
+            if pps:
+                ahead = start + tried / pps - now
+                if ahead > 0:
+                    time.sleep(ahead)
+    print(f"flood {kind} sent {sent} in {time.time() - start:.1f} s", flush=True)
+
+
+def unreachable(dst, port, n):
+    """How many of N datagrams were answered by an ICMP error within 1 s
+    (the kernel reports it on the connected socket as an error)."""
+    told = 0
+    for _ in range(n):
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # Without IP_RECVERR Linux reports only "hard" errors (port and
+        # protocol unreachable) on a UDP socket; net and host unreachable too.
+        u.setsockopt(socket.IPPROTO_IP, 11, 1)  # IP_RECVERR
+        u.settimeout(1.0)
+        u.connect((dst, port))
+        try:
+            u.send(b"anyone?")
+            u.recv(100)
+        except socket.timeout:
+            pass
+        except OSError:
+            told += 1
+        u.close()
+    print(f"unreachable told {told}/{n}", flush=True)
+
+
+def mute_upstream(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", port))
+    s.settimeout(1.0)
+    print("ready", flush=True)
+    muted = answered = 0
+    last = time.time()
+    while True:
+        try:
+            q, client = s.recvfrom(4096)
+        except socket.timeout:
+            q = None
+        if q is not None and len(q) > 12:
+            # The question alone (labels, root, type, class): a query may
+            # carry more after it (dig's EDNS record).
+            i = 12
+            while i < len(q) and q[i] != 0:
+                i += 1 + q[i]
+            question = q[12 : i + 5]
+            if b"\x05flood\x04test\x00" in question:
+                muted += 1
+            else:
+                h = struct.pack("!HHHHHH", struct.unpack("!H", q[:2])[0], 0x8180, 1, 1, 0, 0)
+                rr = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton("192.0.2.7")
+                s.sendto(h + question + rr, client)
+                answered += 1
+        if time.time() - last >= 1:
+            last = time.time()
+            print(f"mute {muted} answered {answered}", flush=True)
+
+
+def connect_flood(host, port, hold, count, secs):
+    import collections
+    import selectors
+
+    stop = os.environ.get("FLOOD_STOP")
+    sel = selectors.DefaultSelector()
+    pending = {}
+    held = collections.deque()
+    tried = established = reset = 0
+    print("flooding", flush=True)
+    end = time.time() + secs
+    while time.time() < end and not (stop and os.path.exists(stop)):
+        while tried < count and len(pending) + len(held) < hold and len(pending) < 256:
+            c = socket.socket()
+            c.setblocking(False)
+            try:
+                c.connect_ex((host, port))
+            except OSError:
+                c.close()
+                reset += 1
+                tried += 1
+                continue
+            sel.register(c, selectors.EVENT_WRITE)
+            pending[c.fileno()] = c
+            tried += 1
+        for key, _ in sel.select(timeout=0.05):
+            c = pending.pop(key.fd)
+            sel.unregister(c)
+            if c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                established += 1
+                held.append(c)
+            else:
+                reset += 1
+                c.close()
+        # Room for the next: the oldest held connections go.
+        while len(held) > hold - 64 and tried < count:
+            held.popleft().close()
+        if tried >= count and not pending:
+            break
+    n = len(held)
+    for c in held:
+        c.close()
+    for c in pending.values():
+        c.close()
+    print(f"connect-flood tried {tried} established {established} reset {reset} held {n}", flush=True)
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "tcp":
@@ -486,6 +706,14 @@ def main():
         spoof6(args[0], args[1], args[2])
     elif cmd in ("tcp6", "udp6"):
         probe6(cmd[:3], args[0], args[1], int(args[2]))
+    elif cmd == "flood":
+        flood(args[0], int(args[1]), float(args[2]), int(args[3]), args[4:])
+    elif cmd == "unreachable":
+        unreachable(args[0], int(args[1]), int(args[2]))
+    elif cmd == "connect-flood":
+        connect_flood(args[0], int(args[1]), int(args[2]), int(args[3]), float(args[4]))
+    elif cmd == "mute-upstream":
+        mute_upstream(int(args[0]))
     elif cmd == "forger":
         forger(int(args[0]))
     else:
