@@ -63,7 +63,7 @@ fn flood_secs(out: &str) -> f64 {
 
 /// A SYN flood to the outside, a new source port each: without a budget
 /// every SYN is a socket and a connect on the data path's thread (the
-/// neighbour's RTT went from 0.1 to 8.5 ms in bench/hostile.sh). Past the
+/// neighbour's RTT went from 0.14 to 3.4 ms in bench/hostile.sh). Past the
 /// container's new-flow budget (2000/s, burst 4096) the SYNs are dropped
 /// before anything is made, counted as `flow_rate_limited`.
 #[test]
