@@ -227,26 +227,9 @@ fn a_sandbox_the_kernel_cannot_apply_is_a_warning_or_with_require_an_error() {
     // As `env.lanyard` runs lanyard (same user, same environment), with
     // the python stacker in front.
     let under_full_landlock = |args: &[&str]| {
-        let template = env.lanyard(&[]);
-        let mut a = vec![python, script.to_str().unwrap(), bin.as_str()];
-        a.extend_from_slice(args);
-        let mut c = match env.user {
-            Some((uid, gid)) => {
-                let mut c = std::process::Command::new("setpriv");
-                c.arg(format!("--reuid={uid}"))
-                    .arg(format!("--regid={gid}"))
-                    .arg("--clear-groups")
-                    .arg("--")
-                    .args(&a);
-                c
-            }
-            None => {
-                let mut c = std::process::Command::new(a[0]);
-                c.args(&a[1..]);
-                c
-            }
-        };
-        for (k, v) in template.get_envs() {
+        let mut c = env.as_user(python);
+        c.arg(&script).arg(&bin).args(args);
+        for (k, v) in env.lanyard(&[]).get_envs() {
             match v {
                 Some(v) => c.env(k, v),
                 None => c.env_remove(k),

@@ -29,8 +29,6 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 use std::time::Duration;
 
 use common::harness::*;
@@ -49,51 +47,6 @@ fn soak_seconds() -> u64 {
             .clamp(8, 600),
         Err(_) => 60,
     }
-}
-
-/// `common::scenario::scenario` with a time limit of the caller's.
-fn scenario_within(who: As, config: &str, body: &str, limit: Duration) -> String {
-    let env = Env::new(who);
-    let peer = env.dir.join("netpeer.py");
-    std::fs::copy(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/netpeer.py"),
-        &peer,
-    )
-    .unwrap();
-    std::fs::set_permissions(&peer, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let script = format!(
-        "{}\n{}\n{}\necho scenario-done\n",
-        prelude(&env, config),
-        streams_prelude(),
-        body
-    );
-    let mut c = match env.user {
-        Some((uid, gid)) => {
-            let mut c = Command::new("setpriv");
-            c.arg(format!("--reuid={uid}"))
-                .arg(format!("--regid={gid}"))
-                .arg("--clear-groups")
-                .arg("--")
-                .arg("unshare");
-            c
-        }
-        None => Command::new("unshare"),
-    };
-    c.args(["-Urn", "--", "sh", "-c", &script])
-        .current_dir(env.dir.join("run"))
-        .env_remove("XDG_RUNTIME_DIR")
-        .env("LANYARD_LOG", "warn");
-    let o = output_within(&mut c, limit);
-    let out = stdout(&o);
-    if !o.status.success() || !out.contains("scenario-done") {
-        let log = std::fs::read_to_string(env.dir.join("run/daemon.log")).unwrap_or_default();
-        panic!(
-            "soak failed ({}):\nstdout:\n{out}\nstderr:\n{}\ndaemon.log:\n{log}",
-            o.status,
-            stderr(&o)
-        );
-    }
-    out
 }
 
 /// The words after `prefix` on its line.
@@ -203,10 +156,11 @@ kill $SRV 2>/dev/null || true
 "#
     );
     let t0 = std::time::Instant::now();
+    // The streams' helpers after the prelude, then the body.
     let out = scenario_within(
         As::Unprivileged,
         CONFIG,
-        &body,
+        &format!("{}\n{body}", streams_prelude()),
         Duration::from_secs(secs + 180),
     );
     let took = t0.elapsed();

@@ -371,38 +371,12 @@ fn build_frame(m: &ClientMessage, r: &Reply, gw: Ipv4Addr, gw_mac: MacAddr) -> F
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::NetworkConfig;
-    use crate::control::registry::NetworkEntry;
-    use crate::dataplane::NetworkId;
-
     const LEASE: Duration = Duration::from_secs(3600);
 
     /// A registry with one network "n", 10.9.0.0/28: 13 addresses for
     /// clients (.2 to .14).
     fn registry() -> Registry {
-        let subnet: ipnet::Ipv4Net = "10.9.0.0/28".parse().unwrap();
-        let gw = Ipv4Addr::new(10, 9, 0, 1);
-        let mut r = Registry::default();
-        r.networks.push(NetworkEntry {
-            config: NetworkConfig {
-                name: "n".into(),
-                subnet,
-                gateway: gw,
-                ip_range: subnet,
-                mtu: 1500,
-                txqueuelen: 1000,
-                mac_aging: Duration::from_secs(300),
-                internal: false,
-                ipv6: None,
-            },
-            id: "id".into(),
-            created: std::time::SystemTime::now(),
-            ipam: Ipam::new(subnet, gw, subnet),
-            ipam6: None,
-            dp: NetworkId(0),
-            from_config: false,
-        });
-        r
+        Registry::for_tests()
     }
 
     /// A client frame of message type `t` from `mac`, with options.

@@ -266,6 +266,37 @@ pub fn rfc3339(t: SystemTime) -> String {
 }
 
 #[cfg(test)]
+impl Registry {
+    /// The control plane's unit tests' registry: one network "n",
+    /// 10.9.0.0/28 (13 addresses for clients, .2 to .14), IPv4 only.
+    pub(crate) fn for_tests() -> Registry {
+        let subnet: ipnet::Ipv4Net = "10.9.0.0/28".parse().unwrap();
+        let gw: Ipv4Addr = "10.9.0.1".parse().unwrap();
+        let mut r = Registry::default();
+        r.networks.push(NetworkEntry {
+            config: crate::config::NetworkConfig {
+                name: "n".into(),
+                subnet,
+                gateway: gw,
+                ip_range: subnet,
+                mtu: 1500,
+                txqueuelen: 1000,
+                mac_aging: std::time::Duration::from_secs(300),
+                internal: false,
+                ipv6: None,
+            },
+            id: "id".into(),
+            created: SystemTime::now(),
+            ipam: Ipam::new(subnet, gw, subnet),
+            ipam6: None,
+            dp: crate::dataplane::NetworkId(0),
+            from_config: false,
+        });
+        r
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
@@ -284,29 +315,7 @@ mod tests {
 
     #[test]
     fn a_held_address_and_name_are_the_owners_alone_until_claimed_or_lapsed() {
-        use crate::config::NetworkConfig;
-        let subnet: ipnet::Ipv4Net = "10.9.0.0/28".parse().unwrap();
-        let gw: Ipv4Addr = "10.9.0.1".parse().unwrap();
-        let mut r = Registry::default();
-        r.networks.push(NetworkEntry {
-            config: NetworkConfig {
-                name: "n".into(),
-                subnet,
-                gateway: gw,
-                ip_range: subnet,
-                mtu: 1500,
-                txqueuelen: 1000,
-                mac_aging: Duration::from_secs(300),
-                internal: false,
-                ipv6: None,
-            },
-            id: "id".into(),
-            created: SystemTime::now(),
-            ipam: Ipam::new(subnet, gw, subnet),
-            ipam6: None,
-            dp: crate::dataplane::NetworkId(0),
-            from_config: false,
-        });
+        let mut r = Registry::for_tests();
         let held: Ipv4Addr = "10.9.0.2".parse().unwrap();
         let now = std::time::Instant::now();
         let hold = |r: &mut Registry, who: &str, until| {

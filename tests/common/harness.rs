@@ -108,20 +108,26 @@ impl Env {
         self.dir.join("peer.py").display().to_string()
     }
 
-    /// A command running `lanyard ARGS` as the env's user.
-    pub fn lanyard(&self, args: &[&str]) -> Command {
-        let mut c = match self.user {
+    /// A command running `program` as the env's user (through setpriv
+    /// when the tests run as root for an unprivileged one).
+    pub fn as_user(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        match self.user {
             Some((uid, gid)) => {
                 let mut c = Command::new("setpriv");
                 c.arg(format!("--reuid={uid}"))
                     .arg(format!("--regid={gid}"))
                     .arg("--clear-groups")
                     .arg("--")
-                    .arg(&self.bin);
+                    .arg(program);
                 c
             }
-            None => Command::new(&self.bin),
-        };
+            None => Command::new(program),
+        }
+    }
+
+    /// A command running `lanyard ARGS` as the env's user.
+    pub fn lanyard(&self, args: &[&str]) -> Command {
+        let mut c = self.as_user(&self.bin);
         c.args(args);
         c.env_remove("XDG_RUNTIME_DIR");
         // The daemon's kept networks go to the test's own directory, never

@@ -7,7 +7,6 @@
 #![allow(dead_code)]
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 use std::time::Duration;
 
 use super::harness::*;
@@ -62,6 +61,11 @@ local_server() {{ n=$1; shift; timeout 150 python3 $P "$@" > $n.out 2>&1 & PIDS=
 /// Runs `body` after the prelude; returns stdout, panics with everything
 /// on failure.
 pub fn scenario(who: As, config: &str, body: &str) -> String {
+    scenario_within(who, config, body, Duration::from_secs(240))
+}
+
+/// [`scenario`] with a time limit of the caller's (the soak's is longer).
+pub fn scenario_within(who: As, config: &str, body: &str, limit: Duration) -> String {
     let env = Env::new(who);
     let peer = env.dir.join("netpeer.py");
     std::fs::copy(
@@ -71,24 +75,13 @@ pub fn scenario(who: As, config: &str, body: &str) -> String {
     .unwrap();
     std::fs::set_permissions(&peer, std::fs::Permissions::from_mode(0o644)).unwrap();
     let script = format!("{}\n{}\necho scenario-done\n", prelude(&env, config), body);
-    let mut c = match env.user {
-        Some((uid, gid)) => {
-            let mut c = Command::new("setpriv");
-            c.arg(format!("--reuid={uid}"))
-                .arg(format!("--regid={gid}"))
-                .arg("--clear-groups")
-                .arg("--")
-                .arg("unshare");
-            c
-        }
-        None => Command::new("unshare"),
-    };
+    let mut c = env.as_user("unshare");
     c.args(["-Urn", "--", "sh", "-c", &script])
         .current_dir(env.dir.join("run"))
         .env_remove("XDG_RUNTIME_DIR")
         .env("XDG_STATE_HOME", env.dir.join("run/state"))
         .env("LANYARD_LOG", "warn");
-    let o = output_within(&mut c, Duration::from_secs(240));
+    let o = output_within(&mut c, limit);
     let out = stdout(&o);
     if !o.status.success() || !out.contains("scenario-done") {
         let log = std::fs::read_to_string(env.dir.join("run/daemon.log")).unwrap_or_default();
