@@ -27,8 +27,8 @@ use crate::control::proto::{AttachReply, AttachRequest, Event, Request};
 use crate::log;
 
 /// `run`'s exit code when its daemon went away and did not come back in
-/// time (as 125, docker's "the engine failed").
-pub const EXIT_DAEMON_GONE: i32 = 125;
+/// time: 125, as for any failure of the engine rather than the command.
+pub const EXIT_DAEMON_GONE: i32 = super::EXIT_SETUP_FAILED;
 
 /// How often a lost `run` looks for a daemon.
 const RETRY: Duration = Duration::from_millis(250);

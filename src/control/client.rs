@@ -117,35 +117,21 @@ impl Client {
                 continue;
             }
             let mut buf = [0u8; 4096];
-            // SAFETY: recv into a buffer we own, without blocking.
-            let n = unsafe {
-                libc::recv(
-                    self.stream.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            match n {
-                0 => {
+            match crate::sys::sock::recv(self.stream.as_raw_fd(), &mut buf, 0) {
+                Ok(0) => {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "the daemon closed the connection",
                     ))
                 }
-                n if n > 0 => {
+                Ok(n) => {
                     if self.pending.len() > MAX_REQUEST_LEN {
                         return Err(io::Error::new(io::ErrorKind::InvalidData, "event too long"));
                     }
-                    self.pending.extend_from_slice(&buf[..n as usize]);
+                    self.pending.extend_from_slice(&buf[..n]);
                 }
-                _ => {
-                    let e = io::Error::last_os_error();
-                    return match e.kind() {
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
-                        _ => Err(e),
-                    };
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(e),
             }
         }
     }

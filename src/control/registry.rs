@@ -97,15 +97,7 @@ impl Notifier {
             return;
         };
         line.push(b'\n');
-        // SAFETY: send(2) of a buffer we own on a socket the Arc keeps open.
-        let _ = unsafe {
-            libc::send(
-                self.0.as_raw_fd(),
-                line.as_ptr().cast(),
-                line.len(),
-                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-            )
-        };
+        let _ = crate::sys::sock::send(self.0.as_raw_fd(), &line);
     }
 }
 
