@@ -48,6 +48,7 @@ fn bench_network() -> NetworkSpec {
         fdb_max_per_port: 1024,
         mac_aging: Duration::from_secs(300),
         nat: false,
+        dns_ip: None,
         ipv6: None,
     }
 }
@@ -194,6 +195,7 @@ fn offload(c: &mut Criterion) {
         fdb_max_per_port: 8,
         mac_aging: Duration::from_secs(300),
         nat: false,
+        dns_ip: None,
         ipv6: None,
     });
     let mut add = |a: Ipv4Addr, o: Offloads| {

@@ -127,6 +127,14 @@ pub struct NetworkConfig {
     pub internal: bool,
     /// The IPv6 side of a dual-stack network.
     pub ipv6: Option<Ipv6Settings>,
+    /// A second address of the gateway that serves only DNS (slirp4netns's
+    /// layout: the gateway is .2 and the DNS .3); `None` serves DNS at the
+    /// gateway's own address, as docker does. Set by the slirp4netns mode,
+    /// not in the config file.
+    pub dns: Option<Ipv4Addr>,
+    /// Where DHCP's dynamic addresses start (slirp4netns: .15); `None`: the
+    /// lowest free address of `ip_range`.
+    pub dhcp_start: Option<Ipv4Addr>,
 }
 
 /// A network's IPv6 subnet and gateway address in it.
@@ -134,6 +142,9 @@ pub struct NetworkConfig {
 pub struct Ipv6Settings {
     pub subnet: Ipv6Net,
     pub gateway: Ipv6Addr,
+    /// The gateway's link-local address, when not the one its MAC forms
+    /// (slirp4netns's router is fe80::2).
+    pub link_local: Option<Ipv6Addr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -517,6 +528,8 @@ fn network_from_raw(field: &str, raw: RawNetwork) -> Result<NetworkConfig, Confi
         mac_aging: Duration::from_secs(aging as u64),
         internal: raw.internal,
         ipv6,
+        dns: None,
+        dhcp_start: None,
     })
 }
 
@@ -560,6 +573,7 @@ fn ipv6_from_raw(
     Ok(Some(Ipv6Settings {
         subnet: subnet6,
         gateway: gateway6,
+        link_local: None,
     }))
 }
 

@@ -47,6 +47,12 @@ pub struct Ipam {
     subnet: Ipv4Net,
     gateway: Ipv4Addr,
     range: Ipv4Net,
+    /// The gateway's DNS-only address, when it has one: reserved like the
+    /// gateway's own.
+    dns: Option<Ipv4Addr>,
+    /// Where addresses given without a request ([`Ipam::allocate_dynamic`],
+    /// DHCP's) start, when not at the start of the range.
+    pool_start: Option<Ipv4Addr>,
     taken: BTreeSet<Ipv4Addr>,
 }
 
@@ -58,8 +64,20 @@ impl Ipam {
             subnet,
             gateway,
             range,
+            dns: None,
+            pool_start: None,
             taken: BTreeSet::new(),
         }
+    }
+
+    /// The address manager of a network as configured: its subnet,
+    /// gateway and range, its DNS-only address reserved, DHCP's pool
+    /// starting where the network says.
+    pub fn for_network(n: &crate::config::NetworkConfig) -> Ipam {
+        let mut a = Ipam::new(n.subnet, n.gateway, n.ip_range);
+        a.dns = n.dns;
+        a.pool_start = n.dhcp_start;
+        a
     }
 
     pub fn subnet(&self) -> Ipv4Net {
@@ -80,16 +98,39 @@ impl Ipam {
 
     /// Takes `requested`, or the lowest free address of the range.
     pub fn allocate(&mut self, requested: Option<Ipv4Addr>) -> Result<Ipv4Addr, IpamError> {
-        let (subnet, range) = (self.subnet, self.range);
-        let candidates =
-            (u32::from(range.network())..=u32::from(range.broadcast())).map(Ipv4Addr::from);
+        self.allocate_from(requested, self.range.network())
+    }
+
+    /// Takes the lowest free address of the range from the pool's start
+    /// (DHCP's dynamic addresses).
+    pub fn allocate_dynamic(&mut self) -> Result<Ipv4Addr, IpamError> {
+        let start = self
+            .pool_start
+            .filter(|s| self.range.contains(s))
+            .unwrap_or(self.range.network());
+        self.allocate_from(None, start)
+    }
+
+    fn allocate_from(
+        &mut self,
+        requested: Option<Ipv4Addr>,
+        start: Ipv4Addr,
+    ) -> Result<Ipv4Addr, IpamError> {
+        let (subnet, range, gateway, dns) = (self.subnet, self.range, self.gateway, self.dns);
+        let candidates = (u32::from(start)..=u32::from(range.broadcast())).map(Ipv4Addr::from);
         take(
             &mut self.taken,
             requested,
             |ip| subnet.contains(ip),
             subnet.into(),
             range.into(),
-            |ip| reserved4(subnet, self.gateway, ip),
+            |ip| {
+                if Some(ip) == dns {
+                    Some("DNS")
+                } else {
+                    reserved4(subnet, gateway, ip)
+                }
+            },
             candidates,
         )
     }

@@ -479,6 +479,8 @@ fn a_failed_attach_changes_nothing() {
                 aliases: Vec::new(),
                 ifname: None,
                 pid: None,
+                mac: None,
+                sole_tenant: false,
             }),
             &[not_a_tap.as_raw_fd()],
         );
@@ -501,6 +503,8 @@ fn a_failed_attach_changes_nothing() {
             aliases: Vec::new(),
             ifname: None,
             pid: None,
+            mac: None,
+            sole_tenant: false,
         }),
         &[],
     );

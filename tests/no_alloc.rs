@@ -112,9 +112,11 @@ fn switching_frames_does_not_allocate() {
         fdb_max_per_port: 256,
         mac_aging: Duration::from_secs(300),
         nat: false,
+        dns_ip: None,
         ipv6: Some(lanyard::dataplane::NetworkSpec6 {
             subnet: "fd00:172:17::/64".parse().unwrap(),
             gateway: GW6,
+            link_local: None,
             mtu: 1500,
         }),
     };

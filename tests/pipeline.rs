@@ -33,6 +33,7 @@ fn spec(name: &str, subnet: &str, gw: Ipv4Addr, fdb_max: usize, per_port: u32) -
         fdb_max_per_port: per_port,
         mac_aging: Duration::from_secs(300),
         nat: false,
+        dns_ip: None,
         ipv6: None,
     }
 }
@@ -567,6 +568,7 @@ fn router_advertisements_go_to_endpoints_not_uplinks() {
     s.ipv6 = Some(lanyard::dataplane::NetworkSpec6 {
         subnet: "fd00:172:17::/64".parse().unwrap(),
         gateway: "fd00:172:17::1".parse().unwrap(),
+        link_local: None,
         mtu: 1500,
     });
     let net = sw.add_network(s);

@@ -28,6 +28,7 @@ fn net(name: &str, subnet: &str) -> NetworkSpec {
         fdb_max_per_port: 16,
         mac_aging: Duration::from_secs(300),
         nat: false,
+        dns_ip: None,
         ipv6: None,
     }
 }

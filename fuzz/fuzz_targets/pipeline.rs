@@ -223,6 +223,7 @@ const NETS: [NetDef; 2] = [
         fdb_max_per_port: 4,
         mac_aging: Duration::from_secs(5),
         nat: true,
+        dns_ip: None,
     },
     NetDef {
         name: "b",
@@ -233,6 +234,7 @@ const NETS: [NetDef; 2] = [
         fdb_max_per_port: 3,
         mac_aging: Duration::from_secs(60),
         nat: false,
+        dns_ip: None,
     },
 ];
 
@@ -481,6 +483,7 @@ impl Harness {
                     ipv6: (n.name == "a").then(|| lanyard::dataplane::NetworkSpec6 {
                         subnet: SUBNET6.parse().expect("subnet6"),
                         gateway: GATEWAY6,
+                        link_local: None,
                         mtu: 65520,
                     }),
                 })

@@ -225,6 +225,8 @@ pub unsafe fn run(spec: &RunSpec) -> Result<i32, RunError> {
             aliases: spec.aliases.clone(),
             ifname: Some(ifnames[i].clone()),
             pid: Some(container.pid.as_raw() as u32),
+            mac: None,
+            sole_tenant: false,
         };
         let attached = match client.as_mut() {
             Some(c) => attach_via_daemon(c, req.clone(), tap).map(|(reply, ours)| {

@@ -145,7 +145,7 @@ impl Daemon {
             }),
             _ => None,
         };
-        let mac = Ipam::mac_for(ip);
+        let mac = req.mac.unwrap_or_else(|| Ipam::mac_for(ip));
         let mtu = req.mtu.unwrap_or(network_mtu);
         let allow_host_loopback = req
             .allow_host_loopback
@@ -155,7 +155,18 @@ impl Daemon {
         let spec = PortSpec {
             name: name.clone(),
             network: dp_net,
-            policy: PortPolicy::endpoint(mac, ip).with_ipv6(ip6, net6.map(|v| v.subnet)),
+            policy: {
+                let p = PortPolicy::endpoint(mac, ip).with_ipv6(ip6, net6.map(|v| v.subnet));
+                if req.sole_tenant {
+                    // Any IPv4 source of its own network's: there is no
+                    // neighbour to impersonate, and it may take DHCP's
+                    // address as well as the one it was configured with.
+                    // (The NAT still refuses sources outside a host's.)
+                    PortPolicy { ipv4: None, ..p }
+                } else {
+                    p
+                }
+            },
             mtu,
             allow_host_loopback,
         };
@@ -196,6 +207,7 @@ impl Daemon {
                 aliases: req.aliases.clone(),
                 ifname: req.ifname.clone().unwrap_or_else(|| "eth0".into()),
                 pid: req.pid,
+                sole_tenant: req.sole_tenant,
             },
         );
         undo.commit();
@@ -302,6 +314,8 @@ impl Daemon {
             aliases: aliases.to_vec(),
             ifname: Some(ifname.clone()),
             pid: Some(pid),
+            mac: None,
+            sole_tenant: false,
         };
         let reply = match self.attach_tap(req, tap) {
             Ok(r) => r,

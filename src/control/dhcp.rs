@@ -152,11 +152,12 @@ impl Leases {
         };
         let net = reg.network(net_name)?;
         let (gw, subnet, mtu) = (net.config.gateway, net.config.subnet, net.config.mtu);
+        let dns = net.config.dns.unwrap_or(gw);
         // An endpoint's own MAC: its address, always.
         let fixed = reg
             .endpoints
             .values()
-            .find(|e| e.network == net_name && e.mac == m.chaddr)
+            .find(|e| e.network == net_name && e.mac == m.chaddr && !e.sole_tenant)
             .map(|e| e.ip);
         let reply = |t: u8, ip: Ipv4Addr, lease: Option<u32>| Reply {
             msg_type: t,
@@ -164,7 +165,7 @@ impl Leases {
             server: gw,
             prefix_len: subnet.prefix_len(),
             router: Some(gw),
-            dns: Some(gw),
+            dns: Some(dns),
             mtu: Some(mtu.min(u16::MAX as u32) as u16),
             lease_secs: lease,
         };
@@ -264,7 +265,7 @@ impl Leases {
             .requested_ip
             .filter(|ip| net.ipam.range().contains(ip))
             .and_then(|ip| net.ipam.allocate(Some(ip)).ok())
-            .or_else(|| net.ipam.allocate(None).ok());
+            .or_else(|| net.ipam.allocate_dynamic().ok());
         let Some(ip) = ip else {
             self.counters.refused_full += 1;
             return None;

@@ -126,7 +126,7 @@ impl Daemon {
                 config: n.clone(),
                 id: random_id(),
                 created: SystemTime::now(),
-                ipam: Ipam::new(n.subnet, n.gateway, n.ip_range),
+                ipam: Ipam::for_network(n),
                 ipam6: n.ipv6.map(|v| Ipam6::new(v.subnet, v.gateway)),
                 dp: id,
                 from_config: true,

@@ -52,9 +52,11 @@ pub(super) fn network_spec(n: &crate::config::NetworkConfig, limits: &Limits) ->
         fdb_max_per_port: limits.fdb_max_per_port,
         mac_aging: n.mac_aging,
         nat: !n.internal,
+        dns_ip: n.dns,
         ipv6: n.ipv6.map(|v| crate::dataplane::NetworkSpec6 {
             subnet: v.subnet,
             gateway: v.gateway,
+            link_local: v.link_local,
             mtu: n.mtu,
         }),
     }
@@ -74,7 +76,7 @@ impl Daemon {
             .map_err(|e| ControlError::invalid(e.to_string()))?;
         let dp = undo.add_network(network_spec(&cfg, &self.limits))?;
         let entry = NetworkEntry {
-            ipam: Ipam::new(cfg.subnet, cfg.gateway, cfg.ip_range),
+            ipam: Ipam::for_network(&cfg),
             ipam6: cfg.ipv6.map(|v| Ipam6::new(v.subnet, v.gateway)),
             config: cfg,
             id: random_id(),
@@ -224,7 +226,7 @@ impl Daemon {
             cfg.gateway
         );
         undo.reg().networks.push(NetworkEntry {
-            ipam: Ipam::new(cfg.subnet, cfg.gateway, cfg.ip_range),
+            ipam: Ipam::for_network(&cfg),
             ipam6: cfg.ipv6.map(|v| Ipam6::new(v.subnet, v.gateway)),
             config: cfg,
             id: s.id.clone(),

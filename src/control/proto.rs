@@ -109,6 +109,17 @@ pub struct AttachRequest {
     /// `lanyard connect`.
     #[serde(default)]
     pub pid: Option<u32>,
+    /// The endpoint's MAC, when it keeps its own (the slirp4netns mode's
+    /// TAP); else docker's, from its address. In-process callers only:
+    /// never read from the control socket.
+    #[serde(skip)]
+    pub mac: Option<crate::wire::MacAddr>,
+    /// The endpoint is its network's only tenant (the slirp4netns mode,
+    /// whose network is the container's alone): it may send from any
+    /// address of the subnet, and DHCP gives it a dynamic address from the
+    /// network's pool, as slirp4netns does. In-process callers only.
+    #[serde(skip)]
+    pub sole_tenant: bool,
 }
 
 /// What the container's `eth0` must be configured with.
@@ -260,6 +271,8 @@ mod tests {
             aliases: vec![],
             ifname: None,
             pid: None,
+            mac: None,
+            sole_tenant: false,
         });
         let s = serde_json::to_string(&a).unwrap();
         assert!(s.starts_with(r#"{"op":"attach""#), "{s}");

@@ -44,6 +44,9 @@ pub struct Endpoint {
     pub aliases: Vec<String>,
     pub ifname: String,
     pub pid: Option<u32>,
+    /// Its network's only tenant (`AttachRequest::sole_tenant`): DHCP
+    /// gives it a dynamic address, not its own.
+    pub sole_tenant: bool,
 }
 
 /// A published port of an endpoint: its spec, what was bound, and the data
@@ -276,6 +279,8 @@ impl Registry {
                 mac_aging: std::time::Duration::from_secs(300),
                 internal: false,
                 ipv6: None,
+                dns: None,
+                dhcp_start: None,
             },
             id: "id".into(),
             created: SystemTime::now(),

@@ -347,6 +347,7 @@ mod tests {
                     aliases: Vec::new(),
                     ifname: "eth0".into(),
                     pid: None,
+                    sole_tenant: false,
                 },
             );
             undo.commit();

@@ -48,6 +48,8 @@ pub struct NetworkSpec {
     pub mac_aging: Duration,
     /// Routed traffic leaves through the NAT (false: an internal network).
     pub nat: bool,
+    /// A second gateway address that serves only DNS (slirp4netns's .3).
+    pub dns_ip: Option<std::net::Ipv4Addr>,
     /// The IPv6 side of a dual-stack network.
     pub ipv6: Option<NetworkSpec6>,
 }
@@ -58,6 +60,8 @@ pub struct NetworkSpec {
 pub struct NetworkSpec6 {
     pub subnet: ipnet::Ipv6Net,
     pub gateway: std::net::Ipv6Addr,
+    /// The gateway's link-local address when not formed from its MAC.
+    pub link_local: Option<std::net::Ipv6Addr>,
     pub mtu: u32,
 }
 
@@ -435,10 +439,19 @@ impl Switch {
                 spec.mac_aging,
             ),
             gateway: {
-                let g =
+                let mut g =
                     Gateway::new(spec.gateway_ip, spec.gateway_mac, spec.subnet).with_nat(spec.nat);
+                if let Some(dns) = spec.dns_ip {
+                    g = g.with_dns_address(dns);
+                }
                 match spec.ipv6 {
-                    Some(v) => g.with_ipv6(v.gateway, v.subnet, v.mtu),
+                    Some(v) => {
+                        let g = g.with_ipv6(v.gateway, v.subnet, v.mtu);
+                        match v.link_local {
+                            Some(ll) => g.with_ipv6_link_local(ll),
+                            None => g,
+                        }
+                    }
                     None => g,
                 }
             },

@@ -135,6 +135,16 @@ impl Gateway {
         self
     }
 
+    /// Gives the gateway's IPv6 side a link-local address other than the
+    /// one its MAC forms (slirp4netns's router is fe80::2). A no-op on an
+    /// IPv4-only gateway.
+    pub fn with_ipv6_link_local(mut self, link_local: Ipv6Addr) -> Gateway {
+        if let Some(v) = &mut self.v6 {
+            v.link_local = link_local;
+        }
+        self
+    }
+
     /// The gateway's IPv6 address, on a dual-stack network.
     pub fn ipv6(&self) -> Option<Ipv6Addr> {
         self.v6.as_ref().map(|v| v.ip)

@@ -217,6 +217,9 @@ pub struct Gateway {
     icmp_errors: RateLimiter,
     ident: u16,
     v6: Option<ipv6::V6>,
+    /// A second address that serves only DNS (and answers ARP and echo):
+    /// slirp4netns's layout, gateway .2 and DNS .3.
+    dns_ip: Option<Ipv4Addr>,
     pub counters: GatewayCounters,
 }
 
@@ -242,6 +245,7 @@ impl Gateway {
             icmp_errors: RateLimiter::new(Self::ICMP_ERRORS_PER_SEC, Self::ICMP_ERRORS_BURST),
             ident: 1,
             v6: None,
+            dns_ip: None,
             counters: GatewayCounters::default(),
         }
     }
@@ -252,8 +256,29 @@ impl Gateway {
         self
     }
 
+    /// Serves DNS at `ip` as well as at the gateway's own address; `ip`
+    /// answers ARP and echo, and nothing else (no NAT, no host loopback).
+    pub fn with_dns_address(mut self, ip: Ipv4Addr) -> Gateway {
+        self.dns_ip = Some(ip);
+        self
+    }
+
     pub fn ip(&self) -> IpAddr {
         self.addr
+    }
+
+    /// The DNS-only address, when the network has one.
+    pub fn dns_address(&self) -> Option<Ipv4Addr> {
+        self.dns_ip
+    }
+
+    /// Where a reply to `ip` comes from: the address it was sent to when
+    /// that is the DNS-only one, else the gateway's.
+    fn reply_src(&self, ip: &Ipv4Packet<&[u8]>) -> Ipv4Addr {
+        match self.dns_ip {
+            Some(d) if ip.dst() == d => d,
+            _ => self.ip,
+        }
     }
 
     pub fn prefix(&self) -> IpNet {
@@ -320,7 +345,9 @@ impl Gateway {
             Err(_) if to_us => return Verdict::Drop(DropReason::MalformedPacket),
             Err(_) => return Verdict::Ignored,
         };
-        if arp.operation() != arp::OP_REQUEST || arp.target_ip() != self.ip {
+        let target = arp.target_ip();
+        if arp.operation() != arp::OP_REQUEST || (target != self.ip && Some(target) != self.dns_ip)
+        {
             return Verdict::Ignored;
         }
         let requester = arp.sender_mac();
@@ -335,7 +362,7 @@ impl Gateway {
         n += ArpRepr {
             operation: arp::OP_REPLY,
             sender_mac: self.mac,
-            sender_ip: self.ip,
+            sender_ip: target,
             target_mac: requester,
             target_ip: arp.sender_ip(),
         }
@@ -375,6 +402,28 @@ impl Gateway {
             Err(reason) => Verdict::Drop(reason),
         };
         let dst = ip.dst();
+        if Some(dst) == self.dns_ip {
+            if !is_unicast_host(ip.src()) {
+                return Verdict::Drop(DropReason::NotServed);
+            }
+            let l4 = &payload[ip.header_len().min(payload.len())..];
+            let udp53 = ip.protocol() == protocol::UDP
+                && !ip.is_fragment()
+                && l4.get(2..4) == Some(&[0, 53][..]);
+            if udp53 {
+                let Ok(u) = UdpPacket::new_checked(ip.into_payload()) else {
+                    return Verdict::Drop(DropReason::MalformedPacket);
+                };
+                return Verdict::Dns(DnsQuery {
+                    src_mac,
+                    src: ip.src().into(),
+                    dst: ip.dst().into(),
+                    src_port: u.src_port(),
+                    message: u.into_payload(),
+                });
+            }
+            return self.deliver_local(&eth, &ip, vnet, budget, now, out);
+        }
         if dst == self.ip {
             // Nothing is ever sent to a source that is not a unicast host
             // (RFC 1122 3.2.1.3): 0.0.0.0 is allowed through port security
@@ -526,8 +575,9 @@ impl Gateway {
     ) -> usize {
         let n = ethernet::emit_header(buf, eth.src(), self.mac, ethertype::IPV4);
         let ident = self.next_ident();
+        let src = self.reply_src(ip);
         n + Ipv4Repr {
-            src: self.ip,
+            src,
             dst: ip.src(),
             protocol: proto,
             payload_len,
@@ -562,7 +612,7 @@ impl Gateway {
         let buf = out.read_space();
         let off = self.emit_headers_to_sender(buf, eth, ip, protocol::TCP, tcp::MIN_HEADER_LEN);
         let pseudo = checksum::pseudo_header_v4(
-            self.ip,
+            self.reply_src(ip),
             ip.src(),
             protocol::TCP,
             tcp::MIN_HEADER_LEN as u16,

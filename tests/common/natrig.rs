@@ -546,6 +546,7 @@ impl Rig {
             fdb_max_per_port: 64,
             mac_aging: Duration::from_secs(300),
             nat: true,
+            dns_ip: None,
             ipv6: None,
         });
         let poll = mio::Poll::new().expect("a mio poll");
