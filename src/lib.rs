@@ -26,6 +26,7 @@ pub mod publish;
 pub mod ratelimit;
 pub mod sandbox;
 pub mod security;
+pub mod slirp;
 pub mod stats;
 pub mod sys;
 pub mod time;

@@ -35,6 +35,7 @@ mod network;
 mod port;
 mod run;
 mod show;
+mod slirp4netns;
 
 fn stdout_failed(e: std::io::Error) -> ! {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
@@ -86,6 +87,15 @@ enum Command {
     /// Manage published ports of running containers.
     #[command(subcommand)]
     Port(port::PortCommand),
+    /// Be a slirp4netns for podman or rootlesskit (slirp4netns 1.2's arguments; also as a link named `slirp4netns`).
+    Slirp4netns(Slirp4netnsArgs),
+}
+
+#[derive(Args)]
+struct Slirp4netnsArgs {
+    /// slirp4netns's arguments (`lanyard slirp4netns --help` lists them).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
 }
 
 #[derive(Args)]
@@ -136,6 +146,22 @@ fn parse_mtu(s: &str) -> Result<u32, String> {
 }
 
 pub fn main() -> ExitCode {
+    // slirp4netns's command line, not clap's: as `slirp4netns` (a link
+    // named so) or as `lanyard slirp4netns`.
+    let argv: Vec<String> = std::env::args().collect();
+    let called = argv
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("");
+    if called == "slirp4netns" {
+        let code = slirp4netns::main(&argv[0], &argv[1..]);
+        return ExitCode::from(code as u8);
+    }
+    if argv.get(1).map(String::as_str) == Some("slirp4netns") {
+        let code = slirp4netns::main("lanyard slirp4netns", &argv[2..]);
+        return ExitCode::from(code as u8);
+    }
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run(a) => return run::run(a),
@@ -151,6 +177,8 @@ pub fn main() -> ExitCode {
         Command::Disconnect(a) => container::disconnect(a),
         Command::ContainerTap(a) => return container::container_tap(a),
         Command::Port(c) => port::port(c),
+        // Handled above, before clap; here for `lanyard --help`.
+        Command::Slirp4netns(a) => slirp4netns::main("lanyard slirp4netns", &a.args) as u8,
     };
     ExitCode::from(code)
 }

@@ -36,6 +36,7 @@ use std::path::PathBuf;
 
 pub mod caps;
 pub mod fs;
+pub mod mounts;
 pub mod probe;
 pub mod syscalls;
 
@@ -126,26 +127,85 @@ impl fmt::Display for Report {
 /// apply is an error (and the process is left partly confined: the caller
 /// exits).
 pub fn apply(mode: Mode, role: Role, paths: &Paths) -> Result<Report, String> {
+    apply_layers(
+        Layers {
+            empty_root: Mode::Off,
+            files: mode,
+            syscalls: mode,
+        },
+        role,
+        paths,
+    )
+}
+
+/// How hard to try, by layer: the slirp4netns mode's `--enable-sandbox`
+/// and `--enable-seccomp` ask for them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layers {
+    /// An empty root with only /etc and /run ([`mounts`]), first.
+    pub empty_root: Mode,
+    /// Capabilities, `no_new_privs` and Landlock.
+    pub files: Mode,
+    /// The seccomp allow-list (with `no_new_privs`, which it needs).
+    pub syscalls: Mode,
+}
+
+/// [`apply`], layer by layer: a layer that is `Require`d and cannot be
+/// applied is an error.
+pub fn apply_layers(layers: Layers, role: Role, paths: &Paths) -> Result<Report, String> {
     let mut r = Report::default();
-    if mode == Mode::Off {
+    if layers.empty_root == Mode::Off && layers.files == Mode::Off && layers.syscalls == Mode::Off {
         r.off = true;
         return Ok(r);
     }
-    let mut layer = |what: Result<String, String>| match what {
-        Ok(s) => r.applied.push(s),
-        Err(e) => r.missing.push(e),
+    let mut required = Vec::new();
+    let mut layer = |mode: Mode, what: &dyn Fn() -> Result<String, String>| {
+        if mode == Mode::Off {
+            return;
+        }
+        match what() {
+            Ok(s) => r.applied.push(s),
+            Err(e) => {
+                if mode == Mode::Require {
+                    required.push(e.clone());
+                }
+                r.missing.push(e)
+            }
+        }
     };
-    layer(caps::drop_all_but_used());
-    layer(no_new_privs());
-    layer(fs::restrict(role, paths));
-    layer(syscalls::install(role));
-    if mode == Mode::Require && !r.missing.is_empty() {
+    layer(layers.empty_root, &mounts::empty_root);
+    // Paths that no longer exist (outside an empty root) cannot be ruled.
+    let paths = Paths {
+        read: paths.read.iter().filter(|p| p.exists()).cloned().collect(),
+        write: paths.write.iter().filter(|p| p.exists()).cloned().collect(),
+    };
+    layer(layers.files, &caps::drop_all_but_used);
+    let nnp = if layers.syscalls == Mode::Require {
+        Mode::Require
+    } else {
+        layers.files.max_with(layers.syscalls)
+    };
+    layer(nnp, &no_new_privs);
+    layer(layers.files, &|| fs::restrict(role, &paths));
+    layer(layers.syscalls, &|| syscalls::install(role));
+    if !required.is_empty() {
         return Err(format!(
             "sandbox required but not applied: {}",
-            r.missing.join("; ")
+            required.join("; ")
         ));
     }
     Ok(r)
+}
+
+impl Mode {
+    /// The stronger of two.
+    fn max_with(self, other: Mode) -> Mode {
+        match (self, other) {
+            (Mode::Require, _) | (_, Mode::Require) => Mode::Require,
+            (Mode::On, _) | (_, Mode::On) => Mode::On,
+            _ => Mode::Off,
+        }
+    }
 }
 
 fn no_new_privs() -> Result<String, String> {

@@ -73,6 +73,13 @@ impl IfReq {
         self.data[..2].copy_from_slice(&libc::ARPHRD_ETHER.to_ne_bytes());
         self.data[2..8].copy_from_slice(&mac.0);
     }
+
+    /// The MAC of a `struct sockaddr` filled by SIOCGIFHWADDR.
+    pub fn mac(&self) -> MacAddr {
+        let mut m = [0u8; 6];
+        m.copy_from_slice(&self.data[2..8]);
+        MacAddr(m)
+    }
 }
 
 /// Issues an ioctl taking a `struct ifreq` pointer.
@@ -154,6 +161,12 @@ impl<'a> Interface<'a> {
         let mut r = self.req()?;
         r.set_mac(mac);
         self.call("SIOCSIFHWADDR", libc::SIOCSIFHWADDR, &mut r)
+    }
+
+    pub fn mac(&self) -> io::Result<MacAddr> {
+        let mut r = self.req()?;
+        self.call("SIOCGIFHWADDR", libc::SIOCGIFHWADDR, &mut r)?;
+        Ok(r.mac())
     }
 
     pub fn set_mtu(&self, mtu: u32) -> io::Result<()> {

@@ -190,9 +190,35 @@ pub fn set_linger_zero(fd: RawFd) {
     let _ = on(fd, |s| s.set_linger(Some(Duration::ZERO)));
 }
 
+/// The source addresses outbound flows leave from, when the process was
+/// told (slirp4netns's `--outbound-addr`, `--outbound-addr6`); set once,
+/// before the data path starts. Unset: the kernel picks, by route.
+static OUTBOUND: std::sync::OnceLock<(Option<std::net::Ipv4Addr>, Option<std::net::Ipv6Addr>)> =
+    std::sync::OnceLock::new();
+
+/// Sets the outbound source addresses (once; later calls are ignored).
+pub fn set_outbound(v4: Option<std::net::Ipv4Addr>, v6: Option<std::net::Ipv6Addr>) {
+    let _ = OUTBOUND.set((v4, v6));
+}
+
+/// Binds a new outbound socket to the outbound source of `to`'s family,
+/// when there is one.
+fn bind_outbound(fd: RawFd, to: &SocketAddr) -> io::Result<()> {
+    let from: Option<SocketAddr> = match (OUTBOUND.get(), to) {
+        (Some((Some(a), _)), SocketAddr::V4(_)) => Some((*a, 0).into()),
+        (Some((_, Some(a))), SocketAddr::V6(_)) => Some((*a, 0).into()),
+        _ => None,
+    };
+    match from {
+        Some(a) => on(fd, |s| s.bind(&a.into())),
+        None => Ok(()),
+    }
+}
+
 /// A new TCP socket, connecting to `to`.
 pub fn tcp_connect(to: SocketAddr) -> io::Result<OwnedFd> {
     let fd = socket(domain(&to), Type::STREAM, Protocol::TCP)?;
+    bind_outbound(fd.as_raw_fd(), &to)?;
     // The container's own stack already coalesces small writes (Nagle);
     // a second Nagle here would only add a round trip of delay.
     let _ = on(fd.as_raw_fd(), |s| s.set_tcp_nodelay(true));
@@ -204,6 +230,7 @@ pub fn tcp_connect(to: SocketAddr) -> io::Result<OwnedFd> {
 /// filtered by the kernel, as port-restricted NAT does).
 pub fn udp_connect(to: SocketAddr) -> io::Result<OwnedFd> {
     let fd = socket(domain(&to), Type::DGRAM, Protocol::UDP)?;
+    bind_outbound(fd.as_raw_fd(), &to)?;
     connect(fd.as_raw_fd(), to)?;
     Ok(fd)
 }
