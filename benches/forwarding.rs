@@ -68,6 +68,7 @@ fn switch(n: u8, offloads: Offloads) -> (Switch, Vec<PortId>) {
                     policy: PortPolicy::endpoint(mac(a), a),
                     mtu: 65520,
                     allow_host_loopback: false,
+                    loopback_unreachable: false,
                 },
             )
             .unwrap()
@@ -207,6 +208,7 @@ fn offload(c: &mut Criterion) {
                 policy: PortPolicy::endpoint(mac(a), a),
                 mtu: 1500,
                 allow_host_loopback: false,
+                loopback_unreachable: false,
             },
         )
         .unwrap()
@@ -281,6 +283,7 @@ fn nat(c: &mut Criterion) {
         // The host's loopback is reached through the gateway's address
         // only (never as given): the sink is on 127.0.0.1.
         allow_host_loopback: true,
+        loopback_unreachable: false,
         internal: false,
         net: 0,
     };
@@ -368,6 +371,7 @@ fn shards(c: &mut Criterion) {
                 policy: PortPolicy::endpoint(mac(a), a),
                 mtu: 65520,
                 allow_host_loopback: false,
+                loopback_unreachable: false,
             };
             let owner = p / ports_per;
             let port = MemoryPort::sink_with_offloads(Offloads::FULL);

@@ -127,14 +127,23 @@ pub struct NetworkConfig {
     pub internal: bool,
     /// The IPv6 side of a dual-stack network.
     pub ipv6: Option<Ipv6Settings>,
-    /// A second address of the gateway that serves only DNS (slirp4netns's
-    /// layout: the gateway is .2 and the DNS .3); `None` serves DNS at the
+    /// A second address of the gateway for DNS (slirp4netns's layout: the
+    /// gateway is .2 and the DNS .3); `None`: DNS is served at the
     /// gateway's own address, as docker does. Set by the slirp4netns mode,
     /// not in the config file.
-    pub dns: Option<Ipv4Addr>,
+    pub dns: Option<DnsAddress>,
     /// Where DHCP's dynamic addresses start (slirp4netns: .15); `None`: the
     /// lowest free address of `ip_range`.
     pub dhcp_start: Option<Ipv4Addr>,
+}
+
+/// The gateway's DNS-only address. With `serve` off (slirp4netns's
+/// `--disable-dns`) the address stays reserved and answers ARP, and what
+/// is sent to it is dropped, so a client times out as with slirp4netns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DnsAddress {
+    pub ip: Ipv4Addr,
+    pub serve: bool,
 }
 
 /// A network's IPv6 subnet and gateway address in it.

@@ -30,6 +30,9 @@ pub struct Inside {
     pub mtu: u32,
     /// Connections to the gateway's address may reach the host's loopback.
     pub allow_host_loopback: bool,
+    /// When it may not, TCP to the gateway's address gets "network
+    /// unreachable" rather than a reset (the slirp4netns mode).
+    pub loopback_unreachable: bool,
     /// Its network has no NAT (docker's `--internal`): only the gateway's
     /// own services (DNS) are served.
     pub internal: bool,

@@ -75,7 +75,7 @@ impl Ipam {
     /// starting where the network says.
     pub fn for_network(n: &crate::config::NetworkConfig) -> Ipam {
         let mut a = Ipam::new(n.subnet, n.gateway, n.ip_range);
-        a.dns = n.dns;
+        a.dns = n.dns.map(|d| d.ip);
         a.pool_start = n.dhcp_start;
         a
     }

@@ -24,6 +24,10 @@ pub struct PortPolicy {
     /// The only source IPv4 address the port may use (0.0.0.0 is also
     /// allowed, for DHCP requests — UDP 68 to 67 — and ARP probes).
     pub ipv4: Option<Ipv4Addr>,
+    /// A sole tenant's network (the slirp4netns mode's): any source of
+    /// this subnet passes besides `ipv4`, which stays the endpoint's own
+    /// address (where its published ports go).
+    pub ipv4_subnet: Option<ipnet::Ipv4Net>,
     /// The IPv6 source addresses the port may use (`::` is also allowed
     /// for Duplicate Address Detection and MLD reports, which are sent
     /// before an address is usable).
@@ -59,6 +63,7 @@ impl PortPolicy {
     pub const TRUSTED: PortPolicy = PortPolicy {
         mac: None,
         ipv4: None,
+        ipv4_subnet: None,
         ipv6: None,
         restrict_ethertypes: false,
     };
@@ -70,6 +75,7 @@ impl PortPolicy {
         PortPolicy {
             mac: Some(mac),
             ipv4: Some(ipv4),
+            ipv4_subnet: None,
             ipv6: Some(Ipv6Sources {
                 link_local: ipv6::link_local_from_mac(mac),
                 global: None,
@@ -121,7 +127,9 @@ impl PortPolicy {
                         if udp_ports != Some((dhcp::CLIENT_PORT, dhcp::SERVER_PORT)) {
                             return Err(DropReason::SpoofedSrcIp);
                         }
-                    } else if ip.src != own {
+                    } else if ip.src != own
+                        && !self.ipv4_subnet.is_some_and(|n| n.contains(&ip.src))
+                    {
                         return Err(DropReason::SpoofedSrcIp);
                     }
                 }
@@ -143,7 +151,8 @@ impl PortPolicy {
                 }
                 if let Some(ip) = self.ipv4 {
                     let s = arp.sender_ip();
-                    if s != ip && !s.is_unspecified() {
+                    let in_subnet = self.ipv4_subnet.is_some_and(|n| n.contains(&s));
+                    if s != ip && !s.is_unspecified() && !in_subnet {
                         return Err(DropReason::SpoofedArp);
                     }
                 }

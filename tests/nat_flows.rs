@@ -460,6 +460,7 @@ fn removing_a_port_with_thousands_of_busy_flows_removes_every_flow() {
                 policy: lanyard::security::PortPolicy::endpoint(common::frames::mac_of(ip), ip),
                 mtu: 1500,
                 allow_host_loopback: true,
+                loopback_unreachable: false,
             },
         )
         .unwrap();

@@ -133,6 +133,7 @@ fn switching_frames_does_not_allocate() {
             }),
             mtu: 1500,
             allow_host_loopback: false,
+            loopback_unreachable: false,
         };
         let share = port.share();
         let id = sw.add_port(Box::new(port), spec.clone()).unwrap();

@@ -62,6 +62,7 @@ impl Rig {
                     policy: PortPolicy::endpoint(mac_of(ip), ip),
                     mtu: 1500,
                     allow_host_loopback: false,
+                    loopback_unreachable: false,
                 },
             )
             .unwrap();
@@ -80,6 +81,7 @@ impl Rig {
                     policy: PortPolicy::TRUSTED,
                     mtu: 1500,
                     allow_host_loopback: false,
+                    loopback_unreachable: false,
                 },
             )
             .unwrap();
@@ -263,6 +265,7 @@ fn global_bound_holds_across_many_ports() {
                     policy: PortPolicy::TRUSTED,
                     mtu: 1500,
                     allow_host_loopback: false,
+                    loopback_unreachable: false,
                 },
             )
             .unwrap(),
@@ -515,6 +518,7 @@ fn the_port_limit_holds() {
                 policy: PortPolicy::TRUSTED,
                 mtu: 1500,
                 allow_host_loopback: false,
+                loopback_unreachable: false,
             },
         )
     };

@@ -43,6 +43,7 @@ fn uplink(shards: &mut [Switch], owner: usize, id: PortId, net: NetworkId) -> Me
         policy: PortPolicy::TRUSTED,
         mtu: 1500,
         allow_host_loopback: false,
+        loopback_unreachable: false,
     };
     let share = port.share();
     shards[1 - owner]

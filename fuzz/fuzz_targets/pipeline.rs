@@ -1175,6 +1175,7 @@ fn attach(shards: &mut [Switch], nets: [NetworkId; 2], i: usize) -> (Option<Port
         policy,
         mtu: p.mtu,
         allow_host_loopback: i == LOOPBACK_PORT,
+        loopback_unreachable: false,
     };
     let id = PortId(i as u32);
     let owner = i % shards.len();

@@ -116,6 +116,7 @@ impl Daemon {
         let no_network =
             || ControlError::invalid(format!("--network: no network named '{}'", req.network));
         let net = reg.network(&req.network).ok_or_else(no_network)?;
+        let subnet = net.config.subnet;
         let (dp_net, prefix_len, gateway, txqueuelen, network_mtu) = (
             net.dp,
             net.config.subnet.prefix_len(),
@@ -161,14 +162,18 @@ impl Daemon {
                     // Any IPv4 source of its own network's: there is no
                     // neighbour to impersonate, and it may take DHCP's
                     // address as well as the one it was configured with.
-                    // (The NAT still refuses sources outside a host's.)
-                    PortPolicy { ipv4: None, ..p }
+                    PortPolicy {
+                        ipv4_subnet: Some(subnet),
+                        ..p
+                    }
                 } else {
                     p
                 }
             },
             mtu,
             allow_host_loopback,
+            // slirp4netns's answer for its tenant (see `PortSpec`).
+            loopback_unreachable: req.sole_tenant,
         };
         let group = Some(container_group(&req.container_id));
         let port_id = undo.add_port(port, spec, group)?;
@@ -414,6 +419,7 @@ impl Daemon {
             policy: PortPolicy::TRUSTED,
             mtu,
             allow_host_loopback: false,
+            loopback_unreachable: false,
         };
         let id = undo.add_port(port, spec, None)?;
         undo.reg().interfaces.insert(

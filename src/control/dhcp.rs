@@ -152,7 +152,11 @@ impl Leases {
         };
         let net = reg.network(net_name)?;
         let (gw, subnet, mtu) = (net.config.gateway, net.config.subnet, net.config.mtu);
-        let dns = net.config.dns.unwrap_or(gw);
+        let dns = match net.config.dns {
+            Some(d) if d.serve => Some(d.ip),
+            Some(_) => None,
+            None => Some(gw),
+        };
         // An endpoint's own MAC: its address, always.
         let fixed = reg
             .endpoints
@@ -165,7 +169,7 @@ impl Leases {
             server: gw,
             prefix_len: subnet.prefix_len(),
             router: Some(gw),
-            dns: Some(dns),
+            dns,
             mtu: Some(mtu.min(u16::MAX as u32) as u16),
             lease_secs: lease,
         };

@@ -228,6 +228,7 @@ mod tests {
             policy: PortPolicy::endpoint(crate::ipam::Ipam::mac_for(ip), ip),
             mtu: 1500,
             allow_host_loopback: false,
+            loopback_unreachable: false,
         }
     }
 

@@ -49,7 +49,7 @@ pub struct NetworkSpec {
     /// Routed traffic leaves through the NAT (false: an internal network).
     pub nat: bool,
     /// A second gateway address that serves only DNS (slirp4netns's .3).
-    pub dns_ip: Option<std::net::Ipv4Addr>,
+    pub dns_ip: Option<crate::config::DnsAddress>,
     /// The IPv6 side of a dual-stack network.
     pub ipv6: Option<NetworkSpec6>,
 }
@@ -76,6 +76,10 @@ pub struct PortSpec {
     pub mtu: u32,
     /// Connections to the gateway's address reach the host's loopback.
     pub allow_host_loopback: bool,
+    /// When they may not, TCP to them is told "network unreachable" (an
+    /// ICMP error), as slirp4netns's `--disable-host-loopback` does,
+    /// instead of a reset.
+    pub loopback_unreachable: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -328,6 +332,7 @@ impl Switch {
             gateway_ip: net.gateway.ip(),
             mtu: s.spec.mtu,
             allow_host_loopback: s.spec.allow_host_loopback,
+            loopback_unreachable: s.spec.loopback_unreachable,
             internal: !net.spec.nat,
             net: s.spec.network.0,
         };
@@ -442,7 +447,7 @@ impl Switch {
                 let mut g =
                     Gateway::new(spec.gateway_ip, spec.gateway_mac, spec.subnet).with_nat(spec.nat);
                 if let Some(dns) = spec.dns_ip {
-                    g = g.with_dns_address(dns);
+                    g = g.with_dns_address(dns.ip, dns.serve);
                 }
                 match spec.ipv6 {
                     Some(v) => {
@@ -791,6 +796,7 @@ impl Switch {
             return;
         };
         let allow_host_loopback = slot.spec.allow_host_loopback;
+        let loopback_unreachable = slot.spec.loopback_unreachable;
         let (network, mtu) = (slot.spec.network, slot.spec.mtu);
         let (gateway_mac, gateway_ip, gateway_ip6, internal) = (
             net.gateway.mac(),
@@ -813,6 +819,7 @@ impl Switch {
             }),
             mtu,
             allow_host_loopback,
+            loopback_unreachable,
             internal,
             net: network.0,
         };

@@ -418,6 +418,7 @@ mod tests {
                 gateway_ip: GW.into(),
                 mtu: 1500,
                 allow_host_loopback: false,
+                loopback_unreachable: false,
                 internal: false,
                 net: 0,
             },

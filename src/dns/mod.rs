@@ -251,6 +251,7 @@ mod tests {
             gateway_ip: Ipv4Addr::new(172, 17, 0, 1).into(),
             mtu: 1500,
             allow_host_loopback: false,
+            loopback_unreachable: false,
             internal: false,
             net: 0,
         }

@@ -220,6 +220,8 @@ pub struct Gateway {
     /// A second address that serves only DNS (and answers ARP and echo):
     /// slirp4netns's layout, gateway .2 and DNS .3.
     dns_ip: Option<Ipv4Addr>,
+    /// Whether DNS is served at `dns_ip` (else it only answers ARP).
+    dns_serve: bool,
     pub counters: GatewayCounters,
 }
 
@@ -246,6 +248,7 @@ impl Gateway {
             ident: 1,
             v6: None,
             dns_ip: None,
+            dns_serve: false,
             counters: GatewayCounters::default(),
         }
     }
@@ -258,8 +261,10 @@ impl Gateway {
 
     /// Serves DNS at `ip` as well as at the gateway's own address; `ip`
     /// answers ARP and echo, and nothing else (no NAT, no host loopback).
-    pub fn with_dns_address(mut self, ip: Ipv4Addr) -> Gateway {
+    /// Without `serve`, `ip` answers ARP only and drops the rest.
+    pub fn with_dns_address(mut self, ip: Ipv4Addr, serve: bool) -> Gateway {
         self.dns_ip = Some(ip);
+        self.dns_serve = serve;
         self
     }
 
@@ -403,7 +408,7 @@ impl Gateway {
         };
         let dst = ip.dst();
         if Some(dst) == self.dns_ip {
-            if !is_unicast_host(ip.src()) {
+            if !is_unicast_host(ip.src()) || !self.dns_serve {
                 return Verdict::Drop(DropReason::NotServed);
             }
             let l4 = &payload[ip.header_len().min(payload.len())..];

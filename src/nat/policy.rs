@@ -87,6 +87,11 @@ pub enum Refusal {
     /// The gateway's own address on a port nobody serves there (host
     /// loopback off, or a network without NAT).
     NotServed,
+    /// The gateway's own address, meaning the host's loopback, for an
+    /// endpoint that may not reach it: told as `NotServed` is, but TCP to
+    /// an endpoint with `loopback_unreachable` gets "network unreachable"
+    /// (slirp4netns's answer) instead of a reset.
+    LoopbackOff,
     /// Broadcast or multicast: never routed.
     NotRoutable,
 }
@@ -95,7 +100,7 @@ impl Refusal {
     pub fn reason(self) -> DropReason {
         match self {
             Refusal::HostLoopback => DropReason::HostLoopback,
-            Refusal::NotServed => DropReason::NotServed,
+            Refusal::NotServed | Refusal::LoopbackOff => DropReason::NotServed,
             Refusal::NotRoutable => DropReason::NotServed,
         }
     }
@@ -107,7 +112,7 @@ impl Refusal {
         use crate::wire::icmpv4::unreachable;
         match self {
             Refusal::HostLoopback | Refusal::NotRoutable => unreachable::ADMIN_PROHIBITED,
-            Refusal::NotServed => unreachable::PORT,
+            Refusal::NotServed | Refusal::LoopbackOff => unreachable::PORT,
         }
     }
 }
@@ -135,7 +140,10 @@ pub fn destination(ep: &Inside, dst: impl Into<IpAddr>, port: u16, service: bool
             };
             return Target::Connect(SocketAddr::new(lo, port));
         }
-        return Target::Refuse(Refusal::NotServed);
+        if ep.internal {
+            return Target::Refuse(Refusal::NotServed);
+        }
+        return Target::Refuse(Refusal::LoopbackOff);
     }
     if ep.internal {
         // No NAT on this network: only the gateway's services. (The
@@ -201,6 +209,7 @@ mod tests {
             gateway_ip: GW.into(),
             mtu: 1500,
             allow_host_loopback: allow,
+            loopback_unreachable: false,
             internal,
             net: 0,
         }

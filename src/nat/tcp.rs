@@ -66,7 +66,7 @@ use std::time::Duration;
 
 use mio::Interest;
 
-use super::policy::Target;
+use super::policy::{Refusal, Target};
 use super::table::{FlowId, FlowKey};
 use super::{Flow, FlowState, Nat, Next, Proto};
 use crate::frame::FrameBuf;
@@ -856,6 +856,23 @@ impl Nat {
         let service = match self.target_for(ep, ip.dst, dport, true) {
             Target::Connect(t) => Err(t),
             Target::Service => Ok(self.service(dport).cloned()),
+            Target::Refuse(Refusal::LoopbackOff) if ep.loopback_unreachable => {
+                let mut quote = [0u8; 8];
+                quote[0..2].copy_from_slice(&seg.src_port.to_be_bytes());
+                quote[2..4].copy_from_slice(&seg.dst_port.to_be_bytes());
+                quote[4..8].copy_from_slice(&seg.seq.to_be_bytes());
+                self.icmp_error_to(
+                    budget,
+                    now,
+                    ep,
+                    &key,
+                    crate::wire::ipv4::protocol::TCP,
+                    crate::wire::icmpv4::unreachable::NET,
+                    &quote,
+                    emit,
+                );
+                return Some(Refusal::LoopbackOff.reason());
+            }
             Target::Refuse(r) => {
                 // The destination says no: a refused connect, at once.
                 reset_for(&seg, &key, ep, &mut self.tx, emit);

@@ -96,7 +96,8 @@ pub struct Options {
 pub struct Layout {
     pub subnet: Ipv4Net,
     pub gateway: Ipv4Addr,
-    pub dns: Option<Ipv4Addr>,
+    /// The DNS address (.3), and whether it serves (`--disable-dns`: no).
+    pub dns: crate::config::DnsAddress,
     pub dhcp_start: Ipv4Addr,
     pub guest: Ipv4Addr,
     pub mtu: u32,
@@ -228,7 +229,10 @@ impl Options {
         Ok(Layout {
             subnet,
             gateway: at(GATEWAY_OFFSET),
-            dns: (!self.disable_dns).then(|| at(DNS_OFFSET)),
+            dns: crate::config::DnsAddress {
+                ip: at(DNS_OFFSET),
+                serve: !self.disable_dns,
+            },
             dhcp_start: at(DHCP_START_OFFSET),
             guest: at(GUEST_OFFSET),
             mtu: self.mtu,
@@ -258,7 +262,7 @@ impl Layout {
             mac_aging: Duration::from_secs(300),
             internal: false,
             ipv6: self.ipv6,
-            dns: self.dns,
+            dns: Some(self.dns),
             dhcp_start: Some(self.dhcp_start),
         }];
         c
@@ -434,7 +438,7 @@ impl api::Forwards for Published {
             "slirp4netns": SLIRP4NETNS_VERSION,
             "cidr": l.subnet.to_string(),
             "gateway": l.gateway.to_string(),
-            "dns": l.dns.map(|d| d.to_string()),
+            "dns": l.dns.serve.then(|| l.dns.ip.to_string()),
             "dhcp_start": l.dhcp_start.to_string(),
             "guest": l.guest.to_string(),
             "mtu": l.mtu,
@@ -533,13 +537,10 @@ fn banner(opts: &Options, l: &Layout) {
     let _ = writeln!(out, "* Network: {}", l.subnet.network());
     let _ = writeln!(out, "* Netmask: {}", l.subnet.netmask());
     let _ = writeln!(out, "* Gateway: {}", l.gateway);
-    match l.dns {
-        Some(d) => {
-            let _ = writeln!(out, "* DNS: {d}");
-        }
-        None => {
-            let _ = writeln!(out, "* DNS: off");
-        }
+    if l.dns.serve {
+        let _ = writeln!(out, "* DNS: {}", l.dns.ip);
+    } else {
+        let _ = writeln!(out, "* DNS: off");
     }
     let _ = writeln!(out, "* DHCP begin: {}", l.dhcp_start);
     let _ = writeln!(out, "* Recommended IP: {}", l.guest);

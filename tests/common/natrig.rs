@@ -567,6 +567,7 @@ impl Rig {
                     policy: PortPolicy::endpoint(mac, o.ip),
                     mtu: o.mtu,
                     allow_host_loopback: o.allow_host_loopback,
+                    loopback_unreachable: false,
                 },
             )
             .expect("the endpoint port");
