@@ -462,7 +462,12 @@ fn serve(
         name: Some(endpoint.clone()),
         network: NETWORK.into(),
         ip: Some(layout.guest),
-        ip6: None,
+        // The address the guest forms itself from the Router
+        // Advertisement (SLAAC, modified EUI-64: the kernel's default),
+        // which is where its IPv6 clients and names must point.
+        ip6: layout
+            .ipv6
+            .map(|v| crate::wire::ipv6::addr_from_mac(v.subnet.network(), tap.mac)),
         mtu: Some(layout.mtu),
         allow_host_loopback: Some(!opts.disable_host_loopback),
         publish: Vec::new(),
