@@ -249,10 +249,15 @@ mod tests {
                 );
             }
         }
+        // The host's loopback through the gateway, refused: counted and
+        // told as a port nobody serves (a reset for TCP, unless the
+        // endpoint is the slirp4netns mode's, which says "unreachable").
         assert_eq!(
             destination(&ep(false, false), GW, 22, false),
-            Target::Refuse(Refusal::NotServed)
+            Target::Refuse(Refusal::LoopbackOff)
         );
+        assert_eq!(Refusal::LoopbackOff.reason(), Refusal::NotServed.reason());
+        assert_eq!(Refusal::LoopbackOff.icmp_code(), Refusal::NotServed.icmp_code());
         assert_eq!(
             destination(&ep(true, false), GW, 22, false),
             Target::Connect("127.0.0.1:22".parse().unwrap())
@@ -302,7 +307,7 @@ mod tests {
         );
         assert_eq!(
             destination(&ep6(false), gw6, 22, false),
-            Target::Refuse(Refusal::NotServed)
+            Target::Refuse(Refusal::LoopbackOff)
         );
         assert_eq!(
             destination(
