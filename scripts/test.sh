@@ -20,10 +20,14 @@ for d in /usr/sbin /sbin; do
 done
 export PATH
 
-# What the tests run, and the Debian package each comes from.
+# What the tests run, and the Debian package each comes from (ncat, jq,
+# getpcaps and findmnt: slirp4netns's upstream scripts, through
+# tests/slirp4netns-upstream/run.sh).
 TOOLS="ping:iputils-ping ip:iproute2 unshare:util-linux nsenter:util-linux
-setpriv:util-linux python3:python3 dig:dnsutils udhcpc:udhcpc"
-PACKAGES="iputils-ping iproute2 util-linux python3 ca-certificates dnsutils udhcpc"
+setpriv:util-linux python3:python3 dig:dnsutils udhcpc:udhcpc ncat:ncat jq:jq
+getpcaps:libcap2-bin findmnt:util-linux"
+PACKAGES="iputils-ping iproute2 util-linux python3 ca-certificates dnsutils udhcpc
+ncat jq libcap2-bin"
 
 note() { printf 'test.sh: %s\n' "$*" >&2; }
 
