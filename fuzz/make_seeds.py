@@ -14,6 +14,7 @@ from_ne_bytes); these seeds assume a little-endian host, as x86-64 and
 aarch64 Linux are.
 """
 
+import json
 import pathlib
 import struct
 
@@ -866,6 +867,22 @@ def resolv_conf_seeds():
     }
 
 
+def slirp_api_seeds():
+    """The slirp4netns mode's API: the requests podman and rootlesskit send
+    (ENGINES.md), NUL-separated where one seed is a conversation."""
+    add = lambda proto, host, port, guest: json.dumps({"execute": "add_hostfwd", "arguments": {
+        "proto": proto, "host_addr": host, "host_port": port, "guest_addr": guest, "guest_port": 80}},
+        separators=(",", ":")).encode()
+    return {
+        "podman": add("tcp", "127.0.0.1", 18080, ""),
+        "rootlesskit": b"\0".join([add("udp", "127.0.0.1", 18082, "10.0.2.100"),
+                                    b'{"execute":"list_hostfwd"}',
+                                    b'{"execute":"remove_hostfwd","arguments":{"id":1}}']),
+        "ipv6": add("tcp", "::1", 18086, ""),
+        "bad": b"\0".join([b"badjson\n", b'{"execute":"get_info"}', b"[1]", b'{"execute":1}']),
+    }
+
+
 def main():
     targets = {
         "wire": wire_seeds(),
@@ -878,6 +895,7 @@ def main():
         "dns_tcp": dns_tcp_seeds(),
         "dhcp_leases": dhcp_seeds(),
         "resolv_conf": resolv_conf_seeds(),
+        "slirp_api": slirp_api_seeds(),
     }
     for target, seeds in targets.items():
         d = CORPUS / target

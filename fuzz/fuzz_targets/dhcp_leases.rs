@@ -116,6 +116,8 @@ fn registry(subnet: ipnet::Ipv4Net, range: ipnet::Ipv4Net) -> Registry {
             mac_aging: Duration::from_secs(300),
             internal: false,
             ipv6: None,
+            dns: None,
+            dhcp_start: None,
         },
         id: "id".into(),
         created: SystemTime::UNIX_EPOCH,
@@ -314,6 +316,7 @@ impl World {
                 aliases: Vec::new(),
                 ifname: "eth0".into(),
                 pid: None,
+                sole_tenant: false,
             },
         );
         self.endpoints[slot] = Some(ip);

@@ -177,6 +177,7 @@ fn endpoint(k: usize) -> Inside {
         gateway_ip: gateway(k).into(),
         mtu: 1500,
         allow_host_loopback: false,
+        loopback_unreachable: false,
         internal: false,
         net: k as u32,
     }

@@ -211,6 +211,7 @@ struct NetDef {
     fdb_max_per_port: u32,
     mac_aging: Duration,
     nat: bool,
+    dns_ip: Option<Ipv4Addr>,
 }
 
 const NETS: [NetDef; 2] = [
@@ -223,7 +224,8 @@ const NETS: [NetDef; 2] = [
         fdb_max_per_port: 4,
         mac_aging: Duration::from_secs(5),
         nat: true,
-        dns_ip: None,
+        // slirp4netns's layout: a second gateway address serving DNS.
+        dns_ip: Some(Ipv4Addr::new(172, 17, 9, 3)),
     },
     NetDef {
         name: "b",
@@ -480,6 +482,7 @@ impl Harness {
                     fdb_max_per_port: n.fdb_max_per_port,
                     mac_aging: n.mac_aging,
                     nat: n.nat,
+                    dns_ip: n.dns_ip.map(|ip| lanyard::config::DnsAddress { ip, serve: true }),
                     ipv6: (n.name == "a").then(|| lanyard::dataplane::NetworkSpec6 {
                         subnet: SUBNET6.parse().expect("subnet6"),
                         gateway: GATEWAY6,
