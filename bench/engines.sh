@@ -168,9 +168,9 @@ except Exception: print("nan")'; }
 add() { VAL["$1 $2"]="${VAL["$1 $2"]:-} $3"; }
 
 start_times() { # peer
-    local i t0 t1
+    local t0 t1
     net_args "$1"
-    for i in $(seq "$N"); do
+    for _ in $(seq "$N"); do
         t0=$(now)
         if pod run --rm --pull=never "${NET[@]}" localhost/bb true >/dev/null 2>>"$TMP/err.log"; then
             t1=$(now)
