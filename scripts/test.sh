@@ -31,11 +31,11 @@ TOOLS="ping:iputils-ping ip:iproute2 unshare:util-linux nsenter:util-linux
 setpriv:util-linux python3:python3 dig:dnsutils udhcpc:udhcpc
 podman:podman runc:runc slirp4netns:slirp4netns rootlesskit:rootlesskit
 rootlessctl:rootlesskit newuidmap:uidmap busybox:busybox-static
-catatonit:catatonit curl:curl"
+catatonit:catatonit curl:curl socat:socat"
 # The engines (tests/engines/run.sh): runc, not crun, which fails on hybrid
-# cgroup hosts; busybox-static is the whole of the tests' image.
+# cgroup hosts; the tests' image is busybox-static plus socat (the UDP echo).
 PACKAGES="iputils-ping iproute2 util-linux python3 ca-certificates dnsutils udhcpc
-podman runc slirp4netns rootlesskit uidmap busybox-static catatonit curl"
+podman runc slirp4netns rootlesskit uidmap busybox-static catatonit curl socat"
 
 note() { printf 'test.sh: %s\n' "$*" >&2; }
 
