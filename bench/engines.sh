@@ -194,6 +194,7 @@ published() { # peer port
     if [ "$1" = pasta ]; then net_args pasta; else net_args "$1" port_handler=slirp4netns; fi
     if ! pod run -d --pull=never --name "$name" "${NET[@]}" -p "127.0.0.1:$2:5201" localhost/bb iperf3 -s \
         >/dev/null 2>>"$TMP/err.log"; then
+        pod rm -f -t 0 "$name" >/dev/null 2>&1 || true # created, not started
         add published "$1" nan
         add published-R "$1" nan
         return
