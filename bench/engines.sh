@@ -29,6 +29,8 @@
 # within each repetition so drift hits them alike:
 #   start        podman run --rm --network slirp4netns localhost/bb true (s)
 #   start, none  the same with --network none: podman's own cost, for scale
+#   start minus none  each start minus the none-start run right after it: the
+#                helper's own cost, less noisy than either row
 #   egress       iperf3 -c 203.0.113.10 in the container (container -> outside)
 #                and -R (outside -> container), Gbit/s at the receiver
 #   published    -p 127.0.0.1:H:5201 with port_handler=slirp4netns (the
@@ -168,17 +170,24 @@ except Exception: print("nan")'; }
 add() { VAL["$1 $2"]="${VAL["$1 $2"]:-} $3"; }
 
 start_times() { # peer
-    local t0 t1
+    local t0
     net_args "$1"
+    local a b
     for _ in $(seq "$N"); do
+        a="" b=""
         t0=$(now)
         if pod run --rm --pull=never "${NET[@]}" localhost/bb true >/dev/null 2>>"$TMP/err.log"; then
-            t1=$(now)
-            add start "$1" "$(secs "$t0" "$t1")"
+            a=$(secs "$t0" "$(now)")
+            add start "$1" "$a"
         fi
         t0=$(now)
-        pod run --rm --pull=never --network none localhost/bb true >/dev/null 2>>"$TMP/err.log" &&
-            add start-none "$1" "$(secs "$t0" "$(now)")"
+        if pod run --rm --pull=never --network none localhost/bb true >/dev/null 2>>"$TMP/err.log"; then
+            b=$(secs "$t0" "$(now)")
+            add start-none "$1" "$b"
+        fi
+        # The helper's own cost, from a pair run back to back (less noisy
+        # than either alone on a busy machine).
+        [ -z "$a" ] || [ -z "$b" ] || add start-diff "$1" "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", a - b }')"
     done
 }
 egress() { # peer
@@ -224,7 +233,7 @@ for rep in $(seq "$REPS"); do
     done
 done
 
-median() { tr ' ' '\n' | grep -E '^[0-9.]+$' | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { tr ' ' '\n' | grep -E '^-?[0-9.]+$' | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-" }'; }
 cell() { local m; m=$(median <<<"${VAL["$1 $2"]:-}"); echo "$m"; }
 
@@ -239,7 +248,8 @@ echo "N=$N starts per peer per repetition, DUR=$DUR s, REPS=$REPS, $(nproc) core
 echo
 echo "| row | slirp4netns | lanyard | pasta | lanyard / slirp4netns | lanyard / pasta |"
 echo "|---|---|---|---|---|---|"
-for row in "start:start (s)" "start-none:start, --network none (s)" "egress:egress container -> outside (Gbit/s)" \
+for row in "start:start (s)" "start-none:start, --network none (s)" \
+    "start-diff:start minus --network none, pairwise (s)" "egress:egress container -> outside (Gbit/s)" \
     "egress-R:egress outside -> container (Gbit/s)" "published:published 127.0.0.1 -> container (Gbit/s)" \
     "published-R:published container -> 127.0.0.1 (Gbit/s)"; do
     k=${row%%:*}
