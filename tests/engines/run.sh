@@ -142,6 +142,7 @@ cleanup() {
     local rc=$? p pause
     set +e
     trap - EXIT INT TERM
+    [ "$rc" = 0 ] || log "cleaning up (exit status $rc)"
     # podman's own: everything in this run's storage is this run's.
     if [ -d "$U/storage" ]; then
         as_user timeout 30 podman rm -a -f -t 0 >/dev/null 2>&1
