@@ -43,7 +43,7 @@ const TOOLS: &[&str] = &[
 fn on_path(tool: &str) -> bool {
     let path = std::env::var("PATH").unwrap_or_default();
     path.split(':')
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].iter().copied())
         .any(|d| Path::new(d).join(tool).is_file())
 }
 
