@@ -361,16 +361,25 @@ fi
 # UDP on 127.0.0.1:H. port_handler=slirp4netns goes through the helper's API
 # socket; the default (rootlessport, and the default network) through
 # podman's own rootlessport process.
+HOST_V6=$(ip -6 addr show dev lo 2>/dev/null | grep -o 'inet6 ::1/' || true)
 SERVE='httpd -p 80 -h /www && exec socat UDP4-RECVFROM:8080,fork EXEC:cat'
 i=0
 for handler in slirp4netns rootlessport; do
     p_lo=${PORTS[i]} p_any=${PORTS[i + 1]} p_udp=${PORTS[i + 2]}
     i=$((i + 3))
-    if [ "$handler" = slirp4netns ]; then net=(--network slirp4netns:port_handler=slirp4netns); else net=(); fi
+    v6p=()
+    if [ "$handler" = slirp4netns ]; then
+        net=(--network slirp4netns:port_handler=slirp4netns)
+    else
+        net=()
+        # rootlessport listens on [::1] itself (the container is reached
+        # from inside its namespace): with any helper.
+        [ -z "$HOST_V6" ] || v6p=(-p "[::1]:${PORTS[13]}:80")
+    fi
     name=eng-ports-$handler
     want "podman-ports-$handler" || continue
     if ! out=$(pod "${RUNI[@]}" -d --name "$name" "${net[@]}" -p "127.0.0.1:$p_lo:80" -p "$p_any:80" \
-        -p "127.0.0.1:$p_udp:8080/udp" localhost/bb sh -c "$SERVE" 2>&1); then
+        -p "127.0.0.1:$p_udp:8080/udp" ${v6p[@]+"${v6p[@]}"} localhost/bb sh -c "$SERVE" 2>&1); then
         fail "podman run -d -p failed" "$out"
         pod rm -f -t 0 "$name" >/dev/null 2>&1 || true
         continue
@@ -381,6 +390,11 @@ for handler in slirp4netns rootlessport; do
     CUR="podman-ports-$handler-tcp-any"
     if curl_is "http://127.0.0.1:$p_any/index.html"; then pass "curl 127.0.0.1:$p_any (-p $p_any:80) = the page"
     else fail "curl 127.0.0.1:$p_any did not return the page"; fi
+    if [ ${#v6p[@]} -gt 0 ]; then
+        CUR="podman-ports-$handler-tcp-ipv6"
+        if curl_is "http://[::1]:${PORTS[13]}/index.html"; then pass "curl [::1]:${PORTS[13]} (${v6p[*]}) = the page"
+        else fail "curl [::1]:${PORTS[13]} did not return the page"; fi
+    fi
     CUR="podman-ports-$handler-udp"
     if [ "$handler" = slirp4netns ] && [ "$EXPECT_UDP_LOOPBACK_REPLY" != 1 ]; then
         # slirp4netns 1.2 sends the container's reply to 10.0.2.2:PORT, which
@@ -416,7 +430,7 @@ fi
 # --- podman: -p [::1] with port_handler=slirp4netns ------------------------
 # slirp4netns 1.2 refuses IPv6 host addresses ("bad arguments.host_addr",
 # podman rc 126, the container not started); lanyard must take them.
-if want podman-ports-ipv6-hostfwd && ! ip -6 addr show dev lo 2>/dev/null | grep -q 'inet6 ::1/'; then
+if want podman-ports-ipv6-hostfwd && [ -z "$HOST_V6" ]; then
     skip "the host's lo has no ::1"
 elif want podman-ports-ipv6-hostfwd; then
     p6=${PORTS[6]}
