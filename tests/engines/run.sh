@@ -500,7 +500,7 @@ if want podman-stop; then
             pass "running: 1 live helper, curl 127.0.0.1:$ps_ = the page"
             CUR=podman-stop-stopped
             if out=$(pod stop -t 0 "$name" 2>&1); then
-                gone "after podman stop" "$ps_" && if refused_once "http://127.0.0.1:$ps_/"; then
+                gone "after podman stop" "$ps_" && CUR=podman-stop-refused && if refused_once "http://127.0.0.1:$ps_/"; then
                     pass "curl 127.0.0.1:$ps_ refused after stop"
                 else fail "curl 127.0.0.1:$ps_ not refused after stop"; fi
             else fail "podman stop failed" "$out"; fi
