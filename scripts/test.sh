@@ -8,6 +8,12 @@
 # unprivileged ICMP sockets and makes sure new network namespaces get IPv6
 # loopback; when they do, it sets LANYARD_REQUIRE_IPV6=1 so the IPv6 test
 # fails rather than skips.
+# It also sets up the real-engine tests (tests/engines.rs: podman and
+# rootlesskit with lanyard in slirp4netns's place): it installs the engines
+# and creates their user (LANYARD_ENGINE_USER, lanyard-engines unless set: a
+# normal user with a home and subuid/subgid ranges, as rootless podman
+# needs, and /run/user/UID); once they are all there it sets
+# LANYARD_REQUIRE_ENGINES=1 so those tests fail rather than skip.
 # As any other user it changes nothing: if a tool is missing it names the
 # tool and its package on one line and exits 1.
 set -euo pipefail
@@ -24,10 +30,19 @@ export PATH
 # getpcaps and findmnt: slirp4netns's upstream scripts, through
 # tests/slirp4netns-upstream/run.sh).
 TOOLS="ping:iputils-ping ip:iproute2 unshare:util-linux nsenter:util-linux
-setpriv:util-linux python3:python3 dig:dnsutils udhcpc:udhcpc ncat:ncat jq:jq
-getpcaps:libcap2-bin findmnt:util-linux"
+setpriv:util-linux python3:python3 dig:dnsutils udhcpc:udhcpc
+ncat:ncat jq:jq getpcaps:libcap2-bin findmnt:util-linux
+podman:podman runc:runc slirp4netns:slirp4netns rootlesskit:rootlesskit
+rootlessctl:rootlesskit newuidmap:uidmap busybox:busybox-static
+catatonit:catatonit curl:curl socat:socat"
+# slirp4netns's own tests (tests/slirp4netns-upstream) call ncat, jq,
+# getpcaps and findmnt, and the real slirp4netns is what they are checked
+# against. The engines (tests/engines/run.sh): runc, not crun, which fails
+# on hybrid cgroup hosts; the tests' image is busybox-static plus socat
+# (the UDP echo).
 PACKAGES="iputils-ping iproute2 util-linux python3 ca-certificates dnsutils udhcpc
-ncat jq libcap2-bin"
+ncat jq libcap2-bin
+podman runc slirp4netns rootlesskit uidmap busybox-static catatonit curl socat"
 
 note() { printf 'test.sh: %s\n' "$*" >&2; }
 
@@ -47,6 +62,7 @@ if [ "$(id -u)" = 0 ]; then
             # util-linux (unshare, nsenter, setpriv) and iproute2 are on
             # every Debian but are named so a slimmer image fails here
             # rather than in a test.
+            # shellcheck disable=SC2086 # one word per package
             apt-get install -y -q --no-install-recommends $PACKAGES
         fi
     fi
@@ -61,6 +77,19 @@ if [ "$(id -u)" = 0 ]; then
     if ! id "$LANYARD_TEST_USER" >/dev/null 2>&1; then
         useradd --system --no-create-home --shell /usr/sbin/nologin "$LANYARD_TEST_USER"
     fi
+    # The user the real engines run as: rootless podman wants a normal user
+    # with subordinate uid/gid ranges (Debian's useradd -m writes them to
+    # /etc/subuid and /etc/subgid), a home and a runtime directory.
+    export LANYARD_ENGINE_USER="${LANYARD_ENGINE_USER:-lanyard-engines}"
+    if ! id "$LANYARD_ENGINE_USER" >/dev/null 2>&1; then
+        useradd -m -s /bin/bash "$LANYARD_ENGINE_USER"
+    fi
+    for f in /etc/subuid /etc/subgid; do
+        grep -q "^$LANYARD_ENGINE_USER:" "$f" 2>/dev/null ||
+            note "$LANYARD_ENGINE_USER has no range in $f: the engine tests will fail"
+    done
+    engine_uid=$(id -u "$LANYARD_ENGINE_USER")
+    install -d -m 700 -o "$engine_uid" -g "$(id -g "$LANYARD_ENGINE_USER")" "/run/user/$engine_uid"
     # Unprivileged ICMP sockets (ping without raw sockets).
     sysctl -qw net.ipv4.ping_group_range="0 2147483647" || note "could not set net.ipv4.ping_group_range"
     # IPv6 loopback in new network namespaces, for the [::1] published-port
@@ -89,6 +118,9 @@ if [ "$(id -u)" = 0 ]; then
     *::1*) export LANYARD_REQUIRE_IPV6=1 ;;
     *) note "new network namespaces have no IPv6 loopback: the IPv6 test will skip" ;;
     esac
+    # Every engine tool is there (the check above): the engine tests must
+    # run, not skip.
+    export LANYARD_REQUIRE_ENGINES=1
 elif [ ! -r /dev/net/tun ] || [ ! -w /dev/net/tun ]; then
     note "/dev/net/tun is not open to you: the rootless tests will fail (run this script as root to fix it)"
 fi
