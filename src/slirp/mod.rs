@@ -243,6 +243,12 @@ impl Options {
     }
 }
 
+/// Ports of a helper's switch: its one TAP, with room to spare.
+const HELPER_MAX_PORTS: usize = 4;
+/// MACs its network may learn: the tenant's own is pinned; what else it
+/// sends from is refused, so a handful is plenty.
+const HELPER_FDB_ENTRIES: usize = 64;
+
 /// The name of the helper's one network (what its logs say).
 pub const NETWORK: &str = "slirp4netns";
 
@@ -252,6 +258,13 @@ impl Layout {
     pub fn config(&self, base: &Config) -> Config {
         let mut c = base.clone();
         c.dataplane.threads = c.dataplane.threads.max(1);
+        // One container's switch: tables sized for it, not for a daemon's
+        // thousand ports. They are made (and their memory touched) at
+        // start, which podman waits for on every `run`.
+        c.limits.max_ports = c.limits.max_ports.min(HELPER_MAX_PORTS);
+        c.limits.fdb_max_entries = c.limits.fdb_max_entries.min(HELPER_FDB_ENTRIES);
+        c.limits.fdb_max_per_port = c.limits.fdb_max_per_port.min(HELPER_FDB_ENTRIES as u32);
+        c.nat.max_flows = c.nat.max_flows.min(c.nat.max_flows_per_container as usize);
         c.networks = vec![NetworkConfig {
             name: NETWORK.into(),
             subnet: self.subnet,
