@@ -368,4 +368,29 @@ mod tests {
             "02:42:ac:11:00:02"
         );
     }
+
+    #[test]
+    fn a_pool_start_and_a_dns_address_shape_dynamic_addresses() {
+        // slirp4netns's: 10.0.2.0/24, gateway .2, DNS .3, DHCP from .15.
+        let mut n = crate::config::Config::embedded().networks[0].clone();
+        n.subnet = "10.0.2.0/24".parse().unwrap();
+        n.ip_range = n.subnet;
+        n.gateway = Ipv4Addr::new(10, 0, 2, 2);
+        n.dns = Some(crate::config::DnsAddress {
+            ip: Ipv4Addr::new(10, 0, 2, 3),
+            serve: true,
+        });
+        n.dhcp_start = Some(Ipv4Addr::new(10, 0, 2, 15));
+        let mut a = Ipam::for_network(&n);
+        assert_eq!(
+            a.allocate(Some(Ipv4Addr::new(10, 0, 2, 100))).unwrap(),
+            Ipv4Addr::new(10, 0, 2, 100)
+        );
+        assert_eq!(a.allocate_dynamic().unwrap(), Ipv4Addr::new(10, 0, 2, 15));
+        assert_eq!(a.allocate_dynamic().unwrap(), Ipv4Addr::new(10, 0, 2, 16));
+        // The DNS address is nobody's; requests below the pool still work.
+        assert!(a.allocate(Some(Ipv4Addr::new(10, 0, 2, 3))).is_err());
+        assert_eq!(a.allocate(None).unwrap(), Ipv4Addr::new(10, 0, 2, 1));
+        assert_eq!(a.allocate(None).unwrap(), Ipv4Addr::new(10, 0, 2, 4));
+    }
 }

@@ -368,6 +368,49 @@ mod tests {
     }
 
     #[test]
+    fn a_sole_tenant_sends_from_its_subnet_only() {
+        // The slirp4netns mode's tenant: its own address, or any other of
+        // its network's (DHCP's .15, an alias); nothing outside it, and
+        // still only from its own MAC.
+        let own = MacAddr::docker_from_ipv4(IP);
+        let sole = PortPolicy {
+            ipv4_subnet: Some("172.17.0.0/16".parse().unwrap()),
+            ..policy()
+        };
+        let other_in_subnet = Ipv4Addr::new(172, 17, 3, 15);
+        for ok in [IP, other_in_subnet] {
+            assert_eq!(sole.check(&ipv4_frame(own, ok)), Ok(()), "{ok}");
+            assert_eq!(sole.check(&arp_frame(own, ok)), Ok(()), "{ok}");
+        }
+        for bad in [
+            Ipv4Addr::new(192, 168, 77, 7),
+            Ipv4Addr::LOCALHOST,
+            Ipv4Addr::new(172, 18, 0, 2),
+        ] {
+            assert_eq!(
+                sole.check(&ipv4_frame(own, bad)),
+                Err(DropReason::SpoofedSrcIp),
+                "{bad}"
+            );
+            assert_eq!(
+                sole.check(&arp_frame(own, bad)),
+                Err(DropReason::SpoofedArp),
+                "{bad}"
+            );
+        }
+        let stranger = MacAddr::docker_from_ipv4(Ipv4Addr::new(172, 17, 0, 3));
+        assert_eq!(
+            sole.check(&ipv4_frame(stranger, IP)),
+            Err(DropReason::SpoofedSrcMac)
+        );
+        // An ordinary endpoint keeps its one address.
+        assert_eq!(
+            policy().check(&ipv4_frame(own, other_in_subnet)),
+            Err(DropReason::SpoofedSrcIp)
+        );
+    }
+
+    #[test]
     fn spoofs_are_refused() {
         let own = MacAddr::docker_from_ipv4(IP);
         let other = MacAddr::docker_from_ipv4(Ipv4Addr::new(172, 17, 0, 3));

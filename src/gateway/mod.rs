@@ -762,6 +762,13 @@ mod tests {
         etherparse::SlicedPacket::from_ethernet(out.frame()).expect("reply parses")
     }
 
+    fn reply_source(out: &FrameBuf) -> [u8; 4] {
+        match &parse_reply(out).net {
+            Some(etherparse::NetSlice::Ipv4(ip)) => ip.header().source(),
+            _ => panic!("not ipv4"),
+        }
+    }
+
     #[test]
     fn answers_arp_for_its_address_only() {
         let mut g = gw();
@@ -785,6 +792,79 @@ mod tests {
         ));
         assert_eq!(o, v(Verdict::Ignored));
         assert_eq!(g.counters.arp_replies, 1);
+    }
+
+    #[test]
+    fn a_dns_address_answers_arp_echo_and_dns_and_routes_nothing() {
+        // slirp4netns's layout: DNS at .3 beside the gateway's .1 (here).
+        const DNS: Ipv4Addr = Ipv4Addr::new(172, 17, 0, 3);
+        let mut g = gw().with_nat(true).with_dns_address(DNS, true);
+        let mut out = FrameBuf::new();
+        let none = VnetHdr::default();
+        let o = v(g.handle(&arp_request(DNS), &none, Time::ZERO, &mut out));
+        assert_eq!(o, v(Verdict::Reply(None)));
+        let eth = EthernetFrame::new_checked(out.frame()).unwrap();
+        let a = ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).unwrap());
+        assert_eq!((a.sender_mac, a.sender_ip), (g.mac(), DNS));
+        // Echo: answered from the address asked.
+        let f = ip_frame(DNS, protocol::ICMP, &echo_request(b"dns"));
+        assert_eq!(
+            v(g.handle(&f, &none, Time::ZERO, &mut out)),
+            v(Verdict::Reply(None))
+        );
+        assert_eq!(reply_source(&out), DNS.octets());
+        // UDP 53: the DNS's.
+        let mut q = [0u8; 8 + 12];
+        crate::wire::udp::emit_header(&mut q, 5353, 53, 20, 0);
+        assert_eq!(
+            v(g.handle(
+                &ip_frame(DNS, protocol::UDP, &q),
+                &none,
+                Time::ZERO,
+                &mut out
+            )),
+            "dns"
+        );
+        // TCP elsewhere: a reset from .3, never the NAT (not the host's
+        // loopback, as the gateway's own address may be).
+        let mut syn = [0u8; 20];
+        tcp::emit_header(&mut syn, 40000, 80, 5000, 0, tcpf::SYN, 1000);
+        assert_eq!(
+            v(g.handle(
+                &ip_frame(DNS, protocol::TCP, &syn),
+                &none,
+                Time::ZERO,
+                &mut out
+            )),
+            v(Verdict::Reply(Some(DropReason::NotServed)))
+        );
+        assert_eq!(reply_source(&out), DNS.octets());
+        assert_eq!(
+            v(g.handle(
+                &ip_frame(GW, protocol::TCP, &syn),
+                &none,
+                Time::ZERO,
+                &mut out
+            )),
+            "nat"
+        );
+        // Not serving (--disable-dns): ARP still answered, the rest dropped
+        // without a word, so a client times out.
+        let mut g = gw().with_nat(true).with_dns_address(DNS, false);
+        assert_eq!(
+            v(g.handle(&arp_request(DNS), &none, Time::ZERO, &mut out)),
+            v(Verdict::Reply(None))
+        );
+        for f in [
+            ip_frame(DNS, protocol::UDP, &q),
+            ip_frame(DNS, protocol::TCP, &syn),
+            ip_frame(DNS, protocol::ICMP, &echo_request(b"dns")),
+        ] {
+            assert_eq!(
+                v(g.handle(&f, &none, Time::ZERO, &mut out)),
+                v(Verdict::Drop(DropReason::NotServed))
+            );
+        }
     }
 
     #[test]
