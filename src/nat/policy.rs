@@ -257,7 +257,10 @@ mod tests {
             Target::Refuse(Refusal::LoopbackOff)
         );
         assert_eq!(Refusal::LoopbackOff.reason(), Refusal::NotServed.reason());
-        assert_eq!(Refusal::LoopbackOff.icmp_code(), Refusal::NotServed.icmp_code());
+        assert_eq!(
+            Refusal::LoopbackOff.icmp_code(),
+            Refusal::NotServed.icmp_code()
+        );
         assert_eq!(
             destination(&ep(true, false), GW, 22, false),
             Target::Connect("127.0.0.1:22".parse().unwrap())
