@@ -101,6 +101,8 @@ pub struct NatSettings {
     pub allow_host_loopback: bool,
     /// New flows one container may open.
     pub new_flows: Rate,
+    /// New TCP clients one published port takes per second, and its burst.
+    pub published_clients: Rate,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,6 +270,8 @@ struct RawNat {
     allow_host_loopback: bool,
     new_flows_per_sec: i64,
     new_flows_burst: i64,
+    published_clients_per_sec: i64,
+    published_clients_burst: i64,
 }
 
 impl Default for RawNat {
@@ -283,6 +287,8 @@ impl Default for RawNat {
             allow_host_loopback: false,
             new_flows_per_sec: 2000,
             new_flows_burst: 4096,
+            published_clients_per_sec: 2000,
+            published_clients_burst: 4096,
         }
     }
 }
@@ -830,6 +836,11 @@ impl Config {
             icmp_timeout: secs("icmp_timeout_secs", n.icmp_timeout_secs)?,
             allow_host_loopback: n.allow_host_loopback,
             new_flows: rate("nat.new_flows", n.new_flows_per_sec, n.new_flows_burst)?,
+            published_clients: rate(
+                "nat.published_clients",
+                n.published_clients_per_sec,
+                n.published_clients_burst,
+            )?,
         };
         let mut upstream = Vec::new();
         for (i, u) in raw.dns.upstream.iter().enumerate() {

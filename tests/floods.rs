@@ -371,6 +371,34 @@ rss_report
     assert_eq!(line(&out, "many "), "many 5/5", "{out}");
 }
 
+/// A published port's budget of new clients (here 50/s, burst 10): a
+/// burst of 120 clients at once is taken at that pace — the rest wait in
+/// the host's backlog, so the data path's thread, which the neighbours
+/// share, does no more than the budget's work per second — and every one
+/// of them is served in the end: deferred, none refused or reset. Next to
+/// it, the neighbour is unaffected.
+#[test]
+fn a_published_ports_client_budget_defers_clients_and_refuses_none() {
+    let out = run(
+        As::Unprivileged,
+        "[nat]\npublished_clients_per_sec = 50\npublished_clients_burst = 10\n[dns]\nupstream = [\"127.0.0.1:5353\"]\n",
+        r#"
+bg_run --name srv --ip 172.17.0.40 -p 10.200.0.1:18080:8080 -- python3 $P echo 8080
+on_net srv
+until_ok sh -c "$O python3 $P many 10.200.0.1 18080 1 | grep -q 'many 1/1'"
+$O python3 $P many 10.200.0.1 18080 120 > many.out 2>&1 & MP=$!; PIDS="$PIDS $MP"
+neighbour 172.17.0.10 172.17.0.20
+wait $MP || true
+cat many.out
+snapshot
+"#,
+    );
+    assert_neighbour_worked(&out, 8);
+    assert_eq!(line(&out, "many "), "many 120/120", "{out}");
+    assert!(n(&out, "nat ", "published_clients_limited") > 0, "{out}");
+    assert_eq!(n(&out, "nat ", "flows_refused_limit"), 0, "{out}");
+}
+
 /// DNS-over-TCP clients trickling a byte a second (64 connections from one
 /// container): it holds 8 of the server's 64 slots at most (the rest
 /// closed at once, `tcp_refused_per_client`), each cut at its deadline; a

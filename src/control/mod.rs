@@ -77,6 +77,7 @@ fn nat_config(config: &Config) -> crate::nat::NatConfig {
         udp_timeout: n.udp_timeout,
         udp_stream_timeout: n.udp_stream_timeout,
         icmp_timeout: n.icmp_timeout,
+        published_clients: n.published_clients,
     }
 }
 

@@ -46,6 +46,15 @@ pub struct Forward {
     pub ep6: Option<Inside>,
     pub accepted: u64,
     pub refused: u64,
+    /// New TCP clients it takes per second (`[nat] published_clients_*`):
+    /// each costs a SYN to the container and a flow on the data path's
+    /// thread, which every container of the shard shares. Past it the
+    /// listener is left alone until the next tick; the clients wait in the
+    /// host's backlog (and past that the host's SYN queue), as behind any
+    /// busy server, and are neither refused nor reset.
+    clients: crate::ratelimit::RateLimiter,
+    /// Out of budget: re-armed by the next tick.
+    throttled: bool,
 }
 
 impl Forward {
@@ -116,6 +125,11 @@ impl Nat {
             ep6,
             accepted: 0,
             refused: 0,
+            clients: crate::ratelimit::RateLimiter::new(
+                self.cfg.published_clients.per_sec,
+                self.cfg.published_clients.burst,
+            ),
+            throttled: false,
         });
         Ok(id as u32)
     }
@@ -173,13 +187,33 @@ impl Nat {
         }
     }
 
-    /// Accepts up to `ACCEPT_BATCH` clients; re-arms the listener if the
-    /// batch was full.
+    /// Forwards left alone for their budget: their listeners are re-armed,
+    /// so those with clients waiting are reported again (every tick).
+    pub(super) fn rearm_throttled(&mut self) {
+        for id in 0..self.forwards.len() {
+            if let Some(Some(f)) = self.forwards.get_mut(id) {
+                if f.throttled {
+                    f.throttled = false;
+                    self.rearm(id);
+                }
+            }
+        }
+    }
+
+    /// Accepts up to `ACCEPT_BATCH` clients within the forward's budget;
+    /// re-arms the listener if the batch was full, or leaves it to the next
+    /// tick when the budget is spent.
     fn accept_clients(&mut self, id: usize, now: Time, emit: &mut dyn Emit) {
         for _ in 0..ACCEPT_BATCH {
-            let Some(Some(f)) = self.forwards.get(id) else {
+            let Some(Some(f)) = self.forwards.get_mut(id) else {
                 return;
             };
+            if !f.clients.allow(now) {
+                f.throttled = true;
+                self.throttled_any = true;
+                self.counters.published_clients_limited += 1;
+                return;
+            }
             let (ep4, ep6, cport) = (f.ep, f.ep6, f.mapping.container_port);
             let (client, peer) = match self.io.accept(f.listener.as_raw_fd()) {
                 Ok(c) => c,

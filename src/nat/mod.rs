@@ -53,6 +53,9 @@ pub struct NatConfig {
     pub udp_timeout: Duration,
     pub udp_stream_timeout: Duration,
     pub icmp_timeout: Duration,
+    /// New TCP clients one published port takes per second, and its burst
+    /// (`[nat] published_clients_per_sec`, `_burst`).
+    pub published_clients: crate::ratelimit::Rate,
 }
 
 impl Default for NatConfig {
@@ -65,6 +68,7 @@ impl Default for NatConfig {
             udp_timeout: Duration::from_secs(30),
             udp_stream_timeout: Duration::from_secs(180),
             icmp_timeout: Duration::from_secs(30),
+            published_clients: crate::ratelimit::Rate::new(2000, 4096),
         }
     }
 }
@@ -104,6 +108,10 @@ crate::stats::counters! {
         /// ICMP errors about refused or failed new flows not sent because
         /// their container's budget of ICMP errors was spent.
         icmp_errors_limited,
+        /// Times a published port's listener was left for the next tick
+        /// because its budget of new clients per second was spent (the
+        /// clients wait in the host's backlog).
+        published_clients_limited,
     }
 }
 
@@ -213,6 +221,8 @@ pub struct Nat {
     sweep: usize,
     /// Published ports, by forward id.
     forwards: Vec<Option<forward::Forward>>,
+    /// Some forward is out of its client budget (`forward::Forward`).
+    throttled_any: bool,
     icmp_warned: bool,
     /// TCP flows with deferred work (an acknowledgement, a discard) for the
     /// next flush: at most one entry each, sized once for the whole table.
@@ -229,6 +239,7 @@ impl Nat {
         Nat {
             table: FlowTable::new(cfg.max_flows, cfg.max_flows_per_container),
             forwards: Vec::new(),
+            throttled_any: false,
             cfg,
             io: Box::new(RealIo::default()),
             services: Vec::new(),
@@ -523,6 +534,9 @@ impl Nat {
 
     /// Timers: retransmissions toward containers, idle flows.
     pub fn tick(&mut self, now: Time, emit: &mut dyn Emit) {
+        if std::mem::take(&mut self.throttled_any) {
+            self.rearm_throttled();
+        }
         let mut i = 0;
         while i < self.busy.len() {
             let id = self.busy[i];
