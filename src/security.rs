@@ -24,10 +24,10 @@ pub struct PortPolicy {
     /// The only source IPv4 address the port may use (0.0.0.0 is also
     /// allowed, for DHCP requests — UDP 68 to 67 — and ARP probes).
     pub ipv4: Option<Ipv4Addr>,
-    /// A sole tenant's network (the slirp4netns mode's): any source of
-    /// this subnet passes besides `ipv4`, which stays the endpoint's own
+    /// A sole tenant's network (the slirp4netns mode's): any host address
+    /// of this subnet passes besides `ipv4`, which stays the endpoint's own
     /// address (where its published ports go).
-    pub ipv4_subnet: Option<ipnet::Ipv4Net>,
+    pub ipv4_subnet: Option<SubnetSources>,
     /// The IPv6 source addresses the port may use (`::` is also allowed
     /// for Duplicate Address Detection and MLD reports, which are sent
     /// before an address is usable).
@@ -35,6 +35,26 @@ pub struct PortPolicy {
     /// Only IPv4, ARP and IPv6 frames: no VLAN tags (which would smuggle
     /// frames past these checks), no other protocols.
     pub restrict_ethertypes: bool,
+}
+
+/// The IPv4 sources a sole tenant may use: the host addresses of its
+/// subnet, but for the network and broadcast addresses and the gateway's
+/// own (its address and its DNS address), which are no host's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubnetSources {
+    pub subnet: ipnet::Ipv4Net,
+    pub gateway: [Option<Ipv4Addr>; 2],
+}
+
+impl SubnetSources {
+    #[inline]
+    pub fn allows(&self, ip: Ipv4Addr) -> bool {
+        let n = self.subnet;
+        n.contains(&ip)
+            && ip != n.network()
+            && ip != n.broadcast()
+            && !self.gateway.contains(&Some(ip))
+    }
 }
 
 /// An endpoint's own IPv6 addresses. The link-local and SLAAC ones are
@@ -127,9 +147,7 @@ impl PortPolicy {
                         if udp_ports != Some((dhcp::CLIENT_PORT, dhcp::SERVER_PORT)) {
                             return Err(DropReason::SpoofedSrcIp);
                         }
-                    } else if ip.src != own
-                        && !self.ipv4_subnet.is_some_and(|n| n.contains(&ip.src))
-                    {
+                    } else if ip.src != own && !self.ipv4_subnet.is_some_and(|n| n.allows(ip.src)) {
                         return Err(DropReason::SpoofedSrcIp);
                     }
                 }
@@ -151,7 +169,7 @@ impl PortPolicy {
                 }
                 if let Some(ip) = self.ipv4 {
                     let s = arp.sender_ip();
-                    let in_subnet = self.ipv4_subnet.is_some_and(|n| n.contains(&s));
+                    let in_subnet = self.ipv4_subnet.is_some_and(|n| n.allows(s));
                     if s != ip && !s.is_unspecified() && !in_subnet {
                         return Err(DropReason::SpoofedArp);
                     }
@@ -374,7 +392,13 @@ mod tests {
         // still only from its own MAC.
         let own = MacAddr::docker_from_ipv4(IP);
         let sole = PortPolicy {
-            ipv4_subnet: Some("172.17.0.0/16".parse().unwrap()),
+            ipv4_subnet: Some(SubnetSources {
+                subnet: "172.17.0.0/16".parse().unwrap(),
+                gateway: [
+                    Some(Ipv4Addr::new(172, 17, 0, 1)),
+                    Some(Ipv4Addr::new(172, 17, 0, 3)),
+                ],
+            }),
             ..policy()
         };
         let other_in_subnet = Ipv4Addr::new(172, 17, 3, 15);
@@ -386,6 +410,11 @@ mod tests {
             Ipv4Addr::new(192, 168, 77, 7),
             Ipv4Addr::LOCALHOST,
             Ipv4Addr::new(172, 18, 0, 2),
+            // The network's reserved addresses: no host's.
+            Ipv4Addr::new(172, 17, 0, 0),
+            Ipv4Addr::new(172, 17, 255, 255),
+            Ipv4Addr::new(172, 17, 0, 1),
+            Ipv4Addr::new(172, 17, 0, 3),
         ] {
             assert_eq!(
                 sole.check(&ipv4_frame(own, bad)),

@@ -116,7 +116,10 @@ impl Daemon {
         let no_network =
             || ControlError::invalid(format!("--network: no network named '{}'", req.network));
         let net = reg.network(&req.network).ok_or_else(no_network)?;
-        let subnet = net.config.subnet;
+        let sole = crate::security::SubnetSources {
+            subnet: net.config.subnet,
+            gateway: [Some(net.config.gateway), net.config.dns.map(|d| d.ip)],
+        };
         let (dp_net, prefix_len, gateway, txqueuelen, network_mtu) = (
             net.dp,
             net.config.subnet.prefix_len(),
@@ -163,7 +166,7 @@ impl Daemon {
                     // neighbour to impersonate, and it may take DHCP's
                     // address as well as the one it was configured with.
                     PortPolicy {
-                        ipv4_subnet: Some(subnet),
+                        ipv4_subnet: Some(sole),
                         ..p
                     }
                 } else {

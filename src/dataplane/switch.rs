@@ -804,6 +804,7 @@ impl Switch {
             net.gateway.ipv6(),
             !net.spec.nat,
         );
+        let dns4 = net.gateway.dns_address();
         // The container end of what the gateway hands on: the sender as the
         // frame names it (for an endpoint, port security made sure it is
         // its own; an uplink carries many hosts), and the gateway's address
@@ -869,7 +870,13 @@ impl Switch {
                 )
             }
             GatewayVerdict::Nat(routed) => {
-                let from = inside(routed.src_mac, routed.src, None);
+                // To the DNS-only address (DNS over TCP): the flow's gateway is
+                // that address, so the NAT serves it and nothing else.
+                let via = match (routed.dst, dns4) {
+                    (std::net::IpAddr::V4(d), Some(a)) if d == a => Some(routed.dst),
+                    _ => None,
+                };
+                let from = inside(routed.src_mac, routed.src, via);
                 let mut em = PortEmitter {
                     ports: &mut self.ports,
                     scratch: &mut self.scratch,

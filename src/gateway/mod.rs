@@ -412,10 +412,14 @@ impl Gateway {
                 return Verdict::Drop(DropReason::NotServed);
             }
             let l4 = &payload[ip.header_len().min(payload.len())..];
-            let udp53 = ip.protocol() == protocol::UDP
-                && !ip.is_fragment()
-                && l4.get(2..4) == Some(&[0, 53][..]);
-            if udp53 {
+            let to53 = !ip.is_fragment() && l4.get(2..4) == Some(&[0, 53][..]);
+            // DNS over TCP: the NAT's flow to the DNS-over-TCP service, as
+            // at the gateway's own address (the switch names this address
+            // as the flow's gateway, so nothing else is reached).
+            if to53 && ip.protocol() == protocol::TCP {
+                return routed(vnet);
+            }
+            if to53 && ip.protocol() == protocol::UDP {
                 let Ok(u) = UdpPacket::new_checked(ip.into_payload()) else {
                     return Verdict::Drop(DropReason::MalformedPacket);
                 };
@@ -795,7 +799,7 @@ mod tests {
     }
 
     #[test]
-    fn a_dns_address_answers_arp_echo_and_dns_and_routes_nothing() {
+    fn a_dns_address_answers_arp_echo_and_dns_and_routes_nothing_else() {
         // slirp4netns's layout: DNS at .3 beside the gateway's .1 (here).
         const DNS: Ipv4Addr = Ipv4Addr::new(172, 17, 0, 3);
         let mut g = gw().with_nat(true).with_dns_address(DNS, true);
@@ -842,6 +846,18 @@ mod tests {
         assert_eq!(
             v(g.handle(
                 &ip_frame(GW, protocol::TCP, &syn),
+                &none,
+                Time::ZERO,
+                &mut out
+            )),
+            "nat"
+        );
+        // DNS over TCP: the NAT's flow to the DNS-over-TCP service.
+        let mut syn53 = [0u8; 20];
+        tcp::emit_header(&mut syn53, 40000, 53, 5000, 0, tcpf::SYN, 1000);
+        assert_eq!(
+            v(g.handle(
+                &ip_frame(DNS, protocol::TCP, &syn53),
                 &none,
                 Time::ZERO,
                 &mut out

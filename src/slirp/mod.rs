@@ -571,7 +571,10 @@ fn banner(opts: &Options, l: &Layout) {
     let _ = out.flush();
 }
 
-/// How long one API client may take to send its request.
+/// How long one API client may take to send its request, all of it: the
+/// API serves one connection at a time (as slirp4netns does), so this is
+/// the longest a client that sends nothing, or trickles, holds it; podman's
+/// and rootlesskit's requests come in one write and take microseconds.
 const API_READ_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The API socket: one connection at a time, one request each.
@@ -593,14 +596,22 @@ fn serve_api(l: UnixListener, mut api: api::Api, mut fw: Published) {
 }
 
 /// Reads one request: until the client half-closes, the bytes read parse
-/// as JSON, [`api::MAX_REQUEST`] are read (`full`), or the client goes
-/// quiet. slirp4netns takes the first read whole; this is as fast for
-/// every caller seen and also right when a request arrives in pieces.
+/// as JSON, [`api::MAX_REQUEST`] are read (`full`), the client goes quiet
+/// (100 ms after its last bytes), or [`API_READ_TIMEOUT`] has passed since
+/// it was accepted, whatever it sends. slirp4netns takes the first read
+/// whole; this is as fast for every caller seen, also right when a request
+/// arrives in pieces, and bounded when it never ends.
 fn read_request(c: &mut UnixStream) -> (Vec<u8>, bool) {
     let mut buf = vec![0u8; api::MAX_REQUEST];
     let mut n = 0;
-    let _ = c.set_read_timeout(Some(API_READ_TIMEOUT));
+    let deadline = std::time::Instant::now() + API_READ_TIMEOUT;
+    let mut quiet = API_READ_TIMEOUT;
     while n < buf.len() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let _ = c.set_read_timeout(Some(quiet.min(left)));
         match c.read(&mut buf[n..]) {
             Ok(0) => break,
             Ok(k) => {
@@ -609,7 +620,7 @@ fn read_request(c: &mut UnixStream) -> (Vec<u8>, bool) {
                     break;
                 }
                 // More may follow; not long.
-                let _ = c.set_read_timeout(Some(Duration::from_millis(100)));
+                quiet = Duration::from_millis(100);
             }
             Err(_) => break,
         }
