@@ -6,6 +6,8 @@
 #
 #   sudo bench/hostile.sh                      # DUR=5 seconds of iperf3 per cell, REPS=1
 #   sudo DUR=3 ATTACKS="syn dns" bench/hostile.sh
+#   sudo EXTRA_CONFIG=$'[nat]\npublished_clients_per_sec = 500' ATTACKS=ports bench/hostile.sh
+#                                              # EXTRA_CONFIG: appended to the daemon's config
 #   sudo LANYARD=/tmp/lanyard-copy LANYARD_REV=abc1234 bench/hostile.sh
 #                                              # measure that binary (default
 #                                              # target/release/lanyard)
@@ -134,7 +136,7 @@ ip -n lyh-host link set up0 up
 ip -n lyh-out link set eth0 up
 ip -n lyh-host route add default via 10.200.0.2
 ip netns exec lyh-host sysctl -qw net.ipv4.ping_group_range="0 2147483647"
-printf '[dns]\nupstream = ["127.0.0.1:5353"]\n' >"$TMP/cfg.toml"; chmod 644 "$TMP/cfg.toml"
+printf '[dns]\nupstream = ["127.0.0.1:5353"]\n%s\n' "${EXTRA_CONFIG:-}" >"$TMP/cfg.toml"; chmod 644 "$TMP/cfg.toml"
 ip netns exec lyh-host timeout 36000 "$PY" "$TMP/hostile.py" mute-upstream 5353 >"$TMP/mute.out" 2>&1 &
 track "$!"
 ip netns exec lyh-host setpriv --reuid="$U_ID" --regid="$G_ID" --clear-groups -- \
