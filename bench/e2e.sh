@@ -7,7 +7,7 @@
 #   sudo bench/e2e.sh                 # DUR=5 seconds per iperf3 run, REPS=3
 #   sudo DUR=3 REPS=1 bench/e2e.sh    # quicker
 #   sudo TABLES=ports DUR=10 bench/e2e.sh   # only some tables (any of
-#                                     # "containers scaling egress ports ipv6",
+#                                     # "containers scaling egress ports ipv6 engines",
 #                                     # default all)
 #   sudo LANYARD=/tmp/lanyard-copy LANYARD_REV=abc1234 bench/e2e.sh
 #                                     # measure that binary (default
@@ -25,7 +25,9 @@
 # 270 s at DUR=3 REPS=1. The ipv6 table is 56 runs of DUR per repetition
 # (+ ~0.9 s each; the kernel's [::1] DNAT costs one 5 s connect timeout)
 # and 12 pings: DUR=1 REPS=1 took 105 s, DUR=3 REPS=3 580 s; DUR=5 REPS=3
-# would take about 950 s.
+# would take about 950 s. The engines table (bench/engines.sh: podman with
+# slirp4netns and with lanyard, 2 x N=10 starts and 8 iperf3 runs of DUR per
+# repetition) took 80 s at DUR=3 REPS=2.
 #
 # Needs root (namespaces, the kernel baselines); lanyard, slirp4netns and
 # pasta run as the unprivileged user $BENCH_USER (default: lanyard-ci, else
@@ -155,9 +157,9 @@ cd "$(dirname "$0")/.."
 DUR=${DUR:-5}
 REPS=${REPS:-3}
 CONNS=${CONNS:-1000}
-TABLES=${TABLES:-containers scaling egress ports ipv6}
+TABLES=${TABLES:-containers scaling egress ports ipv6 engines}
 for t in $TABLES; do
-    case $t in containers | scaling | egress | ports | ipv6) ;; *) echo "TABLES: unknown table '$t' (containers, scaling, egress, ports, ipv6)" >&2; exit 2 ;; esac
+    case $t in containers | scaling | egress | ports | ipv6 | engines) ;; *) echo "TABLES: unknown table '$t' (containers, scaling, egress, ports, ipv6, engines)" >&2; exit 2 ;; esac
 done
 want_table() { [[ " $TABLES " == *" $1 "* ]]; }
 LANYARD=${LANYARD:-$PWD/target/release/lanyard}
@@ -1509,6 +1511,19 @@ print("; ".join(out) if out else "none")
 PY2
 )."
 log "ipv6 table: $(( $(date +%s) - T0 )) s"
+fi
+
+if want_table engines; then
+    # The engines table: podman with the real slirp4netns and with lanyard
+    # in its place (pasta where podman has it), from bench/engines.sh, which
+    # has its own namespaces and prints its own table.
+    T0=$(date +%s)
+    echo
+    echo "### Engines: rootless podman with slirp4netns, and with lanyard in its place"
+    echo
+    LANYARD="$LANYARD" DUR="$DUR" REPS="$REPS" "$(dirname "${BASH_SOURCE[0]}")/engines.sh" 2>&1 |
+        sed -n '/^podman /,$p' || echo "engines: bench/engines.sh failed"
+    log "engines table: $(( $(date +%s) - T0 )) s"
 fi
 
 echo
