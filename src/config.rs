@@ -287,8 +287,8 @@ impl Default for RawNat {
             allow_host_loopback: false,
             new_flows_per_sec: 2000,
             new_flows_burst: 4096,
-            published_clients_per_sec: 2000,
-            published_clients_burst: 4096,
+            published_clients_per_sec: 500,
+            published_clients_burst: 1000,
         }
     }
 }

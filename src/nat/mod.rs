@@ -68,7 +68,7 @@ impl Default for NatConfig {
             udp_timeout: Duration::from_secs(30),
             udp_stream_timeout: Duration::from_secs(180),
             icmp_timeout: Duration::from_secs(30),
-            published_clients: crate::ratelimit::Rate::new(2000, 4096),
+            published_clients: crate::ratelimit::Rate::new(500, 1000),
         }
     }
 }

@@ -313,7 +313,12 @@ pub fn run(opts: &Options) -> i32 {
 
 fn run_inner(opts: &Options) -> Result<(), String> {
     let layout = opts.layout()?;
-    let base = base_config()?;
+    let mut base = base_config()?;
+    if std::env::var_os("LANYARD_CONFIG").is_none() {
+        // The published ports' client budget protects a port's neighbours
+        // on the data path's thread; a helper's switch has none.
+        base.nat.published_clients = crate::ratelimit::Rate::new(1_000_000, 1_000_000);
+    }
     let config = layout.config(&base);
     log::set_level(config.daemon.log_level);
     // The exit and ready fds are the caller's; check they are open before
