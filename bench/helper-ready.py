@@ -2,7 +2,8 @@
 """How long a slirp4netns-compatible helper takes from exec to its ready
 byte (what podman and rootlesskit wait for on every container start), for
 each binary given, side by side: N starts each against one target
-namespace, the median, min and max in ms. Needs unshare (a user and network
+namespace, the median, min and max in ms; and a running helper's VmRSS
+(one more start each, read 1 s after its ready byte). Needs unshare (a user and network
 namespace); no traffic leaves the machine.
 
     python3 bench/helper-ready.py target/release/lanyard /usr/bin/slirp4netns
@@ -17,7 +18,7 @@ N = int(os.environ.get("N", "10"))
 EXTRA = os.environ.get("EXTRA", "").split()
 
 
-def ready_ms(binary, target, tap):
+def ready_ms(binary, target, tap, rss=False):
     r, w = os.pipe()
     argv = [binary] + (["slirp4netns"] if "lanyard" in os.path.basename(binary) else [])
     argv += ["-c", "-r", str(w)] + EXTRA + [str(target), tap]
@@ -26,12 +27,16 @@ def ready_ms(binary, target, tap):
     os.close(w)
     got = os.read(r, 16)
     t1 = time.perf_counter()
+    if rss:
+        time.sleep(1)
+        with open(f"/proc/{p.pid}/status") as f:
+            kib = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
     p.kill()
     p.wait(timeout=10)
     os.close(r)
     if got != b"1":
         raise SystemExit(f"{binary}: no ready byte (got {got!r})")
-    return (t1 - t0) * 1000
+    return kib if rss else (t1 - t0) * 1000
 
 
 def main():
@@ -45,7 +50,8 @@ def main():
                 results[b].append(ready_ms(b, target.pid, f"tap{i % 8}"))
         for b, r in results.items():
             r.sort()
-            print(f"{b}: ready after {r[len(r) // 2]:.1f} ms (median of {N}; min {r[0]:.1f}, max {r[-1]:.1f})")
+            kib = ready_ms(b, target.pid, "tapr", rss=True)
+            print(f"{b}: ready after {r[len(r) // 2]:.1f} ms (median of {N}; min {r[0]:.1f}, max {r[-1]:.1f}); VmRSS {kib / 1024:.1f} MiB")
     finally:
         target.kill()
         target.wait()

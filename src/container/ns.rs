@@ -58,13 +58,19 @@ fn write_file(path: &str, data: &str) -> Result<(), String> {
 /// Joins (setns) the namespace of kind `ns` of process `pid`, unless we are
 /// in it already.
 pub(super) fn join_ns(pid: u32, ns: &str, kind: CloneFlags) -> Result<(), String> {
-    let theirs = format!("/proc/{pid}/ns/{ns}");
-    let ours = format!("/proc/self/ns/{ns}");
-    if std::fs::read_link(&theirs).ok() == std::fs::read_link(&ours).ok() {
+    join_path(&format!("/proc/{pid}/ns/{ns}"), ns, kind)
+}
+
+/// Joins the namespace of kind `ns` (`net`, `user`, ...) that the file at
+/// `path` names (a `/proc/PID/ns/` entry or a bind-mounted nsfs file),
+/// unless we are in it already (joining one's own user namespace fails).
+pub fn join_path(path: &str, ns: &str, kind: CloneFlags) -> Result<(), String> {
+    let ours = std::fs::read_link(format!("/proc/self/ns/{ns}")).ok();
+    if ours.is_some() && std::fs::read_link(path).ok() == ours {
         return Ok(());
     }
-    let f = std::fs::File::open(&theirs).map_err(|e| format!("{theirs}: {e}"))?;
-    nix::sched::setns(f, kind).map_err(|e| format!("joining {theirs}: {e}"))
+    let f = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
+    nix::sched::setns(f, kind).map_err(|e| format!("joining {path}: {e}"))
 }
 
 /// Enters the namespaces of the container's network mode and creates its

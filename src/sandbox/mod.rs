@@ -9,10 +9,12 @@
 //! embedded switch) confines itself once, from its main thread, after it has
 //! what it cannot get later (the control socket bound, the open-file limit
 //! raised, the container forked) and before its first thread starts. Four
-//! layers, in this order, each for a reason:
+//! layers, in this order, each for a reason (and, for the slirp4netns
+//! mode's `--enable-sandbox` only, an empty root before them: step 0):
 //!
 //! | step | what | why here |
 //! |---|---|---|
+//! | 0 | an empty read-only root with only /etc and /run ([`mounts`]) | first: it needs `CAP_SYS_ADMIN` (or a user namespace of its own) and mount calls the later steps take away |
 //! | 1 | capabilities ([`caps`]): keep only `CAP_NET_BIND_SERVICE` and `CAP_NET_RAW`, and only if held | capset is not on the allow-list below; the two kept are what it still uses (published ports below 1024, uplinks attached at run time) |
 //! | 2 | `no_new_privs` | nothing it could exec gains privileges; seccomp needs it unprivileged |
 //! | 3 | Landlock ([`fs`]): read the files it still reads, write only in its own runtime directory; the daemon also may not signal or reach abstract sockets outside itself | Landlock (ABI < 8) restricts the calling thread only: threads started later inherit it |
@@ -27,7 +29,8 @@
 //! `EPERM` that it would from the call.
 //!
 //! `Mode::On` (the default) applies what the kernel offers and says what
-//! it could not; `Mode::Require` makes any missing layer an error;
+//! it could not; `Mode::Require` makes any missing layer an error (by
+//! layer with [`apply_layers`]);
 //! `Mode::Off` (`--no-sandbox`, `[daemon] sandbox = false`) applies
 //! nothing. The one line [`Report`] prints says which.
 

@@ -24,6 +24,7 @@ use std::path::PathBuf;
 
 use nix::sched::CloneFlags;
 
+use crate::container::ns::join_path;
 use crate::port::tap;
 use crate::sys::fdpass;
 use crate::sys::ifreq::{add_default_route, control_socket, Interface};
@@ -135,16 +136,6 @@ pub unsafe fn open(req: &TapRequest) -> Result<Tap, String> {
     }
 }
 
-fn same_ns(path: &str, kind: &str) -> bool {
-    let ours = std::fs::read_link(format!("/proc/self/ns/{kind}")).ok();
-    ours.is_some() && std::fs::read_link(path).ok() == ours
-}
-
-fn setns(path: &str, kind: CloneFlags) -> Result<(), String> {
-    let f = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
-    nix::sched::setns(f, kind).map_err(|e| format!("setns({kind:?}) {path}: {e}"))
-}
-
 fn child(req: &TapRequest) -> Result<Tap, String> {
     // The user namespace first, as slirp4netns does: the target's
     // (rootlesskit's child) or `--userns-path`. A failure is tolerated —
@@ -156,20 +147,16 @@ fn child(req: &TapRequest) -> Result<Tap, String> {
         (None, Target::Path(_)) => None,
     };
     if let Some(u) = userns {
-        if !same_ns(&u, "user") {
-            let r = setns(&u, CloneFlags::CLONE_NEWUSER);
-            if req.userns.is_some() {
-                r?;
-            }
+        let r = join_path(&u, "user", CloneFlags::CLONE_NEWUSER);
+        if req.userns.is_some() {
+            r?;
         }
     }
     let netns = match &req.target {
         Target::Pid(pid) => format!("/proc/{pid}/ns/net"),
         Target::Path(p) => p.display().to_string(),
     };
-    if !same_ns(&netns, "net") {
-        setns(&netns, CloneFlags::CLONE_NEWNET)?;
-    }
+    join_path(&netns, "net", CloneFlags::CLONE_NEWNET)?;
     let fd = tap::create(&req.tapname).map_err(|e| format!("ioctl(TUNSETIFF): {e}"))?;
     let sock = control_socket().map_err(|e| format!("cannot create socket: {e}"))?;
     let tapif = Interface::new(&sock, &req.tapname);
