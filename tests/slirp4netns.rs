@@ -1192,6 +1192,18 @@ fn api_abuse(who: As) {
         ],
         NO_UPSTREAM,
     );
+    // The socket publishes host ports: its owner's only (0600), while its
+    // owner's requests below are served.
+    let t0 = std::time::Instant::now();
+    while !sock.exists() && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mode = std::fs::metadata(&sock)
+        .expect("API socket")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "API socket mode {mode:o}");
     let failed = r#"{"error":{"desc":"bad request: add_hostfwd: slirp_add_hostfwd failed"}}"#;
     let busy_tcp = TcpListener::bind("127.0.0.1:0").unwrap();
     let busy_udp = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -89,7 +89,15 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
         }
         std::fs::remove_file(path).map_err(|e| why("cannot remove the stale socket", e))?;
     }
-    // Create the socket 0600 from the start: no window where it is open.
+    bind_private(path)
+}
+
+/// Binds a Unix socket only its owner may connect to: created 0600 from
+/// the start (no window where it is open), and made 0600 again in case
+/// the umask could not be relied on. The daemon's control socket and the
+/// slirp4netns mode's API socket, which both change what the host exposes.
+pub fn bind_private(path: &Path) -> io::Result<UnixListener> {
+    let why = |what: &str, e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
     let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
     let r = UnixListener::bind(path);
     nix::sys::stat::umask(old);

@@ -423,8 +423,11 @@ fn bind_api(path: &std::path::Path) -> Result<UnixListener, String> {
             path.display()
         ));
     }
+    // slirp4netns replaces whatever is there; the socket is its owner's
+    // only (it publishes host ports), as the daemon's control socket is.
     let _ = std::fs::remove_file(path);
-    UnixListener::bind(path).map_err(|e| format!("api_bindlisten: bind {}: {e}", path.display()))
+    crate::control::server::bind_private(path)
+        .map_err(|e| format!("api_bindlisten: {}: {e}", path.display()))
 }
 
 /// The helper's published ports, on the embedded switch.
