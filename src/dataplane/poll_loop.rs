@@ -51,9 +51,6 @@ pub(super) struct Loop {
     /// must stay here until a read comes back short.
     ready: Vec<PortId>,
     is_ready: Vec<bool>,
-    /// Ports whose last read filled its batch: busy, so their next turn is
-    /// a quarter batch (see `run`).
-    was_full: Vec<bool>,
     next_tick: Time,
 }
 
@@ -84,7 +81,6 @@ impl Loop {
             bufs: (0..batch).map(|_| FrameBuf::new()).collect(),
             ready: Vec::new(),
             is_ready: Vec::new(),
-            was_full: Vec::new(),
             next_tick: Time::ZERO,
         }
     }
@@ -93,7 +89,6 @@ impl Loop {
         let i = id.index();
         if i >= self.is_ready.len() {
             self.is_ready.resize(i + 1, false);
-            self.was_full.resize(i + 1, false);
         }
         if !self.is_ready[i] {
             self.is_ready[i] = true;
@@ -144,26 +139,15 @@ impl Loop {
             let now = self.clock.now();
             self.apply_peer_news(now);
             // One batch per ready port per round, round-robin, so a busy
-            // port cannot starve the others; a port that filled its last
-            // batch gets a quarter of one, so that what its neighbours
-            // send (a ping, a request) waits behind at most 16 of its
-            // frames rather than 64: a flood costs them a quarter of the
-            // latency, and a bulk sender's 64 KiB super-frames still move
-            // 1 MiB a round.
+            // port cannot starve the others.
             std::mem::swap(&mut batch_ready, &mut self.ready);
             for &id in &batch_ready {
                 self.is_ready[id.index()] = false;
             }
-            let full = self.bufs.len();
             for &id in &batch_ready {
-                let busy = self.was_full[id.index()];
-                let quantum = if busy { (full / 4).max(1) } else { full };
-                match self.switch.poll_port(id, &mut self.bufs[..quantum], now) {
-                    Ok(n) if n == quantum => {
-                        self.was_full[id.index()] = true;
-                        self.mark_ready(id);
-                    }
-                    Ok(_) => self.was_full[id.index()] = false,
+                match self.switch.poll_port(id, &mut self.bufs, now) {
+                    Ok(n) if n == self.bufs.len() => self.mark_ready(id),
+                    Ok(_) => {}
                     Err(e) => {
                         log::warn!("port {id} stopped: {e}; it stays attached until its endpoint is removed");
                         if let Some(fd) = self.switch.port_fd(id) {
@@ -257,10 +241,6 @@ impl Loop {
                         *r = false;
                         self.ready.retain(|p| *p != id);
                     }
-                }
-                // A reused id starts with a whole batch.
-                if let Some(f) = self.was_full.get_mut(id.index()) {
-                    *f = false;
                 }
                 let _ = reply.send(removed);
             }
