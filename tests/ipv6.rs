@@ -215,7 +215,7 @@ fn published_ports_take_ipv6_clients_as_themselves() {
         As::Unprivileged,
         r#"
 bg_run --name web -p 8080:9000 -p 8081:9001/udp -p '[::1]:8082:9000' -- sh -c 'python3 $0 whoami 9000 :: & python3 $0 udp-whoami 9001 :: & sleep 60' $P > web.out 2>&1
-until_ok sh -c 'test "$(grep -c ready web.out)" = 2' || cat web.out
+until_ok sh -c 'test "$(grep -o ready web.out | wc -l)" -ge 2' || cat web.out
 # A service that listens on IPv4 only, in a dual-stack container.
 bg_run --name old -p 8090:9000 -- python3 $P whoami 9000 > old.out 2>&1
 until_ok grep -q ready old.out

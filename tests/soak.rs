@@ -90,7 +90,9 @@ python3 $ST udp-sink pub-udp 53 &
 wait
 EOF
 timeout $STT $B run --socket $S --name srv --ip 172.17.0.2 -p 8080:80 -p 8081:81 -p 5353:53/udp -- sh srv.sh $ST $DUR > srv.out 2>&1 & SRV=$!; PIDS="$PIDS $SRV"
-i=0; until [ "$(grep -c ready srv.out)" = 5 ]; do i=$((i+1)); [ $i -lt 300 ] || {{ echo "srv not ready"; cat srv.out; exit 1; }}; sleep 0.1; done
+# Counted as words, not lines: five writers share srv.out, and two of
+# their lines can land as one ("readyready").
+i=0; until [ "$(grep -o ready srv.out | wc -l)" -ge 5 ]; do i=$((i+1)); [ $i -lt 300 ] || {{ echo "srv not ready"; cat srv.out; exit 1; }}; sleep 0.1; done
 # c2c: TCP to srv over the bridge. egress: TCP to the outside, both ways.
 # The UDP senders have a container of their own (see the top of soak.rs).
 timeout $STT $B run --socket $S --name c2c --ip 172.17.0.3 -- python3 $ST tcp-send c2c-tcp 172.17.0.2 5000 $DUR > c2c.out 2>&1 & PIDS="$PIDS $!"
