@@ -476,8 +476,10 @@ fn frames_are_read_from_ports_in_batches() {
     let mut bufs: Vec<FrameBuf> = (0..4).map(|_| FrameBuf::new()).collect();
     let mut total = 0;
     loop {
-        let n = r.sw.poll_port(pa, &mut bufs, Time::ZERO).unwrap();
+        let p = r.sw.poll_port(pa, &mut bufs, Time::ZERO, || true).unwrap();
+        let n = p.frames;
         assert!(n <= 4);
+        assert_eq!(p.more, n == 4, "a full batch says more may wait");
         if n == 0 {
             break;
         }

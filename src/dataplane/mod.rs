@@ -35,8 +35,8 @@ use crate::port::{Port, PortId};
 
 use poll_loop::{waker_token, Loop, Peer};
 pub use switch::{
-    FdbRow, Learned, NetworkId, NetworkReport, NetworkSpec, NetworkSpec6, PortReport, PortSpec,
-    Snapshot, Switch, SwitchError, Verdict,
+    FdbRow, Learned, NetworkId, NetworkReport, NetworkSpec, NetworkSpec6, Polled, PortReport,
+    PortSpec, Snapshot, Switch, SwitchError, Verdict,
 };
 
 /// Most shards a data path runs.

@@ -138,6 +138,17 @@ struct NetState {
     ports: Vec<PortId>,
 }
 
+/// What one turn of a port read ([`Switch::poll_port`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Polled {
+    /// Frames read and switched.
+    pub frames: usize,
+    /// The turn ended before the port's queue did (the batch was full,
+    /// its time was up, or a read failed after some frames): frames may be
+    /// waiting, and edge-triggered readiness will not say so again.
+    pub more: bool,
+}
+
 pub struct Switch {
     ports: Vec<Option<PortSlot>>,
     nets: Vec<Option<NetState>>,
@@ -603,22 +614,54 @@ impl Switch {
             .map_or(0, |n| n.fdb.len())
     }
 
-    /// Reads a batch from port `id` and switches every frame in it.
-    /// Returns how many frames were read; an error means the port is gone.
-    pub fn poll_port(&mut self, id: PortId, bufs: &mut [FrameBuf], now: Time) -> io::Result<usize> {
-        let Some(Some(slot)) = self.ports.get_mut(id.index()) else {
-            return Ok(0);
+    /// Gives port `id` a turn: reads frames from it one at a time, up to
+    /// `bufs.len()`, and switches each as it comes; after each frame
+    /// `go_on()` says whether the turn may continue (the poll loop bounds a
+    /// turn's time with it, so that a busy port's turn is short however
+    /// costly its frames are). An error before the first frame means the
+    /// port is gone; one after it ends the turn and repeats on the next.
+    pub fn poll_port(
+        &mut self,
+        id: PortId,
+        bufs: &mut [FrameBuf],
+        now: Time,
+        mut go_on: impl FnMut() -> bool,
+    ) -> io::Result<Polled> {
+        let mut polled = Polled {
+            frames: 0,
+            more: false,
         };
-        if slot.dead {
-            return Ok(0);
-        }
-        let n = slot.port.recv_batch(bufs)?;
-        for buf in &mut bufs[..n] {
+        while polled.frames < bufs.len() {
+            let Some(Some(slot)) = self.ports.get_mut(id.index()) else {
+                break;
+            };
+            if slot.dead {
+                break;
+            }
+            let buf = &mut bufs[polled.frames..polled.frames + 1];
+            // One frame per read: every port kind reads a frame per
+            // syscall anyway, so this costs nothing and lets the turn end
+            // after any frame.
+            match slot.port.recv_batch(buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if polled.frames == 0 => return Err(e),
+                Err(_) => {
+                    polled.more = true;
+                    break;
+                }
+            }
+            let buf = &mut buf[0];
             let verdict = self.classify(id, buf, now);
             self.execute(id, verdict, buf, now);
+            polled.frames += 1;
+            if polled.frames == bufs.len() || !go_on() {
+                polled.more = true;
+                break;
+            }
         }
         self.flush_nat();
-        Ok(n)
+        Ok(polled)
     }
 
     /// Switches one frame that arrived on `ingress`. The buffer may be
