@@ -8,6 +8,10 @@
 #   sudo DUR=3 ATTACKS="syn dns" bench/hostile.sh
 #   sudo EXTRA_CONFIG=$'[nat]\npublished_clients_per_sec = 500' ATTACKS=ports bench/hostile.sh
 #                                              # EXTRA_CONFIG: appended to the daemon's config
+#   sudo VICTIM=echo-ev ATTACKS=ports bench/hostile.sh
+#                                              # the "ports" row's victim: echo
+#                                              # (default: a thread per client)
+#                                              # or echo-ev (an event loop)
 #   sudo LANYARD=/tmp/lanyard-copy LANYARD_REV=abc1234 bench/hostile.sh
 #                                              # measure that binary (default
 #                                              # target/release/lanyard)
@@ -68,6 +72,8 @@ DUR=${DUR:-5}
 REPS=${REPS:-1}
 FLOOD_COUNT=${FLOOD_COUNT:-20000000}
 ATTACKS=${ATTACKS:-syn udp dns arp arp-gw icmp dhcp ports dnstcp}
+VICTIM=${VICTIM:-echo}
+case $VICTIM in echo | echo-ev) ;; *) echo "hostile.sh: VICTIM must be echo or echo-ev, not $VICTIM" >&2; exit 2 ;; esac
 for a in $ATTACKS; do
     case $a in syn | udp | dns | arp | arp-gw | icmp | dhcp | ports | dnstcp) ;;
         *) echo "ATTACKS: unknown attack '$a'" >&2; exit 2 ;; esac
@@ -148,7 +154,7 @@ track "$!"
 wait_for 50 sh -c "ip netns exec lyh-out ss -Hltn 'sport = :5201' | grep -q ."
 ctr --name peer --ip 172.17.0.20 -- sleep 36000 >/dev/null 2>&1 &
 PEER=$!; track "$PEER"
-ctr --name srv --ip 172.17.0.40 -p 10.200.0.1:18080:8080 -- "$PY" "$TMP/netpeer.py" echo 8080 >"$TMP/srv.out" 2>&1 &
+ctr --name srv --ip 172.17.0.40 -p 10.200.0.1:18080:8080 -- "$PY" "$TMP/netpeer.py" "$VICTIM" 8080 >"$TMP/srv.out" 2>&1 &
 track "$!"
 wait_for 100 grep -q ready "$TMP/srv.out" || { log "the published echo server did not start"; cat "$TMP/srv.out" >&2; exit 1; }
 wait_for 100 sh -c "$TMP/lanyard network inspect --socket $SOCK default 2>/dev/null | grep -q '\"peer\"'" || true

@@ -7,6 +7,7 @@ transfers are checked byte for byte.
   sink PORT [ADDR]              TCP: each connection's bytes -> "sink N SHA from IP"
   source PORT NBYTES [ADDR]     TCP: each connection gets NBYTES -> "source N SHA"
   echo PORT [ADDR]              TCP echo, one thread per connection
+  echo-ev PORT [ADDR]           TCP echo, one thread for all (an event loop)
   halfclose PORT [ADDR]         TCP: read to EOF, then answer "got N" and close
   udp-echo PORT [ADDR]          UDP echo ("big" asks for an 8000-byte answer)
   dns PORT [ADDR]               DNS over UDP and TCP: A 192.0.2.7 for every name,
@@ -113,6 +114,39 @@ def echo(port, addr="0.0.0.0"):
         c.close()
 
     serve(listen(port, addr), h)
+
+
+def echo_ev(port, addr="0.0.0.0"):
+    # What a server whose cost per client is not a thread does: one
+    # selector, non-blocking sockets, a client dropped on error or EOF.
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    s = listen(port, addr)
+    s.setblocking(False)
+    sel.register(s, selectors.EVENT_READ)
+    while True:
+        for key, _ in sel.select():
+            if key.fileobj is s:
+                try:
+                    c, _ = s.accept()
+                except OSError:
+                    continue
+                c.setblocking(False)
+                sel.register(c, selectors.EVENT_READ)
+                continue
+            c = key.fileobj
+            try:
+                d = c.recv(65536)
+                if d:
+                    c.send(d)  # echo what fits; a test client sends little
+                    continue
+            except BlockingIOError:
+                continue
+            except OSError:
+                pass
+            sel.unregister(c)
+            c.close()
 
 
 def halfclose(port, addr="0.0.0.0"):
@@ -387,6 +421,8 @@ if __name__ == "__main__":
         source(int(args[0]), int(args[1]), *args[2:])
     elif cmd == "echo":
         echo(int(args[0]), *args[1:])
+    elif cmd == "echo-ev":
+        echo_ev(int(args[0]), *args[1:])
     elif cmd == "halfclose":
         halfclose(int(args[0]), *args[1:])
     elif cmd == "udp-echo":
