@@ -494,6 +494,33 @@ fn frames_are_read_from_ports_in_batches() {
 }
 
 #[test]
+fn a_turn_ends_when_its_time_is_up_and_says_frames_wait() {
+    // The poll loop bounds a port's turn in time through `go_on`: a turn
+    // told to stop after its first frame reads one, says more may wait,
+    // and leaves the rest, in order, for the next turns.
+    let mut r = Rig::new();
+    let (pa, ha) = r.endpoint(A, Offloads::NONE);
+    let (_pb, hb) = r.endpoint(B, Offloads::NONE);
+    for i in 0..3u8 {
+        assert!(ha.inject(VnetHdr::default(), &udp_frame(mac_of(B), A, B, &[i])));
+    }
+    let mut bufs: Vec<FrameBuf> = (0..64).map(|_| FrameBuf::new()).collect();
+    let mut asked = 0;
+    let p =
+        r.sw.poll_port(pa, &mut bufs, Time::ZERO, || {
+            asked += 1;
+            false
+        })
+        .unwrap();
+    assert_eq!((p.frames, p.more, asked), (1, true, 1));
+    assert_eq!(hb.take_sent().len(), 1, "the one frame read was switched");
+    let p = r.sw.poll_port(pa, &mut bufs, Time::ZERO, || true).unwrap();
+    assert_eq!((p.frames, p.more), (2, false), "the queue ran dry first");
+    let got = hb.take_sent();
+    assert_eq!(got.iter().map(|(_, f)| f[42]).collect::<Vec<_>>(), [1, 2]);
+}
+
+#[test]
 fn removed_ports_are_forgotten() {
     let mut r = Rig::new();
     let (pa, _ha) = r.endpoint(A, Offloads::NONE);

@@ -6,7 +6,7 @@
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use mio::unix::SourceFd;
@@ -146,19 +146,20 @@ impl Loop {
             let now = self.clock.now();
             self.apply_peer_news(now);
             // Ready ports take turns, round-robin. A turn is a batch of
-            // frames, or a quarter of one for a port whose last turn left
-            // frames waiting (busy), and at most TURN of time, whichever
-            // ends first; at least one frame is read, so every port
-            // progresses. The count keeps a busy port's small frames from
-            // delaying a neighbour's ping or request by more than 16 of
-            // them (a UDP flood's datagrams each cost a NAT lookup and a
-            // send); the time keeps its big ones from doing so (16
-            // super-frames are 1 MiB of copies, most of a millisecond).
-            // Counting frames up to that bound, rather than sharing time
-            // evenly, is deliberate: a flood of small frames has short
-            // turns, so a bulk stream beside it keeps most of the thread
-            // (bounding every turn to 50 µs instead took a neighbour's
-            // TCP under the floods from 0.60-0.74x to 0.38-0.55x, bench/hostile.sh).
+            // frames (`[limits] batch_size`), or a quarter of one for a
+            // port whose last turn left frames waiting (busy), and at most
+            // TURN of time, whichever ends first; at least one frame is
+            // read, so every port progresses. The count keeps a busy port's
+            // small frames from delaying a neighbour's ping or request by
+            // more than a quarter batch of them (16 by default; a UDP
+            // flood's datagrams each cost a NAT lookup and a send); the
+            // time keeps its big ones from doing so (16 super-frames are
+            // 1 MiB of copies, most of a millisecond). Counting frames up
+            // to that bound, rather than sharing time evenly, is
+            // deliberate: a flood of small frames has short turns, so a
+            // bulk stream beside it keeps most of the thread (bounding
+            // every turn to 50 µs instead took a neighbour's TCP under the
+            // floods from 0.60-0.74x to 0.38-0.55x, bench/hostile.sh).
             std::mem::swap(&mut batch_ready, &mut self.ready);
             for &id in &batch_ready {
                 self.is_ready[id.index()] = false;
@@ -170,11 +171,12 @@ impl Loop {
                 } else {
                     full
                 };
-                let deadline = Instant::now() + TURN;
+                let clock = &self.clock;
+                let deadline = clock.now().saturating_add(TURN);
                 match self
                     .switch
                     .poll_port(id, &mut self.bufs[..quantum], now, || {
-                        Instant::now() < deadline
+                        clock.now() < deadline
                     }) {
                     Ok(p) => {
                         self.busy[id.index()] = p.more;
