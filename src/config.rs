@@ -635,10 +635,45 @@ fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
 
+/// The name of the network a container joins when none is named.
+pub const DEFAULT_NETWORK: &str = "default";
+
+/// The name docker gives its default network. lanyard's is `default`;
+/// `bridge` names it too wherever a network is named (unless a network of
+/// the config is itself called `bridge`), so that what a docker user types
+/// (`--network bridge`, `network inspect bridge`) works unchanged.
+pub const DOCKER_DEFAULT_NETWORK: &str = "bridge";
+
+/// Names `network create` refuses, as docker does.
+pub const RESERVED_NETWORK_NAMES: [&str; 3] = [DOCKER_DEFAULT_NETWORK, "host", "none"];
+
+/// The network a name given by a user means: `bridge` is the default
+/// network when no network is called `bridge` (`exists` says whether one
+/// is); any other name is itself.
+pub fn resolve_network_name<'a>(name: &'a str, exists: impl Fn(&str) -> bool) -> &'a str {
+    if name == DOCKER_DEFAULT_NETWORK && !exists(name) && exists(DEFAULT_NETWORK) {
+        DEFAULT_NETWORK
+    } else {
+        name
+    }
+}
+
 impl NetworkRequest {
     /// Checks a network to create against the ones that exist; errors name
     /// the command-line flag.
     pub fn validate(&self, existing: &[NetworkConfig]) -> Result<NetworkConfig, ConfigError> {
+        // docker refuses these: `bridge` is what its users call the
+        // default network (and lanyard's answers to it), `host` and
+        // `none` are `--network` modes, not networks.
+        if RESERVED_NETWORK_NAMES.contains(&self.name.as_str()) {
+            return Err(ConfigError::new(
+                "NAME",
+                format!(
+                    "'{}' is a pre-defined network name (docker's); choose another",
+                    self.name
+                ),
+            ));
+        }
         if existing.iter().any(|n| n.name == self.name) {
             return Err(ConfigError::new(
                 "NAME",

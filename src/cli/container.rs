@@ -14,11 +14,15 @@ use super::{query, SocketArg};
 
 #[derive(Args)]
 pub(super) struct ConnectArgs {
+    /// Network to connect to.
     network: String,
+    /// Container name or id.
     container: String,
+    /// IPv4 address on the network instead of the next free one.
     #[arg(long)]
     ip: Option<Ipv4Addr>,
-    #[arg(long = "alias", value_name = "NAME")]
+    /// Another name the container answers to in DNS on this network (repeatable).
+    #[arg(long = "alias", visible_alias = "network-alias", value_name = "NAME")]
     alias: Vec<String>,
     #[command(flatten)]
     socket: SocketArg,
@@ -26,7 +30,9 @@ pub(super) struct ConnectArgs {
 
 #[derive(Args)]
 pub(super) struct DisconnectArgs {
+    /// Network to disconnect from.
     network: String,
+    /// Container name or id.
     container: String,
     #[command(flatten)]
     socket: SocketArg,

@@ -105,6 +105,23 @@ struct SocketArg {
     socket: Option<PathBuf>,
 }
 
+/// `--json`, or docker's `--format json`: how a listing is printed.
+#[derive(Args)]
+struct FormatArg {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Output format: table or json (docker's `--format json`).
+    #[arg(long, value_name = "table|json", value_parser = ["table", "json"], conflicts_with = "json")]
+    format: Option<String>,
+}
+
+impl FormatArg {
+    fn json(&self) -> bool {
+        self.json || self.format.as_deref() == Some("json")
+    }
+}
+
 #[derive(Args)]
 struct SandboxArg {
     /// Confine the switch after set-up (docs/SECURITY.md): on (what the kernel offers), require (all of it, or fail), off [default: `[daemon] sandbox`, on]
@@ -162,7 +179,16 @@ pub fn main() -> ExitCode {
         let code = slirp4netns::main("lanyard slirp4netns", &argv[2..]);
         return ExitCode::from(code as u8);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        // `run`'s bad arguments exit 125, as docker's and podman's do; the
+        // other commands keep clap's 2, and --help and --version 0.
+        Err(e) if e.use_stderr() && argv.get(1).map(String::as_str) == Some("run") => {
+            let _ = e.print();
+            return ExitCode::from(lanyard::container::EXIT_SETUP_FAILED as u8);
+        }
+        Err(e) => e.exit(),
+    };
     let code = match cli.command {
         Command::Run(a) => return run::run(a),
         Command::Daemon(a) => daemon::daemon(a),

@@ -5,7 +5,7 @@ use clap::Subcommand;
 use lanyard::config::NetworkRequest;
 use lanyard::control::Request;
 
-use super::{parse_mtu, pretty, query, SocketArg};
+use super::{parse_mtu, pretty, query, FormatArg, SocketArg};
 
 #[derive(Subcommand)]
 pub(super) enum NetworkCommand {
@@ -13,9 +13,8 @@ pub(super) enum NetworkCommand {
     Ls {
         #[command(flatten)]
         socket: SocketArg,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// Create a network.
     Create {
@@ -63,6 +62,10 @@ pub(super) enum NetworkCommand {
         #[command(flatten)]
         socket: SocketArg,
     },
+    /// Connect a running container to a network (as `lanyard connect`).
+    Connect(super::container::ConnectArgs),
+    /// Disconnect a running container from a network (as `lanyard disconnect`).
+    Disconnect(super::container::DisconnectArgs),
     /// Show networks in the JSON shape of `docker network inspect`.
     Inspect {
         /// Network name (default: all).
@@ -74,7 +77,9 @@ pub(super) enum NetworkCommand {
 
 pub(super) fn network(c: NetworkCommand) -> u8 {
     match c {
-        NetworkCommand::Ls { socket, json } => ls(&socket, json),
+        NetworkCommand::Ls { socket, format } => ls(&socket, format.json()),
+        NetworkCommand::Connect(a) => super::container::connect(a),
+        NetworkCommand::Disconnect(a) => super::container::disconnect(a),
         NetworkCommand::Create {
             name,
             subnet,

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use lanyard::control::Request;
 
-use super::{parse_publish, pretty, query, SocketArg};
+use super::{parse_publish, pretty, query, FormatArg, SocketArg};
 
 #[derive(Subcommand)]
 pub(super) enum PortCommand {
@@ -32,9 +32,8 @@ pub(super) enum PortCommand {
         container: Option<String>,
         #[command(flatten)]
         socket: SocketArg,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: FormatArg,
     },
 }
 
@@ -62,9 +61,9 @@ pub(super) fn port(c: PortCommand) -> u8 {
         PortCommand::Ls {
             container,
             socket,
-            json,
+            format,
         } => query(&socket, &Request::PortLs { container }, |v| {
-            print_ports(v, json)
+            print_ports(v, format.json())
         }),
     }
 }

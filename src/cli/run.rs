@@ -20,7 +20,7 @@ pub(super) struct RunArgs {
     #[arg(long)]
     network: Vec<String>,
     /// Another name the container answers to in DNS (repeatable).
-    #[arg(long = "alias", value_name = "NAME")]
+    #[arg(long = "alias", visible_alias = "network-alias", value_name = "NAME")]
     alias: Vec<String>,
     /// IPv4 address (on the first network) to use instead of the next free one.
     #[arg(long)]
@@ -40,6 +40,15 @@ pub(super) struct RunArgs {
     /// Publish a container port on the host: [ip:][host[-end]:]container[-end][/tcp|udp] (repeatable).
     #[arg(short = 'p', long = "publish", value_name = "SPEC", value_parser = parse_publish)]
     publish: Vec<String>,
+    /// Search domain of the container's resolver, instead of the host's (repeatable; `.` for none).
+    #[arg(long, value_name = "DOMAIN")]
+    dns_search: Vec<String>,
+    /// Option of the container's resolver (resolv.conf `options`), instead of the host's (repeatable).
+    #[arg(long, value_name = "OPTION")]
+    dns_option: Vec<String>,
+    /// A line of the container's /etc/hosts: HOST:IP, or HOST:host-gateway for the gateway (the host) (repeatable).
+    #[arg(long, value_name = "HOST:IP")]
+    add_host: Vec<lanyard::container::AddHost>,
     /// Config for the embedded switch when no daemon is running.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -71,6 +80,9 @@ pub(super) fn run(a: RunArgs) -> ExitCode {
         config: a.config,
         sandbox: a.sandbox.mode(),
         reattach_timeout: std::time::Duration::from_secs(a.reattach_timeout),
+        dns_search: a.dns_search,
+        dns_options: a.dns_option,
+        add_hosts: a.add_host,
     };
     // SAFETY: nothing has started a thread: `main` only parsed the
     // arguments.

@@ -5,7 +5,7 @@ use clap::Args;
 
 use lanyard::control::Request;
 
-use super::{pretty, query, SocketArg};
+use super::{pretty, query, FormatArg, SocketArg};
 
 #[derive(Args)]
 pub(super) struct FdbArgs {
@@ -13,18 +13,16 @@ pub(super) struct FdbArgs {
     network: Option<String>,
     #[command(flatten)]
     socket: SocketArg,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    format: FormatArg,
 }
 
 #[derive(Args)]
 pub(super) struct StatsArgs {
     #[command(flatten)]
     socket: SocketArg,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    format: FormatArg,
 }
 
 pub(super) fn fdb(a: FdbArgs) -> u8 {
@@ -34,7 +32,7 @@ pub(super) fn fdb(a: FdbArgs) -> u8 {
             network: a.network.clone(),
         },
         |v| {
-            if a.json {
+            if a.format.json() {
                 outln!("{}", pretty(v));
                 return;
             }
@@ -70,7 +68,7 @@ pub(super) fn fdb(a: FdbArgs) -> u8 {
 
 pub(super) fn conntrack(a: StatsArgs) -> u8 {
     query(&a.socket, &Request::Conntrack {}, |v| {
-        if a.json {
+        if a.format.json() {
             outln!("{}", pretty(v));
             return;
         }
@@ -103,7 +101,7 @@ pub(super) fn conntrack(a: StatsArgs) -> u8 {
 
 pub(super) fn sandbox(a: StatsArgs) -> u8 {
     query(&a.socket, &Request::Sandbox {}, |v| {
-        if a.json {
+        if a.format.json() {
             outln!("{}", pretty(v));
             return;
         }
@@ -122,7 +120,7 @@ pub(super) fn sandbox(a: StatsArgs) -> u8 {
 
 pub(super) fn stats(a: StatsArgs) -> u8 {
     query(&a.socket, &Request::Stats {}, |v| {
-        if a.json {
+        if a.format.json() {
             outln!("{}", pretty(v));
             return;
         }

@@ -37,9 +37,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::{check_name, Config};
-use crate::control::client::{Client, ClientError};
+use crate::control::client::Client;
 use crate::control::{AttachReply, AttachRequest, ControlError, Daemon, Request};
-use crate::daemon::{load_config, socket_path, EXIT_FAILED, EXIT_USAGE};
+use crate::daemon::{load_config, socket_path};
 use crate::log::{self, Level};
 use crate::sys::random_id;
 
@@ -47,7 +47,7 @@ use files::ContainerFiles;
 use reattach::Reattach;
 use supervise::{block_forwarded_signals, supervise};
 
-pub use files::{hosts_file, resolv_conf};
+pub use files::{hosts_file, resolv_conf, resolv_conf_with, AddHost, ExtraFiles};
 pub use helper::{IfConfig, Ipv6Config, Setup};
 pub use ns::{ContainerSpec, NetMode};
 
@@ -95,11 +95,18 @@ pub struct RunSpec {
     /// How long the container waits for its daemon to come back once it
     /// is gone (`--reattach-timeout`) before it is stopped.
     pub reattach_timeout: std::time::Duration,
+    /// `--dns-search`: search domains instead of the host's (`.`: none).
+    pub dns_search: Vec<String>,
+    /// `--dns-option`: resolver options instead of the host's.
+    pub dns_options: Vec<String>,
+    /// `--add-host`: more lines of the container's /etc/hosts.
+    pub add_hosts: Vec<AddHost>,
 }
 
 /// Why the container did not run: the exit code `lanyard run` exits with
-/// (2: a bad request, 125: setup failed; 1 or 2 as the daemon answered a
-/// `container:NAME` lookup) and the message it prints.
+/// (125 for anything lanyard refused or failed at, as docker's: a bad
+/// argument or config, a refused request, a failed setup) and the message
+/// it prints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunError {
     pub code: i32,
@@ -114,8 +121,10 @@ impl RunError {
         }
     }
 
+    /// A bad argument: 125, as `docker run` and `podman run` exit for
+    /// their own errors of any kind (the other commands exit 2).
     fn usage(message: impl Into<String>) -> RunError {
-        RunError::new(EXIT_USAGE as i32, message)
+        RunError::new(EXIT_SETUP_FAILED, message)
     }
 
     fn setup(message: impl Into<String>) -> RunError {
@@ -274,15 +283,28 @@ pub unsafe fn run(spec: &RunSpec) -> Result<i32, RunError> {
             let ips: Vec<std::net::IpAddr> = std::iter::once(r.ip.into())
                 .chain(r.ipv6.map(|v| v.ip.into()))
                 .collect();
+            let mut extra = extra_files(spec);
+            for a in &spec.add_hosts {
+                match a.ip {
+                    Some(ip) => extra.hosts.push((a.host.clone(), ip)),
+                    None => {
+                        extra.hosts.push((a.host.clone(), r.gateway.into()));
+                        if let Some(v6) = &r.ipv6 {
+                            extra.hosts.push((a.host.clone(), v6.gateway.into()));
+                        }
+                    }
+                }
+            }
             ContainerFiles::write(
                 &container_id,
                 Some(r.nameserver),
                 Some((&ips, &r.name)),
                 &hostname,
+                &extra,
             )
         }
         (Mode::Join(_), _, Some((_, Some(ns)))) => {
-            ContainerFiles::write(&container_id, Some(ns), None, &hostname)
+            ContainerFiles::write(&container_id, Some(ns), None, &hostname, &extra_files(spec))
         }
         _ => None,
     };
@@ -323,6 +345,21 @@ fn check(spec: &RunSpec) -> Result<(Vec<String>, Mode), RunError> {
     }
     for al in &spec.aliases {
         check_name("--alias", al).map_err(usage)?;
+    }
+    for d in &spec.dns_search {
+        let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_');
+        if d.is_empty() || d.len() > 253 || !d.chars().all(valid) {
+            return Err(RunError::usage(format!(
+                "--dns-search: '{d}' is not a domain name"
+            )));
+        }
+    }
+    for o in &spec.dns_options {
+        if o.is_empty() || o.len() > 64 || o.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(RunError::usage(format!(
+                "--dns-option: '{o}' is not a resolver option"
+            )));
+        }
     }
     if let Some(h) = &spec.hostname {
         if h.is_empty() || h.len() > 64 {
@@ -443,13 +480,18 @@ fn join_target(
             Ok((pid, ns))
         }
         Err(e) => {
-            // As for any management command's failure.
-            let code = match &e {
-                ClientError::Control(c) if c.exit_code() == 2 => EXIT_USAGE,
-                _ => EXIT_FAILED,
-            };
-            Err(RunError::new(code as i32, e.to_string()))
+            // Whoever is at fault, `run`'s own failure (docker's 125).
+            Err(RunError::setup(e.to_string()))
         }
+    }
+}
+
+/// The resolver settings of `spec` for the container's files.
+fn extra_files(spec: &RunSpec) -> ExtraFiles {
+    ExtraFiles {
+        dns_search: spec.dns_search.clone(),
+        dns_options: spec.dns_options.clone(),
+        hosts: Vec::new(),
     }
 }
 
@@ -479,13 +521,7 @@ fn attach_via_daemon(
         Ok(v) => serde_json::from_value(v)
             .map(|reply| (reply, tap))
             .map_err(|e| RunError::setup(format!("unexpected reply from the daemon: {e}"))),
-        Err(e) => Err(RunError::new(
-            match &e {
-                ClientError::Control(c) => c.exit_code(),
-                ClientError::Io(_) => EXIT_SETUP_FAILED,
-            },
-            e.to_string(),
-        )),
+        Err(e) => Err(RunError::setup(e.to_string())),
     }
 }
 
@@ -493,6 +529,6 @@ fn attach_via_daemon(
 fn attach_embedded(d: &Daemon, req: AttachRequest, tap: OwnedFd) -> Result<AttachReply, RunError> {
     d.attach_tap(req, tap).map_err(|e| {
         let ControlError { message, .. } = &e;
-        RunError::new(e.exit_code(), message.clone())
+        RunError::setup(message.clone())
     })
 }

@@ -61,9 +61,10 @@ impl Daemon {
     /// address is released, the port removed, the fd closed).
     pub fn attach_tap(
         &self,
-        req: AttachRequest,
+        mut req: AttachRequest,
         tap: OwnedFd,
     ) -> Result<AttachReply, ControlError> {
+        req.network = self.network_name(&req.network);
         if let Some(name) = &req.name {
             check_name("--name", name).map_err(|e| ControlError::invalid(e.to_string()))?;
         }

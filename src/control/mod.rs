@@ -245,6 +245,7 @@ impl Daemon {
     /// consumed by `fds`); attach requests are handled by the connection,
     /// which ties the endpoint to its lifetime.
     pub fn handle(&self, req: &Request) -> Result<Value, ControlError> {
+        let req = &self.resolve_names(req.clone());
         match req {
             Request::Attach(_) => Err(ControlError::invalid(
                 "attach must carry a TAP fd (SCM_RIGHTS)",
@@ -275,6 +276,30 @@ impl Daemon {
                 serde_json::to_value(flows).map_err(|e| ControlError::failed(e.to_string()))
             }
         }
+    }
+
+    /// The network name `name` means (`bridge`: the default network, as
+    /// docker calls it; see [`crate::config::resolve_network_name`]).
+    pub fn network_name(&self, name: &str) -> String {
+        let reg = self.reg();
+        crate::config::resolve_network_name(name, |n| reg.network(n).is_some()).to_string()
+    }
+
+    /// The request with every network it names as the registry knows it.
+    fn resolve_names(&self, mut req: Request) -> Request {
+        match &mut req {
+            Request::AttachInterface { network, .. }
+            | Request::Connect { network, .. }
+            | Request::Disconnect { network, .. } => *network = self.network_name(network),
+            Request::Attach(a) => a.network = self.network_name(&a.network),
+            Request::NetworkRm { name, .. } => *name = self.network_name(name),
+            Request::NetworkInspect { name: Some(name) }
+            | Request::Fdb {
+                network: Some(name),
+            } => *name = self.network_name(name),
+            _ => {}
+        }
+        req
     }
 
     /// The address of an endpoint, for tests and diagnostics.
