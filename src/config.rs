@@ -54,6 +54,9 @@ pub struct DaemonConfig {
     /// `[daemon] state_dir`: where `network create`'s networks are kept;
     /// `None`: the per-user default (`control::state::default_dir`).
     pub state_dir: Option<PathBuf>,
+    /// `[daemon] metrics`: where the Prometheus text is served; `None`:
+    /// nowhere (the default).
+    pub metrics: Option<crate::metrics::MetricsAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,6 +201,7 @@ struct RawDaemon {
     log_level: String,
     sandbox: RawSandbox,
     state_dir: String,
+    metrics: String,
 }
 
 /// `sandbox = true | false | "require"`.
@@ -215,6 +219,7 @@ impl Default for RawDaemon {
             log_level: "info".into(),
             sandbox: RawSandbox::Flag(true),
             state_dir: String::new(),
+            metrics: String::new(),
         }
     }
 }
@@ -799,6 +804,16 @@ impl Config {
                 ),
             )
         })?;
+        let metrics = if raw.daemon.metrics.is_empty() {
+            None
+        } else {
+            Some(
+                raw.daemon
+                    .metrics
+                    .parse()
+                    .map_err(|e| ConfigError::new("daemon.metrics", e))?,
+            )
+        };
         let sandbox = match &raw.daemon.sandbox {
             RawSandbox::Flag(true) => crate::sandbox::Mode::On,
             RawSandbox::Flag(false) => crate::sandbox::Mode::Off,
@@ -929,6 +944,7 @@ impl Config {
                 sandbox,
                 state_dir: (!raw.daemon.state_dir.is_empty())
                     .then(|| PathBuf::from(&raw.daemon.state_dir)),
+                metrics,
             },
             limits,
             dataplane,
@@ -1016,6 +1032,9 @@ mod tests {
 
         let e = err("[daemon]\nlog_level = \"loud\"\n");
         assert_eq!(e.field, "daemon.log_level");
+        let e = err("[daemon]\nmetrics = \"0.0.0.0:9184\"\n");
+        assert_eq!(e.field, "daemon.metrics");
+        assert!(e.reason.contains("not a loopback address"), "{e}");
         let e = err("[daemon]\nsandbox = \"maybe\"\n");
         assert_eq!(e.field, "daemon.sandbox");
         assert!(e.reason.contains("require"), "{e}");

@@ -66,6 +66,9 @@ pub enum DaemonError {
         path: PathBuf,
         error: io::Error,
     },
+    /// The metrics address (`--metrics`, `[daemon] metrics`) could not be
+    /// bound.
+    Metrics { addr: String, error: io::Error },
     /// The switch did not start.
     Start(io::Error),
     /// The accept thread could not be started.
@@ -81,7 +84,7 @@ impl DaemonError {
     /// the rest failures (1).
     pub fn exit_code(&self) -> u8 {
         match self {
-            DaemonError::Bind { .. } => EXIT_USAGE,
+            DaemonError::Bind { .. } | DaemonError::Metrics { .. } => EXIT_USAGE,
             _ => EXIT_FAILED,
         }
     }
@@ -93,6 +96,7 @@ impl fmt::Display for DaemonError {
             DaemonError::Bind { field, path, error } => {
                 write!(f, "{field} {}: {error}", path.display())
             }
+            DaemonError::Metrics { addr, error } => write!(f, "--metrics {addr}: {error}"),
             DaemonError::Start(e) => write!(f, "starting the switch: {e}"),
             DaemonError::Serve(e) => write!(f, "{e}"),
             DaemonError::DataPathStopped => write!(f, "a data-path thread has stopped"),
@@ -137,6 +141,26 @@ pub fn run(config: &Config, socket: Option<&Path>) -> Result<(), DaemonError> {
         path: path.clone(),
         error,
     })?;
+    // The metrics listener, bound before the sandbox as the socket is.
+    let metrics = match &config.daemon.metrics {
+        Some(addr) => match crate::metrics::MetricsListener::bind(addr) {
+            Ok(l) => {
+                // The port bound, when 0 asked the kernel for one.
+                let shown = l
+                    .local_addr()
+                    .map_or_else(|| addr.clone(), crate::metrics::MetricsAddr::Tcp);
+                Some((l, shown))
+            }
+            Err(error) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(DaemonError::Metrics {
+                    addr: addr.to_string(),
+                    error,
+                });
+            }
+        },
+        None => None,
+    };
     // Where `network create`'s networks are kept. Opened (made) before
     // the sandbox, which then lets the daemon write there.
     let state = match config
@@ -203,6 +227,14 @@ pub fn run(config: &Config, socket: Option<&Path>) -> Result<(), DaemonError> {
         for w in d.restore_networks(state) {
             log::warn!("{w}");
         }
+    }
+    if let Some((listener, addr)) = metrics {
+        let scraped = d.clone();
+        std::thread::Builder::new()
+            .name("lanyard-metrics".into())
+            .spawn(move || listener.serve(|| scraped.metrics_text().map_err(|e| e.message)))
+            .map_err(DaemonError::Serve)?;
+        log::info!("metrics at {addr}");
     }
     let serving = d.clone();
     std::thread::Builder::new()

@@ -19,6 +19,7 @@ pub mod host;
 pub mod inside;
 pub mod ipam;
 pub mod log;
+pub mod metrics;
 pub mod nat;
 pub mod offload;
 pub mod port;

@@ -20,10 +20,42 @@ macro_rules! counters {
             pub fn add(&mut self, o: &$name) {
                 $(self.$field += o.$field;)*
             }
+
+            /// Each counter: its name, its value and its attributes as
+            /// written (its doc comment among them: [`doc_text`] reads it;
+            /// the metrics' help text).
+            pub fn each(&self, mut f: impl FnMut(&'static str, u64, &'static [&'static str])) {
+                $(f(stringify!($field), self.$field, &[$(stringify!($fm)),*]);)*
+            }
         }
     };
 }
 pub(crate) use counters;
+
+/// The doc comment among a field's attributes as `stringify!` wrote them
+/// (`doc = r" text"` or `doc = " text"`, one per line), as one line.
+pub fn doc_text(attrs: &[&str]) -> String {
+    let mut out = String::new();
+    for a in attrs {
+        let Some(rest) = a.trim_start().strip_prefix("doc") else {
+            continue;
+        };
+        let (Some(first), Some(last)) = (rest.find('"'), rest.rfind('"')) else {
+            continue;
+        };
+        if last <= first {
+            continue;
+        }
+        let line = rest[first + 1..last].trim();
+        if !line.is_empty() {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(line);
+        }
+    }
+    out
+}
 
 /// Why a frame was dropped. Every drop on the data path has exactly one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -285,6 +317,30 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), DropReason::COUNT);
+    }
+
+    counters! {
+        /// For the test below.
+        pub struct Two {
+            /// First line
+            /// and second.
+            one,
+            two,
+        }
+    }
+
+    #[test]
+    fn each_counter_comes_with_its_doc_comment() {
+        let t = Two { one: 3, two: 4 };
+        let mut seen = Vec::new();
+        t.each(|name, v, attrs| seen.push((name, v, doc_text(attrs))));
+        assert_eq!(
+            seen,
+            [
+                ("one", 3, "First line and second.".to_string()),
+                ("two", 4, String::new())
+            ]
+        );
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub(super) struct DaemonArgs {
     /// Data-path threads (overrides `[dataplane] threads`; 0: one per CPU, at most 8).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=lanyard::dataplane::MAX_SHARDS as i64))]
     threads: Option<u16>,
+    /// Serve every counter in the Prometheus text format at http://ADDR/metrics: a loopback HOST:PORT or unix:PATH (overrides `[daemon] metrics`; default: off)
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<lanyard::metrics::MetricsAddr>,
     #[command(flatten)]
     socket: SocketArg,
     #[command(flatten)]
@@ -32,6 +35,9 @@ pub(super) fn daemon(a: DaemonArgs) -> u8 {
     };
     if let Some(m) = a.sandbox.mode() {
         config.daemon.sandbox = m;
+    }
+    if let Some(m) = a.metrics {
+        config.daemon.metrics = Some(m);
     }
     if let Some(t) = a.threads {
         config.dataplane.threads = t as usize;

@@ -22,8 +22,6 @@ use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use super::registry::Registry;
 use crate::ipam::Ipam;
 use crate::wire::checksum;
@@ -39,21 +37,35 @@ pub const OFFER_TIMEOUT: Duration = Duration::from_secs(60);
 /// this long, as dnsmasq does.
 pub const QUARANTINE: Duration = Duration::from_secs(600);
 
-/// What the server did, for `lanyard stats`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DhcpCounters {
-    pub offers: u64,
-    pub acks: u64,
-    pub naks: u64,
-    pub releases: u64,
-    pub declines: u64,
-    pub malformed: u64,
-    pub refused_full: u64,
-    pub leases_expired: u64,
-    #[serde(default)]
-    pub offers_expired: u64,
-    #[serde(default)]
-    pub quarantine_ended: u64,
+crate::stats::counters! {
+    /// What the server did, for `lanyard stats`.
+    pub struct DhcpCounters {
+        /// DHCPOFFERs sent (to a DISCOVER).
+        offers,
+        /// DHCPACKs sent: a lease granted or renewed, or an INFORM answered.
+        acks,
+        /// DHCPNAKs sent: a REQUEST for an address the client may not have.
+        naks,
+        /// DHCPRELEASEs taken: a lease given back by its client.
+        releases,
+        /// DHCPDECLINEs taken: an address the client found in use, held
+        /// out of the pool for a quarantine.
+        declines,
+        /// DHCP messages that do not parse.
+        malformed,
+        /// DISCOVERs left unanswered: no free address, or the bound of
+        /// leases reached.
+        refused_full,
+        /// Leases that ran out unrenewed (their address back in the pool).
+        leases_expired,
+        /// Offers never taken up by a REQUEST in time (their address back
+        /// in the pool).
+        #[serde(default)]
+        offers_expired,
+        /// Declined addresses back in the pool after their quarantine.
+        #[serde(default)]
+        quarantine_ended,
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -241,6 +241,24 @@ impl Daemon {
         Ok(v)
     }
 
+    /// Every counter of [`Self::stats`] and of the published ports, as
+    /// Prometheus text (`--metrics`).
+    pub fn metrics_text(&self) -> Result<String, ControlError> {
+        let snapshot = self.dp.snapshot().map_err(gone)?;
+        let dhcp = self
+            .leases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .counters;
+        let published = self.published_ports(None)?;
+        Ok(crate::metrics::render(&crate::metrics::Scrape {
+            snapshot: &snapshot,
+            dhcp: &dhcp,
+            published: &published,
+            threads: self.dp.shards(),
+        }))
+    }
+
     /// Serves one request that came without an fd (or whose fds are
     /// consumed by `fds`); attach requests are handled by the connection,
     /// which ties the endpoint to its lifetime.

@@ -153,6 +153,16 @@ impl Daemon {
 
     /// `lanyard port ls`.
     pub fn port_ls(&self, container: Option<&str>) -> Result<Value, ControlError> {
+        let out = self.published_ports(container)?;
+        serde_json::to_value(out).map_err(|e| ControlError::failed(e.to_string()))
+    }
+
+    /// The published ports (of `container`, or all), with their counts of
+    /// clients accepted and refused.
+    pub fn published_ports(
+        &self,
+        container: Option<&str>,
+    ) -> Result<Vec<PublishedPort>, ControlError> {
         let reg = self.reg();
         let eps: Vec<&Endpoint> = match container {
             Some(c) => vec![reg.find_container(c).map_err(ControlError::invalid)?],
@@ -174,6 +184,6 @@ impl Daemon {
                 }
             }
         }
-        serde_json::to_value(out).map_err(|e| ControlError::failed(e.to_string()))
+        Ok(out)
     }
 }

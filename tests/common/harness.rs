@@ -159,8 +159,15 @@ impl Env {
 
     /// Starts `lanyard daemon` on the env's socket and waits until it serves.
     pub fn daemon(&self) -> Proc {
+        self.daemon_with(&[])
+    }
+
+    /// [`Env::daemon`] with more arguments (`--metrics ADDR`, ...).
+    pub fn daemon_with(&self, extra: &[&str]) -> Proc {
         let log = self.dir.join("daemon.log");
-        let mut c = self.lanyard(&["daemon", "--socket", self.socket.to_str().unwrap()]);
+        let mut args = vec!["daemon", "--socket", self.socket.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let mut c = self.lanyard(&args);
         let p = Proc::spawn_logged(&mut c, &log, "daemon");
         wait_until(Duration::from_secs(20), "daemon socket", || {
             self.ctl(&["network", "ls"])
