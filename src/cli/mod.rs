@@ -31,6 +31,7 @@ macro_rules! outln {
 
 mod container;
 mod daemon;
+mod generate;
 mod network;
 mod port;
 mod run;
@@ -59,8 +60,18 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a command in a new container attached to a lanyard network.
+    #[command(after_help = "Examples:
+  lanyard run -- ping -c 1 172.17.0.1
+  lanyard run --name web -p 8080:80 -- python3 -m http.server 80
+  lanyard run --network bridge --network-alias db --add-host gw:host-gateway -- sh
+  lanyard run --network backend --ip 10.5.0.9 --dns-search corp.test -- sh
+Exit codes: the command's own; 125 when lanyard refused or failed (bad argument, no such network, setup); 126 not executable; 127 not found.")]
     Run(run::RunArgs),
     /// Run the switch in the foreground, serving the control socket.
+    #[command(after_help = "Examples:
+  lanyard daemon
+  lanyard daemon --threads 2 --metrics 127.0.0.1:9184
+  lanyard daemon --config /etc/lanyard.toml --socket /run/user/1000/lanyard.sock")]
     Daemon(daemon::DaemonArgs),
     /// Manage networks.
     #[command(subcommand)]
@@ -87,6 +98,10 @@ enum Command {
     /// Manage published ports of running containers.
     #[command(subcommand)]
     Port(port::PortCommand),
+    /// Print a shell completion script (bash: `source <(lanyard completions bash)`).
+    Completions(generate::CompletionsArgs),
+    /// Print the manual page lanyard(1), or write every page into a directory.
+    Man(generate::ManArgs),
     /// Be a slirp4netns for podman or rootlesskit (slirp4netns 1.2's arguments; also as a link named `slirp4netns`).
     Slirp4netns(Slirp4netnsArgs),
 }
@@ -203,6 +218,8 @@ pub fn main() -> ExitCode {
         Command::Disconnect(a) => container::disconnect(a),
         Command::ContainerTap(a) => return container::container_tap(a),
         Command::Port(c) => port::port(c),
+        Command::Completions(a) => generate::completions(a),
+        Command::Man(a) => generate::man(a),
         // Handled above, before clap; here for `lanyard --help`.
         Command::Slirp4netns(a) => slirp4netns::main("lanyard slirp4netns", &a.args) as u8,
     };

@@ -17,6 +17,10 @@ pub(super) enum NetworkCommand {
         format: FormatArg,
     },
     /// Create a network.
+    #[command(after_help = "Examples:
+  lanyard network create backend
+  lanyard network create --subnet 10.5.0.0/16 --ip-range 10.5.1.0/24 --gateway 10.5.0.1 backend
+  lanyard network create --ipv6=false --internal --mtu 9000 isolated")]
     Create {
         name: String,
         /// Subnet in CIDR form (default: the next free of docker's pools).

@@ -9,6 +9,10 @@ use super::{parse_publish, pretty, query, FormatArg, SocketArg};
 
 #[derive(Subcommand)]
 pub(super) enum PortCommand {
+    #[command(after_help = "Examples:
+  lanyard port add web 8080:80
+  lanyard port add web 127.0.0.1:5353:53/udp
+  lanyard port add web [::1]:8443-8444:443-444")]
     /// Publish a port of a running container.
     Add {
         /// Container name or id.
