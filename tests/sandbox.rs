@@ -262,7 +262,7 @@ fn a_sandbox_the_kernel_cannot_apply_is_a_warning_or_with_require_an_error() {
     assert!(line.contains("NOT applied: landlock"), "{line}");
     assert!(line.contains("seccomp allow-list of"), "{line}");
     let said = std::fs::read_to_string(&log).unwrap();
-    assert!(said.contains("lanyard warn: sandbox: "), "{said}");
+    assert!(said.contains("WARN  lanyard::daemon: sandbox: "), "{said}");
     // Seccomp still refuses what it refuses.
     let outcome = |p: &str| rows.iter().find(|r| r.0.contains(p)).unwrap().2.clone();
     assert_eq!(outcome("execveat"), "refused (EPERM)");

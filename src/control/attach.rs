@@ -52,7 +52,7 @@ pub(super) fn detach(reg: &mut Registry, dp: &DataplaneHandle, endpoint_id: &str
             let _ = dp.set_names(n.dp, ip, ep.container_id.clone(), Vec::new());
         }
     }
-    log::info!("detached {} ({}) from {}", ep.name, ep.ip, ep.network);
+    log::info!("container stopped: {}", ep.summary());
     true
 }
 
@@ -219,12 +219,11 @@ impl Daemon {
                 sole_tenant: req.sole_tenant,
             },
         );
+        let line = undo.reg().endpoints.get(&endpoint_id).map(|e| e.summary());
         undo.commit();
-        log::info!(
-            "attached {name} ({}) to {} as {ip} {mac}, port {port_id}",
-            &req.container_id[..req.container_id.len().min(12)],
-            req.network
-        );
+        if let Some(line) = line {
+            log::info!("container started: {line}, switch port {port_id}");
+        }
         Ok(AttachReply {
             endpoint_id,
             container_id: req.container_id,

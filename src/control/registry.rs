@@ -49,6 +49,42 @@ pub struct Endpoint {
     pub sole_tenant: bool,
 }
 
+impl Endpoint {
+    /// The endpoint in one line, for the log's start and stop lines: name,
+    /// short container id, network and interface, addresses, and ports as
+    /// `docker ps` shows them (`127.0.0.1:8080->80/tcp`).
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{} ({}) on {} {}: {}",
+            self.name,
+            &self.container_id[..self.container_id.len().min(12)],
+            self.network,
+            self.ifname,
+            self.ip
+        );
+        if let Some(ip6) = self.ip6 {
+            s.push_str(&format!(", {ip6}"));
+        }
+        s.push_str(&format!(" {}", self.mac));
+        if self.published.is_empty() {
+            s.push_str("; no ports");
+        } else {
+            let ports: Vec<String> = self
+                .published
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}->{}/{}",
+                        p.mapping.host, p.mapping.container_port, p.mapping.proto
+                    )
+                })
+                .collect();
+            s.push_str(&format!("; ports {}", ports.join(", ")));
+        }
+        s
+    }
+}
+
 /// A published port of an endpoint: its spec, what was bound, and the data
 /// path's forward.
 #[derive(Debug, Clone)]
