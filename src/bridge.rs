@@ -56,9 +56,17 @@ pub enum Learn {
 crate::stats::counters! {
     /// Counters of one FDB.
     pub struct FdbCounters {
+        /// Source MACs learned anew by this table (entries synced from another shard not
+        /// counted).
         learned,
+        /// Learned MACs moved to another port: seen as a source on a port other than
+        /// their entry's.
         moved,
+        /// Source MACs not learned or moved because the table or the port's share of it
+        /// was full.
         refused_full,
+        /// Learned entries removed for going unseen longer than the aging time (those
+        /// another shard learned are counted there).
         aged_out,
     }
 }

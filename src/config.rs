@@ -118,6 +118,9 @@ pub struct DhcpSettings {
 pub struct DnsSettings {
     /// Empty: the host's resolv.conf.
     pub upstream: Vec<SocketAddr>,
+    /// `[dns] resolv_conf`: the host's resolver list, read at start and
+    /// again whenever it changes (when `upstream` is empty).
+    pub resolv_conf: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -314,10 +317,20 @@ impl Default for RawDhcp {
     }
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawDns {
     upstream: Vec<String>,
+    resolv_conf: String,
+}
+
+impl Default for RawDns {
+    fn default() -> Self {
+        RawDns {
+            upstream: Vec::new(),
+            resolv_conf: crate::dns::HOST_RESOLV_CONF.into(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -896,7 +909,16 @@ impl Config {
         for (i, u) in raw.dns.upstream.iter().enumerate() {
             upstream.push(parse_upstream(&format!("dns.upstream[{i}]"), u)?);
         }
-        let dns = DnsSettings { upstream };
+        if !raw.dns.resolv_conf.starts_with('/') {
+            return Err(ConfigError::new(
+                "dns.resolv_conf",
+                format!("'{}' is not an absolute path", raw.dns.resolv_conf),
+            ));
+        }
+        let dns = DnsSettings {
+            upstream,
+            resolv_conf: PathBuf::from(&raw.dns.resolv_conf),
+        };
         let dhcp = DhcpSettings {
             lease: Duration::from_secs(in_range(
                 "dhcp.lease_secs",

@@ -192,7 +192,8 @@ pub fn run(config: &Config, socket: Option<&Path>) -> Result<(), DaemonError> {
     // Confined before the switch's threads start (they inherit it), after
     // the socket is bound.
     let paths = crate::sandbox::Paths {
-        read: vec![PathBuf::from(crate::dns::HOST_RESOLV_CONF)],
+        // The host's resolv.conf, followed while the daemon runs.
+        read: crate::control::resolv::read_dirs(&config.dns.resolv_conf),
         write: path
             .parent()
             .map(Path::to_path_buf)

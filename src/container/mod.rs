@@ -407,7 +407,8 @@ fn confine_embedded(spec: &RunSpec, config: &Config, container_pid: i32) -> Resu
     log::set_level(Level::Warn);
     let mode = spec.sandbox.unwrap_or(config.daemon.sandbox);
     let paths = Paths {
-        read: vec![PathBuf::from(crate::dns::HOST_RESOLV_CONF)],
+        // The host's resolv.conf, followed while the switch runs.
+        read: crate::control::resolv::read_dirs(&config.dns.resolv_conf),
         write: ContainerFiles::base_dir().into_iter().collect(),
     };
     match sandbox::apply(mode, Role::Run { container_pid }, &paths) {

@@ -27,6 +27,7 @@ mod attach;
 mod events;
 mod networks;
 mod ports;
+pub mod resolv;
 mod undo;
 
 use std::net::Ipv4Addr;
@@ -82,14 +83,18 @@ fn nat_config(config: &Config) -> crate::nat::NatConfig {
 }
 
 /// Where the embedded DNS forwards: the config's upstreams, else the
-/// nameservers of the host's resolv.conf.
+/// nameservers of the host's resolv.conf (followed: `resolv`).
 fn dns_upstreams(config: &Config) -> Vec<std::net::SocketAddr> {
     let mut upstreams = config.dns.upstream.clone();
     if upstreams.is_empty() {
-        let text = std::fs::read_to_string(crate::dns::HOST_RESOLV_CONF).unwrap_or_default();
+        let path = &config.dns.resolv_conf;
+        let text = std::fs::read_to_string(path).unwrap_or_default();
         upstreams = crate::dns::parse_resolv_conf(&text);
         if upstreams.is_empty() {
-            log::warn!("no nameserver in /etc/resolv.conf: containers' DNS queries will fail (set [dns] upstream)");
+            log::warn!(
+                "no nameserver in {}: containers' DNS queries fail until it has one (or set [dns] upstream)",
+                path.display()
+            );
         }
     }
     upstreams
@@ -103,13 +108,14 @@ impl Daemon {
     /// Starts the data path thread and creates the configured networks.
     pub fn start(config: &Config) -> std::io::Result<Arc<Daemon>> {
         let (events_tx, events_rx) = crossbeam_channel::bounded(1024);
+        let upstreams = crate::dns::Upstreams::new(dns_upstreams(config));
         let dataplane = Dataplane::start(
             DataplaneConfig {
                 threads: config.dataplane.shards(),
                 max_ports: config.limits.max_ports,
                 batch_size: config.limits.batch_size,
                 nat: nat_config(config),
-                dns_upstreams: dns_upstreams(config),
+                dns_upstreams: upstreams.clone(),
                 source_limits: crate::ratelimit::SourceLimits {
                     new_flows: config.nat.new_flows,
                     floods: config.limits.floods,
@@ -151,6 +157,13 @@ impl Daemon {
         std::thread::Builder::new()
             .name("lanyard-events".into())
             .spawn(move || events::events_loop(weak, events_rx))?;
+        if config.dns.upstream.is_empty() {
+            resolv::watch(
+                Arc::downgrade(&daemon),
+                config.dns.resolv_conf.clone(),
+                upstreams,
+            )?;
+        }
         Ok(daemon)
     }
 

@@ -591,8 +591,9 @@ pub struct DataplaneConfig {
     pub batch_size: usize,
     /// The NAT of all shards together: `max_flows` is split between them.
     pub nat: NatConfig,
-    /// Where the embedded DNS forwards what it does not answer.
-    pub dns_upstreams: Vec<std::net::SocketAddr>,
+    /// Where the embedded DNS forwards what it does not answer (one list
+    /// for every shard, replaced when the host's resolv.conf changes).
+    pub dns_upstreams: crate::dns::Upstreams,
     /// What each port may spend per second (per shard: a port is read by
     /// one shard, which alone charges it).
     pub source_limits: crate::ratelimit::SourceLimits,

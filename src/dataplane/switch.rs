@@ -216,7 +216,7 @@ impl Switch {
     pub fn with_names(
         max_ports: usize,
         nat: NatConfig,
-        dns_upstreams: Vec<std::net::SocketAddr>,
+        dns_upstreams: impl Into<crate::dns::Upstreams>,
         names: SharedNames,
     ) -> Switch {
         let dns = Dns::new(dns_upstreams, names, max_ports);

@@ -99,7 +99,7 @@ fn answers(p: &Pending, answer: &[u8]) -> bool {
 
 /// The queries sent upstream and waiting for their answers.
 pub struct DnsForwarder {
-    upstreams: Vec<SocketAddr>,
+    upstreams: super::Upstreams,
     /// Pending queries by slot; the slot is in the sockets' poll tokens.
     pending: Vec<Option<Pending>>,
     free: Vec<u16>,
@@ -117,11 +117,11 @@ fn random_id() -> u16 {
 
 impl DnsForwarder {
     /// A forwarder for a switch of `max_ports` ports.
-    pub fn new(upstreams: Vec<SocketAddr>, max_ports: usize) -> DnsForwarder {
+    pub fn new(upstreams: impl Into<super::Upstreams>, max_ports: usize) -> DnsForwarder {
         let mut pending = Vec::with_capacity(MAX_PENDING);
         pending.resize_with(MAX_PENDING, || None);
         DnsForwarder {
-            upstreams,
+            upstreams: upstreams.into(),
             pending,
             free: (0..MAX_PENDING as u16).rev().collect(),
             per_port: vec![0; max_ports],
@@ -174,7 +174,8 @@ impl DnsForwarder {
         emit: &mut dyn Emit,
         counters: &mut DnsCounters,
     ) -> Option<DropReason> {
-        if self.upstreams.is_empty() {
+        let upstreams = self.upstreams.get();
+        if upstreams.is_empty() {
             // No resolver known: say so at once (SERVFAIL) rather than let
             // the client wait out its timeout.
             reply_servfail(to, client_port, q, tx, emit);
@@ -211,7 +212,7 @@ impl DnsForwarder {
         buf.copy_from_slice(query);
         w::header::set_id(buf, p.id);
         let mut sent = false;
-        for to in &self.upstreams {
+        for to in upstreams.iter() {
             let v6 = to.is_ipv6();
             let have = if v6 { &mut p.sock6 } else { &mut p.sock4 };
             if have.is_none() {
@@ -269,7 +270,7 @@ impl DnsForwarder {
                 Ok(r) => r,
                 Err(_) => break,
             };
-            if !self.upstreams.contains(&from) {
+            if !self.upstreams.get().contains(&from) {
                 counters.answers_refused += 1;
                 continue;
             }

@@ -21,8 +21,8 @@
 pub mod forward;
 pub mod names;
 pub mod tcp;
+pub mod upstreams;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, MutexGuard};
 
 use crate::frame::FrameBuf;
@@ -41,6 +41,7 @@ pub use names::{
     local_answer, shared_names, LocalAnswer, NameTable, Resolution, SharedNames, DOMAIN, TTL,
 };
 pub use tcp::{DnsTcp, DnsTcpCounters, Origin};
+pub use upstreams::Upstreams;
 
 /// The host's resolver list: where the upstreams come from when the
 /// config names none, and what a container's resolv.conf copies options from.
@@ -49,28 +50,55 @@ pub const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
 crate::stats::counters! {
     /// What the embedded DNS counts (`lanyard stats`, `dns`).
     pub struct DnsCounters {
+        /// UDP messages to the embedded DNS (port 53) with a whole header and not a
+        /// response, counted before the rate limit.
         queries,
+        /// Upstream answers relayed to the asking container over UDP (the first valid
+        /// answer to a forwarded query).
         replies,
+        /// Forwarded UDP queries that no upstream answered within `QUERY_TIMEOUT` (5 s),
+        /// then forgotten.
         timeouts,
         /// Queries refused because `MAX_PENDING` were waiting.
         refused,
+        /// UDP queries answered by the gateway itself, not forwarded: records, NODATA,
+        /// NXDOMAIN, or SERVFAIL where forwarding is not allowed.
         local_answers,
+        /// UDP queries answered NXDOMAIN by the gateway: an unknown name of its domain, a
+        /// single-label name, or an unknown address of its subnets (also in local_answers).
         nxdomain,
+        /// UDP queries dropped because their container's budget of DNS queries was spent.
         rate_limited,
+        /// UDP DNS messages dropped: shorter than a header, a response, or a query that
+        /// does not parse.
         malformed,
         /// A query's own socket could not be made for an upstream.
         upstream_socket_failed,
         /// Datagrams on a query's socket that were not its answer (another
         /// source, id or question): forgery attempts, or late junk.
         answers_refused,
+        /// Connections accepted by the DNS-over-TCP server (refused ones included).
         tcp_connections,
+        /// DNS-over-TCP connections closed at accept: too many at once, no thread for
+        /// them, or not announced by the NAT.
         tcp_refused,
+        /// DNS-over-TCP connections closed because their asker already held
+        /// `MAX_PER_CLIENT` of them.
         tcp_refused_per_client,
+        /// DNS-over-TCP connections closed at the idle timeout or the whole-connection
+        /// deadline.
         tcp_timed_out,
+        /// Whole length-prefixed messages read on DNS-over-TCP connections.
         tcp_queries,
+        /// DNS-over-TCP queries answered from the name table (records, NODATA, NXDOMAIN
+        /// or SERVFAIL where forwarding is not allowed), not relayed.
         tcp_local_answers,
+        /// DNS-over-TCP queries relayed to an upstream over TCP and answered by it.
         tcp_forwarded,
+        /// DNS-over-TCP queries no upstream answered: the client got SERVFAIL.
         tcp_upstream_failures,
+        /// DNS-over-TCP messages that do not parse as a query (or whose local answer could
+        /// not be built); the connection is closed.
         tcp_malformed,
         /// Queries to forward refused because their asker already had its
         /// share of the pending slots waiting (`MAX_PENDING_PER_SOURCE`).
@@ -92,7 +120,8 @@ impl Dns {
     /// A DNS answering from `names` (shared with the other shards and the
     /// control plane) and forwarding to `upstreams`, for a switch of
     /// `max_ports` ports.
-    pub fn new(upstreams: Vec<SocketAddr>, names: SharedNames, max_ports: usize) -> Dns {
+    pub fn new(upstreams: impl Into<Upstreams>, names: SharedNames, max_ports: usize) -> Dns {
+        let upstreams = upstreams.into();
         Dns {
             tcp: Arc::new(DnsTcp::new(names.clone(), upstreams.clone())),
             forwarder: DnsForwarder::new(upstreams, max_ports),

@@ -146,7 +146,7 @@ impl Origins {
 
 struct Shared {
     names: Arc<Mutex<NameTable>>,
-    upstreams: Vec<SocketAddr>,
+    upstreams: super::Upstreams,
     /// Local port of the NAT's host socket → who it speaks for.
     origins: Mutex<Origins>,
     /// Connections held per asker.
@@ -163,19 +163,19 @@ pub struct DnsTcp {
 }
 
 impl DnsTcp {
-    pub fn new(names: Arc<Mutex<NameTable>>, upstreams: Vec<SocketAddr>) -> DnsTcp {
+    pub fn new(names: Arc<Mutex<NameTable>>, upstreams: impl Into<super::Upstreams>) -> DnsTcp {
         DnsTcp::with_limits(names, upstreams, Limits::default())
     }
 
     pub fn with_limits(
         names: Arc<Mutex<NameTable>>,
-        upstreams: Vec<SocketAddr>,
+        upstreams: impl Into<super::Upstreams>,
         limits: Limits,
     ) -> DnsTcp {
         DnsTcp {
             shared: Arc::new(Shared {
                 names,
-                upstreams,
+                upstreams: upstreams.into(),
                 origins: Mutex::new(Origins::new()),
                 per_client: Mutex::new(HashMap::new()),
                 limits,
@@ -543,7 +543,7 @@ fn forward(
         }
         *upstream = None;
     }
-    for to in &shared.upstreams {
+    for to in shared.upstreams.get().iter() {
         let Ok(mut s) = TcpStream::connect_timeout(to, UPSTREAM_TIMEOUT) else {
             continue;
         };

@@ -59,11 +59,20 @@ fn is_dhcp_request(ip: &[u8]) -> bool {
 crate::stats::counters! {
     /// What the gateway did, counted per network.
     pub struct GatewayCounters {
+        /// ARP replies sent: answers to a request for the gateway's (or the DNS's) IPv4 address.
         arp_replies,
+        /// Echo replies sent to pings (ICMP or ICMPv6) of the gateway's own addresses.
         echo_replies,
+        /// ICMP and ICMPv6 errors sent: destination unreachable (no route, port, protocol),
+        /// and for IPv6 also time exceeded and parameter problem.
         unreachables_sent,
+        /// TCP RSTs sent for a segment to one of the gateway's addresses that nothing serves.
         resets_sent,
+        /// Neighbor Advertisements sent: answers to a Neighbor Solicitation for one of the
+        /// gateway's IPv6 addresses (to all nodes for duplicate address detection).
         neighbor_adverts,
+        /// Router Advertisements sent: answers to a Router Solicitation, and the periodic
+        /// unsolicited ones to all nodes (one per period, however many ports).
         router_adverts,
     }
 }

@@ -76,22 +76,48 @@ impl Default for NatConfig {
 crate::stats::counters! {
     /// What the NAT counts, besides per-port drops.
     pub struct NatCounters {
+        /// TCP flows opened: a container's SYN given a host socket, a published port's client
+        /// accepted, or an IPv6 client's flow reopened toward the container over IPv4.
         tcp_flows,
+        /// UDP flows opened: a container's datagram to a new destination given a host socket,
+        /// or a new client of a published UDP port.
         udp_flows,
+        /// ICMP echo flows opened: a container's echo request with a new identifier and
+        /// destination given a host ping socket.
         icmp_flows,
+        /// Flows aborted to make room for a new one in a full table (the least recently
+        /// active of the oldest flows nobody answered).
         flows_evicted,
+        /// Flows closed for idling past their timeout (by protocol and state: TCP
+        /// established or not, UDP answered or not, ICMP).
         flows_expired,
         /// Flows closed because their container's port left (the container
         /// exited or was killed, its `run` died, or it was disconnected):
         /// the host side was reset, so the remote sees the end at once.
         flows_port_removed,
+        /// New flows refused because their container already had `max_flows_per_container`
+        /// flows (or a published port's client found no free alias port).
         flows_refused_limit,
+        /// TCP connects to a host destination that failed, at once or later; the container
+        /// got a RST or an ICMP unreachable.
         tcp_connect_failed,
+        /// RSTs sent to a container for a flow: a TCP flow aborted once synchronized
+        /// (SYN-ACK sent or established), or a connect the host refused.
         tcp_resets_to_container,
+        /// Times host data to a container was sent again: after three duplicate ACKs, or
+        /// on a retransmission timeout (zero-window probes and SYNs not counted).
         tcp_retransmits,
+        /// TCP segments from a container dropped or ignored as invalid: unparsable, bad
+        /// checksum, impossible flags, a wrong handshake answer, or an ACK of unsent data.
         tcp_bad_segments,
+        /// Datagrams from a container dropped because the send on their host socket failed
+        /// (a refused port aside, which gets a port unreachable).
         udp_send_failed,
+        /// ICMP echo requests from a container refused because the host would not open a
+        /// ping socket (see net.ipv4.ping_group_range).
         icmp_unavailable,
+        /// New flows dropped because a host socket could not be made, connected, duplicated
+        /// or polled (a failed TCP connect counts in tcp_connect_failed).
         host_socket_failed,
         /// Packets to the host's loopback as given (127.0.0.0/8, 0.0.0.0/8)
         /// refused (policy::destination).

@@ -398,7 +398,8 @@ fn confine(opts: &Options, config: &Config) -> Result<(), String> {
         },
     };
     let paths = Paths {
-        read: vec![PathBuf::from(crate::dns::HOST_RESOLV_CONF)],
+        // The host's resolv.conf, followed while the helper runs.
+        read: crate::control::resolv::read_dirs(&config.dns.resolv_conf),
         write: opts
             .api_socket
             .as_ref()
