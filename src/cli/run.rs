@@ -40,6 +40,9 @@ pub(super) struct RunArgs {
     /// Publish a container port on the host: [ip:][host[-end]:]container[-end][/tcp|udp] (repeatable).
     #[arg(short = 'p', long = "publish", value_name = "SPEC", value_parser = parse_publish)]
     publish: Vec<String>,
+    /// A resolver the gateway's DNS forwards this container's queries to, instead of the host's (repeatable, at most 3; container names still resolve)
+    #[arg(long, value_name = "IP")]
+    dns: Vec<std::net::IpAddr>,
     /// Search domain of the container's resolver, instead of the host's (repeatable; `.` for none).
     #[arg(long, value_name = "DOMAIN")]
     dns_search: Vec<String>,
@@ -83,6 +86,7 @@ pub(super) fn run(a: RunArgs) -> ExitCode {
         dns_search: a.dns_search,
         dns_options: a.dns_option,
         add_hosts: a.add_host,
+        dns: a.dns,
     };
     // SAFETY: nothing has started a thread: `main` only parsed the
     // arguments.

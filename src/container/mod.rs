@@ -101,6 +101,10 @@ pub struct RunSpec {
     pub dns_options: Vec<String>,
     /// `--add-host`: more lines of the container's /etc/hosts.
     pub add_hosts: Vec<AddHost>,
+    /// `--dns`: the resolvers the embedded DNS forwards this container's
+    /// queries to instead of the host's (its resolv.conf still names the
+    /// gateway, which keeps answering container names).
+    pub dns: Vec<std::net::IpAddr>,
 }
 
 /// Why the container did not run: the exit code `lanyard run` exits with
@@ -234,6 +238,7 @@ pub unsafe fn run(spec: &RunSpec) -> Result<i32, RunError> {
             aliases: spec.aliases.clone(),
             ifname: Some(ifnames[i].clone()),
             pid: Some(container.pid.as_raw() as u32),
+            dns: spec.dns.clone(),
             mac: None,
             sole_tenant: false,
         };

@@ -75,6 +75,21 @@ impl Daemon {
                 )));
             }
         }
+        if req.dns.len() > super::proto::MAX_DNS_SERVERS {
+            return Err(ControlError::invalid(format!(
+                "--dns: at most {} servers",
+                super::proto::MAX_DNS_SERVERS
+            )));
+        }
+        if let Some(bad) = req
+            .dns
+            .iter()
+            .find(|a| a.is_unspecified() || a.is_multicast())
+        {
+            return Err(ControlError::invalid(format!(
+                "--dns: {bad} is not a resolver's address"
+            )));
+        }
         let specs = parse_specs(&req.publish)?;
         if req.container_id.is_empty()
             || req.container_id.len() > 64
@@ -191,12 +206,22 @@ impl Daemon {
         if !names.contains(&short) {
             names.push(short);
         }
+        let resolvers: Vec<std::net::SocketAddr> = req
+            .dns
+            .iter()
+            .map(|a| std::net::SocketAddr::new(*a, 53))
+            .collect();
         for addr in std::iter::once(ip.into()).chain(ip6.map(Into::into)) {
             if let Err(e) = self
                 .dp
                 .set_names(dp_net, addr, req.container_id.clone(), names.clone())
             {
                 log::warn!("DNS names for {name}: {e}");
+            }
+            if !resolvers.is_empty() {
+                if let Err(e) = self.dp.set_resolvers(dp_net, addr, resolvers.clone()) {
+                    log::warn!("--dns for {name}: {e}");
+                }
             }
         }
         let endpoint_id = random_id();
@@ -217,6 +242,7 @@ impl Daemon {
                 ifname: req.ifname.clone().unwrap_or_else(|| "eth0".into()),
                 pid: req.pid,
                 sole_tenant: req.sole_tenant,
+                dns: req.dns.clone(),
             },
         );
         let line = undo.reg().endpoints.get(&endpoint_id).map(|e| e.summary());
@@ -282,7 +308,7 @@ impl Daemon {
         ip: Option<std::net::Ipv4Addr>,
         aliases: &[String],
     ) -> Result<Value, ControlError> {
-        let (container_id, name, pid, n) = {
+        let (container_id, name, pid, n, dns) = {
             let reg = self.reg();
             let ep = reg
                 .find_container(container)
@@ -305,7 +331,13 @@ impl Daemon {
             let n = (0..)
                 .find(|i| !used.contains(&format!("eth{i}").as_str()))
                 .unwrap_or(0);
-            (ep.container_id.clone(), ep.name.clone(), pid, n)
+            (
+                ep.container_id.clone(),
+                ep.name.clone(),
+                pid,
+                n,
+                ep.dns.clone(),
+            )
         };
         let ifname = format!("eth{n}");
         let (mut helper, tap) = crate::container::helper::start_tap_helper(pid, &ifname)
@@ -322,6 +354,7 @@ impl Daemon {
             aliases: aliases.to_vec(),
             ifname: Some(ifname.clone()),
             pid: Some(pid),
+            dns,
             mac: None,
             sole_tenant: false,
         };

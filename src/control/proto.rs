@@ -7,6 +7,9 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
+/// The most `--dns` servers a container has (the C library's MAXNS).
+pub const MAX_DNS_SERVERS: usize = 3;
+
 /// The longest request line accepted; longer ones close the connection.
 pub const MAX_REQUEST_LEN: usize = 64 * 1024;
 
@@ -102,6 +105,10 @@ pub struct AttachRequest {
     /// Extra names the container answers to on this network (`--alias`).
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// Resolvers the embedded DNS forwards this container's queries to
+    /// instead of the host's (`--dns`), at most [`MAX_DNS_SERVERS`].
+    #[serde(default)]
+    pub dns: Vec<std::net::IpAddr>,
     /// The container's interface name (eth0, eth1, ...).
     #[serde(default)]
     pub ifname: Option<String>,
@@ -271,6 +278,7 @@ mod tests {
             aliases: vec![],
             ifname: None,
             pid: None,
+            dns: Vec::new(),
             mac: None,
             sole_tenant: false,
         });

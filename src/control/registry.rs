@@ -47,6 +47,9 @@ pub struct Endpoint {
     /// Its network's only tenant (`AttachRequest::sole_tenant`): DHCP
     /// gives it a dynamic address, not its own.
     pub sole_tenant: bool,
+    /// Its container's own resolvers (`run --dns`), kept for the networks
+    /// it is connected to later.
+    pub dns: Vec<std::net::IpAddr>,
 }
 
 impl Endpoint {

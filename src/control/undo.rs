@@ -349,6 +349,7 @@ mod tests {
                     ifname: "eth0".into(),
                     pid: None,
                     sole_tenant: false,
+                    dns: Vec::new(),
                 },
             );
             undo.commit();

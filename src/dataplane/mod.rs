@@ -144,6 +144,13 @@ enum Command {
         names: Vec<String>,
         reply: Sender<()>,
     },
+    /// A container's own resolvers (`run --dns`); empty: the host's.
+    SetResolvers {
+        net: NetworkId,
+        ip: std::net::IpAddr,
+        resolvers: Vec<std::net::SocketAddr>,
+        reply: Sender<()>,
+    },
     /// Sends a frame the control plane built (a DHCP reply) out of a port.
     SendFrame {
         port: PortId,
@@ -483,6 +490,22 @@ impl DataplaneHandle {
             ip,
             container,
             names,
+            reply,
+        })
+    }
+
+    /// The resolvers the embedded DNS forwards an endpoint's queries to
+    /// (`run --dns`), in the shared name table; empty: the host's.
+    pub fn set_resolvers(
+        &self,
+        net: NetworkId,
+        ip: std::net::IpAddr,
+        resolvers: Vec<std::net::SocketAddr>,
+    ) -> Result<(), DataplaneGone> {
+        self.shards[0].call(|reply| Command::SetResolvers {
+            net,
+            ip,
+            resolvers,
             reply,
         })
     }

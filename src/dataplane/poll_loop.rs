@@ -311,6 +311,15 @@ impl Loop {
                 self.switch.set_names(net, ip, &container, &names);
                 let _ = reply.send(());
             }
+            Command::SetResolvers {
+                net,
+                ip,
+                resolvers,
+                reply,
+            } => {
+                self.switch.set_resolvers(net, ip, resolvers);
+                let _ = reply.send(());
+            }
             Command::ForwardCounts { ids, reply } => {
                 let _ = reply.send(ids.iter().map(|i| self.switch.forward_counts(*i)).collect());
             }

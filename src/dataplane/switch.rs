@@ -445,6 +445,12 @@ impl Switch {
         }
     }
 
+    /// The resolvers an endpoint's queries are forwarded to (`run
+    /// --dns`); empty: the host's. Dropped with its names.
+    pub fn set_resolvers(&mut self, net: NetworkId, ip: IpAddr, list: Vec<std::net::SocketAddr>) {
+        self.dns.names().set_resolvers(net.0, ip, list);
+    }
+
     fn add_network_state(&mut self, id: NetworkId, spec: NetworkSpec) {
         let state = NetState {
             // Every port of the switch could sit on this network and pin one MAC.

@@ -72,6 +72,8 @@ struct Pending {
     /// The query's own sockets, one per address family in use.
     sock4: Option<OwnedFd>,
     sock6: Option<OwnedFd>,
+    /// The upstreams it was sent to: an answer comes from one of them.
+    upstreams: std::sync::Arc<[SocketAddr]>,
 }
 
 impl Pending {
@@ -159,8 +161,9 @@ impl DnsForwarder {
     }
 
     /// Sends `query` (parsed as `q`), from `to`'s port `client_port`, to
-    /// every upstream with a socket and an id of its own; SERVFAIL at once
-    /// when no upstream can be asked.
+    /// every upstream (the asker's `own`, `run --dns`, else the host's)
+    /// with a socket and an id of its own; SERVFAIL at once when no
+    /// upstream can be asked.
     #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &mut self,
@@ -168,13 +171,14 @@ impl DnsForwarder {
         client_port: u16,
         query: &[u8],
         q: &w::Query<'_>,
+        own: Option<std::sync::Arc<[SocketAddr]>>,
         now: Time,
         io: &mut dyn HostIo,
         tx: &mut FrameBuf,
         emit: &mut dyn Emit,
         counters: &mut DnsCounters,
     ) -> Option<DropReason> {
-        let upstreams = self.upstreams.get();
+        let upstreams = own.unwrap_or_else(|| self.upstreams.get());
         if upstreams.is_empty() {
             // No resolver known: say so at once (SERVFAIL) rather than let
             // the client wait out its timeout.
@@ -202,6 +206,7 @@ impl DnsForwarder {
             question_len: q.question.len().min(MAX_QUESTION) as u16,
             sock4: None,
             sock6: None,
+            upstreams: upstreams.clone(),
         };
         p.question[..p.question_len as usize]
             .copy_from_slice(&q.question[..p.question_len as usize]);
@@ -270,7 +275,7 @@ impl DnsForwarder {
                 Ok(r) => r,
                 Err(_) => break,
             };
-            if !self.upstreams.get().contains(&from) {
+            if !p.upstreams.contains(&from) {
                 counters.answers_refused += 1;
                 continue;
             }
@@ -431,6 +436,7 @@ mod tests {
             question_len: question.len() as u16,
             sock4: None,
             sock6: None,
+            upstreams: upstreams.clone(),
         };
         p.question[..question.len()].copy_from_slice(question);
         p

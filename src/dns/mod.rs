@@ -204,13 +204,15 @@ impl Dns {
         };
         let at = forward::payload_offset(from);
         let space = &mut self.tx.read_space()[at..at + w::MAX_UDP_LEN];
-        let answer = local_answer(
-            &mut self.names.lock().unwrap_or_else(|p| p.into_inner()),
-            from.net,
-            from.ip,
-            &q,
-            space,
-        );
+        let (answer, own) = {
+            let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+            let answer = local_answer(&mut names, from.net, from.ip, &q, space);
+            let own = match answer {
+                LocalAnswer::Forward => names.resolvers_of(from.net, from.ip),
+                _ => None,
+            };
+            (answer, own)
+        };
         let n = match answer {
             LocalAnswer::Forward => {
                 return self.forwarder.forward(
@@ -218,6 +220,7 @@ impl Dns {
                     client_port,
                     query,
                     &q,
+                    own,
                     now,
                     io,
                     &mut self.tx,

@@ -56,6 +56,11 @@ pub struct NameTable {
     /// Container id → its (network, address) pairs, of both families.
     containers: hashbrown::HashMap<String, Vec<(u32, IpAddr)>>,
     nets: hashbrown::HashMap<u32, NetInfo>,
+    /// (network, address) → the container's own resolvers (`run --dns`),
+    /// which what the table does not answer is forwarded to instead of
+    /// the host's, as docker's embedded DNS does with a container's
+    /// `--dns` on a user-defined network.
+    resolvers: hashbrown::HashMap<(u32, IpAddr), std::sync::Arc<[std::net::SocketAddr]>>,
     /// Round robin of A answers, and apart from it of AAAA answers (a
     /// resolver asking both for every lookup must not move A's by two).
     rotation4: usize,
@@ -278,7 +283,28 @@ impl NameTable {
     /// Forgets the names of address `ip` on `net` (that address only: a
     /// container's address of the other family keeps its names until it
     /// is removed too; the container is forgotten with its last address).
+    /// Sets the resolvers of the container at `ip` on `net` (`run --dns`);
+    /// an empty list: the host's again.
+    pub fn set_resolvers(&mut self, net: u32, ip: IpAddr, list: Vec<std::net::SocketAddr>) {
+        if list.is_empty() {
+            self.resolvers.remove(&(net, ip));
+        } else {
+            self.resolvers.insert((net, ip), list.into());
+        }
+    }
+
+    /// The container's own resolvers, if it has any (a reference count
+    /// taken, nothing allocated).
+    pub fn resolvers_of(
+        &self,
+        net: u32,
+        ip: IpAddr,
+    ) -> Option<std::sync::Arc<[std::net::SocketAddr]>> {
+        self.resolvers.get(&(net, ip)).cloned()
+    }
+
     pub fn remove(&mut self, net: u32, ip: IpAddr) {
+        self.resolvers.remove(&(net, ip));
         let Some((_, container)) = self.by_addr.remove(&(net, ip)) else {
             return;
         };

@@ -400,13 +400,21 @@ fn serve_stream(conn: &mut impl DnsStream, shared: &Shared, origin: Origin, dead
                 return;
             }
         };
-        let local = local_answer(
-            &mut lock(&shared.names),
-            origin.net,
-            origin.client,
-            &parsed,
-            &mut answer[2..],
-        );
+        let (local, own) = {
+            let mut names = lock(&shared.names);
+            let local = local_answer(
+                &mut names,
+                origin.net,
+                origin.client,
+                &parsed,
+                &mut answer[2..],
+            );
+            let own = match local {
+                LocalAnswer::Forward => names.resolvers_of(origin.net, origin.client),
+                _ => None,
+            };
+            (local, own)
+        };
         let n = match local {
             LocalAnswer::Answer(n) | LocalAnswer::NxDomain(n) if n > 0 => {
                 bump(&shared.counters.local_answers);
@@ -416,24 +424,26 @@ fn serve_stream(conn: &mut impl DnsStream, shared: &Shared, origin: Origin, dead
                 bump(&shared.counters.malformed);
                 return;
             }
-            LocalAnswer::Forward => match forward(shared, &mut upstream, q, &mut answer[2..]) {
-                Some(n) => {
-                    bump(&shared.counters.forwarded);
-                    n
+            LocalAnswer::Forward => {
+                match forward(shared, own, &mut upstream, q, &mut answer[2..]) {
+                    Some(n) => {
+                        bump(&shared.counters.forwarded);
+                        n
+                    }
+                    None => {
+                        bump(&shared.counters.upstream_failures);
+                        let out = &mut answer[2..];
+                        w::build_response(
+                            &parsed,
+                            w::rcode::SERVFAIL,
+                            w::NO_ANSWERS,
+                            0,
+                            out.len(),
+                            out,
+                        )
+                    }
                 }
-                None => {
-                    bump(&shared.counters.upstream_failures);
-                    let out = &mut answer[2..];
-                    w::build_response(
-                        &parsed,
-                        w::rcode::SERVFAIL,
-                        w::NO_ANSWERS,
-                        0,
-                        out.len(),
-                        out,
-                    )
-                }
-            },
+            }
         };
         answer[..2].copy_from_slice(&(n as u16).to_be_bytes());
         let Some(left) = time_left(deadline) else {
@@ -524,10 +534,11 @@ fn read_reply(s: &mut TcpStream, buf: &mut [u8]) -> Option<usize> {
     Some(len)
 }
 
-/// Asks the upstreams in turn over one kept connection; the answer's
-/// length in `out`.
+/// Asks the upstreams (the asker's `own`, `run --dns`, else the host's)
+/// in turn over one kept connection; the answer's length in `out`.
 fn forward(
     shared: &Shared,
+    own: Option<Arc<[SocketAddr]>>,
     upstream: &mut Option<TcpStream>,
     q: &[u8],
     out: &mut [u8],
@@ -543,7 +554,8 @@ fn forward(
         }
         *upstream = None;
     }
-    for to in shared.upstreams.get().iter() {
+    let upstreams = own.unwrap_or_else(|| shared.upstreams.get());
+    for to in upstreams.iter() {
         let Ok(mut s) = TcpStream::connect_timeout(to, UPSTREAM_TIMEOUT) else {
             continue;
         };

@@ -499,6 +499,7 @@ fn serve(
             Target::Pid(p) => Some(p),
             Target::Path(_) => None,
         },
+        dns: Vec::new(),
         mac: Some(tap.mac),
         sole_tenant: true,
     };
