@@ -668,7 +668,7 @@ pub const RESERVED_NETWORK_NAMES: [&str; 3] = [DOCKER_DEFAULT_NETWORK, "host", "
 /// The network a name given by a user means: `bridge` is the default
 /// network when no network is called `bridge` (`exists` says whether one
 /// is); any other name is itself.
-pub fn resolve_network_name<'a>(name: &'a str, exists: impl Fn(&str) -> bool) -> &'a str {
+pub fn resolve_network_name(name: &str, exists: impl Fn(&str) -> bool) -> &str {
     if name == DOCKER_DEFAULT_NETWORK && !exists(name) && exists(DEFAULT_NETWORK) {
         DEFAULT_NETWORK
     } else {

@@ -331,7 +331,8 @@ mod tests {
 
     #[test]
     fn each_counter_comes_with_its_doc_comment() {
-        let t = Two { one: 3, two: 4 };
+        let mut t = Two { one: 1, two: 4 };
+        t.add(&Two { one: 2, two: 0 });
         let mut seen = Vec::new();
         t.each(|name, v, attrs| seen.push((name, v, doc_text(attrs))));
         assert_eq!(

@@ -54,3 +54,18 @@ impl Clock {
         Time(self.origin.elapsed().as_nanos().min(u64::MAX as u128) as u64)
     }
 }
+
+/// The proleptic Gregorian date (year, month, day) of a count of days
+/// since 1970-01-01 (Howard Hinnant's `civil_from_days`), for the UTC
+/// timestamps of logs and `network inspect`.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}

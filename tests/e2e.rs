@@ -485,6 +485,7 @@ fn a_failed_attach_changes_nothing() {
                 pid: None,
                 mac: None,
                 sole_tenant: false,
+                dns: Vec::new(),
             }),
             &[not_a_tap.as_raw_fd()],
         );
@@ -509,6 +510,7 @@ fn a_failed_attach_changes_nothing() {
             pid: None,
             mac: None,
             sole_tenant: false,
+            dns: Vec::new(),
         }),
         &[],
     );

@@ -215,9 +215,10 @@ $B port add --socket $S ok 8096:80 > /dev/null
 LS=$($B port ls --socket $S ok); echo "ls after good add: $(printf '%s' "$LS" | tr '\n' ';')"
 "#,
     );
+    // `run` exits 125 for what it refuses, as docker; `port add` 2.
     let busy = line(&out, "run busy rc=");
     assert!(
-        busy.contains("rc=2") && busy.contains("already in use"),
+        busy.contains("rc=125") && busy.contains("already in use"),
         "{out}"
     );
     // 8094 was bound first and must have been released again.
@@ -234,7 +235,7 @@ LS=$($B port ls --socket $S ok); echo "ls after good add: $(printf '%s' "$LS" | 
         ("banana", "container port 'banana' is not a port number"),
     ] {
         let l = line(&out, &format!("spec {spec} rc="));
-        assert!(l.contains("rc=2") && l.contains(why), "{spec}: {l}\n{out}");
+        assert!(l.contains("rc=125") && l.contains(why), "{spec}: {l}\n{out}");
     }
     let add_busy = line(&out, "port add busy rc=");
     assert!(

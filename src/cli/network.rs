@@ -136,10 +136,22 @@ pub(super) fn network(c: NetworkCommand) -> u8 {
         }),
         NetworkCommand::Inspect { network, socket } => {
             query(&socket, &Request::NetworkInspect { name: network }, |v| {
-                outln!("{}", pretty(v));
+                outln!("{}", pretty4(v));
             })
         }
     }
+}
+
+/// JSON as docker's CLI prints `inspect`: four spaces of indentation.
+fn pretty4(v: &serde_json::Value) -> String {
+    use serde::Serialize as _;
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    if v.serialize(&mut ser).is_err() {
+        return pretty(v);
+    }
+    String::from_utf8(out).unwrap_or_default()
 }
 
 fn ls(socket: &SocketArg, json: bool) -> u8 {

@@ -213,38 +213,75 @@ impl Registry {
     }
 
     /// `docker network inspect` for one network.
+    /// A network as `docker network inspect` (docker 28) prints it: its
+    /// keys in docker's order (serde_json keeps insertion order), `null`,
+    /// `{}` and omitted where docker has them (`tests/data/docker28`).
+    /// Where lanyard differs on purpose: dual stack by default (a second
+    /// `IPAM.Config` entry), docker 27's MACs from the address, and the
+    /// default network's real name, `default` (it answers to `bridge`).
     pub fn inspect(&self, net: &NetworkEntry) -> Value {
-        let mut containers = serde_json::Map::new();
-        for e in self
+        let c = &net.config;
+        // Docker's map keys come out sorted (Go's encoder): by container id.
+        let by_container: std::collections::BTreeMap<&str, &Endpoint> = self
             .endpoints
             .values()
-            .filter(|e| e.network == net.config.name)
-        {
+            .filter(|e| e.network == c.name)
+            .map(|e| (e.container_id.as_str(), e))
+            .collect();
+        let mut containers = serde_json::Map::new();
+        for (id, e) in by_container {
             containers.insert(
-                e.container_id.clone(),
+                id.to_string(),
                 json!({
                     "Name": e.name,
                     "EndpointID": e.id,
                     "MacAddress": e.mac.to_string(),
-                    "IPv4Address": format!("{}/{}", e.ip, net.config.subnet.prefix_len()),
-                    "IPv6Address": match (e.ip6, &net.config.ipv6) {
+                    "IPv4Address": format!("{}/{}", e.ip, c.subnet.prefix_len()),
+                    "IPv6Address": match (e.ip6, &c.ipv6) {
                         (Some(a), Some(v)) => format!("{a}/{}", v.subnet.prefix_len()),
                         _ => String::new(),
                     },
                 }),
             );
         }
-        let c = &net.config;
-        let mut ipam_config = vec![json!({
-            "Subnet": c.subnet.to_string(),
-            "IPRange": c.ip_range.to_string(),
-            "Gateway": c.gateway.to_string(),
-        })];
+        let mut v4 = serde_json::Map::new();
+        v4.insert("Subnet".into(), c.subnet.to_string().into());
+        // Docker prints IPRange only when one was given; lanyard's
+        // range is the subnet when none was.
+        if c.ip_range != c.subnet {
+            v4.insert("IPRange".into(), c.ip_range.to_string().into());
+        }
+        v4.insert("Gateway".into(), c.gateway.to_string().into());
+        let mut ipam_config = vec![Value::Object(v4)];
         if let Some(v) = &c.ipv6 {
             ipam_config.push(json!({
                 "Subnet": v.subnet.to_string(),
                 "Gateway": v.gateway.to_string(),
             }));
+        }
+        let default = c.name == crate::config::DEFAULT_NETWORK;
+        // The default network is docker's default bridge: its options;
+        // another network has only what was set, and an MTU other than
+        // docker's 1500 is set (its absence would say 1500).
+        let mut options = std::collections::BTreeMap::new();
+        if default {
+            options.insert(
+                "com.docker.network.bridge.default_bridge",
+                "true".to_string(),
+            );
+            options.insert("com.docker.network.bridge.enable_icc", "true".to_string());
+            options.insert(
+                "com.docker.network.bridge.enable_ip_masquerade",
+                (!c.internal).to_string(),
+            );
+            options.insert(
+                "com.docker.network.bridge.host_binding_ipv4",
+                "0.0.0.0".to_string(),
+            );
+            options.insert("com.docker.network.bridge.name", c.name.clone());
+            options.insert("com.docker.network.driver.mtu", c.mtu.to_string());
+        } else if c.mtu != 1500 {
+            options.insert("com.docker.network.driver.mtu", c.mtu.to_string());
         }
         json!({
             "Name": c.name,
@@ -256,7 +293,7 @@ impl Registry {
             "EnableIPv6": c.ipv6.is_some(),
             "IPAM": {
                 "Driver": "default",
-                "Options": {},
+                "Options": if default { Value::Null } else { json!({}) },
                 "Config": ipam_config,
             },
             "Internal": c.internal,
@@ -265,38 +302,32 @@ impl Registry {
             "ConfigFrom": { "Network": "" },
             "ConfigOnly": false,
             "Containers": containers,
-            "Options": {
-                "com.docker.network.driver.mtu": c.mtu.to_string(),
-            },
+            "Options": options,
             "Labels": {},
         })
     }
 }
 
-/// RFC 3339 UTC timestamp with nanoseconds, as docker prints `Created`.
+/// RFC 3339 UTC timestamp as docker prints `Created` (Go's RFC3339Nano:
+/// nanoseconds with trailing zeros dropped, no fraction when whole).
 pub fn rfc3339(t: SystemTime) -> String {
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = if month <= 2 { y + 1 } else { y };
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+    let secs = d.as_secs();
+    let (year, month, day) = crate::time::civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    let mut out = format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
         rem / 3600,
         rem % 3600 / 60,
-        rem % 60,
-        d.subsec_nanos()
-    )
+        rem % 60
+    );
+    if d.subsec_nanos() != 0 {
+        let frac = format!("{:09}", d.subsec_nanos());
+        out.push('.');
+        out.push_str(frac.trim_end_matches('0'));
+    }
+    out.push('Z');
+    out
 }
 
 #[cfg(test)]
@@ -339,14 +370,14 @@ mod tests {
 
     #[test]
     fn rfc3339_known_dates() {
-        assert_eq!(
-            rfc3339(SystemTime::UNIX_EPOCH),
-            "1970-01-01T00:00:00.000000000Z"
-        );
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
         let t = SystemTime::UNIX_EPOCH + Duration::new(1_795_483_877, 5);
         assert_eq!(rfc3339(t), "2026-11-24T01:31:17.000000005Z");
         let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);
-        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000000000Z");
+        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
+        // Go's RFC3339Nano drops the fraction's trailing zeros.
+        let t = SystemTime::UNIX_EPOCH + Duration::new(1_795_483_877, 643_829_150);
+        assert_eq!(rfc3339(t), "2026-11-24T01:31:17.64382915Z");
     }
 
     #[test]

@@ -436,7 +436,7 @@ mod tests {
             question_len: question.len() as u16,
             sock4: None,
             sock6: None,
-            upstreams: upstreams.clone(),
+            upstreams: Vec::new().into(),
         };
         p.question[..question.len()].copy_from_slice(question);
         p

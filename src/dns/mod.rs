@@ -302,7 +302,7 @@ mod tests {
     /// of the pending slots; another asker's query is still forwarded.
     #[test]
     fn one_asker_holds_at_most_its_share_of_the_pending_queries() {
-        let upstream: SocketAddr = "127.0.0.1:5353".parse().unwrap();
+        let upstream: std::net::SocketAddr = "127.0.0.1:5353".parse().unwrap();
         let mut dns = Dns::new(vec![upstream], shared_names(), 4);
         dns.names().network_added(
             0,
