@@ -883,6 +883,31 @@ def slirp_api_seeds():
     }
 
 
+def capture_filter_seeds():
+    """Capture filters, each followed by a 0 byte and the frame it runs on:
+    every kind of primitive, precedence, the IPv6 extension-header walk,
+    a VLAN tag, a GSO super-frame, a cut-off frame, and two refusals."""
+    hbh_udp = eth(C2_MAC, C1_MAC, 0x86DD) + ipv6(
+        V6_SRC, V6_DST, 0, bytes([17, 0, 1, 4, 0, 0, 0, 0]) + struct.pack(">HHHH", 5353, 53, 12, 0) + b"dns!"
+    )
+    tagged = TCP_SYN[:12] + struct.pack(">HH", 0x8100, 100) + TCP_SYN[12:]
+    cases = {
+        "empty": ("", TCP_SYN),
+        "arp-host": ("arp and host 172.17.0.1", ARP_GW),
+        "icmp": ("icmp or icmp6 or ip6 proto 58", ICMP_ECHO_GW),
+        "tcp-port": ("tcp dst port 80 and src host 172.17.0.2", TCP_SYN),
+        "precedence": ("not arp and (udp or tcp portrange 5000-5300) || ether broadcast", TCP_GSO),
+        "ipv6-hbh": ("ip6 proto 0 && udp port 53 and net fe80::/64", hbh_udp),
+        "tcp6-gso": ("greater 1500 and ip6 and src net fe80::/10 and not less 100", TCP6_GSO),
+        "vlan": ("vlan 100 and ether src 02:42:ac:11:00:02 and ip proto \\tcp", tagged),
+        "ether": ("ether multicast or ether proto 0x88cc or ether dst host ff:ff:ff:ff:ff:ff", UDP_PARTIAL),
+        "truncated": ("host 172.17.0.3 or port 80", TRUNCATED),
+        "broken": ("(tcp and prot 80", b""),
+        "deep": ("(" * 16 + "arp" + ")" * 16, ARP_GW),
+    }
+    return {name: expr.encode() + b"\0" + frame for name, (expr, frame) in cases.items()}
+
+
 def main():
     targets = {
         "wire": wire_seeds(),
@@ -896,6 +921,7 @@ def main():
         "dhcp_leases": dhcp_seeds(),
         "resolv_conf": resolv_conf_seeds(),
         "slirp_api": slirp_api_seeds(),
+        "capture_filter": capture_filter_seeds(),
     }
     for target, seeds in targets.items():
         d = CORPUS / target

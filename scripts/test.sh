@@ -34,15 +34,17 @@ setpriv:util-linux python3:python3 dig:dnsutils udhcpc:udhcpc
 ncat:ncat jq:jq getpcaps:libcap2-bin findmnt:util-linux
 podman:podman runc:runc slirp4netns:slirp4netns rootlesskit:rootlesskit
 rootlessctl:rootlesskit newuidmap:uidmap busybox:busybox-static
-catatonit:catatonit curl:curl socat:socat"
+catatonit:catatonit curl:curl socat:socat tcpdump:tcpdump tshark:tshark"
 # slirp4netns's own tests (tests/slirp4netns-upstream) call ncat, jq,
 # getpcaps and findmnt, and the real slirp4netns is what they are checked
 # against. The engines (tests/engines/run.sh): runc, not crun, which fails
 # on hybrid cgroup hosts; the tests' image is busybox-static plus socat
-# (the UDP echo).
+# (the UDP echo). tcpdump and tshark read what `lanyard capture` writes
+# (tests/capture.rs, and the capture module's own tests).
 PACKAGES="iputils-ping iproute2 util-linux python3 ca-certificates dnsutils udhcpc
 ncat jq libcap2-bin
-podman runc slirp4netns rootlesskit uidmap busybox-static catatonit curl socat"
+podman runc slirp4netns rootlesskit uidmap busybox-static catatonit curl socat
+tcpdump tshark"
 
 note() { printf 'test.sh: %s\n' "$*" >&2; }
 

@@ -69,6 +69,8 @@ pub enum DaemonError {
     /// The metrics address (`--metrics`, `[daemon] metrics`) could not be
     /// bound.
     Metrics { addr: String, error: io::Error },
+    /// `--pcap FILE` could not be made.
+    Pcap { path: PathBuf, error: io::Error },
     /// The switch did not start.
     Start(io::Error),
     /// The accept thread could not be started.
@@ -84,7 +86,9 @@ impl DaemonError {
     /// the rest failures (1).
     pub fn exit_code(&self) -> u8 {
         match self {
-            DaemonError::Bind { .. } | DaemonError::Metrics { .. } => EXIT_USAGE,
+            DaemonError::Bind { .. } | DaemonError::Metrics { .. } | DaemonError::Pcap { .. } => {
+                EXIT_USAGE
+            }
             _ => EXIT_FAILED,
         }
     }
@@ -97,6 +101,7 @@ impl fmt::Display for DaemonError {
                 write!(f, "{field} {}: {error}", path.display())
             }
             DaemonError::Metrics { addr, error } => write!(f, "--metrics {addr}: {error}"),
+            DaemonError::Pcap { path, error } => write!(f, "--pcap {}: {error}", path.display()),
             DaemonError::Start(e) => write!(f, "starting the switch: {e}"),
             DaemonError::Serve(e) => write!(f, "{e}"),
             DaemonError::DataPathStopped => write!(f, "a data-path thread has stopped"),
@@ -112,7 +117,7 @@ impl std::error::Error for DaemonError {}
 /// `socket_path` puts it. Call from the main thread before any other
 /// thread starts: the signals it waits for are blocked here, and the
 /// threads it starts inherit the mask.
-pub fn run(config: &Config, socket: Option<&Path>) -> Result<(), DaemonError> {
+pub fn run(config: &Config, socket: Option<&Path>, pcap: Option<&Path>) -> Result<(), DaemonError> {
     log::set_level(config.daemon.log_level);
     let path = socket_path(socket, Some(config));
     // Threads started from here on inherit the mask; the main thread waits
@@ -155,6 +160,20 @@ pub fn run(config: &Config, socket: Option<&Path>) -> Result<(), DaemonError> {
                 let _ = std::fs::remove_file(&path);
                 return Err(DaemonError::Metrics {
                     addr: addr.to_string(),
+                    error,
+                });
+            }
+        },
+        None => None,
+    };
+    // `--pcap FILE`, opened before the sandbox would refuse it.
+    let pcap = match pcap {
+        Some(p) => match std::fs::File::create(p) {
+            Ok(f) => Some(f),
+            Err(error) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(DaemonError::Pcap {
+                    path: p.to_path_buf(),
                     error,
                 });
             }
@@ -228,6 +247,18 @@ pub fn run(config: &Config, socket: Option<&Path>) -> Result<(), DaemonError> {
         for w in d.restore_networks(state) {
             log::warn!("{w}");
         }
+    }
+    if let Some(mut file) = pcap {
+        let capture = d
+            .capture_start(&crate::control::capture::CaptureRequest::default())
+            .map_err(|e| DaemonError::Start(io::Error::other(e.message)))?;
+        let c = d.clone();
+        std::thread::Builder::new()
+            .name("lanyard-pcap".into())
+            .spawn(move || {
+                let _ = capture.run(&c, &mut file, false, || c.is_stopping());
+            })
+            .map_err(DaemonError::Serve)?;
     }
     if let Some((listener, addr)) = metrics {
         let scraped = d.clone();

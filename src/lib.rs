@@ -7,6 +7,7 @@
 //! what.
 
 pub mod bridge;
+pub mod capture;
 pub mod config;
 pub mod container;
 pub mod control;

@@ -267,4 +267,38 @@ fn switching_frames_does_not_allocate() {
         peer.fdb_len(net) > 4,
         "the peer shard learned the uplink's MACs"
     );
+
+    // The same frames with a capture running (`lanyard capture`): the tap
+    // filters, copies into its pool and hands records to a writer (another
+    // thread, not counted, giving the buffers back) without allocating.
+    use lanyard::dataplane::tap::{Scope, Tap};
+    let filter = lanyard::capture::Filter::parse("not (udp port 9 or host 10.9.9.9)").unwrap();
+    let (tap, reader) = Tap::new(7, Scope::All, filter, 0, None);
+    let tap = std::sync::Arc::new(tap);
+    sw.add_tap(tap.clone());
+    let written = std::sync::Arc::new(AtomicU64::new(0));
+    let w = written.clone();
+    let writer = std::thread::spawn(move || {
+        while let Ok(r) = reader.records.recv_timeout(Duration::from_secs(2)) {
+            w.fetch_add(1, Ordering::Relaxed);
+            let _ = reader.give_back.send(r.data);
+        }
+    });
+    COUNTING.with(|c| c.set(true));
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for round in 0..500u64 {
+        let now = Time::from_secs(3000 + round);
+        for ((p, h, f), b) in frames.iter().zip(bufs.iter_mut()) {
+            b.load(*h, f);
+            sw.handle_frame(lanyard::port::PortId(*p), b, now);
+        }
+    }
+    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    COUNTING.with(|c| c.set(false));
+    assert_eq!(after - before, 0, "allocations while capturing");
+    sw.remove_tap(7);
+    drop(tap);
+    writer.join().unwrap();
+    let got = written.load(Ordering::Relaxed);
+    assert!(got > 5000, "the capture saw the frames: {got}");
 }

@@ -19,6 +19,9 @@ pub(super) struct DaemonArgs {
     /// Serve every counter in the Prometheus text format at http://ADDR/metrics: a loopback HOST:PORT or unix:PATH (overrides `[daemon] metrics`; default: off)
     #[arg(long, value_name = "ADDR")]
     metrics: Option<lanyard::metrics::MetricsAddr>,
+    /// Write every frame the switch passes, from the start, to FILE (pcapng)
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
     #[command(flatten)]
     socket: SocketArg,
     #[command(flatten)]
@@ -42,7 +45,7 @@ pub(super) fn daemon(a: DaemonArgs) -> u8 {
     if let Some(t) = a.threads {
         config.dataplane.threads = t as usize;
     }
-    match daemon::run(&config, a.socket.socket.as_deref()) {
+    match daemon::run(&config, a.socket.socket.as_deref(), a.pcap.as_deref()) {
         Ok(()) => 0,
         // Logged as the daemon shut down.
         Err(e @ DaemonError::DataPathStopped) => e.exit_code(),

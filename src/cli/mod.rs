@@ -29,6 +29,7 @@ macro_rules! outln {
     }};
 }
 
+mod capture;
 mod container;
 mod daemon;
 mod generate;
@@ -82,6 +83,12 @@ Exit codes: the command's own; 125 when lanyard refused or failed (bad argument,
     Stats(show::StatsArgs),
     /// List NAT flows: protocol, container side, remote side, state, bytes, age.
     Conntrack(show::StatsArgs),
+    /// Capture frames as they cross the switch, as pcapng or pcap (for tcpdump, tshark, Wireshark).
+    #[command(after_help = "Examples:
+  lanyard capture -w - | tcpdump -nn -r -
+  lanyard capture --port web -c 100 -w web.pcapng tcp port 80
+  lanyard capture --network backend --format pcap -w backend.pcap 'arp or icmp'")]
+    Capture(capture::CaptureArgs),
     /// Show the daemon's sandbox, and probe it: what it refuses and allows, tried in the daemon.
     Sandbox(show::StatsArgs),
     /// Attach an existing interface (e.g. a veth's host end) to a network through AF_PACKET.
@@ -212,6 +219,7 @@ pub fn main() -> ExitCode {
         Command::Stats(a) => show::stats(a),
         Command::Conntrack(a) => show::conntrack(a),
         Command::Sandbox(a) => show::sandbox(a),
+        Command::Capture(a) => capture::capture(a),
         Command::Attach(a) => container::attach(a),
         Command::Detach(a) => container::detach(a),
         Command::Connect(a) => container::connect(a),

@@ -52,6 +52,9 @@ pub(super) struct RunArgs {
     /// A line of the container's /etc/hosts: HOST:IP, or HOST:host-gateway for the gateway (the host) (repeatable).
     #[arg(long, value_name = "HOST:IP")]
     add_host: Vec<lanyard::container::AddHost>,
+    /// Write every frame the container's interfaces pass, from the first, to FILE (pcapng)
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
     /// Config for the embedded switch when no daemon is running.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -87,6 +90,7 @@ pub(super) fn run(a: RunArgs) -> ExitCode {
         dns_options: a.dns_option,
         add_hosts: a.add_host,
         dns: a.dns,
+        pcap: a.pcap,
     };
     // SAFETY: nothing has started a thread: `main` only parsed the
     // arguments.

@@ -27,6 +27,7 @@
 mod files;
 pub mod helper;
 pub mod ns;
+pub mod pcap;
 pub mod reattach;
 pub mod spawner;
 pub mod supervise;
@@ -101,6 +102,9 @@ pub struct RunSpec {
     pub dns_options: Vec<String>,
     /// `--add-host`: more lines of the container's /etc/hosts.
     pub add_hosts: Vec<AddHost>,
+    /// `--pcap FILE`: everything its ports pass, from the start, as
+    /// pcapng.
+    pub pcap: Option<PathBuf>,
     /// `--dns`: the resolvers the embedded DNS forwards this container's
     /// queries to instead of the host's (its resolv.conf still names the
     /// gateway, which keeps answering container names).
@@ -163,6 +167,18 @@ enum Mode {
 pub unsafe fn run(spec: &RunSpec) -> Result<i32, RunError> {
     let (networks, mode) = check(spec)?;
     let config = load_config(spec.config.as_deref()).map_err(RunError::usage)?;
+    // Opened now: a sandboxed `run` could not open it later.
+    let pcap_file =
+        match &spec.pcap {
+            Some(p) if mode == Mode::Networks => Some(
+                std::fs::File::create(p)
+                    .map_err(|e| RunError::usage(format!("--pcap {}: {e}", p.display())))?,
+            ),
+            Some(_) => return Err(RunError::usage(
+                "--pcap needs a network of the container's own (not none, host or container:NAME)",
+            )),
+            None => None,
+        };
     let path = socket_path(spec.socket.as_deref(), Some(&config));
     let mut client = match Client::connect(&path) {
         Ok(c) => Some(c),
@@ -268,6 +284,23 @@ pub unsafe fn run(spec: &RunSpec) -> Result<i32, RunError> {
             }
         }
     }
+    // Before the interfaces come up: their first frames are in the file.
+    let pcap = match pcap_file {
+        Some(f) => {
+            let w = match &embedded {
+                Some(d) => pcap::PcapWriter::embedded(d, f),
+                None => pcap::PcapWriter::via_daemon(&path, &container_id, f),
+            };
+            match w {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    container.abort();
+                    return Err(RunError::setup(e));
+                }
+            }
+        }
+        None => None,
+    };
     let interfaces: Vec<IfConfig> = replies
         .iter()
         .enumerate()
@@ -335,6 +368,7 @@ pub unsafe fn run(spec: &RunSpec) -> Result<i32, RunError> {
         _ => None,
     };
     let code = supervise(container.pid, reattach.as_mut());
+    drop(pcap);
     drop(files);
     drop(reattach);
     drop(embedded);

@@ -68,6 +68,12 @@ impl Client {
         })
     }
 
+    /// The connection, and what was read past the last response: a
+    /// capture's stream continues on it after its answer.
+    pub fn into_stream(self) -> (UnixStream, Vec<u8>) {
+        (self.stream, self.pending)
+    }
+
     /// Sends a request (with `fds` attached) and waits for its response.
     pub fn request(&mut self, req: &Request, fds: &[RawFd]) -> Result<Value, ClientError> {
         let mut line = serde_json::to_vec(req).map_err(io::Error::other)?;

@@ -16,6 +16,7 @@
 //! | `registry.rs`, `dhcp.rs` | the state, the DHCP server |
 //! | `server.rs`, `client.rs`, `proto.rs` | the control socket |
 
+pub mod capture;
 pub mod client;
 pub mod dhcp;
 pub mod proto;
@@ -65,6 +66,8 @@ pub struct Daemon {
     /// Set by `shutdown`: from then on nothing is written to the state
     /// file (the containers are still attached, as a restart must find).
     stopping: std::sync::atomic::AtomicBool,
+    /// Captures running (`capture::MAX_CAPTURES` at most).
+    captures: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The data path's NAT settings, from the config.
@@ -150,6 +153,7 @@ impl Daemon {
             sandbox: std::sync::OnceLock::new(),
             state: std::sync::OnceLock::new(),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            captures: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         });
         // The data path's events (DHCP) are handled on a thread of their
         // own; it holds the daemon weakly and ends with the data path.
@@ -281,6 +285,9 @@ impl Daemon {
             Request::Attach(_) => Err(ControlError::invalid(
                 "attach must carry a TAP fd (SCM_RIGHTS)",
             )),
+            Request::Capture(_) => Err(ControlError::invalid(
+                "a capture is streamed on its own control connection",
+            )),
             Request::AttachInterface { network, ifname } => self.attach_interface(network, ifname),
             Request::DetachInterface { ifname } => self.detach_interface(ifname),
             Request::NetworkLs {} => Ok(self.network_ls()),
@@ -307,6 +314,11 @@ impl Daemon {
                 serde_json::to_value(flows).map_err(|e| ControlError::failed(e.to_string()))
             }
         }
+    }
+
+    /// Whether the daemon is shutting down.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The network name `name` means (`bridge`: the default network, as

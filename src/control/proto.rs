@@ -80,6 +80,10 @@ pub enum Request {
         network: String,
         container: String,
     },
+    /// Start a packet capture; after the answer the connection carries
+    /// the file (`control::capture`) until the capture ends or the client
+    /// closes it.
+    Capture(super::capture::CaptureRequest),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

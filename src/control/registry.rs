@@ -212,7 +212,6 @@ impl Registry {
         }
     }
 
-    /// `docker network inspect` for one network.
     /// A network as `docker network inspect` (docker 28) prints it: its
     /// keys in docker's order (serde_json keeps insertion order), `null`,
     /// `{}` and omitted where docker has them (`tests/data/docker28`).

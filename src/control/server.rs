@@ -184,6 +184,9 @@ struct Connection {
     /// `lanyard connect` added later.
     containers: Vec<String>,
     active: Arc<AtomicUsize>,
+    /// A capture this connection asked for: once answered, the connection
+    /// carries its file.
+    capture: Option<super::capture::Capture>,
 }
 
 impl Drop for Connection {
@@ -202,6 +205,7 @@ impl Connection {
             fds: Vec::new(),
             containers: Vec::new(),
             active,
+            capture: None,
         }
     }
 
@@ -237,6 +241,10 @@ impl Connection {
                 // Descriptors the request did not claim are not kept.
                 self.fds.clear();
                 if reply(&mut self.stream, resp).is_err() {
+                    return;
+                }
+                if let Some(c) = self.capture.take() {
+                    self.stream_capture(c);
                     return;
                 }
             }
@@ -281,11 +289,33 @@ impl Connection {
                     Err(e) => e.into(),
                 }
             }
+            Request::Capture(c) => match self.daemon.capture_start(&c) {
+                Ok(cap) => {
+                    let v = serde_json::json!({ "snaplen": cap.snaplen });
+                    self.capture = Some(cap);
+                    Response::Ok(v)
+                }
+                Err(e) => e.into(),
+            },
             other => match self.daemon.handle(&other) {
                 Ok(v) => Response::Ok(v),
                 Err(e) => e.into(),
             },
         }
+    }
+
+    /// Writes the capture's file to the client until it ends, the client
+    /// goes away (a closed socket, seen between records), or the daemon
+    /// stops.
+    fn stream_capture(&mut self, c: super::capture::Capture) {
+        let fd = self.stream.as_raw_fd();
+        let daemon = self.daemon.clone();
+        let Ok(mut out) = self.stream.try_clone() else {
+            return;
+        };
+        let gone = move || daemon.is_stopping() || crate::sys::sock::peer_closed(fd);
+        let d = self.daemon.clone();
+        let _ = c.run(&d, &mut out, true, gone);
     }
 
     fn cleanup(&mut self) {

@@ -20,6 +20,7 @@
 
 mod poll_loop;
 pub mod switch;
+pub mod tap;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -142,6 +143,16 @@ enum Command {
         ip: std::net::IpAddr,
         container: String,
         names: Vec<String>,
+        reply: Sender<()>,
+    },
+    /// Starts a capture (`lanyard capture`, `--pcap`).
+    AddTap {
+        tap: std::sync::Arc<tap::Tap>,
+        reply: Sender<()>,
+    },
+    /// Ends capture `id`.
+    RemoveTap {
+        id: u64,
         reply: Sender<()>,
     },
     /// A container's own resolvers (`run --dns`); empty: the host's.
@@ -492,6 +503,24 @@ impl DataplaneHandle {
             names,
             reply,
         })
+    }
+
+    /// Starts a capture on every shard: each writes to the ports it holds
+    /// (its own and the others'), so every shard offers them.
+    pub fn add_tap(&self, tap: std::sync::Arc<tap::Tap>) -> Result<(), DataplaneGone> {
+        for s in self.shards.iter() {
+            let t = tap.clone();
+            s.call(|reply| Command::AddTap { tap: t, reply })?;
+        }
+        Ok(())
+    }
+
+    /// Ends capture `id` on every shard.
+    pub fn remove_tap(&self, id: u64) -> Result<(), DataplaneGone> {
+        for s in self.shards.iter() {
+            s.call(|reply| Command::RemoveTap { id, reply })?;
+        }
+        Ok(())
     }
 
     /// The resolvers the embedded DNS forwards an endpoint's queries to

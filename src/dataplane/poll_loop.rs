@@ -311,6 +311,14 @@ impl Loop {
                 self.switch.set_names(net, ip, &container, &names);
                 let _ = reply.send(());
             }
+            Command::AddTap { tap, reply } => {
+                self.switch.add_tap(tap);
+                let _ = reply.send(());
+            }
+            Command::RemoveTap { id, reply } => {
+                self.switch.remove_tap(id);
+                let _ = reply.send(());
+            }
             Command::SetResolvers {
                 net,
                 ip,

@@ -129,6 +129,11 @@ struct PortSlot {
     /// or floods to it (other shards find out by their writes failing), and
     /// it waits for the control plane to remove it.
     dead: bool,
+    /// Its id (the records of a capture name the port).
+    id: PortId,
+    /// Captures running on it (`lanyard capture`, `--pcap`); empty: the
+    /// frame path pays one test of an empty list.
+    taps: Vec<std::sync::Arc<super::tap::Tap>>,
 }
 
 struct NetState {
@@ -175,6 +180,8 @@ pub struct Switch {
     /// flood to that MAC until it is announced again.
     learned: Option<Vec<Learned>>,
     pub learned_dropped: u64,
+    /// Captures running, for the ports attached while they run.
+    taps: Vec<std::sync::Arc<super::tap::Tap>>,
 }
 
 /// A MAC learned behind a port, as one shard tells the others.
@@ -239,6 +246,7 @@ impl Switch {
             events_dropped: 0,
             learned: None,
             learned_dropped: 0,
+            taps: Vec::new(),
         }
     }
 
@@ -435,6 +443,25 @@ impl Switch {
         Ok(())
     }
 
+    /// Starts a capture on the ports of its scope (and on those attached
+    /// while it runs).
+    pub fn add_tap(&mut self, tap: std::sync::Arc<super::tap::Tap>) {
+        for slot in self.ports.iter_mut().flatten() {
+            if tap.scope.covers(slot.id, slot.spec.network) {
+                slot.taps.push(tap.clone());
+            }
+        }
+        self.taps.push(tap);
+    }
+
+    /// Ends capture `id` on every port.
+    pub fn remove_tap(&mut self, id: u64) {
+        for slot in self.ports.iter_mut().flatten() {
+            slot.taps.retain(|t| t.id != id);
+        }
+        self.taps.retain(|t| t.id != id);
+    }
+
     /// Names the embedded DNS answers for an endpoint; `names` empty removes
     /// them.
     pub fn set_names(&mut self, net: NetworkId, ip: IpAddr, container: &str, names: &[String]) {
@@ -527,6 +554,7 @@ impl Switch {
         if self.slot(id).is_some() {
             return Err(SwitchError::IdInUse);
         }
+        let net_id = spec.network;
         let net = self
             .nets
             .get_mut(spec.network.0 as usize)
@@ -550,6 +578,13 @@ impl Switch {
             spec,
             counters: PortCounters::default(),
             dead: false,
+            id,
+            taps: self
+                .taps
+                .iter()
+                .filter(|t| t.scope.takes_new(net_id))
+                .cloned()
+                .collect(),
         });
         self.n_ports += 1;
         Ok(())
@@ -696,6 +731,9 @@ impl Switch {
         let frame = buf.frame();
         slot.counters.rx_packets += 1;
         slot.counters.rx_bytes += frame.len() as u64;
+        for t in &slot.taps {
+            t.offer(ingress, crate::capture::Direction::Inbound, buf);
+        }
         if frame.len() < ETH_LEN {
             return Verdict::Drop(DropReason::Truncated);
         }
@@ -1086,6 +1124,9 @@ fn send_software(s: &mut PortSlot, scratch: &mut FrameBuf, buf: &mut FrameBuf) {
 
 #[inline]
 fn transmit(s: &mut PortSlot, frame: &FrameBuf) {
+    for t in &s.taps {
+        t.offer(s.id, crate::capture::Direction::Outbound, frame);
+    }
     match s.port.send(frame) {
         Ok(()) => {
             s.counters.tx_packets += 1;

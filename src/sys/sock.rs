@@ -154,6 +154,13 @@ pub fn recv(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> 
     })
 }
 
+/// Whether the peer of a stream socket has closed it (an orderly end with
+/// nothing left to read), without blocking or taking any byte.
+pub fn peer_closed(fd: RawFd) -> bool {
+    let mut b = [0u8; 1];
+    matches!(recv(fd, &mut b, libc::MSG_PEEK | libc::MSG_DONTWAIT), Ok(0))
+}
+
 /// send(2) without SIGPIPE, never blocking.
 pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     on(fd, |s| {
