@@ -235,7 +235,10 @@ LS=$($B port ls --socket $S ok); echo "ls after good add: $(printf '%s' "$LS" | 
         ("banana", "container port 'banana' is not a port number"),
     ] {
         let l = line(&out, &format!("spec {spec} rc="));
-        assert!(l.contains("rc=125") && l.contains(why), "{spec}: {l}\n{out}");
+        assert!(
+            l.contains("rc=125") && l.contains(why),
+            "{spec}: {l}\n{out}"
+        );
     }
     let add_busy = line(&out, "port add busy rc=");
     assert!(
