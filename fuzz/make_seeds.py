@@ -908,6 +908,21 @@ def capture_filter_seeds():
     return {name: expr.encode() + b"\0" + frame for name, (expr, frame) in cases.items()}
 
 
+def metrics_request_seeds():
+    """What a scraper sends: a flag byte (bit 0: the render fails, bit 1:
+    the request went past MAX_REQUEST), then the request's bytes."""
+    return {
+        "get": b"\x00GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+        "head": b"\x00HEAD / HTTP/1.0\r\n\r\n",
+        "post": b"\x00POST /metrics HTTP/1.1\r\n\r\n",
+        "unavailable": b"\x01GET /metrics?x=1 HTTP/1.1\n\n",
+        "too-long": b"\x02GET /metrics HTTP/1.1\r\nX: aaaa",
+        "tls": b"\x00\x16\x03\x01garbage\r\n\r\n",
+        # A fuzzer's find (its oracle took `HEAD\r` for another method).
+        "head-cr": b'\x00HEAD\r \xff\xff\xff\xff\xff/ HTTP/1/0\r\x9f\r\n',
+    }
+
+
 def main():
     targets = {
         "wire": wire_seeds(),
@@ -922,6 +937,7 @@ def main():
         "resolv_conf": resolv_conf_seeds(),
         "slirp_api": slirp_api_seeds(),
         "capture_filter": capture_filter_seeds(),
+        "metrics_request": metrics_request_seeds(),
     }
     for target, seeds in targets.items():
         d = CORPUS / target

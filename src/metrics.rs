@@ -163,37 +163,50 @@ impl Conn for std::os::unix::net::UnixStream {
     }
 }
 
-/// Reads one HTTP request and answers it: `GET /metrics` (or `/`) the
-/// text, `HEAD` its headers, another path 404, another method 405, a
-/// request that is not HTTP or too long 400.
+/// Reads one HTTP request (up to the end of its headers, at most
+/// [`MAX_REQUEST`] bytes) and writes [`respond_to`]'s answer.
 fn answer(c: &mut dyn Conn, render: &dyn Fn() -> Result<String, String>) -> io::Result<()> {
     let mut buf = [0u8; MAX_REQUEST];
     let mut n = 0;
-    // Until the end of the headers, or the buffer is full.
-    while !buf[..n].windows(4).any(|w| w == b"\r\n\r\n")
-        && !buf[..n].windows(2).any(|w| w == b"\n\n")
-    {
-        if n == buf.len() {
-            return respond(
-                c,
-                "400 Bad Request",
-                "text/plain",
-                "request too long\n",
-                true,
-            );
-        }
+    while n < buf.len() && !head_complete(&buf[..n]) {
         let got = c.read(&mut buf[n..])?;
         if got == 0 {
             break;
         }
         n += got;
     }
-    let head = String::from_utf8_lossy(&buf[..n]);
+    let out = respond_to(
+        &buf[..n],
+        n == buf.len() && !head_complete(&buf[..n]),
+        render,
+    );
+    c.write_all(&out)?;
+    c.flush()
+}
+
+/// Whether `b` holds a whole request head (a blank line ends it).
+fn head_complete(b: &[u8]) -> bool {
+    b.windows(4).any(|w| w == b"\r\n\r\n") || b.windows(2).any(|w| w == b"\n\n")
+}
+
+/// The whole response to a request head (the bytes a client sent, cut at
+/// `MAX_REQUEST`; `too_long` when it went on): `GET /metrics` (or `/`) the
+/// text from `render`, `HEAD` its headers, another path 404, another
+/// method 405, anything that is not an HTTP request line or too long 400.
+/// Pure: the fuzz target `metrics_request` drives it with any bytes.
+pub fn respond_to(
+    request: &[u8],
+    too_long: bool,
+    render: &dyn Fn() -> Result<String, String>,
+) -> Vec<u8> {
+    if too_long {
+        return response("400 Bad Request", "text/plain", "request too long\n", true);
+    }
+    let head = String::from_utf8_lossy(request);
     let mut words = head.lines().next().unwrap_or("").split_whitespace();
     let (method, path, version) = (words.next(), words.next(), words.next());
     if !version.is_some_and(|v| v.starts_with("HTTP/")) {
-        return respond(
-            c,
+        return response(
             "400 Bad Request",
             "text/plain",
             "not an HTTP request\n",
@@ -205,8 +218,7 @@ fn answer(c: &mut dyn Conn, render: &dyn Fn() -> Result<String, String>) -> io::
         Some("GET") => true,
         Some("HEAD") => false,
         _ => {
-            return respond(
-                c,
+            return response(
                 "405 Method Not Allowed",
                 "text/plain",
                 "GET /metrics\n",
@@ -215,24 +227,16 @@ fn answer(c: &mut dyn Conn, render: &dyn Fn() -> Result<String, String>) -> io::
         }
     };
     if path != "/metrics" && path != "/" {
-        return respond(
-            c,
-            "404 Not Found",
-            "text/plain",
-            "GET /metrics\n",
-            with_body,
-        );
+        return response("404 Not Found", "text/plain", "GET /metrics\n", with_body);
     }
     match render() {
-        Ok(body) => respond(
-            c,
+        Ok(body) => response(
             "200 OK",
             "text/plain; version=0.0.4; charset=utf-8",
             &body,
             with_body,
         ),
-        Err(e) => respond(
-            c,
+        Err(e) => response(
             "503 Service Unavailable",
             "text/plain",
             &format!("{e}\n"),
@@ -241,22 +245,16 @@ fn answer(c: &mut dyn Conn, render: &dyn Fn() -> Result<String, String>) -> io::
     }
 }
 
-fn respond(
-    c: &mut dyn Conn,
-    status: &str,
-    ctype: &str,
-    body: &str,
-    with_body: bool,
-) -> io::Result<()> {
-    let head = format!(
+fn response(status: &str, ctype: &str, body: &str, with_body: bool) -> Vec<u8> {
+    let mut out = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
-    );
-    c.write_all(head.as_bytes())?;
+    )
+    .into_bytes();
     if with_body {
-        c.write_all(body.as_bytes())?;
+        out.extend_from_slice(body.as_bytes());
     }
-    c.flush()
+    out
 }
 
 /// What one scrape reports: the switch's snapshot, the DHCP server's
@@ -562,6 +560,37 @@ mod tests {
         ] {
             assert!(bad.parse::<MetricsAddr>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn responses_by_method_path_and_length() {
+        let ok = || Ok::<_, String>("x 1\n".to_string());
+        let text = |r: &[u8], long: bool| String::from_utf8(respond_to(r, long, &ok)).unwrap();
+        let get = text(b"GET /metrics HTTP/1.1\r\n\r\n", false);
+        assert!(
+            get.starts_with("HTTP/1.1 200 OK\r\n") && get.ends_with("\r\n\r\nx 1\n"),
+            "{get}"
+        );
+        assert!(get.contains("Content-Length: 4\r\n"));
+        // HEAD: the headers only, whatever whitespace splits the line (a
+        // fuzzer's find: `HEAD\r`).
+        let head = text(b"HEAD\r \xff/ HTTP/1/0\r\n\r\n", false);
+        assert!(
+            head.starts_with("HTTP/1.1 404") && head.ends_with("\r\n\r\n"),
+            "{head}"
+        );
+        assert!(text(b"HEAD / HTTP/1.0\n\n", false).ends_with("\r\n\r\n"));
+        assert!(text(b"PUT / HTTP/1.1\r\n\r\n", false).starts_with("HTTP/1.1 405"));
+        assert!(text(b"GET /metrics\r\n\r\n", false).starts_with("HTTP/1.1 400"));
+        assert!(text(b"GET /metrics HTTP/1.1\r\nX: y", true).starts_with("HTTP/1.1 400"));
+        let down = String::from_utf8(respond_to(b"GET / HTTP/1.1\r\n\r\n", false, &|| {
+            Err("gone".into())
+        }))
+        .unwrap();
+        assert!(
+            down.starts_with("HTTP/1.1 503") && down.ends_with("gone\n"),
+            "{down}"
+        );
     }
 
     #[test]

@@ -317,6 +317,7 @@ impl World {
                 ifname: "eth0".into(),
                 pid: None,
                 sole_tenant: false,
+                dns: Vec::new(),
             },
         );
         self.endpoints[slot] = Some(ip);
