@@ -561,6 +561,8 @@ def control_seeds():
         "junk": b'{"op":"stats","x":[1,2,{"y":"\\ud800"}]',
         "port-add": b'{"op":"port_add","container":"web","spec":"8080:80/udp"}',
         "conntrack": b'{"op":"conntrack"}',
+        "capture": b'{"op":"capture","network":"bridge","port":"web","filter":"tcp port 80 and not arp","snaplen":96,"count":10,"format":"pcap"}',
+        "attach-dns": b'{"op":"attach","container_id":"c1","network":"bridge","dns":["127.0.0.1","::1"]}',
     }
 
 
