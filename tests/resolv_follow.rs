@@ -26,7 +26,7 @@ until_ok() { i=0; until "$@" >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 150 ] || {
 logged() { i=0; until grep -q "$1" d2.log; do i=$((i+1)); [ $i -lt 150 ] || { echo "never logged: $1"; cat d2.log; exit 1; }; sleep 0.1; done; }
 cat > dnsa.py <<'PY'
 import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((sys.argv[1], 53))
 print("ready", flush=True)
 while True:
@@ -62,6 +62,15 @@ echo "emptied: $(ask)"
 printf 'nameserver 127.0.0.1\n' > resolv.conf
 logged "now forwards to 127.0.0.1"
 echo "rewritten: $(ask)"
+# An IPv6 nameserver, as a VPN or an IPv6-only network gives.
+if ip -6 addr show dev lo 2>/dev/null | grep -q '::1'; then
+  timeout 150 python3 dnsa.py ::1 44 > c.out 2>&1 & PIDS="$PIDS $!"; waitfor c.out
+  printf 'nameserver ::1\n' > resolv.conf
+  logged "now forwards to ::1"
+  echo "v6: $(ask)"
+else
+  echo "v6: no ipv6 loopback"
+fi
 grep -c "now forwards to" d2.log | sed 's/^/changes: /'
 "#,
     );
@@ -69,7 +78,16 @@ grep -c "now forwards to" d2.log | sed 's/^/changes: /'
     assert_eq!(line(&out, "renamed:"), "renamed: 192.0.2.22", "{out}");
     assert_eq!(line(&out, "emptied:"), "emptied: 192.0.2.22", "{out}");
     assert_eq!(line(&out, "rewritten:"), "rewritten: 192.0.2.11", "{out}");
-    assert_eq!(line(&out, "changes:"), "changes: 2", "{out}");
+    if line(&out, "v6:") == "v6: no ipv6 loopback" {
+        assert!(
+            std::env::var("LANYARD_REQUIRE_IPV6").is_err(),
+            "IPv6 is required here (LANYARD_REQUIRE_IPV6) but the test namespace has no ::1"
+        );
+        assert_eq!(line(&out, "changes:"), "changes: 2", "{out}");
+    } else {
+        assert_eq!(line(&out, "v6:"), "v6: 192.0.2.44", "{out}");
+        assert_eq!(line(&out, "changes:"), "changes: 3", "{out}");
+    }
 }
 
 /// A fake resolver on UDP and TCP port 53 of ADDR answering every A query
