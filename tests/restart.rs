@@ -209,7 +209,8 @@ until_ok run --network kn -- python3 $P ask srv 8000
 echo "c2c before: $(run --network kn -- python3 $P ask srv 8000)"
 echo "published before: $(python3 $P ask 127.0.0.1 18080)"
 server sink sink 9000
-timeout 100 $B run --socket $S --network kn --name streamer -- sh -c "python3 $P send 10.200.0.2 9000 400000000000 2>&1 | tail -1; echo send-done; sleep 60" > stream.out 2>&1 & SPID=$!; PIDS="$PIDS $SPID"
+# Its re-attachment is an info line (the scenario runs at warn).
+LANYARD_LOG=info timeout 100 $B run --socket $S --network kn --name streamer -- sh -c "python3 $P send 10.200.0.2 9000 400000000000 2>&1 | tail -1; echo send-done; sleep 60" > stream.out 2>&1 & SPID=$!; PIDS="$PIDS $SPID"
 sleep 1
 who() {{ $B network inspect kn --socket $S | python3 -c 'import json,sys; [print("who", c["Name"], k, c["IPv4Address"], c["IPv6Address"]) for k,c in sorted(json.load(sys.stdin)[0]["Containers"].items(), key=lambda x: x[1]["Name"])]'; }}
 who | sed 's/^/before: /'

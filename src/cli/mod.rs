@@ -185,6 +185,10 @@ fn parse_mtu(s: &str) -> Result<u32, String> {
 }
 
 pub fn main() -> ExitCode {
+    // Every command logs (run's re-attachment, the helper's errors) at
+    // info unless LANYARD_LOG or RUST_LOG say otherwise; the daemon and the
+    // embedded switch set their own level later.
+    lanyard::log::set_level(lanyard::log::Level::Info);
     // slirp4netns's command line, not clap's: as `slirp4netns` (a link
     // named so) or as `lanyard slirp4netns`.
     let argv: Vec<String> = std::env::args().collect();

@@ -58,6 +58,12 @@ pub struct CaptureRequest {
     pub format: Option<String>,
 }
 
+/// What a `--port` capture covers, to end it when all of it is gone.
+enum Owner {
+    Endpoint(String),
+    Interface(String),
+}
+
 /// A running capture: its tap on the data path and the writer's end.
 pub struct Capture {
     tap: Arc<Tap>,
@@ -68,6 +74,8 @@ pub struct Capture {
     /// Port → pcapng interface id, in the order they were first seen.
     interfaces: HashMap<PortId, u32>,
     names: HashMap<PortId, String>,
+    /// `--port`'s endpoints or interface; empty: a capture of networks.
+    owners: Vec<Owner>,
     pub snaplen: u32,
 }
 
@@ -99,7 +107,7 @@ impl Daemon {
         if req.count == Some(0) {
             return Err(ControlError::invalid("--count: must be at least 1"));
         }
-        let (scope, names) = self.capture_scope(req)?;
+        let (scope, names, owners) = self.capture_scope(req)?;
         let running = self.captures.clone();
         if running.fetch_add(1, Ordering::Relaxed) >= MAX_CAPTURES {
             running.fetch_sub(1, Ordering::Relaxed);
@@ -126,6 +134,7 @@ impl Daemon {
             running,
             interfaces: HashMap::new(),
             names,
+            owners,
         };
         // From here `capture`'s drop takes the tap off again.
         self.dp
@@ -138,7 +147,7 @@ impl Daemon {
     fn capture_scope(
         &self,
         req: &CaptureRequest,
-    ) -> Result<(Scope, HashMap<PortId, String>), ControlError> {
+    ) -> Result<(Scope, HashMap<PortId, String>, Vec<Owner>), ControlError> {
         let reg = self.reg();
         let net = match &req.network {
             Some(n) => {
@@ -156,19 +165,23 @@ impl Daemon {
         for (ifname, i) in &reg.interfaces {
             names.insert(i.port, ifname.clone());
         }
+        let mut owners = Vec::new();
         let scope = match &req.port {
             Some(p) => {
                 let ports: Vec<PortId> = if let Some(i) = reg.interfaces.get(p) {
+                    owners.push(Owner::Interface(p.clone()));
                     vec![i.port]
                 } else {
                     let e = reg
                         .find_container(p)
                         .map_err(|e| ControlError::invalid(format!("--port: {e}")))?;
-                    reg.endpoints_of(&e.container_id.clone())
+                    let eps: Vec<_> = reg
+                        .endpoints_of(&e.container_id.clone())
                         .into_iter()
                         .filter(|x| net.is_none_or(|n| n.config.name == x.network))
-                        .map(|x| x.port)
-                        .collect()
+                        .collect();
+                    owners.extend(eps.iter().map(|x| Owner::Endpoint(x.id.clone())));
+                    eps.iter().map(|x| x.port).collect()
                 };
                 if ports.is_empty() {
                     return Err(ControlError::invalid(format!(
@@ -182,7 +195,17 @@ impl Daemon {
                 None => Scope::All,
             },
         };
-        Ok((scope, names))
+        Ok((scope, names, owners))
+    }
+
+    /// Whether what a `--port` capture covers is still attached: an
+    /// endpoint (by its id: a port id may be reused) or an interface.
+    fn still_attached(&self, owner: &Owner) -> bool {
+        let reg = self.reg();
+        match owner {
+            Owner::Endpoint(id) => reg.endpoints.contains_key(id),
+            Owner::Interface(name) => reg.interfaces.contains_key(name),
+        }
     }
 
     /// The name a capture's records give port `id` (for ports attached
@@ -236,7 +259,17 @@ impl Capture {
             }
             let first = match self.reader.records.recv_timeout(Duration::from_millis(200)) {
                 Ok(r) => r,
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    // A capture of some ports ends when they are all gone
+                    // (their containers exited), as tcpdump on a vanished
+                    // interface does.
+                    if !self.owners.is_empty()
+                        && !self.owners.iter().any(|o| daemon.still_attached(o))
+                    {
+                        return Ok(());
+                    }
+                    continue;
+                }
                 Err(_) => return Ok(()),
             };
             let more: Vec<_> = self.reader.records.try_iter().take(BATCH - 1).collect();
