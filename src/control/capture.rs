@@ -64,6 +64,14 @@ enum Owner {
     Interface(String),
 }
 
+/// What a request covers: the tap's scope, the names its records give the
+/// ports known now, and what a `--port` capture ends without.
+struct Covered {
+    scope: Scope,
+    names: HashMap<PortId, String>,
+    owners: Vec<Owner>,
+}
+
 /// A running capture: its tap on the data path and the writer's end.
 pub struct Capture {
     tap: Arc<Tap>,
@@ -107,7 +115,11 @@ impl Daemon {
         if req.count == Some(0) {
             return Err(ControlError::invalid("--count: must be at least 1"));
         }
-        let (scope, names, owners) = self.capture_scope(req)?;
+        let Covered {
+            scope,
+            names,
+            owners,
+        } = self.capture_scope(req)?;
         let running = self.captures.clone();
         if running.fetch_add(1, Ordering::Relaxed) >= MAX_CAPTURES {
             running.fetch_sub(1, Ordering::Relaxed);
@@ -144,10 +156,7 @@ impl Daemon {
     }
 
     /// The ports a request covers, and the names its records will carry.
-    fn capture_scope(
-        &self,
-        req: &CaptureRequest,
-    ) -> Result<(Scope, HashMap<PortId, String>, Vec<Owner>), ControlError> {
+    fn capture_scope(&self, req: &CaptureRequest) -> Result<Covered, ControlError> {
         let reg = self.reg();
         let net = match &req.network {
             Some(n) => {
@@ -195,7 +204,11 @@ impl Daemon {
                 None => Scope::All,
             },
         };
-        Ok((scope, names, owners))
+        Ok(Covered {
+            scope,
+            names,
+            owners,
+        })
     }
 
     /// Whether what a `--port` capture covers is still attached: an
