@@ -206,13 +206,14 @@ pub fn run(config: &Config, socket: Option<&Path>, pcap: Option<&Path>) -> Resul
     // unconfined and single-threaded, that keeps none of the daemon's
     // descriptors but its own socket.
     // SAFETY: no thread has been started yet.
-    unsafe { crate::container::spawner::start(&[listener.as_raw_fd()]) }
+    unsafe { crate::container::spawner::start(&[listener.as_raw_fd()], &config.dns.resolv_conf) }
         .map_err(DaemonError::Start)?;
     // Confined before the switch's threads start (they inherit it), after
     // the socket is bound.
     let paths = crate::sandbox::Paths {
-        // The host's resolv.conf, followed while the daemon runs.
-        read: crate::control::resolv::read_dirs(&config.dns.resolv_conf),
+        // The host's resolv.conf, read at start (the spawner reads it
+        // again when it changes: `control::resolv`).
+        read: vec![config.dns.resolv_conf.clone()],
         write: path
             .parent()
             .map(Path::to_path_buf)

@@ -40,12 +40,19 @@ while True:
 PY
 timeout 150 python3 dnsa.py 127.0.0.1 11 > a.out 2>&1 & PIDS="$PIDS $!"; waitfor a.out
 timeout 150 python3 dnsa.py 127.0.0.2 22 > b.out 2>&1 & PIDS="$PIDS $!"; waitfor b.out
+# The file lives where the sandboxed daemon may not read (Landlock): a
+# renamed-over file is a new inode, read through the daemon's unconfined
+# helper spawner.
+RD=$(mktemp -d /tmp/lanyard-resolv-XXXXXX); chmod 755 $RD
+trap 'cleanup; rm -rf "$RD"' EXIT
+cp dnsa.py "$RD"/
+cd $RD
 printf 'search example.test\nnameserver 127.0.0.1\n' > resolv.conf
 cat > cfg2.toml <<TOML
 [dns]
-resolv_conf = "$PWD/resolv.conf"
+resolv_conf = "$RD/resolv.conf"
 TOML
-S2=$PWD/l2.sock
+S2=$OLDPWD/l2.sock
 LANYARD_LOG=info $B daemon --socket $S2 --config cfg2.toml > d2.log 2>&1 & PIDS="$PIDS $!"
 until_ok $B network ls --socket $S2
 ask() { timeout 60 $B run --socket $S2 -- dig +short +tries=1 +time=3 x.example.test @172.17.0.1; }

@@ -446,8 +446,9 @@ fn confine_embedded(spec: &RunSpec, config: &Config, container_pid: i32) -> Resu
     log::set_level(Level::Warn);
     let mode = spec.sandbox.unwrap_or(config.daemon.sandbox);
     let paths = Paths {
-        // The host's resolv.conf, followed while the switch runs.
-        read: crate::control::resolv::read_dirs(&config.dns.resolv_conf),
+        // The host's resolv.conf (followed when rewritten in place; a file
+        // renamed over it is a new inode Landlock keeps out).
+        read: vec![config.dns.resolv_conf.clone()],
         write: ContainerFiles::base_dir().into_iter().collect(),
     };
     match sandbox::apply(mode, Role::Run { container_pid }, &paths) {

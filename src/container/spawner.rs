@@ -9,8 +9,13 @@
 //! single-threaded, the daemon forks this spawner, which keeps only one
 //! end of a socketpair and does one thing on request: start
 //! `lanyard __container-tap PID IFNAME` with a given socket as its stdin,
-//! and reap it. It answers nothing else; a daemon compromised by a
-//! container can ask it for no more than `lanyard connect` does.
+//! and reap it; and one more: read the host's resolv.conf, the one path
+//! fixed when it was forked, for the daemon that follows it
+//! (`control::resolv`). Landlock holds a file's inode, and the tools that
+//! rewrite resolv.conf rename a new file over the old, which a sandboxed
+//! daemon could then not open. It answers nothing else; a daemon
+//! compromised by a container can ask it for no more than `lanyard
+//! connect` does, and for the contents of that one file.
 //!
 //! The protocol, on a `SOCK_SEQPACKET` pair (one message each):
 //!
@@ -18,6 +23,9 @@
 //!   daemon                                   spawner
 //!   "PID IFNAME" + the helper's socket  ──▶  fork, exec the helper
 //!                                      ◀──  "ok" or "error: MESSAGE"
+//!   "resolv"                            ──▶  read the fixed path
+//!                                      ◀──  "resolv " + its first 60 KiB,
+//!                                           or "error: MESSAGE"
 //! ```
 //!
 //! The spawner ends when the daemon does (its end closes: EOF), and with
@@ -36,6 +44,9 @@ use nix::unistd::{fork, ForkResult, Pid};
 use super::helper::TAP_HELPER_COMMAND;
 use crate::sys::fdpass::{recv_with_fds, send_with_fds};
 
+/// The most of resolv.conf passed on (one message).
+const RESOLV_MAX: usize = 60 * 1024;
+
 /// How long a helper may live: well past the daemon's wait for it.
 const HELPER_LIMIT: Duration = Duration::from_secs(60);
 
@@ -44,11 +55,11 @@ static SPAWNER: Mutex<Option<OwnedFd>> = Mutex::new(None);
 
 /// Forks the spawner. Call while single-threaded, before the sandbox;
 /// `close` are descriptors the spawner must not keep (the control
-/// socket's listener).
+/// socket's listener); `resolv_conf` is the one file it reads on request.
 ///
 /// # Safety
 /// The process must be single-threaded (the child allocates).
-pub unsafe fn start(close: &[RawFd]) -> io::Result<()> {
+pub unsafe fn start(close: &[RawFd], resolv_conf: &std::path::Path) -> io::Result<()> {
     let (ours, theirs) = nix::sys::socket::socketpair(
         nix::sys::socket::AddressFamily::Unix,
         nix::sys::socket::SockType::SeqPacket,
@@ -73,7 +84,7 @@ pub unsafe fn start(close: &[RawFd]) -> io::Result<()> {
             }
             // SAFETY: prctl with integer arguments only.
             unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-            serve(theirs, &exe);
+            serve(theirs, &exe, resolv_conf);
             std::process::exit(0)
         }
     }
@@ -105,8 +116,32 @@ pub fn spawn_tap_helper(pid: u32, ifname: &str, stdin: OwnedFd) -> Result<(), St
     }
 }
 
+/// The host's resolv.conf as the spawner reads it (unconfined), or
+/// `None` when this process has no spawner (`run`'s embedded switch, the
+/// slirp4netns mode: they read it themselves).
+pub fn read_resolv_conf() -> Option<io::Result<String>> {
+    let guard = SPAWNER.lock().unwrap_or_else(|p| p.into_inner());
+    let sock = guard.as_ref()?;
+    if let Err(e) = send_with_fds(sock.as_raw_fd(), b"resolv", &[]) {
+        return Some(Err(e));
+    }
+    let mut buf = vec![0u8; RESOLV_MAX + 64];
+    // SAFETY: recv into a buffer we own.
+    let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n <= 0 {
+        return Some(Err(io::Error::other("helper spawner: gone")));
+    }
+    let reply = String::from_utf8_lossy(&buf[..n as usize]).into_owned();
+    Some(match reply.strip_prefix("resolv ") {
+        Some(text) => Ok(text.to_string()),
+        None => Err(io::Error::other(
+            reply.strip_prefix("error: ").unwrap_or(&reply).to_string(),
+        )),
+    })
+}
+
 /// The spawner's loop: one request at a time, reaping helpers between.
-fn serve(sock: OwnedFd, exe: &std::path::Path) {
+fn serve(sock: OwnedFd, exe: &std::path::Path, resolv_conf: &std::path::Path) {
     let mut helpers: Vec<(Pid, Instant)> = Vec::new();
     loop {
         let mut pfd = libc::pollfd {
@@ -135,6 +170,16 @@ fn serve(sock: OwnedFd, exe: &std::path::Path) {
             Ok((0, _)) | Err(_) => return,
             Ok(r) => r,
         };
+        if &buf[..n] == b"resolv" && fds.is_empty() {
+            let reply = match read_bounded(resolv_conf) {
+                Ok(text) => format!("resolv {text}"),
+                Err(e) => format!("error: {}: {e}", resolv_conf.display()),
+            };
+            if send_with_fds(sock.as_raw_fd(), reply.as_bytes(), &[]).is_err() {
+                return;
+            }
+            continue;
+        }
         let reply = match (parse(&buf[..n]), fds.pop()) {
             (Some((pid, ifname)), Some(stdin)) if fds.is_empty() => {
                 match exec_helper(exe, pid, &ifname, stdin) {
@@ -151,6 +196,16 @@ fn serve(sock: OwnedFd, exe: &std::path::Path) {
             return;
         }
     }
+}
+
+/// The first `RESOLV_MAX` bytes of a file, as text.
+fn read_bounded(path: &std::path::Path) -> io::Result<String> {
+    use std::io::Read;
+    let mut b = Vec::new();
+    std::fs::File::open(path)?
+        .take(RESOLV_MAX as u64)
+        .read_to_end(&mut b)?;
+    Ok(String::from_utf8_lossy(&b).into_owned())
 }
 
 /// "PID IFNAME", with an interface name the kernel could take.

@@ -398,8 +398,9 @@ fn confine(opts: &Options, config: &Config) -> Result<(), String> {
         },
     };
     let paths = Paths {
-        // The host's resolv.conf, followed while the helper runs.
-        read: crate::control::resolv::read_dirs(&config.dns.resolv_conf),
+        // The host's resolv.conf (followed when rewritten in place; a file
+        // renamed over it is a new inode Landlock keeps out).
+        read: vec![config.dns.resolv_conf.clone()],
         write: opts
             .api_socket
             .as_ref()
