@@ -176,20 +176,6 @@ pub fn set_level(level: Level) {
     ::log::set_max_level(max);
 }
 
-/// Whether a record of `level` from lanyard's own modules would be written.
-pub fn enabled(level: Level) -> bool {
-    ::log::log_enabled!(target: "lanyard", level_of(level))
-}
-
-fn level_of(l: Level) -> ::log::Level {
-    match l {
-        Level::Error => ::log::Level::Error,
-        Level::Warn => ::log::Level::Warn,
-        Level::Info => ::log::Level::Info,
-        Level::Debug => ::log::Level::Debug,
-    }
-}
-
 /// A time since the epoch as RFC 3339 UTC with milliseconds.
 struct Rfc3339(std::time::Duration);
 

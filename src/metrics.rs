@@ -31,7 +31,7 @@ use std::time::Duration;
 use crate::control::dhcp::DhcpCounters;
 use crate::control::PublishedPort;
 use crate::dataplane::Snapshot;
-use crate::stats::{doc_text, DropReason};
+use crate::stats::{doc_text, Counters, DropReason};
 
 /// The longest request (line and headers) read before answering.
 pub const MAX_REQUEST: usize = 8 * 1024;
@@ -285,39 +285,39 @@ fn family(out: &mut String, name: &str, kind: &str, text: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-/// The counters of a `counters!` struct, one family each, `labels` on
-/// every sample (`{}` or `{network="x"}`); `samples` gives each instance.
-fn counter_families<C>(
+/// The counters of a `counters!` struct, one family each, with `labels`
+/// on each instance's sample (`` or `{network="x"}`).
+fn counter_families<C: Counters>(
     out: &mut String,
     subsystem: &str,
     what: &str,
     samples: &[(String, &C)],
-    each: impl Fn(&C, &mut dyn FnMut(&'static str, u64, &'static [&'static str])),
 ) {
     let Some((_, first)) = samples.first() else {
         return;
     };
     let mut fields: Vec<(&'static str, String)> = Vec::new();
-    each(first, &mut |name, _, attrs| {
+    first.each(|name, _, attrs| {
         let doc = doc_text(attrs);
-        let text = if doc.is_empty() {
-            format!("{what}: {name}")
-        } else {
-            format!("{what}: {doc}")
-        };
-        fields.push((name, text));
+        fields.push((
+            name,
+            format!("{what}: {}", if doc.is_empty() { name } else { &doc }),
+        ));
     });
+    // Each instance's values once, in the fields' order.
+    let values: Vec<(&String, Vec<u64>)> = samples
+        .iter()
+        .map(|(labels, c)| {
+            let mut v = Vec::with_capacity(fields.len());
+            c.each(|_, x, _| v.push(x));
+            (labels, v)
+        })
+        .collect();
     for (i, (field, text)) in fields.iter().enumerate() {
         let name = format!("lanyard_{subsystem}_{field}_total");
         family(out, &name, "counter", text);
-        for (labels, c) in samples {
-            let mut k = 0;
-            each(c, &mut |_, v, _| {
-                if k == i {
-                    let _ = writeln!(out, "{name}{labels} {v}");
-                }
-                k += 1;
-            });
+        for (labels, v) in &values {
+            let _ = writeln!(out, "{name}{labels} {}", v[i]);
         }
     }
 }
@@ -416,7 +416,7 @@ pub fn render(s: &Scrape<'_>) -> String {
         .iter()
         .map(|n| (format!("{{network=\"{}\"}}", label(&n.name)), &n.gateway))
         .collect();
-    counter_families(&mut out, "gateway", "Gateway", &nets, |c, f| c.each(f));
+    counter_families(&mut out, "gateway", "Gateway", &nets);
     let fdbs: Vec<(String, &crate::bridge::FdbCounters)> = snap
         .networks
         .iter()
@@ -427,7 +427,7 @@ pub fn render(s: &Scrape<'_>) -> String {
             )
         })
         .collect();
-    counter_families(&mut out, "fdb", "MAC table", &fdbs, |c, f| c.each(f));
+    counter_families(&mut out, "fdb", "MAC table", &fdbs);
     family(
         &mut out,
         "lanyard_fdb_entries",
@@ -465,27 +465,14 @@ pub fn render(s: &Scrape<'_>) -> String {
         "NAT flows in the conntrack table now (`lanyard conntrack`).",
     );
     let _ = writeln!(out, "lanyard_nat_flows {}", snap.nat_flows);
-    counter_families(
-        &mut out,
-        "nat",
-        "NAT",
-        &[(String::new(), &snap.nat)],
-        |c, f| c.each(f),
-    );
+    counter_families(&mut out, "nat", "NAT", &[(String::new(), &snap.nat)]);
     counter_families(
         &mut out,
         "dns",
         "Embedded DNS",
         &[(String::new(), &snap.dns)],
-        |c, f| c.each(f),
     );
-    counter_families(
-        &mut out,
-        "dhcp",
-        "DHCP server",
-        &[(String::new(), s.dhcp)],
-        |c, f| c.each(f),
-    );
+    counter_families(&mut out, "dhcp", "DHCP server", &[(String::new(), s.dhcp)]);
     family(
         &mut out,
         "lanyard_fdb_sync_dropped_total",

@@ -20,17 +20,24 @@ macro_rules! counters {
             pub fn add(&mut self, o: &$name) {
                 $(self.$field += o.$field;)*
             }
+        }
 
-            /// Each counter: its name, its value and its attributes as
-            /// written (its doc comment among them: [`doc_text`] reads it;
-            /// the metrics' help text).
-            pub fn each(&self, mut f: impl FnMut(&'static str, u64, &'static [&'static str])) {
+        impl $crate::stats::Counters for $name {
+            fn each(&self, mut f: impl FnMut(&'static str, u64, &'static [&'static str])) {
                 $(f(stringify!($field), self.$field, &[$(stringify!($fm)),*]);)*
             }
         }
     };
 }
 pub(crate) use counters;
+
+/// A struct of counters made by `counters!`, walked field by field.
+pub trait Counters {
+    /// Each counter: its name, its value and its attributes as written
+    /// (its doc comment among them: [`doc_text`] reads it; the metrics'
+    /// help text).
+    fn each(&self, f: impl FnMut(&'static str, u64, &'static [&'static str]));
+}
 
 /// The doc comment among a field's attributes as `stringify!` wrote them
 /// (`doc = r" text"` or `doc = " text"`, one per line), as one line.
@@ -331,6 +338,7 @@ mod tests {
 
     #[test]
     fn each_counter_comes_with_its_doc_comment() {
+        use super::Counters;
         let mut t = Two { one: 1, two: 4 };
         t.add(&Two { one: 2, two: 0 });
         let mut seen = Vec::new();

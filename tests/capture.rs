@@ -64,7 +64,7 @@ fn captures_hold_what_crossed_the_switch_and_nothing_the_filter_excluded() {
         "tcpdump is needed (scripts/test.sh installs it)"
     );
     let env = Env::new(As::Unprivileged);
-    let _d = env.daemon();
+    let d = env.daemon();
     let dir = env.dir.display().to_string();
     // b serves TCP on 8000 (1 MiB to whoever connects); a waits for the
     // captures, then pings b (allowed), pings it from an address not its
@@ -98,6 +98,21 @@ fn captures_hold_what_crossed_the_switch_and_nothing_the_filter_excluded() {
         "a",
     );
     a.wait_for_output("up", T);
+    // c, a neighbour on the same network, pings the gateway while the
+    // captures run: none of it may show in a capture of a's port.
+    let mut c = Proc::spawn_logged(
+        &mut env.run_in(
+            &["--name", "c", "--ip", "172.17.0.4"],
+            &[
+                "sh",
+                "-c",
+                &format!("echo up; i=0; until [ -e {dir}/go ]; do i=$((i+1)); [ $i -lt 300 ] || exit 9; sleep 0.1; done; ping -c 3 -i 0.2 -W 2 172.17.0.1"),
+            ],
+        ),
+        &env.dir.join("c.log"),
+        "c",
+    );
+    c.wait_for_output("up", T);
     let cap1 = env.dir.join("run/a.pcapng");
     let mut c1 = start_capture(
         &env,
@@ -167,6 +182,12 @@ fn captures_hold_what_crossed_the_switch_and_nothing_the_filter_excluded() {
     // -c 3: that capture ended by itself.
     let st = c2.wait(T);
     assert!(st.success(), "{}", c2.output());
+    let st = c.wait(T);
+    assert!(
+        st.success() && c.output().contains("3 received"),
+        "{}",
+        c.output()
+    );
     // a exits: the captures of its port end by themselves, as tcpdump on
     // a vanished interface; the network's runs until interrupted.
     let st = a.wait(T);
@@ -204,6 +225,20 @@ fn captures_hold_what_crossed_the_switch_and_nothing_the_filter_excluded() {
         "{l:#?}"
     );
     assert_eq!(count(&l, &["Flags ["]), 0, "the filter let TCP in: {l:#?}");
+    // c's broadcast ARP was flooded to a's port, so it is there (the capture
+    // was live while c spoke); c's unicast with the gateway never crossed
+    // a's port, so it is not.
+    assert!(
+        count(&l, &["who-has 172.17.0.1 tell 172.17.0.4"]) >= 1,
+        "{l:#?}"
+    );
+    assert_eq!(
+        count(&l, &["172.17.0.4 > 172.17.0.1"]),
+        0,
+        "c's unicast in a's capture: {l:#?}"
+    );
+    assert_eq!(count(&l, &["172.17.0.1 > 172.17.0.4"]), 0, "{l:#?}");
+    assert_eq!(count(&l, &["Reply 172.17.0.1 is-at"]), 0, "{l:#?}");
     assert_eq!(count(&l, &["UDP"]), 0, "{l:#?}");
     // The 'in'/'out' of each frame, and the interface's name (tshark).
     if have("tshark") {
@@ -260,6 +295,10 @@ fn captures_hold_what_crossed_the_switch_and_nothing_the_filter_excluded() {
     // cap2: -c 3 tcp on b: the handshake, exactly.
     let l = tcpdump(&cap2, "");
     assert_eq!(l.len(), 3, "{l:#?}");
+    // The daemon says how each capture ended: -c 3 wrote 3, lost none.
+    wait_until(T, "the capture's end logged", || {
+        d.output().contains("ended: 3 records written, 0 dropped")
+    });
     assert!(
         l[0].contains("172.17.0.3.") && l[0].contains("Flags [S]"),
         "{l:#?}"

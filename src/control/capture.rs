@@ -84,12 +84,22 @@ pub struct Capture {
     names: HashMap<PortId, String>,
     /// `--port`'s endpoints or interface; empty: a capture of networks.
     owners: Vec<Owner>,
+    /// Records written so far.
+    written: u64,
     pub snaplen: u32,
 }
 
 impl Drop for Capture {
     fn drop(&mut self) {
         let _ = self.dp.remove_tap(self.tap.id);
+        // What it lost is said once, at its end (a record per frame dropped
+        // would only add to what the writer could not keep up with).
+        crate::log::info!(
+            "capture {:016x} ended: {} records written, {} dropped (no free buffer: the reader was behind)",
+            self.tap.id,
+            self.written,
+            self.tap.dropped.load(Ordering::Relaxed)
+        );
         self.running.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -147,6 +157,7 @@ impl Daemon {
             interfaces: HashMap::new(),
             names,
             owners,
+            written: 0,
         };
         // From here `capture`'s drop takes the tap off again.
         self.dp
@@ -167,13 +178,14 @@ impl Daemon {
             }
             None => None,
         };
-        let mut names = HashMap::new();
-        for e in reg.endpoints.values() {
-            names.insert(e.port, format!("{}/{}", e.name, e.ifname));
-        }
-        for (ifname, i) in &reg.interfaces {
-            names.insert(i.port, ifname.clone());
-        }
+        // Named now: a port gone before its first record is written keeps
+        // its name in the file.
+        let mut names: HashMap<PortId, String> = reg
+            .endpoints
+            .values()
+            .map(|e| (e.port, e.label()))
+            .collect();
+        names.extend(reg.interfaces.iter().map(|(n, i)| (i.port, n.clone())));
         let mut owners = Vec::new();
         let scope = match &req.port {
             Some(p) => {
@@ -224,20 +236,15 @@ impl Daemon {
     /// The name a capture's records give port `id` (for ports attached
     /// after it started).
     fn port_label(&self, id: PortId) -> String {
-        let reg = self.reg();
-        if let Some(e) = reg.endpoints.values().find(|e| e.port == id) {
-            return format!("{}/{}", e.name, e.ifname);
-        }
-        if let Some((n, _)) = reg.interfaces.iter().find(|(_, i)| i.port == id) {
-            return n.clone();
-        }
-        format!("port{}", id.0)
+        self.reg()
+            .port_label(id)
+            .unwrap_or_else(|| format!("port{}", id.0))
     }
 }
 
 impl Capture {
     /// The file's header.
-    pub fn header(&self) -> Vec<u8> {
+    fn header(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.format.write_header(&mut out, self.snaplen, &[]);
         out
@@ -255,14 +262,12 @@ impl Capture {
         mut stop: impl FnMut() -> bool,
     ) -> io::Result<()> {
         let mut buf = self.header();
-        let mut n = 0;
         loop {
-            if !buf.is_empty() || n > 0 {
+            if !buf.is_empty() {
                 if send(out, &buf, framed).is_err() {
                     return Ok(());
                 }
                 buf.clear();
-                n = 0;
             }
             if self.tap.exhausted() && self.reader.records.is_empty() {
                 return Ok(());
@@ -288,7 +293,6 @@ impl Capture {
             let more: Vec<_> = self.reader.records.try_iter().take(BATCH - 1).collect();
             for rec in std::iter::once(first).chain(more) {
                 self.write_record(daemon, &mut buf, &rec);
-                n += 1;
                 let _ = self.reader.give_back.try_send(rec.data);
             }
         }
@@ -325,11 +329,7 @@ impl Capture {
             comment: comment.as_deref(),
         };
         self.format.write_record(buf, self.snaplen, iface, &r);
-    }
-
-    /// Frames that matched but found no free buffer (the writer behind).
-    pub fn dropped(&self) -> u64 {
-        self.tap.dropped.load(Ordering::Relaxed)
+        self.written += 1;
     }
 }
 

@@ -248,25 +248,24 @@ impl Daemon {
     pub fn stats(&self) -> Result<Value, ControlError> {
         let snap = self.dp.snapshot().map_err(gone)?;
         let mut v = serde_json::to_value(snap).map_err(|e| ControlError::failed(e.to_string()))?;
-        let dhcp = self
-            .leases
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .counters;
-        v["dhcp"] = serde_json::to_value(dhcp).unwrap_or_default();
+        v["dhcp"] = serde_json::to_value(self.dhcp_counters()).unwrap_or_default();
         v["dataplane_threads"] = self.dp.shards().into();
         Ok(v)
+    }
+
+    /// What the DHCP server counted.
+    fn dhcp_counters(&self) -> dhcp::DhcpCounters {
+        self.leases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .counters
     }
 
     /// Every counter of [`Self::stats`] and of the published ports, as
     /// Prometheus text (`--metrics`).
     pub fn metrics_text(&self) -> Result<String, ControlError> {
         let snapshot = self.dp.snapshot().map_err(gone)?;
-        let dhcp = self
-            .leases
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .counters;
+        let dhcp = self.dhcp_counters();
         let published = self.published_ports(None)?;
         Ok(crate::metrics::render(&crate::metrics::Scrape {
             snapshot: &snapshot,
@@ -334,7 +333,6 @@ impl Daemon {
             Request::AttachInterface { network, .. }
             | Request::Connect { network, .. }
             | Request::Disconnect { network, .. } => *network = self.network_name(network),
-            Request::Attach(a) => a.network = self.network_name(&a.network),
             Request::NetworkRm { name, .. } => *name = self.network_name(name),
             Request::NetworkInspect { name: Some(name) }
             | Request::Fdb {

@@ -53,6 +53,11 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// What a capture calls its port: `NAME/IFNAME`.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.name, self.ifname)
+    }
+
     /// The endpoint in one line, for the log's start and stop lines: name,
     /// short container id, network and interface, addresses, and ports as
     /// `docker ps` shows them (`127.0.0.1:8080->80/tcp`).
@@ -144,6 +149,18 @@ impl Notifier {
 }
 
 impl Registry {
+    /// What a capture calls port `id`: its endpoint's label, or the
+    /// attached interface's name.
+    pub fn port_label(&self, id: crate::port::PortId) -> Option<String> {
+        if let Some(e) = self.endpoints.values().find(|e| e.port == id) {
+            return Some(e.label());
+        }
+        self.interfaces
+            .iter()
+            .find(|(_, i)| i.port == id)
+            .map(|(n, _)| n.clone())
+    }
+
     pub fn network(&self, name: &str) -> Option<&NetworkEntry> {
         self.networks.iter().find(|n| n.config.name == name)
     }

@@ -32,11 +32,10 @@ use crate::port::PortId;
 use crate::wire::vnet::VnetHdr;
 
 /// Buffers of one capture: records in flight between the shards and the
-/// writer, at most. 128 × 64 KiB at the default snaplen: 8 MiB.
+/// writer, at most. 128 × 65 KiB at the default snaplen: 8.3 MiB.
 pub const POOL: usize = 128;
-/// The largest frame a buffer holds (a GSO super-frame and its Ethernet
-/// header).
-pub const MAX_CAPTURED: usize = 65_536 + 14;
+/// The largest frame a buffer holds: the largest a port hands over.
+pub const MAX_CAPTURED: usize = crate::frame::MAX_FRAME_LEN;
 
 /// Which ports a capture covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,6 +156,8 @@ impl Tap {
             return;
         }
         let Ok(mut data) = self.pool.try_recv() else {
+            // Not handed over, so not counted against `-c`.
+            self.remaining.fetch_add(1, Ordering::Relaxed);
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
@@ -176,6 +177,7 @@ impl Tap {
         };
         if self.out.try_send(rec).is_err() {
             // The writer is gone: the capture is ending.
+            self.remaining.fetch_add(1, Ordering::Relaxed);
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -226,6 +228,20 @@ mod tests {
         }
         assert_eq!(r.records.len(), POOL);
         assert_eq!(tap.dropped.load(Ordering::Relaxed), 10);
+        // A frame that found no buffer does not spend the count: `-c 2`
+        // with the pool empty, then a buffer back, still hands over 2.
+        let (tap, r) = Tap::new(3, Scope::All, Filter::default(), 0, Some(2));
+        let held: Vec<Vec<u8>> = (0..POOL).map(|_| tap.pool.try_recv().unwrap()).collect();
+        tap.offer(PortId(0), Direction::Inbound, &frame(0x0806));
+        assert!(r.records.is_empty() && !tap.exhausted());
+        for b in held {
+            r.give_back.send(b).unwrap();
+        }
+        for _ in 0..3 {
+            tap.offer(PortId(0), Direction::Inbound, &frame(0x0806));
+        }
+        assert_eq!(r.records.len(), 2);
+        assert!(tap.exhausted());
     }
 
     #[test]
