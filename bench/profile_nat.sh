@@ -7,6 +7,9 @@
 #   sudo bench/profile_nat.sh                       # container -> outside, MTU 65520
 #   sudo DIR=-R MTU=1500 bench/profile_nat.sh       # outside -> container
 #   sudo LANYARD=/tmp/old/lanyard bench/profile_nat.sh   # another binary
+#   sudo ARGS="-u -l 64 -b 0" bench/profile_nat.sh # other iperf3 options (UDP)
+#   sudo KERNEL=1 bench/profile_nat.sh              # the kernel's path instead:
+#                                                   # a veth container, nft MASQUERADE
 #   sudo PERF=1 bench/profile_nat.sh                # perf record -g of the
 #                                                   # data-path thread, 4 s,
 #                                                   # into /tmp/lanyard-prof/perf.data
@@ -45,6 +48,31 @@ ip -n "$H" link set up0 up
 ip -n "$O" addr add 10.200.0.2/24 dev o0
 ip -n "$O" link set o0 up
 ip netns exec "$O" timeout $((SECS + 30)) iperf3 -s -1 >/dev/null 2>&1 &
+if [ "${KERNEL:-0}" = 1 ]; then
+    # the reference: a container namespace on a veth, routed and masqueraded
+    C=lyp-ctr-$$
+    ip netns add "$C"
+    trap 'cleanup; ip netns del "$C" 2>/dev/null || true' EXIT
+    ip -n "$H" link add kv0 mtu "$MTU" type veth peer name eth0 mtu "$MTU" netns "$C"
+    ip -n "$H" addr add 172.18.0.1/16 dev kv0
+    ip -n "$H" link set kv0 up
+    ip -n "$C" link set lo up
+    ip -n "$C" addr add 172.18.0.2/16 dev eth0
+    ip -n "$C" link set eth0 up
+    ip -n "$C" route add default via 172.18.0.1
+    ip netns exec "$H" sysctl -qw net.ipv4.ip_forward=1
+    ip netns exec "$H" nft -f - <<'NFT'
+table ip lyp {
+    chain post {
+        type nat hook postrouting priority srcnat; policy accept;
+        ip saddr 172.18.0.0/16 oifname "up0" masquerade
+    }
+}
+NFT
+    sleep 0.3
+    timeout $((SECS + 20)) ip netns exec "$C" iperf3 -c 10.200.0.2 -t "$SECS" $DIR ${ARGS:-} 2>&1 | grep receiver || echo "iperf3 failed"
+    exit 0
+fi
 cat >"$OUT/cfg.toml" <<EOF
 [[network]]
 name = "default"
@@ -61,7 +89,7 @@ if [ "${PERF:-0}" = 1 ]; then
 fi
 t0=$(awk '{print $14 + $15}' "/proc/$D/stat")
 ip netns exec "$H" timeout $((SECS + 20)) "$B" run --socket "$OUT/s.sock" -- \
-    iperf3 -c 10.200.0.2 -t "$SECS" $DIR 2>&1 | grep receiver || echo "iperf3 failed"
+    iperf3 -c 10.200.0.2 -t "$SECS" $DIR ${ARGS:-} 2>&1 | grep receiver || echo "iperf3 failed"
 t1=$(awk '{print $14 + $15}' "/proc/$D/stat")
 echo "daemon CPU ticks: $((t1 - t0))"
 if [ -n "$PERFPID" ]; then

@@ -336,11 +336,27 @@ fn nat(c: &mut Criterion) {
     // included: what one core moves through host sockets.
     let mut g = c.benchmark_group("nat_udp_with_socket");
     g.throughput(Throughput::Elements(BATCH));
+    // 64 flows in turn: every datagram its own send(2).
     g.bench_function("outbound_send_64B", |b| {
         b.iter(|| {
             for i in 0..BATCH as usize {
                 black_box(nat.outbound_frame(&ep, &frames[i % 64], Time(i as u64), &mut emit));
             }
+            nat.flush(&mut emit);
+            while sink.recv(&mut drain).is_ok() {}
+        })
+    });
+    // One flow, a port's turn (64 datagrams) at a time: one UDP GSO send
+    // per turn (nat::udp, "Batching toward the host").
+    g.bench_function("outbound_send_64B_one_flow_turns", |b| {
+        b.iter(|| {
+            for i in 0..BATCH as usize {
+                black_box(nat.outbound_frame(&ep, &frames[0], Time(i as u64), &mut emit));
+                if i % 64 == 63 {
+                    nat.flush(&mut emit);
+                }
+            }
+            nat.flush(&mut emit);
             while sink.recv(&mut drain).is_ok() {}
         })
     });

@@ -154,6 +154,7 @@ TRUNCATED = TCP_SYN[:20]
 
 RAW, ARP, ICMP4, TCP4, UDP4, TCP6, UDP6, REPLUG = range(8)
 M_PLAIN, M_CSUM, M_GSO, M_RAW = (m << 4 for m in range(4))
+HELD = 0x40  # the port's turn goes on after this frame
 
 
 def step(port, kind, body=b"", clock=0, hdr=PLAIN):
@@ -417,6 +418,19 @@ def pipeline_nat_seeds():
     udp += step(1, UDP4, tmpl_udp(reply_head(), sport=0, dport=0))
     udp += tick(seconds(100)) + tick(seconds(100))
     s["udp-flow"] = udp
+    # A held turn (kind & 0x40): one flow's datagrams gathered into one UDP
+    # GSO send, a shorter one closing the batch, another flow's ending it,
+    # then a send the fake refuses (EMSGSIZE: one by one) and a tick.
+    held = b""
+    for n in (64, 64, 64, 30, 64):
+        held += step(1, UDP4 | HELD, tmpl_udp(ip_head(dst=remote), sport=5100, dport=7100, n=n))
+    held += step(1, UDP4 | HELD, tmpl_udp(ip_head(dst=remote), sport=5101, dport=7100, n=64))
+    held += step(1, UDP4, tmpl_udp(ip_head(dst=remote), sport=5101, dport=7100, n=64))
+    held += feed(b"\x00")
+    for _ in range(3):
+        held += step(1, UDP4 | HELD, tmpl_udp(ip_head(dst=remote), sport=5100, dport=7100, n=100))
+    held += tick(seconds(1))
+    s["udp-held-batch"] = held
     # The per-container bound (8): nine destinations, the ninth refused.
     lim = b""
     for i in range(9):

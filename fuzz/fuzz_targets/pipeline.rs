@@ -55,6 +55,12 @@
 //!   it is, plugged back in (`add_port`), as when a container restarts.
 //!   Plugging in fails if the MAC table has no room left for an endpoint's
 //!   static entry; the port then stays out until a later step plugs it in.
+//! * `kind & 0x40`, frame steps: the port's turn goes on after this frame
+//!   (`Switch::handle_frame_in_turn`): what the NAT defers (TCP
+//!   acknowledgements, a flow's UDP batch) waits for the next frame step
+//!   without the bit, or for any host step or tick, which end the turn
+//!   first. So consecutive held datagrams of one flow leave as one UDP GSO
+//!   send.
 //! * `(kind >> 4) & 3`, for templates: the offload state the sender claims.
 //!   0 none (checksums complete), 1 partial checksum, 2 GSO super-frame
 //!   (`gso_size` taken from `vnet`, 1448 if zero), 3 `vnet` as given.
@@ -181,6 +187,8 @@ const MAX_FLOWS_PER_CONTAINER: u32 = 8;
 
 /// `kind` bit of a host step (feed, poll event, tick).
 const HOST_STEP: u8 = 0x08;
+/// Frame steps: the port's turn goes on after this frame.
+const HELD: u8 = 0x40;
 
 /// The endpoint whose connections to the gateway's address reach the host's
 /// loopback.
@@ -530,6 +538,9 @@ impl Harness {
     }
 
     fn step(&mut self, port: usize, clock: u8, kind: u8, raw_vnet: VnetHdr, body: &[u8]) {
+        if kind & HOST_STEP != 0 || clock & 0x80 != 0 || kind & HELD == 0 {
+            self.end_turns();
+        }
         if clock & 0x80 != 0 {
             self.now = self
                 .now
@@ -601,7 +612,11 @@ impl Harness {
         let dns_before = self.dns_tokens();
         self.buf.load(vnet, &frame);
         let owner = port % self.shards.len();
-        self.shards[owner].handle_frame(ingress, &mut self.buf, self.now);
+        if kind & HELD != 0 {
+            self.shards[owner].handle_frame_in_turn(ingress, &mut self.buf, self.now);
+        } else {
+            self.shards[owner].handle_frame(ingress, &mut self.buf, self.now);
+        }
         self.sync_learned();
         let sent = self.take_sent();
         if trace_enabled() {
@@ -616,6 +631,22 @@ impl Harness {
             &dns_before,
         );
         self.frame = frame;
+    }
+
+    /// Ends every shard's held turn (`kind & HELD`), and checks what that
+    /// sent apart, as a host step's: the frame that follows is not its
+    /// cause.
+    fn end_turns(&mut self) {
+        for sw in self.shards.iter_mut() {
+            sw.end_turn();
+        }
+        let sent = self.take_sent();
+        if trace_enabled() && sent.iter().any(|p| !p.is_empty()) {
+            eprintln!("t={}ms the held turn ends", self.now.0 / 1_000_000);
+            self.trace(&sent);
+        }
+        self.check(None, &sent);
+        self.check_host(StepKind::Host, &BTreeSet::new());
     }
 
     fn take_sent(&self) -> Vec<Vec<(VnetHdr, Vec<u8>)>> {

@@ -713,8 +713,22 @@ impl Switch {
         self.flush_nat();
     }
 
+    /// [`Switch::handle_frame`] within a port's turn that goes on: what the
+    /// NAT defers (acknowledgements, a flow's UDP batch) waits for
+    /// [`Switch::end_turn`], as it waits for the end of `poll_port`'s turn.
+    /// The fuzzer holds turns open with it.
+    pub fn handle_frame_in_turn(&mut self, ingress: PortId, buf: &mut FrameBuf, now: Time) {
+        let verdict = self.classify(ingress, buf, now);
+        self.execute(ingress, verdict, buf, now);
+    }
+
+    /// Ends a turn of [`Switch::handle_frame_in_turn`] frames.
+    pub fn end_turn(&mut self) {
+        self.flush_nat();
+    }
+
     /// What the NAT deferred while frames were handled (acknowledgements,
-    /// one per flow per batch).
+    /// one per flow per batch; a flow's UDP datagrams, one send).
     fn flush_nat(&mut self) {
         let mut em = PortEmitter {
             ports: &mut self.ports,

@@ -51,6 +51,10 @@ pub trait HostIo: Send {
 
     fn send(&mut self, fd: RawFd, buf: &[u8]) -> io::Result<usize>;
     fn send_to(&mut self, fd: RawFd, buf: &[u8], to: SocketAddr) -> io::Result<usize>;
+    /// One send of `buf` on a connected UDP socket as datagrams of
+    /// `segment` bytes (the last may be shorter): UDP GSO,
+    /// [`sock::send_segments`]. EMSGSIZE, EINVAL or EIO: send them one by one.
+    fn send_segments(&mut self, fd: RawFd, buf: &[u8], segment: u16) -> io::Result<usize>;
     /// recv(2) with `flags` (MSG_PEEK, MSG_TRUNC), never blocking.
     fn recv(&mut self, fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize>;
     fn recv_from(&mut self, fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)>;
@@ -179,6 +183,10 @@ impl HostIo for RealIo {
 
     fn send_to(&mut self, fd: RawFd, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
         sock::send_to(fd, buf, to)
+    }
+
+    fn send_segments(&mut self, fd: RawFd, buf: &[u8], segment: u16) -> io::Result<usize> {
+        sock::send_segments(fd, buf, segment)
     }
 
     fn recv(&mut self, fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {

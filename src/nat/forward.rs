@@ -320,6 +320,7 @@ impl Nat {
                         now,
                         FlowState::Udp(super::udp::UdpFlow {
                             replied: false,
+                            no_gso: true,
                             reply_to: Some(peer),
                         }),
                     );

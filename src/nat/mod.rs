@@ -113,6 +113,13 @@ crate::stats::counters! {
         /// Datagrams from a container dropped because the send on their host socket failed
         /// (a refused port aside, which gets a port unreachable).
         udp_send_failed,
+        /// Sends that carried two or more of a flow's datagrams at once (UDP GSO: the
+        /// datagrams of one flow in one port's turn, nat::udp).
+        udp_gso_batches,
+        /// UDP GSO sends the host refused (a route MTU below the datagrams', a device that
+        /// cannot checksum them): their datagrams went one by one, and so does that flow's
+        /// traffic from then on.
+        udp_gso_refused,
         /// ICMP echo requests from a container refused because the host would not open a
         /// ping socket (see net.ipv4.ping_group_range).
         icmp_unavailable,
@@ -253,6 +260,8 @@ pub struct Nat {
     /// TCP flows with deferred work (an acknowledgement, a discard) for the
     /// next flush: at most one entry each, sized once for the whole table.
     pending: Vec<FlowId>,
+    /// A UDP flow's datagrams gathered for one send (`udp::UdpBatch`).
+    udp_batch: udp::UdpBatch,
     isn_state: u64,
     pub counters: NatCounters,
 }
@@ -274,6 +283,7 @@ impl Nat {
             sweep: 0,
             icmp_warned: false,
             pending: Vec::with_capacity(max_flows),
+            udp_batch: udp::UdpBatch::new(),
             isn_state: u64::from_ne_bytes(seed) | 1,
             counters: NatCounters::default(),
         }
@@ -474,6 +484,11 @@ impl Nat {
             self.counters.bad_source_refused += 1;
             return Some(DropReason::SpoofedSrcIp);
         }
+        // A UDP batch leaves before anything else can make (or evict) a
+        // flow; UDP decides for itself.
+        if pkt.proto != protocol::UDP && self.udp_batch.flow().is_some() {
+            self.flush_udp(emit);
+        }
         match (pkt.proto, pkt.src) {
             (protocol::TCP, _) => self.tcp_outbound(ep, pkt, l4, vnet, budget, now, emit),
             (protocol::UDP, _) => self.udp_outbound(ep, pkt, l4, budget, now, emit),
@@ -518,6 +533,7 @@ impl Nat {
     /// Ends a batch of frames from the containers: what was deferred while
     /// handling it (TCP acknowledgements and discards) is done now.
     pub fn flush(&mut self, emit: &mut dyn Emit) {
+        self.flush_udp(emit);
         if !self.pending.is_empty() {
             self.flush_tcp(emit);
         }

@@ -3,6 +3,30 @@
 //! to the one remote address and port, as port-restricted NAT does) go back
 //! to the container as coming from that remote. An ICMP port unreachable
 //! the host gets (ECONNREFUSED on the socket) is passed on to the container.
+//!
+//! ## Batching toward the host
+//!
+//! A send(2) on a host socket runs the host's whole UDP transmit (and,
+//! through a veth, the receiver's stack) in the data path's thread: about
+//! 2.4 µs a datagram, which is what bounds a stream of small datagrams. So
+//! consecutive datagrams of one flow within a port's turn are gathered in
+//! [`UdpBatch`] (one fixed 64 KiB buffer per NAT, the payloads back to back)
+//! and leave in one `UDP_SEGMENT` send (UDP GSO) when something else comes:
+//!
+//! | the next datagram | what happens |
+//! |---|---|
+//! | same flow, same size, room left | appended |
+//! | same flow, shorter, room left | appended, and the batch takes no more (GSO's last segment may be shorter, no other) |
+//! | anything else (another flow, a larger one, no room, not UDP) | the batch is sent, then this one starts the next |
+//! | the port's turn ends (`Nat::flush`) | the batch is sent |
+//!
+//! A batch of one is a plain send(2). The kernel refuses a batch whose
+//! segments do not fit the route's MTU (EMSGSIZE) or that it cannot build
+//! (EINVAL), or whose device cannot checksum them (EIO); its datagrams then
+//! go one by one, and that flow
+//! sends one by one from then on (`udp_gso_refused`). Published ports'
+//! clients (a shared socket, sendto) and datagrams over 32 KiB are never
+//! batched. Nothing waits past the turn that read it.
 
 use std::io;
 use std::net::SocketAddr;
@@ -39,10 +63,95 @@ pub(crate) fn payload_offset(ep: &Inside) -> usize {
 /// Datagrams read from one socket per readiness event (fairness).
 const BATCH: usize = 64;
 
+/// Most datagrams one UDP GSO send carries: the kernel's `UDP_MAX_SEGMENTS`
+/// (64 since Linux 4.18, 128 since 5.x; the lower one holds everywhere).
+const GSO_MAX_SEGMENTS: usize = 64;
+/// Most payload bytes one batch holds: within a UDP length and an IPv4
+/// packet's (65535 less the headers), with room to spare.
+const GSO_MAX_BYTES: usize = 63 * 1024;
+/// Larger datagrams are sent as they come (few per byte already).
+const GSO_MAX_DATAGRAM: usize = 32 * 1024;
+
+/// Datagrams of one flow on their way to its host socket as one UDP GSO
+/// send (the module's "Batching toward the host").
+pub(crate) struct UdpBatch {
+    /// The payloads, back to back; allocated once.
+    buf: Box<[u8]>,
+    len: usize,
+    /// The size of every datagram in it but the last.
+    segment: usize,
+    count: usize,
+    /// The flow it is for, and that flow's key: a flow that is gone (or
+    /// whose slot holds another) by the send is not sent for.
+    flow: Option<(FlowId, FlowKey)>,
+    /// The last datagram was shorter than `segment`: nothing may follow.
+    closed: bool,
+}
+
+impl UdpBatch {
+    pub(crate) fn new() -> UdpBatch {
+        UdpBatch {
+            buf: vec![0u8; GSO_MAX_BYTES].into_boxed_slice(),
+            len: 0,
+            segment: 0,
+            count: 0,
+            flow: None,
+            closed: false,
+        }
+    }
+
+    /// The flow whose datagrams it holds, if any.
+    pub(crate) fn flow(&self) -> Option<FlowId> {
+        self.flow.map(|(id, _)| id)
+    }
+
+    /// Appends `payload` for flow `id`; false if it does not fit this
+    /// batch (another flow, larger than the others, after a shorter one,
+    /// no room), which the caller then sends first.
+    fn append(&mut self, id: FlowId, key: &FlowKey, payload: &[u8]) -> bool {
+        let n = payload.len();
+        match self.flow {
+            None => {
+                self.flow = Some((id, *key));
+                self.segment = n;
+            }
+            Some((f, _)) => {
+                if f != id
+                    || self.closed
+                    || n > self.segment
+                    || self.count == GSO_MAX_SEGMENTS
+                    || self.len + n > self.buf.len()
+                {
+                    return false;
+                }
+                self.closed = n < self.segment;
+            }
+        }
+        self.buf[self.len..self.len + n].copy_from_slice(payload);
+        self.len += n;
+        self.count += 1;
+        true
+    }
+
+    /// Empties it: (the flow, bytes, segment size, datagrams) it held.
+    fn take(&mut self) -> Option<((FlowId, FlowKey), usize, usize, usize)> {
+        let flow = self.flow.take()?;
+        let r = (flow, self.len, self.segment, self.count);
+        self.len = 0;
+        self.count = 0;
+        self.segment = 0;
+        self.closed = false;
+        Some(r)
+    }
+}
+
 pub struct UdpFlow {
     /// The remote answered at least once (longer timeout, as conntrack's
     /// ASSURED).
     pub replied: bool,
+    /// The host refused a UDP GSO send of this flow's datagrams: they go
+    /// one by one.
+    pub no_gso: bool,
     /// For a published port's client: the socket is the shared bound one,
     /// and the container's datagrams go to this address.
     pub reply_to: Option<SocketAddr>,
@@ -86,6 +195,15 @@ fn quote(key: &FlowKey) -> [u8; 8] {
         0,
     );
     q
+}
+
+/// The host cannot send this batch as one (the route's MTU, the device, a
+/// kernel without UDP GSO), though it could send its datagrams.
+fn gso_refused(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMSGSIZE | libc::EINVAL | libc::EIO | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+    )
 }
 
 /// A container's datagram's flow key.
@@ -156,7 +274,13 @@ impl Nat {
         };
         let (dst, dport) = (ip.dst, u.dst_port());
         let key = udp_key(ip, &u);
-        let id = match self.udp_lookup(&key, now) {
+        let found = self.udp_lookup(&key, now);
+        // Another flow's batch leaves first, before this datagram can make
+        // a flow (and so evict one).
+        if self.udp_batch.flow().is_some_and(|b| Some(b) != found) {
+            self.flush_udp(emit);
+        }
+        let id = match found {
             Some(id) => id,
             None => {
                 // A new flow: a socket and a connect on this thread, so
@@ -227,6 +351,7 @@ impl Nat {
                     now,
                     FlowState::Udp(UdpFlow {
                         replied: false,
+                        no_gso: false,
                         reply_to: None,
                     }),
                 );
@@ -237,10 +362,33 @@ impl Nat {
             }
         };
         let flow = self.table.get_mut(id)?;
+        let batchable = matches!(
+            flow.state,
+            FlowState::Udp(UdpFlow {
+                reply_to: None,
+                no_gso: false,
+                ..
+            })
+        ) && (1..=GSO_MAX_DATAGRAM).contains(&u.payload().len());
+        if batchable {
+            if !self.udp_batch.append(id, &key, u.payload()) {
+                self.flush_udp(emit);
+                self.udp_batch.append(id, &key, u.payload());
+            }
+            return None;
+        }
+        // Not batched: what this flow has batched goes first, in order.
+        if self.udp_batch.flow() == Some(id) {
+            self.flush_udp(emit);
+        }
+        let Some(flow) = self.table.get_mut(id) else {
+            return Some(DropReason::TxQueueFull);
+        };
         let sent = match &mut flow.state {
             FlowState::Udp(UdpFlow {
                 reply_to: Some(client),
                 replied,
+                ..
             }) => {
                 *replied = true;
                 self.io.send_to(flow.sock.as_raw_fd(), u.payload(), *client)
@@ -269,6 +417,75 @@ impl Nat {
                 self.counters.udp_send_failed += 1;
                 Some(DropReason::TxQueueFull)
             }
+        }
+    }
+
+    /// Sends the batch (the module's "Batching toward the host"): one
+    /// UDP GSO send, or one by one where the host refuses that.
+    pub(super) fn flush_udp(&mut self, emit: &mut dyn Emit) {
+        let Some(((id, key), len, segment, count)) = self.udp_batch.take() else {
+            return;
+        };
+        if self.table.key(id) != Some(&key) {
+            self.counters.udp_send_failed += count as u64;
+            return;
+        }
+        let Some(flow) = self.table.get_mut(id) else {
+            return;
+        };
+        let fd = flow.sock.as_raw_fd();
+        let ep = flow.ep;
+        let data = &self.udp_batch.buf[..len];
+        let mut refused = false;
+        let mut failed = 0usize;
+        if count == 1 {
+            match self.io.send(fd, data) {
+                Ok(n) => flow.bytes_out += n as u64,
+                Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => refused = true,
+                Err(_) => failed = 1,
+            }
+        } else {
+            match self.io.send_segments(fd, data, segment as u16) {
+                Ok(n) => {
+                    flow.bytes_out += n as u64;
+                    self.counters.udp_gso_batches += 1;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => refused = true,
+                Err(e) if gso_refused(&e) => {
+                    // The route's MTU or the device: this flow's datagrams
+                    // go one by one, now and from now on.
+                    self.counters.udp_gso_refused += 1;
+                    if let FlowState::Udp(u) = &mut flow.state {
+                        u.no_gso = true;
+                    }
+                    for (i, d) in data.chunks(segment).enumerate() {
+                        match self.io.send(fd, d) {
+                            Ok(n) => flow.bytes_out += n as u64,
+                            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                                refused = true;
+                                failed = count - i - 1;
+                                break;
+                            }
+                            Err(_) => failed += 1,
+                        }
+                    }
+                }
+                Err(_) => failed = count,
+            }
+        }
+        self.counters.udp_send_failed += failed as u64;
+        if refused {
+            // The remote's port unreachable, once for the batch (a
+            // remote's answer, as `udp_event` passes them on).
+            super::icmp::send_unreachable(
+                &mut self.tx,
+                &ep,
+                &key,
+                protocol::UDP,
+                unreachable::PORT,
+                &quote(&key),
+                emit,
+            );
         }
     }
 

@@ -188,6 +188,52 @@ pub fn send_to(fd: RawFd, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
     })
 }
 
+/// The `UDP_SEGMENT` control message: a cmsghdr and its u16, padded to
+/// CMSG_SPACE(2) and aligned as the kernel reads control messages.
+#[repr(C, align(8))]
+struct SegmentCmsg {
+    hdr: libc::cmsghdr,
+    segment: u16,
+    _pad: [u8; 6],
+}
+
+/// One sendmsg(2) of `buf` on a connected UDP socket as datagrams of
+/// `segment` bytes each, the last one possibly shorter: UDP GSO
+/// (`UDP_SEGMENT`, Linux 4.18). The stack carries them as one packet as far
+/// as it can (to the device, or through a veth to the receiving socket) and
+/// splits them there, so the per-datagram cost of the send path is paid
+/// once. EMSGSIZE when a segment would not fit the route's MTU, EINVAL when
+/// there are too many, EIO when the device cannot checksum them: the caller
+/// then sends them one by one.
+pub fn send_segments(fd: RawFd, buf: &[u8], segment: u16) -> io::Result<usize> {
+    // CMSG_LEN(2): the header, then the value with no padding before it.
+    let cmsg = SegmentCmsg {
+        hdr: libc::cmsghdr {
+            cmsg_len: (size_of::<libc::cmsghdr>() + size_of::<u16>()) as _,
+            cmsg_level: libc::SOL_UDP,
+            cmsg_type: libc::UDP_SEGMENT,
+        },
+        segment,
+        _pad: [0; 6],
+    };
+    // SAFETY: `SegmentCmsg` is plain data with no padding bytes before
+    // `_pad` (a 16-byte header, then the u16), all of it initialised; the
+    // slice borrows `cmsg` for this call only.
+    let control = unsafe {
+        std::slice::from_raw_parts(
+            &cmsg as *const SegmentCmsg as *const u8,
+            size_of::<SegmentCmsg>(),
+        )
+    };
+    let iov = [io::IoSlice::new(buf)];
+    let msg = socket2::MsgHdr::new()
+        .with_buffers(&iov)
+        .with_control(control);
+    on(fd, |s| {
+        retry(|| s.sendmsg(&msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL))
+    })
+}
+
 pub fn shutdown_write(fd: RawFd) {
     let _ = on(fd, |s| s.shutdown(std::net::Shutdown::Write));
 }

@@ -531,6 +531,12 @@ pub struct Rig {
     /// Recorded frames the rig could not parse.
     pub unparsed: u64,
     pub frames_seen: u64,
+    /// Frames built while this is set wait on the container's port, and
+    /// [`Rig::turn`] switches them as one port turn (as the poll loop
+    /// does); otherwise each is switched as it is built.
+    pub queue: bool,
+    /// A port turn's buffers, made once (a turn allocates nothing).
+    turn_bufs: Vec<FrameBuf>,
 }
 
 impl Rig {
@@ -556,7 +562,7 @@ impl Rig {
             sw.set_events(tx);
             rx
         });
-        let (p, ring) = MemoryPort::recording(o.ring_slots, 0, o.offloads);
+        let (p, ring) = MemoryPort::recording(o.ring_slots, 256, o.offloads);
         let mac = mac_of(o.ip);
         let port = sw
             .add_port(
@@ -590,6 +596,22 @@ impl Rig {
             forward_events: 0,
             unparsed: 0,
             frames_seen: 0,
+            queue: false,
+            turn_bufs: (0..64).map(|_| FrameBuf::new()).collect(),
+        }
+    }
+
+    /// One turn of the container's port, as the poll loop gives it: up to
+    /// 64 queued frames read and switched, then what the NAT deferred.
+    /// Returns how many frames it read.
+    pub fn turn(&mut self) -> usize {
+        match self
+            .sw
+            .poll_port(self.port, &mut self.turn_bufs, self.now, || true)
+        {
+            Ok(p) => p.frames,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(e) => panic!("the container's port failed: {e}"),
         }
     }
 
@@ -695,6 +717,13 @@ impl Rig {
     fn send_built(&mut self, len: usize) {
         self.tx.set_len(len);
         self.tx.set_vnet(VnetHdr::default());
+        if self.queue {
+            assert!(
+                self.ring.inject(VnetHdr::default(), self.tx.frame()),
+                "the container's port queue is full"
+            );
+            return;
+        }
         self.sw.handle_frame(self.port, &mut self.tx, self.now);
     }
 
