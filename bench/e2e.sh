@@ -721,6 +721,62 @@ egress_tcp() { # peer mtu tx|rx [outside address, default $OUT_IP] -> R = Gbit/s
     if [ "$peer" = lanyard ] && [ -n "$IBYTES" ]; then echo "$((t1 - t0)) $IBYTES" >>"${ECPUF:-$TMP/ecpu}"; fi
 }
 
+egress_udp() { # peer mtu tx|rx -> R = "received/s sent/s lost% socket% queue%" (64-byte datagrams,
+    # iperf3 -u -l 64 -b 0) or "fail:why". tx: container -> outside, the receiving socket is the
+    # outside server's, the sender's queue the container's eth0 (slirp4netns: tap0); rx (-R):
+    # outside -> container, the container's socket, lyb-out's eth0. Counters are this run's
+    # (namespaces that outlive a run are read before it too).
+    local peer=$1 mtu=$2 dir=$3 rflag=() rc=0 why
+    if why=$(unusable "$peer"); then R="fail:$why"; return; fi
+    [ "$dir" = rx ] && rflag=(-R)
+    local counters='grep -E "(eth0|tap0):" /proc/net/dev | sed "s/tap0:/eth0:/"; grep "^Udp:" /proc/net/snmp'
+    ip netns exec lyb-out sh -c "$counters" >"$TMP/eudp.out0"
+    ip netns exec lyb-out timeout -k 2 $((DUR + 40)) iperf3 -s -1 -B "$OUT_IP" -p "$IPORT" >/dev/null 2>&1 &
+    local srv=$!; track "$srv"
+    if ! wait_for 50 listening "$IPORT"; then stop_pid "$srv"; R="fail:iperf3 server did not listen"; return; fi
+    ctr_cmd "$peer" "$mtu"
+    : >"$TMP/eudp.ctr0"
+    # a lanyard container's namespace is new for every run: its counters start at 0
+    [ "$peer" = lanyard ] || "${CTR[@]}" sh -c "$counters" >"$TMP/eudp.ctr0" 2>/dev/null || true
+    local script="iperf3 \"\$@\"; rc=\$?; $counters; exit \$rc"
+    timeout -k 3 $((DUR + 20)) "${CTR[@]}" sh -c "$script" sh \
+        -c "$OUT_IP" -p "$IPORT" -u -l 64 -b 0 -t "$DUR" --connect-timeout 5000 -J "${rflag[@]}" \
+        >"$TMP/eudp.json" 2>"$TMP/iperf.err" || rc=$?
+    finish_pid "$srv"
+    ip netns exec lyb-out sh -c "$counters" >"$TMP/eudp.out1"
+    # the JSON, then the sender's eth0 and the receiver's Udp counters of this run, as
+    # iperf_result reads them
+    python3 - "$dir" "$TMP/eudp" <<'PY2' || true
+import json, sys
+d, base = sys.argv[1], sys.argv[2]
+def counters(text):
+    dev = [l.split(":", 1)[1].split() for l in text.splitlines() if l.strip().startswith("eth0:")]
+    udp = [l.split()[1:] for l in text.splitlines() if l.startswith("Udp:")]
+    return (dev[0] if dev else None), (udp if len(udp) >= 2 else None)
+def delta(a, b):
+    return [str(int(y) - int(x)) for x, y in zip(a, b)]
+text = open(base + ".json").read().lstrip()
+j, end = json.JSONDecoder().raw_decode(text)
+ctr1 = counters(text[end:])
+ctr0 = counters(open(base + ".ctr0").read())
+out0, out1 = counters(open(base + ".out0").read()), counters(open(base + ".out1").read())
+zero_dev = ["0"] * 16
+c_dev = delta(ctr0[0] or zero_dev, ctr1[0]) if ctr1[0] else None
+o_dev = delta(out0[0], out1[0]) if out0[0] and out1[0] else None
+c_udp = [ctr1[1][0], delta(ctr0[1][1] if ctr0[1] else ["0"] * len(ctr1[1][1]), ctr1[1][1])] if ctr1[1] else None
+o_udp = [out1[1][0], delta(out0[1][1], out1[1][1])] if out0[1] and out1[1] else None
+dev, udp = (c_dev, o_udp) if d == "tx" else (o_dev, c_udp)
+with open(base + ".json", "w") as f:
+    f.write(json.dumps(j) + "\n")
+    if dev:
+        f.write("eth0: " + " ".join(dev) + "\n")
+with open(base + ".udp", "w") as f:
+    if udp:
+        f.write("Udp: " + " ".join(udp[0]) + "\nUdp: " + " ".join(udp[1]) + "\n")
+PY2
+    iperf_result "$rc" "$TMP/eudp.json" "$TMP/iperf.err" "$TMP/eudp.udp"
+}
+
 iperf_result() { # rc [json err [server-output]]: the client's exit code and output files (default
     # $TMP/iperf.json, .err; the JSON may be followed by the client's eth0 line of /proc/net/dev);
     # for UDP, the server's output ending in its /proc/net/snmp Udp lines
@@ -1149,6 +1205,8 @@ label() {
     case $1 in
         tcp-tx-*) echo "egress TCP container -> outside, MTU ${1##*-}, Gbit/s" ;;
         tcp-rx-*) echo "egress TCP outside -> container (iperf3 -R), MTU ${1##*-}, Gbit/s" ;;
+        udp-tx-*) echo "egress UDP 64-byte payloads container -> outside (iperf3 -u -l 64 -b 0), MTU ${1##*-}, datagrams/s received" ;;
+        udp-rx-*) echo "egress UDP 64-byte payloads outside -> container (iperf3 -u -l 64 -b 0 -R), MTU ${1##*-}, datagrams/s received" ;;
         conn) echo "egress TCP connections/s, $CONNS sequential, container -> outside, MTU 65520" ;;
         rtt) echo "ping RTT container -> outside, MTU 65520, us" ;;
     esac
@@ -1184,6 +1242,18 @@ for mtu in 1500 65520; do
             log "MTU $mtu $dir run $rep:$line"
         done
     done
+    for dir in tx rx; do
+        row="udp-$dir-$mtu"; ROWS+=("$row")
+        for rep in $(seq "$REPS"); do
+            line=""
+            for peer in "${PEERS[@]}"; do
+                egress_udp "$peer" "$mtu" "$dir"
+                RES[$row|$peer]+="$R$SEP"
+                line+=" $peer=$R"
+            done
+            log "MTU $mtu UDP 64 B $dir run $rep:$line"
+        done
+    done
     if [ "$mtu" = 65520 ]; then
         ip netns exec lyb-out timeout -k 2 $((REPS * 4 * 100 + 60)) "$PY" "$TMP/conn_rate.py" serve "$OUT_IP" "$CPORT" \
             --lifetime $((REPS * 4 * 100 + 30)) >"$TMP/conn-server.log" 2>&1 &
@@ -1216,7 +1286,7 @@ echo
 echo "| egress path | kernel MASQUERADE | slirp4netns | pasta | lanyard | lanyard/slirp4netns | lanyard/pasta | lanyard/kernel |"
 echo "|---|---|---|---|---|---|---|---|"
 for row in "${ROWS[@]}"; do
-    kind=gbps; case $row in conn | rtt) kind=int ;; esac
+    kind=gbps; case $row in conn | rtt) kind=int ;; udp-*) kind=udp ;; esac
     declare -A C=()
     for peer in "${PEERS[@]}"; do
         C[$peer]=$(rcell "$kind" "${RES[$row|$peer]:-}")
@@ -1225,7 +1295,8 @@ for row in "${ROWS[@]}"; do
     echo "| $(label "$row") | ${C[kernel]} | ${C[slirp4netns]} | ${C[pasta]} | ${C[lanyard]} | $(ratio "${C[lanyard]}" "${C[slirp4netns]}") | $(ratio "${C[lanyard]}" "${C[pasta]}") | $(ratio "${C[lanyard]}" "${C[kernel]}") |"
 done
 echo
-echo "Ratios are lanyard / peer: for Gbit/s and connections/s higher is better (targets: TCP >= 3x slirp4netns, >= 1x pasta); for RTT lower is better."
+echo "Ratios are lanyard / peer: for Gbit/s, datagrams/s and connections/s higher is better (targets: TCP >= 3x slirp4netns, >= 1x pasta; issue 21: >= 0.9x the kernel); for RTT lower is better."
+echo "UDP cells: datagrams/s received (sent: the sender's datagrams/s; lost: % of those sent that never arrived, split into the sender's queue (container -> outside: the container's eth0 into the switch or helper; outside -> container: the outside's eth0), the receiver's socket (its RcvbufErrors) and elsewhere: in the switch, the helper or the NAT)."
 if [ -n "$STALLS" ]; then
     echo "One-second iperf3 intervals below a tenth of the run's mean rate or below 0.1 Gbit/s (stalls):${STALLS#;}."
 fi

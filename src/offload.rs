@@ -28,6 +28,11 @@ pub struct Offloads {
     pub csum: bool,
     /// TCP GSO super-frames (TSO4/TSO6, with ECN).
     pub tso: bool,
+    /// UDP GSO super-frames (`UDP_L4`) may be written to it: the receiving
+    /// kernel splits them into their datagrams (a TAP, where the kernel
+    /// knows USO, Linux 6.2). Only ever written: a TAP is never asked to
+    /// hand such frames to us.
+    pub uso: bool,
 }
 
 impl Offloads {
@@ -35,18 +40,25 @@ impl Offloads {
         vnet_hdr: false,
         csum: false,
         tso: false,
+        uso: false,
     };
+    /// Checksums and TCP super-frames; UDP super-frames are cut up.
     pub const FULL: Offloads = Offloads {
         vnet_hdr: true,
         csum: true,
         tso: true,
+        uso: false,
     };
 
     /// Whether a frame with header `h` can go to this port unchanged.
     #[inline]
     pub fn accepts(&self, h: &VnetHdr) -> bool {
         if h.is_gso() {
-            return self.tso && matches!(h.gso_kind(), gso::TCPV4 | gso::TCPV6);
+            return match h.gso_kind() {
+                gso::TCPV4 | gso::TCPV6 => self.tso,
+                gso::UDP_L4 => self.uso,
+                _ => false,
+            };
         }
         !h.needs_csum() || self.csum
     }

@@ -262,6 +262,9 @@ pub struct Nat {
     pending: Vec<FlowId>,
     /// A UDP flow's datagrams gathered for one send (`udp::UdpBatch`).
     udp_batch: udp::UdpBatch,
+    /// Where a flow's datagrams past the first are received before they
+    /// join a super-frame (`udp::udp_event`); allocated once.
+    udp_rx: Box<[u8]>,
     isn_state: u64,
     pub counters: NatCounters,
 }
@@ -284,6 +287,7 @@ impl Nat {
             icmp_warned: false,
             pending: Vec::with_capacity(max_flows),
             udp_batch: udp::UdpBatch::new(),
+            udp_rx: vec![0u8; udp::MAX_PAYLOAD].into_boxed_slice(),
             isn_state: u64::from_ne_bytes(seed) | 1,
             counters: NatCounters::default(),
         }

@@ -27,6 +27,18 @@
 //! sends one by one from then on (`udp_gso_refused`). Published ports'
 //! clients (a shared socket, sendto) and datagrams over 32 KiB are never
 //! batched. Nothing waits past the turn that read it.
+//!
+//! ## Batching toward the container
+//!
+//! The other way, each write(2) into the container's TAP runs its UDP
+//! receive and wakes its reader, in our thread. The datagrams one readiness
+//! event reads from a flow's socket (up to 64) are gathered the same way —
+//! same size, a shorter one last, each segment within the container's MTU,
+//! 63 KiB at most — and written as one UDP super-frame (`UDP_L4` in the
+//! vnet header), which the container's kernel splits into the datagrams.
+//! A port that cannot take one (`Offloads::uso`: not a TAP, or a kernel
+//! before 6.2) gets the datagrams cut apart by the switch, as it would a
+//! TCP super-frame. One datagram is a plain frame.
 
 use std::io;
 use std::net::SocketAddr;
@@ -180,6 +192,107 @@ pub(crate) fn emit_datagram(
         checksum::fold(pseudo),
     );
     finish_frame(tx, off + l4_len, udpw::CHECKSUM_OFFSET as u16, None);
+    emit.emit(ep.port, tx);
+}
+
+/// Datagrams from the remote gathered at the payload offset of the NAT's
+/// frame buffer, back to back, for one frame to the container: a plain
+/// datagram when there is one, else a UDP super-frame (`gso::UDP_L4`) that
+/// the container's kernel splits into them (the module's "Batching toward
+/// the container").
+#[derive(Default)]
+struct Gather {
+    len: usize,
+    /// The size of every datagram in it but the last.
+    segment: usize,
+    count: usize,
+    /// The last one was shorter than `segment`: nothing may follow.
+    closed: bool,
+    /// Some datagram came (the flow was answered).
+    any: bool,
+}
+
+impl Gather {
+    fn start(&mut self, n: usize) {
+        *self = Gather {
+            len: n,
+            segment: n,
+            count: 1,
+            closed: false,
+            any: true,
+        };
+    }
+
+    /// Whether another datagram may follow: room for one more of
+    /// `segment` bytes, segments that fit the container's MTU (`fits`),
+    /// and never after an empty datagram.
+    fn may_grow(&self, fits: usize) -> bool {
+        !self.closed
+            && self.segment > 0
+            && self.segment <= fits
+            && self.count < GSO_MAX_SEGMENTS
+            && self.len + self.segment <= GSO_MAX_BYTES
+    }
+
+    /// Whether a datagram of `n` bytes may join.
+    fn takes(&self, n: usize, fits: usize) -> bool {
+        self.may_grow(fits) && n > 0 && n <= self.segment
+    }
+
+    fn add(&mut self, n: usize) {
+        self.len += n;
+        self.count += 1;
+        self.closed = n < self.segment;
+    }
+
+    /// Emits what it holds, if anything, and empties it.
+    fn emit(&mut self, tx: &mut FrameBuf, ep: &Inside, key: &FlowKey, emit: &mut dyn Emit) {
+        match self.count {
+            0 => {}
+            1 => emit_datagram(tx, ep, key, self.len, emit),
+            _ => emit_datagrams(tx, ep, key, self.len, self.segment, emit),
+        }
+        self.count = 0;
+        self.len = 0;
+        self.closed = false;
+    }
+}
+
+/// [`emit_datagram`] for `n` payload bytes that are datagrams of `segment`
+/// bytes (the last possibly shorter): one UDP super-frame. A port that
+/// cannot take it (`Offloads::uso`) gets it cut into the datagrams by the
+/// switch.
+pub(crate) fn emit_datagrams(
+    tx: &mut FrameBuf,
+    ep: &Inside,
+    key: &FlowKey,
+    n: usize,
+    segment: usize,
+    emit: &mut dyn Emit,
+) {
+    let remote = key.outside.ip();
+    let l4_len = HEADER_LEN + n;
+    let off = emit_ip_to(tx, ep, remote, protocol::UDP, l4_len);
+    let pseudo = pseudo_header(remote, ep.ip, protocol::UDP, l4_len);
+    // The super-frame's length and the pseudo-header sum over it: the
+    // kernel's segmentation swaps each datagram's own length into both.
+    udpw::emit_header(
+        &mut tx.read_space()[off..],
+        key.outside.port(),
+        key.inside.port(),
+        l4_len as u16,
+        checksum::fold(pseudo),
+    );
+    finish_frame(
+        tx,
+        off + l4_len,
+        udpw::CHECKSUM_OFFSET as u16,
+        Some(crate::inside::Gso {
+            kind: crate::wire::vnet::gso::UDP_L4,
+            size: segment as u16,
+            hdr_len: (off + HEADER_LEN) as u16,
+        }),
+    );
     emit.emit(ep.port, tx);
 }
 
@@ -501,22 +614,49 @@ impl Nat {
         };
         let fd = flow.sock.as_raw_fd();
         let ep = flow.ep;
-        let mut got_any = false;
+        let at = payload_offset(&ep);
+        // The largest datagram a super-frame's segment may carry: one that
+        // makes an IP packet within the container's MTU.
+        let fits = (ep.mtu as usize).saturating_sub(at - crate::wire::ethernet::HEADER_LEN);
+        let mut got = Gather::default();
+        let mut bytes = 0u64;
         let mut drained = false;
-        for _ in 0..BATCH {
-            let at = payload_offset(&ep);
-            let space = &mut self.tx.read_space()[at..at + MAX_PAYLOAD];
-            match self.io.recv(fd, space, 0) {
+        for i in 0..BATCH {
+            // The first datagram straight to where it goes; the others to
+            // the receive buffer, then after it if they may share its
+            // super-frame (copying a datagram costs less than a write).
+            let r = if got.count == 0 {
+                self.io
+                    .recv(fd, &mut self.tx.read_space()[at..at + MAX_PAYLOAD], 0)
+            } else {
+                self.io.recv(fd, &mut self.udp_rx[..MAX_PAYLOAD], 0)
+            };
+            match r {
                 Ok(n) => {
-                    emit_datagram(&mut self.tx, &ep, key, n, emit);
-                    flow.bytes_in += n as u64;
-                    got_any = true;
+                    bytes += n as u64;
+                    if got.count == 0 {
+                        got.start(n);
+                    } else if got.takes(n, fits) {
+                        let end = at + got.len;
+                        self.tx.read_space()[end..end + n].copy_from_slice(&self.udp_rx[..n]);
+                        got.add(n);
+                    } else {
+                        got.emit(&mut self.tx, &ep, key, emit);
+                        self.tx.read_space()[at..at + n].copy_from_slice(&self.udp_rx[..n]);
+                        got.start(n);
+                    }
+                    // A shorter datagram ends a super-frame; so does the
+                    // last read of the batch.
+                    if got.closed || i + 1 == BATCH || !got.may_grow(fits) {
+                        got.emit(&mut self.tx, &ep, key, emit);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     drained = true;
                     break;
                 }
                 Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                    got.emit(&mut self.tx, &ep, key, emit);
                     super::icmp::send_unreachable(
                         &mut self.tx,
                         &ep,
@@ -533,7 +673,12 @@ impl Nat {
                 }
             }
         }
-        if got_any {
+        got.emit(&mut self.tx, &ep, key, emit);
+        let Some(flow) = self.table.get_mut(id) else {
+            return Next::Keep;
+        };
+        if got.any {
+            flow.bytes_in += bytes;
             if let FlowState::Udp(u) = &mut flow.state {
                 u.replied = true;
             }

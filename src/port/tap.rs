@@ -52,6 +52,8 @@ pub struct TapPort {
     /// Shared with the send-only handles of other shards.
     fd: Arc<OwnedFd>,
     vnet: bool,
+    /// UDP super-frames may be written to it (`Offloads::uso`).
+    uso: bool,
     name: String,
 }
 
@@ -77,13 +79,26 @@ impl TapPort {
             ));
         }
         let vnet = flags & libc::IFF_VNET_HDR != 0;
+        let mut uso = false;
         if vnet {
             let mut sz: libc::c_int = HDR_LEN as libc::c_int;
             ioctl_int_ptr(raw, libc::TUNSETVNETHDRSZ, &mut sz)?;
             // TSO needs CSUM; ECN lets the kernel keep CWR-marked segments
-            // in one super-frame. UFO/USO stay off: nothing here segments
-            // UDP for a TAP that would then need it undone.
+            // in one super-frame. UFO/USO stay off for what the TAP hands
+            // us: a container's UDP super-frame would have to be cut up
+            // again before the NAT.
             let off = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6 | libc::TUN_F_TSO_ECN;
+            // Whether the kernel knows USO (6.2): then it also takes UDP
+            // super-frames written to the TAP, whatever the offloads set
+            // here (the vnet header says what each frame is), and splits
+            // them into datagrams for the container. Asked by setting it,
+            // which older kernels refuse, then set back.
+            uso = ioctl_value(
+                raw,
+                libc::TUNSETOFFLOAD,
+                (off | libc::TUN_F_USO4 | libc::TUN_F_USO6) as libc::c_ulong,
+            )
+            .is_ok();
             ioctl_value(raw, libc::TUNSETOFFLOAD, off as libc::c_ulong)?;
         } else {
             // Offloads left on from an earlier owner without a vnet header
@@ -94,6 +109,7 @@ impl TapPort {
         Ok(TapPort {
             fd: Arc::new(fd),
             vnet,
+            uso,
             name: req.name(),
         })
     }
@@ -124,7 +140,10 @@ impl Port for TapPort {
 
     fn offloads(&self) -> Offloads {
         if self.vnet {
-            Self::OFFERS
+            Offloads {
+                uso: self.uso,
+                ..Self::OFFERS
+            }
         } else {
             Offloads::NONE
         }
@@ -190,6 +209,7 @@ impl Port for TapPort {
         Box::new(SendOnly(TapPort {
             fd: self.fd.clone(),
             vnet: self.vnet,
+            uso: self.uso,
             name: self.name.clone(),
         }))
     }
