@@ -101,6 +101,41 @@ run --mtu 1500 -- sh -c 'python3 $0 udp 10.200.0.2 7000; ping -c 2 -W 5 10.200.0
     assert!(out.contains("2 received"), "{out}");
 }
 
+/// The NAT writes a burst from the outside toward the container as UDP
+/// super-frames (nat::udp, "Batching toward the container"), which the
+/// container's kernel splits: every datagram arrives whole, in order, with
+/// its own size — a shorter one, one larger than the container's MTU (never
+/// a segment) and one of zero bytes among them — and the daemon's counters
+/// say super-frames were written.
+#[test]
+fn a_udp_burst_from_outside_arrives_datagram_for_datagram() {
+    let sizes: Vec<String> = std::iter::repeat_n("100", 40)
+        .chain(["37", "100", "100", "3000", "100", "0", "100"])
+        .chain(std::iter::repeat_n("1400", 20))
+        .map(String::from)
+        .collect();
+    let sizes = sizes.join(",");
+    let out = scenario(
+        As::Unprivileged,
+        DEFAULT,
+        &format!(
+            r#"
+server burst udp-burst 7100
+run --mtu 1500 -- python3 $P udp-burst-client 10.200.0.2 7100 {sizes}
+$B stats --socket $S --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print("super_frames", d["nat"]["udp_super_frames"])'
+"#
+        ),
+    );
+    let n = sizes.split(',').count();
+    assert!(out.contains(&format!("burst {n}/{n} got {n}")), "{out}");
+    let frames: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("super_frames "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no counter: {out}"));
+    assert!(frames >= 1, "the burst went as super-frames: {out}");
+}
+
 #[test]
 fn refused_and_unreachable_connects_fail_at_once() {
     let out = scenario(

@@ -433,9 +433,11 @@ fn udp_egress_batched() -> Outcome {
         }
         let deadline = std::time::Instant::now() + WAIT;
         let mut this = 0;
+        let mut peer = None;
         while this < PER_TURN && std::time::Instant::now() < deadline {
-            match server.recv(&mut buf) {
-                Ok(n) => {
+            match server.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    peer = Some(from);
                     if n != 64 || pattern_mismatches(0xbee, r * PER_TURN + this, &buf[..n]) != 0 {
                         bad += 1;
                     }
@@ -445,21 +447,53 @@ fn udp_egress_batched() -> Outcome {
             }
         }
         got += this;
+        // And back at once: one readiness event reads them all, and one
+        // super-frame carries them (cut apart for this memory port).
+        let peer = peer.expect("the turn's datagrams came");
+        for i in 0..PER_TURN {
+            let mut d = [0u8; 64];
+            fill_pattern(0xbef, r * PER_TURN + i, &mut d);
+            server.send_to(&d, peer).unwrap();
+        }
+        let mut back = 0u64;
+        let ((), a) = counted(|| {
+            rig.until("the burst back", WAIT, |rig| {
+                rig.pump(SHORT);
+                rig.drain(|s, p| {
+                    if s.is_udp() && s.dst_port == 43000 {
+                        if p.len() != 64 || pattern_mismatches(0xbef, r * PER_TURN + back, p) != 0 {
+                            bad += 1;
+                        }
+                        back += 1;
+                    }
+                });
+                back >= PER_TURN
+            })
+        });
+        if r > 0 {
+            allocations += a;
+        }
         step_clock(&mut rig, r as u32);
     }
     let c = rig.sw.nat_counters();
     assert_eq!(
         (got, bad),
         ((ROUNDS + 1) * PER_TURN, 0),
-        "every datagram, in order"
+        "every datagram, in order, both ways"
     );
     assert_eq!(c.udp_gso_batches, ROUNDS + 1, "one send per turn");
+    assert!(
+        c.udp_super_frames > ROUNDS / 2,
+        "bursts back as super-frames: {}",
+        c.udp_super_frames
+    );
     Outcome {
         name: "udp egress batched (a turn of one flow's datagrams to 10.77.0.1)",
-        packets: ROUNDS * PER_TURN,
+        packets: 2 * ROUNDS * PER_TURN,
         allocations,
         proof: format!(
-            "{ROUNDS} turns of {PER_TURN} datagrams, each turn one UDP GSO send, every datagram received in order and checked"
+            "{ROUNDS} turns of {PER_TURN} datagrams, each turn one UDP GSO send, and {PER_TURN} back at once ({} super-frames), every datagram received in order and checked",
+            c.udp_super_frames
         ),
         open: Some(open),
         report_only: false,

@@ -120,6 +120,10 @@ crate::stats::counters! {
         /// cannot checksum them): their datagrams went one by one, and so does that flow's
         /// traffic from then on.
         udp_gso_refused,
+        /// UDP super-frames written toward containers: several of one flow's datagrams from
+        /// the host in one frame, which the container's kernel (or the switch, for a port
+        /// that cannot take one) splits into them (nat::udp).
+        udp_super_frames,
         /// ICMP echo requests from a container refused because the host would not open a
         /// ping socket (see net.ipv4.ping_group_range).
         icmp_unavailable,

@@ -210,6 +210,8 @@ struct Gather {
     closed: bool,
     /// Some datagram came (the flow was answered).
     any: bool,
+    /// Super-frames emitted.
+    super_frames: u64,
 }
 
 impl Gather {
@@ -220,6 +222,7 @@ impl Gather {
             count: 1,
             closed: false,
             any: true,
+            super_frames: self.super_frames,
         };
     }
 
@@ -245,12 +248,16 @@ impl Gather {
         self.closed = n < self.segment;
     }
 
-    /// Emits what it holds, if anything, and empties it.
+    /// Emits what it holds, if anything, and empties it (counting the
+    /// super-frames).
     fn emit(&mut self, tx: &mut FrameBuf, ep: &Inside, key: &FlowKey, emit: &mut dyn Emit) {
         match self.count {
             0 => {}
             1 => emit_datagram(tx, ep, key, self.len, emit),
-            _ => emit_datagrams(tx, ep, key, self.len, self.segment, emit),
+            _ => {
+                emit_datagrams(tx, ep, key, self.len, self.segment, emit);
+                self.super_frames += 1;
+            }
         }
         self.count = 0;
         self.len = 0;
@@ -674,6 +681,7 @@ impl Nat {
             }
         }
         got.emit(&mut self.tx, &ep, key, emit);
+        self.counters.udp_super_frames += got.super_frames;
         let Some(flow) = self.table.get_mut(id) else {
             return Next::Keep;
         };
@@ -693,5 +701,156 @@ impl Nat {
                 .reregister(fd, PollToken::Flow(id.0), Interest::READABLE);
         }
         Next::Keep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::offload::{segment, Offloads};
+    use crate::port::PortId;
+    use crate::wire::ethernet::MacAddr;
+    use crate::wire::vnet::gso;
+    use std::net::IpAddr;
+
+    struct Keep(Vec<FrameBuf>);
+    impl Emit for Keep {
+        fn emit(&mut self, _port: PortId, frame: &mut FrameBuf) {
+            self.0
+                .push(FrameBuf::from_frame(frame.vnet(), frame.frame()));
+        }
+    }
+
+    fn inside(ip: IpAddr) -> Inside {
+        let gw: IpAddr = if ip.is_ipv4() {
+            "172.17.0.1".parse().unwrap()
+        } else {
+            "fd00:172:17::1".parse().unwrap()
+        };
+        Inside {
+            port: PortId(0),
+            mac: MacAddr([2, 0x42, 0xac, 0x11, 0, 2]),
+            ip,
+            gateway_mac: MacAddr([2, 0x42, 0xac, 0x11, 0, 1]),
+            gateway_ip: gw,
+            mtu: 1500,
+            allow_host_loopback: false,
+            loopback_unreachable: false,
+            internal: false,
+            net: 0,
+        }
+    }
+
+    /// What `emit_datagrams` builds is a UDP super-frame a TAP that knows
+    /// USO takes whole, and that `offload::segment` cuts into exactly the
+    /// datagrams gathered, each with valid IP and UDP checksums (checked by
+    /// etherparse), for both families.
+    #[test]
+    fn a_super_frame_is_the_datagrams_it_gathered() {
+        for (me, remote) in [
+            ("172.17.0.2", "203.0.113.10:5201"),
+            ("fd00:172:17::2", "[2001:db8::10]:5201"),
+        ] {
+            let ep = inside(me.parse().unwrap());
+            let key = FlowKey {
+                proto: Proto::Udp,
+                inside: SocketAddr::new(ep.ip, 40000),
+                outside: remote.parse().unwrap(),
+            };
+            let sizes = [100usize, 100, 100, 37];
+            let at = payload_offset(&ep);
+            let mut tx = FrameBuf::new();
+            let mut len = 0;
+            for (i, &n) in sizes.iter().enumerate() {
+                for b in &mut tx.read_space()[at + len..at + len + n] {
+                    *b = i as u8;
+                }
+                len += n;
+            }
+            let mut out = Keep(Vec::new());
+            emit_datagrams(&mut tx, &ep, &key, len, 100, &mut out);
+            let sf = &out.0[0];
+            let h = sf.vnet();
+            assert_eq!((h.gso_kind(), h.gso_size), (gso::UDP_L4, 100));
+            assert!(Offloads {
+                uso: true,
+                ..Offloads::FULL
+            }
+            .accepts(&h));
+            assert!(
+                !Offloads::FULL.accepts(&h),
+                "cut apart unless the port says USO"
+            );
+            assert_eq!(
+                crate::offload::check_offload(sf.frame(), &h).unwrap(),
+                Some(at - crate::wire::ethernet::HEADER_LEN + 100),
+                "the switch's own check of offload headers passes it"
+            );
+            let mut scratch = FrameBuf::new();
+            let mut got = Vec::new();
+            segment(sf, &mut scratch, |s| {
+                let p = etherparse::SlicedPacket::from_ethernet(s.frame()).unwrap();
+                let Some(etherparse::TransportSlice::Udp(u)) = p.transport else {
+                    panic!("not UDP");
+                };
+                assert_eq!(u.source_port(), 5201);
+                assert_eq!(u.destination_port(), 40000);
+                let ok = match p.net {
+                    Some(etherparse::NetSlice::Ipv4(ip)) => {
+                        let hdr = ip.header().to_header();
+                        assert_eq!(hdr.header_checksum, hdr.calc_header_checksum());
+                        u.to_header().calc_checksum_ipv4(&hdr, u.payload()).unwrap() == u.checksum()
+                    }
+                    Some(etherparse::NetSlice::Ipv6(ip)) => {
+                        u.to_header()
+                            .calc_checksum_ipv6(&ip.header().to_header(), u.payload())
+                            .unwrap()
+                            == u.checksum()
+                    }
+                    _ => panic!("not IP"),
+                };
+                assert!(ok, "the UDP checksum");
+                got.push(u.payload().to_vec());
+            })
+            .unwrap();
+            let want: Vec<Vec<u8>> = sizes
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| vec![i as u8; n])
+                .collect();
+            assert_eq!(got, want, "{me}: the datagrams, whole and in order");
+        }
+    }
+
+    /// A batch takes one flow's datagrams of one size, then one shorter
+    /// one; nothing after that, nothing larger, nothing of another flow.
+    #[test]
+    fn a_batch_keeps_datagram_boundaries() {
+        let key = FlowKey {
+            proto: Proto::Udp,
+            inside: "172.17.0.2:40000".parse().unwrap(),
+            outside: "203.0.113.10:53".parse().unwrap(),
+        };
+        let mut b = UdpBatch::new();
+        let (a, other) = (FlowId(1), FlowId(2));
+        assert!(b.append(a, &key, &[1; 64]));
+        assert!(b.append(a, &key, &[2; 64]));
+        assert!(!b.append(a, &key, &[3; 65]), "larger");
+        assert!(!b.append(other, &key, &[3; 64]), "another flow");
+        assert!(b.append(a, &key, &[4; 10]), "a shorter last one");
+        assert!(!b.append(a, &key, &[5; 10]), "nothing after it");
+        let ((id, _), len, seg, count) = b.take().unwrap();
+        assert_eq!((id, len, seg, count), (a, 138, 64, 3));
+        assert!(b.take().is_none());
+        // Bounded in count: GSO_MAX_SEGMENTS datagrams, then no more.
+        for _ in 0..GSO_MAX_SEGMENTS {
+            assert!(b.append(a, &key, &[0; 8]));
+        }
+        assert!(!b.append(a, &key, &[0; 8]));
+        // And in bytes.
+        b.take();
+        let big = vec![0u8; GSO_MAX_DATAGRAM];
+        assert!(b.append(a, &key, &big));
+        assert!(!b.append(a, &key, &big), "past GSO_MAX_BYTES");
     }
 }

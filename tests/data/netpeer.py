@@ -10,6 +10,8 @@ transfers are checked byte for byte.
   echo-ev PORT [ADDR]           TCP echo, one thread for all (an event loop)
   halfclose PORT [ADDR]         TCP: read to EOF, then answer "got N" and close
   udp-echo PORT [ADDR]          UDP echo ("big" asks for an 8000-byte answer)
+  udp-burst PORT [ADDR]         UDP: answers "burst S1,S2,..." with datagrams of
+                                those sizes at once, datagram i starting "i:"
   dns PORT [ADDR]               DNS over UDP and TCP: A 192.0.2.7 for every name,
                                 NXDOMAIN for *.invalid
   send HOST PORT NBYTES         client: send NBYTES -> "sent N SHA"
@@ -19,6 +21,8 @@ transfers are checked byte for byte.
                                  opened and how many were reset, hold 2 s
   halfclose-client HOST PORT NBYTES   -> "reply got N"
   udp HOST PORT                 client: echo, big answer, closed port -> lines
+  udp-burst-client HOST PORT SIZES   client: ask for a burst, check every
+                                datagram's size, order and bytes -> "burst OK/N"
   whoami PORT                   TCP: tell each client "peer IP:PORT", then echo
   udp-whoami PORT               UDP: answer each datagram with "peer IP:PORT"
   ask HOST PORT                 client: print the server's first line
@@ -361,6 +365,44 @@ def whoami(port, addr="0.0.0.0"):
     serve(listen(port, addr), h)
 
 
+def burst_datagram(i, size):
+    head = f"{i}:".encode()
+    body = hashlib.sha256(head).digest() * (size // 32 + 1)
+    return (head + body)[:size]
+
+
+def udp_burst(port, addr="0.0.0.0"):
+    s = socket.socket(family(addr), socket.SOCK_DGRAM)
+    s.bind((addr, port))
+    print("ready", flush=True)
+    while True:
+        d, a = s.recvfrom(65535)
+        if not d.startswith(b"burst "):
+            continue
+        for i, size in enumerate(int(x) for x in d[6:].split(b",")):
+            s.sendto(burst_datagram(i, size), a)
+
+
+def udp_burst_client(host, port, sizes):
+    want = [int(x) for x in sizes.split(",")]
+    u = socket.socket(family(host), socket.SOCK_DGRAM)
+    u.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    u.settimeout(3)
+    u.connect((host, port))
+    u.send(b"burst " + sizes.encode())
+    got = []
+    try:
+        while len(got) < len(want):
+            got.append(u.recv(65535))
+    except socket.timeout:
+        pass
+    ok = sum(1 for i, d in enumerate(got) if i < len(want) and d == burst_datagram(i, want[i]))
+    print(f"burst {ok}/{len(want)} got {len(got)}", flush=True)
+    if ok != len(want):
+        bad = [(i, len(d), d[:8]) for i, d in enumerate(got) if i >= len(want) or d != burst_datagram(i, want[i])]
+        print(f"burst mismatches {bad[:5]}", flush=True)
+
+
 def udp_whoami(port, addr="0.0.0.0"):
     s = socket.socket(family(addr), socket.SOCK_DGRAM)
     s.bind((addr, port))
@@ -443,6 +485,10 @@ if __name__ == "__main__":
         udp(args[0], int(args[1]))
     elif cmd == "whoami":
         whoami(int(args[0]), *args[1:])
+    elif cmd == "udp-burst":
+        udp_burst(int(args[0]), *args[1:])
+    elif cmd == "udp-burst-client":
+        udp_burst_client(args[0], int(args[1]), args[2])
     elif cmd == "udp-whoami":
         udp_whoami(int(args[0]), *args[1:])
     elif cmd == "ask":
