@@ -939,8 +939,27 @@ def metrics_request_seeds():
     }
 
 
+def coalesce_seeds():
+    # Steps: ports byte (bit 0 ingress, bit 1 egress, bit 2 ends the turn),
+    # vnet header, length, frame. Frames as a TAP hands them over: UDP with
+    # the checksum left to offload.
+    src, dst = ip4("172.17.0.2"), ip4("172.17.0.3")
+    def dgram(n, fill, sport=5000):
+        ip = ipv4(src, dst, 17, udp(src, dst, sport, 7000, bytes([fill]) * n, partial=True))
+        return eth(docker_mac(dst), docker_mac(src), 0x0800) + ip
+    part = vnet(NEEDS_CSUM, 0, 0, 0, 34, 6)
+    def st(frame, ports=0):
+        return bytes([ports]) + part + struct.pack(">H", len(frame)) + frame
+    s = {}
+    s["one-flow"] = b"".join(st(dgram(64, i)) for i in range(8)) + st(dgram(20, 9), 4)
+    s["interleaved"] = b"".join(st(dgram(64, i, 5000 + i % 2)) for i in range(6))
+    s["ports-and-sizes"] = st(dgram(64, 1)) + st(dgram(64, 2), 2) + st(dgram(100, 3)) + st(dgram(64, 4), 1)
+    return s
+
+
 def main():
     targets = {
+        "coalesce": coalesce_seeds(),
         "wire": wire_seeds(),
         "pipeline": pipeline_seeds(),
         "config": config_seeds(),

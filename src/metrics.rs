@@ -484,6 +484,13 @@ pub fn render(s: &Scrape<'_>) -> String {
         "lanyard_fdb_sync_dropped_total {}",
         snap.fdb_sync_dropped
     );
+    family(
+        &mut out,
+        "lanyard_udp_coalesced_total",
+        "counter",
+        "Container-to-container UDP datagrams written inside another's super-frame (a write each saved).",
+    );
+    let _ = writeln!(out, "lanyard_udp_coalesced_total {}", snap.udp_coalesced);
 
     // Published ports.
     let pub_labels = |p: &PublishedPort| {

@@ -136,6 +136,40 @@ $B stats --socket $S --json | python3 -c 'import json,sys; d=json.load(sys.stdin
     assert!(frames >= 1, "the burst went as super-frames: {out}");
 }
 
+/// Container to container through real TAPs: a burst one container sends
+/// another is written as UDP super-frames (`dataplane::coalesce`), and the
+/// receiving container gets every datagram whole, in order, with its own
+/// size (a shorter one and an empty one among them).
+#[test]
+fn a_udp_burst_between_containers_arrives_datagram_for_datagram() {
+    let sizes: Vec<String> = std::iter::repeat_n("100", 40)
+        .chain(["37", "100", "100", "0", "100"])
+        .chain(std::iter::repeat_n("1400", 20))
+        .map(String::from)
+        .collect();
+    let sizes = sizes.join(",");
+    let out = scenario(
+        As::Unprivileged,
+        DEFAULT,
+        &format!(
+            r#"
+run --mtu 1500 --ip 172.17.0.50 -- python3 $P udp-burst 7100 > srv.out 2>&1 & PIDS="$PIDS $!"
+waitfor srv.out
+run --mtu 1500 -- python3 $P udp-burst-client 172.17.0.50 7100 {sizes}
+$B stats --socket $S --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print("coalesced", d["udp_coalesced"])'
+"#
+        ),
+    );
+    let n = sizes.split(',').count();
+    assert!(out.contains(&format!("burst {n}/{n} got {n}")), "{out}");
+    let joined: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("coalesced "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no counter: {out}"));
+    assert!(joined >= 1, "the burst went as super-frames: {out}");
+}
+
 #[test]
 fn refused_and_unreachable_connects_fail_at_once() {
     let out = scenario(

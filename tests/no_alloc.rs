@@ -144,6 +144,14 @@ fn switching_frames_does_not_allocate() {
     let _pb = add(Some(B), MemoryPort::sink_with_offloads(Offloads::FULL));
     let _pc = add(Some(C), MemoryPort::sink());
     let pu = add(None, MemoryPort::sink());
+    const D: Ipv4Addr = Ipv4Addr::new(172, 17, 0, 5);
+    let _pd = add(
+        Some(D),
+        MemoryPort::sink_with_offloads(Offloads {
+            uso: true,
+            ..Offloads::FULL
+        }),
+    );
 
     let (gso_h, gso) = tcp_gso(A, C, 30_000, 1448);
     let frames: Vec<(u32, VnetHdr, Vec<u8>)> = vec![
@@ -301,4 +309,35 @@ fn switching_frames_does_not_allocate() {
     writer.join().unwrap();
     let got = written.load(Ordering::Relaxed);
     assert!(got > 5000, "the capture saw the frames: {got}");
+
+    // Container → container UDP coalescing (`dataplane::coalesce`): a
+    // turn's datagrams of one flow to a port that takes UDP super-frames,
+    // gathered and written as one.
+    let mut d = udp_frame(mac_of(D), A, D, &[3; 64]);
+    let pseudo =
+        lanyard::wire::checksum::pseudo_header_v4(A, D, lanyard::wire::ipv4::protocol::UDP, 72);
+    d[40..42].copy_from_slice(&lanyard::wire::checksum::fold(pseudo).to_be_bytes());
+    let dh = VnetHdr {
+        flags: lanyard::wire::vnet::flags::NEEDS_CSUM,
+        csum_start: 34,
+        csum_offset: 6,
+        ..VnetHdr::default()
+    };
+    let mut b = FrameBuf::new();
+    let joined0 = sw.snapshot(Time::ZERO).udp_coalesced;
+    COUNTING.with(|c| c.set(true));
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for round in 0..2000u64 {
+        let now = Time::from_secs(4000 + round);
+        for _ in 0..32 {
+            b.load(dh, &d);
+            sw.handle_frame_in_turn(pa, &mut b, now);
+        }
+        sw.end_turn();
+    }
+    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    COUNTING.with(|c| c.set(false));
+    assert_eq!(after - before, 0, "allocations while coalescing");
+    let joined = sw.snapshot(Time::ZERO).udp_coalesced - joined0;
+    assert_eq!(joined, 2000 * 31, "each turn one super-frame of 32");
 }

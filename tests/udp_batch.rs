@@ -15,9 +15,18 @@ use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::frames::{gw_mac, GW};
+use common::frames::{assert_checksums_valid, gw_mac, mac_of, udp_frame, GW};
 use common::natrig::*;
+use lanyard::dataplane::{NetworkSpec, PortSpec, Switch};
+use lanyard::frame::FrameBuf;
+use lanyard::offload::{finish_checksum, segment, Offloads};
+use lanyard::port::MemoryPort;
+use lanyard::security::PortPolicy;
 use lanyard::stats::DropReason;
+use lanyard::time::Time;
+use lanyard::wire::checksum;
+use lanyard::wire::ipv4::protocol;
+use lanyard::wire::vnet::{flags, gso, VnetHdr};
 
 /// A UDP server on the host's loopback, and the address the container
 /// reaches it at (the gateway's, host loopback allowed).
@@ -285,4 +294,131 @@ fn a_route_whose_mtu_the_segments_do_not_fit_gets_them_one_by_one() {
         out.contains("udp-gso-child: checked"),
         "the scenario ran:\n{out}"
     );
+}
+
+/// A container's datagram as its TAP hands it over: the UDP checksum left
+/// to offload (the pseudo-header sum in the field, `NEEDS_CSUM`).
+fn partial(src: Ipv4Addr, dst: Ipv4Addr, payload: &[u8]) -> FrameBuf {
+    let mut f = udp_frame(mac_of(dst), src, dst, payload);
+    let pseudo = checksum::pseudo_header_v4(src, dst, protocol::UDP, (8 + payload.len()) as u16);
+    f[40..42].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
+    FrameBuf::from_frame(
+        VnetHdr {
+            flags: flags::NEEDS_CSUM,
+            csum_start: 34,
+            csum_offset: 6,
+            ..VnetHdr::default()
+        },
+        &f,
+    )
+}
+
+/// The payloads of what a port was sent, super-frames cut apart, every
+/// datagram's checksums checked by etherparse.
+fn payloads(sent: &[(VnetHdr, Vec<u8>)]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut one = |b: &FrameBuf| {
+        let mut b = FrameBuf::from_frame(b.vnet(), b.frame());
+        finish_checksum(&mut b).unwrap();
+        assert_checksums_valid(b.frame());
+        out.push(b.frame()[42..].to_vec());
+    };
+    for (h, f) in sent {
+        let b = FrameBuf::from_frame(*h, f);
+        if h.is_gso() {
+            let mut scratch = FrameBuf::new();
+            segment(&b, &mut scratch, &mut one).unwrap();
+        } else {
+            one(&b);
+        }
+    }
+    out
+}
+
+/// Container → container (`dataplane::coalesce`): one port turn's
+/// datagrams of one flow to a port that takes UDP super-frames are
+/// written as one, which is exactly those datagrams; to a port that does
+/// not, each goes as it came; a spoofed one among them is dropped and
+/// counted, and does not get in.
+#[test]
+fn container_datagrams_in_a_turn_go_to_a_neighbour_as_one_super_frame() {
+    let mut sw = Switch::new(8);
+    let net = sw.add_network(NetworkSpec {
+        name: "default".into(),
+        subnet: "172.17.0.0/16".parse().unwrap(),
+        gateway_ip: GW.into(),
+        gateway_mac: gw_mac(),
+        fdb_max_entries: 1024,
+        fdb_max_per_port: 64,
+        mac_aging: Duration::from_secs(300),
+        nat: true,
+        dns_ip: None,
+        ipv6: None,
+    });
+    let uso = Offloads {
+        uso: true,
+        ..Offloads::FULL
+    };
+    let ip = |n| Ipv4Addr::new(172, 17, 0, n);
+    let mut add = |n: u8, offloads| {
+        let (p, h) = MemoryPort::recording(256, 256, offloads);
+        let id = sw
+            .add_port(
+                Box::new(p),
+                PortSpec {
+                    name: format!("c{n}"),
+                    network: net,
+                    policy: PortPolicy::endpoint(mac_of(ip(n)), ip(n)),
+                    mtu: 1500,
+                    allow_host_loopback: false,
+                    loopback_unreachable: false,
+                },
+            )
+            .unwrap();
+        (id, h)
+    };
+    let (a, ha) = add(2, uso);
+    let (_b, hb) = add(3, uso);
+    let (_c, hc) = add(4, Offloads::FULL);
+
+    let want_b: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 64]).collect();
+    let drops0 = sw.counters(a).unwrap().dropped(DropReason::SpoofedSrcIp);
+
+    for (i, d) in want_b.iter().enumerate() {
+        let f = partial(ip(2), ip(3), d);
+        assert!(ha.inject(f.vnet(), f.frame()));
+        if i == 10 {
+            // Its own MAC, another container's address: port security.
+            let mut f = partial(ip(9), ip(3), &[0xee; 64]);
+            f.frame_mut()[6..12].copy_from_slice(&mac_of(ip(2)).0);
+            assert!(ha.inject(f.vnet(), f.frame()));
+        }
+    }
+    let want_c: Vec<Vec<u8>> = (0..5u8).map(|i| vec![0x40 + i; 64]).collect();
+    for d in &want_c {
+        let f = partial(ip(2), ip(4), d);
+        assert!(ha.inject(f.vnet(), f.frame()));
+    }
+    let joined0 = sw.snapshot(Time::ZERO).udp_coalesced;
+    let mut bufs: Vec<FrameBuf> = (0..64).map(|_| FrameBuf::new()).collect();
+    let polled = sw.poll_port(a, &mut bufs, Time::ZERO, || true).unwrap();
+    assert_eq!(polled.frames, 26);
+
+    let sent_b = hb.take_sent();
+    assert_eq!(sent_b.len(), 1, "one write to b");
+    assert_eq!(sent_b[0].0.gso_kind(), gso::UDP_L4);
+    assert_eq!(
+        payloads(&sent_b),
+        want_b,
+        "b: every datagram, in order, none other"
+    );
+    let sent_c = hc.take_sent();
+    assert_eq!(sent_c.len(), 5, "c takes no super-frames: each as it came");
+    assert!(sent_c.iter().all(|(h, _)| !h.is_gso()));
+    assert_eq!(payloads(&sent_c), want_c);
+    assert_eq!(
+        sw.counters(a).unwrap().dropped(DropReason::SpoofedSrcIp) - drops0,
+        1
+    );
+    assert_eq!(sw.snapshot(Time::ZERO).udp_coalesced - joined0, 19);
 }

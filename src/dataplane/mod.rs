@@ -18,6 +18,7 @@
 //!
 //! With one shard this is exactly the single-threaded switch.
 
+pub mod coalesce;
 mod poll_loop;
 pub mod switch;
 pub mod tap;
@@ -596,6 +597,7 @@ fn merge_snapshots(
         out.dns.add(&snap.dns);
         out.nat_flows += snap.nat_flows;
         out.fdb_sync_dropped += snap.fdb_sync_dropped;
+        out.udp_coalesced += snap.udp_coalesced;
     }
     out.ports = ports.into_values().collect();
     out.networks = nets;

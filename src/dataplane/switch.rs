@@ -182,6 +182,9 @@ pub struct Switch {
     pub learned_dropped: u64,
     /// Captures running, for the ports attached while they run.
     taps: Vec<std::sync::Arc<super::tap::Tap>>,
+    /// Container → container UDP datagrams gathered into one super-frame
+    /// within a port's turn (`coalesce`).
+    coalesce: super::coalesce::Coalescer,
 }
 
 /// A MAC learned behind a port, as one shard tells the others.
@@ -247,6 +250,7 @@ impl Switch {
             learned: None,
             learned_dropped: 0,
             taps: Vec::new(),
+            coalesce: super::coalesce::Coalescer::new(),
         }
     }
 
@@ -730,6 +734,7 @@ impl Switch {
     /// What the NAT deferred while frames were handled (acknowledgements,
     /// one per flow per batch; a flow's UDP datagrams, one send).
     fn flush_nat(&mut self) {
+        self.send_coalesced();
         let mut em = PortEmitter {
             ports: &mut self.ports,
             scratch: &mut self.scratch,
@@ -821,7 +826,23 @@ impl Switch {
                     s.counters.drop(r);
                 }
             }
-            Verdict::Unicast(p) => send_to(&mut self.ports, &mut self.scratch, p, buf),
+            Verdict::Unicast(p) => {
+                if self.coalesce.is_holding() {
+                    if self.coalesce.try_join(ingress, p, buf) {
+                        return;
+                    }
+                    self.send_coalesced();
+                }
+                if self.takes_uso(p) && self.coalesce.start(ingress, p, buf) {
+                    return;
+                }
+                send_to(&mut self.ports, &mut self.scratch, p, buf)
+            }
+            // Held datagrams leave before anything else does.
+            _ if self.coalesce.is_holding() => {
+                self.send_coalesced();
+                self.execute(ingress, verdict, buf, now)
+            }
             Verdict::Flood { to_gateway } => {
                 // Storm control: every flooded frame is written to each of
                 // the network's ports, so a port's floods are budgeted.
@@ -841,6 +862,19 @@ impl Switch {
                 }
             }
             Verdict::Gateway => self.deliver_to_gateway(ingress, buf, now),
+        }
+    }
+
+    /// Whether frames to `p` may be gathered into UDP super-frames: it
+    /// takes them (a TAP whose kernel knows USO) and is live.
+    fn takes_uso(&self, p: PortId) -> bool {
+        self.slot(p).is_some_and(|s| s.offloads.uso && !s.dead)
+    }
+
+    /// Writes what the coalescer holds to its port.
+    fn send_coalesced(&mut self) {
+        if let Some((egress, frame)) = self.coalesce.take() {
+            send_to(&mut self.ports, &mut self.scratch, egress, frame);
         }
     }
 
@@ -1099,6 +1133,7 @@ impl Switch {
             dns: self.dns.counters(),
             nat_flows: self.nat.flow_count(),
             fdb_sync_dropped: self.learned_dropped,
+            udp_coalesced: self.coalesce.joined,
         }
     }
 }
@@ -1216,4 +1251,8 @@ pub struct Snapshot {
     /// full); they flood to those MACs until the next announcement.
     #[serde(default)]
     pub fdb_sync_dropped: u64,
+    /// Container → container UDP datagrams written inside another's
+    /// super-frame (a TAP write each saved; `dataplane::coalesce`).
+    #[serde(default)]
+    pub udp_coalesced: u64,
 }
