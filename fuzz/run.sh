@@ -22,7 +22,7 @@ SECS="${1:-30}"
 FUZZ_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SANITIZER="${FUZZ_SANITIZER:-none}"
 CORPUS_ROOT="${FUZZ_CORPUS:-$FUZZ_DIR/target/corpus}"
-TARGETS="${FUZZ_TARGETS:-wire pipeline config control_request publish_spec dns_dhcp dns dns_tcp dhcp_leases resolv_conf slirp_api capture_filter metrics_request}"
+TARGETS="${FUZZ_TARGETS:-wire pipeline coalesce config control_request publish_spec dns_dhcp dns dns_tcp dhcp_leases resolv_conf slirp_api capture_filter metrics_request}"
 
 cd "$FUZZ_DIR"
 

@@ -159,6 +159,7 @@ impl Coalescer {
         }
     }
 
+    #[inline]
     pub fn is_holding(&self) -> bool {
         self.held.is_some()
     }

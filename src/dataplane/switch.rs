@@ -733,8 +733,11 @@ impl Switch {
 
     /// What the NAT deferred while frames were handled (acknowledgements,
     /// one per flow per batch; a flow's UDP datagrams, one send).
+    #[inline]
     fn flush_nat(&mut self) {
-        self.send_coalesced();
+        if self.coalesce.is_holding() {
+            self.send_coalesced();
+        }
         let mut em = PortEmitter {
             ports: &mut self.ports,
             scratch: &mut self.scratch,

@@ -113,6 +113,7 @@ impl UdpBatch {
     }
 
     /// The flow whose datagrams it holds, if any.
+    #[inline]
     pub(crate) fn flow(&self) -> Option<FlowId> {
         self.flow.map(|(id, _)| id)
     }
