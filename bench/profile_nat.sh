@@ -8,6 +8,8 @@
 #   sudo DIR=-R MTU=1500 bench/profile_nat.sh       # outside -> container
 #   sudo LANYARD=/tmp/old/lanyard bench/profile_nat.sh   # another binary
 #   sudo ARGS="-u -l 64 -b 0" bench/profile_nat.sh # other iperf3 options (UDP)
+#   sudo FAM=6 bench/profile_nat.sh                 # over IPv6 (the container's
+#                                                   # fd00:172:17::/64 address to fd20::2)
 #   sudo KERNEL=1 bench/profile_nat.sh              # the kernel's path instead:
 #                                                   # a veth container, nft MASQUERADE
 #   sudo PERF=1 bench/profile_nat.sh                # perf record -g of the
@@ -47,6 +49,13 @@ ip -n "$H" addr add 10.200.0.1/24 dev up0
 ip -n "$H" link set up0 up
 ip -n "$O" addr add 10.200.0.2/24 dev o0
 ip -n "$O" link set o0 up
+FAM=${FAM:-4}
+DST=10.200.0.2
+if [ "$FAM" = 6 ]; then
+    ip -n "$H" -6 addr add fd20::1/64 dev up0 nodad
+    ip -n "$O" -6 addr add fd20::2/64 dev o0 nodad
+    DST=fd20::2
+fi
 ip netns exec "$O" timeout $((SECS + 30)) iperf3 -s -1 >/dev/null 2>&1 &
 if [ "${KERNEL:-0}" = 1 ]; then
     # the reference: a container namespace on a veth, routed and masqueraded
@@ -61,6 +70,20 @@ if [ "${KERNEL:-0}" = 1 ]; then
     ip -n "$C" link set eth0 up
     ip -n "$C" route add default via 172.18.0.1
     ip netns exec "$H" sysctl -qw net.ipv4.ip_forward=1
+    if [ "$FAM" = 6 ]; then
+        ip -n "$H" -6 addr add fd18::1/64 dev kv0 nodad
+        ip -n "$C" -6 addr add fd18::2/64 dev eth0 nodad
+        ip -n "$C" -6 route add default via fd18::1
+        ip netns exec "$H" sysctl -qw net.ipv6.conf.all.forwarding=1
+        ip netns exec "$H" nft -f - <<'NFT'
+table ip6 lyp6 {
+    chain post {
+        type nat hook postrouting priority srcnat; policy accept;
+        ip6 saddr fd18::/64 oifname "up0" masquerade
+    }
+}
+NFT
+    fi
     ip netns exec "$H" nft -f - <<'NFT'
 table ip lyp {
     chain post {
@@ -70,7 +93,7 @@ table ip lyp {
 }
 NFT
     sleep 0.3
-    timeout $((SECS + 20)) ip netns exec "$C" iperf3 -c 10.200.0.2 -t "$SECS" $DIR ${ARGS:-} 2>&1 | grep receiver || echo "iperf3 failed"
+    timeout $((SECS + 20)) ip netns exec "$C" iperf3 -c "$DST" -t "$SECS" $DIR ${ARGS:-} 2>&1 | grep receiver || echo "iperf3 failed"
     exit 0
 fi
 cat >"$OUT/cfg.toml" <<EOF
@@ -78,6 +101,8 @@ cat >"$OUT/cfg.toml" <<EOF
 name = "default"
 subnet = "172.17.0.0/16"
 mtu = $MTU
+ipv6 = true
+subnet6 = "fd00:172:17::/64"
 EOF
 ip netns exec "$H" "$B" daemon --socket "$OUT/s.sock" --config "$OUT/cfg.toml" >"$OUT/daemon.log" 2>&1 &
 D=$!
@@ -89,7 +114,7 @@ if [ "${PERF:-0}" = 1 ]; then
 fi
 t0=$(awk '{print $14 + $15}' "/proc/$D/stat")
 ip netns exec "$H" timeout $((SECS + 20)) "$B" run --socket "$OUT/s.sock" -- \
-    iperf3 -c 10.200.0.2 -t "$SECS" $DIR ${ARGS:-} 2>&1 | grep receiver || echo "iperf3 failed"
+    iperf3 -c "$DST" -t "$SECS" $DIR ${ARGS:-} 2>&1 | grep receiver || echo "iperf3 failed"
 t1=$(awk '{print $14 + $15}' "/proc/$D/stat")
 echo "daemon CPU ticks: $((t1 - t0))"
 if [ -n "$PERFPID" ]; then
