@@ -131,7 +131,11 @@ $B stats --socket $S --json | python3 -c 'import json,sys; d=json.load(sys.stdin
         ),
     );
     let n = sizes.split(',').count();
-    assert_eq!(out.matches(&format!("burst {n}/{n} got {n}")).count(), 3, "{out}");
+    assert_eq!(
+        out.matches(&format!("burst {n}/{n} got {n}")).count(),
+        3,
+        "{out}"
+    );
     let frames: u64 = out
         .lines()
         .find_map(|l| l.strip_prefix("super_frames "))
@@ -167,7 +171,11 @@ $B stats --socket $S --json | python3 -c 'import json,sys; d=json.load(sys.stdin
         ),
     );
     let n = sizes.split(',').count();
-    assert_eq!(out.matches(&format!("burst {n}/{n} got {n}")).count(), 3, "{out}");
+    assert_eq!(
+        out.matches(&format!("burst {n}/{n} got {n}")).count(),
+        3,
+        "{out}"
+    );
     let joined: u64 = out
         .lines()
         .find_map(|l| l.strip_prefix("coalesced "))

@@ -23,10 +23,10 @@
 //! A batch of one is a plain send(2). The kernel refuses a batch whose
 //! segments do not fit the route's MTU (EMSGSIZE) or that it cannot build
 //! (EINVAL), or whose device cannot checksum them (EIO); its datagrams then
-//! go one by one, and that flow
-//! sends one by one from then on (`udp_gso_refused`). Published ports'
-//! clients (a shared socket, sendto) and datagrams over 32 KiB are never
-//! batched. Nothing waits past the turn that read it.
+//! go one by one, and so does that flow's traffic from then on
+//! (`udp_gso_refused`). Published ports' clients (a shared socket, sendto)
+//! and datagrams over 32 KiB are never batched. Nothing waits past the turn
+//! that read it.
 //!
 //! ## Batching toward the container
 //!
