@@ -17,7 +17,8 @@
 #
 # Run time on a 2-vCPU VM: the containers table is 12 iperf3 runs of DUR
 # (+ ~0.4 s setup each) and 2 pings per repetition, scaling 6 runs of DUR
-# (+ ~0.8 s, a daemon start included), egress 16 runs of DUR plus
+# (+ ~0.8 s, a daemon start included), egress 16 runs of DUR (32 since its
+# UDP rows: DUR=3 REPS=3 took 338 s) plus
 # connections and pings, ports 36 runs of DUR (+ ~0.5 s). DUR=3 REPS=2 took
 # 85 s for containers and 45 s for scaling; DUR=5 REPS=3 took 270 s for
 # egress and 590 s for ports, so all four tables take about 1,170 s at
@@ -90,7 +91,9 @@
 #
 # Each peer's container runs: iperf3 -c 203.0.113.10 (container -> outside)
 # and -R (outside -> container) at MTU 1500 and 65520 (container MTU and
-# uplink MTU both), bench/conn_rate.py (1,000 sequential connect / 32-byte
+# uplink MTU both), the same with UDP 64-byte datagrams (-u -l 64 -b 0;
+# datagrams received, with the loss split into the sender's queue, the
+# receiver's socket and elsewhere), bench/conn_rate.py (1,000 sequential connect / 32-byte
 # request / 32-byte response / close) and ping, both at MTU 65520. The peers
 # run in turn within each repetition, so drift hits them alike.
 #
@@ -727,6 +730,7 @@ egress_udp() { # peer mtu tx|rx -> R = "received/s sent/s lost% socket% queue%" 
     # outside -> container, the container's socket, lyb-out's eth0. Counters are this run's
     # (namespaces that outlive a run are read before it too).
     local peer=$1 mtu=$2 dir=$3 rflag=() rc=0 why
+    STALL=""
     if why=$(unusable "$peer"); then R="fail:$why"; return; fi
     [ "$dir" = rx ] && rflag=(-R)
     local counters='grep -E "(eth0|tap0):" /proc/net/dev | sed "s/tap0:/eth0:/"; grep "^Udp:" /proc/net/snmp'
@@ -1225,33 +1229,24 @@ for mtu in 1500 65520; do
     for peer in "${PEERS[@]}"; do
         if w=$(unusable "$peer"); then log "MTU $mtu: $peer unusable: $w"; fi
     done
-    for dir in tx rx; do
-        row="tcp-$dir-$mtu"; ROWS+=("$row")
-        for rep in $(seq "$REPS"); do
-            line=""
-            for peer in "${PEERS[@]}"; do
-                egress_tcp "$peer" "$mtu" "$dir"
-                RES[$row|$peer]+="$R$SEP"
-                line+=" $peer=$R"
-                if [ -n "$STALL" ]; then
-                    line+="[$STALL s stalled]"
-                    STALLS+="; $peer $(label "$row" | sed 's/, Gbit.s//; s/^egress TCP //') run $rep: $STALL s"
-                    STL[$row|$peer]=$((${STL[$row|$peer]:-0} + 1))
-                fi
+    # egress_tcp and egress_udp (64-byte datagrams; it reports no stalls)
+    for proto in tcp udp; do
+        for dir in tx rx; do
+            row="$proto-$dir-$mtu"; ROWS+=("$row")
+            for rep in $(seq "$REPS"); do
+                line=""
+                for peer in "${PEERS[@]}"; do
+                    "egress_$proto" "$peer" "$mtu" "$dir"
+                    RES[$row|$peer]+="$R$SEP"
+                    line+=" $peer=$R"
+                    if [ -n "$STALL" ]; then
+                        line+="[$STALL s stalled]"
+                        STALLS+="; $peer $(label "$row" | sed 's/, Gbit.s//; s/^egress TCP //') run $rep: $STALL s"
+                        STL[$row|$peer]=$((${STL[$row|$peer]:-0} + 1))
+                    fi
+                done
+                log "MTU $mtu $proto $dir run $rep:$line"
             done
-            log "MTU $mtu $dir run $rep:$line"
-        done
-    done
-    for dir in tx rx; do
-        row="udp-$dir-$mtu"; ROWS+=("$row")
-        for rep in $(seq "$REPS"); do
-            line=""
-            for peer in "${PEERS[@]}"; do
-                egress_udp "$peer" "$mtu" "$dir"
-                RES[$row|$peer]+="$R$SEP"
-                line+=" $peer=$R"
-            done
-            log "MTU $mtu UDP 64 B $dir run $rep:$line"
         done
     done
     if [ "$mtu" = 65520 ]; then

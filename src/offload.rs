@@ -69,6 +69,67 @@ impl Offloads {
 /// be cheap to serve and gets the frame dropped.
 pub const MAX_SEGMENTS: usize = 1024;
 
+/// Most datagrams in one UDP super-frame or UDP GSO send lanyard builds:
+/// the kernel's `UDP_MAX_SEGMENTS` (64 since Linux 4.18, 128 since 5.x; the
+/// lower one holds everywhere).
+pub const UDP_MAX_SEGMENTS: usize = 64;
+/// Most payload bytes in one: within a UDP length and an IPv4 packet's
+/// (65535 less the headers), with room to spare.
+pub const UDP_MAX_BYTES: usize = 63 * 1024;
+
+/// Datagrams gathered for one UDP super-frame (`UDP_L4`) or one UDP GSO
+/// send, as GSO has them: every one `segment` bytes but the last, which may
+/// be shorter, within [`UDP_MAX_SEGMENTS`] and [`UDP_MAX_BYTES`]. The NAT's
+/// batches both ways and the switch's coalescer count their datagrams with
+/// it; where the bytes are is theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentRun {
+    /// Every datagram's size but the last one's.
+    pub segment: usize,
+    pub count: usize,
+    /// Payload bytes.
+    pub len: usize,
+    /// The last datagram was shorter than `segment`: nothing may follow.
+    closed: bool,
+}
+
+impl SegmentRun {
+    /// A run of one datagram of `n` bytes.
+    pub fn start(n: usize) -> SegmentRun {
+        SegmentRun {
+            segment: n,
+            count: 1,
+            len: n,
+            closed: false,
+        }
+    }
+
+    /// Whether a datagram of `n` bytes may join.
+    #[inline]
+    pub fn takes(&self, n: usize) -> bool {
+        !self.closed
+            && n > 0
+            && n <= self.segment
+            && self.count < UDP_MAX_SEGMENTS
+            && self.len + n <= UDP_MAX_BYTES
+    }
+
+    /// Whether any datagram still may (one of `segment` bytes would).
+    #[inline]
+    pub fn may_grow(&self) -> bool {
+        self.takes(self.segment)
+    }
+
+    /// Counts a datagram of `n` bytes that [`SegmentRun::takes`] allowed.
+    #[inline]
+    pub fn add(&mut self, n: usize) {
+        debug_assert!(self.takes(n));
+        self.len += n;
+        self.count += 1;
+        self.closed = n < self.segment;
+    }
+}
+
 /// Completes a partial checksum in place and clears `NEEDS_CSUM`.
 /// The field at `csum_start + csum_offset` holds the pseudo-header sum; the
 /// final value is the complement of the sum from `csum_start` to the end.

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::frames::{assert_checksums_valid, gw_mac, mac_of, udp_frame, GW};
 use common::natrig::*;
-use lanyard::dataplane::{NetworkSpec, PortSpec, Switch};
+use lanyard::dataplane::{PortSpec, Switch};
 use lanyard::frame::FrameBuf;
 use lanyard::offload::{finish_checksum, segment, Offloads};
 use lanyard::port::MemoryPort;
@@ -55,8 +55,7 @@ fn receive(s: &UdpSocket, want: usize, limit: Duration) -> Vec<Vec<u8>> {
 }
 
 /// Queues datagrams of `sizes` from `sport` to `dst` (payload `i` is stream
-/// `seed` from offset `i`), switches them in one turn, and returns them as
-/// (size, offset) for checking.
+/// `seed` from offset `i`) and switches them in one turn.
 fn one_turn(rig: &mut Rig, sport: u16, dst: SocketAddrV4, seed: u64, sizes: &[usize]) {
     rig.queue = true;
     for (i, &n) in sizes.iter().enumerate() {
@@ -64,6 +63,25 @@ fn one_turn(rig: &mut Rig, sport: u16, dst: SocketAddrV4, seed: u64, sizes: &[us
     }
     rig.queue = false;
     assert_eq!(rig.turn(), sizes.len(), "one turn read them all");
+}
+
+/// [`one_turn`], and what `srv` then receives is exactly those datagrams.
+fn turn_arrives(
+    rig: &mut Rig,
+    srv: &UdpSocket,
+    sport: u16,
+    dst: SocketAddrV4,
+    seed: u64,
+    sizes: &[usize],
+    what: &str,
+) {
+    one_turn(rig, sport, dst, seed, sizes);
+    check(
+        &receive(srv, sizes.len(), Duration::from_secs(5)),
+        seed,
+        sizes,
+        what,
+    );
 }
 
 /// The datagrams `got` are exactly `sizes` of stream `seed`, in order.
@@ -88,9 +106,7 @@ fn one_flows_datagrams_in_a_turn_leave_in_one_send_and_arrive_as_sent() {
     // 40 datagrams of 100 bytes and a shorter last one: one batch.
     let mut sizes = vec![100; 40];
     sizes.push(37);
-    one_turn(&mut rig, 40000, dst, 7, &sizes);
-    let got = receive(&srv, sizes.len(), Duration::from_secs(5));
-    check(&got, 7, &sizes, "one batch");
+    turn_arrives(&mut rig, &srv, 40000, dst, 7, &sizes, "one batch");
     let c1 = rig.sw.nat_counters();
     assert_eq!(c1.udp_flows - c0.udp_flows, 1, "one flow");
     assert_eq!(c1.udp_gso_batches - c0.udp_gso_batches, 1, "one send");
@@ -99,9 +115,7 @@ fn one_flows_datagrams_in_a_turn_leave_in_one_send_and_arrive_as_sent() {
     // Sizes that change: a shorter datagram ends a batch, a larger one
     // starts the next; a lone datagram is a plain send.
     let sizes = [100, 100, 50, 100, 200, 200, 200];
-    one_turn(&mut rig, 40000, dst, 8, &sizes);
-    let got = receive(&srv, sizes.len(), Duration::from_secs(5));
-    check(&got, 8, &sizes, "changing sizes");
+    turn_arrives(&mut rig, &srv, 40000, dst, 8, &sizes, "changing sizes");
     let c2 = rig.sw.nat_counters();
     // [100 100 50] [100] [200 200 200]
     assert_eq!(c2.udp_gso_batches - c1.udp_gso_batches, 2);
@@ -213,45 +227,21 @@ fn fallback_in_namespace() {
     let (srv, dst) = server();
 
     // Allowed beside it: small datagrams of another flow batch as ever.
-    one_turn(&mut rig, 42001, dst, 21, &[100; 5]);
-    check(
-        &receive(&srv, 5, Duration::from_secs(5)),
-        21,
-        &[100; 5],
-        "small",
-    );
+    turn_arrives(&mut rig, &srv, 42001, dst, 21, &[100; 5], "small");
     let c0 = rig.sw.nat_counters();
     assert_eq!(c0.udp_gso_batches, 1);
 
-    // 2000-byte datagrams: the batch is refused (EINVAL), and its
+    // 2000-byte datagrams: the batch is refused (EMSGSIZE), and its
     // datagrams go one by one, fragmented by the host as any would be.
-    one_turn(&mut rig, 42000, dst, 22, &[2000; 3]);
-    check(
-        &receive(&srv, 3, Duration::from_secs(5)),
-        22,
-        &[2000; 3],
-        "refused batch",
-    );
+    turn_arrives(&mut rig, &srv, 42000, dst, 22, &[2000; 3], "refused batch");
     let c1 = rig.sw.nat_counters();
     assert_eq!(c1.udp_gso_refused, 1, "the host refused one batch");
     assert_eq!(c1.udp_gso_batches, c0.udp_gso_batches);
     assert_eq!(c1.udp_send_failed, 0);
 
     // That flow is not batched again; the other one still is.
-    one_turn(&mut rig, 42000, dst, 23, &[2000; 3]);
-    check(
-        &receive(&srv, 3, Duration::from_secs(5)),
-        23,
-        &[2000; 3],
-        "after",
-    );
-    one_turn(&mut rig, 42001, dst, 24, &[100; 5]);
-    check(
-        &receive(&srv, 5, Duration::from_secs(5)),
-        24,
-        &[100; 5],
-        "small again",
-    );
+    turn_arrives(&mut rig, &srv, 42000, dst, 23, &[2000; 3], "after");
+    turn_arrives(&mut rig, &srv, 42001, dst, 24, &[100; 5], "small again");
     let c2 = rig.sw.nat_counters();
     assert_eq!(c2.udp_gso_refused, 1, "not tried again for that flow");
     assert_eq!(c2.udp_gso_batches, 2);
@@ -343,18 +333,7 @@ fn payloads(sent: &[(VnetHdr, Vec<u8>)]) -> Vec<Vec<u8>> {
 #[test]
 fn container_datagrams_in_a_turn_go_to_a_neighbour_as_one_super_frame() {
     let mut sw = Switch::new(8);
-    let net = sw.add_network(NetworkSpec {
-        name: "default".into(),
-        subnet: "172.17.0.0/16".parse().unwrap(),
-        gateway_ip: GW.into(),
-        gateway_mac: gw_mac(),
-        fdb_max_entries: 1024,
-        fdb_max_per_port: 64,
-        mac_aging: Duration::from_secs(300),
-        nat: true,
-        dns_ip: None,
-        ipv6: None,
-    });
+    let net = sw.add_network(default_network());
     let uso = Offloads {
         uso: true,
         ..Offloads::FULL

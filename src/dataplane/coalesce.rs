@@ -21,7 +21,7 @@
 //! | the same Ethernet, IP (but length, id and checksum) and UDP ports as the first | one flow: the segments differ only in payload |
 //! | from the same port's turn, to the same port | nothing waits past the turn that read it |
 //! | no larger than the first, and nothing after a shorter one | a super-frame's segments are all `gso_size` but the last |
-//! | at most 64 datagrams and 63 KiB | within one IP packet's length |
+//! | at most 64 datagrams and 63 KiB | within one IP packet's length (`offload::SegmentRun`, which the NAT's batches count with too) |
 //!
 //! The switch sends what is held before any frame that does not join, and
 //! at the end of every turn. A super-frame of one datagram is the frame as
@@ -31,6 +31,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::frame::FrameBuf;
+use crate::offload::SegmentRun;
 use crate::port::PortId;
 use crate::wire::checksum;
 use crate::wire::ethernet::{ethertype, HEADER_LEN as ETH_LEN};
@@ -38,11 +39,6 @@ use crate::wire::ipv4::{self, protocol, Ipv4Packet};
 use crate::wire::ipv6::HEADER_LEN as IPV6_LEN;
 use crate::wire::udp::{CHECKSUM_OFFSET, HEADER_LEN as UDP_LEN};
 use crate::wire::vnet::{flags, gso, VnetHdr};
-
-/// Most datagrams in one super-frame.
-pub const MAX_SEGMENTS: usize = 64;
-/// Most payload bytes in one super-frame.
-pub const MAX_BYTES: usize = 63 * 1024;
 
 /// Where a coalescable frame's headers are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,13 +122,8 @@ pub struct Coalescer {
     buf: FrameBuf,
     /// (ingress, egress, layout) while something is held.
     held: Option<(PortId, PortId, Layout)>,
-    /// Every datagram's size but the last one's.
-    segment: usize,
-    count: usize,
-    /// Payload bytes held.
-    len: usize,
-    /// The last datagram was shorter than `segment`.
-    closed: bool,
+    /// The datagrams held (their payload bytes follow the first frame's).
+    run: SegmentRun,
     /// Datagrams that joined another's super-frame (each a write saved).
     pub joined: u64,
     /// Super-frames written.
@@ -150,10 +141,7 @@ impl Coalescer {
         Coalescer {
             buf: FrameBuf::new(),
             held: None,
-            segment: 0,
-            count: 0,
-            len: 0,
-            closed: false,
+            run: SegmentRun::start(0),
             joined: 0,
             super_frames: 0,
         }
@@ -177,10 +165,7 @@ impl Coalescer {
         let n = l.payload_len(frame);
         self.buf.load(vnet, frame);
         self.held = Some((ingress, egress, l));
-        self.segment = n;
-        self.count = 1;
-        self.len = n;
-        self.closed = false;
+        self.run = SegmentRun::start(n);
         true
     }
 
@@ -190,7 +175,7 @@ impl Coalescer {
         let Some((i, e, l)) = self.held else {
             return false;
         };
-        if i != ingress || e != egress || self.closed || self.count == MAX_SEGMENTS {
+        if i != ingress || e != egress || !self.run.may_grow() {
             return false;
         }
         let frame = buf.frame();
@@ -198,14 +183,12 @@ impl Coalescer {
             return false;
         }
         let n = l.payload_len(frame);
-        if n > self.segment || self.len + n > MAX_BYTES {
+        if !self.run.takes(n) {
             return false;
         }
-        let at = l.l4 + UDP_LEN + self.len;
+        let at = l.l4 + UDP_LEN + self.run.len;
         self.buf.read_space()[at..at + n].copy_from_slice(&frame[l.l4 + UDP_LEN..]);
-        self.len += n;
-        self.count += 1;
-        self.closed = n < self.segment;
+        self.run.add(n);
         self.joined += 1;
         true
     }
@@ -215,18 +198,17 @@ impl Coalescer {
     /// afterwards.
     pub fn take(&mut self) -> Option<(PortId, &mut FrameBuf)> {
         let (_, egress, l) = self.held.take()?;
-        if self.count > 1 {
+        if self.run.count > 1 {
             self.finish(l);
             self.super_frames += 1;
         }
-        self.count = 0;
         Some((egress, &mut self.buf))
     }
 
     /// Lengths, the IPv4 checksum, the UDP checksum's pseudo-header seed
-    /// and the vnet header of a super-frame of `self.len` payload bytes.
+    /// and the vnet header of a super-frame of the run's payload bytes.
     fn finish(&mut self, l: Layout) {
-        let udp_len = UDP_LEN + self.len;
+        let udp_len = UDP_LEN + self.run.len;
         self.buf.set_len(l.l4 + udp_len);
         let f = self.buf.frame_mut();
         let ip = &mut f[ETH_LEN..];
@@ -252,7 +234,7 @@ impl Coalescer {
             flags: flags::NEEDS_CSUM,
             gso_type: gso::UDP_L4,
             hdr_len: (l.l4 + UDP_LEN) as u16,
-            gso_size: self.segment as u16,
+            gso_size: self.run.segment as u16,
             csum_start: l.l4 as u16,
             csum_offset: CHECKSUM_OFFSET as u16,
         });
@@ -476,7 +458,7 @@ mod tests {
         assert!(!Coalescer::new().start(A, B, &d));
         // Bounded in count.
         let mut c = fresh();
-        for _ in 1..MAX_SEGMENTS {
+        for _ in 1..crate::offload::UDP_MAX_SEGMENTS {
             assert!(c.try_join(A, B, &datagram(false, 5000, 64, 1)));
         }
         assert!(!c.try_join(A, B, &datagram(false, 5000, 64, 1)));

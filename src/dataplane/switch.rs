@@ -705,28 +705,29 @@ impl Switch {
                 break;
             }
         }
-        self.flush_nat();
+        self.end_turn();
         Ok(polled)
     }
 
     /// Switches one frame that arrived on `ingress`. The buffer may be
     /// modified (a checksum finished for a port without offloads).
     pub fn handle_frame(&mut self, ingress: PortId, buf: &mut FrameBuf, now: Time) {
-        let verdict = self.classify(ingress, buf, now);
-        self.execute(ingress, verdict, buf, now);
-        self.flush_nat();
+        self.handle_frame_in_turn(ingress, buf, now);
+        self.end_turn();
     }
 
     /// [`Switch::handle_frame`] within a port's turn that goes on: what the
     /// NAT defers (acknowledgements, a flow's UDP batch) waits for
     /// [`Switch::end_turn`], as it waits for the end of `poll_port`'s turn.
     /// The fuzzer holds turns open with it.
+    #[inline]
     pub fn handle_frame_in_turn(&mut self, ingress: PortId, buf: &mut FrameBuf, now: Time) {
         let verdict = self.classify(ingress, buf, now);
         self.execute(ingress, verdict, buf, now);
     }
 
     /// Ends a turn of [`Switch::handle_frame_in_turn`] frames.
+    #[inline]
     pub fn end_turn(&mut self) {
         self.flush_nat();
     }

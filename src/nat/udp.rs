@@ -8,9 +8,11 @@
 //!
 //! A send(2) on a host socket runs the host's whole UDP transmit (and,
 //! through a veth, the receiver's stack) in the data path's thread: about
-//! 2.4 µs a datagram, which is what bounds a stream of small datagrams. So
+//! a microsecond or more a datagram, which is what bounds a stream of small
+//! datagrams (docs/PERFORMANCE.md, the `nat_udp_with_socket` rows). So
 //! consecutive datagrams of one flow within a port's turn are gathered in
-//! [`UdpBatch`] (one fixed 64 KiB buffer per NAT, the payloads back to back)
+//! [`UdpBatch`] (one fixed 63 KiB buffer per NAT, the payloads back to back,
+//! counted as an `offload::SegmentRun`)
 //! and leave in one `UDP_SEGMENT` send (UDP GSO) when something else comes:
 //!
 //! | the next datagram | what happens |
@@ -53,6 +55,7 @@ use crate::frame::FrameBuf;
 use crate::gateway::Routed;
 use crate::host::PollToken;
 use crate::inside::{emit_ip_to, finish_frame, pseudo_header, Emit, Inside};
+use crate::offload::{SegmentRun, UDP_MAX_BYTES};
 use crate::ratelimit::SourceBudget;
 use crate::stats::DropReason;
 use crate::time::Time;
@@ -75,12 +78,6 @@ pub(crate) fn payload_offset(ep: &Inside) -> usize {
 /// Datagrams read from one socket per readiness event (fairness).
 const BATCH: usize = 64;
 
-/// Most datagrams one UDP GSO send carries: the kernel's `UDP_MAX_SEGMENTS`
-/// (64 since Linux 4.18, 128 since 5.x; the lower one holds everywhere).
-const GSO_MAX_SEGMENTS: usize = 64;
-/// Most payload bytes one batch holds: within a UDP length and an IPv4
-/// packet's (65535 less the headers), with room to spare.
-const GSO_MAX_BYTES: usize = 63 * 1024;
 /// Larger datagrams are sent as they come (few per byte already).
 const GSO_MAX_DATAGRAM: usize = 32 * 1024;
 
@@ -89,26 +86,18 @@ const GSO_MAX_DATAGRAM: usize = 32 * 1024;
 pub(crate) struct UdpBatch {
     /// The payloads, back to back; allocated once.
     buf: Box<[u8]>,
-    len: usize,
-    /// The size of every datagram in it but the last.
-    segment: usize,
-    count: usize,
+    run: SegmentRun,
     /// The flow it is for, and that flow's key: a flow that is gone (or
     /// whose slot holds another) by the send is not sent for.
     flow: Option<(FlowId, FlowKey)>,
-    /// The last datagram was shorter than `segment`: nothing may follow.
-    closed: bool,
 }
 
 impl UdpBatch {
     pub(crate) fn new() -> UdpBatch {
         UdpBatch {
-            buf: vec![0u8; GSO_MAX_BYTES].into_boxed_slice(),
-            len: 0,
-            segment: 0,
-            count: 0,
+            buf: vec![0u8; UDP_MAX_BYTES].into_boxed_slice(),
+            run: SegmentRun::start(0),
             flow: None,
-            closed: false,
         }
     }
 
@@ -119,42 +108,30 @@ impl UdpBatch {
     }
 
     /// Appends `payload` for flow `id`; false if it does not fit this
-    /// batch (another flow, larger than the others, after a shorter one,
-    /// no room), which the caller then sends first.
+    /// batch (another flow, or not what `SegmentRun::takes`), which the
+    /// caller then sends first.
     fn append(&mut self, id: FlowId, key: &FlowKey, payload: &[u8]) -> bool {
         let n = payload.len();
-        match self.flow {
+        let at = match self.flow {
             None => {
                 self.flow = Some((id, *key));
-                self.segment = n;
+                self.run = SegmentRun::start(n);
+                0
             }
-            Some((f, _)) => {
-                if f != id
-                    || self.closed
-                    || n > self.segment
-                    || self.count == GSO_MAX_SEGMENTS
-                    || self.len + n > self.buf.len()
-                {
-                    return false;
-                }
-                self.closed = n < self.segment;
+            Some((f, _)) if f == id && self.run.takes(n) => {
+                let at = self.run.len;
+                self.run.add(n);
+                at
             }
-        }
-        self.buf[self.len..self.len + n].copy_from_slice(payload);
-        self.len += n;
-        self.count += 1;
+            Some(_) => return false,
+        };
+        self.buf[at..at + n].copy_from_slice(payload);
         true
     }
 
-    /// Empties it: (the flow, bytes, segment size, datagrams) it held.
-    fn take(&mut self) -> Option<((FlowId, FlowKey), usize, usize, usize)> {
-        let flow = self.flow.take()?;
-        let r = (flow, self.len, self.segment, self.count);
-        self.len = 0;
-        self.count = 0;
-        self.segment = 0;
-        self.closed = false;
-        Some(r)
+    /// Empties it: the flow and the run it held.
+    fn take(&mut self) -> Option<((FlowId, FlowKey), SegmentRun)> {
+        Some((self.flow.take()?, self.run))
     }
 }
 
@@ -179,111 +156,47 @@ pub(crate) fn emit_datagram(
     n: usize,
     emit: &mut dyn Emit,
 ) {
-    let remote = key.outside.ip();
-    let l4_len = HEADER_LEN + n;
-    let off = emit_ip_to(tx, ep, remote, protocol::UDP, l4_len);
-    let pseudo = pseudo_header(remote, ep.ip, protocol::UDP, l4_len);
-    // The pseudo-header sum in the checksum field; the port (or the
-    // offload fallback) completes it.
-    udpw::emit_header(
-        &mut tx.read_space()[off..],
-        key.outside.port(),
-        key.inside.port(),
-        l4_len as u16,
-        checksum::fold(pseudo),
-    );
-    finish_frame(tx, off + l4_len, udpw::CHECKSUM_OFFSET as u16, None);
-    emit.emit(ep.port, tx);
+    emit_udp(tx, ep, key, n, None, emit);
 }
 
-/// Datagrams from the remote gathered at the payload offset of the NAT's
-/// frame buffer, back to back, for one frame to the container: a plain
-/// datagram when there is one, else a UDP super-frame (`gso::UDP_L4`) that
-/// the container's kernel splits into them (the module's "Batching toward
-/// the container").
-#[derive(Default)]
-struct Gather {
-    len: usize,
-    /// The size of every datagram in it but the last.
-    segment: usize,
-    count: usize,
-    /// The last one was shorter than `segment`: nothing may follow.
-    closed: bool,
-    /// Some datagram came (the flow was answered).
-    any: bool,
-    /// Super-frames emitted.
-    super_frames: u64,
+/// What `run` gathered at the payload offset of `tx`: one datagram as
+/// [`emit_datagram`] sends it, several as one UDP super-frame (`UDP_L4`),
+/// which the container's kernel splits into them (a port that cannot take
+/// one, `Offloads::uso`, gets them cut apart by the switch). True for a
+/// super-frame.
+pub(crate) fn emit_run(
+    tx: &mut FrameBuf,
+    ep: &Inside,
+    key: &FlowKey,
+    run: &SegmentRun,
+    emit: &mut dyn Emit,
+) -> bool {
+    let gso = (run.count > 1).then_some(crate::inside::Gso {
+        kind: crate::wire::vnet::gso::UDP_L4,
+        size: run.segment as u16,
+        hdr_len: 0, // set below, once the header's offset is known
+    });
+    emit_udp(tx, ep, key, run.len, gso, emit);
+    gso.is_some()
 }
 
-impl Gather {
-    fn start(&mut self, n: usize) {
-        *self = Gather {
-            len: n,
-            segment: n,
-            count: 1,
-            closed: false,
-            any: true,
-            super_frames: self.super_frames,
-        };
-    }
-
-    /// Whether another datagram may follow: room for one more of
-    /// `segment` bytes, segments that fit the container's MTU (`fits`),
-    /// and never after an empty datagram.
-    fn may_grow(&self, fits: usize) -> bool {
-        !self.closed
-            && self.segment > 0
-            && self.segment <= fits
-            && self.count < GSO_MAX_SEGMENTS
-            && self.len + self.segment <= GSO_MAX_BYTES
-    }
-
-    /// Whether a datagram of `n` bytes may join.
-    fn takes(&self, n: usize, fits: usize) -> bool {
-        self.may_grow(fits) && n > 0 && n <= self.segment
-    }
-
-    fn add(&mut self, n: usize) {
-        self.len += n;
-        self.count += 1;
-        self.closed = n < self.segment;
-    }
-
-    /// Emits what it holds, if anything, and empties it (counting the
-    /// super-frames).
-    fn emit(&mut self, tx: &mut FrameBuf, ep: &Inside, key: &FlowKey, emit: &mut dyn Emit) {
-        match self.count {
-            0 => {}
-            1 => emit_datagram(tx, ep, key, self.len, emit),
-            _ => {
-                emit_datagrams(tx, ep, key, self.len, self.segment, emit);
-                self.super_frames += 1;
-            }
-        }
-        self.count = 0;
-        self.len = 0;
-        self.closed = false;
-    }
-}
-
-/// [`emit_datagram`] for `n` payload bytes that are datagrams of `segment`
-/// bytes (the last possibly shorter): one UDP super-frame. A port that
-/// cannot take it (`Offloads::uso`) gets it cut into the datagrams by the
-/// switch.
-pub(crate) fn emit_datagrams(
+/// The headers of `n` payload bytes from the flow's outside address to the
+/// container: the pseudo-header sum over the whole in the checksum field
+/// (the port or the offload fallback completes it; a super-frame's
+/// segmentation swaps each datagram's own length into it and into the UDP
+/// length), and emits the frame.
+fn emit_udp(
     tx: &mut FrameBuf,
     ep: &Inside,
     key: &FlowKey,
     n: usize,
-    segment: usize,
+    gso: Option<crate::inside::Gso>,
     emit: &mut dyn Emit,
 ) {
     let remote = key.outside.ip();
     let l4_len = HEADER_LEN + n;
     let off = emit_ip_to(tx, ep, remote, protocol::UDP, l4_len);
     let pseudo = pseudo_header(remote, ep.ip, protocol::UDP, l4_len);
-    // The super-frame's length and the pseudo-header sum over it: the
-    // kernel's segmentation swaps each datagram's own length into both.
     udpw::emit_header(
         &mut tx.read_space()[off..],
         key.outside.port(),
@@ -291,16 +204,11 @@ pub(crate) fn emit_datagrams(
         l4_len as u16,
         checksum::fold(pseudo),
     );
-    finish_frame(
-        tx,
-        off + l4_len,
-        udpw::CHECKSUM_OFFSET as u16,
-        Some(crate::inside::Gso {
-            kind: crate::wire::vnet::gso::UDP_L4,
-            size: segment as u16,
-            hdr_len: (off + HEADER_LEN) as u16,
-        }),
-    );
+    let gso = gso.map(|g| crate::inside::Gso {
+        hdr_len: (off + HEADER_LEN) as u16,
+        ..g
+    });
+    finish_frame(tx, off + l4_len, udpw::CHECKSUM_OFFSET as u16, gso);
     emit.emit(ep.port, tx);
 }
 
@@ -544,9 +452,15 @@ impl Nat {
     /// Sends the batch (the module's "Batching toward the host"): one
     /// UDP GSO send, or one by one where the host refuses that.
     pub(super) fn flush_udp(&mut self, emit: &mut dyn Emit) {
-        let Some(((id, key), len, segment, count)) = self.udp_batch.take() else {
+        let Some(((id, key), run)) = self.udp_batch.take() else {
             return;
         };
+        let SegmentRun {
+            len,
+            segment,
+            count,
+            ..
+        } = run;
         if self.table.key(id) != Some(&key) {
             self.counters.udp_send_failed += count as u64;
             return;
@@ -626,37 +540,44 @@ impl Nat {
         // The largest datagram a super-frame's segment may carry: one that
         // makes an IP packet within the container's MTU.
         let fits = (ep.mtu as usize).saturating_sub(at - crate::wire::ethernet::HEADER_LEN);
-        let mut got = Gather::default();
-        let mut bytes = 0u64;
+        // What the datagrams read so far make, not yet emitted.
+        let mut run: Option<SegmentRun> = None;
+        let (mut got, mut bytes, mut super_frames) = (0u64, 0u64, 0u64);
         let mut drained = false;
-        for i in 0..BATCH {
+        for _ in 0..BATCH {
             // The first datagram straight to where it goes; the others to
             // the receive buffer, then after it if they may share its
             // super-frame (copying a datagram costs less than a write).
-            let r = if got.count == 0 {
-                self.io
-                    .recv(fd, &mut self.tx.read_space()[at..at + MAX_PAYLOAD], 0)
-            } else {
-                self.io.recv(fd, &mut self.udp_rx[..MAX_PAYLOAD], 0)
+            let r = match run {
+                None => self
+                    .io
+                    .recv(fd, &mut self.tx.read_space()[at..at + MAX_PAYLOAD], 0),
+                Some(_) => self.io.recv(fd, &mut self.udp_rx[..MAX_PAYLOAD], 0),
             };
             match r {
                 Ok(n) => {
+                    got += 1;
                     bytes += n as u64;
-                    if got.count == 0 {
-                        got.start(n);
-                    } else if got.takes(n, fits) {
-                        let end = at + got.len;
-                        self.tx.read_space()[end..end + n].copy_from_slice(&self.udp_rx[..n]);
-                        got.add(n);
-                    } else {
-                        got.emit(&mut self.tx, &ep, key, emit);
-                        self.tx.read_space()[at..at + n].copy_from_slice(&self.udp_rx[..n]);
-                        got.start(n);
-                    }
-                    // A shorter datagram ends a super-frame; so does the
-                    // last read of the batch.
-                    if got.closed || i + 1 == BATCH || !got.may_grow(fits) {
-                        got.emit(&mut self.tx, &ep, key, emit);
+                    run = Some(match run {
+                        None => SegmentRun::start(n),
+                        Some(mut r) if r.segment <= fits && r.takes(n) => {
+                            let end = at + r.len;
+                            self.tx.read_space()[end..end + n].copy_from_slice(&self.udp_rx[..n]);
+                            r.add(n);
+                            r
+                        }
+                        Some(r) => {
+                            super_frames += u64::from(emit_run(&mut self.tx, &ep, key, &r, emit));
+                            self.tx.read_space()[at..at + n].copy_from_slice(&self.udp_rx[..n]);
+                            SegmentRun::start(n)
+                        }
+                    });
+                    // Emitted as soon as nothing more may join (a shorter
+                    // datagram, a full run, a segment too large for the
+                    // container's MTU).
+                    if let Some(r) = run.filter(|r| r.segment > fits || !r.may_grow()) {
+                        super_frames += u64::from(emit_run(&mut self.tx, &ep, key, &r, emit));
+                        run = None;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -664,7 +585,9 @@ impl Nat {
                     break;
                 }
                 Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
-                    got.emit(&mut self.tx, &ep, key, emit);
+                    if let Some(r) = run.take() {
+                        super_frames += u64::from(emit_run(&mut self.tx, &ep, key, &r, emit));
+                    }
                     super::icmp::send_unreachable(
                         &mut self.tx,
                         &ep,
@@ -681,12 +604,14 @@ impl Nat {
                 }
             }
         }
-        got.emit(&mut self.tx, &ep, key, emit);
-        self.counters.udp_super_frames += got.super_frames;
+        if let Some(r) = run {
+            super_frames += u64::from(emit_run(&mut self.tx, &ep, key, &r, emit));
+        }
+        self.counters.udp_super_frames += super_frames;
         let Some(flow) = self.table.get_mut(id) else {
             return Next::Keep;
         };
-        if got.any {
+        if got > 0 {
             flow.bytes_in += bytes;
             if let FlowState::Udp(u) = &mut flow.state {
                 u.replied = true;
@@ -742,7 +667,7 @@ mod tests {
         }
     }
 
-    /// What `emit_datagrams` builds is a UDP super-frame a TAP that knows
+    /// What `emit_run` builds of several datagrams is a UDP super-frame a TAP that knows
     /// USO takes whole, and that `offload::segment` cuts into exactly the
     /// datagrams gathered, each with valid IP and UDP checksums (checked by
     /// etherparse), for both families.
@@ -768,8 +693,13 @@ mod tests {
                 }
                 len += n;
             }
+            let mut run = SegmentRun::start(sizes[0]);
+            for &n in &sizes[1..] {
+                run.add(n);
+            }
+            assert_eq!(run.len, len);
             let mut out = Keep(Vec::new());
-            emit_datagrams(&mut tx, &ep, &key, len, 100, &mut out);
+            assert!(emit_run(&mut tx, &ep, &key, &run, &mut out));
             let sf = &out.0[0];
             let h = sf.vnet();
             assert_eq!((h.gso_kind(), h.gso_size), (gso::UDP_L4, 100));
@@ -840,11 +770,11 @@ mod tests {
         assert!(!b.append(other, &key, &[3; 64]), "another flow");
         assert!(b.append(a, &key, &[4; 10]), "a shorter last one");
         assert!(!b.append(a, &key, &[5; 10]), "nothing after it");
-        let ((id, _), len, seg, count) = b.take().unwrap();
-        assert_eq!((id, len, seg, count), (a, 138, 64, 3));
+        let ((id, _), run) = b.take().unwrap();
+        assert_eq!((id, run.len, run.segment, run.count), (a, 138, 64, 3));
         assert!(b.take().is_none());
-        // Bounded in count: GSO_MAX_SEGMENTS datagrams, then no more.
-        for _ in 0..GSO_MAX_SEGMENTS {
+        // Bounded in count: UDP_MAX_SEGMENTS datagrams, then no more.
+        for _ in 0..crate::offload::UDP_MAX_SEGMENTS {
             assert!(b.append(a, &key, &[0; 8]));
         }
         assert!(!b.append(a, &key, &[0; 8]));
@@ -852,6 +782,6 @@ mod tests {
         b.take();
         let big = vec![0u8; GSO_MAX_DATAGRAM];
         assert!(b.append(a, &key, &big));
-        assert!(!b.append(a, &key, &big), "past GSO_MAX_BYTES");
+        assert!(!b.append(a, &key, &big), "past UDP_MAX_BYTES");
     }
 }

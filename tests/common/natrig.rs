@@ -539,22 +539,27 @@ pub struct Rig {
     turn_bufs: Vec<FrameBuf>,
 }
 
+/// The rig's network: docker's default bridge, 172.17.0.0/16 with NAT.
+pub fn default_network() -> NetworkSpec {
+    NetworkSpec {
+        name: "default".into(),
+        subnet: "172.17.0.0/16".parse().unwrap(),
+        gateway_ip: GW.into(),
+        gateway_mac: gw_mac(),
+        fdb_max_entries: 1024,
+        fdb_max_per_port: 64,
+        mac_aging: Duration::from_secs(300),
+        nat: true,
+        dns_ip: None,
+        ipv6: None,
+    }
+}
+
 impl Rig {
     pub fn new(o: Opts) -> Rig {
         let names = lanyard::dns::shared_names();
         let mut sw = Switch::with_names(16, o.nat.clone(), o.dns_upstreams.clone(), names.clone());
-        let net = sw.add_network(NetworkSpec {
-            name: "default".into(),
-            subnet: "172.17.0.0/16".parse().unwrap(),
-            gateway_ip: GW.into(),
-            gateway_mac: gw_mac(),
-            fdb_max_entries: 1024,
-            fdb_max_per_port: 64,
-            mac_aging: Duration::from_secs(300),
-            nat: true,
-            dns_ip: None,
-            ipv6: None,
-        });
+        let net = sw.add_network(default_network());
         let poll = mio::Poll::new().expect("a mio poll");
         sw.set_registry(poll.registry().try_clone().expect("a registry handle"));
         let dhcp = o.events.map(|cap| {
