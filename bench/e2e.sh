@@ -156,6 +156,7 @@
 # once its command exits): port drops, NAT, gateway and shard counters.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 DUR=${DUR:-5}
 REPS=${REPS:-3}
@@ -168,7 +169,6 @@ want_table() { [[ " $TABLES " == *" $1 "* ]]; }
 LANYARD=${LANYARD:-$PWD/target/release/lanyard}
 [ "$(id -u)" = 0 ] || { echo "bench/e2e.sh needs root (namespaces, kernel baselines)" >&2; exit 2; }
 export DEBIAN_FRONTEND=noninteractive
-log() { echo "[$(date +%T)] $*" >&2; }
 T_START=$(date +%s)
 
 # --- peers from Debian (command:package) ---
@@ -205,42 +205,10 @@ cp bench/conn_rate.py "$TMP/conn_rate.py"; chmod 644 "$TMP/conn_rate.py"
 mkdir "$TMP/run"; chown "$U_ID:$G_ID" "$TMP/run"; chmod 700 "$TMP/run"
 SOCK="$TMP/run/lanyard.sock"
 ESOCK="$TMP/run/egress.sock"
-PIDS=()
 NS=(lyb-br lyb-a lyb-b lyb-c lyb-d lyb-kc lyb-host lyb-out)
-track() { PIDS+=("$1"); }
-untrack() { # forget an exited PID, so cleanup never signals a reused one
-    local p keep=()
-    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && [ "$p" != "$1" ] && keep+=("$p"); done
-    PIDS=("${keep[@]:-}")
-}
-# exited (or a zombie not yet reaped)
-exited() { [ ! -e "/proc/$1" ] || [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" = Z ]; }
-stop_pid() { # TERM, then KILL after 5 s: the wait is bounded
-    kill "$1" 2>/dev/null || true
-    local i
-    for i in $(seq 50); do exited "$1" && break; sleep 0.1; done
-    exited "$1" || kill -KILL "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-    untrack "$1"
-}
-finish_pid() { # let it exit on its own for 3 s, then stop it
-    local i
-    for i in $(seq 30); do exited "$1" && break; sleep 0.1; done
-    stop_pid "$1"
-}
-cleanup() {
-    set +e
-    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
-    # Whatever still runs inside the namespaces made here was started here.
-    for n in "${NS[@]}"; do ip netns pids "$n" 2>/dev/null | xargs -r kill 2>/dev/null; done
-    sleep 0.3
-    for n in "${NS[@]}"; do ip netns del "$n" 2>/dev/null; done
-    rm -rf "$TMP"
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-as_user() { setpriv --reuid="$U_ID" --regid="$G_ID" --clear-groups -- "$@"; }
 ly() { as_user "$TMP/lanyard" "$@"; }
 
 rtt() { python3 -c 'import re,sys; m=re.search(r"= [\d.]+/([\d.]+)/", sys.stdin.read()); print(int(float(m.group(1))*1000) if m else "nan")'; }
@@ -469,7 +437,6 @@ daemon_start() { # netns|- socket log [config] -> DPID, or 1 and DFAIL = why
 }
 daemon_must() { daemon_start "$@" || { echo "lanyard $DFAIL" >&2; cat "$3" >&2; exit 1; }; }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 cpu_per_gb() { # file -> "N.NNN s per GB"
     python3 - "$1" "$(getconf CLK_TCK)" <<'PY2'
@@ -596,11 +563,6 @@ egress_mtu() { # the row's MTU on every link of the path
     fi
 }
 
-wait_for() { # tries(0.1 s each) command... -> 0 once the command succeeds
-    local n=$1; shift
-    for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-    return 1
-}
 in_holder() { as_user nsenter -t "${SH[$1]}" -U -n --preserve-credentials "${@:2}"; }
 # unshare has made its namespaces, written the ID maps and exec'd sleep
 holder_ready() { [ "$(cat "/proc/$1/comm")" = sleep ]; }
@@ -702,7 +664,6 @@ unusable() { # peer -> prints why it cannot be measured now, if so
     [ -n "$why" ] && echo "$why"
 }
 
-one_line() { tr '\n|' ' /' | sed 's/  */ /g; s/^ //; s/ $//' | cut -c1-100; }
 
 ECPUF='' # lanyard's CPU and bytes of each egress run go to it (default $TMP/ecpu)
 egress_tcp() { # peer mtu tx|rx [outside address, default $OUT_IP] -> R = Gbit/s or "fail:why"; STALL

@@ -67,6 +67,7 @@
 # and what runs inside the namespaces made here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 DUR=${DUR:-5}
 REPS=${REPS:-1}
@@ -80,7 +81,6 @@ for a in $ATTACKS; do
 done
 LANYARD=${LANYARD:-$PWD/target/release/lanyard}
 [ "$(id -u)" = 0 ] || { echo "bench/hostile.sh needs root (namespaces)" >&2; exit 2; }
-log() { echo "[$(date +%T)] $*" >&2; }
 if ! command -v iperf3 >/dev/null; then
     log "installing iperf3 from Debian"
     { DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -q iperf3; } >/tmp/lanyard-hostile-apt.log 2>&1 || true
@@ -99,37 +99,10 @@ cp tests/data/hostile.py tests/data/netpeer.py "$TMP/"; chmod 644 "$TMP"/*.py
 mkdir "$TMP/run" "$TMP/out"; chown "$U_ID:$G_ID" "$TMP/run" "$TMP/out"; chmod 700 "$TMP/run"
 SOCK="$TMP/run/lanyard.sock"
 NS=(lyh-host lyh-out)
-PIDS=()
-track() { PIDS+=("$1"); }
-untrack() {
-    local p keep=()
-    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && [ "$p" != "$1" ] && keep+=("$p"); done
-    PIDS=("${keep[@]:-}")
-}
-exited() { [ ! -e "/proc/$1" ] || [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" = Z ]; }
-stop_pid() { # TERM, then KILL after 5 s
-    kill "$1" 2>/dev/null || true
-    local i
-    for i in $(seq 50); do exited "$1" && break; sleep 0.1; done
-    exited "$1" || kill -KILL "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-    untrack "$1"
-}
-cleanup() {
-    set +e
-    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
-    for n in "${NS[@]}"; do ip netns pids "$n" 2>/dev/null | xargs -r kill 2>/dev/null; done
-    sleep 0.3
-    for n in "${NS[@]}"; do ip netns del "$n" 2>/dev/null; done
-    rm -rf "$TMP"
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-wait_for() { local n=$1; shift; for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
-as_user() { setpriv --reuid="$U_ID" --regid="$G_ID" --clear-groups -- "$@"; }
 ly() { ip netns exec lyh-host setpriv --reuid="$U_ID" --regid="$G_ID" --clear-groups -- "$TMP/lanyard" "$@"; }
 ctr() { ly run --socket "$SOCK" "$@"; } # lanyard run options... -- command
-one_line() { tr '\n|' ' /' | sed 's/  */ /g; s/^ //; s/ $//' | cut -c1-100; }
 
 # --- the topology and the daemon ---
 for n in "${NS[@]}"; do ip netns del "$n" 2>/dev/null || true; ip netns add "$n"; done
@@ -159,7 +132,7 @@ track "$!"
 wait_for 100 grep -q ready "$TMP/srv.out" || { log "the published echo server did not start"; cat "$TMP/srv.out" >&2; exit 1; }
 wait_for 100 sh -c "$TMP/lanyard network inspect --socket $SOCK default 2>/dev/null | grep -q '\"peer\"'" || true
 
-rss() { awk '/^VmRSS/ {print $2}' "/proc/$DPID/status"; }
+rss() { rss_kib "$DPID"; }
 stats() { ly stats --socket "$SOCK" --json >"$1" 2>/dev/null || echo '{}' >"$1"; }
 
 cell() { # -> R = "Gbit/s rtt_us" of the neighbour (or "fail:why")

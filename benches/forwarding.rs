@@ -434,5 +434,111 @@ fn shards(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, forwarding, offload, nat, shards);
+/// The MAC table at its bound (issue 21: forwarding rate unchanged). Eight
+/// trusted uplink ports (each with hosts behind it, as an attached bridge
+/// has) have learned their share of the table, 1,024 MACs each: the
+/// network's whole `fdb_max_entries` of 8,192, beside the two endpoints'
+/// pinned MACs. Then: an endpoint's learned unicast in that full table
+/// (the `forwarding` group's `learned_unicast_64B` in an empty one); uplink
+/// unicast cycling over 1,024 source and destination MACs of the full table
+/// against the same traffic over 64 MACs in a table that holds only them
+/// (the cost of a table that no longer sits in cache); and frames from new
+/// source MACs the full table refuses (counted, still forwarded), what a
+/// MAC-spraying neighbour costs.
+fn fdb_at_bound(c: &mut Criterion) {
+    const UPLINKS: u8 = 8;
+    const PER_UPLINK: u16 = 1024;
+    fn host_mac(uplink: u8, n: u16) -> MacAddr {
+        let [hi, lo] = n.to_be_bytes();
+        MacAddr([0x02, 0x10, 0, uplink, hi, lo])
+    }
+    fn frame(dst: MacAddr, src: MacAddr) -> FrameBuf {
+        let mut f = ipv4_frame(dst, ip(200), ip(201), 64);
+        f[6..12].copy_from_slice(&src.0);
+        FrameBuf::from_frame(VnetHdr::default(), &f)
+    }
+    /// Two endpoints and the uplinks, each uplink having learned `per` MACs.
+    fn filled(per: u16) -> (Switch, Vec<PortId>, Vec<PortId>) {
+        let (mut sw, eps) = switch(2, Offloads::FULL);
+        let uplinks: Vec<PortId> = (0..UPLINKS)
+            .map(|u| {
+                sw.add_port(
+                    Box::new(MemoryPort::sink_with_offloads(Offloads::FULL)),
+                    PortSpec {
+                        name: format!("up{u}"),
+                        network: lanyard::dataplane::NetworkId(0),
+                        policy: PortPolicy::TRUSTED,
+                        mtu: 65520,
+                        allow_host_loopback: false,
+                        loopback_unreachable: false,
+                    },
+                )
+                .unwrap()
+            })
+            .collect();
+        for (u, &port) in uplinks.iter().enumerate() {
+            for n in 0..per {
+                let mut f = frame(mac(ip(2)), host_mac(u as u8, n));
+                sw.handle_frame(port, &mut f, Time(0));
+            }
+        }
+        let learned = sw.fdb_len(lanyard::dataplane::NetworkId(0));
+        assert_eq!(
+            learned,
+            UPLINKS as usize * per as usize + 2,
+            "the table is not filled"
+        );
+        (sw, eps, uplinks)
+    }
+    /// BATCH frames from uplink 0: sources cycling over its own `per` MACs,
+    /// destinations over the other uplinks' (all learned: unicast).
+    fn cycling(per: u16) -> Vec<FrameBuf> {
+        (0..BATCH as u16)
+            .map(|k| {
+                let dst_uplink = 1 + (k % (UPLINKS as u16 - 1)) as u8;
+                frame(host_mac(dst_uplink, (k * 37) % per), host_mac(0, k % per))
+            })
+            .collect()
+    }
+    fn run_each(sw: &mut Switch, port: PortId, frames: &mut [FrameBuf]) {
+        for (i, f) in frames.iter_mut().enumerate() {
+            sw.handle_frame(port, f, Time(i as u64));
+        }
+    }
+
+    let mut g = c.benchmark_group("fdb_at_bound");
+    g.throughput(Throughput::Elements(BATCH));
+
+    let (mut sw, eps, _) = filled(PER_UPLINK);
+    let mut buf = FrameBuf::from_frame(
+        VnetHdr::default(),
+        &ipv4_frame(mac(ip(3)), ip(2), ip(3), 64),
+    );
+    g.bench_function("endpoint_unicast_64B_table_full", |b| {
+        b.iter(|| run_batch(&mut sw, eps[0], black_box(&mut buf)))
+    });
+
+    for (per, name) in [
+        (8u16, "uplink_unicast_64B_64_macs"),
+        (PER_UPLINK, "uplink_unicast_64B_8192_macs_full"),
+    ] {
+        let (mut sw, _, uplinks) = filled(per);
+        let mut frames = cycling(per);
+        g.bench_function(name, |b| {
+            b.iter(|| run_each(&mut sw, uplinks[0], black_box(&mut frames)))
+        });
+    }
+
+    // Uplink 0 holds its whole share: every one of these sources is refused.
+    let (mut sw, _, uplinks) = filled(PER_UPLINK);
+    let mut frames: Vec<FrameBuf> = (0..BATCH as u16)
+        .map(|k| frame(host_mac(1, k % PER_UPLINK), host_mac(0x80, k)))
+        .collect();
+    g.bench_function("new_src_mac_refused_table_full", |b| {
+        b.iter(|| run_each(&mut sw, uplinks[0], black_box(&mut frames)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, forwarding, fdb_at_bound, offload, nat, shards);
 criterion_main!(benches);
