@@ -407,34 +407,7 @@ PY2
 )" >>"$SNAPF"
 }
 
-# --- lanyard daemons ---
-daemon_start() { # netns|- socket log [config] -> DPID, or 1 and DFAIL = why
-    # Not through the `ly` function: `$!` must be lanyard's own PID
-    # (`ip netns exec` and setpriv exec, they do not fork).
-    local pre=() cfg=() rc
-    [ "$1" = - ] || pre=(ip netns exec "$1")
-    # with a config file, it alone sets the data-path threads (LANYARD_THREADS would override it)
-    [ -n "${4:-}" ] && { cfg=(--config "$4"); pre+=(env -u LANYARD_THREADS); }
-    rm -f "$2"
-    "${pre[@]}" setpriv --reuid="$U_ID" --regid="$G_ID" --clear-groups -- "$TMP/lanyard" daemon "${cfg[@]}" --socket "$2" >"$3" 2>&1 &
-    DPID=$!; track "$DPID"
-    for _ in $(seq 100); do
-        ly network ls --socket "$2" >/dev/null 2>&1 && return 0
-        if exited "$DPID"; then
-            rc=0; wait "$DPID" || rc=$?
-            untrack "$DPID"
-            # "lanyard: config error: /tmp/.../x.toml: line 1: unknown field `k`, expected one of ..."
-            # -> "config error: line 1: unknown field `k`"
-            DFAIL="daemon exited with code $rc: $({ grep -m1 -i error "$3" || tail -1 "$3"; } |
-                sed -E 's/^lanyard: //; s#/[^ ]*\.toml: ##; s/, expected one of .*//' | one_line)"
-            return 1
-        fi
-        sleep 0.1
-    done
-    stop_pid "$DPID"
-    DFAIL="daemon did not answer on its socket in 10 s: $(tail -1 "$3" | one_line)"
-    return 1
-}
+# --- lanyard daemons (daemon_start: bench/lib.sh) ---
 daemon_must() { daemon_start "$@" || { echo "lanyard $DFAIL" >&2; cat "$3" >&2; exit 1; }; }
 
 

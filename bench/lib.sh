@@ -6,6 +6,7 @@
 #   TMP        its scratch directory (removed on exit)
 #   NS         the namespaces it made (array; removed on exit)
 #   U_ID G_ID  the unprivileged user lanyard and the rootless peers run as
+#   TMP/lanyard  the lanyard binary measured (a copy, executable by that user)
 
 log() { echo "[$(date +%T)] $*" >&2; }
 
@@ -50,3 +51,31 @@ as_user() { setpriv --reuid="$U_ID" --regid="$G_ID" --clear-groups -- "$@"; }
 one_line() { tr '\n|' ' /' | sed 's/  */ /g; s/^ //; s/ $//' | cut -c1-100; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+daemon_start() { # netns|- socket log [config] -> DPID, or 1 and DFAIL = why
+    # Not through the `ly` function: `$!` must be lanyard's own PID
+    # (`ip netns exec` and setpriv exec, they do not fork).
+    local pre=() cfg=() rc
+    [ "$1" = - ] || pre=(ip netns exec "$1")
+    # with a config file, it alone sets the data-path threads (LANYARD_THREADS would override it)
+    [ -n "${4:-}" ] && { cfg=(--config "$4"); pre+=(env -u LANYARD_THREADS); }
+    rm -f "$2"
+    "${pre[@]}" setpriv --reuid="$U_ID" --regid="$G_ID" --clear-groups -- "$TMP/lanyard" daemon "${cfg[@]}" --socket "$2" >"$3" 2>&1 &
+    DPID=$!; track "$DPID"
+    for _ in $(seq 100); do
+        as_user "$TMP/lanyard" network ls --socket "$2" >/dev/null 2>&1 && return 0
+        if exited "$DPID"; then
+            rc=0; wait "$DPID" || rc=$?
+            untrack "$DPID"
+            # "lanyard: config error: /tmp/.../x.toml: line 1: unknown field `k`, expected one of ..."
+            # -> "config error: line 1: unknown field `k`"
+            DFAIL="daemon exited with code $rc: $({ grep -m1 -i error "$3" || tail -1 "$3"; } |
+                sed -E 's/^lanyard: //; s#/[^ ]*\.toml: ##; s/, expected one of .*//' | one_line)"
+            return 1
+        fi
+        sleep 0.1
+    done
+    stop_pid "$DPID"
+    DFAIL="daemon did not answer on its socket in 10 s: $(tail -1 "$3" | one_line)"
+    return 1
+}

@@ -778,10 +778,47 @@ pub fn parse_upstream(field: &str, s: &str) -> Result<SocketAddr, ConfigError> {
     ))
 }
 
+/// Open files a lanyard keeps beyond one per port and one per control
+/// connection: its epoll and event fds, the control and metrics listeners,
+/// the DNS forwarder's upstream sockets, published ports' listeners, the
+/// state file. What the open-file limit leaves past these and the ports'
+/// and connections' is what the NAT's flows may hold.
+pub const RESERVED_FDS: u64 = 320;
+
 impl Config {
     /// The embedded defaults.
     pub fn embedded() -> Config {
         Config::parse(DEFAULT_TOML).expect("the embedded default config is valid")
+    }
+
+    /// Fits the NAT's flow bound to the open-file limit `fds`. Every NAT
+    /// flow holds a host socket: a bound above what the limit leaves would
+    /// let containers' flows take the descriptors that attaching a
+    /// container, a control connection or a published port's client needs
+    /// (each then fails with EMFILE), so the table is made no larger than
+    /// what is left after the ports, the control connections and
+    /// [`RESERVED_FDS`]. Returns the warning to log when it lowered
+    /// `nat.max_flows` (and `nat.max_flows_per_container` with it).
+    pub fn fit_open_files(&mut self, fds: u64) -> Option<String> {
+        let kept =
+            (self.limits.max_ports + self.limits.max_control_connections) as u64 + RESERVED_FDS;
+        // At least a few flows, so that a limit too low for everything
+        // still has a working (if small) NAT; the daemon warns about the
+        // limit itself when it is below the ports' and connections' share.
+        let budget = fds.saturating_sub(kept).max(64) as usize;
+        let n = &mut self.nat;
+        if n.max_flows <= budget {
+            return None;
+        }
+        let was = n.max_flows;
+        n.max_flows = budget;
+        n.max_flows_per_container = n.max_flows_per_container.min(budget as u32);
+        Some(format!(
+            "nat.max_flows {was} is more than the open-file limit {fds} leaves for NAT flows \
+             (each holds a socket; {kept} are kept for limits.max_ports, \
+             limits.max_control_connections and the daemon's own): using {budget} \
+             (raise the limit, ulimit -n, to keep {was})"
+        ))
     }
 
     /// Reads and checks a config file.
@@ -1165,5 +1202,34 @@ mod tests {
         let c = Config::parse("[[network]]\nname = \"n\"\nsubnet = \"10.88.0.0/16\"\n").unwrap();
         assert_eq!(c.networks[0].gateway, Ipv4Addr::new(10, 88, 0, 1));
         assert_eq!(c.networks[0].ip_range, c.networks[0].subnet);
+    }
+
+    #[test]
+    fn the_flow_bound_fits_the_open_file_limit() {
+        let mut c = Config::embedded();
+        // The defaults: 1024 ports, 1024 connections, 65,536 flows.
+        assert_eq!(
+            c.fit_open_files(1 << 20),
+            None,
+            "a high limit changes nothing"
+        );
+        assert_eq!(c.nat.max_flows, 65536);
+        let w = c.fit_open_files(20000).expect("a warning");
+        let budget = 20000 - 2048 - RESERVED_FDS as usize;
+        assert_eq!(c.nat.max_flows, budget);
+        assert_eq!(
+            c.nat.max_flows_per_container, 4096,
+            "below the budget: kept"
+        );
+        assert!(
+            w.contains("nat.max_flows 65536") && w.contains(&format!("using {budget}")),
+            "{w}"
+        );
+        // A limit below the kept share: a small NAT still, never 0.
+        let mut c = Config::embedded();
+        c.fit_open_files(1024).expect("a warning");
+        assert_eq!((c.nat.max_flows, c.nat.max_flows_per_container), (64, 64));
+        // Already within it: untouched.
+        assert_eq!(c.fit_open_files(1024), None);
     }
 }

@@ -128,6 +128,11 @@ pub fn run(config: &Config, socket: Option<&Path>, pcap: Option<&Path>) -> Resul
     }
     let _ = signals.thread_block();
     let fds = crate::sys::raise_fd_limit();
+    let mut fitted = config.clone();
+    if let Some(warning) = fitted.fit_open_files(fds) {
+        log::warn!("{warning}");
+    }
+    let config = &fitted;
     let needed = (config.limits.max_ports + config.limits.max_control_connections + 64) as u64;
     if fds < needed {
         log::warn!(

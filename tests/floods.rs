@@ -487,3 +487,78 @@ cat nb.out
     // The neighbour's flow is still in the table.
     assert_eq!(n(&out, "conntrack ", "172.17.0.10"), 1, "{out}");
 }
+
+/// Every NAT flow holds a host socket, so a daemon whose open-file limit
+/// is below what its flow bound needs would let containers' flows take the
+/// descriptors that attaching a container or a control connection needs:
+/// with 600 open files and the default 65,536 flows, a flood of 1,500 new
+/// UDP flows (each unanswered, so held 30 s) ran the daemon out of
+/// descriptors (EMFILE: `host_socket_failed`), and the next containers
+/// could not attach. The daemon now fits its flow bound to the limit (600
+/// less the 32 ports, 32 connections and 320 it keeps: 216), says so at
+/// start, and the flood is held at that bound while, with its flows still
+/// in the table, eight more containers start and a neighbour's transfer
+/// and pings go through.
+#[test]
+fn a_low_open_file_limit_bounds_the_flows_not_the_containers() {
+    let out = run(
+        As::Unprivileged,
+        CONFIG,
+        r#"
+kill $D; wait $D 2>/dev/null || true
+cat > low.toml <<'TOML'
+[limits]
+max_ports = 32
+max_control_connections = 32
+[dns]
+upstream = ["127.0.0.1:5353"]
+TOML
+prlimit --nofile=600:600 -- $B daemon --socket $S --config low.toml > low.log 2>&1 & D=$!; PIDS="$PIDS $D"
+until_ok $B network ls --socket $S
+grep -o "nat.max_flows.*" low.log || echo "no warning"
+bg_run --name peer2 --ip 172.17.0.21 -- sleep 100
+on_net peer2
+# The attacker stays attached after its flood: its flows stay in the table.
+attack att --ip 172.17.0.30 -- sh -c "python3 $H flood udp 1500 5 1000 10.200.0.2 9; exec sleep 60"
+i=0; until grep -q "^flood .* sent" att.out; do i=$((i+1)); [ $i -lt 300 ] || break; sleep 0.1; done
+snapshot
+started=0
+for i in 1 2 3 4 5 6 7 8; do
+  run --name c$i --ip 172.17.0.5$i -- true > c$i.out 2>&1 && started=$((started+1))
+done
+echo "started $started/8"
+neighbour 172.17.0.10 172.17.0.21
+attack_end att
+snapshot | sed 's/^flows /flows after /'
+"#,
+    );
+    let warning = line(&out, "nat.max_flows ");
+    assert!(
+        warning.contains("nat.max_flows 65536 is more than the open-file limit 600")
+            && warning.contains("using 216"),
+        "{out}"
+    );
+    assert!(
+        line(&out, "flood ").contains("sent 1500"),
+        "the flood did not run: {out}"
+    );
+    assert_eq!(
+        n(&out, "nat ", "host_socket_failed"),
+        0,
+        "the daemon ran out of descriptors: {out}"
+    );
+    // The bound was reached, held, and still held after the containers
+    // started: the flows were in the table all along.
+    assert_eq!(flows(&out), 216, "{out}");
+    assert_eq!(
+        n(&out, "nat ", "flows_refused_limit"),
+        1500 - 216,
+        "the flood was not held at the bound: {out}"
+    );
+    assert_eq!(line(&out, "started "), "started 8/8", "{out}");
+    assert_neighbour_worked(&out, 8);
+    let after: u64 = line(&out, "flows after ")[12..].trim().parse().unwrap();
+    // Less the one that made room for the neighbour's connection (the
+    // table was full: its least recently active unanswered flow went).
+    assert!(after >= 215, "the attacker's flows left the table: {out}");
+}

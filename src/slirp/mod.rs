@@ -319,7 +319,7 @@ fn run_inner(opts: &Options) -> Result<(), String> {
         // on the data path's thread; a helper's switch has none.
         base.nat.published_clients = crate::ratelimit::Rate::new(1_000_000, 1_000_000);
     }
-    let config = layout.config(&base);
+    let mut config = layout.config(&base);
     log::set_level(config.daemon.log_level);
     // The exit and ready fds are the caller's; check they are open before
     // anything is made, as a bad fd is a bad argument.
@@ -358,7 +358,10 @@ fn run_inner(opts: &Options) -> Result<(), String> {
         signals.add(s);
     }
     let _ = signals.thread_block();
-    crate::sys::raise_fd_limit();
+    let fds = crate::sys::raise_fd_limit();
+    if let Some(warning) = config.fit_open_files(fds) {
+        log::warn!("{warning}");
+    }
     crate::sys::sock::set_outbound(layout.outbound.0, layout.outbound.1);
     confine(opts, &config)?;
     let d = Daemon::start(&config).map_err(|e| format!("starting the switch: {e}"))?;
