@@ -9,6 +9,10 @@
 #   sudo TABLES=flows FLOWS="1000 10000" bench/scale.sh
 #   sudo TABLES=containers COUNTS="2 16" DUR=3 bench/scale.sh
 #   sudo LANYARD=/tmp/lanyard-copy bench/scale.sh   # measure that binary
+#   sudo PERF=/tmp/prof TABLES=containers bench/scale.sh
+#                                              # and write a perf profile of the
+#                                              # daemon mid-run per row
+#                                              # (PERF/scale-N.data; perf -e cpu-clock)
 #
 # Table "containers": COUNTS (default 2 16 64 128) containers on one
 # network, in pairs; every pair runs one iperf3 TCP stream (client in the
@@ -24,7 +28,8 @@
 # Every container waits for a go file before its client starts, so all N
 # are attached when the idle RSS is read and the pairs start together.
 #
-# Table "flows": FLOWS (default 1000 10000 100000) established NAT'd TCP
+# Table "flows": FLOWS (default 1000 10000 19000 100000; 19,000: about the most
+# a 20,000 open-file limit holds, which this machine sets) established NAT'd TCP
 # connections held at once by one container (bench/flow_hold.py), to a
 # server in namespace lys-out (10.200.0.2, ports 7001-7008: one source
 # address reaches one port from ~28,000 source ports only), the topology of
@@ -36,7 +41,10 @@
 #             (172.18.0.2) behind nft MASQUERADE; lanyard: a daemon of its
 #             own per row, as $BENCH_USER, with [nat] max_flows = 131072 and
 #             the per-container bound and new-flow budget raised to match
-#             (the defaults: 65,536, 4,096 per container, 2,000/s)
+#             (the defaults: 65,536, 4,096 per container, 2,000/s), and
+#             [limits] of 64 ports and control connections, so that the
+#             open-file limit leaves it the most flows (it fits max_flows to
+#             what the limit leaves, and says so: printed under the table)
 # Rows: 0 (the probes alone: an empty table) and each count. Columns: the
 # rate at which the N were opened (connections/s, 256 connects
 # outstanding), for the kernel's MASQUERADE and for lanyard; the latency of
@@ -45,9 +53,10 @@
 # and the RSS per flow; the flows its table reports (`lanyard stats`) and
 # the kernel's conntrack count, as checks that the N are really held.
 #
-# Needs root (namespaces, the kernel's reference, the open-files limit:
+# Needs root (namespaces, the kernel's reference; the open-file limit:
 # 100,000 flows are 300,000 sockets, the client's, the NAT's and the
-# server's). lanyard runs as $BENCH_USER (default lanyard-ci, else nobody).
+# server's, so a row above what the hard limit allows one process, where
+# root cannot raise it, is printed as not measurable). lanyard runs as $BENCH_USER (default lanyard-ci, else nobody).
 # Installs iperf3 and nftables from Debian when missing. Traffic stays in
 # the namespaces made here; everything started here is stopped on exit (by
 # PID, and what runs inside the namespaces made here). Run time on a 2-vCPU
@@ -59,8 +68,9 @@ T_START=$(date +%s)
 
 DUR=${DUR:-5}
 MTU=${MTU:-1500}
+PERF=${PERF:-}
 COUNTS=${COUNTS:-2 16 64 128}
-FLOWS=${FLOWS:-1000 10000 100000}
+FLOWS=${FLOWS:-1000 10000 19000 100000}
 TABLES=${TABLES:-containers flows}
 for t in $TABLES; do
     case $t in containers | flows) ;; *) echo "TABLES: unknown table '$t' (containers, flows)" >&2; exit 2 ;; esac
@@ -88,9 +98,14 @@ BENCH_USER=${BENCH_USER:-$(id -u lanyard-ci >/dev/null 2>&1 && echo lanyard-ci |
 U_ID=$(id -u "$BENCH_USER"); G_ID=$(id -g "$BENCH_USER")
 chmod 0666 /dev/net/tun
 PY=/usr/bin/python3; [ -x "$PY" ] || PY=$(command -v python3)
-# 100,000 flows: the client's, the NAT's and the server's sockets, each in
-# a process of its own; every process started here inherits this limit.
-ulimit -Hn 262144 && ulimit -Sn 262144 || { echo "cannot raise the open-files limit to 262144" >&2; exit 1; }
+# Every flow is a socket in each of three processes (the client, the NAT,
+# the server), so the open-file limit bounds the flows a row can hold.
+# Raised to 262,144 where the machine lets root (CAP_SYS_RESOURCE), else
+# the hard limit as it is; a row above what it leaves is printed as not
+# measurable, with the limit.
+ulimit -Hn 262144 2>/dev/null || true
+ulimit -Sn "$(ulimit -Hn)"
+FD_LIMIT=$(ulimit -Hn)
 
 TMP=$(mktemp -d /tmp/lanyard-scale.XXXXXX)
 chmod 755 "$TMP"
@@ -120,6 +135,28 @@ for f in sys.argv[1:]:
     except (OSError, ValueError, KeyError):
         pass
 print("%.2f %d %d" % (bps / 1e9, byt, ok))
+PY2
+}
+
+frames_between() { # stats-a.json stats-b.json seconds -> "mean-bytes frames/s" of the frames the
+    # senders' ports gave the switch (the ports that took in more than they got) between the two
+    python3 - "$@" <<'PY2'
+import json, sys
+def ports(f):
+    try:
+        return {p["id"]: p["counters"] for p in json.load(open(f))["ports"]}
+    except (OSError, ValueError, KeyError):
+        return {}
+a, b = ports(sys.argv[1]), ports(sys.argv[2])
+pk = by = 0
+for i, c in b.items():
+    c0 = a.get(i)
+    if c0 is None:
+        continue
+    rx, tx = c["rx_bytes"] - c0["rx_bytes"], c["tx_bytes"] - c0["tx_bytes"]
+    if rx > tx:
+        pk += c["rx_packets"] - c0["rx_packets"]; by += rx
+print("%.0f %.0f" % (by / pk, pk / float(sys.argv[3])) if pk else "- -")
 PY2
 }
 
@@ -161,7 +198,7 @@ containers_run() { # kind n -> R = "Gbit/s pairs-reported"; for lanyard also RSS
     # servers in the even containers, clients (waiting for the go file) in the odd ones
     for p in $(seq $((n / 2))); do
         ctr_prefix "$kind" $((2 * p)); local sip=$CIP
-        "${C[@]}" timeout -k 2 $((DUR + 120)) iperf3 -s -1 >"$TMP/out/c-$p.srv" 2>&1 &
+        "${C[@]}" timeout -k 2 $((DUR + 120)) iperf3 -s -1 --forceflush >"$TMP/out/c-$p.srv" 2>&1 &
         pids+=("$!"); track "$!"
         ctr_prefix "$kind" $((2 * p - 1))
         "${C[@]}" timeout -k 2 $((DUR + 120)) sh -c \
@@ -184,6 +221,21 @@ containers_run() { # kind n -> R = "Gbit/s pairs-reported"; for lanyard also RSS
         for i in "${pids[@]}"; do stop_pid "$i"; done
     else
         touch "$go"
+        if [ "$kind" = lanyard ]; then
+            # the frames the switch moved over the middle of the run (every
+            # port's counters, 1 s in and 1 s before the end), and a profile
+            local mid
+            mid=$(awk -v d="$DUR" 'BEGIN { print (d > 2 ? d - 2 : 1) }')
+            sleep 1
+            as_user timeout -k 1 5 "$TMP/lanyard" stats --json --socket "$SOCK" >"$TMP/out/stats-a.json" 2>/dev/null || true
+            if [ -n "$PERF" ]; then
+                timeout 30 perf record -q -e cpu-clock -F 999 -g -p "$DPID" -o "$PERF/scale-$n.data" -- sleep "$mid" >/dev/null 2>&1 || log "  perf record failed"
+            else
+                sleep "$mid"
+            fi
+            as_user timeout -k 1 5 "$TMP/lanyard" stats --json --socket "$SOCK" >"$TMP/out/stats-b.json" 2>/dev/null || true
+            FRAMES=$(frames_between "$TMP/out/stats-a.json" "$TMP/out/stats-b.json" "$mid")
+        fi
         for i in "${pids[@]}"; do
             wait "$i" 2>/dev/null || true
             untrack "$i"
@@ -203,13 +255,13 @@ containers_run() { # kind n -> R = "Gbit/s pairs-reported"; for lanyard also RSS
 if want_table containers; then
     log "table containers: COUNTS=$COUNTS, MTU $MTU, DUR=$DUR"
     echo
-    echo "| containers on one network (pairs, 1 TCP stream each, MTU $MTU) | kernel bridge Gbit/s | lanyard Gbit/s | lanyard/kernel | lanyard RSS, no container (MiB) | lanyard RSS, N attached (MiB) | RSS per container (KiB) | lanyard peak RSS (MiB) | lanyard CPU per GB (s) |"
-    echo "|---|---|---|---|---|---|---|---|---|"
+    echo "| containers on one network (pairs, 1 TCP stream each, MTU $MTU) | kernel bridge Gbit/s | lanyard Gbit/s | lanyard/kernel | lanyard RSS, no container (MiB) | lanyard RSS, N attached (MiB) | RSS per container (KiB) | lanyard peak RSS (MiB) | lanyard CPU per GB (s) | senders' frames into lanyard: mean bytes, frames/s |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
     for n in $COUNTS; do
         log "  $n containers: kernel"
         containers_run kernel "$n"; K=$R
         log "  $n containers: lanyard"
-        RSS0=0 RSS1=0 HWM=0 CPUGB=-
+        RSS0=0 RSS1=0 HWM=0 CPUGB=- FRAMES="- -"
         containers_run lanyard "$n"; L=$R
         kc=${K%% *}; lc=${L%% *}
         [ "${K#fail:}" != "$K" ] && kc=$K
@@ -218,10 +270,10 @@ if want_table containers; then
         [ "${K#fail:}" = "$K" ] && [ "${K#* }" != $((n / 2)) ] && kc="$kc (${K#* } of $((n / 2)) pairs reported)"
         [ "${L#fail:}" = "$L" ] && [ "${L#* }" != $((n / 2)) ] && lc="$lc (${L#* } of $((n / 2)) pairs reported)"
         per=$(awk -v a="$RSS0" -v b="$RSS1" -v n="$n" 'BEGIN { if (b > 0) printf "%.0f", (b - a) / n; else print "-" }')
-        echo "| $n | $kc | $lc | $(ratio "${L%% *}" "${K%% *}") | $(mib "$RSS0") | $(mib "$RSS1") | $per | $(mib "$HWM") | $CPUGB |"
+        echo "| $n | $kc | $lc | $(ratio "${L%% *}" "${K%% *}") | $(mib "$RSS0") | $(mib "$RSS1") | $per | $(mib "$HWM") | $CPUGB | ${FRAMES% *} B, ${FRAMES#* }/s |"
     done
     echo
-    echo "Aggregate: the sum of the pairs' receivers over DUR=$DUR s, all pairs started together; ratio higher is better. RSS: the daemon's VmRSS before any container, with all N attached and idle (per container: the difference over N), and its VmHWM after the run. CPU per GB: the daemon's user+sys over the run per GB the receivers got. lanyard: its default config (1 data-path thread); a daemon of its own per row. $(nproc) CPUs: the iperf3 processes share them with lanyard's threads."
+    echo "Aggregate: the sum of the pairs' receivers over DUR=$DUR s, all pairs started together; ratio higher is better. RSS: the daemon's VmRSS before any container, with all N attached and idle (per container: the difference over N), and its VmHWM after the run. CPU per GB: the daemon's user+sys over the run per GB the receivers got. Senders' frames: what the clients' ports handed the switch over the middle DUR - 2 s (lanyard stats, every port's counters): their mean size (a TCP super-frame carries up to 64 KiB) and how many a second. lanyard: its default config (1 data-path thread); a daemon of its own per row. $(nproc) CPUs: the iperf3 processes share them with lanyard's threads."
 fi
 
 # --- table "flows" ---
@@ -247,18 +299,26 @@ flows_setup() {
     ip -n lys-kc addr add 172.18.0.2/16 dev eth0
     ip -n lys-kc route add default via 172.18.0.1
     ip netns exec lys-host nft -f - <<'NFT'
-table ip lys { chain post { type nat hook postrouting priority 100; ip saddr 172.18.0.0/16 oifname "up0" masquerade; } }
+table ip lys {
+    chain post {
+        type nat hook postrouting priority 100;
+        ip saddr 172.18.0.0/16 oifname "up0" masquerade
+    }
+}
 NFT
     ip netns exec lys-out setpriv --reuid="$U_ID" --regid="$G_ID" --clear-groups -- \
         timeout 36000 "$PY" "$TMP/flow_hold.py" serve 10.200.0.2 7001 8 --lifetime 36000 >"$TMP/out/serve.out" 2>&1 &
     track "$!"
     wait_for 100 grep -q listening "$TMP/out/serve.out" || { log "the flow server did not start: $(one_line <"$TMP/out/serve.out")"; exit 1; }
-    printf '[nat]\nmax_flows = 131072\nmax_flows_per_container = 131072\nnew_flows_per_sec = 1000000\nnew_flows_burst = 1000000\n' >"$TMP/flows.toml"
+    # Few ports and control connections: the most of the open-file limit
+    # for flows (the daemon fits max_flows to what is left, and says so).
+    printf '[limits]\nmax_ports = 64\nmax_control_connections = 64\n[nat]\nmax_flows = 131072\nmax_flows_per_container = 131072\nnew_flows_per_sec = 1000000\nnew_flows_burst = 1000000\n' >"$TMP/flows.toml"
     chmod 644 "$TMP/flows.toml"
 }
 
 hold_run() { # kind n -> HELD ("n secs rate"), PROBE ("median p90"), FLOWCOUNT; lanyard: RSS0 RSS1; or R=fail:why
-    local kind=$1 n=$2 go=$TMP/out/go-$kind-$n out=$TMP/out/hold-$kind-$n.out pid pre
+    local kind=$1 n=$2 go out pid pre
+    go=$TMP/out/go-$kind-$n; out=$TMP/out/hold-$kind-$n.out
     R=""; HELD=""; PROBE=""; FLOWCOUNT=-
     rm -f "$go"
     if [ "$kind" = kernel ]; then
@@ -291,17 +351,27 @@ hold_run() { # kind n -> HELD ("n secs rate"), PROBE ("median p90"), FLOWCOUNT; 
 }
 
 if want_table flows; then
-    log "table flows: FLOWS=$FLOWS"
+    log "table flows: FLOWS=$FLOWS, open-file limit $FD_LIMIT"
     flows_setup
+    FITTED=""
     echo
     echo "| established NAT flows held | opened, kernel MASQUERADE (conn/s) | opened, lanyard (conn/s) | lanyard/kernel | one more flow, kernel: median / p90 (us) | one more flow, lanyard: median / p90 (us) | lanyard/kernel (median) | lanyard RSS before (MiB) | lanyard RSS with the flows (MiB) | RSS per flow (bytes) | flows in the table: kernel conntrack / lanyard |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    # what a row needs: the flows, the client's window and the probes' in
+    # each process; the daemon keeps 448 of its own (its 64 ports, 64
+    # connections and 320: lanyard's config::RESERVED_FDS)
+    fits=$((FD_LIMIT - 448 - 512))
     for n in 0 $FLOWS; do
+        if [ "$n" -gt "$fits" ]; then
+            echo "| $n | not measured: the open-file limit here is $FD_LIMIT (hard; this machine does not let root raise it), and every flow is a socket in the client, the NAT and the server: at most $fits flows | | | | | | | | | |"
+            continue
+        fi
         log "  $n flows: kernel"
         RSS0=0 RSS1=0
         hold_run kernel "$n"; KH=$HELD KP=$PROBE KR=$R KF=$FLOWCOUNT
         log "  $n flows: lanyard"
         hold_run lanyard "$n"; LH=$HELD LP=$PROBE LR=$R LF=$FLOWCOUNT
+        [ -n "$FITTED" ] || FITTED=$(grep -o "nat.max_flows.*" "$TMP/daemon-f$n.log" | head -1 || true)
         krate=-; lrate=-
         [ "$n" -gt 0 ] && [ -n "$KH" ] && krate=$(echo "$KH" | cut -d' ' -f3)
         [ "$n" -gt 0 ] && [ -n "$LH" ] && lrate=$(echo "$LH" | cut -d' ' -f3)
@@ -310,7 +380,8 @@ if want_table flows; then
         echo "| $n | $krate | $lrate | $(ratio "$lrate" "$krate") | $kp | $lp | $(ratio "${KP%% *}" "${LP%% *}" | awk '{ if ($1 == "-") print "-"; else printf "%.2f", 1 / $1 }') | $(mib "$RSS0") | $(mib "$RSS1") | $per | $KF / $LF |"
     done
     echo
-    echo "Opened: N connections from one container to 10.200.0.2:7001-7008, 256 connects outstanding (bench/flow_hold.py in python: it bounds both columns alike); higher is better. One more flow: while the N are held, 50 new connections one after another (connect, 1-byte echo, close), lower is better. RSS: lanyard's daemon ([nat] max_flows = 131072 and the per-container bound and budget raised to match), its VmRSS before the container and with the N held; per flow: the difference over N (kernel memory for the sockets is not in it: the NAT's host socket per flow costs the kernel what MASQUERADE's conntrack entry does not). Flows in the table: the kernel's nf_conntrack_count in lys-host and lanyard's nat_flows (lanyard stats), read with the N held: the N plus the probes' and warm-up's that have not yet timed out."
+    echo "Opened: N connections from one container to 10.200.0.2:7001-7008, 256 connects outstanding (bench/flow_hold.py in python: it bounds both columns alike); higher is better. One more flow: while the N are held, 50 new connections one after another (connect, 1-byte echo, close), lower is better. RSS: lanyard's daemon (flow bound, per-container bound and budget raised: see below), its VmRSS before the container and with the N held; per flow: the difference over N (kernel memory for the sockets is not in it: the NAT's host socket per flow costs the kernel what MASQUERADE's conntrack entry does not). Flows in the table: the kernel's nf_conntrack_count in lys-host and lanyard's nat_flows (lanyard stats), read with the N held: the N plus the probes' and warm-up's that have not yet timed out."
+    [ -z "$FITTED" ] || echo "The daemon, at start: $FITTED"
 fi
 
 echo

@@ -540,5 +540,73 @@ fn fdb_at_bound(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, forwarding, fdb_at_bound, offload, nat, shards);
+/// The NAT's flow table as it fills (issue 21's flows curve, for the
+/// table's share of it: bench/scale.sh measures the whole path, whose
+/// sockets cap it at the open-file limit). A table bounded at 131,072
+/// holding 1,000, 10,000 and 100,000 flows: an established flow's lookup
+/// and LRU touch, cycling over all of them in a scattered order (what a
+/// busy table's cache sees), and a new flow's insert with the oldest's
+/// removal (the churn of a full table). Each slot carries 256 bytes, about
+/// the real flow's state.
+fn nat_table(c: &mut Criterion) {
+    use lanyard::nat::table::{FlowKey, FlowTable, Proto};
+    use std::net::SocketAddr;
+    fn key(i: u32) -> FlowKey {
+        // 64 containers, each with ports from 1024: as many flows as asked.
+        let inside = Ipv4Addr::new(172, 17, (i % 64) as u8, 2 + (i / 64 / 60_000) as u8);
+        FlowKey {
+            proto: Proto::Tcp,
+            inside: SocketAddr::new(inside.into(), 1024 + (i / 64 % 60_000) as u16),
+            outside: SocketAddr::new(Ipv4Addr::new(10, 200, 0, 2).into(), 443),
+        }
+    }
+    let mut g = c.benchmark_group("nat_table");
+    g.throughput(Throughput::Elements(BATCH));
+    for n in [1_000u32, 10_000, 100_000] {
+        let mut t: FlowTable<[u64; 32]> = FlowTable::new(131_072, 131_072);
+        for i in 0..n {
+            t.insert(key(i), PortId(i % 64), [0; 32], Time(0), |_| true)
+                .unwrap_or_else(|_| panic!("flow {i} refused"));
+        }
+        // A scattered order over every flow: a stride coprime to n.
+        let stride = (n / 2 + 1) | 1;
+        let mut at = 0u32;
+        let mut now = 1u64;
+        g.bench_function(format!("lookup_touch_{n}_flows"), |b| {
+            b.iter(|| {
+                for _ in 0..BATCH {
+                    at = (at + stride) % n;
+                    let id = t.lookup(black_box(&key(at))).expect("held");
+                    t.touch(id, Time(now));
+                    now += 1;
+                }
+            })
+        });
+        let mut next = n;
+        g.bench_function(format!("new_flow_oldest_out_{n}_flows"), |b| {
+            b.iter(|| {
+                for _ in 0..BATCH {
+                    let old = t.oldest().expect("a flow");
+                    let (k, _) = t.remove(old).expect("held");
+                    black_box(k);
+                    t.insert(key(next), PortId(next % 64), [0; 32], Time(now), |_| true)
+                        .unwrap_or_else(|_| panic!("flow {next} refused"));
+                    next = next.wrapping_add(1) % 3_800_000;
+                    now += 1;
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    forwarding,
+    fdb_at_bound,
+    offload,
+    nat,
+    nat_table,
+    shards
+);
 criterion_main!(benches);
