@@ -12,7 +12,7 @@
 #   sudo PERF=/tmp/prof TABLES=containers bench/scale.sh
 #                                              # and write a perf profile of the
 #                                              # daemon mid-run per row
-#                                              # (PERF/scale-N.data; perf -e cpu-clock)
+#                                              # (PERF/scale-N-tT.data; perf -e cpu-clock)
 #
 # Table "containers": COUNTS (default 2 16 64 128) containers on one
 # network, in pairs; every pair runs one iperf3 TCP stream (client in the
@@ -20,8 +20,10 @@
 # all pairs started together for DUR seconds.
 #   kernel:  namespaces lys-k1..N (10.98.0.2.. /24), each a veth into
 #            bridge br0 in namespace lys-br
-#   lanyard: a daemon of its own per row (the default config), and N
-#            `lanyard run --name lys-cI --ip 172.17.0.(I+1)` containers
+#   lanyard: a daemon of its own per row (the default config, but for
+#            [dataplane] threads: one row per count in THREADS, default
+#            "1 2"), and N `lanyard run --name lys-cI --ip 172.17.0.(I+1)`
+#            containers
 # Columns: aggregate Gbit/s (the receivers' sum) for each and the ratio;
 # lanyard's daemon RSS with no container, with the N attached and idle,
 # and its peak (VmHWM) after the run; its CPU (user+sys) per GB moved.
@@ -70,6 +72,7 @@ DUR=${DUR:-5}
 MTU=${MTU:-1500}
 PERF=${PERF:-}
 COUNTS=${COUNTS:-2 16 64 128}
+THREADS=${THREADS:-1 2}
 FLOWS=${FLOWS:-1000 10000 19000 100000}
 TABLES=${TABLES:-containers flows}
 for t in $TABLES; do
@@ -78,6 +81,9 @@ done
 for n in $COUNTS; do
     case $n in *[!0-9]* | "") echo "COUNTS: '$n' is not a count" >&2; exit 2 ;; esac
     [ $((n % 2)) = 0 ] && [ "$n" -ge 2 ] && [ "$n" -le 200 ] || { echo "COUNTS: $n must be even, 2..200" >&2; exit 2; }
+done
+for t in $THREADS; do
+    case $t in [1-8]) ;; *) echo "THREADS: '$t' is not a thread count, 1..8" >&2; exit 2 ;; esac
 done
 for n in $FLOWS; do
     case $n in *[!0-9]* | "") echo "FLOWS: '$n' is not a count" >&2; exit 2 ;; esac
@@ -138,16 +144,19 @@ print("%.2f %d %d" % (bps / 1e9, byt, ok))
 PY2
 }
 
-frames_between() { # stats-a.json stats-b.json seconds -> "mean-bytes frames/s" of the frames the
+frames_between() { # stats-a.json stats-b.json seconds -> "mean-bytes frames/s": the frames the
     # senders' ports gave the switch (the ports that took in more than they got) between the two
     python3 - "$@" <<'PY2'
 import json, sys
-def ports(f):
+def load(f):
     try:
-        return {p["id"]: p["counters"] for p in json.load(open(f))["ports"]}
-    except (OSError, ValueError, KeyError):
+        return json.load(open(f))
+    except (OSError, ValueError):
         return {}
-a, b = ports(sys.argv[1]), ports(sys.argv[2])
+ja, jb = load(sys.argv[1]), load(sys.argv[2])
+def ports(j):
+    return {p["id"]: p["counters"] for p in j.get("ports", [])}
+a, b = ports(ja), ports(jb)
 pk = by = 0
 for i, c in b.items():
     c0 = a.get(i)
@@ -156,7 +165,8 @@ for i, c in b.items():
     rx, tx = c["rx_bytes"] - c0["rx_bytes"], c["tx_bytes"] - c0["tx_bytes"]
     if rx > tx:
         pk += c["rx_packets"] - c0["rx_packets"]; by += rx
-print("%.0f %.0f" % (by / pk, pk / float(sys.argv[3])) if pk else "- -")
+secs = float(sys.argv[3])
+print("%.0f %.0f" % (by / pk, pk / secs) if pk else "- -")
 PY2
 }
 
@@ -192,7 +202,7 @@ containers_run() { # kind n -> R = "Gbit/s pairs-reported"; for lanyard also RSS
     if [ "$kind" = kernel ]; then
         kernel_setup "$n"
     else
-        daemon_start - "$SOCK" "$TMP/daemon-c$n.log" || { R="fail:$DFAIL"; return 0; }
+        daemon_start - "$SOCK" "$TMP/daemon-c$n-t$THR.log" "$TMP/threads-$THR.toml" || { R="fail:$DFAIL"; return 0; }
         sleep 0.5; RSS0=$(rss_kib "$DPID")
     fi
     # servers in the even containers, clients (waiting for the go file) in the odd ones
@@ -229,7 +239,7 @@ containers_run() { # kind n -> R = "Gbit/s pairs-reported"; for lanyard also RSS
             sleep 1
             as_user timeout -k 1 5 "$TMP/lanyard" stats --json --socket "$SOCK" >"$TMP/out/stats-a.json" 2>/dev/null || true
             if [ -n "$PERF" ]; then
-                timeout 30 perf record -q -e cpu-clock -F 999 -g -p "$DPID" -o "$PERF/scale-$n.data" -- sleep "$mid" >/dev/null 2>&1 || log "  perf record failed"
+                timeout 30 perf record -q -e cpu-clock -F 999 -g -p "$DPID" -o "$PERF/scale-$n-t$THR.data" -- sleep "$mid" >/dev/null 2>&1 || log "  perf record failed"
             else
                 sleep "$mid"
             fi
@@ -253,27 +263,33 @@ containers_run() { # kind n -> R = "Gbit/s pairs-reported"; for lanyard also RSS
 }
 
 if want_table containers; then
-    log "table containers: COUNTS=$COUNTS, MTU $MTU, DUR=$DUR"
+    log "table containers: COUNTS=$COUNTS, THREADS=$THREADS, MTU $MTU, DUR=$DUR"
+    for t in $THREADS; do
+        printf '[dataplane]\nthreads = %s\n' "$t" >"$TMP/threads-$t.toml"; chmod 644 "$TMP/threads-$t.toml"
+    done
     echo
-    echo "| containers on one network (pairs, 1 TCP stream each, MTU $MTU) | kernel bridge Gbit/s | lanyard Gbit/s | lanyard/kernel | lanyard RSS, no container (MiB) | lanyard RSS, N attached (MiB) | RSS per container (KiB) | lanyard peak RSS (MiB) | lanyard CPU per GB (s) | senders' frames into lanyard: mean bytes, frames/s |"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
+    echo "| containers on one network (pairs, 1 TCP stream each, MTU $MTU) | lanyard data-path threads | kernel bridge Gbit/s | lanyard Gbit/s | lanyard/kernel | lanyard RSS, no container (MiB) | lanyard RSS, N attached (MiB) | RSS per container (KiB) | lanyard peak RSS (MiB) | lanyard CPU per GB (s) | senders' frames into lanyard: mean bytes, frames/s |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
     for n in $COUNTS; do
         log "  $n containers: kernel"
         containers_run kernel "$n"; K=$R
-        log "  $n containers: lanyard"
-        RSS0=0 RSS1=0 HWM=0 CPUGB=- FRAMES="- -"
-        containers_run lanyard "$n"; L=$R
-        kc=${K%% *}; lc=${L%% *}
+        kc=${K%% *}
         [ "${K#fail:}" != "$K" ] && kc=$K
-        [ "${L#fail:}" != "$L" ] && lc=$L
         # a pair that reported nothing makes the sum short: say so in the cell
         [ "${K#fail:}" = "$K" ] && [ "${K#* }" != $((n / 2)) ] && kc="$kc (${K#* } of $((n / 2)) pairs reported)"
-        [ "${L#fail:}" = "$L" ] && [ "${L#* }" != $((n / 2)) ] && lc="$lc (${L#* } of $((n / 2)) pairs reported)"
-        per=$(awk -v a="$RSS0" -v b="$RSS1" -v n="$n" 'BEGIN { if (b > 0) printf "%.0f", (b - a) / n; else print "-" }')
-        echo "| $n | $kc | $lc | $(ratio "${L%% *}" "${K%% *}") | $(mib "$RSS0") | $(mib "$RSS1") | $per | $(mib "$HWM") | $CPUGB | ${FRAMES% *} B, ${FRAMES#* }/s |"
+        for THR in $THREADS; do
+            log "  $n containers: lanyard, $THR thread(s)"
+            RSS0=0 RSS1=0 HWM=0 CPUGB=- FRAMES="- -"
+            containers_run lanyard "$n"; L=$R
+            lc=${L%% *}
+            [ "${L#fail:}" != "$L" ] && lc=$L
+            [ "${L#fail:}" = "$L" ] && [ "${L#* }" != $((n / 2)) ] && lc="$lc (${L#* } of $((n / 2)) pairs reported)"
+            per=$(awk -v a="$RSS0" -v b="$RSS1" -v n="$n" 'BEGIN { if (b > 0) printf "%.0f", (b - a) / n; else print "-" }')
+            echo "| $n | $THR | $kc | $lc | $(ratio "${L%% *}" "${K%% *}") | $(mib "$RSS0") | $(mib "$RSS1") | $per | $(mib "$HWM") | $CPUGB | $(echo "$FRAMES" | awk '{ print $1 " B, " $2 "/s" }') |"
+        done
     done
     echo
-    echo "Aggregate: the sum of the pairs' receivers over DUR=$DUR s, all pairs started together; ratio higher is better. RSS: the daemon's VmRSS before any container, with all N attached and idle (per container: the difference over N), and its VmHWM after the run. CPU per GB: the daemon's user+sys over the run per GB the receivers got. Senders' frames: what the clients' ports handed the switch over the middle DUR - 2 s (lanyard stats, every port's counters): their mean size (a TCP super-frame carries up to 64 KiB) and how many a second. lanyard: its default config (1 data-path thread); a daemon of its own per row. $(nproc) CPUs: the iperf3 processes share them with lanyard's threads."
+    echo "Aggregate: the sum of the pairs' receivers over DUR=$DUR s, all pairs started together; ratio higher is better. RSS: the daemon's VmRSS before any container, with all N attached and idle (per container: the difference over N), and its VmHWM after the run. CPU per GB: the daemon's user+sys over the run per GB the receivers got. Senders' frames: what the clients' ports handed the switch over the middle DUR - 2 s (lanyard stats, every port's counters): their mean size (a TCP super-frame carries up to 64 KiB) and how many a second. lanyard: the default config but [dataplane] threads (1 is the default); a daemon of its own per row. $(nproc) CPUs: the iperf3 processes share them with lanyard's threads."
 fi
 
 # --- table "flows" ---
@@ -356,7 +372,7 @@ if want_table flows; then
     FITTED=""
     echo
     echo "| established NAT flows held | opened, kernel MASQUERADE (conn/s) | opened, lanyard (conn/s) | lanyard/kernel | one more flow, kernel: median / p90 (us) | one more flow, lanyard: median / p90 (us) | lanyard/kernel (median) | lanyard RSS before (MiB) | lanyard RSS with the flows (MiB) | RSS per flow (bytes) | flows in the table: kernel conntrack / lanyard |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
     # what a row needs: the flows, the client's window and the probes' in
     # each process; the daemon keeps 448 of its own (its 64 ports, 64
     # connections and 320: lanyard's config::RESERVED_FDS)
