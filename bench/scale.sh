@@ -372,7 +372,7 @@ if want_table flows; then
     FITTED=""
     echo
     echo "| established NAT flows held | opened, kernel MASQUERADE (conn/s) | opened, lanyard (conn/s) | lanyard/kernel | one more flow, kernel: median / p90 (us) | one more flow, lanyard: median / p90 (us) | lanyard/kernel (median) | lanyard RSS before (MiB) | lanyard RSS with the flows (MiB) | RSS per flow (bytes) | flows in the table: kernel conntrack / lanyard |"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
     # what a row needs: the flows, the client's window and the probes' in
     # each process; the daemon keeps 448 of its own (its 64 ports, 64
     # connections and 320: lanyard's config::RESERVED_FDS)
