@@ -498,7 +498,7 @@ cat nb.out
 /// less the 32 ports, 32 connections and 320 it keeps: 216), says so at
 /// start, and the flood is held at that bound while, with its flows still
 /// in the table, eight more containers start and a neighbour's transfer
-/// and pings go through.
+/// and pings go through (on one data-path thread or two).
 #[test]
 fn a_low_open_file_limit_bounds_the_flows_not_the_containers() {
     let out = run(
@@ -548,11 +548,16 @@ snapshot | sed 's/^flows /flows after /'
         "the daemon ran out of descriptors: {out}"
     );
     // The bound was reached, held, and still held after the containers
-    // started: the flows were in the table all along.
-    assert_eq!(flows(&out), 216, "{out}");
+    // started: the flows were in the table all along. On one data-path
+    // thread the container's bound (216) refuses the rest; on two
+    // (`LANYARD_THREADS=2`, CI's second pass) the attacker's thread holds
+    // its half of the table (108), and a full table closes its oldest
+    // unanswered flow for each new one instead.
+    let held = flows(&out);
+    assert!(held == 216 || held == 108, "{out}");
     assert_eq!(
-        n(&out, "nat ", "flows_refused_limit"),
-        1500 - 216,
+        n(&out, "nat ", "flows_refused_limit") + n(&out, "nat ", "flows_evicted"),
+        1500 - held,
         "the flood was not held at the bound: {out}"
     );
     assert_eq!(line(&out, "started "), "started 8/8", "{out}");
@@ -560,5 +565,8 @@ snapshot | sed 's/^flows /flows after /'
     let after: u64 = line(&out, "flows after ")[12..].trim().parse().unwrap();
     // Less the one that made room for the neighbour's connection (the
     // table was full: its least recently active unanswered flow went).
-    assert!(after >= 215, "the attacker's flows left the table: {out}");
+    assert!(
+        after + 1 >= held,
+        "the attacker's flows left the table: {out}"
+    );
 }
