@@ -191,12 +191,7 @@ command -v socat >/dev/null || MISS[socat]="not installed: apt-get install socat
 if [ -d src ] && [ -n "$(find src Cargo.toml -newer "$LANYARD" -print -quit 2>/dev/null)" ]; then
     log "warning: $LANYARD is older than src/ (measuring it as it is; cargo build --release to refresh)"
 fi
-BENCH_USER=${BENCH_USER:-$(id -u lanyard-ci >/dev/null 2>&1 && echo lanyard-ci || echo nobody)}
-U_ID=$(id -u "$BENCH_USER"); G_ID=$(id -g "$BENCH_USER")
-chmod 0666 /dev/net/tun
-# Processes run as the user (and inside containers) need a python3 they can
-# execute: not a shim under /root.
-PY=/usr/bin/python3; [ -x "$PY" ] || PY=$(command -v python3)
+bench_user_setup
 
 TMP=$(mktemp -d /tmp/lanyard-bench.XXXXXX)
 chmod 755 "$TMP"

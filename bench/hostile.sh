@@ -87,10 +87,7 @@ if ! command -v iperf3 >/dev/null; then
 fi
 command -v iperf3 >/dev/null || { echo "iperf3 is missing and could not be installed" >&2; exit 1; }
 [ -x "$LANYARD" ] || cargo build --release
-BENCH_USER=${BENCH_USER:-$(id -u lanyard-ci >/dev/null 2>&1 && echo lanyard-ci || echo nobody)}
-U_ID=$(id -u "$BENCH_USER"); G_ID=$(id -g "$BENCH_USER")
-chmod 0666 /dev/net/tun
-PY=/usr/bin/python3; [ -x "$PY" ] || PY=$(command -v python3)
+bench_user_setup
 
 TMP=$(mktemp -d /tmp/lanyard-hostile.XXXXXX)
 chmod 755 "$TMP"

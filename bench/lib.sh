@@ -6,9 +6,21 @@
 #   TMP        its scratch directory (removed on exit)
 #   NS         the namespaces it made (array; removed on exit)
 #   U_ID G_ID  the unprivileged user lanyard and the rootless peers run as
+#              (bench_user_setup sets them)
 #   TMP/lanyard  the lanyard binary measured (a copy, executable by that user)
 
 log() { echo "[$(date +%T)] $*" >&2; }
+
+# The unprivileged user lanyard and the rootless peers run as (BENCH_USER,
+# default lanyard-ci, else nobody): U_ID, G_ID; the TUN device opened to
+# it; PY, a python3 it (and its containers) can execute, not a shim under
+# /root.
+bench_user_setup() {
+    BENCH_USER=${BENCH_USER:-$(id -u lanyard-ci >/dev/null 2>&1 && echo lanyard-ci || echo nobody)}
+    U_ID=$(id -u "$BENCH_USER"); G_ID=$(id -g "$BENCH_USER")
+    chmod 0666 /dev/net/tun
+    PY=/usr/bin/python3; [ -x "$PY" ] || PY=$(command -v python3)
+}
 
 PIDS=()
 track() { PIDS+=("$1"); }

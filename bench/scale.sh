@@ -100,10 +100,7 @@ if [ ${#want[@]} -gt 0 ]; then
 fi
 command -v iperf3 >/dev/null || { echo "iperf3 is missing and could not be installed" >&2; exit 1; }
 [ -x "$LANYARD" ] || cargo build --release
-BENCH_USER=${BENCH_USER:-$(id -u lanyard-ci >/dev/null 2>&1 && echo lanyard-ci || echo nobody)}
-U_ID=$(id -u "$BENCH_USER"); G_ID=$(id -g "$BENCH_USER")
-chmod 0666 /dev/net/tun
-PY=/usr/bin/python3; [ -x "$PY" ] || PY=$(command -v python3)
+bench_user_setup
 # Every flow is a socket in each of three processes (the client, the NAT,
 # the server), so the open-file limit bounds the flows a row can hold.
 # Raised to 262,144 where the machine lets root (CAP_SYS_RESOURCE), else
