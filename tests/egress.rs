@@ -421,8 +421,19 @@ def seg(flags, good=True):
     c = csum(pseudo + h) ^ (0 if good else 0x1234)
     return h[:16] + struct.pack("!H", c) + h[18:]
 r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
-for flags, good in ((0x03, True), (0x10, False), (0x10, True), (0x00, True)):
+r.settimeout(5)
+# The lone good ACK goes last: the RST it earns proves the switch read
+# every segment before it. Without that wait this container could exit
+# (taking its namespace and what its kernel still queued, behind ARP or
+# in the TAP) before lanyard saw a byte.
+for flags, good in ((0x03, True), (0x10, False), (0x00, True), (0x10, True)):
     r.sendto(seg(flags, good), ("10.200.0.2", 0))
+while True:
+    pkt = r.recv(2048)
+    ihl = (pkt[0] & 15) * 4
+    sport, dport = struct.unpack("!HH", pkt[ihl:ihl + 4])
+    if (sport, dport) == (9002, 40000) and pkt[ihl + 13] & 0x04:
+        break
 print("sent garbage")
 '
 # Still fine after that: a real connection.
@@ -444,7 +455,8 @@ print("bad_segments", d["nat"]["tcp_bad_segments"])
     assert!(out.contains("many 3/3"), "{out}");
     // The rogue container's port is gone from the stats by now (it
     // exited), so check the NAT's own counter: SYN+FIN, the bad checksum
-    // and the flagless segment; the lone ACK got a RST as no_flow.
+    // and the flagless segment; the lone ACK got the RST the rogue waited
+    // for, as no_flow.
     let bad: u64 = line(&out, "bad_segments ")
         .split_whitespace()
         .nth(1)
