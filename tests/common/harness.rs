@@ -79,6 +79,7 @@ impl Env {
             let b = dir.join("lanyard");
             fs::copy(&built, &b).unwrap();
             fs::set_permissions(&b, fs::Permissions::from_mode(0o755)).unwrap();
+            wait_until_executable(&b);
             b
         } else {
             built
@@ -369,4 +370,32 @@ pub fn assert_ok(o: &Output, what: &str) {
 pub fn json(o: &Output) -> serde_json::Value {
     assert_ok(o, "lanyard query");
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
+}
+
+/// Waits until a freshly written binary can be executed. While the copy
+/// was open for writing, another test's thread may have forked a child
+/// that inherited the fd (close-on-exec closes it only at that child's
+/// exec); until it execs, exec of the copy fails with "Text file busy"
+/// (CI saw a daemon die of it). One exec that succeeds proves no such fd
+/// is left, and no later fork can inherit it.
+fn wait_until_executable(bin: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Command::new(bin)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+        {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "{} stayed busy for 10 s",
+                    bin.display()
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            _ => return,
+        }
+    }
 }
