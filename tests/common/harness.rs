@@ -379,23 +379,19 @@ pub fn json(o: &Output) -> serde_json::Value {
 /// (CI saw a daemon die of it). One exec that succeeds proves no such fd
 /// is left, and no later fork can inherit it.
 fn wait_until_executable(bin: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match Command::new(bin)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-        {
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "{} stayed busy for 10 s",
-                    bin.display()
-                );
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            _ => return,
-        }
-    }
+    let busy = || {
+        matches!(
+            Command::new(bin)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status(),
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY)
+        )
+    };
+    wait_until(
+        Duration::from_secs(10),
+        "the binary's copy to be executable",
+        || !busy(),
+    );
 }
