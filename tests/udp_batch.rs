@@ -8,6 +8,9 @@
 //! (one memory port, the real NAT on real sockets); the container reaches a
 //! UDP socket on the host's 127.0.0.1 through the gateway's address, and
 //! the fallback runs in a network namespace of its own (`unshare -Urn`).
+//! A published UDP port batches both ways too: a client's datagrams reach
+//! the container as one super-frame, the container's answers to it leave
+//! in one send, and each client still gets only its own.
 
 mod common;
 
@@ -20,6 +23,7 @@ use common::natrig::*;
 use lanyard::dataplane::{PortSpec, Switch};
 use lanyard::frame::FrameBuf;
 use lanyard::offload::{finish_checksum, segment, Offloads};
+use lanyard::publish::{Mapping, Protocol};
 use lanyard::port::MemoryPort;
 use lanyard::security::PortPolicy;
 use lanyard::stats::DropReason;
@@ -400,4 +404,152 @@ fn container_datagrams_in_a_turn_go_to_a_neighbour_as_one_super_frame() {
         1
     );
     assert_eq!(sw.snapshot(Time::ZERO).udp_coalesced - joined0, 19);
+}
+
+/// What the container was sent since the last call: each frame's vnet
+/// header and bytes, oldest first.
+fn sent_to_container(rig: &mut Rig) -> Vec<(VnetHdr, Vec<u8>)> {
+    let mut out = Vec::new();
+    rig.ring.for_each_sent(|h, b| out.push((*h, b.to_vec())));
+    out
+}
+
+/// A frame's UDP source, as the container sees it.
+fn udp_source(frame: &[u8]) -> SocketAddrV4 {
+    let ip = Ipv4Addr::new(frame[26], frame[27], frame[28], frame[29]);
+    SocketAddrV4::new(ip, u16::from_be_bytes([frame[34], frame[35]]))
+}
+
+/// Published port 5353/udp on the host's loopback: two clients, A sending
+/// a burst, B one in the middle of it, A again. The container gets A's
+/// first run as one super-frame, B's datagram, then A's second run, each
+/// from the address that client is shown as (the gateway, a port of its
+/// own). The container's answers in one turn — a run to A, one datagram to
+/// B, and between them what the rule forbids (a port no client holds, a
+/// spoofed source) — reach A in one send, exactly and in order, B with
+/// its own, and the forbidden two nowhere.
+#[test]
+fn a_published_ports_clients_are_batched_both_ways_and_each_gets_only_its_own() {
+    let mut rig = Rig::new(Opts {
+        offloads: Offloads {
+            uso: true,
+            ..Offloads::FULL
+        },
+        // The rule under test is the published port's, not loopback's.
+        allow_host_loopback: false,
+        ..Opts::default()
+    });
+    let fd = lanyard::sys::sock::bind_listener(false, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = lanyard::sys::sock::local_addr(std::os::fd::AsRawFd::as_raw_fd(&fd)).unwrap();
+    rig.sw
+        .add_forwards(
+            rig.port,
+            vec![(
+                fd,
+                Mapping {
+                    proto: Protocol::Udp,
+                    host: addr,
+                    container_port: 5353,
+                },
+            )],
+        )
+        .unwrap();
+    let client = || {
+        let c = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        c
+    };
+    let (a, b) = (client(), client());
+    let send = |c: &UdpSocket, seed: u64, from: u64, sizes: &[usize]| {
+        let mut buf = vec![0u8; 2048];
+        for (i, &n) in sizes.iter().enumerate() {
+            fill_pattern(seed, from + i as u64, &mut buf[..n]);
+            c.send_to(&buf[..n], addr).unwrap();
+        }
+    };
+    let c0 = rig.sw.nat_counters();
+    let mut a1 = vec![100; 20];
+    a1.push(37);
+    send(&a, 1, 0, &a1);
+    send(&b, 2, 0, &[100]);
+    send(&a, 3, 0, &[64; 10]);
+
+    // One readiness event reads all 32.
+    let mut got = Vec::new();
+    rig.until("the clients' datagrams at the container", Duration::from_secs(5), |r| {
+        r.pump(Duration::from_millis(50));
+        got.extend(sent_to_container(r));
+        payloads(&got).len() >= 32
+    });
+    assert_eq!(got.len(), 3, "three writes: A's run, B's datagram, A's run");
+    assert!(got[0].0.is_gso() && got[2].0.is_gso() && !got[1].0.is_gso());
+    assert_eq!(got[0].0.gso_kind(), gso::UDP_L4);
+    let (seen_a, seen_b) = (udp_source(&got[0].1), udp_source(&got[1].1));
+    assert_eq!(udp_source(&got[2].1), seen_a, "A is shown as one address");
+    assert_eq!(*seen_a.ip(), GW, "a loopback client is shown as the gateway");
+    assert_ne!(seen_a, seen_b, "each client its own port");
+    let all = payloads(&got);
+    check(&all[..21], 1, &a1, "A's first run");
+    check(&all[21..22], 2, &[100], "B's datagram");
+    check(&all[22..], 3, &[64; 10], "A's second run");
+    let c1 = rig.sw.nat_counters();
+    assert_eq!(c1.udp_flows - c0.udp_flows, 2, "a flow per client");
+    assert_eq!(c1.udp_super_frames - c0.udp_super_frames, 2);
+
+    // The answers, in one turn.
+    let refused0 = rig.sw.counters(rig.port).unwrap().dropped(DropReason::SpoofedSrcIp);
+    let not_served0 = rig.sw.counters(rig.port).unwrap().dropped(DropReason::NotServed);
+    rig.queue = true;
+    let answers = [200usize; 30];
+    for i in 0..15u64 {
+        rig.udp(5353, seen_a, 200, 4, i);
+    }
+    // A port of the gateway that no client holds: the host's loopback,
+    // which this container may not reach (and a new flow's attempt, which
+    // ends A's first run).
+    rig.udp(5353, SocketAddrV4::new(GW, seen_a.port().wrapping_add(7)), 200, 9, 0);
+    // Another container's address as the source.
+    rig.udp_with(Ipv4Addr::new(172, 17, 0, 99), 5353, GW, seen_a.port(), gw_mac(), 200, |p| {
+        fill_pattern(9, 1, p)
+    });
+    for i in 15..30u64 {
+        rig.udp(5353, seen_a, 200, 4, i);
+    }
+    rig.udp(5353, seen_b, 100, 5, 0);
+    rig.queue = false;
+    assert_eq!(rig.turn(), 33);
+    let c2 = rig.sw.nat_counters();
+    check(
+        &receive(&a, 30, Duration::from_secs(5)),
+        4,
+        &answers,
+        "A's answers",
+    );
+    check(&receive(&b, 1, Duration::from_secs(5)), 5, &[100], "B's answer");
+    assert_eq!(
+        c2.udp_gso_batches - c1.udp_gso_batches,
+        2,
+        "A's two runs, one send each (the refused ones between them end the first)"
+    );
+    assert_eq!(c2.udp_send_failed, c1.udp_send_failed);
+    assert_eq!(
+        rig.sw.counters(rig.port).unwrap().dropped(DropReason::SpoofedSrcIp) - refused0,
+        1,
+        "the spoofed source"
+    );
+    assert_eq!(
+        rig.sw.counters(rig.port).unwrap().dropped(DropReason::NotServed) - not_served0,
+        1,
+        "the unheld port: the host's loopback, which this container may not reach"
+    );
+    let icmp: Vec<_> = sent_to_container(&mut rig)
+        .into_iter()
+        .filter(|(_, f)| f[23] == protocol::ICMP)
+        .map(|(_, f)| (f[34], f[35]))
+        .collect();
+    assert_eq!(icmp, [(3, 3)], "and is told so: port unreachable");
+    // Nothing else reached either client.
+    assert!(receive(&a, 0, Duration::from_millis(300)).is_empty());
+    assert!(receive(&b, 0, Duration::from_millis(300)).is_empty());
 }

@@ -124,8 +124,14 @@ impl HostIo for LoggedIo {
         self.inner.send(fd, buf)
     }
 
-    fn send_segments(&mut self, fd: RawFd, buf: &[u8], segment: u16) -> io::Result<usize> {
-        self.inner.send_segments(fd, buf, segment)
+    fn send_segments(
+        &mut self,
+        fd: RawFd,
+        buf: &[u8],
+        segment: u16,
+        to: Option<SocketAddr>,
+    ) -> io::Result<usize> {
+        self.inner.send_segments(fd, buf, segment, to)
     }
 
     fn send_to(&mut self, fd: RawFd, buf: &[u8], to: SocketAddr) -> io::Result<usize> {

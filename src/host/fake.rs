@@ -204,7 +204,13 @@ impl HostIo for FakeIo {
         self.send(fd, buf)
     }
 
-    fn send_segments(&mut self, fd: RawFd, buf: &[u8], _segment: u16) -> io::Result<usize> {
+    fn send_segments(
+        &mut self,
+        fd: RawFd,
+        buf: &[u8],
+        _segment: u16,
+        _to: Option<SocketAddr>,
+    ) -> io::Result<usize> {
         // A kernel or route that cannot take the batch, now and then, so
         // that the one-by-one fallback runs under the fuzzer too.
         if lock(&self.state).byte() % 8 == 0 {

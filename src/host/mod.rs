@@ -51,10 +51,17 @@ pub trait HostIo: Send {
 
     fn send(&mut self, fd: RawFd, buf: &[u8]) -> io::Result<usize>;
     fn send_to(&mut self, fd: RawFd, buf: &[u8], to: SocketAddr) -> io::Result<usize>;
-    /// One send of `buf` on a connected UDP socket as datagrams of
-    /// `segment` bytes (the last may be shorter): UDP GSO,
-    /// [`sock::send_segments`]. EMSGSIZE, EINVAL or EIO: send them one by one.
-    fn send_segments(&mut self, fd: RawFd, buf: &[u8], segment: u16) -> io::Result<usize>;
+    /// One send of `buf` on a UDP socket as datagrams of `segment` bytes
+    /// (the last may be shorter), to `to` or to the connected remote: UDP
+    /// GSO, [`sock::send_segments`]. EMSGSIZE, EINVAL or EIO: send them one
+    /// by one.
+    fn send_segments(
+        &mut self,
+        fd: RawFd,
+        buf: &[u8],
+        segment: u16,
+        to: Option<SocketAddr>,
+    ) -> io::Result<usize>;
     /// recv(2) with `flags` (MSG_PEEK, MSG_TRUNC), never blocking.
     fn recv(&mut self, fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize>;
     fn recv_from(&mut self, fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)>;
@@ -185,8 +192,14 @@ impl HostIo for RealIo {
         sock::send_to(fd, buf, to)
     }
 
-    fn send_segments(&mut self, fd: RawFd, buf: &[u8], segment: u16) -> io::Result<usize> {
-        sock::send_segments(fd, buf, segment)
+    fn send_segments(
+        &mut self,
+        fd: RawFd,
+        buf: &[u8],
+        segment: u16,
+        to: Option<SocketAddr>,
+    ) -> io::Result<usize> {
+        sock::send_segments(fd, buf, segment, to)
     }
 
     fn recv(&mut self, fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {

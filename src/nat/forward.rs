@@ -31,6 +31,7 @@ use super::{Flow, FlowState, Nat, Proto};
 use crate::host::PollToken;
 use crate::inside::{Emit, Inside};
 use crate::log;
+use crate::offload::SegmentRun;
 use crate::port::PortId;
 use crate::publish::{Mapping, Protocol};
 use crate::time::Time;
@@ -60,6 +61,34 @@ pub struct Forward {
 impl Forward {
     fn port(&self) -> PortId {
         self.ep.port
+    }
+}
+
+/// A published UDP port's datagrams from one client, gathered in the NAT's
+/// frame buffer at their payload offset, not yet written to the container.
+struct Pending {
+    fid: super::FlowId,
+    key: FlowKey,
+    ep: Inside,
+    /// Where the payloads start in the frame buffer.
+    at: usize,
+    /// The largest datagram a super-frame's segment may carry (one that
+    /// makes an IP packet within the container's MTU).
+    fits: usize,
+    run: SegmentRun,
+}
+
+impl Pending {
+    fn start(fid: super::FlowId, key: FlowKey, ep: Inside, n: usize) -> Pending {
+        let at = super::udp::payload_offset(&ep);
+        Pending {
+            fid,
+            key,
+            ep,
+            at,
+            fits: (ep.mtu as usize).saturating_sub(at - crate::wire::ethernet::HEADER_LEN),
+            run: SegmentRun::start(n),
+        }
     }
 }
 
@@ -271,10 +300,17 @@ impl Nat {
         self.rearm(id);
     }
 
+    /// Reads a published UDP port's datagrams (up to `ACCEPT_BATCH`) and
+    /// hands each to its client's flow, making one for a new client.
+    /// Consecutive datagrams of one client that `SegmentRun` lets share a
+    /// super-frame are written to the container as one, as
+    /// `Nat::udp_event` does for an egress flow's replies.
     fn forward_datagrams(&mut self, id: usize, now: Time, emit: &mut dyn Emit) {
+        let mut pending: Option<Pending> = None;
+        let mut drained = false;
         for _ in 0..ACCEPT_BATCH {
             let Some(Some(f)) = self.forwards.get(id) else {
-                return;
+                break;
             };
             let (ep4, ep6, cport, lfd) = (
                 f.ep,
@@ -282,24 +318,49 @@ impl Nat {
                 f.mapping.container_port,
                 f.listener.as_raw_fd(),
             );
-            // Received where an IPv4 frame's payload goes, the common case;
-            // moved 20 bytes on for a client forwarded over IPv6.
+            // With nothing pending, the datagram is received where an IPv4
+            // frame's payload goes (the common case: no copy); otherwise
+            // into the receive buffer, copied after the run if it joins.
             let at = super::udp::PAYLOAD_OFFSET;
-            let space = &mut self.tx.read_space()[at..at + super::udp::MAX_PAYLOAD];
-            let (n, peer) = match self.io.recv_from(lfd, space) {
-                Ok(r) => r,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) => return,
+            let got = match &pending {
+                None => self.io.recv_from(
+                    lfd,
+                    &mut self.tx.read_space()[at..at + super::udp::MAX_PAYLOAD],
+                ),
+                Some(_) => self
+                    .io
+                    .recv_from(lfd, &mut self.udp_rx[..super::udp::MAX_PAYLOAD]),
             };
+            let (n, peer) = match got {
+                Ok(r) => r,
+                Err(_) => {
+                    // WouldBlock, or an error the next event reports again.
+                    drained = true;
+                    break;
+                }
+            };
+            let in_tx = pending.is_none();
             let (ep, seen) = seen_from(&ep4, ep6.as_ref(), peer);
-            let to = super::udp::payload_offset(&ep);
-            if to != at {
-                self.tx.read_space().copy_within(at..at + n, to);
-            }
             let Some((key, existing)) = self.udp_client_key(&ep, cport, peer, seen) else {
                 self.counters.flows_refused_limit += 1;
                 continue;
             };
+            if let (Some(p), Some(fid)) = (&mut pending, existing) {
+                if p.fid == fid && p.run.segment <= p.fits && p.run.takes(n) {
+                    let end = p.at + p.run.len;
+                    self.tx.read_space()[end..end + n].copy_from_slice(&self.udp_rx[..n]);
+                    p.run.add(n);
+                    self.client_datagram(fid, n, now);
+                    if !p.run.may_grow() {
+                        self.emit_pending(pending.take(), emit);
+                    }
+                    continue;
+                }
+            }
+            // It starts a run of its own: what was pending goes first, so
+            // that nothing below (a new flow may evict one, and an evicted
+            // connection's reset is built in the same buffer) touches it.
+            self.emit_pending(pending.take(), emit);
             let fid = match existing {
                 Some(fid) => fid,
                 None => {
@@ -320,24 +381,62 @@ impl Nat {
                         now,
                         FlowState::Udp(super::udp::UdpFlow {
                             replied: false,
-                            no_gso: true,
+                            no_gso: false,
                             reply_to: Some(peer),
                         }),
                     );
+                    // The datagram is kept aside while the flow is made:
+                    // an eviction's reset is written to the frame buffer.
+                    if in_tx {
+                        self.udp_rx[..n].copy_from_slice(&self.tx.read_space()[at..at + n]);
+                    }
                     match self.add_unpolled_flow(key, flow, now, emit) {
-                        Some(fid) => fid,
+                        Some(fid) => {
+                            let to = super::udp::payload_offset(&ep);
+                            self.tx.read_space()[to..to + n].copy_from_slice(&self.udp_rx[..n]);
+                            pending = Some(Pending::start(fid, key, ep, n));
+                            self.client_datagram(fid, n, now);
+                            continue;
+                        }
                         None => continue,
                     }
                 }
             };
-            self.table.touch(fid, now);
-            super::udp::emit_datagram(&mut self.tx, &ep, &key, n, emit);
-            if let Some(f) = self.table.get_mut(fid) {
-                f.bytes_in += n as u64;
+            let to = super::udp::payload_offset(&ep);
+            if in_tx {
+                // Moved 20 bytes on for a client forwarded over IPv6.
+                if to != at {
+                    self.tx.read_space().copy_within(at..at + n, to);
+                }
+            } else {
+                self.tx.read_space()[to..to + n].copy_from_slice(&self.udp_rx[..n]);
+            }
+            pending = Some(Pending::start(fid, key, ep, n));
+            self.client_datagram(fid, n, now);
+        }
+        self.emit_pending(pending, emit);
+        // A full batch: more may be waiting (see `rearm`).
+        if !drained {
+            self.rearm(id);
+        }
+    }
+
+    /// A client's datagram counted to its flow, which it keeps alive.
+    fn client_datagram(&mut self, fid: super::FlowId, n: usize, now: Time) {
+        self.table.touch(fid, now);
+        if let Some(f) = self.table.get_mut(fid) {
+            f.bytes_in += n as u64;
+        }
+    }
+
+    /// Writes what a published port's client sent that waits in the frame
+    /// buffer: one datagram, or a super-frame of several.
+    fn emit_pending(&mut self, pending: Option<Pending>, emit: &mut dyn Emit) {
+        if let Some(p) = pending {
+            if super::udp::emit_run(&mut self.tx, &p.ep, &p.key, &p.run, emit) {
+                self.counters.udp_super_frames += 1;
             }
         }
-        // A full batch: more may be waiting (see `rearm`).
-        self.rearm(id);
     }
 
     /// The flow key of a UDP client of a published port, and its flow if it

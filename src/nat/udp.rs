@@ -26,9 +26,10 @@
 //! segments do not fit the route's MTU (EMSGSIZE) or that it cannot build
 //! (EINVAL), or whose device cannot checksum them (EIO); its datagrams then
 //! go one by one, and so does that flow's traffic from then on
-//! (`udp_gso_refused`). Published ports' clients (a shared socket, sendto)
-//! and datagrams over 32 KiB are never batched. Nothing waits past the turn
-//! that read it.
+//! (`udp_gso_refused`). A published port's client is answered the same
+//! way, from the port's shared socket to the client's address (the send
+//! names it). Datagrams over 32 KiB are never batched. Nothing waits past
+//! the turn that read it.
 //!
 //! ## Batching toward the container
 //!
@@ -226,6 +227,20 @@ fn quote(key: &FlowKey) -> [u8; 8] {
     q
 }
 
+/// One datagram on a flow's socket: to `to` (a published port's client, on
+/// the shared socket), or to the socket's connected remote.
+fn send_one(
+    io: &mut dyn crate::host::HostIo,
+    fd: std::os::fd::RawFd,
+    data: &[u8],
+    to: Option<SocketAddr>,
+) -> io::Result<usize> {
+    match to {
+        Some(client) => io.send_to(fd, data, client),
+        None => io.send(fd, data),
+    }
+}
+
 /// The host cannot send this batch as one (the route's MTU, the device, a
 /// kernel without UDP GSO), though it could send its datagrams.
 fn gso_refused(e: &io::Error) -> bool {
@@ -391,14 +406,8 @@ impl Nat {
             }
         };
         let flow = self.table.get_mut(id)?;
-        let batchable = matches!(
-            flow.state,
-            FlowState::Udp(UdpFlow {
-                reply_to: None,
-                no_gso: false,
-                ..
-            })
-        ) && (1..=GSO_MAX_DATAGRAM).contains(&u.payload().len());
+        let batchable = matches!(flow.state, FlowState::Udp(UdpFlow { no_gso: false, .. }))
+            && (1..=GSO_MAX_DATAGRAM).contains(&u.payload().len());
         if batchable {
             if !self.udp_batch.append(id, &key, u.payload()) {
                 self.flush_udp(emit);
@@ -470,17 +479,26 @@ impl Nat {
         };
         let fd = flow.sock.as_raw_fd();
         let ep = flow.ep;
+        // A published port's client is answered from the shared socket,
+        // to its address; the container answering makes the flow replied.
+        let to = match &mut flow.state {
+            FlowState::Udp(u) if u.reply_to.is_some() => {
+                u.replied = true;
+                u.reply_to
+            }
+            _ => None,
+        };
         let data = &self.udp_batch.buf[..len];
         let mut refused = false;
         let mut failed = 0usize;
         if count == 1 {
-            match self.io.send(fd, data) {
+            match send_one(&mut *self.io, fd, data, to) {
                 Ok(n) => flow.bytes_out += n as u64,
                 Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => refused = true,
                 Err(_) => failed = 1,
             }
         } else {
-            match self.io.send_segments(fd, data, segment as u16) {
+            match self.io.send_segments(fd, data, segment as u16, to) {
                 Ok(n) => {
                     flow.bytes_out += n as u64;
                     self.counters.udp_gso_batches += 1;
@@ -494,7 +512,7 @@ impl Nat {
                         u.no_gso = true;
                     }
                     for (i, d) in data.chunks(segment).enumerate() {
-                        match self.io.send(fd, d) {
+                        match send_one(&mut *self.io, fd, d, to) {
                             Ok(n) => flow.bytes_out += n as u64,
                             Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
                                 refused = true;

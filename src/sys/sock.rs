@@ -197,15 +197,22 @@ struct SegmentCmsg {
     _pad: [u8; 6],
 }
 
-/// One sendmsg(2) of `buf` on a connected UDP socket as datagrams of
-/// `segment` bytes each, the last one possibly shorter: UDP GSO
+/// One sendmsg(2) of `buf` on a UDP socket as datagrams of `segment` bytes
+/// each, the last one possibly shorter, to `to` (a published port's shared
+/// socket answering one client) or, with `None`, to the socket's connected
+/// remote: UDP GSO
 /// (`UDP_SEGMENT`, Linux 4.18). The stack carries them as one packet as far
 /// as it can (to the device, or through a veth to the receiving socket) and
 /// splits them there, so the per-datagram cost of the send path is paid
 /// once. EMSGSIZE when a segment would not fit the route's MTU, EINVAL when
 /// there are too many, EIO when the device cannot checksum them: the caller
 /// then sends them one by one.
-pub fn send_segments(fd: RawFd, buf: &[u8], segment: u16) -> io::Result<usize> {
+pub fn send_segments(
+    fd: RawFd,
+    buf: &[u8],
+    segment: u16,
+    to: Option<SocketAddr>,
+) -> io::Result<usize> {
     // CMSG_LEN(2): the header, then the value with no padding before it.
     let cmsg = SegmentCmsg {
         hdr: libc::cmsghdr {
@@ -226,9 +233,13 @@ pub fn send_segments(fd: RawFd, buf: &[u8], segment: u16) -> io::Result<usize> {
         )
     };
     let iov = [io::IoSlice::new(buf)];
-    let msg = socket2::MsgHdr::new()
+    let to = to.map(SockAddr::from);
+    let mut msg = socket2::MsgHdr::new()
         .with_buffers(&iov)
         .with_control(control);
+    if let Some(to) = &to {
+        msg = msg.with_addr(to);
+    }
     on(fd, |s| {
         retry(|| s.sendmsg(&msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL))
     })
