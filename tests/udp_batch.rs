@@ -23,8 +23,8 @@ use common::natrig::*;
 use lanyard::dataplane::{PortSpec, Switch};
 use lanyard::frame::FrameBuf;
 use lanyard::offload::{finish_checksum, segment, Offloads};
-use lanyard::publish::{Mapping, Protocol};
 use lanyard::port::MemoryPort;
+use lanyard::publish::{Mapping, Protocol};
 use lanyard::security::PortPolicy;
 use lanyard::stats::DropReason;
 use lanyard::time::Time;
@@ -477,17 +477,25 @@ fn a_published_ports_clients_are_batched_both_ways_and_each_gets_only_its_own() 
 
     // One readiness event reads all 32.
     let mut got = Vec::new();
-    rig.until("the clients' datagrams at the container", Duration::from_secs(5), |r| {
-        r.pump(Duration::from_millis(50));
-        got.extend(sent_to_container(r));
-        payloads(&got).len() >= 32
-    });
+    rig.until(
+        "the clients' datagrams at the container",
+        Duration::from_secs(5),
+        |r| {
+            r.pump(Duration::from_millis(50));
+            got.extend(sent_to_container(r));
+            payloads(&got).len() >= 32
+        },
+    );
     assert_eq!(got.len(), 3, "three writes: A's run, B's datagram, A's run");
     assert!(got[0].0.is_gso() && got[2].0.is_gso() && !got[1].0.is_gso());
     assert_eq!(got[0].0.gso_kind(), gso::UDP_L4);
     let (seen_a, seen_b) = (udp_source(&got[0].1), udp_source(&got[1].1));
     assert_eq!(udp_source(&got[2].1), seen_a, "A is shown as one address");
-    assert_eq!(*seen_a.ip(), GW, "a loopback client is shown as the gateway");
+    assert_eq!(
+        *seen_a.ip(),
+        GW,
+        "a loopback client is shown as the gateway"
+    );
     assert_ne!(seen_a, seen_b, "each client its own port");
     let all = payloads(&got);
     check(&all[..21], 1, &a1, "A's first run");
@@ -498,8 +506,16 @@ fn a_published_ports_clients_are_batched_both_ways_and_each_gets_only_its_own() 
     assert_eq!(c1.udp_super_frames - c0.udp_super_frames, 2);
 
     // The answers, in one turn.
-    let refused0 = rig.sw.counters(rig.port).unwrap().dropped(DropReason::SpoofedSrcIp);
-    let not_served0 = rig.sw.counters(rig.port).unwrap().dropped(DropReason::NotServed);
+    let refused0 = rig
+        .sw
+        .counters(rig.port)
+        .unwrap()
+        .dropped(DropReason::SpoofedSrcIp);
+    let not_served0 = rig
+        .sw
+        .counters(rig.port)
+        .unwrap()
+        .dropped(DropReason::NotServed);
     rig.queue = true;
     let answers = [200usize; 30];
     for i in 0..15u64 {
@@ -508,11 +524,23 @@ fn a_published_ports_clients_are_batched_both_ways_and_each_gets_only_its_own() 
     // A port of the gateway that no client holds: the host's loopback,
     // which this container may not reach (and a new flow's attempt, which
     // ends A's first run).
-    rig.udp(5353, SocketAddrV4::new(GW, seen_a.port().wrapping_add(7)), 200, 9, 0);
+    rig.udp(
+        5353,
+        SocketAddrV4::new(GW, seen_a.port().wrapping_add(7)),
+        200,
+        9,
+        0,
+    );
     // Another container's address as the source.
-    rig.udp_with(Ipv4Addr::new(172, 17, 0, 99), 5353, GW, seen_a.port(), gw_mac(), 200, |p| {
-        fill_pattern(9, 1, p)
-    });
+    rig.udp_with(
+        Ipv4Addr::new(172, 17, 0, 99),
+        5353,
+        GW,
+        seen_a.port(),
+        gw_mac(),
+        200,
+        |p| fill_pattern(9, 1, p),
+    );
     for i in 15..30u64 {
         rig.udp(5353, seen_a, 200, 4, i);
     }
@@ -526,7 +554,12 @@ fn a_published_ports_clients_are_batched_both_ways_and_each_gets_only_its_own() 
         &answers,
         "A's answers",
     );
-    check(&receive(&b, 1, Duration::from_secs(5)), 5, &[100], "B's answer");
+    check(
+        &receive(&b, 1, Duration::from_secs(5)),
+        5,
+        &[100],
+        "B's answer",
+    );
     assert_eq!(
         c2.udp_gso_batches - c1.udp_gso_batches,
         2,
@@ -534,12 +567,20 @@ fn a_published_ports_clients_are_batched_both_ways_and_each_gets_only_its_own() 
     );
     assert_eq!(c2.udp_send_failed, c1.udp_send_failed);
     assert_eq!(
-        rig.sw.counters(rig.port).unwrap().dropped(DropReason::SpoofedSrcIp) - refused0,
+        rig.sw
+            .counters(rig.port)
+            .unwrap()
+            .dropped(DropReason::SpoofedSrcIp)
+            - refused0,
         1,
         "the spoofed source"
     );
     assert_eq!(
-        rig.sw.counters(rig.port).unwrap().dropped(DropReason::NotServed) - not_served0,
+        rig.sw
+            .counters(rig.port)
+            .unwrap()
+            .dropped(DropReason::NotServed)
+            - not_served0,
         1,
         "the unheld port: the host's loopback, which this container may not reach"
     );
@@ -552,4 +593,131 @@ fn a_published_ports_clients_are_batched_both_ways_and_each_gets_only_its_own() 
     // Nothing else reached either client.
     assert!(receive(&a, 0, Duration::from_millis(300)).is_empty());
     assert!(receive(&b, 0, Duration::from_millis(300)).is_empty());
+}
+
+/// A regression: a published port's new UDP client whose flow evicts a
+/// connection the container is closing (the table full, conntrack's early
+/// drop) must still reach the container as it sent it. The eviction resets
+/// that connection toward the container, a frame built in the NAT's frame
+/// buffer, where the client's datagram was received; it came out with the
+/// reset's TCP header over its first 12 bytes. Next to it, the connection
+/// it took the place of is reset, and the client after it (no room, nothing
+/// evictable: its first client answered) is refused and counted.
+#[test]
+fn a_new_published_client_that_evicts_a_connection_arrives_intact() {
+    use lanyard::nat::NatConfig;
+    use lanyard::wire::tcp::flags;
+    use std::net::TcpListener;
+
+    let mut rig = Rig::new(Opts {
+        nat: NatConfig {
+            max_flows: 1,
+            max_flows_per_container: 16,
+            ..NatConfig::default()
+        },
+        ..Opts::default()
+    });
+    // The connection: to the host's loopback through the gateway,
+    // established, then the container's FIN (synchronized, no longer
+    // established both ways: a full table may take it).
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    l.set_nonblocking(true).unwrap();
+    let mut c = CTcp::new(41000, SocketAddrV4::new(GW, l.local_addr().unwrap().port()));
+    rig.connect(&mut c);
+    rig.until("the NAT's SYN-ACK", Duration::from_secs(10), |r| {
+        r.pump(Duration::from_millis(2));
+        r.drain(|s, p| {
+            c.on_frame(s, p);
+        });
+        c.rst_received || c.established()
+    });
+    assert!(c.established(), "the connection is up");
+    rig.ack(&mut c);
+    let mut host = None;
+    rig.until("the host's accept", Duration::from_secs(10), |r| {
+        r.pump(Duration::from_millis(2));
+        host = l.accept().ok();
+        host.is_some()
+    });
+    rig.tcp(&mut c, flags::FIN | flags::ACK, 0);
+    rig.until("the FIN's acknowledgement", Duration::from_secs(10), |r| {
+        r.pump(Duration::from_millis(2));
+        r.drain(|s, p| {
+            c.on_frame(s, p);
+        });
+        c.snd_una == c.snd_nxt
+    });
+    assert_eq!(rig.flows(), 1, "the table is full");
+
+    let fd = lanyard::sys::sock::bind_listener(false, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = lanyard::sys::sock::local_addr(std::os::fd::AsRawFd::as_raw_fd(&fd)).unwrap();
+    rig.sw
+        .add_forwards(
+            rig.port,
+            vec![(
+                fd,
+                Mapping {
+                    proto: Protocol::Udp,
+                    host: addr,
+                    container_port: 5353,
+                },
+            )],
+        )
+        .unwrap();
+    let client = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let mut d = [0u8; 100];
+    fill_pattern(11, 0, &mut d);
+    client.send_to(&d, addr).unwrap();
+    let c0 = rig.sw.nat_counters();
+    let mut datagram = None;
+    rig.until("the client's datagram", Duration::from_secs(5), |r| {
+        r.pump(Duration::from_millis(20));
+        r.drain(|s, p| {
+            if s.is_udp() && s.dst_port == 5353 {
+                datagram = Some((SocketAddrV4::new(s.src_ip, s.src_port), p.to_vec()));
+            } else {
+                c.on_frame(s, p);
+            }
+        });
+        datagram.is_some()
+    });
+    let c1 = rig.sw.nat_counters();
+    assert_eq!(
+        c1.flows_evicted - c0.flows_evicted,
+        1,
+        "the closing connection made room"
+    );
+    assert!(c.rst_received, "and was reset toward the container");
+    let (seen, got) = datagram.unwrap();
+    assert_eq!(got.len(), 100);
+    assert_eq!(
+        pattern_mismatches(11, 0, &got),
+        0,
+        "the datagram arrived as sent"
+    );
+
+    // The container answers (so that flow may not be evicted); a second
+    // client then finds no room, and is refused and counted.
+    client
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    rig.udp(5353, seen, 10, 12, 0);
+    check(
+        &receive(&client, 1, Duration::from_secs(5)),
+        12,
+        &[10],
+        "the answer",
+    );
+    let other = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    other.send_to(&d, addr).unwrap();
+    rig.until("the second client refused", Duration::from_secs(5), |r| {
+        r.pump(Duration::from_millis(20));
+        r.sw.nat_counters().flows_refused_full > c1.flows_refused_full
+    });
+    let mut more = 0;
+    rig.drain(|s, _| more += usize::from(s.is_udp()));
+    assert_eq!(
+        more, 0,
+        "nothing of the refused client's reached the container"
+    );
 }
