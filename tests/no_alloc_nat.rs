@@ -9,7 +9,8 @@
 //! the container, ACKs), a UDP egress flow, ICMP echo through a ping
 //! socket, DNS answered locally and forwarded to a fake upstream, DHCP
 //! DISCOVERs handed to the control plane's channel, and published TCP and
-//! UDP ports with a loopback client.
+//! UDP ports with a loopback client (UDP also in bursts, batched both
+//! ways).
 //!
 //! A test binary of its own (`harness = false`): it first enters a network
 //! namespace of its own while still single-threaded (as root a new network
@@ -1094,6 +1095,115 @@ fn published_udp() -> Outcome {
     }
 }
 
+/// A published UDP port's client sending bursts: each burst reaches the
+/// container as one super-frame (one readiness event of the shared
+/// socket), and the container's answers to it, one port turn, leave in one
+/// UDP GSO send to the client's address.
+fn published_udp_batched() -> Outcome {
+    const ROUNDS: u64 = 200;
+    const PER_TURN: u64 = 32;
+    let mut rig = Rig::new(Opts::default());
+    let fd = lanyard::sys::sock::bind_listener(false, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = lanyard::sys::sock::local_addr(std::os::fd::AsRawFd::as_raw_fd(&fd)).unwrap();
+    rig.sw
+        .add_forwards(
+            rig.port,
+            vec![(
+                fd,
+                Mapping {
+                    proto: Protocol::Udp,
+                    host: addr,
+                    container_port: 5353,
+                },
+            )],
+        )
+        .unwrap();
+    let client = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    client.set_nonblocking(true).unwrap();
+    let mut buf = vec![0u8; 2048];
+    let (mut bad, mut got, mut back_total) = (0u64, 0u64, 0u64);
+    let (mut allocations, mut open) = (0u64, 0u64);
+    let mut seen: Option<SocketAddrV4> = None;
+    for r in 0..=ROUNDS {
+        for i in 0..PER_TURN {
+            let mut d = [0u8; 64];
+            fill_pattern(0x5ee, r * PER_TURN + i, &mut d);
+            client.send_to(&d, addr).unwrap();
+        }
+        let mut this = 0u64;
+        let ((), a) = counted(|| {
+            rig.until("the client's burst at the container", WAIT, |rig| {
+                rig.pump(SHORT);
+                rig.drain(|s, p| {
+                    if s.is_udp() && s.dst_port == 5353 {
+                        seen = Some(SocketAddrV4::new(s.src_ip, s.src_port));
+                        if p.len() != 64 || pattern_mismatches(0x5ee, r * PER_TURN + this, p) != 0 {
+                            bad += 1;
+                        }
+                        this += 1;
+                    }
+                });
+                this >= PER_TURN
+            })
+        });
+        got += this;
+        let to = seen.expect("the burst came");
+        rig.queue = true;
+        for i in 0..PER_TURN {
+            rig.udp(5353, to, 64, 0x5ef, r * PER_TURN + i);
+        }
+        rig.queue = false;
+        let (n, b) = counted(|| rig.turn());
+        assert_eq!(n as u64, PER_TURN);
+        if r == 0 {
+            open = a + b;
+        } else {
+            allocations += a + b;
+        }
+        let deadline = std::time::Instant::now() + WAIT;
+        let mut back = 0u64;
+        while back < PER_TURN && std::time::Instant::now() < deadline {
+            match client.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    if from != addr
+                        || n != 64
+                        || pattern_mismatches(0x5ef, r * PER_TURN + back, &buf[..n]) != 0
+                    {
+                        bad += 1;
+                    }
+                    back += 1;
+                }
+                Err(_) => std::thread::sleep(SHORT),
+            }
+        }
+        back_total += back;
+        step_clock(&mut rig, r as u32);
+    }
+    let c = rig.sw.nat_counters();
+    assert_eq!(
+        (got, back_total, bad),
+        ((ROUNDS + 1) * PER_TURN, (ROUNDS + 1) * PER_TURN, 0),
+        "every datagram, in order, both ways"
+    );
+    assert_eq!(c.udp_gso_batches, ROUNDS + 1, "one send per turn");
+    assert!(
+        c.udp_super_frames > ROUNDS / 2,
+        "bursts in as super-frames: {}",
+        c.udp_super_frames
+    );
+    Outcome {
+        name: "published udp batched (bursts of a loopback client ↔ container:5353)",
+        packets: 2 * ROUNDS * PER_TURN,
+        allocations,
+        proof: format!(
+            "{ROUNDS} bursts of {PER_TURN} datagrams in ({} super-frames) and {PER_TURN} answers each in one UDP GSO send, every datagram in order and checked",
+            c.udp_super_frames
+        ),
+        open: Some(open),
+        report_only: false,
+    }
+}
+
 /// Flows coming and going: TCP connections opened, used and closed from
 /// both sides, and UDP flows left to expire. Not per-packet work, so what
 /// it allocates is reported rather than held to zero.
@@ -1223,7 +1333,7 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let checks: [(&str, Check); 11] = [
+    let checks: [(&str, Check); 12] = [
         ("tcp egress", tcp_egress),
         ("udp egress", udp_egress),
         ("udp batched", udp_egress_batched),
@@ -1233,6 +1343,7 @@ fn main() {
         ("dhcp", dhcp),
         ("published tcp", published_tcp),
         ("published udp", published_udp),
+        ("published udp batched", published_udp_batched),
         ("flow churn", flow_churn),
         ("budgets", budgets),
     ];
