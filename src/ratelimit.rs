@@ -46,18 +46,31 @@ impl RateLimiter {
         self
     }
 
+    /// Takes a token if there is one.
     pub fn allow(&mut self, now: Time) -> bool {
+        if !self.ready(now) {
+            return false;
+        }
+        self.spend();
+        true
+    }
+
+    /// Whether a token is there (refilled to `now`), taking none: for a
+    /// caller that learns only afterwards whether it had anything to spend
+    /// it on, and then calls [`RateLimiter::spend`].
+    pub fn ready(&mut self, now: Time) -> bool {
         let elapsed = now.saturating_sub(self.last);
         let add = (elapsed.as_nanos() * self.rate as u128 / 1_000_000_000) as u64;
         if add > 0 {
             self.tokens = (self.tokens as u64 + add).min(self.burst as u64) as u32;
             self.last = now;
         }
-        if self.tokens == 0 {
-            return false;
-        }
-        self.tokens -= 1;
-        true
+        self.tokens > 0
+    }
+
+    /// Takes a token that [`RateLimiter::ready`] found.
+    pub fn spend(&mut self) {
+        self.tokens = self.tokens.saturating_sub(1);
     }
 }
 
@@ -218,6 +231,19 @@ mod tests {
         assert!(!r.allow(Time(t.0 + 100_000_000)));
         let later = Time::from_secs(100);
         assert_eq!((0..10).filter(|_| r.allow(later)).count(), 3);
+    }
+
+    #[test]
+    fn looking_takes_no_token() {
+        let mut r = RateLimiter::new(10, 2).starting_at(Time::from_secs(1));
+        let t = Time::from_secs(1);
+        // Asked a thousand times with nothing to spend it on: still full.
+        assert!((0..1000).all(|_| r.ready(t)));
+        r.spend();
+        assert!(r.ready(t));
+        r.spend();
+        assert!(!r.ready(t), "two spent: the burst");
+        assert!(!r.allow(t));
     }
 
     #[test]

@@ -557,3 +557,155 @@ fn new_flows_and_the_nat_icmp_errors_are_budgeted_per_container() {
     assert_eq!(dropped(&rig, DropReason::HostLoopback), 30);
     assert_eq!(rig.sw.nat_counters().icmp_errors_limited, 20);
 }
+
+/// A published port's SYN to the container, answered by what a TIME_WAIT
+/// of an earlier connection on the same 4-tuple sends (an ACK of the old
+/// connection's numbers: a loopback client reuses its ports within
+/// seconds). The NAT answers it with a RST at that ACK's number (which ends
+/// the TIME_WAIT) and sends its SYN again at once — once: a second such ACK
+/// gets its RST and no SYN, so a container cannot make it send SYNs at its
+/// pace. The right SYN-ACK then completes the connection, and the client's
+/// bytes reach the container.
+#[test]
+fn a_syn_answered_by_an_old_connections_ack_resets_it_and_goes_again() {
+    use lanyard::publish::{Mapping, Protocol};
+    let mut rig = Rig::new(Opts::default());
+    let fd = lanyard::sys::sock::bind_listener(true, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = lanyard::sys::sock::local_addr(std::os::fd::AsRawFd::as_raw_fd(&fd)).unwrap();
+    rig.sw
+        .add_forwards(
+            rig.port,
+            vec![(
+                fd,
+                Mapping {
+                    proto: Protocol::Tcp,
+                    host: addr,
+                    container_port: 8080,
+                },
+            )],
+        )
+        .unwrap();
+    let mut client = TcpStream::connect(addr).unwrap();
+    client.write_all(b"hello").unwrap();
+    let mut c = CTcp::new(8080, SocketAddrV4::new(GW, 0));
+    let mut syns = Vec::new();
+    rig.until("the NAT's SYN", Duration::from_secs(5), |r| {
+        r.pump(SHORT);
+        r.drain(|s, p| {
+            if s.is_tcp() && s.has(flags::SYN) && syns.is_empty() {
+                syns.push((SocketAddrV4::new(s.src_ip, s.src_port), s.seq));
+                c.dst = SocketAddrV4::new(s.src_ip, s.src_port);
+                // The container's side learns the SYN (its answer waits).
+                c.on_frame(s, p);
+            }
+        });
+        !syns.is_empty()
+    });
+    let isn = syns[0].1;
+    // The old connection's ACK, twice over.
+    let mut replies = Vec::new();
+    for old_ack in [0x5000_0000u32, 0x5000_0100] {
+        rig.tcp_raw(&c, 0x7000_0000, old_ack, flags::ACK, 1000, &[], 0, |_| {});
+        rig.until("the RST", Duration::from_secs(5), |r| {
+            r.pump(SHORT);
+            r.drain(|s, _| {
+                if s.is_tcp() && s.dst_port == 8080 {
+                    replies.push((s.flags, s.seq));
+                }
+            });
+            replies
+                .iter()
+                .any(|&(f, seq)| f & flags::RST != 0 && seq == old_ack)
+        });
+    }
+    let rst_only = flags::RST;
+    assert_eq!(
+        replies,
+        [
+            (rst_only, 0x5000_0000),
+            (flags::SYN, isn),
+            (rst_only, 0x5000_0100)
+        ],
+        "a RST at each ACK's number; the SYN again after the first only"
+    );
+    // Now the container answers as a listener.
+    rig.syn_ack(&mut c);
+    rig.until("the client's bytes", Duration::from_secs(5), |r| {
+        r.pump(SHORT);
+        r.drain(|s, p| {
+            c.on_frame(s, p);
+        });
+        c.received >= 5
+    });
+    assert!(c.established());
+    drop(client.shutdown(Shutdown::Both));
+}
+
+/// A published port's client budget is spent on clients, not on looking
+/// for them: ten clients one after the other (each batch of accepts ends
+/// with one that finds nobody) all get through a burst of ten at once,
+/// none deferred, and the eleventh, past the burst with no time passing,
+/// is deferred (counted) and not taken until time refills the bucket.
+#[test]
+fn sequential_clients_get_the_whole_burst_and_the_next_one_waits() {
+    use lanyard::publish::{Mapping, Protocol};
+    use lanyard::ratelimit::Rate;
+    let mut rig = Rig::new(Opts {
+        nat: NatConfig {
+            published_clients: Rate::new(1, 10),
+            ..Opts::default().nat
+        },
+        ..Opts::default()
+    });
+    let fd = lanyard::sys::sock::bind_listener(true, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = lanyard::sys::sock::local_addr(std::os::fd::AsRawFd::as_raw_fd(&fd)).unwrap();
+    rig.sw
+        .add_forwards(
+            rig.port,
+            vec![(
+                fd,
+                Mapping {
+                    proto: Protocol::Tcp,
+                    host: addr,
+                    container_port: 8080,
+                },
+            )],
+        )
+        .unwrap();
+    let syns_after = |rig: &mut Rig, limit: Duration| {
+        let mut n = 0;
+        let end = std::time::Instant::now() + limit;
+        while n == 0 && std::time::Instant::now() < end {
+            rig.pump(SHORT);
+            rig.drain(|s, _| n += usize::from(s.is_tcp() && s.has(flags::SYN)));
+        }
+        n
+    };
+    let mut clients = Vec::new();
+    for i in 0..10 {
+        clients.push(TcpStream::connect(addr).unwrap());
+        assert_eq!(
+            syns_after(&mut rig, Duration::from_secs(5)),
+            1,
+            "client {i} taken at once"
+        );
+    }
+    // At most the look after the tenth, which found the bucket empty.
+    assert!(rig.sw.nat_counters().published_clients_limited <= 1);
+    let limited = rig.sw.nat_counters().published_clients_limited;
+    clients.push(TcpStream::connect(addr).unwrap());
+    assert_eq!(
+        syns_after(&mut rig, Duration::from_millis(300)),
+        0,
+        "the eleventh waits"
+    );
+    assert!(rig.sw.nat_counters().published_clients_limited > limited);
+    // A second later the bucket has a token; the next tick looks again.
+    rig.advance(Duration::from_secs(1));
+    rig.tick();
+    assert_eq!(
+        syns_after(&mut rig, Duration::from_secs(5)),
+        1,
+        "and is taken then"
+    );
+}

@@ -237,7 +237,10 @@ impl Nat {
             let Some(Some(f)) = self.forwards.get_mut(id) else {
                 return;
             };
-            if !f.clients.allow(now) {
+            // A token is spent on a client taken, not on the accept that
+            // finds none (which ends every batch): sequential clients got
+            // half the budget that way.
+            if !f.clients.ready(now) {
                 f.throttled = true;
                 self.throttled_any = true;
                 self.counters.published_clients_limited += 1;
@@ -245,7 +248,10 @@ impl Nat {
             }
             let (ep4, ep6, cport) = (f.ep, f.ep6, f.mapping.container_port);
             let (client, peer) = match self.io.accept(f.listener.as_raw_fd()) {
-                Ok(c) => c,
+                Ok(c) => {
+                    f.clients.spend();
+                    c
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
                     // EMFILE and the like: leave the rest queued for later.
@@ -272,7 +278,7 @@ impl Nat {
                 }
                 continue;
             }
-            let isn = self.next_isn();
+            let isn = self.next_isn(&key, now);
             let peek_off = self.io.set_peek_off(client.as_raw_fd(), 0);
             let conn = super::tcp::TcpConn::new_inbound(isn, now, peek_off);
             let mut flow = Flow::new(ep, client, peer, now, FlowState::Tcp(conn));

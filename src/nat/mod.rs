@@ -269,7 +269,8 @@ pub struct Nat {
     /// Where a flow's datagrams past the first are received before they
     /// join a super-frame (`udp::udp_event`); allocated once.
     udp_rx: Box<[u8]>,
-    isn_state: u64,
+    /// The key of `next_isn`'s hash.
+    isn_secret: u64,
     pub counters: NatCounters,
 }
 
@@ -292,7 +293,7 @@ impl Nat {
             pending: Vec::with_capacity(max_flows),
             udp_batch: udp::UdpBatch::new(),
             udp_rx: vec![0u8; udp::MAX_PAYLOAD].into_boxed_slice(),
-            isn_state: u64::from_ne_bytes(seed) | 1,
+            isn_secret: u64::from_ne_bytes(seed),
             counters: NatCounters::default(),
         }
     }
@@ -338,13 +339,21 @@ impl Nat {
 
     /// A fresh initial sequence number (xorshift; unpredictable enough for
     /// a link between us and the container's own kernel).
-    fn next_isn(&mut self) -> u32 {
-        let mut x = self.isn_state;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.isn_state = x;
-        (x >> 16) as u32
+    /// The initial sequence number of our side of `key`'s connection, as
+    /// RFC 6528 makes them: a clock that ticks every 4 µs plus a keyed
+    /// hash of the 4-tuple (the secret drawn when the NAT is made), so a
+    /// new connection on a 4-tuple starts after an earlier one's numbers.
+    /// That is what lets a TIME_WAIT the container still holds for the
+    /// earlier one take our SYN as a new connection (Linux compares the
+    /// sequence number when there are no timestamps), as a loopback client
+    /// that reuses its ports within seconds needs; random numbers were
+    /// refused half the time, and that client waited out the SYN's retries.
+    fn next_isn(&self, key: &FlowKey, now: Time) -> u32 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        self.isn_secret.hash(&mut h);
+        key.hash(&mut h);
+        ((now.0 / 4_000) as u32).wrapping_add(h.finish() as u32)
     }
 
     /// Adds a flow with its socket registered for `interest`; on a full
@@ -725,5 +734,38 @@ pub(crate) fn outside_v4(k: &FlowKey) -> Ipv4Addr {
     match k.outside.ip() {
         IpAddr::V4(a) => a,
         IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+    }
+}
+
+#[cfg(test)]
+mod isn_tests {
+    use super::*;
+
+    #[test]
+    fn a_later_connection_on_a_4_tuple_starts_after_the_earlier_ones_numbers() {
+        let nat = Nat::new(NatConfig {
+            max_flows: 16,
+            max_flows_per_container: 16,
+            ..NatConfig::default()
+        });
+        let key = |port| FlowKey {
+            proto: Proto::Tcp,
+            inside: "172.17.0.2:8080".parse().unwrap(),
+            outside: SocketAddr::new("172.17.0.1".parse().unwrap(), port),
+        };
+        let t = Time::from_secs(10);
+        let first = nat.next_isn(&key(40000), t);
+        // A second on: 250,000 further (a 4 µs clock), whatever the hash.
+        let later = nat.next_isn(&key(40000), Time(t.0 + 1_000_000_000));
+        assert_eq!(later.wrapping_sub(first), 250_000);
+        // Another tuple, or another NAT's secret: another offset (the
+        // numbers cannot be told from a neighbour's connection).
+        assert_ne!(nat.next_isn(&key(40001), t), first);
+        let other = Nat::new(NatConfig {
+            max_flows: 16,
+            max_flows_per_container: 16,
+            ..NatConfig::default()
+        });
+        assert_ne!(other.next_isn(&key(40000), t), first);
     }
 }

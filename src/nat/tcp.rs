@@ -765,7 +765,7 @@ impl Nat {
             return;
         }
         flow.ep = ep4;
-        let isn = self.next_isn();
+        let isn = self.next_isn(&key, now);
         let peek_off = self.io.set_peek_off(flow.sock.as_raw_fd(), 0);
         flow.state = FlowState::Tcp(TcpConn::new_inbound(isn, now, peek_off));
         if let Ok(fid) = self.add_flow(key, flow, mio::Interest::READABLE, now, emit) {
@@ -915,7 +915,7 @@ impl Nat {
             _ => None,
         };
         let peek_off = self.io.set_peek_off(sock.as_raw_fd(), 0);
-        let isn = self.next_isn();
+        let isn = self.next_isn(&key, now);
         let conn = TcpConn::new(&seg, isn, now, peek_off);
         let flow = Flow::new(*ep, sock, target, now, FlowState::Tcp(conn));
         match self.add_flow(
@@ -1034,6 +1034,20 @@ impl Nat {
                 if !(seg.has(flags::SYN) && seg.has(flags::ACK)) || seg.ack != c.isn.wrapping_add(1)
                 {
                     self.counters.tcp_bad_segments += 1;
+                    // RFC 9293 3.10.7.3: an ACK of something else is
+                    // answered with a RST at its acknowledgement number.
+                    // It is what the container's TIME_WAIT of an earlier
+                    // connection on this 4-tuple answers our SYN with (a
+                    // loopback client reuses its ports within seconds,
+                    // tcp_tw_reuse); the RST ends that TIME_WAIT, and the
+                    // SYN goes again now, once, not a second later.
+                    if seg.has(flags::ACK) {
+                        reset_for(seg, key, &ep, tx, emit);
+                        if c.retries == 0 {
+                            c.retries = 1;
+                            send_syn(c, key, &ep, tx, emit, false);
+                        }
+                    }
                     return Next::Keep;
                 }
                 c.c_isn = seg.seq;

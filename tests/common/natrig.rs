@@ -759,7 +759,7 @@ impl Rig {
     /// Sends a TCP segment of `c` with `fl` and `len` payload bytes written
     /// by `fill`; `opts` are TCP options (a multiple of 4 bytes).
     #[allow(clippy::too_many_arguments)]
-    fn tcp_raw(
+    pub fn tcp_raw(
         &mut self,
         c: &CTcp,
         seq: u32,
