@@ -19,7 +19,8 @@
 # (+ ~0.4 s setup each) and 2 pings per repetition, scaling 6 runs of DUR
 # (+ ~0.8 s, a daemon start included), egress 16 runs of DUR (32 since its
 # UDP rows: DUR=3 REPS=3 took 338 s) plus
-# connections and pings, ports 36 runs of DUR (+ ~0.5 s). DUR=3 REPS=2 took
+# connections and pings, ports 36 runs of DUR (+ ~0.5 s; 52 since its UDP
+# rows). DUR=3 REPS=2 took
 # 85 s for containers and 45 s for scaling; DUR=5 REPS=3 took 270 s for
 # egress and 590 s for ports, so all four tables take about 1,170 s at
 # DUR=5 REPS=3 (containers ~200 s, scaling ~105 s, estimated) and about
@@ -117,8 +118,13 @@
 # Rows: iperf3 -c (host -> container) and -R (container -> host client), from
 # loopback and from outside, at MTU 1500 and 65520 (container MTU and uplink
 # MTU both, as in table 3); $CONNS sequential connections from loopback at
-# MTU 65520; and the client address the container sees (conn_rate.py whoami),
-# for a loopback and for an outside client.
+# MTU 65520; UDP with 64-byte datagrams (iperf3 -u -l 64 -b 0, the same host
+# port forwarded for UDP too: iperf3 sends its data there) both ways, from
+# loopback at MTU 65520 and from outside at MTU 1500, datagrams/s received
+# (the loss is not split here: socat has no UDP column, a forking socat per
+# datagram being nothing like docker-proxy's UDP proxy); and the client
+# address the container sees (conn_rate.py whoami), for a loopback and for
+# an outside client.
 #
 # Table 5, "ipv6" (issue 17: lanyard over IPv6 against itself over IPv4 and
 # against the kernel over IPv6). Four columns run in turn in every
@@ -552,9 +558,10 @@ rootless_start() { # peer mtu [ports] -> SH, SP or FAIL[peer]; "ports": publish 
     else
         dev=eth0; ip=10.200.0.1
         local tfwd=none
-        [ -n "$ports" ] && tfwd="${HP[pasta]}:$IPORT,$((HP[pasta] + CONN_OFF)):$CPORT"
+        local ufwd=none
+        [ -n "$ports" ] && { tfwd="${HP[pasta]}:$IPORT,$((HP[pasta] + CONN_OFF)):$CPORT"; ufwd="${HP[pasta]}:$IPORT"; }
         ip netns exec lyb-host setpriv --reuid="$U_ID" --regid="$G_ID" --clear-groups -- \
-            pasta -f -q -4 -D none --config-net -I eth0 -m "$mtu" -t "$tfwd" -u none -T none -U none "${SH[$peer]}" >"$log" 2>&1 &
+            pasta -f -q -4 -D none --config-net -I eth0 -m "$mtu" -t "$tfwd" -u "$ufwd" -T none -U none "${SH[$peer]}" >"$log" 2>&1 &
     fi
     SP[$peer]=$!; track "${SP[$peer]}"
     if ! wait_for 100 addr_up "$peer" "$dev" "$ip"; then
@@ -567,7 +574,8 @@ rootless_start() { # peer mtu [ports] -> SH, SP or FAIL[peer]; "ports": publish 
     local hp=${HP[$peer]} err
     if [ "$peer" = slirp4netns ]; then
         if ! wait_for 50 test -S "$api"; then FAIL[$peer]="slirp4netns made no API socket in 5 s"; return; fi
-        if ! err=$(slirp_hostfwd "$api" "$hp" "$IPORT") || ! err=$(slirp_hostfwd "$api" "$((hp + CONN_OFF))" "$CPORT"); then
+        if ! err=$(slirp_hostfwd "$api" "$hp" "$IPORT") || ! err=$(slirp_hostfwd "$api" "$((hp + CONN_OFF))" "$CPORT") \
+            || ! err=$(slirp_hostfwd "$api" "$hp" "$IPORT" udp); then
             FAIL[$peer]="slirp4netns add_hostfwd failed: $(echo "$err" | one_line)"; return
         fi
     fi
@@ -578,10 +586,11 @@ rootless_start() { # peer mtu [ports] -> SH, SP or FAIL[peer]; "ports": publish 
 
 host_listening() { ip netns exec lyb-host ss -Hltn "sport = :$1" | grep -q .; }
 
-slirp_hostfwd() { # api-socket host_port guest_port -> 0, or prints slirp4netns's answer
+slirp_hostfwd() { # api-socket host_port guest_port [tcp|udp] -> 0, or prints slirp4netns's answer
     timeout -k 1 10 python3 - "$@" <<'PY2'
 import json, socket, sys
-req = {"execute": "add_hostfwd", "arguments": {"proto": "tcp", "host_addr": "0.0.0.0",
+proto = sys.argv[4] if len(sys.argv) > 4 else "tcp"
+req = {"execute": "add_hostfwd", "arguments": {"proto": proto, "host_addr": "0.0.0.0",
        "host_port": int(sys.argv[2]), "guest_port": int(sys.argv[3])}}
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.settimeout(5)
@@ -833,11 +842,13 @@ table ip lyb_ports {
         type nat hook prerouting priority dstnat; policy accept;
         iifname "up0" ip daddr $UP_IP tcp dport $d dnat to 172.18.0.2:$IPORT
         iifname "up0" ip daddr $UP_IP tcp dport $((d + CONN_OFF)) dnat to 172.18.0.2:$CPORT
+        iifname "up0" ip daddr $UP_IP udp dport $d dnat to 172.18.0.2:$IPORT
     }
     chain output {
         type nat hook output priority -100; policy accept;
         ip daddr 127.0.0.1 tcp dport $d dnat to 172.18.0.2:$IPORT
         ip daddr 127.0.0.1 tcp dport $((d + CONN_OFF)) dnat to 172.18.0.2:$CPORT
+        ip daddr 127.0.0.1 udp dport $d dnat to 172.18.0.2:$IPORT
     }
     chain postrouting {
         type nat hook postrouting priority srcnat; policy accept;
@@ -877,9 +888,11 @@ ports_teardown() {
     ip netns exec lyb-host nft delete table ip6 lyb_ports6 2>/dev/null || true
 }
 
-port_serve() { # peer mtu iperf|conn -> PSRV (server PID), PORT (host port); or 1 and R="fail:why"
+port_serve() { # peer mtu iperf|iperf-udp|conn -> PSRV (server PID), PORT (host port); or 1 and
+    # R="fail:why"; iperf-udp: lanyard publishes the port for UDP too (iperf3's data; the others
+    # forward both protocols throughout)
     local peer=$1 mtu=$2 cport ready cmd opts=()
-    if [ "$3" = iperf ]; then
+    if [ "$3" != conn ]; then
         PORT=${HP[$peer]}; cport=$IPORT; ready="Server listening"
         cmd=(timeout -k 2 $((DUR + 40)) iperf3 -s -1 -p "$IPORT" --forceflush)
     else
@@ -887,6 +900,7 @@ port_serve() { # peer mtu iperf|conn -> PSRV (server PID), PORT (host port); or 
         cmd=(timeout -k 2 120 "$PY" "$TMP/conn_rate.py" serve 0.0.0.0 "$CPORT" --lifetime 110)
     fi
     [ "$peer" = lanyard ] && opts=(-p "$PORT:$cport")
+    [ "$peer" = lanyard ] && [ "$3" = iperf-udp ] && opts+=(-p "$PORT:$cport/udp")
     ctr_cmd "$peer" "$mtu" "${opts[@]}"
     "${CTR[@]}" "${cmd[@]}" >"$TMP/srv.out" 2>&1 &
     PSRV=$!; track "$PSRV"
@@ -920,6 +934,25 @@ port_tcp() { # peer mtu lo|out tx|rx [4|6: the client's family, default 4] -> R 
     if [ "$peer" = lanyard ] && [ -n "$IBYTES" ]; then echo "$((t1 - t0)) $IBYTES" >>"${PCPUF:-$TMP/pcpu}"; fi
 }
 
+port_udp() { # peer mtu lo|out tx|rx -> R = "received/s sent/s lost% nan nan" (64-byte datagrams,
+    # iperf3 -u -l 64 -b 0, through the published port; the loss is not split, see the table's
+    # notes) or "fail:why"
+    local peer=$1 mtu=$2 from=$3 dir=$4 rflag=() cli rc=0 why
+    STALL=""
+    if why=$(port_unusable "$peer"); then R="fail:$why"; return; fi
+    [ "$dir" = rx ] && rflag=(-R)
+    port_serve "$peer" "$mtu" iperf-udp || return 0
+    case $from in
+        lo) cli=(ip netns exec lyb-host iperf3 -c 127.0.0.1) ;;
+        out) cli=(ip netns exec lyb-out iperf3 -c "$UP_IP") ;;
+    esac
+    timeout -k 3 $((DUR + 20)) "${cli[@]}" -p "$PORT" -u -l 64 -b 0 -t "$DUR" --connect-timeout 5000 -J "${rflag[@]}" \
+        >"$TMP/iperf.json" 2>"$TMP/iperf.err" || rc=$?
+    finish_pid "$PSRV"
+    iperf_result "$rc"
+    if [ "${R#fail:}" != "$R" ]; then log "  $peer UDP $from $dir MTU $mtu failed; server in the container said: $(tail -3 "$TMP/srv.out" | one_line)"; fi
+}
+
 whoami_from() { # netns addr -> the client address the server saw, or "fail:why" (port: $PORT)
     local a
     a=$(timeout -k 2 15 ip netns exec "$1" "$PY" "$TMP/conn_rate.py" whoami "$2" "$PORT" --timeout 5 2>&1 | tail -1 | one_line) || true
@@ -951,7 +984,7 @@ port_conn() { # peer rep -> R = connections/s or "fail:why"; on rep 1 also WHO[l
 # show the median of each.
 cell() {
     python3 - "$@" <<'PY2'
-import statistics, sys
+import math, statistics, sys
 kind, vals = sys.argv[1], sys.argv[2:]
 ok = [[float(x) for x in v.split()] for v in vals if not v.startswith("fail:")]
 bad = [v[5:] for v in vals if v.startswith("fail:")]
@@ -963,7 +996,10 @@ else:
     out = fmt % med[0]
     if kind == "pairs" and len(med) > 2:
         out += " (" + " + ".join("%.2f" % m for m in med[1:]) + ")"
-    if kind == "udp":
+    if kind == "udp" and any(math.isnan(r[3]) for r in ok):
+        # no split measured (the published-port rows)
+        out += " (sent %.0f; lost %.1f%%)" % (med[1], med[2])
+    elif kind == "udp":
         rest = statistics.median(r[2] - r[3] - r[4] for r in ok)
         rest = 0.0 if abs(rest) < 0.05 else rest  # no "-0.0"
         out += " (sent %.0f; lost %.1f%%: sender's queue %.1f%%, receiver's socket %.1f%%, elsewhere %.1f%%)" % (
@@ -1239,6 +1275,10 @@ plabel() {
         out-tx-*) echo "outside -> container (lyb-out to $UP_IP:HOSTPORT), MTU $m, Gbit/s" ;;
         out-rx-*) echo "container -> outside client (iperf3 -R), MTU $m, Gbit/s" ;;
         conn) echo "TCP connections/s, $CONNS sequential, host loopback -> container, MTU 65520" ;;
+        udp-lo-tx-*) echo "UDP 64-byte datagrams (iperf3 -u -l 64 -b 0), host loopback -> container, MTU $m, datagrams/s received" ;;
+        udp-lo-rx-*) echo "UDP 64-byte datagrams, container -> host loopback client (-R), MTU $m, datagrams/s received" ;;
+        udp-out-tx-*) echo "UDP 64-byte datagrams, outside -> container, MTU $m, datagrams/s received" ;;
+        udp-out-rx-*) echo "UDP 64-byte datagrams, container -> outside client (-R), MTU $m, datagrams/s received" ;;
         who-lo) echo "client address the container sees, client on host loopback" ;;
         who-out) echo "client address the container sees, outside client 10.200.0.2" ;;
     esac
@@ -1247,6 +1287,7 @@ met() { # ratio target peer -> "1.23x peer (met)" / "(missed)" / "peer not measu
     python3 -c "import sys; r, t, p = sys.argv[1:]; print(p + ' not measured' if r == '-' else '%sx %s (%s)' % (r, p, 'met' if float(r) >= float(t) else 'missed'))" "$@"
 }
 NA_SOCAT="n/a (docker DNATs outside clients; its proxy serves loopback)"
+NA_SOCAT_UDP="n/a (socat forks a process per datagram; docker-proxy's UDP proxy does not)"
 
 if want_table ports; then
 T0=$(date +%s)
@@ -1282,6 +1323,21 @@ for mtu in 1500 65520; do
             done
         done
     done
+    # UDP: the loopback client at podman's MTU, the outside one at an uplink's
+    ufrom=out; [ "$mtu" = 65520 ] && ufrom=lo
+    for dir in tx rx; do
+        row="udp-$ufrom-$dir-$mtu"
+        for rep in $(seq "$REPS"); do
+            line=""
+            for peer in "${PPEERS[@]}"; do
+                [ "$peer" = socat ] && continue
+                port_udp "$peer" "$mtu" "$ufrom" "$dir"
+                PRES[$row|$peer]+="$R$SEP"
+                line+=" $peer=$R"
+            done
+            log "ports UDP MTU $mtu $ufrom $dir run $rep:$line"
+        done
+    done
     if [ "$mtu" = 65520 ]; then
         for rep in $(seq "$REPS"); do
             line=""
@@ -1300,10 +1356,12 @@ echo
 echo "| published port | kernel DNAT | socat proxy | slirp4netns | pasta | lanyard | lanyard/slirp4netns | lanyard/pasta | lanyard/DNAT | lanyard/socat |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 TARGETS=""
-for row in lo-tx-65520 lo-tx-1500 lo-rx-65520 lo-rx-1500 out-tx-65520 out-tx-1500 out-rx-65520 out-rx-1500 conn who-lo who-out; do
+for row in lo-tx-65520 lo-tx-1500 lo-rx-65520 lo-rx-1500 out-tx-65520 out-tx-1500 out-rx-65520 out-rx-1500 conn \
+    udp-lo-tx-65520 udp-lo-rx-65520 udp-out-tx-1500 udp-out-rx-1500 who-lo who-out; do
     declare -A C=()
     for peer in "${PPEERS[@]}"; do
         if [ "$peer" = socat ] && [[ $row == out-* || $row == who-out ]]; then C[$peer]=$NA_SOCAT; continue; fi
+        if [ "$peer" = socat ] && [[ $row == udp-* ]]; then C[$peer]=$NA_SOCAT_UDP; continue; fi
         if [[ $row == who-* ]]; then
             v=${WHO[${row#who-}|$peer]:-}
             if [ -z "$v" ]; then C[$peer]="missing ($(port_unusable "$peer" || echo "not run"))"
@@ -1311,7 +1369,7 @@ for row in lo-tx-65520 lo-tx-1500 lo-rx-65520 lo-rx-1500 out-tx-65520 out-tx-150
             else C[$peer]=$v; fi
             continue
         fi
-        kind=gbps; [ "$row" = conn ] && kind=int
+        kind=gbps; [ "$row" = conn ] && kind=int; [[ $row == udp-* ]] && kind=udp
         C[$peer]=$(rcell "$kind" "${PRES[$row|$peer]:-}")
         [ -n "${STL[$row|$peer]:-}" ] && C[$peer]+=" (stalled in ${STL[$row|$peer]}/$REPS runs)"
     done
@@ -1321,7 +1379,7 @@ for row in lo-tx-65520 lo-tx-1500 lo-rx-65520 lo-rx-1500 out-tx-65520 out-tx-150
         rs="$(ratio "${C[lanyard]}" "${C[slirp4netns]}") | $(ratio "${C[lanyard]}" "${C[pasta]}") | $(ratio "${C[lanyard]}" "${C[dnat]}") | $(ratio "${C[lanyard]}" "${C[socat]}")"
     fi
     echo "| $(plabel "$row") | ${C[dnat]} | ${C[socat]} | ${C[slirp4netns]} | ${C[pasta]} | ${C[lanyard]} | $rs |"
-    if [[ $row == *-tx-* ]]; then
+    if [[ $row == *-tx-* && $row != udp-* ]]; then
         rp=$(ratio "${C[lanyard]}" "${C[pasta]}"); rsl=$(ratio "${C[lanyard]}" "${C[slirp4netns]}")
         TARGETS+="; ${row%%-*} MTU ${row##*-}: $(met "$rp" 1.0 pasta), $(met "$rsl" 3.0 slirp4netns)"
     fi
