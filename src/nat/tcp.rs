@@ -42,6 +42,7 @@
 //! | `Connecting` | socket writable, no error | SYN-ACK to the container | `SynAckSent` |
 //! | `Connecting` | socket error | RST (refused) or ICMP unreachable; flow goes | — |
 //! | `SynSent` | container SYN-ACK for our ISN | ACK; host data may flow | `Established` |
+//! | `SynSent` | an ACK of other numbers (a TIME_WAIT of an earlier connection on the 4-tuple) | RST at its ACK number; the SYN again, the first time | |
 //! | `SynSent` | no answer, 5 retries | flow goes (client reset) | — |
 //! | `SynAckSent` | container ACK of our SYN | | `Established` |
 //! | any | container RST at `rcv_nxt` (RFC 5961) | host side reset; flow goes | — |
