@@ -727,7 +727,7 @@ iperf_result() { # rc [json err [server-output]]: the client's exit code and out
     # IBYTES = bytes received (or ""); STALL
     local f
     STALL=""; IBYTES=""
-    R=$(python3 - "$1" "${2:-$TMP/iperf.json}" "${3:-$TMP/iperf.err}" "$((DUR + 20))" "${4:-}" <<'PY2'
+    R=$(python3 - "$1" "${2:-$TMP/iperf.json}" "${3:-$TMP/iperf.err}" "${ILIMIT:-$((DUR + 20))}" "${4:-}" <<'PY2'
 import json, sys
 rc, out, err, limit, srv = sys.argv[1], open(sys.argv[2]).read(), open(sys.argv[3]).read(), sys.argv[4], sys.argv[5]
 if rc in ("124", "137"):
@@ -946,7 +946,10 @@ port_udp() { # peer mtu lo|out tx|rx -> R = "received/s sent/s lost% nan nan" (6
         lo) cli=(ip netns exec lyb-host iperf3 -c 127.0.0.1) ;;
         out) cli=(ip netns exec lyb-out iperf3 -c "$UP_IP") ;;
     esac
-    timeout -k 3 $((DUR + 20)) "${cli[@]}" -p "$PORT" -u -l 64 -b 0 -t "$DUR" --connect-timeout 5000 -J "${rflag[@]}" \
+    # a client whose UDP never got through hangs until killed (pasta 2023-03's -u here): not
+    # the TCP rows' 20 s of grace
+    local ILIMIT=$((DUR + 8))  # what iperf_result says it was killed after
+    timeout -k 3 "$ILIMIT" "${cli[@]}" -p "$PORT" -u -l 64 -b 0 -t "$DUR" --connect-timeout 5000 -J "${rflag[@]}" \
         >"$TMP/iperf.json" 2>"$TMP/iperf.err" || rc=$?
     finish_pid "$PSRV"
     iperf_result "$rc"
