@@ -80,19 +80,20 @@ st_server eg_down tcp-source egress-down 9001 $DUR
 st_server eg_udp udp-sink egress-udp 7000
 # srv: the servers of the container-to-container and published paths
 # (they end with the container: its shell is their namespace's command).
+# Each server writes a file of its own: five writers sharing one had their
+# lines interleaved, even within a line ("pub-inpub-out sourced ... sunk").
 cat > srv.sh <<'EOF'
 ST=$1; DUR=$2
-python3 $ST tcp-sink c2c-tcp 5000 &
-python3 $ST udp-sink c2c-udp 5001 &
-python3 $ST tcp-sink pub-in 80 &
-python3 $ST tcp-source pub-out 81 $DUR &
-python3 $ST udp-sink pub-udp 53 &
+python3 $ST tcp-sink c2c-tcp 5000 > srv-c2c-tcp.out 2>&1 &
+python3 $ST udp-sink c2c-udp 5001 > srv-c2c-udp.out 2>&1 &
+python3 $ST tcp-sink pub-in 80 > srv-pub-in.out 2>&1 &
+python3 $ST tcp-source pub-out 81 $DUR > srv-pub-out.out 2>&1 &
+python3 $ST udp-sink pub-udp 53 > srv-pub-udp.out 2>&1 &
 wait
 EOF
+SRVS="srv-c2c-tcp.out srv-c2c-udp.out srv-pub-in.out srv-pub-out.out srv-pub-udp.out"
 timeout $STT $B run --socket $S --name srv --ip 172.17.0.2 -p 8080:80 -p 8081:81 -p 5353:53/udp -- sh srv.sh $ST $DUR > srv.out 2>&1 & SRV=$!; PIDS="$PIDS $SRV"
-# Counted as words, not lines: five writers share srv.out, and two of
-# their lines can land as one ("readyready").
-i=0; until [ "$(grep -o ready srv.out | wc -l)" -ge 5 ]; do i=$((i+1)); [ $i -lt 300 ] || {{ echo "srv not ready"; cat srv.out; exit 1; }}; sleep 0.1; done
+i=0; until [ "$(cat $SRVS 2>/dev/null | grep -c '^ready')" -ge 5 ]; do i=$((i+1)); [ $i -lt 300 ] || {{ echo "srv not ready"; cat srv.out $SRVS; exit 1; }}; sleep 0.1; done
 # c2c: TCP to srv over the bridge. egress: TCP to the outside, both ways.
 # The UDP senders have a container of their own (see the top of soak.rs).
 timeout $STT $B run --socket $S --name c2c --ip 172.17.0.3 -- python3 $ST tcp-send c2c-tcp 172.17.0.2 5000 $DUR > c2c.out 2>&1 & PIDS="$PIDS $!"
@@ -135,15 +136,15 @@ for p in json.load(sys.stdin)["ports"]:
 '
 # Every stream's end, as success or error (each at most DUR + 60 s after
 # its start).
-for f in "c2c.out c2c-tcp sent" "udp.out c2c-udp udp sent" "srv.out c2c-tcp sunk" "srv.out c2c-udp udp got" \
+for f in "c2c.out c2c-tcp sent" "udp.out c2c-udp udp sent" "srv-c2c-tcp.out c2c-tcp sunk" "srv-c2c-udp.out c2c-udp udp got" \
          "egress.out egress-up sent" "egress.out egress-down received" "udp.out egress-udp udp sent" \
          "eg_up.out egress-up sunk" "eg_down.out egress-down sourced" "eg_udp.out egress-udp udp got" \
-         "pubin.out pub-in sent" "srv.out pub-in sunk" "pubout.out pub-out received" "srv.out pub-out sourced" \
-         "pubudp.out pub-udp udp sent" "srv.out pub-udp udp got"; do
+         "pubin.out pub-in sent" "srv-pub-in.out pub-in sunk" "pubout.out pub-out received" "srv-pub-out.out pub-out sourced" \
+         "pubudp.out pub-udp udp sent" "srv-pub-udp.out pub-udp udp got"; do
   set -- $f
   wait_line $1 "^$2 $3\|^$2 [a-z]*-error" 60 || true
 done
-cat rss.out srv.out c2c.out egress.out udp.out eg_up.out eg_down.out eg_udp.out pubin.out pubout.out pubudp.out
+cat rss.out srv.out $SRVS c2c.out egress.out udp.out eg_up.out eg_down.out eg_udp.out pubin.out pubout.out pubudp.out
 $B stats --socket $S --json | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
