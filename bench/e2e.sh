@@ -34,7 +34,7 @@
 # Needs root (namespaces, the kernel baselines); lanyard, slirp4netns and
 # pasta run as the unprivileged user $BENCH_USER (default: lanyard-ci, else
 # nobody). Installs iperf3, slirp4netns, passt (pasta), nftables (for the
-# kernel's MASQUERADE and DNAT) and socat (docker-proxy's stand-in) from
+# kernel's MASQUERADE and DNAT), socat (docker-proxy's stand-in) and sockperf from
 # Debian when missing; a peer that is still
 # missing, or fails, is printed as "missing (reason)". All traffic stays on
 # loopback and in namespaces made here; everything started here is removed
@@ -59,8 +59,9 @@
 # lost ones went: the sender's eth0 tx drops (its queue into the switch was
 # full: the switch did not keep up), the receiver's UDP RcvbufErrors in
 # /proc/net/snmp (its socket was full: the receiving iperf3 did not keep
-# up), the rest; ping RTT; lanyard's CPU per GB over the TCP runs, and its
-# CPU-seconds per second during the UDP runs.
+# up), the rest; ping RTT; TCP request/response (sockperf ping-pong --tcp,
+# 14-byte messages, DUR s: the median round trip); lanyard's CPU per GB over
+# the TCP runs, and its CPU-seconds per second during the UDP runs.
 #
 # Table 2, "scaling", more than one core: two pairs at once (a -> b and
 # c -> d, TCP, one stream each, DUR s, started together), aggregate Gbit/s
@@ -95,7 +96,8 @@
 # uplink MTU both), the same with UDP 64-byte datagrams (-u -l 64 -b 0;
 # datagrams received, with the loss split into the sender's queue, the
 # receiver's socket and elsewhere), bench/conn_rate.py (1,000 sequential connect / 32-byte
-# request / 32-byte response / close) and ping, both at MTU 65520. The peers
+# request / 32-byte response / close), ping, and TCP request/response (sockperf
+# ping-pong to a sockperf server on 203.0.113.10, as in table 1), all at MTU 65520. The peers
 # run in turn within each repetition, so drift hits them alike.
 #
 # Table 4, published ports, in the same lyb-host / lyb-out topology: a
@@ -180,7 +182,7 @@ T_START=$(date +%s)
 # --- peers from Debian (command:package) ---
 declare -A MISS=()  # peer -> why it is missing for the whole run
 want=()
-for cp in iperf3:iperf3 slirp4netns:slirp4netns pasta:passt nft:nftables socat:socat; do
+for cp in iperf3:iperf3 slirp4netns:slirp4netns pasta:passt nft:nftables socat:socat sockperf:sockperf; do
     command -v "${cp%%:*}" >/dev/null || want+=("${cp#*:}")
 done
 if [ ${#want[@]} -gt 0 ]; then
@@ -193,6 +195,7 @@ command -v slirp4netns >/dev/null || MISS[slirp4netns]="not installed: apt-get i
 command -v pasta >/dev/null || MISS[pasta]="not installed: apt-get install passt failed"
 command -v nft >/dev/null || MISS[kernel]="nft not installed: apt-get install nftables failed"
 command -v socat >/dev/null || MISS[socat]="not installed: apt-get install socat failed"
+command -v sockperf >/dev/null || MISS[sockperf]="not installed: apt-get install sockperf failed"
 [ -x "$LANYARD" ] || cargo build --release
 if [ -d src ] && [ -n "$(find src Cargo.toml -newer "$LANYARD" -print -quit 2>/dev/null)" ]; then
     log "warning: $LANYARD is older than src/ (measuring it as it is; cargo build --release to refresh)"
@@ -334,6 +337,35 @@ c2c_udp() { # kind mtu -> R = "received/s sent/s lost% socket% queue%" (64-byte 
     iperf_result "${PRC[1]}" "$TMP/c2c-1.json" "$TMP/c2c-1.err" "$TMP/c2c-1.srv"
     if [ "$1" = lanyard ] && [ "${R#fail:}" = "$R" ]; then echo "$TICKS $DUR" >>"$TMP/ucpu"; fi
     return 0
+}
+
+# TCP request/response: sockperf ping-pong over TCP (14-byte messages, its smallest; it waits in
+# epoll, it does not spin), DUR s; the median round trip, in us. A C client and server, so that
+# what each round trip costs is the path's, not an interpreter's.
+RRPORT=11111
+rr_client() { # addr; RRCMD: the prefix that runs the client where it belongs -> R = median RTT in us
+    # or "fail:why" (the server may still be starting: ten tries)
+    [ -n "${MISS[sockperf]:-}" ] && { R="fail:${MISS[sockperf]}"; return; }
+    R=$(timeout -k 3 $((DUR + 30)) "${RRCMD[@]}" sh -c "for i in 1 2 3 4 5 6 7 8 9 10; do
+            sockperf ping-pong --tcp -i $1 -p $RRPORT -m 14 -t $DUR --full-rtt 2>&1 && exit 0; sleep 0.3; done; exit 1" 2>&1 |
+        python3 -c 'import re, sys
+t = sys.stdin.read()
+m = re.search(r"percentile 50\.000 =\s*([\d.]+)", t)
+print(m.group(1) if m else "fail:" + ((t.strip().splitlines() or ["no output"])[-1])[:160])') || true
+    [ -n "$R" ] || R="fail:no output"
+}
+
+c2c_rr() { # kind -> R = median TCP request/response RTT a -> b, in us, or "fail:why"
+    [ -n "${MISS[sockperf]:-}" ] && { R="fail:${MISS[sockperf]}"; return; }
+    [ "$1" = kernel ] && bridge_setup 1500 2
+    ep "$1" b 1500
+    local ip=$EPIP
+    "${EP[@]}" sockperf server --tcp -i 0.0.0.0 -p "$RRPORT" >"$TMP/rr.srv" 2>&1 &
+    local bpid=$!; track "$bpid"
+    ep "$1" a 1500
+    RRCMD=("${EP[@]}")
+    rr_client "$ip"
+    stop_pid "$bpid"
 }
 
 c2c_rtt() { # kind [gw] -> R = average RTT in us, or "fail:why"; a -> b, or with "gw" a -> the
@@ -792,6 +824,14 @@ egress_conn() { # peer -> R = connections/s or "fail:why"
     R=$(echo "$R" | tail -1 | one_line)
 }
 
+egress_rr() { # peer -> R = median TCP request/response RTT container -> outside, in us, or "fail:why"
+    local why
+    if why=$(unusable "$1"); then R="fail:$why"; return; fi
+    ctr_cmd "$1" 65520
+    RRCMD=("${CTR[@]}")
+    rr_client "$OUT_IP"
+}
+
 egress_rtt() { # peer [outside address, default $OUT_IP] -> R = average RTT in us or "fail:why"
     local why dst=${2:-$OUT_IP}
     if why=$(unusable "$1"); then R="fail:$why"; return; fi
@@ -991,7 +1031,7 @@ import math, statistics, sys
 kind, vals = sys.argv[1], sys.argv[2:]
 ok = [[float(x) for x in v.split()] for v in vals if not v.startswith("fail:")]
 bad = [v[5:] for v in vals if v.startswith("fail:")]
-fmt = {"gbps": "%.2f", "int": "%.0f", "pairs": "%.2f", "udp": "%.0f"}[kind]
+fmt = {"gbps": "%.2f", "int": "%.0f", "pairs": "%.2f", "udp": "%.0f", "us": "%.1f"}[kind]
 if not ok:
     print("missing (%s)" % (bad[0] if bad else "not run"))
 else:
@@ -1043,6 +1083,7 @@ clabel() {
         tcp4-*) echo "container -> container TCP, MTU $m, 4 streams, Gbit/s" ;;
         udp-*) echo "container -> container UDP 64-byte payloads (iperf3 -u -l 64 -b 0), MTU $m, 1 stream, datagrams/s received" ;;
         rtt) echo "ping RTT container -> container, us" ;;
+        rr) echo "TCP request/response RTT container -> container (sockperf ping-pong --tcp, 14-byte messages, median), MTU 1500, us" ;;
     esac
 }
 
@@ -1080,6 +1121,15 @@ for rep in $(seq "$REPS"); do
     done
     log "containers ping RTT run $rep:$line"
 done
+CROWS+=(rr)
+for rep in $(seq "$REPS"); do
+    line=""
+    for kind in kernel lanyard; do
+        c2c_rr "$kind"
+        CRES[rr|$kind]+="$R$SEP"; line+=" $kind=$R"
+    done
+    log "containers TCP request/response run $rep:$line"
+done
 bridge_teardown
 stop_pid "$LDPID"
 
@@ -1087,7 +1137,7 @@ echo
 echo "| container <-> container, one network | kernel bridge | lanyard | lanyard/kernel |"
 echo "|---|---|---|---|"
 for row in "${CROWS[@]}"; do
-    kind=gbps; case $row in udp-*) kind=udp ;; rtt) kind=int ;; esac
+    kind=gbps; case $row in udp-*) kind=udp ;; rtt) kind=int ;; rr) kind=us ;; esac
     k=$(rcell "$kind" "${CRES[$row|kernel]:-}"); l=$(rcell "$kind" "${CRES[$row|lanyard]:-}")
     echo "| $(clabel "$row") | $k | $l | $(ratio "$l" "$k") |"
 done
@@ -1181,6 +1231,7 @@ label() {
         udp-rx-*) echo "egress UDP 64-byte payloads outside -> container (iperf3 -u -l 64 -b 0 -R), MTU ${1##*-}, datagrams/s received" ;;
         conn) echo "egress TCP connections/s, $CONNS sequential, container -> outside, MTU 65520" ;;
         rtt) echo "ping RTT container -> outside, MTU 65520, us" ;;
+        rr) echo "TCP request/response RTT container -> outside (sockperf ping-pong --tcp, 14-byte messages, median), MTU 65520, us" ;;
     esac
 }
 
@@ -1224,7 +1275,10 @@ for mtu in 1500 65520; do
         if ! wait_for 50 listening "$CPORT"; then
             MISS_CONN="connection server did not listen: $(one_line <"$TMP/conn-server.log")"
         fi
-        ROWS+=(conn rtt)
+        ip netns exec lyb-out timeout -k 2 $((REPS * 4 * (DUR + 40) + 60)) sockperf server --tcp -i "$OUT_IP" -p "$RRPORT" \
+            >"$TMP/rr-server.log" 2>&1 &
+        rsrv=$!; track "$rsrv"
+        ROWS+=(conn rtt rr)
         for rep in $(seq "$REPS"); do
             line=""
             for peer in "${PEERS[@]}"; do
@@ -1238,8 +1292,14 @@ for mtu in 1500 65520; do
                 RES[rtt|$peer]+="$R$SEP"; line+=" $peer=$R"
             done
             log "ping RTT run $rep:$line"
+            line=""
+            for peer in "${PEERS[@]}"; do
+                egress_rr "$peer"
+                RES[rr|$peer]+="$R$SEP"; line+=" $peer=$R"
+            done
+            log "TCP request/response run $rep:$line"
         done
-        stop_pid "$csrv"
+        stop_pid "$csrv"; stop_pid "$rsrv"
     fi
     rootless_stop
 done
@@ -1249,7 +1309,7 @@ echo
 echo "| egress path | kernel MASQUERADE | slirp4netns | pasta | lanyard | lanyard/slirp4netns | lanyard/pasta | lanyard/kernel |"
 echo "|---|---|---|---|---|---|---|---|"
 for row in "${ROWS[@]}"; do
-    kind=gbps; case $row in conn | rtt) kind=int ;; udp-*) kind=udp ;; esac
+    kind=gbps; case $row in conn | rtt) kind=int ;; udp-*) kind=udp ;; rr) kind=us ;; esac
     declare -A C=()
     for peer in "${PEERS[@]}"; do
         C[$peer]=$(rcell "$kind" "${RES[$row|$peer]:-}")
