@@ -568,23 +568,9 @@ fn new_flows_and_the_nat_icmp_errors_are_budgeted_per_container() {
 /// bytes reach the container.
 #[test]
 fn a_syn_answered_by_an_old_connections_ack_resets_it_and_goes_again() {
-    use lanyard::publish::{Mapping, Protocol};
+    use lanyard::publish::Protocol;
     let mut rig = Rig::new(Opts::default());
-    let fd = lanyard::sys::sock::bind_listener(true, "127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = lanyard::sys::sock::local_addr(std::os::fd::AsRawFd::as_raw_fd(&fd)).unwrap();
-    rig.sw
-        .add_forwards(
-            rig.port,
-            vec![(
-                fd,
-                Mapping {
-                    proto: Protocol::Tcp,
-                    host: addr,
-                    container_port: 8080,
-                },
-            )],
-        )
-        .unwrap();
+    let (addr, _) = rig.publish(Protocol::Tcp, 8080);
     let mut client = TcpStream::connect(addr).unwrap();
     client.write_all(b"hello").unwrap();
     let mut c = CTcp::new(8080, SocketAddrV4::new(GW, 0));
@@ -648,7 +634,7 @@ fn a_syn_answered_by_an_old_connections_ack_resets_it_and_goes_again() {
 /// is deferred (counted) and not taken until time refills the bucket.
 #[test]
 fn sequential_clients_get_the_whole_burst_and_the_next_one_waits() {
-    use lanyard::publish::{Mapping, Protocol};
+    use lanyard::publish::Protocol;
     use lanyard::ratelimit::Rate;
     let mut rig = Rig::new(Opts {
         nat: NatConfig {
@@ -657,21 +643,7 @@ fn sequential_clients_get_the_whole_burst_and_the_next_one_waits() {
         },
         ..Opts::default()
     });
-    let fd = lanyard::sys::sock::bind_listener(true, "127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = lanyard::sys::sock::local_addr(std::os::fd::AsRawFd::as_raw_fd(&fd)).unwrap();
-    rig.sw
-        .add_forwards(
-            rig.port,
-            vec![(
-                fd,
-                Mapping {
-                    proto: Protocol::Tcp,
-                    host: addr,
-                    container_port: 8080,
-                },
-            )],
-        )
-        .unwrap();
+    let (addr, _) = rig.publish(Protocol::Tcp, 8080);
     let syns_after = |rig: &mut Rig, limit: Duration| {
         let mut n = 0;
         let end = std::time::Instant::now() + limit;

@@ -37,7 +37,7 @@ use std::time::Duration;
 use common::frames::GW;
 use common::natrig::*;
 use lanyard::dataplane::Event;
-use lanyard::publish::{Mapping, Protocol};
+use lanyard::publish::Protocol;
 
 struct Counting;
 
@@ -897,22 +897,7 @@ fn published_tcp() -> Outcome {
     const ROUNDS: u32 = 150;
     const CHUNK: u64 = 16 * 1024;
     let mut rig = Rig::new(Opts::default());
-    let fd = lanyard::sys::sock::bind_listener(true, "127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = lanyard::sys::sock::local_addr(std::os::fd::AsRawFd::as_raw_fd(&fd)).unwrap();
-    let ids = rig
-        .sw
-        .add_forwards(
-            rig.port,
-            vec![(
-                fd,
-                Mapping {
-                    proto: Protocol::Tcp,
-                    host: addr,
-                    container_port: 8080,
-                },
-            )],
-        )
-        .unwrap();
+    let (addr, id) = rig.publish(Protocol::Tcp, 8080);
     let mut c = CTcp::new(8080, SocketAddrV4::new(GW, 0));
     c.wscale = Some(7);
     c.window = 1 << 20;
@@ -996,7 +981,7 @@ fn published_tcp() -> Outcome {
     assert_eq!((c.received, host.read), (total, total));
     assert_eq!((c.mismatches, host.mismatches), (0, 0));
     assert_eq!(
-        rig.sw.forward_counts(ids[0]),
+        rig.sw.forward_counts(id),
         Some((1, 0)),
         "one client accepted"
     );
@@ -1018,21 +1003,7 @@ fn published_tcp() -> Outcome {
 fn published_udp() -> Outcome {
     const ROUNDS: u64 = 1000;
     let mut rig = Rig::new(Opts::default());
-    let fd = lanyard::sys::sock::bind_listener(false, "127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = lanyard::sys::sock::local_addr(std::os::fd::AsRawFd::as_raw_fd(&fd)).unwrap();
-    rig.sw
-        .add_forwards(
-            rig.port,
-            vec![(
-                fd,
-                Mapping {
-                    proto: Protocol::Udp,
-                    host: addr,
-                    container_port: 5353,
-                },
-            )],
-        )
-        .unwrap();
+    let (addr, _) = rig.publish(Protocol::Udp, 5353);
     let client = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     client.set_nonblocking(true).unwrap();
     let mut payload = vec![0u8; 1200];
@@ -1103,21 +1074,7 @@ fn published_udp_batched() -> Outcome {
     const ROUNDS: u64 = 200;
     const PER_TURN: u64 = 32;
     let mut rig = Rig::new(Opts::default());
-    let fd = lanyard::sys::sock::bind_listener(false, "127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = lanyard::sys::sock::local_addr(std::os::fd::AsRawFd::as_raw_fd(&fd)).unwrap();
-    rig.sw
-        .add_forwards(
-            rig.port,
-            vec![(
-                fd,
-                Mapping {
-                    proto: Protocol::Udp,
-                    host: addr,
-                    container_port: 5353,
-                },
-            )],
-        )
-        .unwrap();
+    let (addr, _) = rig.publish(Protocol::Udp, 5353);
     let client = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     client.set_nonblocking(true).unwrap();
     let mut buf = vec![0u8; 2048];

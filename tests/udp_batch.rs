@@ -24,7 +24,7 @@ use lanyard::dataplane::{PortSpec, Switch};
 use lanyard::frame::FrameBuf;
 use lanyard::offload::{finish_checksum, segment, Offloads};
 use lanyard::port::MemoryPort;
-use lanyard::publish::{Mapping, Protocol};
+use lanyard::publish::Protocol;
 use lanyard::security::PortPolicy;
 use lanyard::stats::DropReason;
 use lanyard::time::Time;
@@ -439,21 +439,7 @@ fn a_published_ports_clients_are_batched_both_ways_and_each_gets_only_its_own() 
         allow_host_loopback: false,
         ..Opts::default()
     });
-    let fd = lanyard::sys::sock::bind_listener(false, "127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = lanyard::sys::sock::local_addr(std::os::fd::AsRawFd::as_raw_fd(&fd)).unwrap();
-    rig.sw
-        .add_forwards(
-            rig.port,
-            vec![(
-                fd,
-                Mapping {
-                    proto: Protocol::Udp,
-                    host: addr,
-                    container_port: 5353,
-                },
-            )],
-        )
-        .unwrap();
+    let (addr, _) = rig.publish(Protocol::Udp, 5353);
     let client = || {
         let c = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         c.set_read_timeout(Some(Duration::from_millis(200)))
@@ -649,21 +635,7 @@ fn a_new_published_client_that_evicts_a_connection_arrives_intact() {
     });
     assert_eq!(rig.flows(), 1, "the table is full");
 
-    let fd = lanyard::sys::sock::bind_listener(false, "127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = lanyard::sys::sock::local_addr(std::os::fd::AsRawFd::as_raw_fd(&fd)).unwrap();
-    rig.sw
-        .add_forwards(
-            rig.port,
-            vec![(
-                fd,
-                Mapping {
-                    proto: Protocol::Udp,
-                    host: addr,
-                    container_port: 5353,
-                },
-            )],
-        )
-        .unwrap();
+    let (addr, _) = rig.publish(Protocol::Udp, 5353);
     let client = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let mut d = [0u8; 100];
     fill_pattern(11, 0, &mut d);

@@ -606,6 +606,35 @@ impl Rig {
         }
     }
 
+    /// Publishes the endpoint's `container_port` on a free port of the
+    /// host's 127.0.0.1 (`-p 127.0.0.1::PORT`, TCP or UDP). Returns the
+    /// address clients use and the forward's id.
+    pub fn publish(
+        &mut self,
+        proto: lanyard::publish::Protocol,
+        container_port: u16,
+    ) -> (std::net::SocketAddr, u32) {
+        let tcp = proto == lanyard::publish::Protocol::Tcp;
+        let fd = lanyard::sys::sock::bind_listener(tcp, "127.0.0.1:0".parse().unwrap())
+            .expect("a loopback listener");
+        let host = lanyard::sys::sock::local_addr(std::os::fd::AsRawFd::as_raw_fd(&fd)).unwrap();
+        let ids = self
+            .sw
+            .add_forwards(
+                self.port,
+                vec![(
+                    fd,
+                    lanyard::publish::Mapping {
+                        proto,
+                        host,
+                        container_port,
+                    },
+                )],
+            )
+            .expect("the forward");
+        (host, ids[0])
+    }
+
     /// One turn of the container's port, as the poll loop gives it: up to
     /// 64 queued frames read and switched, then what the NAT deferred.
     /// Returns how many frames it read.
