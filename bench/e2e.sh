@@ -1112,23 +1112,17 @@ for mtu in 1500 65520; do
         done
     done
 done
-CROWS+=(rtt)
-for rep in $(seq "$REPS"); do
-    line=""
-    for kind in kernel lanyard; do
-        c2c_rtt "$kind"
-        CRES[rtt|$kind]+="$R$SEP"; line+=" $kind=$R"
+# ping RTT, then TCP request/response
+for row in rtt rr; do
+    CROWS+=("$row")
+    for rep in $(seq "$REPS"); do
+        line=""
+        for kind in kernel lanyard; do
+            "c2c_$row" "$kind"
+            CRES[$row|$kind]+="$R$SEP"; line+=" $kind=$R"
+        done
+        log "containers $row run $rep:$line"
     done
-    log "containers ping RTT run $rep:$line"
-done
-CROWS+=(rr)
-for rep in $(seq "$REPS"); do
-    line=""
-    for kind in kernel lanyard; do
-        c2c_rr "$kind"
-        CRES[rr|$kind]+="$R$SEP"; line+=" $kind=$R"
-    done
-    log "containers TCP request/response run $rep:$line"
 done
 bridge_teardown
 stop_pid "$LDPID"

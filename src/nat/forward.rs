@@ -11,8 +11,9 @@
 //!   flow's key catches them: from then on it is the same translation as
 //!   egress, with the roles of the handshake reversed.
 //! * UDP: a flow per client address on the shared bound socket; replies
-//!   leave through it (sendto the client), so they come from the published
-//!   port.
+//!   leave through it (to the client's address, a run of them as one UDP
+//!   GSO send), so they come from the published port. A client's
+//!   consecutive datagrams reach the container as one super-frame.
 //!
 //! An IPv6 client reaches a dual-stack container over IPv6, as itself. A
 //! client the container cannot answer directly — one on the host's
@@ -72,23 +73,24 @@ struct Pending {
     ep: Inside,
     /// Where the payloads start in the frame buffer.
     at: usize,
-    /// The largest datagram a super-frame's segment may carry (one that
-    /// makes an IP packet within the container's MTU).
-    fits: usize,
     run: SegmentRun,
 }
 
 impl Pending {
     fn start(fid: super::FlowId, key: FlowKey, ep: Inside, n: usize) -> Pending {
-        let at = super::udp::payload_offset(&ep);
         Pending {
             fid,
             key,
             ep,
-            at,
-            fits: (ep.mtu as usize).saturating_sub(at - crate::wire::ethernet::HEADER_LEN),
+            at: super::udp::payload_offset(&ep),
             run: SegmentRun::start(n),
         }
+    }
+
+    /// Nothing more may join: a shorter datagram came, the run is at its
+    /// bounds, or its segments would not fit the container's MTU.
+    fn full(&self) -> bool {
+        !self.run.may_grow() || self.run.segment > super::udp::segment_fits(&self.ep)
     }
 }
 
@@ -352,12 +354,12 @@ impl Nat {
                 continue;
             };
             if let (Some(p), Some(fid)) = (&mut pending, existing) {
-                if p.fid == fid && p.run.segment <= p.fits && p.run.takes(n) {
+                if p.fid == fid && p.run.takes(n) {
                     let end = p.at + p.run.len;
                     self.tx.read_space()[end..end + n].copy_from_slice(&self.udp_rx[..n]);
                     p.run.add(n);
                     self.client_datagram(fid, n, now);
-                    if !p.run.may_grow() {
+                    if p.full() {
                         self.emit_pending(pending.take(), emit);
                     }
                     continue;
@@ -367,6 +369,9 @@ impl Nat {
             // that nothing below (a new flow may evict one, and an evicted
             // connection's reset is built in the same buffer) touches it.
             self.emit_pending(pending.take(), emit);
+            // Where the datagram is now: the receive buffer, or the frame
+            // buffer at an IPv4 payload's offset.
+            let mut in_rx = !in_tx;
             let fid = match existing {
                 Some(fid) => fid,
                 None => {
@@ -393,32 +398,30 @@ impl Nat {
                     );
                     // The datagram is kept aside while the flow is made:
                     // an eviction's reset is written to the frame buffer.
-                    if in_tx {
+                    if !in_rx {
                         self.udp_rx[..n].copy_from_slice(&self.tx.read_space()[at..at + n]);
+                        in_rx = true;
                     }
                     match self.add_unpolled_flow(key, flow, now, emit) {
-                        Some(fid) => {
-                            let to = super::udp::payload_offset(&ep);
-                            self.tx.read_space()[to..to + n].copy_from_slice(&self.udp_rx[..n]);
-                            pending = Some(Pending::start(fid, key, ep, n));
-                            self.client_datagram(fid, n, now);
-                            continue;
-                        }
+                        Some(fid) => fid,
                         None => continue,
                     }
                 }
             };
             let to = super::udp::payload_offset(&ep);
-            if in_tx {
-                // Moved 20 bytes on for a client forwarded over IPv6.
-                if to != at {
-                    self.tx.read_space().copy_within(at..at + n, to);
-                }
-            } else {
+            if in_rx {
                 self.tx.read_space()[to..to + n].copy_from_slice(&self.udp_rx[..n]);
+            } else if to != at {
+                // Moved 20 bytes on for a client forwarded over IPv6.
+                self.tx.read_space().copy_within(at..at + n, to);
             }
-            pending = Some(Pending::start(fid, key, ep, n));
+            let p = Pending::start(fid, key, ep, n);
             self.client_datagram(fid, n, now);
+            if p.full() {
+                self.emit_pending(Some(p), emit);
+            } else {
+                pending = Some(p);
+            }
         }
         self.emit_pending(pending, emit);
         // A full batch: more may be waiting (see `rearm`).

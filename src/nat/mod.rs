@@ -337,8 +337,6 @@ impl Nat {
         self.table.len()
     }
 
-    /// A fresh initial sequence number (xorshift; unpredictable enough for
-    /// a link between us and the container's own kernel).
     /// The initial sequence number of our side of `key`'s connection, as
     /// RFC 6528 makes them: a clock that ticks every 4 µs plus a keyed
     /// hash of the 4-tuple (the secret drawn when the NAT is made), so a

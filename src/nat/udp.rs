@@ -76,6 +76,13 @@ pub(crate) const PAYLOAD_OFFSET: usize = 14 + 20 + HEADER_LEN;
 pub(crate) fn payload_offset(ep: &Inside) -> usize {
     ep.l4_offset() + HEADER_LEN
 }
+/// The largest datagram a super-frame to `ep` may carry as a segment: one
+/// that makes an IP packet within the container's MTU.
+#[inline]
+pub(crate) fn segment_fits(ep: &Inside) -> usize {
+    (ep.mtu as usize).saturating_sub(payload_offset(ep) - crate::wire::ethernet::HEADER_LEN)
+}
+
 /// Datagrams read from one socket per readiness event (fairness).
 const BATCH: usize = 64;
 
@@ -146,6 +153,18 @@ pub struct UdpFlow {
     /// For a published port's client: the socket is the shared bound one,
     /// and the container's datagrams go to this address.
     pub reply_to: Option<SocketAddr>,
+}
+
+impl UdpFlow {
+    /// Where the container's datagrams go: a published port's client (the
+    /// container answering it makes the flow replied), or `None`, the
+    /// socket's connected remote.
+    fn answer_to(&mut self) -> Option<SocketAddr> {
+        if self.reply_to.is_some() {
+            self.replied = true;
+        }
+        self.reply_to
+    }
 }
 
 /// Wraps the `n` payload bytes at [`PAYLOAD_OFFSET`] of `tx` in a datagram
@@ -422,17 +441,11 @@ impl Nat {
         let Some(flow) = self.table.get_mut(id) else {
             return Some(DropReason::TxQueueFull);
         };
-        let sent = match &mut flow.state {
-            FlowState::Udp(UdpFlow {
-                reply_to: Some(client),
-                replied,
-                ..
-            }) => {
-                *replied = true;
-                self.io.send_to(flow.sock.as_raw_fd(), u.payload(), *client)
-            }
-            _ => self.io.send(flow.sock.as_raw_fd(), u.payload()),
+        let to = match &mut flow.state {
+            FlowState::Udp(u) => u.answer_to(),
+            _ => None,
         };
+        let sent = send_one(&mut *self.io, flow.sock.as_raw_fd(), u.payload(), to);
         match sent {
             Ok(n) => {
                 flow.bytes_out += n as u64;
@@ -479,13 +492,8 @@ impl Nat {
         };
         let fd = flow.sock.as_raw_fd();
         let ep = flow.ep;
-        // A published port's client is answered from the shared socket,
-        // to its address; the container answering makes the flow replied.
         let to = match &mut flow.state {
-            FlowState::Udp(u) if u.reply_to.is_some() => {
-                u.replied = true;
-                u.reply_to
-            }
+            FlowState::Udp(u) => u.answer_to(),
             _ => None,
         };
         let data = &self.udp_batch.buf[..len];
@@ -555,9 +563,7 @@ impl Nat {
         let fd = flow.sock.as_raw_fd();
         let ep = flow.ep;
         let at = payload_offset(&ep);
-        // The largest datagram a super-frame's segment may carry: one that
-        // makes an IP packet within the container's MTU.
-        let fits = (ep.mtu as usize).saturating_sub(at - crate::wire::ethernet::HEADER_LEN);
+        let fits = segment_fits(&ep);
         // What the datagrams read so far make, not yet emitted.
         let mut run: Option<SegmentRun> = None;
         let (mut got, mut bytes, mut super_frames) = (0u64, 0u64, 0u64);
